@@ -1,0 +1,21 @@
+//! firstcall's schema, as sea-orm migrations. The same migrations run on PostgreSQL
+//! (production) and SQLite (the embedded default); nothing here but tables and indexes.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_initial;
+mod m20261123_000001_queue_claim_order;
+mod m20261123_000002_dead_jobs_index;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_initial::Migration),
+            Box::new(m20261123_000001_queue_claim_order::Migration),
+            Box::new(m20261123_000002_dead_jobs_index::Migration),
+        ]
+    }
+}
