@@ -1,0 +1,177 @@
+//! The `firstcall` command line: `serve`, `worker`, `migrate`, `config check`, `recap`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::clock::SystemClock;
+use crate::config::{Config, ConfigSource};
+use crate::domain::Timezone;
+use crate::startup::{Application, Services};
+
+#[derive(Parser, Debug)]
+#[command(name = "firstcall", version, about = "Makes sure the first sales call after the order happens, on time, with the recap in hand.")]
+pub struct Cli {
+    /// Directory holding default.toml, $FIRSTCALL_ENV.toml and templates/.
+    #[arg(long, global = true, env = "FIRSTCALL_CONFIG_DIR", default_value = "config")]
+    pub config_dir: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve HTTP (webhooks, API, pages) and run the engine and mailer.
+    Serve,
+    /// Run only the engine and mailer (no HTTP); several may share one PostgreSQL database.
+    Worker,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Check and preview configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Print the recap for a deal's call from the database, as the rep would get it.
+    Recap {
+        /// The CRM: generic, hubspot, pipedrive or salesforce.
+        #[arg(long)]
+        source: String,
+        /// The CRM deal id.
+        #[arg(long)]
+        deal: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: RecapFormat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Validate configuration and templates, and preview each schedule for an order placed at
+    /// TIME by a rep in ZONE: when the call is due, when reminders fire, when it escalates.
+    Check {
+        /// When the order is placed (RFC 3339, e.g. 2026-11-23T09:00:00Z); default now.
+        #[arg(long)]
+        at: Option<String>,
+        /// The rep's timezone (IANA name); default `defaults.timezone`.
+        #[arg(long)]
+        tz: Option<String>,
+        /// Reminders to list per schedule.
+        #[arg(long, default_value_t = 5)]
+        reminders: usize,
+    },
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecapFormat {
+    Text,
+    Html,
+    Json,
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    let source = ConfigSource { dir: cli.config_dir.clone(), ..ConfigSource::default() };
+    let config = match source.load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !matches!(cli.command, Command::Config { .. } | Command::Recap { .. }) {
+        crate::telemetry::init(&config.settings.log);
+    }
+    let result = match cli.command {
+        Command::Serve => serve(config, Services { http: true, engine: true, mailer: true }).await,
+        Command::Worker => serve(config, Services { http: false, engine: true, mailer: true }).await,
+        Command::Migrate => migrate(config).await,
+        Command::Config { command: ConfigCommand::Check { at, tz, reminders } } => {
+            match config_check(&config, at.as_deref(), tz.as_deref(), reminders) {
+                Ok(report) => {
+                    print!("{report}");
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("configuration error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        Command::Recap { source, deal, format } => recap(config, &source, &deal, format).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config, mut services: Services) -> anyhow::Result<()> {
+    services.engine &= config.settings.engine.enabled || !services.http;
+    let app = Application::build(config, Arc::new(SystemClock), services).await?;
+    if services.http {
+        let s = &app.state.config.settings;
+        tracing::info!(address = %format!("http://{}:{}", s.http.host, app.port()), database = %crate::startup::redact_url(&s.database.url), mail = ?s.mail.transport, "firstcall serving");
+    } else {
+        tracing::info!("firstcall worker running");
+    }
+    app.run_until_stopped().await
+}
+
+async fn migrate(config: Config) -> anyhow::Result<()> {
+    let db = crate::db::connect(&config.settings.database).await?;
+    let applied = crate::db::migrate(&db).await?;
+    println!(
+        "{}",
+        if applied == 0 { "schema is up to date; nothing to do".to_string() } else { format!("applied {applied} migration(s)") }
+    );
+    Ok(())
+}
+
+/// Validates templates and renders the schedule preview (also shown on the dashboard).
+pub fn config_check(config: &Config, at: Option<&str>, tz: Option<&str>, reminders: usize) -> anyhow::Result<String> {
+    let templates = crate::mail::templates::Templates::load(&config.templates_dir())?;
+    templates.check()?;
+    let at = match at {
+        Some(s) => DateTime::parse_from_rfc3339(s)
+            .map_err(|_| anyhow::anyhow!("--at: '{s}' is not an RFC 3339 time such as 2026-11-23T09:00:00Z"))?
+            .with_timezone(&Utc),
+        None => crate::clock::Clock::now(&SystemClock),
+    };
+    let tz = match tz {
+        Some(z) => Timezone::parse(z).map_err(|e| anyhow::anyhow!("--tz: {e}"))?,
+        None => config.settings.defaults.timezone,
+    };
+    let s = &config.settings;
+    let mut out = String::new();
+    out.push_str("configuration OK\n");
+    out.push_str(&format!("  listen:    {}:{} (links point to {})\n", s.http.host, s.http.port, s.http.public_url));
+    out.push_str(&format!("  database:  {}\n", crate::startup::redact_url(&s.database.url)));
+    out.push_str(&format!(
+        "  mail:      {:?}{}\n",
+        s.mail.transport,
+        if s.mail.transport == crate::config::MailTransportKind::Smtp {
+            format!(" via {}:{}", s.mail.smtp.host, s.mail.smtp.port)
+        } else {
+            format!(" into {}/", s.mail.outbox_dir)
+        }
+    ));
+    out.push_str(&format!("  templates: {} checked\n", templates.origins().len()));
+    out.push('\n');
+    out.push_str(&crate::workflow::preview::render(config, at, tz, reminders));
+    Ok(out)
+}
+
+async fn recap(config: Config, source: &str, deal: &str, format: RecapFormat) -> anyhow::Result<()> {
+    let app = Application::build(config, Arc::new(SystemClock), Services { http: false, engine: false, mailer: false }).await?;
+    let state = &app.state;
+    let source = crate::domain::Source::parse(source)?;
+    let out = crate::workflow::compose::recap_for_deal(state, source, deal, format).await?;
+    println!("{out}");
+    Ok(())
+}

@@ -1,0 +1,482 @@
+//! Typed settings, loaded in layers: the built-in defaults, `config/default.toml`,
+//! `config/$FIRSTCALL_ENV.toml`, then environment variables `FIRSTCALL__SECTION__KEY`.
+//! Everything is checked at load; an invalid value stops start-up with the file, key and reason.
+
+pub mod schedule;
+pub mod secrets;
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::{Figment, Provider};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Currency, EmailAddress, Timezone};
+pub use schedule::{Schedule, ScheduleSettings};
+pub use secrets::{Secret, SecretList};
+
+/// The compiled-in defaults, used when no `config/default.toml` is on disk.
+pub const BUILTIN_DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub log: LogSettings,
+    pub mail: MailSettings,
+    pub engine: EngineSettings,
+    pub api: ApiSettings,
+    pub links: LinkSettings,
+    pub webhooks: WebhookSettings,
+    pub defaults: DefaultsSettings,
+    #[serde(default)]
+    pub schedules: Vec<ScheduleSettings>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub host: String,
+    pub port: u16,
+    /// The address reps' links point to, e.g. `https://firstcall.example.com`.
+    pub public_url: String,
+    pub body_limit_bytes: usize,
+    /// A client that has not sent its whole request in this time is cut off.
+    pub client_timeout_secs: u64,
+    /// Requests per minute a CRM source may make before getting 429 (0: no limit).
+    pub rate_limit_per_minute: u32,
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://data/firstcall.db` (embedded default) or `postgres://user@host/db`.
+    pub url: String,
+    pub max_connections: u32,
+    pub connect_timeout_secs: u64,
+    /// Run pending migrations when `serve` starts.
+    pub migrate_on_start: bool,
+    /// Connections that write webhook events, each committing a group of requests at once
+    /// (0: automatic).
+    #[serde(default)]
+    pub intake_writers: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `human` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `firstcall=debug,info`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    /// `file` writes `.eml` files to `outbox_dir`; `smtp` sends through `[mail.smtp]`.
+    pub transport: MailTransportKind,
+    /// The sender, e.g. `firstcall <firstcall@example.com>`.
+    pub from: String,
+    pub outbox_dir: String,
+    /// Where sales ops want mail about calls with no known rep.
+    pub max_attempts: u32,
+    pub retry_base_secs: u64,
+    pub retry_max_secs: u64,
+    /// Concurrent deliveries.
+    pub concurrency: usize,
+    /// How long one delivery may take before its outcome counts as unknown.
+    pub send_timeout_secs: u64,
+    pub smtp: SmtpSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransportKind {
+    File,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    /// `none`, `starttls` or `tls`.
+    pub tls: SmtpTls,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    pub pool_size: u32,
+    pub connect_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSettings {
+    /// Run the worker inside `serve`.
+    pub enabled: bool,
+    /// Longest wait between looks for due work, when nothing signals new work.
+    pub poll_interval_ms: u64,
+    /// Jobs claimed per round trip.
+    pub batch_size: u32,
+    /// Claim loops running at once in one process.
+    pub concurrency: usize,
+    /// How long a claimed job belongs to its worker; after that another worker may take it.
+    pub lease_secs: u64,
+    pub max_attempts: u32,
+    pub retry_base_secs: u64,
+    pub retry_max_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Bearer tokens for the API and dashboard (secret: set from the environment).
+    #[serde(default)]
+    pub tokens: SecretList,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSettings {
+    /// Keys that sign reps' links; the first signs, all unexpired verify (secret).
+    #[serde(default)]
+    pub signing_keys: SecretList,
+    /// How long a link in an email stays valid.
+    pub ttl_hours: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    pub generic: GenericWebhook,
+    pub hubspot: HubspotWebhook,
+    pub pipedrive: PipedriveWebhook,
+    pub salesforce: SalesforceWebhook,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenericWebhook {
+    #[serde(default)]
+    pub secrets: SecretList,
+    pub tolerance_secs: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubspotWebhook {
+    /// The HubSpot app's client secret(s) (secret).
+    #[serde(default)]
+    pub client_secrets: SecretList,
+    /// Deal stages that mean closed-won (internal stage ids).
+    pub closed_won_stages: Vec<String>,
+    pub tolerance_secs: i64,
+    /// The portal's currency: HubSpot's amount-change events carry no currency, so an amount is
+    /// taken only when this is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_currency: Option<Currency>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipedriveWebhook {
+    /// `user:password` pairs for HTTP basic auth (secret).
+    #[serde(default)]
+    pub basic_auth: SecretList,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SalesforceWebhook {
+    /// Accepted 15- or 18-character org ids; outbound messages from other orgs are refused.
+    #[serde(default)]
+    pub organization_ids: Vec<String>,
+    /// The Opportunity field that holds the owner's email, if the message includes one.
+    pub owner_email_field: String,
+    /// The currency of amounts in orgs without multi-currency (no `CurrencyIsoCode` field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_currency: Option<Currency>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultsSettings {
+    /// Timezone for reps not in the directory.
+    pub timezone: Timezone,
+    /// Who gets calls whose rep is unknown (no rep on the order or proposal).
+    pub unassigned_email: EmailAddress,
+    /// Length of the call in the calendar invite.
+    pub call_minutes: u32,
+    /// Holidays for every schedule (`YYYY-MM-DD`).
+    #[serde(default)]
+    pub holidays: Vec<String>,
+}
+
+/// A configuration problem, located: which file (or environment variable), which key, why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {key}: {reason}")]
+pub struct ConfigError {
+    pub origin: String,
+    pub key: String,
+    pub reason: String,
+}
+
+/// Settings plus the parsed pieces built from them.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub settings: Settings,
+    pub schedules: Vec<Schedule>,
+    pub dir: PathBuf,
+}
+
+/// Where to find the config directory and which environment layer to add.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    pub dir: PathBuf,
+    pub env_name: Option<String>,
+    /// Read `FIRSTCALL__…` variables (tests turn this off).
+    pub use_env: bool,
+}
+
+impl Default for ConfigSource {
+    fn default() -> Self {
+        ConfigSource {
+            dir: std::env::var_os("FIRSTCALL_CONFIG_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("config")),
+            env_name: std::env::var("FIRSTCALL_ENV").ok().filter(|s| !s.is_empty()),
+            use_env: true,
+        }
+    }
+}
+
+impl ConfigSource {
+    /// The layers, lowest first.
+    pub fn figment(&self) -> Figment {
+        let default_path = self.dir.join("default.toml");
+        let mut f = if default_path.exists() {
+            Figment::from(Toml::file_exact(&default_path))
+        } else {
+            Figment::from(Toml::string(BUILTIN_DEFAULT_TOML))
+        };
+        if let Some(env) = &self.env_name {
+            let p = self.dir.join(format!("{env}.toml"));
+            if p.exists() {
+                f = f.merge(Toml::file_exact(p));
+            }
+        }
+        if self.use_env {
+            f = f.merge(Env::prefixed("FIRSTCALL__").split("__").lowercase(true));
+        }
+        f
+    }
+
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        self.load_with(self.figment())
+    }
+
+    /// Loads from `figment` (the layers plus anything a caller merged on top).
+    pub fn load_with(&self, figment: Figment) -> Result<Config, ConfigError> {
+        let settings: Settings = figment.extract().map_err(|e| from_figment(&figment, e))?;
+        let locate = |key: &str, reason: String| ConfigError { origin: origin_of(&figment, key), key: key.to_string(), reason };
+        validate(&settings, &figment)?;
+        let mut schedules = Vec::with_capacity(settings.schedules.len());
+        let mut names = std::collections::HashSet::new();
+        for (i, s) in settings.schedules.iter().enumerate() {
+            let parsed = s
+                .parse(&settings.defaults.holidays)
+                .map_err(|e| locate("schedules", format!("[{i}] ({}): {}: {}", s.name, e.key, e.reason)))?;
+            if !names.insert(parsed.name.clone()) {
+                return Err(locate("schedules", format!("[{i}]: the name '{}' is used twice", parsed.name)));
+            }
+            schedules.push(parsed);
+        }
+        if !schedules.iter().any(|s| s.rule.is_catch_all()) {
+            return Err(locate(
+                "schedules",
+                "no schedule applies to every order; add one without [match] (usually named \"default\") last".into(),
+            ));
+        }
+        Ok(Config { settings, schedules, dir: self.dir.clone() })
+    }
+}
+
+fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
+    let fail = |key: &str, reason: &str| Err(ConfigError { origin: origin_of(figment, key), key: key.into(), reason: reason.into() });
+    if !(s.database.url.starts_with("sqlite:") || s.database.url.starts_with("postgres://") || s.database.url.starts_with("postgresql://"))
+    {
+        return fail("database.url", "must start with sqlite: or postgres://");
+    }
+    if s.database.max_connections == 0 {
+        return fail("database.max_connections", "must be at least 1");
+    }
+    if !(s.http.public_url.starts_with("http://") || s.http.public_url.starts_with("https://")) {
+        return fail("http.public_url", "must start with http:// or https://");
+    }
+    if s.http.body_limit_bytes < 1024 {
+        return fail("http.body_limit_bytes", "must be at least 1024");
+    }
+    if s.mail.from.parse::<lettre::message::Mailbox>().is_err() {
+        return fail("mail.from", "is not a mailbox such as `firstcall <firstcall@example.com>`");
+    }
+    if s.mail.max_attempts == 0 || s.engine.max_attempts == 0 {
+        return fail(if s.mail.max_attempts == 0 { "mail.max_attempts" } else { "engine.max_attempts" }, "must be at least 1");
+    }
+    if s.engine.batch_size == 0 || s.engine.batch_size > 5000 {
+        return fail("engine.batch_size", "must be between 1 and 5000");
+    }
+    if s.engine.lease_secs < 2 {
+        return fail("engine.lease_secs", "must be at least 2");
+    }
+    if s.mail.concurrency == 0 {
+        return fail("mail.concurrency", "must be at least 1");
+    }
+    if s.links.ttl_hours == 0 {
+        return fail("links.ttl_hours", "must be at least 1");
+    }
+    // Secrets come from the environment, never from files that get committed.
+    for (key, list) in [
+        ("api.tokens", &s.api.tokens),
+        ("links.signing_keys", &s.links.signing_keys),
+        ("webhooks.generic.secrets", &s.webhooks.generic.secrets),
+        ("webhooks.hubspot.client_secrets", &s.webhooks.hubspot.client_secrets),
+        ("webhooks.pipedrive.basic_auth", &s.webhooks.pipedrive.basic_auth),
+    ] {
+        if list.is_empty() {
+            continue;
+        }
+        if let Some(file) = file_origin(figment, key)
+            && has_plain_value(list)
+        {
+            return Err(ConfigError {
+                origin: file,
+                key: key.into(),
+                reason: format!(
+                    "secrets must not be written in config files; set FIRSTCALL__{} in the environment",
+                    key.replace('.', "__").to_uppercase()
+                ),
+            });
+        }
+        if let Err(reason) = list.secrets() {
+            return fail(key, &reason);
+        }
+    }
+    if s.mail.smtp.password.is_some() && file_origin(figment, "mail.smtp.password").is_some() {
+        return Err(ConfigError {
+            origin: origin_of(figment, "mail.smtp.password"),
+            key: "mail.smtp.password".into(),
+            reason: "secrets must not be written in config files; set FIRSTCALL__MAIL__SMTP__PASSWORD in the environment".into(),
+        });
+    }
+    Ok(())
+}
+
+fn has_plain_value(list: &SecretList) -> bool {
+    match list {
+        SecretList::None => false,
+        SecretList::One(_) => true,
+        SecretList::Many(v) => v.iter().any(|e| !matches!(e, secrets::SecretEntry::Full { value: None, .. })),
+    }
+}
+
+fn file_origin(figment: &Figment, key: &str) -> Option<String> {
+    let md = figment.find_metadata(key)?;
+    match &md.source {
+        Some(figment::Source::File(p)) => Some(display_path(p)),
+        _ => None,
+    }
+}
+
+fn display_path(p: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| p.strip_prefix(cwd).ok().map(|r| r.display().to_string()))
+        .unwrap_or_else(|| p.display().to_string())
+}
+
+/// Names where a key's value came from: a file path, an environment variable or the defaults.
+fn origin_of(figment: &Figment, key: &str) -> String {
+    match figment.find_metadata(key) {
+        Some(md) => match &md.source {
+            Some(figment::Source::File(p)) => display_path(p),
+            _ if md.name.contains("environment") => format!("environment variable FIRSTCALL__{}", key.replace('.', "__").to_uppercase()),
+            _ if md.name.contains("TOML") => "built-in defaults".into(),
+            _ => md.name.to_string(),
+        },
+        None => "configuration".into(),
+    }
+}
+
+fn from_figment(figment: &Figment, e: figment::Error) -> ConfigError {
+    let e = e.into_iter().next().unwrap_or_else(|| figment::Error::from("unknown error".to_string()));
+    let key = e.path.join(".");
+    let origin = match &e.metadata {
+        Some(md) => match &md.source {
+            Some(figment::Source::File(p)) => display_path(p),
+            _ if md.name.contains("environment") => format!("environment variable FIRSTCALL__{}", key.replace('.', "__").to_uppercase()),
+            _ => md.name.to_string(),
+        },
+        None => origin_of(figment, &key),
+    };
+    ConfigError { origin, key: if key.is_empty() { "(top level)".into() } else { key }, reason: e.kind.to_string() }
+}
+
+impl Config {
+    /// Loads exactly as `serve` does (defaults, files, environment).
+    pub fn load() -> Result<Config, ConfigError> {
+        ConfigSource::default().load()
+    }
+
+    /// The schedule that applies to an order: the first whose rule matches.
+    pub fn schedule_for(&self, source: crate::domain::Source, amount: Option<&crate::domain::Money>, segment: Option<&str>) -> &Schedule {
+        self.schedules
+            .iter()
+            .find(|s| s.rule.matches(source, amount, segment))
+            .or_else(|| self.schedules.iter().find(|s| s.rule.is_catch_all()))
+            .expect("config load guarantees a catch-all schedule")
+    }
+
+    pub fn schedule_named(&self, name: &str) -> Option<&Schedule> {
+        self.schedules.iter().find(|s| s.name == name)
+    }
+
+    pub fn templates_dir(&self) -> PathBuf {
+        self.dir.join("templates")
+    }
+
+    /// A provider that overrides single keys, for tests and the CLI.
+    pub fn overrides(pairs: &[(&str, serde_json::Value)]) -> impl Provider {
+        let mut root = serde_json::Map::new();
+        for (key, value) in pairs {
+            let mut cur = &mut root;
+            let parts: Vec<&str> = key.split('.').collect();
+            for p in &parts[..parts.len() - 1] {
+                cur = cur
+                    .entry(p.to_string())
+                    .or_insert_with(|| serde_json::Value::Object(Default::default()))
+                    .as_object_mut()
+                    .expect("override path crosses a non-table value");
+            }
+            cur.insert(parts[parts.len() - 1].to_string(), value.clone());
+        }
+        figment::providers::Serialized::defaults(serde_json::Value::Object(root))
+    }
+}

@@ -1,0 +1,293 @@
+//! The calls API: list and read calls, their recap, and mark a call done.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde::{Deserialize, Serialize};
+
+use super::auth::ApiCaller;
+use super::{ApiError, ApiResult};
+use crate::startup::AppState;
+use crate::workflow::calls::CompleteError;
+use crate::workflow::{CallOutcome, CallState};
+use entity::{calls, emails, jobs};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/calls", web::get().to(list_calls))
+        .route("/api/v1/calls/{id}", web::get().to(get_call))
+        .route("/api/v1/calls/{id}/recap", web::get().to(get_recap))
+        .route("/api/v1/calls/{id}/complete", web::post().to(complete_call));
+}
+
+/// A first call as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CallView {
+    pub id: i64,
+    pub source: String,
+    pub deal_id: String,
+    pub order_id: i64,
+    pub rep_email: String,
+    #[schema(value_type = String)]
+    pub state: String,
+    pub schedule: String,
+    pub ordered_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    /// Open and past its due time.
+    pub overdue: bool,
+    pub reminders_sent: i32,
+    pub escalation_level: i32,
+    pub outcome: Option<String>,
+    pub notes: Option<String>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub completed_by: Option<String>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl CallView {
+    pub fn from_model(c: calls::Model, now: DateTime<Utc>) -> Self {
+        let open = CallState::parse(&c.state).is_some_and(|s| s.is_open());
+        CallView {
+            overdue: open && c.due_at <= now,
+            id: c.id,
+            source: c.source,
+            deal_id: c.deal_id,
+            order_id: c.order_id,
+            rep_email: c.rep_email,
+            state: c.state,
+            schedule: c.schedule_name,
+            ordered_at: c.ordered_at,
+            due_at: c.due_at,
+            reminders_sent: c.reminders_sent,
+            escalation_level: c.escalation_level,
+            outcome: c.outcome,
+            notes: c.notes,
+            completed_at: c.completed_at,
+            completed_by: c.completed_by,
+            cancelled_at: c.cancelled_at,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// Comma-separated states, or `open` for scheduled, due and overdue.
+    pub state: Option<String>,
+    /// Only this rep's calls.
+    pub rep: Option<String>,
+    /// At most this many (default 100, at most 500).
+    pub limit: Option<u64>,
+    pub offset: Option<u64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CallList {
+    pub calls: Vec<CallView>,
+    pub total: u64,
+}
+
+/// Parses a `state` filter into state names.
+pub fn parse_states(raw: Option<&str>) -> ApiResult<Vec<&'static str>> {
+    let mut out = Vec::new();
+    for part in raw.unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if part == "open" {
+            out.extend(crate::workflow::calls::OPEN_STATES);
+        } else {
+            out.push(
+                CallState::parse(part)
+                    .ok_or_else(|| {
+                        ApiError::malformed(format!(
+                            "unknown state '{}': use open, scheduled, due, overdue, done or cancelled",
+                            crate::domain::printable(part)
+                        ))
+                    })?
+                    .as_str(),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The list filter as a condition, shared with the dashboard.
+pub fn filter(states: &[&str], rep: Option<&str>) -> Condition {
+    let mut c = Condition::all();
+    if !states.is_empty() {
+        c = c.add(calls::Column::State.is_in(states.iter().copied()));
+    }
+    if let Some(r) = rep.map(str::trim).filter(|r| !r.is_empty()) {
+        c = c.add(calls::Column::RepEmail.eq(r.to_lowercase()));
+    }
+    c
+}
+
+/// Calls, open ones by due time (so overdue ones come first), then closed ones, newest first.
+#[utoipa::path(get, path = "/api/v1/calls", tag = "calls", params(ListQuery),
+    responses((status = 200, body = CallList), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody)), security(("bearer" = [])))]
+pub async fn list_calls(_caller: ApiCaller, state: web::Data<AppState>, q: web::Query<ListQuery>) -> ApiResult<HttpResponse> {
+    let states = parse_states(q.state.as_deref())?;
+    let (rows, total) = query_calls(&state, &states, q.rep.as_deref(), q.limit.unwrap_or(100).min(500), q.offset.unwrap_or(0)).await?;
+    let now = state.clock.now();
+    Ok(HttpResponse::Ok().json(CallList { calls: rows.into_iter().map(|c| CallView::from_model(c, now)).collect(), total }))
+}
+
+pub async fn query_calls(
+    state: &AppState,
+    states: &[&str],
+    rep: Option<&str>,
+    limit: u64,
+    offset: u64,
+) -> Result<(Vec<calls::Model>, u64), sea_orm::DbErr> {
+    use sea_orm::PaginatorTrait;
+    // The database takes a signed 64-bit offset; past that there are no rows anyway (a larger
+    // one used to panic in the driver and drop the connection).
+    let offset = offset.min(i64::MAX as u64);
+    let cond = filter(states, rep);
+    let total = calls::Entity::find().filter(cond.clone()).count(&state.db).await?;
+    // Open calls first (by due time: the most overdue on top), then closed ones, newest first.
+    let open_first = sea_orm::sea_query::Expr::cust("CASE WHEN state IN ('scheduled', 'due', 'overdue') THEN 0 ELSE 1 END");
+    let rows = calls::Entity::find()
+        .filter(cond)
+        .order_by(open_first, sea_orm::Order::Asc)
+        .order_by(sea_orm::sea_query::Expr::cust("CASE WHEN state IN ('scheduled', 'due', 'overdue') THEN due_at END"), sea_orm::Order::Asc)
+        .order_by_desc(calls::Column::UpdatedAt)
+        .order_by_desc(calls::Column::Id)
+        .limit(limit)
+        .offset(offset)
+        .all(&state.db)
+        .await?;
+    Ok((rows, total))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EmailView {
+    pub id: i64,
+    pub kind: String,
+    pub to: String,
+    pub subject: String,
+    /// pending, sent, skipped or failed.
+    pub state: String,
+    pub attempts: i32,
+    pub unknown_outcomes: i32,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl From<emails::Model> for EmailView {
+    fn from(e: emails::Model) -> Self {
+        EmailView {
+            id: e.id,
+            kind: e.kind,
+            to: e.to_addr,
+            subject: e.subject,
+            state: e.state,
+            attempts: e.attempts,
+            unknown_outcomes: e.unknown_outcomes,
+            last_error: e.last_error,
+            created_at: e.created_at,
+            sent_at: e.sent_at,
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TimerView {
+    pub id: i64,
+    pub kind: String,
+    pub run_at: DateTime<Utc>,
+    pub state: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CallDetail {
+    #[serde(flatten)]
+    pub call: CallView,
+    /// Every email about this call: recap, reminders, escalations, cancellations.
+    pub emails: Vec<EmailView>,
+    /// Timers still pending (next reminder, overdue, escalation).
+    pub timers: Vec<TimerView>,
+}
+
+pub async fn load_detail(state: &AppState, id: i64) -> ApiResult<CallDetail> {
+    let call = calls::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(|| ApiError::not_found(format!("no call has id {id}")))?;
+    let mails = emails::Entity::find().filter(emails::Column::CallId.eq(id)).order_by_asc(emails::Column::Id).all(&state.db).await?;
+    let timers = jobs::Entity::find().filter(jobs::Column::CallId.eq(id)).order_by_asc(jobs::Column::RunAt).all(&state.db).await?;
+    Ok(CallDetail {
+        call: CallView::from_model(call, state.clock.now()),
+        emails: mails.into_iter().map(EmailView::from).collect(),
+        timers: timers
+            .into_iter()
+            .map(|j| TimerView { id: j.id, kind: j.kind, run_at: j.run_at, state: j.state, attempts: j.attempts, last_error: j.last_error })
+            .collect(),
+    })
+}
+
+/// One call with its email history and pending timers.
+#[utoipa::path(get, path = "/api/v1/calls/{id}", tag = "calls", params(("id" = i64, Path)),
+    responses((status = 200, body = CallDetail), (status = 401, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)), security(("bearer" = [])))]
+pub async fn get_call(_caller: ApiCaller, state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(load_detail(&state, *id).await?))
+}
+
+/// The recap for the call, built from the newest proposal version and the order.
+#[utoipa::path(get, path = "/api/v1/calls/{id}/recap", tag = "calls", params(("id" = i64, Path)),
+    responses((status = 200, body = serde_json::Value, description = "The recap (requirements, order diff, timeline, gaps, agenda)"), (status = 401, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_recap(_caller: ApiCaller, state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<HttpResponse> {
+    let call =
+        calls::Entity::find_by_id(*id).one(&state.db).await?.ok_or_else(|| ApiError::not_found(format!("no call has id {}", *id)))?;
+    let recap = crate::workflow::compose::recap_for_call(&state.db, &state, &call).await?;
+    Ok(HttpResponse::Ok().json(recap))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct CompleteBody {
+    /// aligned, adjusted or at_risk.
+    pub outcome: Option<String>,
+    pub notes: Option<String>,
+}
+
+/// Parses the rep's outcome and notes (shared with the call page form).
+pub fn parse_completion(outcome: Option<&str>, notes: Option<&str>) -> ApiResult<(CallOutcome, Option<String>)> {
+    let outcome = match outcome.map(str::trim) {
+        None | Some("") => return Err(ApiError::invalid("outcome", "is required: aligned, adjusted or at_risk")),
+        Some(o) => CallOutcome::parse(o).ok_or_else(|| {
+            ApiError::invalid("outcome", format!("'{}' is not one of aligned, adjusted, at_risk", crate::domain::printable(o)))
+        })?,
+    };
+    let notes = notes.map(str::trim).filter(|n| !n.is_empty()).map(String::from);
+    if notes.as_ref().is_some_and(|n| n.chars().count() > 10_000) {
+        return Err(ApiError::invalid("notes", "is longer than 10000 characters"));
+    }
+    Ok((outcome, notes))
+}
+
+pub fn complete_error(e: CompleteError) -> ApiError {
+    match e {
+        CompleteError::NotFound(id) => ApiError::not_found(format!("no call has id {id}")),
+        CompleteError::Cancelled(_) => ApiError::conflict(e.to_string()),
+        CompleteError::Db(db) => db.into(),
+    }
+}
+
+/// Marks the call done with an outcome. Marking it done again is harmless: the first outcome
+/// stays and 200 is returned. No reminder or escalation is sent afterwards.
+#[utoipa::path(post, path = "/api/v1/calls/{id}/complete", tag = "calls", params(("id" = i64, Path)), request_body = CompleteBody,
+    responses((status = 200, body = CallView), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody), (status = 413, body = super::error::ErrorBody), (status = 415, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody),
+        (status = 503, body = super::error::ErrorBody)), security(("bearer" = [])))]
+pub async fn complete_call(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Json<CompleteBody>,
+) -> ApiResult<HttpResponse> {
+    let (outcome, notes) = parse_completion(body.outcome.as_deref(), body.notes.as_deref())?;
+    let (call, _changed) = crate::workflow::calls::complete(&state, *id, outcome, notes, caller.actor).await.map_err(complete_error)?;
+    Ok(HttpResponse::Ok().json(CallView::from_model(call, state.clock.now())))
+}

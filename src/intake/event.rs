@@ -1,0 +1,94 @@
+//! The normalized order event every CRM adapter produces. Adapters parse their own payload
+//! shape into these; the store applies them to orders and calls without knowing the CRM.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{DealId, EmailAddress, Money, Source};
+
+/// What the event does to the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transition {
+    /// The deal was won: an order exists and its first call must happen.
+    Created,
+    /// Facts of an existing order changed (amount, rep, items).
+    Updated,
+    /// The order no longer stands (deal lost, deleted, moved out of closed-won).
+    Cancelled,
+}
+
+impl Transition {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Transition::Created => "created",
+            Transition::Updated => "updated",
+            Transition::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A line item as ordered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderedItem {
+    pub sku: String,
+    pub name: String,
+    pub quantity: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_price: Option<Money>,
+}
+
+/// What the CRM told us about the order; every field is optional because most CRMs send only
+/// what changed. `None` means "not stated", never "cleared".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrderFacts {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rep_email: Option<EmailAddress>,
+    /// The CRM's own id for the deal owner (HubSpot owner id, Pipedrive user id, Salesforce
+    /// OwnerId); resolved to a rep through the rep directory's CRM ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_ref: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_name: Option<String>,
+    /// `Some` replaces the ordered items; `None` leaves them as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line_items: Option<Vec<OrderedItem>>,
+}
+
+/// One order event from a CRM, verified and parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntakeEvent {
+    pub source: Source,
+    /// Unique per CRM event (the CRM's event or notification id); a redelivery carries the same key.
+    pub dedupe_key: String,
+    /// The CRM's own name for the event, for the record (`order.created`, `deal.propertyChange`).
+    pub event_type: String,
+    pub deal_id: DealId,
+    pub transition: Transition,
+    /// When the change happened in the CRM; orders apply events in this order, whatever the
+    /// order of arrival.
+    pub occurred_at: DateTime<Utc>,
+    pub facts: OrderFacts,
+    /// This event's own part of the request body, kept as received.
+    pub raw: String,
+}
+
+/// Why a request's body could not be turned into events: the HTTP layer maps `Malformed` to
+/// 400 and `Invalid` to 422.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("malformed body: {0}")]
+    Malformed(String),
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+impl PayloadError {
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        PayloadError::Invalid { field: field.into(), reason: reason.into() }
+    }
+}

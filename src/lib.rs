@@ -1,0 +1,25 @@
+//! firstcall: makes sure the first sales call after the order happens, on time, with the
+//! requirements-versus-commitments recap in hand, and that the rep is reminded (and the
+//! manager told) until it has.
+
+pub mod audit;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod engine;
+pub mod http;
+pub mod intake;
+pub mod links;
+pub mod mail;
+pub mod metrics;
+pub mod pages;
+pub mod proposals;
+pub mod recap;
+pub mod reps;
+pub mod security;
+pub mod shutdown;
+pub mod startup;
+pub mod telemetry;
+pub mod workflow;

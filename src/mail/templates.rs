@@ -1,0 +1,311 @@
+//! Email templates that sales ops can reword: `config/templates/`, rendered with minijinja.
+//!
+//! Each email kind has three templates: `<kind>.subject.txt` (one line), `<kind>.txt` (plain
+//! text) and `<kind>.html`; `recap.txt` and `recap.html` hold the recap they include, and
+//! `layout.html` the HTML frame. A missing template directory means the copies compiled into
+//! the binary; a present one may override any file and add partials of its own (`*.txt`,
+//! `*.html`), the rest come from the compiled-in copies.
+//!
+//! Escaping follows the file name: `.html` escapes every value for HTML (CRM text can hold
+//! anything), `.subject.txt` turns line breaks in values into spaces (a header must stay one
+//! line), other `.txt` prints values as they are. Printing an undefined value is an error, so
+//! a misspelt field fails `firstcall config check` instead of vanishing from an email.
+
+mod context;
+mod filters;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::Serde;
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value, escape_formatter};
+
+pub use context::{EmailContext, EmailKind, EscalationInfo, RecipientRole, duration_in_words, local_time};
+
+use crate::recap::Recap;
+
+/// The templates compiled into the binary, by file name.
+const BUILT_IN: &[(&str, &str)] = &[
+    ("layout.html", include_str!("../../config/templates/layout.html")),
+    ("recap.html", include_str!("../../config/templates/recap.html")),
+    ("recap.txt", include_str!("../../config/templates/recap.txt")),
+    ("first_call.subject.txt", include_str!("../../config/templates/first_call.subject.txt")),
+    ("first_call.txt", include_str!("../../config/templates/first_call.txt")),
+    ("first_call.html", include_str!("../../config/templates/first_call.html")),
+    ("reminder.subject.txt", include_str!("../../config/templates/reminder.subject.txt")),
+    ("reminder.txt", include_str!("../../config/templates/reminder.txt")),
+    ("reminder.html", include_str!("../../config/templates/reminder.html")),
+    ("escalation.subject.txt", include_str!("../../config/templates/escalation.subject.txt")),
+    ("escalation.txt", include_str!("../../config/templates/escalation.txt")),
+    ("escalation.html", include_str!("../../config/templates/escalation.html")),
+    ("cancellation.subject.txt", include_str!("../../config/templates/cancellation.subject.txt")),
+    ("cancellation.txt", include_str!("../../config/templates/cancellation.txt")),
+    ("cancellation.html", include_str!("../../config/templates/cancellation.html")),
+    ("reassigned.subject.txt", include_str!("../../config/templates/reassigned.subject.txt")),
+    ("reassigned.txt", include_str!("../../config/templates/reassigned.txt")),
+    ("reassigned.html", include_str!("../../config/templates/reassigned.html")),
+];
+
+/// The escaping mode of subject templates: values lose their line breaks.
+const SUBJECT_ESCAPE: &str = "subject";
+/// Longest subject sent; longer ones are cut with an ellipsis.
+const SUBJECT_MAX_CHARS: usize = 200;
+
+/// A template that cannot be read, compiled or rendered: which file, which line, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct TemplateError {
+    /// The file on disk, or `built-in <name>` for a compiled-in copy.
+    pub file: String,
+    pub line: Option<usize>,
+    pub reason: String,
+}
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.file, self.reason),
+            None => write!(f, "{}: {}", self.file, self.reason),
+        }
+    }
+}
+
+/// Where a template came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateOrigin {
+    Disk(PathBuf),
+    BuiltIn,
+}
+
+/// One email, rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedEmail {
+    /// One line, no CR or LF.
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// The compiled templates, ready to render. Cheap to share (`Arc`) between workers.
+pub struct Templates {
+    env: Environment<'static>,
+    origins: BTreeMap<String, TemplateOrigin>,
+}
+
+impl fmt::Debug for Templates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Templates").field("origins", &self.origins).finish_non_exhaustive()
+    }
+}
+
+impl Templates {
+    /// Loads `dir/*.html` and `dir/*.txt`, with the compiled-in copy for any template the
+    /// directory lacks, or only compiled-in copies when `dir` does not exist. Every template is
+    /// compiled here, so a syntax error stops start-up (or `config check`) with file and line.
+    pub fn load(dir: &Path) -> Result<Templates, TemplateError> {
+        let mut sources: BTreeMap<String, (String, TemplateOrigin)> = BTreeMap::new();
+        if dir.exists() {
+            let read_err =
+                |path: &Path, e: std::io::Error| TemplateError { file: path.display().to_string(), line: None, reason: e.to_string() };
+            let mut paths = Vec::new();
+            for entry in std::fs::read_dir(dir).map_err(|e| read_err(dir, e))? {
+                let path = entry.map_err(|e| read_err(dir, e))?.path();
+                let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+                if name.starts_with('.') || !(name.ends_with(".html") || name.ends_with(".txt")) || !path.is_file() {
+                    continue;
+                }
+                paths.push((name, path));
+            }
+            for (name, path) in paths {
+                let source = std::fs::read_to_string(&path).map_err(|e| read_err(&path, e))?;
+                sources.insert(name, (source, TemplateOrigin::Disk(path)));
+            }
+        }
+        for (name, source) in BUILT_IN {
+            sources.entry(name.to_string()).or_insert_with(|| (source.to_string(), TemplateOrigin::BuiltIn));
+        }
+
+        let mut templates = Templates { env: environment(), origins: BTreeMap::new() };
+        for (name, (source, origin)) in sources {
+            templates.origins.insert(name.clone(), origin);
+            if let Err(e) = templates.env.add_template_owned(name, source) {
+                return Err(templates.error(e));
+            }
+        }
+        Ok(templates)
+    }
+
+    /// Only the compiled-in templates.
+    pub fn builtin() -> Result<Templates, TemplateError> {
+        Templates::load(Path::new("/nonexistent/firstcall/templates"))
+    }
+
+    /// Where each template came from, by name.
+    pub fn origins(&self) -> &BTreeMap<String, TemplateOrigin> {
+        &self.origins
+    }
+
+    /// Renders the subject, text and HTML of `ctx.kind`.
+    pub fn render(&self, ctx: &EmailContext) -> Result<RenderedEmail, TemplateError> {
+        let kind = ctx.kind.as_str();
+        let value = Value::from(Serde(ctx));
+        let subject = self.render_named(&format!("{kind}.subject.txt"), &value)?;
+        Ok(RenderedEmail {
+            subject: one_line(&subject),
+            text: self.render_named(&format!("{kind}.txt"), &value)?,
+            html: self.render_named(&format!("{kind}.html"), &value)?,
+        })
+    }
+
+    /// The recap as an HTML fragment (a `<div>`, no `<html>` frame) for the call page to embed:
+    /// the same `recap.html` the emails include, escaped the same way.
+    pub fn render_recap_html_fragment(&self, recap: &Recap) -> Result<String, TemplateError> {
+        let value = minijinja::context! { recap => Serde(recap) };
+        self.render_named("recap.html", &value)
+    }
+
+    /// The recap as plain text (`recap.txt`), as the emails include it.
+    pub fn render_recap_text(&self, recap: &Recap) -> Result<String, TemplateError> {
+        let value = minijinja::context! { recap => Serde(recap) };
+        self.render_named("recap.txt", &value)
+    }
+
+    /// Renders every email kind, and the recap fragment, with the sample deal (with and without
+    /// a proposal): what `firstcall config check` runs after an edit.
+    pub fn check(&self) -> Result<(), TemplateError> {
+        for ctx in sample_contexts() {
+            self.render(&ctx)?;
+        }
+        for recap in [sample_recap(), sample_recap_without_proposal()] {
+            self.render_recap_html_fragment(&recap)?;
+        }
+        Ok(())
+    }
+
+    fn render_named(&self, name: &str, ctx: &Value) -> Result<String, TemplateError> {
+        let template = self.env.get_template(name).map_err(|e| self.error(e))?;
+        template.render(ctx).map_err(|e| self.error(e))
+    }
+
+    /// Reports the innermost template error (an error inside an included or extended template
+    /// is wrapped by the one that includes it), and where it was included from.
+    fn error(&self, e: minijinja::Error) -> TemplateError {
+        let mut chain = vec![&e];
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            if let Some(inner) = s.downcast_ref::<minijinja::Error>() {
+                chain.push(inner);
+            }
+            source = s.source();
+        }
+        let located: Vec<&minijinja::Error> = chain.iter().copied().filter(|e| e.name().is_some()).collect();
+        let cause = located.last().copied().unwrap_or(&e);
+        let mut reason = match cause.detail() {
+            Some(detail) => format!("{}: {detail}", cause.kind()),
+            None => cause.kind().to_string(),
+        };
+        if located.len() > 1 {
+            let outer = located[0];
+            let at = outer.line().map_or_else(String::new, |l| format!(":{l}"));
+            reason.push_str(&format!(" (included from {}{at})", self.file_of(outer.name())));
+        }
+        TemplateError { file: self.file_of(cause.name()), line: cause.line(), reason }
+    }
+
+    fn file_of(&self, name: Option<&str>) -> String {
+        match name {
+            Some(name) => match self.origins.get(name) {
+                Some(TemplateOrigin::Disk(path)) => path.display().to_string(),
+                Some(TemplateOrigin::BuiltIn) => format!("built-in {name}"),
+                None => name.to_string(),
+            },
+            None => "templates".to_string(),
+        }
+    }
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_debug(false);
+    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+    // Text templates are easier to lay out when block tags leave no blank lines behind.
+    if let Ok(syntax) = SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build() {
+        env.set_syntax(syntax);
+    }
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".subject.txt") {
+            AutoEscape::Custom(SUBJECT_ESCAPE.into())
+        } else if name.ends_with(".html") {
+            AutoEscape::Html
+        } else {
+            AutoEscape::None
+        }
+    });
+    env.set_formatter(|out, state, value| match state.auto_escape() {
+        AutoEscape::Custom(mode) if mode == SUBJECT_ESCAPE => {
+            let text = if value.is_none() { String::new() } else { value.to_string() };
+            out.write_str(&one_line(&text)).map_err(minijinja::Error::from)
+        }
+        // Like minijinja's HTML escaping, but `/` stays as it is: every attribute here is
+        // quoted, and links and timezone names read better unmangled.
+        AutoEscape::Html if !value.is_safe() => out.write_str(&escape_html(&value.to_string())).map_err(minijinja::Error::from),
+        _ => escape_formatter(out, state, value),
+    });
+    filters::register(&mut env);
+    env
+}
+
+fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + s.len() / 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A subject is one line of at most [`SUBJECT_MAX_CHARS`].
+fn one_line(s: &str) -> String {
+    crate::recap::format::one_line(s, SUBJECT_MAX_CHARS)
+}
+
+fn sample_recap() -> Recap {
+    crate::recap::build(&crate::recap::sample::sample_input())
+}
+
+fn sample_recap_without_proposal() -> Recap {
+    crate::recap::build(&crate::recap::sample::sample_input_without_proposal())
+}
+
+/// One context per email kind, built from the sample deal, plus a first-call email without a
+/// proposal: what [`Templates::check`] renders and the golden files hold.
+pub fn sample_contexts() -> Vec<EmailContext> {
+    use chrono::Duration;
+    let url = "https://firstcall.example/calls/42?t=signed-token";
+    vec![
+        EmailContext::first_call(sample_recap(), url),
+        EmailContext::first_call(sample_recap_without_proposal(), url),
+        EmailContext::reminder(sample_recap(), url, 2, Some(Duration::minutes(200))),
+        EmailContext::escalation(
+            sample_recap(),
+            url,
+            EscalationInfo { level: 1, recipient_role: RecipientRole::Manager, recipient_name: Some("Morgan Reyes".into()), note: None },
+            Some(Duration::hours(27)),
+        ),
+        EmailContext::cancellation(sample_recap(), url),
+        // The call moved from Jordan Park to Ana Lima; the email goes to Jordan.
+        EmailContext::reassigned(sample_recap(), url, "Jordan Park"),
+    ]
+}
+
+#[cfg(test)]
+mod golden_tests;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,198 @@
+//! What an email template can use: one [`EmailContext`] per email, built from the recap and the
+//! facts of the moment (which reminder, how late, who is told). Everything here is computed
+//! before rendering, so a template only formats: no template needs to know about timezones.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::recap::Recap;
+
+/// The kinds of email firstcall sends about a first call. Each renders
+/// `<kind>.subject.txt`, `<kind>.txt` and `<kind>.html`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailKind {
+    /// To the rep when the call is created: the recap and the calendar invite.
+    FirstCall,
+    /// To the rep until the call is marked done.
+    Reminder,
+    /// To the rep's manager (then the manager's manager) when the call is late.
+    Escalation,
+    /// To the rep when the order is cancelled: the call is off.
+    Cancellation,
+    /// To the previous rep when the call moves to someone else.
+    Reassigned,
+}
+
+impl EmailKind {
+    pub const ALL: [EmailKind; 5] =
+        [EmailKind::FirstCall, EmailKind::Reminder, EmailKind::Escalation, EmailKind::Cancellation, EmailKind::Reassigned];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EmailKind::FirstCall => "first_call",
+            EmailKind::Reminder => "reminder",
+            EmailKind::Escalation => "escalation",
+            EmailKind::Cancellation => "cancellation",
+            EmailKind::Reassigned => "reassigned",
+        }
+    }
+}
+
+/// Who an escalation goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecipientRole {
+    Manager,
+    ManagerOfManager,
+    /// The sales-ops inbox, when the directory has no manager to escalate to.
+    SalesOps,
+    /// An address the schedule names for escalations.
+    Contact,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EscalationInfo {
+    /// 1 for the first escalation step, 2 for the next.
+    pub level: u32,
+    pub recipient_role: RecipientRole,
+    pub recipient_name: Option<String>,
+    /// Why this recipient, when it is not the obvious one (e.g. "ana@… has no manager in the
+    /// rep directory").
+    pub note: Option<String>,
+}
+
+/// The data every template of an email kind renders from. Fields that do not apply to a kind
+/// are `none` (test them with `{% if … %}`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EmailContext {
+    pub kind: EmailKind,
+    pub recap: Recap,
+    /// The account name, else `deal <id>`: what the customer is called in subjects.
+    pub account: String,
+    /// The recipient rep's name, else their email address (for an escalation: the rep whose
+    /// call is late; for a reassignment: the rep who had the call).
+    pub rep_name: String,
+    /// The email address of the call's rep.
+    pub rep_email: String,
+    pub due_at: DateTime<Utc>,
+    /// `Tue 3 Mar 2026, 14:00 EST (America/New_York)`: the due time in the rep's timezone.
+    pub due_local: String,
+    /// The rep's IANA timezone name.
+    pub timezone: String,
+    /// The call page: recap and done form (a signed link).
+    pub call_url: String,
+    /// Reminders only: 1 for the first reminder.
+    pub reminder_number: Option<u32>,
+    /// `3 hours 20 minutes`; none while the call is not yet overdue.
+    pub overdue_by: Option<String>,
+    /// Escalations only.
+    pub escalation: Option<EscalationInfo>,
+    /// Reassignments only: who has the call now.
+    pub new_rep_name: Option<String>,
+}
+
+impl EmailContext {
+    fn new(kind: EmailKind, recap: Recap, call_url: String) -> Self {
+        let tz = recap.call.rep_timezone;
+        let account = recap.deal.account_name.clone().unwrap_or_else(|| format!("deal {}", recap.deal.deal_id));
+        let rep_name = recap.call.rep_name.clone().unwrap_or_else(|| recap.call.rep_email.clone());
+        EmailContext {
+            kind,
+            account,
+            rep_name,
+            rep_email: recap.call.rep_email.clone(),
+            due_at: recap.call.due_at,
+            due_local: local_time(recap.call.due_at, tz.0),
+            timezone: tz.name().to_string(),
+            call_url,
+            reminder_number: None,
+            overdue_by: None,
+            escalation: None,
+            new_rep_name: None,
+            recap,
+        }
+    }
+
+    pub fn first_call(recap: Recap, call_url: impl Into<String>) -> Self {
+        Self::new(EmailKind::FirstCall, recap, call_url.into())
+    }
+
+    /// The `number`th reminder; `overdue` is how late the call is now, if it is.
+    pub fn reminder(recap: Recap, call_url: impl Into<String>, number: u32, overdue: Option<Duration>) -> Self {
+        let mut ctx = Self::new(EmailKind::Reminder, recap, call_url.into());
+        ctx.reminder_number = Some(number);
+        ctx.overdue_by = overdue.filter(|d| *d > Duration::zero()).map(duration_in_words);
+        ctx
+    }
+
+    pub fn escalation(recap: Recap, call_url: impl Into<String>, escalation: EscalationInfo, overdue: Option<Duration>) -> Self {
+        let mut ctx = Self::new(EmailKind::Escalation, recap, call_url.into());
+        ctx.escalation = Some(escalation);
+        ctx.overdue_by = overdue.filter(|d| *d > Duration::zero()).map(duration_in_words);
+        ctx
+    }
+
+    pub fn cancellation(recap: Recap, call_url: impl Into<String>) -> Self {
+        Self::new(EmailKind::Cancellation, recap, call_url.into())
+    }
+
+    /// To the rep who had the call. `recap` is the call as it is now, with its new rep;
+    /// `rep_name` becomes the previous rep's and `new_rep_name` the recap's rep.
+    pub fn reassigned(recap: Recap, call_url: impl Into<String>, previous_rep_name: impl Into<String>) -> Self {
+        let mut ctx = Self::new(EmailKind::Reassigned, recap, call_url.into());
+        ctx.new_rep_name = Some(std::mem::replace(&mut ctx.rep_name, previous_rep_name.into()));
+        ctx
+    }
+}
+
+/// `Tue 3 Mar 2026, 14:00 EST (America/New_York)`; the zone name is left out when the
+/// abbreviation already is it (`UTC`).
+pub fn local_time(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
+    let local = t.with_timezone(&tz);
+    let abbreviation = local.format("%Z").to_string();
+    let head = local.format("%a %-d %b %Y, %H:%M").to_string();
+    if abbreviation == tz.name() { format!("{head} {abbreviation}") } else { format!("{head} {abbreviation} ({})", tz.name()) }
+}
+
+/// `2 days 3 hours`, `3 hours 20 minutes`, `45 minutes`, `less than a minute`: the two largest
+/// units, rounded down.
+pub fn duration_in_words(d: Duration) -> String {
+    let minutes = d.num_minutes().max(0);
+    let (days, hours, mins) = (minutes / 1440, minutes % 1440 / 60, minutes % 60);
+    let unit = |n: i64, one: &str| if n == 1 { format!("1 {one}") } else { format!("{n} {one}s") };
+    let parts: Vec<String> = [(days, "day"), (hours, "hour"), (mins, "minute")]
+        .into_iter()
+        .skip_while(|(n, _)| *n == 0)
+        .take(2)
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, one)| unit(n, one))
+        .collect();
+    if parts.is_empty() { "less than a minute".to_string() } else { parts.join(" ") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn durations_read_as_words() {
+        assert_eq!(duration_in_words(Duration::seconds(30)), "less than a minute");
+        assert_eq!(duration_in_words(Duration::minutes(1)), "1 minute");
+        assert_eq!(duration_in_words(Duration::minutes(45)), "45 minutes");
+        assert_eq!(duration_in_words(Duration::minutes(200)), "3 hours 20 minutes");
+        assert_eq!(duration_in_words(Duration::hours(1)), "1 hour");
+        assert_eq!(duration_in_words(Duration::hours(51) + Duration::minutes(5)), "2 days 3 hours");
+        assert_eq!(duration_in_words(Duration::days(1) + Duration::minutes(5)), "1 day");
+        assert_eq!(duration_in_words(Duration::minutes(-5)), "less than a minute");
+    }
+
+    #[test]
+    fn due_times_are_shown_in_the_reps_zone_with_its_name() {
+        let t = Utc.with_ymd_and_hms(2026, 3, 3, 19, 0, 0).unwrap();
+        assert_eq!(local_time(t, chrono_tz::America::New_York), "Tue 3 Mar 2026, 14:00 EST (America/New_York)");
+        assert_eq!(local_time(t, chrono_tz::Asia::Kolkata), "Wed 4 Mar 2026, 00:30 IST (Asia/Kolkata)");
+        assert_eq!(local_time(t, chrono_tz::UTC), "Tue 3 Mar 2026, 19:00 UTC");
+    }
+}

@@ -1,0 +1,129 @@
+//! The call page, `/calls/{id}`: what a rep opens from the link in an email. Shows the recap,
+//! the due time in the rep's timezone and the emails sent so far; its form marks the call done
+//! (`POST /calls/{id}/done`) with an outcome and notes, and sends the rep back to the page.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+
+use super::access::{Access, DASHBOARD_FORMS, Visitor, call_access};
+use super::data::{CallFacts, call_facts};
+use super::render::{render, safe, value};
+use super::{Fields, PageError, form_page, parse_id, see_other};
+use crate::http::calls::{complete_error, parse_completion};
+use crate::startup::AppState;
+
+/// The choices the form offers, with what each means for the team.
+const OUTCOMES: [(&str, &str, &str); 3] = [
+    ("aligned", "Aligned", "The customer's expectations match what will be delivered."),
+    ("adjusted", "Adjusted", "Expectations were reset on the call and the customer agreed."),
+    ("at_risk", "At risk", "The customer still expects more than will be delivered."),
+];
+
+#[derive(Serialize)]
+struct Choice {
+    value: &'static str,
+    label: &'static str,
+    help: &'static str,
+    checked: bool,
+}
+
+/// The done form as shown: empty, or as sent back with what was wrong.
+#[derive(Serialize)]
+struct DoneForm {
+    action: String,
+    csrf: String,
+    link_token: Option<String>,
+    outcomes: Vec<Choice>,
+    notes: String,
+    error: Option<String>,
+}
+
+/// What the visitor last sent, when the form comes back with an error.
+#[derive(Default)]
+struct Sent<'a> {
+    outcome: Option<&'a str>,
+    notes: Option<&'a str>,
+    error: Option<String>,
+}
+
+/// `GET /calls/{id}?t=<link token>`. Reads only: a mail scanner that follows the link changes
+/// nothing.
+#[utoipa::path(get, path = "/calls/{id}", tag = "pages", params(("id" = String, Path, description = "the call id"), ("t" = Option<String>, Query, description = "the signed link token from the email")),
+    responses((status = 200, description = "The call page: recap and done form", content_type = "text/html"), (status = 403, description = "Tampered link", content_type = "text/html"), (status = 404, description = "No such call", content_type = "text/html"),
+        (status = 410, description = "Expired link", content_type = "text/html"), (status = 503, description = "Database unavailable", content_type = "text/html")))]
+pub async fn show(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, PageError> {
+    let id = parse_id(&path, "call")?;
+    let query = Fields::query(&req)?;
+    let access = call_access(&req, &state, id, query.get("t"))?;
+    page(&req, &state, id, &access, StatusCode::OK, Sent::default()).await
+}
+
+/// `POST /calls/{id}/done`, a form with `outcome`, `notes`, `csrf` and (from a link) `t`.
+/// Checks the link (or dashboard session) and the CSRF token before anything else, then marks
+/// the call done and answers 303 to the page, which shows it done. Marking it again is harmless.
+#[utoipa::path(post, path = "/calls/{id}/done", tag = "pages", params(("id" = String, Path)), request_body(content = super::forms::DoneForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Marked done; back to the call page"), (status = 400, description = "Unreadable form", content_type = "text/html"), (status = 403, description = "Bad link or CSRF token", content_type = "text/html"),
+        (status = 404, description = "No such call", content_type = "text/html"), (status = 409, description = "The call was cancelled", content_type = "text/html"), (status = 410, description = "Expired link", content_type = "text/html"), (status = 415, description = "Not a form", content_type = "text/html"), (status = 422, description = "No outcome chosen", content_type = "text/html")))]
+pub async fn mark_done(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let id = parse_id(&path, "call")?;
+    let fields = Fields(form.into_inner());
+    let access = call_access(&req, &state, id, fields.get("t"))?;
+    Visitor::of(&req).check(&state, id, fields.get("csrf"))?;
+    let (outcome, notes) = match parse_completion(fields.get("outcome"), fields.get("notes")) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            let error = Some(match e.field.as_deref() {
+                Some("outcome") => "Choose how the call went.".to_string(),
+                _ => format!("Please check the form: {}", e.message),
+            });
+            let sent = Sent { outcome: fields.get("outcome"), notes: fields.get("notes"), error };
+            return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, sent).await;
+        }
+    };
+    crate::workflow::calls::complete(&state, id, outcome, notes, access.actor()).await.map_err(|e| PageError::from(complete_error(e)))?;
+    Ok(see_other(&access.call_path(id)).finish())
+}
+
+async fn page(
+    req: &HttpRequest,
+    state: &AppState,
+    id: i64,
+    access: &Access,
+    status: StatusCode,
+    sent: Sent<'_>,
+) -> Result<HttpResponse, PageError> {
+    let (call, recap): (CallFacts, _) = call_facts(state, id).await?;
+    let recap_html = state.templates.render_recap_html_fragment(&recap).map_err(|e| {
+        tracing::error!(error = %e, call = id, "recap does not render");
+        PageError::internal()
+    })?;
+    let visitor = Visitor::of(req);
+    let form = DoneForm {
+        action: format!("/calls/{id}/done"),
+        csrf: visitor.csrf(state, id),
+        link_token: access.link_token().map(String::from),
+        outcomes: OUTCOMES
+            .iter()
+            .map(|(value, label, help)| Choice { value, label, help, checked: sent.outcome == Some(*value) })
+            .collect(),
+        notes: sent.notes.unwrap_or_default().to_string(),
+        error: sent.error,
+    };
+    let body = render(
+        "call.html",
+        minijinja::context! {
+            call => value(&call),
+            form => value(&form),
+            recap_html => safe(recap_html),
+            signed_in => *access == Access::Dashboard,
+            csrf => visitor.csrf(state, DASHBOARD_FORMS),
+        },
+    )?;
+    Ok(form_page(status, &visitor, state, body))
+}

@@ -1,0 +1,166 @@
+//! The dashboard, `/`, for sales ops: calls with open ones first and overdue ones on top,
+//! counts per state, filters by rep and state, links to each call's page, dead jobs and failed
+//! emails with a retry button, and the schedule preview `firstcall config check` prints.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+
+use super::access::{DASHBOARD_FORMS, Visitor, signed_in};
+use super::render::{render, value};
+use super::{Fields, PageError, form_page, parse_id, see_other};
+use crate::domain::Timezone;
+use crate::startup::AppState;
+
+/// Calls listed at most; the counts cover all of them.
+const CALLS_LISTED: u64 = 200;
+/// The state filter's choices: `open` is scheduled, due or overdue.
+const STATE_CHOICES: [(&str, &str); 6] =
+    [("open", "Open"), ("scheduled", "Scheduled"), ("due", "Due"), ("overdue", "Overdue"), ("done", "Done"), ("cancelled", "Cancelled")];
+/// Reminders listed per schedule in the preview, as `config check` does by default.
+const PREVIEW_REMINDERS: usize = 5;
+
+/// `GET /?state=open&rep=ana@…&at=2026-11-27T16:30&tz=America/New_York`. Needs a dashboard
+/// login (or an API bearer token); without one, the login form.
+#[utoipa::path(get, path = "/", tag = "pages", params(("state" = Option<String>, Query), ("rep" = Option<String>, Query), ("at" = Option<String>, Query), ("tz" = Option<String>, Query)),
+    responses((status = 200, description = "The dashboard", content_type = "text/html"), (status = 303, description = "Not logged in: to /login"), (status = 400, description = "Bad filter", content_type = "text/html")))]
+pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    if !signed_in(&req) {
+        return Ok(see_other("/login").finish());
+    }
+    let q = Fields::query(&req)?;
+    let mut status = StatusCode::OK;
+    let (states, filter_error) = match crate::http::calls::parse_states(q.non_empty("state")) {
+        Ok(s) => (s, None),
+        Err(e) => (vec![], Some(e.message)),
+    };
+    let rep = q.non_empty("rep");
+    let board = super::data::board(&state, &states, rep, CALLS_LISTED).await?;
+
+    let now = state.clock.now();
+    let default_tz = state.config.settings.defaults.timezone;
+    let (preview, preview_error, at_input, tz_input) = match preview_at(q.non_empty("at"), q.non_empty("tz"), default_tz, now) {
+        Ok((at, tz)) => {
+            let text = crate::workflow::preview::render(&state.config, at, tz, PREVIEW_REMINDERS);
+            (Some(text), None, at.with_timezone(&tz.0).format("%Y-%m-%dT%H:%M").to_string(), tz.name().to_string())
+        }
+        Err(e) => (None, Some(e), q.get("at").unwrap_or_default().to_string(), q.get("tz").unwrap_or_default().to_string()),
+    };
+    if filter_error.is_some() || preview_error.is_some() {
+        status = StatusCode::BAD_REQUEST;
+    }
+    let notice = match q.get("retried") {
+        Some("job") => Some("The job is queued again and runs now."),
+        Some("email") => Some("The email is queued again and goes out now."),
+        _ => None,
+    };
+    let visitor = Visitor::of(&req);
+    let body = render(
+        "dashboard.html",
+        minijinja::context! {
+            board => value(&board),
+            signed_in => true,
+            csrf => visitor.csrf(&state, DASHBOARD_FORMS),
+            filter => minijinja::context! { state => q.get("state").unwrap_or_default(), rep => rep.unwrap_or_default(), error => filter_error },
+            state_choices => STATE_CHOICES,
+            preview => minijinja::context! { text => preview, error => preview_error, at => at_input, tz => tz_input },
+            notice,
+            listed => CALLS_LISTED,
+        },
+    )?;
+    Ok(form_page(status, &visitor, &state, body))
+}
+
+/// The preview's order time and timezone: `at` as RFC 3339 or as a local time in `tz` (what a
+/// `datetime-local` field sends); defaults now and `defaults.timezone`.
+fn preview_at(at: Option<&str>, tz: Option<&str>, default_tz: Timezone, now: DateTime<Utc>) -> Result<(DateTime<Utc>, Timezone), String> {
+    let tz = match tz {
+        Some(z) => Timezone::parse(z).map_err(|e| format!("Timezone: {e}"))?,
+        None => default_tz,
+    };
+    let Some(at) = at else { return Ok((now, tz)) };
+    if let Ok(t) = DateTime::parse_from_rfc3339(at) {
+        return Ok((t.with_timezone(&Utc), tz));
+    }
+    let local = NaiveDateTime::parse_from_str(at, "%Y-%m-%dT%H:%M")
+        .or_else(|_| NaiveDateTime::parse_from_str(at, "%Y-%m-%dT%H:%M:%S"))
+        .map_err(|_| format!("Order time: '{}' is not a time such as 2026-11-27T16:30", crate::domain::printable(at)))?;
+    let t =
+        tz.0.from_local_datetime(&local)
+            .earliest()
+            .ok_or_else(|| format!("Order time: {local} does not exist in {tz} (the clocks skip it)"))?;
+    Ok((t.with_timezone(&Utc), tz))
+}
+
+/// A dashboard form's sender must be logged in and post the dashboard's CSRF token.
+fn ops_form(req: &HttpRequest, state: &AppState, fields: &Fields) -> Result<(), PageError> {
+    if !signed_in(req) {
+        return Err(PageError::new(StatusCode::UNAUTHORIZED, "Please log in", "Log in to the dashboard, then try again.").with_login("/"));
+    }
+    Visitor::of(req).check(state, DASHBOARD_FORMS, fields.get("csrf"))
+}
+
+/// `POST /dashboard/jobs/{id}/retry`: a dead timer runs again now, with fresh attempts.
+#[utoipa::path(post, path = "/dashboard/jobs/{id}/retry", tag = "pages", params(("id" = String, Path)), request_body(content = super::forms::CsrfForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Retried; back to the dashboard"), (status = 400, description = "Unreadable form", content_type = "text/html"), (status = 401, description = "Not logged in", content_type = "text/html"), (status = 403, description = "Bad CSRF token", content_type = "text/html"), (status = 404, description = "No such dead job", content_type = "text/html"), (status = 415, description = "Not a form", content_type = "text/html")))]
+pub async fn retry_job(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let id = parse_id(&path, "job")?;
+    ops_form(&req, &state, &Fields(form.into_inner()))?;
+    if !crate::engine::queue::retry_dead(&state.db, id, state.clock.now()).await? {
+        return Err(PageError::not_found("No dead job has this number; it may have been retried already."));
+    }
+    state.signals.jobs_scheduled();
+    Ok(see_other("/?retried=job#ops").finish())
+}
+
+/// `POST /dashboard/emails/{id}/retry`: a failed email is queued again, due now.
+#[utoipa::path(post, path = "/dashboard/emails/{id}/retry", tag = "pages", params(("id" = String, Path)), request_body(content = super::forms::CsrfForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Retried; back to the dashboard"), (status = 400, description = "Unreadable form", content_type = "text/html"), (status = 401, description = "Not logged in", content_type = "text/html"), (status = 403, description = "Bad CSRF token", content_type = "text/html"), (status = 404, description = "No such failed email", content_type = "text/html"), (status = 415, description = "Not a form", content_type = "text/html")))]
+pub async fn retry_email(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let id = parse_id(&path, "email")?;
+    ops_form(&req, &state, &Fields(form.into_inner()))?;
+    if !crate::mail::outbox::retry_failed(&state.db, id, state.clock.now()).await? {
+        return Err(PageError::not_found("No failed email has this number; it may have been retried already."));
+    }
+    state.signals.mailer.notify_one();
+    Ok(see_other("/?retried=email#ops").finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tz(name: &str) -> Timezone {
+        Timezone::parse(name).unwrap()
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn preview_times_are_read_in_the_chosen_zone() {
+        let now = utc("2026-11-23T09:00:00Z");
+        assert_eq!(preview_at(None, None, tz("UTC"), now), Ok((now, tz("UTC"))));
+        let ny = tz("America/New_York");
+        assert_eq!(preview_at(Some("2026-11-27T16:30"), Some("America/New_York"), tz("UTC"), now), Ok((utc("2026-11-27T21:30:00Z"), ny)));
+        assert_eq!(
+            preview_at(Some("2026-11-27T16:30:00Z"), Some("America/New_York"), tz("UTC"), now),
+            Ok((utc("2026-11-27T16:30:00Z"), ny))
+        );
+        assert!(preview_at(Some("friday"), None, tz("UTC"), now).unwrap_err().contains("'friday' is not a time"));
+        assert!(preview_at(None, Some("Mars/Olympus"), tz("UTC"), now).unwrap_err().starts_with("Timezone:"));
+        // 02:30 on the spring-forward night does not exist in New York.
+        assert!(preview_at(Some("2026-03-08T02:30"), Some("America/New_York"), tz("UTC"), now).unwrap_err().contains("does not exist"));
+    }
+}

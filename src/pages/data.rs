@@ -1,0 +1,354 @@
+//! What the pages show, read from the database and put into words: the call page's call,
+//! emails and upcoming timers (times in the rep's timezone), and the dashboard's calls, counts,
+//! dead jobs and failed emails. Reads only.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde::Serialize;
+
+use super::PageError;
+use crate::domain::Timezone;
+use crate::mail::templates::{duration_in_words, local_time};
+use crate::recap::Recap;
+use crate::startup::AppState;
+use crate::workflow::CallState;
+use crate::workflow::calls::OPEN_STATES;
+use entity::{calls, emails, jobs, orders, reps};
+
+/// Dead jobs and failed emails listed on the dashboard; more wait in the API's lists.
+const OPS_LIST_LIMIT: u64 = 50;
+
+pub fn state_label(state: &str) -> &'static str {
+    match state {
+        "scheduled" => "Scheduled",
+        "due" => "Due",
+        "overdue" => "Overdue",
+        "done" => "Done",
+        "cancelled" => "Cancelled",
+        _ => "Unknown",
+    }
+}
+
+pub fn outcome_label(outcome: &str) -> &'static str {
+    match outcome {
+        "aligned" => "Aligned",
+        "adjusted" => "Adjusted",
+        "at_risk" => "At risk",
+        _ => "Unknown",
+    }
+}
+
+fn email_kind_label(kind: &str) -> &'static str {
+    match kind {
+        "first_call" => "Recap and invite",
+        "reminder" => "Reminder",
+        "escalation" => "Escalation",
+        "cancellation" => "Cancellation",
+        "reassigned" => "Reassignment notice",
+        _ => "Email",
+    }
+}
+
+fn email_state_label(state: &str) -> &'static str {
+    match state {
+        "pending" => "queued",
+        "sent" => "sent",
+        "skipped" => "not sent: the call was no longer open",
+        "failed" => "failed",
+        _ => "unknown",
+    }
+}
+
+fn job_kind_label(kind: &str) -> &'static str {
+    match kind {
+        "call.start" => "Send the recap and invite",
+        "call.remind" => "Reminder",
+        "call.overdue" => "Becomes overdue",
+        "call.escalate" => "Escalation",
+        "call.cancelled" => "Send the cancellation",
+        "call.updated" => "Send the updated invite",
+        _ => "Timer",
+    }
+}
+
+/// `HubSpot deal 1042`.
+fn deal_label(source: &str, deal_id: &str) -> String {
+    match crate::domain::Source::parse(source) {
+        Ok(s) => format!("{} deal {deal_id}", crate::recap::format::source_name(s)),
+        Err(_) => format!("deal {deal_id}"),
+    }
+}
+
+fn utc(t: DateTime<Utc>) -> String {
+    local_time(t, chrono_tz::UTC)
+}
+
+/// The call page's facts about one call (the recap is rendered separately).
+#[derive(Debug, Serialize)]
+pub struct CallFacts {
+    pub id: i64,
+    pub account: String,
+    /// `HubSpot deal 1042`.
+    pub deal: String,
+    pub rep_name: String,
+    pub rep_email: String,
+    pub state: String,
+    pub state_label: &'static str,
+    pub open: bool,
+    pub cancelled: bool,
+    /// The due time in the rep's timezone, with the zone's name.
+    pub due_local: String,
+    pub overdue_by: Option<String>,
+    pub done: Option<Done>,
+    /// Every email about the call, oldest first.
+    pub history: Vec<HistoryEntry>,
+    /// Timers still to fire (next reminder, escalation), soonest first.
+    pub upcoming: Vec<Upcoming>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Done {
+    pub outcome: String,
+    pub outcome_label: &'static str,
+    pub notes: Option<String>,
+    pub at_local: Option<String>,
+    pub by: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HistoryEntry {
+    pub when: String,
+    pub kind: &'static str,
+    pub to: String,
+    pub state: String,
+    pub state_label: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Upcoming {
+    pub when: String,
+    pub kind: &'static str,
+}
+
+/// Loads call `id` with its recap. A call that does not exist is a 404.
+pub async fn call_facts(state: &AppState, id: i64) -> Result<(CallFacts, Recap), PageError> {
+    let call =
+        calls::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(|| PageError::not_found("There is no call with this number."))?;
+    let recap = crate::workflow::compose::recap_for_call(&state.db, state, &call).await?;
+    let detail = crate::http::calls::load_detail(state, id).await?;
+    let tz = recap.call.rep_timezone.0;
+    let c = detail.call;
+    let now = state.clock.now();
+    let parsed = CallState::parse(&c.state);
+    let done = c.outcome.as_deref().filter(|_| parsed == Some(CallState::Done)).map(|o| Done {
+        outcome: o.to_string(),
+        outcome_label: outcome_label(o),
+        notes: c.notes.clone(),
+        at_local: c.completed_at.map(|t| local_time(t, tz)),
+        by: c.completed_by.clone(),
+    });
+    let facts = CallFacts {
+        id,
+        account: recap.deal.account_name.clone().unwrap_or_else(|| format!("Deal {}", recap.deal.deal_id)),
+        deal: deal_label(recap.deal.source.as_str(), &recap.deal.deal_id),
+        rep_name: recap.call.rep_name.clone().unwrap_or_else(|| c.rep_email.clone()),
+        rep_email: c.rep_email.clone(),
+        state_label: state_label(&c.state),
+        open: parsed.is_some_and(|s| s.is_open()),
+        cancelled: parsed == Some(CallState::Cancelled),
+        due_local: local_time(c.due_at, tz),
+        overdue_by: c.overdue.then(|| duration_in_words(now - c.due_at)),
+        done,
+        history: detail
+            .emails
+            .into_iter()
+            .map(|e| HistoryEntry {
+                when: local_time(e.sent_at.unwrap_or(e.created_at), tz),
+                kind: email_kind_label(&e.kind),
+                to: e.to,
+                state_label: email_state_label(&e.state),
+                state: e.state,
+            })
+            .collect(),
+        upcoming: detail
+            .timers
+            .into_iter()
+            .filter(|t| t.state == "pending")
+            .map(|t| Upcoming { when: local_time(t.run_at, tz), kind: job_kind_label(&t.kind) })
+            .collect(),
+        state: c.state,
+    };
+    Ok((facts, recap))
+}
+
+/// One call on the dashboard.
+#[derive(Debug, Serialize)]
+pub struct CallRow {
+    pub id: i64,
+    pub account: String,
+    pub deal: String,
+    pub rep: String,
+    pub rep_email: String,
+    pub state: String,
+    pub state_label: &'static str,
+    pub overdue: bool,
+    /// In the rep's timezone.
+    pub due_local: String,
+    pub outcome_label: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StateCount {
+    pub state: &'static str,
+    pub label: &'static str,
+    pub n: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JobRow {
+    pub id: i64,
+    pub call_id: Option<i64>,
+    pub kind: &'static str,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub failed_at: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EmailRow {
+    pub id: i64,
+    pub call_id: Option<i64>,
+    pub kind: &'static str,
+    pub to: String,
+    pub subject: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Board {
+    /// Calls per state (for the chosen rep, if any).
+    pub counts: Vec<StateCount>,
+    /// Open calls (scheduled, due or overdue).
+    pub open: i64,
+    /// Open calls past their due time.
+    pub past_due: u64,
+    pub calls: Vec<CallRow>,
+    /// Calls matching the filters (more than are listed when over the limit).
+    pub total: u64,
+    /// Every rep who has a call, for the filter.
+    pub reps: Vec<String>,
+    pub dead_jobs: Vec<JobRow>,
+    pub failed_emails: Vec<EmailRow>,
+}
+
+/// The dashboard's data: calls matching `states` and `rep` (open first, overdue on top).
+pub async fn board(state: &AppState, states: &[&str], rep: Option<&str>, limit: u64) -> Result<Board, sea_orm::DbErr> {
+    use sea_orm::PaginatorTrait;
+    let db = &state.db;
+    let now = state.clock.now();
+    let (rows, total) = crate::http::calls::query_calls(state, states, rep, limit, 0).await?;
+
+    let by_state: Vec<(String, i64)> = calls::Entity::find()
+        .select_only()
+        .column(calls::Column::State)
+        .column_as(calls::Column::Id.count(), "n")
+        .filter(crate::http::calls::filter(&[], rep))
+        .group_by(calls::Column::State)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let counts: Vec<StateCount> = CallState::ALL
+        .iter()
+        .map(|s| StateCount {
+            state: s.as_str(),
+            label: state_label(s.as_str()),
+            n: by_state.iter().find(|(name, _)| name == s.as_str()).map_or(0, |(_, n)| *n),
+        })
+        .collect();
+    let open = counts.iter().filter(|c| OPEN_STATES.contains(&c.state)).map(|c| c.n).sum();
+    let past_due =
+        calls::Entity::find().filter(crate::http::calls::filter(&OPEN_STATES, rep)).filter(calls::Column::DueAt.lte(now)).count(db).await?;
+
+    let order_ids: Vec<i64> = rows.iter().map(|c| c.order_id).collect();
+    let accounts: HashMap<i64, Option<String>> = orders::Entity::find()
+        .filter(orders::Column::Id.is_in(order_ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|o| (o.id, o.account_name))
+        .collect();
+    let emails_listed: Vec<String> = rows.iter().map(|c| c.rep_email.clone()).collect();
+    let directory: HashMap<String, reps::Model> = reps::Entity::find()
+        .filter(reps::Column::Email.is_in(emails_listed))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| (r.email.clone(), r))
+        .collect();
+    let default_tz = state.config.settings.defaults.timezone;
+    let calls = rows
+        .into_iter()
+        .map(|c| {
+            let rep = directory.get(&c.rep_email);
+            let tz = rep.and_then(|r| Timezone::parse(&r.timezone).ok()).unwrap_or(default_tz);
+            CallRow {
+                id: c.id,
+                account: accounts.get(&c.order_id).cloned().flatten().unwrap_or_else(|| format!("Deal {}", c.deal_id)),
+                deal: deal_label(&c.source, &c.deal_id),
+                rep: rep.map(|r| r.name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| c.rep_email.clone()),
+                state_label: state_label(&c.state),
+                overdue: OPEN_STATES.contains(&c.state.as_str()) && c.due_at <= now,
+                due_local: local_time(c.due_at, tz.0),
+                outcome_label: c.outcome.as_deref().map(outcome_label),
+                rep_email: c.rep_email,
+                state: c.state,
+            }
+        })
+        .collect();
+
+    let reps: Vec<String> = calls::Entity::find()
+        .select_only()
+        .column(calls::Column::RepEmail)
+        .distinct()
+        .order_by_asc(calls::Column::RepEmail)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let dead_jobs = jobs::Entity::find()
+        .filter(jobs::Column::State.eq("dead"))
+        .order_by_asc(jobs::Column::RunAt)
+        .limit(OPS_LIST_LIMIT)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|j| JobRow {
+            id: j.id,
+            call_id: j.call_id,
+            kind: job_kind_label(&j.kind),
+            attempts: j.attempts,
+            last_error: j.last_error,
+            failed_at: utc(j.updated_at),
+        })
+        .collect();
+    let failed_emails = emails::Entity::find()
+        .filter(emails::Column::State.eq("failed"))
+        .order_by_desc(emails::Column::Id)
+        .limit(OPS_LIST_LIMIT)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|e| EmailRow {
+            id: e.id,
+            call_id: e.call_id,
+            kind: email_kind_label(&e.kind),
+            to: e.to_addr,
+            subject: e.subject,
+            attempts: e.attempts,
+            last_error: e.last_error,
+        })
+        .collect();
+    Ok(Board { counts, open, past_due, calls, total, reps, dead_jobs, failed_emails })
+}

@@ -1,0 +1,34 @@
+//! The pages' forms as the OpenAPI document describes them (the handlers read the fields
+//! leniently from the urlencoded body, so a browser's quirks never cause a 500).
+
+#![allow(dead_code)]
+
+/// `POST /login`.
+#[derive(utoipa::ToSchema)]
+pub struct LoginForm {
+    /// One of the API tokens.
+    token: String,
+    /// Where to go after logging in (a path on this site).
+    next: Option<String>,
+    /// The form's CSRF token.
+    csrf: String,
+}
+
+/// `POST /logout`, `POST /dashboard/jobs/{id}/retry`, `POST /dashboard/emails/{id}/retry`.
+#[derive(utoipa::ToSchema)]
+pub struct CsrfForm {
+    /// The form's CSRF token.
+    csrf: String,
+}
+
+/// `POST /calls/{id}/done`.
+#[derive(utoipa::ToSchema)]
+pub struct DoneForm {
+    /// aligned, adjusted or at_risk.
+    outcome: String,
+    notes: Option<String>,
+    /// The form's CSRF token.
+    csrf: String,
+    /// The signed link token from the email (absent when logged in to the dashboard).
+    t: Option<String>,
+}

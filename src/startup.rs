@@ -1,0 +1,236 @@
+//! Builds the application once, for `main` and tests alike: connects the database, applies
+//! migrations, binds the HTTP listener and starts the background services (engine, mailer).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::shutdown::Shutdown;
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use sea_orm::DatabaseConnection;
+use tokio::sync::Notify;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+/// Wake-ups for background loops, so new work is picked up at once instead of at the next poll.
+#[derive(Clone, Default)]
+pub struct Signals {
+    pub engine: Arc<Notify>,
+    pub mailer: Arc<Notify>,
+    /// Tells other processes on the same PostgreSQL database that work was scheduled.
+    pub announce: Arc<Notify>,
+}
+
+impl Signals {
+    /// New jobs are due now: wake this process's engine and tell the others.
+    pub fn jobs_scheduled(&self) {
+        self.engine.notify_one();
+        self.announce.notify_one();
+    }
+}
+
+/// Everything handlers and background services share.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub config: Arc<Config>,
+    pub clock: SharedClock,
+    pub signals: Signals,
+    pub metrics: Arc<Metrics>,
+    pub security: Arc<crate::security::Security>,
+    pub rate_limits: Arc<crate::security::RateLimits>,
+    pub templates: Arc<crate::mail::templates::Templates>,
+    pub shutdown: Shutdown,
+    /// Identifies this process in job leases.
+    pub instance_id: String,
+    /// Webhook events waiting for a group commit.
+    pub intake: crate::intake::store::Intake,
+}
+
+/// What to run besides the HTTP server.
+#[derive(Debug, Clone, Copy)]
+pub struct Services {
+    pub http: bool,
+    pub engine: bool,
+    pub mailer: bool,
+}
+
+pub struct Application {
+    port: u16,
+    server: Option<Server>,
+    pub state: AppState,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Application {
+    pub async fn build(config: Config, clock: SharedClock, services: Services) -> anyhow::Result<Application> {
+        let db = crate::db::connect(&config.settings.database)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot connect to the database at {}: {e}", redact_url(&config.settings.database.url)))?;
+        Self::build_with_db(config, clock, services, db).await
+    }
+
+    pub async fn build_with_db(
+        config: Config,
+        clock: SharedClock,
+        services: Services,
+        db: DatabaseConnection,
+    ) -> anyhow::Result<Application> {
+        if config.settings.database.migrate_on_start {
+            let applied = crate::db::migrate(&db).await.map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
+            if applied > 0 {
+                tracing::info!(applied, "database migrations applied");
+            }
+        }
+        let security = crate::security::Security::load(&config.settings, &db, clock.now())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot load secrets: {e}"))?;
+        let templates = crate::mail::templates::Templates::load(&config.templates_dir()).map_err(|e| anyhow::anyhow!("templates: {e}"))?;
+        // A template that cannot render would fail every email: refuse to start instead.
+        templates.check().map_err(|e| anyhow::anyhow!("templates: {e}"))?;
+        let (intake, intake_queue) = crate::intake::store::Intake::new();
+        let state = AppState {
+            intake,
+            rate_limits: Arc::new(crate::security::RateLimits::new(config.settings.http.rate_limit_per_minute)),
+            security: Arc::new(security),
+            templates: Arc::new(templates),
+            db,
+            config: Arc::new(config),
+            clock,
+            signals: Signals::default(),
+            metrics: Arc::new(Metrics::new()),
+            shutdown: Shutdown::default(),
+            instance_id: format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
+        };
+        crate::intake::store::spawn_writers(&state, intake_queue);
+        let mut port = 0;
+        let mut server = None;
+        if services.http {
+            let s = &state.config.settings.http;
+            let listener =
+                TcpListener::bind((s.host.as_str(), s.port)).map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", s.host, s.port))?;
+            port = listener.local_addr()?.port();
+            server = Some(run_http(listener, state.clone())?);
+        }
+        let mut background = Vec::new();
+        if services.engine {
+            background.push(tokio::spawn(crate::engine::worker::run(state.clone())));
+        }
+        if services.mailer {
+            background.push(tokio::spawn(crate::mail::mailer::run(state.clone())));
+        }
+        Ok(Application { port, server, state, background })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM/SIGINT (or the server stops): then stops claiming work, lets
+    /// in-flight steps and requests finish, and returns.
+    pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
+        let shutdown = self.state.shutdown.clone();
+        match self.server.take() {
+            Some(server) => {
+                // actix handles SIGTERM/SIGINT itself: it stops accepting and drains requests.
+                server.await?;
+            }
+            None => wait_for_signal().await,
+        }
+        shutdown.trigger();
+        self.state.signals.engine.notify_waiters();
+        self.state.signals.mailer.notify_waiters();
+        for h in self.background.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(30), h).await;
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+
+    /// Starts serving in the background (tests): returns at once.
+    pub fn spawn(mut self) -> RunningApp {
+        let server = self.server.take();
+        let handle = server.as_ref().map(|s| s.handle());
+        if let Some(server) = server {
+            tokio::spawn(server);
+        }
+        RunningApp { port: self.port, state: self.state, http: handle, background: self.background }
+    }
+}
+
+/// An application serving in the background.
+pub struct RunningApp {
+    pub port: u16,
+    pub state: AppState,
+    http: Option<actix_web::dev::ServerHandle>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningApp {
+    pub async fn stop(mut self) {
+        self.state.shutdown.trigger();
+        self.state.signals.engine.notify_waiters();
+        self.state.signals.mailer.notify_waiters();
+        if let Some(h) = self.http.take() {
+            h.stop(true).await;
+        }
+        for h in self.background.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(10), h).await;
+        }
+    }
+}
+
+fn run_http(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
+    let http = state.config.settings.http.clone();
+    let data = web::Data::new(state);
+    let (timeout, workers) = (http.client_timeout_secs, http.workers);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .configure(|cfg| crate::http::configure(cfg, &http))
+            .wrap(actix_web::middleware::from_fn(crate::http::request_context))
+    })
+    .listen(listener)?
+    .client_request_timeout(Duration::from_secs(timeout))
+    .client_disconnect_timeout(Duration::from_secs(2))
+    .shutdown_timeout(30);
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    Ok(server.run())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "firstcall".into())
+}
+
+/// A database URL with its password replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}

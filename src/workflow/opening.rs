@@ -1,0 +1,126 @@
+//! Opening first calls: whom the call goes to (the order's rep, else the proposal's, else the
+//! sales-ops inbox), which schedule applies and when the call is due, and the rows that start
+//! it (the call, its audit row, its first timer). One order or a whole group of new orders (a
+//! webhook burst) costs the same fixed number of statements.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
+use serde_json::json;
+
+use super::{CallState, timing};
+use crate::domain::{EmailAddress, Source};
+use crate::engine::{NewJob, kinds};
+use crate::startup::AppState;
+use entity::{calls, orders};
+
+/// Where a new call goes and when it is due.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub rep: EmailAddress,
+    pub schedule: String,
+    pub due_at: DateTime<Utc>,
+}
+
+/// Plans a call for each order, reading the newest proposals and the reps in one query each.
+pub async fn plan_many(db: &impl ConnectionTrait, state: &AppState, orders: &[&orders::Model]) -> Result<Vec<Plan>, DbErr> {
+    let defaults = &state.config.settings.defaults;
+    let deals: Vec<(String, String)> = orders.iter().map(|o| (o.source.clone(), o.deal_id.clone())).collect();
+    let proposals = crate::proposals::store::latest_many(db, &deals).await?;
+    let reps: Vec<EmailAddress> = orders
+        .iter()
+        .map(|o| {
+            o.rep_email
+                .as_deref()
+                .and_then(|e| EmailAddress::parse(e).ok())
+                .or_else(|| proposals.get(&(o.source.clone(), o.deal_id.clone())).and_then(|p| p.proposal.rep_email.clone()))
+                .unwrap_or_else(|| defaults.unassigned_email.clone())
+        })
+        .collect();
+    let recipients = crate::reps::recipients(db, &reps, defaults.timezone).await?;
+    Ok(orders
+        .iter()
+        .zip(reps)
+        .map(|(o, rep)| {
+            let source = Source::parse(&o.source).unwrap_or(Source::Generic);
+            let segment = o
+                .segment
+                .clone()
+                .or_else(|| proposals.get(&(o.source.clone(), o.deal_id.clone())).and_then(|p| p.proposal.account.segment.clone()));
+            let schedule = state.config.schedule_for(source, super::calls::order_amount(o).as_ref(), segment.as_deref());
+            let tz = recipients.get(&rep).map(|r| r.timezone).unwrap_or(defaults.timezone);
+            let ordered_at = o.ordered_at.unwrap_or(o.created_at);
+            Plan { due_at: timing::first_call_due_at(schedule, tz.0, ordered_at), schedule: schedule.name.clone(), rep }
+        })
+        .collect())
+}
+
+/// Opens the first call of each order that just became open (inside the caller's
+/// transaction): the call, its audit row and its first step (recap and invite to the rep, due
+/// at once). Returns the calls in the orders' order.
+pub async fn open_many(
+    db: &impl ConnectionTrait,
+    state: &AppState,
+    orders: &[&orders::Model],
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<calls::Model>, DbErr> {
+    if orders.is_empty() {
+        return Ok(vec![]);
+    }
+    let plans = plan_many(db, state, orders).await?;
+    let rows = orders.iter().zip(&plans).map(|(o, p)| calls::ActiveModel {
+        order_id: Set(o.id),
+        source: Set(o.source.clone()),
+        deal_id: Set(o.deal_id.clone()),
+        rep_email: Set(p.rep.to_string()),
+        state: Set(CallState::Scheduled.as_str().into()),
+        schedule_name: Set(p.schedule.clone()),
+        ordered_at: Set(o.ordered_at.unwrap_or(now)),
+        due_at: Set(p.due_at),
+        invite_sequence: Set(0),
+        reminders_sent: Set(0),
+        escalation_level: Set(0),
+        last_reminder_at: Set(None),
+        outcome: Set(None),
+        notes: Set(None),
+        completed_at: Set(None),
+        completed_by: Set(None),
+        cancelled_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    });
+    let inserted = calls::Entity::insert_many(rows).exec_with_returning(db).await?;
+    // RETURNING order is not promised; match the calls to their orders.
+    let mut by_order: HashMap<i64, calls::Model> = inserted.into_iter().map(|c| (c.order_id, c)).collect();
+    let calls: Vec<calls::Model> = orders
+        .iter()
+        .map(|o| by_order.remove(&o.id).ok_or_else(|| DbErr::Custom(format!("call for order {} was not created", o.id))))
+        .collect::<Result<_, _>>()?;
+    let changes = calls.iter().zip(&plans).map(|(c, p)| crate::audit::Change {
+        actor,
+        entity: "call",
+        entity_id: c.id,
+        action: "opened",
+        from_state: None,
+        to_state: Some("scheduled"),
+        detail: Some(json!({"rep": p.rep.as_str(), "schedule": p.schedule, "due_at": p.due_at})),
+    });
+    crate::audit::record_many(db, changes, now).await?;
+    let jobs = calls.iter().map(|c| NewJob::for_call(kinds::CALL_START, c.id, now));
+    crate::engine::enqueue_many(db, jobs, state.config.settings.engine.max_attempts, now).await?;
+    Ok(calls)
+}
+
+/// [`open_many`] for one order.
+pub async fn open_for_order(
+    db: &impl ConnectionTrait,
+    state: &AppState,
+    order: &orders::Model,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<calls::Model, DbErr> {
+    open_many(db, state, &[order], actor, now).await?.pop().ok_or_else(|| DbErr::Custom("no call opened".into()))
+}
