@@ -1,0 +1,13 @@
+//! Test helpers for firstcall.
+//!
+//! - [`smtp`]: [`SmtpSink`], a real SMTP server on loopback that captures what it receives and
+//!   can be told to answer 451, 550, stall after DATA, or go down, between transactions.
+//! - [`mail`]: [`mail::parse`], a captured message taken apart into headers, text, HTML,
+//!   calendar part and attachments.
+//! - [`db`]: [`db::TestDb`], a throwaway PostgreSQL database or SQLite file per test.
+
+pub mod db;
+pub mod mail;
+pub mod smtp;
+
+pub use smtp::{Captured, Mode, SmtpSink};

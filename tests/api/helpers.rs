@@ -1,0 +1,357 @@
+//! The test harness: starts the real application on a random port against a fresh database
+//! (PostgreSQL by default, SQLite with `FIRSTCALL_TEST_DB=sqlite`) and a real SMTP capture
+//! server on loopback, and gives the test an HTTP client, a controllable clock and the mails.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use firstcall::clock::{ManualClock, SharedClock, SystemClock};
+use firstcall::config::{Config, ConfigSource};
+use firstcall::startup::{AppState, Application, RunningApp, Services};
+use serde_json::{Value, json};
+use testkit::db::TestDb;
+use testkit::smtp::SmtpSink;
+
+pub const API_TOKEN: &str = "test-api-token-0123456789";
+pub const GENERIC_SECRET: &str = "generic-secret-0123456789";
+pub const HUBSPOT_SECRET: &str = "hubspot-client-secret-0123456789";
+pub const PIPEDRIVE_AUTH: &str = "pipedrive:pipedrive-password-123";
+pub const SALESFORCE_ORG: &str = "00D5e000000KQ2eEAG";
+
+/// Monday 23 November 2026, 09:00 UTC: a working morning in Europe.
+pub fn monday_morning() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-23T09:00:00Z").unwrap().with_timezone(&Utc)
+}
+
+pub struct Options {
+    /// Use the system clock and run the engine and mailer in the background, as in production.
+    pub real_time: bool,
+    pub start: DateTime<Utc>,
+    pub overrides: Vec<(&'static str, Value)>,
+    /// Override the config directory (defaults to the repository's `config/`).
+    pub config_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { real_time: false, start: monday_morning(), overrides: vec![], config_dir: None }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub state: AppState,
+    pub smtp: SmtpSink,
+    pub db: TestDb,
+    running: Option<RunningApp>,
+}
+
+pub fn config_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+/// The settings every test starts from: the repository's config, a test database, the SMTP
+/// sink, known secrets, and quiet background loops.
+pub fn test_config(db_url: &str, smtp_port: u16, opts: &Options) -> Config {
+    let source = ConfigSource { dir: opts.config_dir.clone().unwrap_or_else(config_dir), env_name: None, use_env: false };
+    let mut pairs: Vec<(&str, Value)> = vec![
+        ("database.url", json!(db_url)),
+        ("database.max_connections", json!(8)),
+        ("http.port", json!(0)),
+        ("http.workers", json!(1)),
+        ("http.public_url", json!("http://firstcall.test")),
+        ("log.level", json!("warn")),
+        ("mail.transport", json!("smtp")),
+        ("mail.smtp.host", json!("127.0.0.1")),
+        ("mail.smtp.port", json!(smtp_port)),
+        ("mail.smtp.pool_size", json!(2)),
+        ("mail.from", json!("firstcall <firstcall@seller.example>")),
+        ("mail.send_timeout_secs", json!(3)),
+        ("mail.retry_base_secs", json!(1)),
+        ("api.tokens", json!([API_TOKEN])),
+        ("links.signing_keys", json!(["link-signing-key-0123456789"])),
+        ("webhooks.generic.secrets", json!([GENERIC_SECRET])),
+        ("webhooks.hubspot.client_secrets", json!([HUBSPOT_SECRET])),
+        ("webhooks.pipedrive.basic_auth", json!([PIPEDRIVE_AUTH])),
+        ("webhooks.salesforce.organization_ids", json!([SALESFORCE_ORG])),
+        ("defaults.unassigned_email", json!("sales-ops@seller.example")),
+        ("engine.poll_interval_ms", json!(if opts.real_time { 100 } else { 1000 })),
+    ];
+    pairs.extend(opts.overrides.iter().cloned());
+    let figment = source.figment().merge(Config::overrides(&pairs));
+    source.load_with(figment).unwrap_or_else(|e| panic!("test config: {e}"))
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(opts: Options) -> TestApp {
+        let db = TestDb::create().await;
+        let smtp = SmtpSink::start().await;
+        let config = test_config(db.url(), smtp.port(), &opts);
+        let clock = ManualClock::new(opts.start);
+        let shared: SharedClock = if opts.real_time { Arc::new(SystemClock) } else { clock.clone() };
+        let services = Services { http: true, engine: opts.real_time, mailer: opts.real_time };
+        let app = Application::build(config, shared, services).await.expect("application starts");
+        let running = app.spawn();
+        TestApp {
+            address: format!("http://127.0.0.1:{}", running.port),
+            client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap(),
+            clock,
+            state: running.state.clone(),
+            smtp,
+            db,
+            running: Some(running),
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.state.clock.now()
+    }
+
+    pub fn advance(&self, by: TimeDelta) {
+        self.clock.advance(by);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(API_TOKEN)
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let r = self.api(reqwest::Method::GET, path).send().await.unwrap();
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    /// Posts a generic order event signed with the test secret at the app's current time.
+    pub async fn post_generic(&self, body: &Value) -> reqwest::Response {
+        let raw = serde_json::to_vec(body).unwrap();
+        self.post_generic_raw(&raw, GENERIC_SECRET, self.now().timestamp()).await
+    }
+
+    pub async fn post_generic_raw(&self, raw: &[u8], secret: &str, t: i64) -> reqwest::Response {
+        let sig = firstcall::intake::signature::sign_generic(secret.as_bytes(), t, raw);
+        self.client
+            .post(self.url("/webhooks/generic"))
+            .header("content-type", "application/json")
+            .header("X-Firstcall-Signature", sig)
+            .body(raw.to_vec())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn put_proposal(&self, source: &str, deal: &str, body: &Value) -> reqwest::Response {
+        self.api(reqwest::Method::PUT, &format!("/api/v1/proposals/{source}/{deal}")).json(body).send().await.unwrap()
+    }
+
+    pub async fn put_rep(&self, email: &str, body: &Value) -> reqwest::Response {
+        self.api(reqwest::Method::PUT, &format!("/api/v1/reps/{email}")).json(body).send().await.unwrap()
+    }
+
+    /// Runs every timer due at the current (test) time.
+    pub async fn run_jobs(&self) -> usize {
+        firstcall::engine::worker::run_due(&self.state).await.expect("engine runs")
+    }
+
+    /// Delivers every email due now to the SMTP sink.
+    pub async fn deliver(&self) -> usize {
+        firstcall::mail::mailer::run_due(&self.state).await.expect("mailer runs")
+    }
+
+    /// Runs timers and delivers mail until nothing more is due now.
+    pub async fn settle(&self) {
+        loop {
+            let j = self.run_jobs().await;
+            let m = self.deliver().await;
+            if j == 0 && m == 0 {
+                return;
+            }
+        }
+    }
+
+    /// Moves the clock forward step by step, settling at each step, so every timer in between
+    /// fires at its time.
+    pub async fn advance_and_settle(&self, total: TimeDelta, step: TimeDelta) {
+        let end = self.now() + total;
+        while self.now() < end {
+            let next = (self.now() + step).min(end);
+            self.clock.set(next);
+            self.settle().await;
+        }
+    }
+
+    /// All mails received so far, parsed.
+    pub fn mails(&self) -> Vec<testkit::mail::ParsedMail> {
+        self.smtp.messages().iter().map(|m| m.parse()).collect()
+    }
+
+    pub fn mails_to(&self, addr: &str) -> Vec<testkit::mail::ParsedMail> {
+        self.smtp.messages().iter().filter(|m| m.rcpt_to.iter().any(|r| r.eq_ignore_ascii_case(addr))).map(|m| m.parse()).collect()
+    }
+
+    pub async fn wait_for_mails(&self, n: usize, timeout: Duration) -> Vec<testkit::mail::ParsedMail> {
+        self.smtp.wait_for(n, timeout).await.iter().map(|m| m.parse()).collect()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+    }
+}
+
+/// A generic `order.created` event for `deal`.
+pub fn order_created(id: &str, deal: &str, rep: &str, at: DateTime<Utc>) -> Value {
+    json!({
+        "id": id,
+        "type": "order.created",
+        "occurred_at": at.to_rfc3339(),
+        "order": {
+            "deal_id": deal,
+            "amount": "12000.00",
+            "currency": "USD",
+            "rep_email": rep,
+            "account_name": "Acme Corp",
+            "line_items": [
+                {"sku": "PRO-100", "name": "Pro seats", "quantity": 100, "unit_price": "49.00"},
+                {"sku": "ONB", "name": "Onboarding", "quantity": 1, "unit_price": "2000.00"}
+            ]
+        }
+    })
+}
+
+pub fn order_event(id: &str, kind: &str, deal: &str, at: DateTime<Utc>, order: Value) -> Value {
+    let mut o = order;
+    o["deal_id"] = json!(deal);
+    json!({"id": id, "type": kind, "occurred_at": at.to_rfc3339(), "order": o})
+}
+
+/// A realistic proposal for `deal` with one gap of each kind.
+pub fn proposal(rep: &str) -> Value {
+    json!({
+        "account": {"name": "Acme Corp", "segment": "mid-market"},
+        "rep_email": rep,
+        "contacts": [
+            {"name": "Dana Decider", "email": "dana@acme.example", "title": "CFO", "role": "decision_maker"},
+            {"name": "Fran Function", "email": "fran@acme.example", "title": "Head of IT", "role": "functional_decision_maker"}
+        ],
+        "requirements": [
+            {"id": "R1", "text": "Single sign-on with Okta", "priority": "must", "need_by": "2026-12-15", "stated_in": "Discovery call, 2 Oct"},
+            {"id": "R2", "text": "Data residency in the EU", "priority": "must", "stated_in": "Security review"},
+            {"id": "R3", "text": "Salesforce sync", "priority": "should", "need_by": "2027-01-10"}
+        ],
+        "commitments": [
+            {"id": "C1", "text": "SAML SSO configured with Okta", "covers": ["R1"], "deliver_by": "2026-12-10"},
+            {"id": "C2", "text": "Native Salesforce connector", "covers": ["R3"], "deliver_by": "2027-02-01"},
+            {"id": "C3", "text": "Dedicated success manager", "covers": []}
+        ],
+        "line_items": [
+            {"sku": "PRO-100", "name": "Pro seats", "quantity": 100, "unit_price": "49.00", "currency": "USD", "rationale": "One seat per support agent"},
+            {"sku": "ONB", "name": "Onboarding", "quantity": 1, "unit_price": "2500.00", "currency": "USD", "rationale": "Two-week guided rollout"}
+        ],
+        "activities": [
+            {"at": "2026-10-02T14:00:00Z", "kind": "call", "summary": "Discovery: SSO and EU hosting are must-haves"},
+            {"at": "2026-10-20T10:00:00Z", "kind": "proposal", "summary": "Proposal sent"},
+            {"at": "2026-11-05T16:00:00Z", "kind": "quote", "summary": "Final quote with onboarding"}
+        ]
+    })
+}
+
+pub fn fixture(path: &str) -> Vec<u8> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()))
+}
+
+impl TestApp {
+    /// Rows in a table, read straight from the database.
+    pub async fn count(&self, table: &str) -> i64 {
+        use sea_orm::{ConnectionTrait, Statement};
+        let backend = self.state.db.get_database_backend();
+        let row = self
+            .state
+            .db
+            .query_one_raw(Statement::from_string(backend, format!("SELECT COUNT(*) AS n FROM {table}")))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    }
+
+    /// Row counts of every table a webhook can write to.
+    pub async fn intake_counts(&self) -> [i64; 5] {
+        [
+            self.count("webhook_events").await,
+            self.count("orders").await,
+            self.count("calls").await,
+            self.count("jobs").await,
+            self.count("audit_log").await,
+        ]
+    }
+
+    pub async fn post_hubspot(&self, body: &[u8], secret: &str, timestamp_ms: i64) -> reqwest::Response {
+        let uri = "http://firstcall.test/webhooks/hubspot";
+        let sig = firstcall::intake::signature::sign_hubspot_v3(secret.as_bytes(), "POST", uri, body, timestamp_ms);
+        self.post_hubspot_signed(body, &sig, timestamp_ms).await
+    }
+
+    /// Posts `body` with a given signature (e.g. one made for another body).
+    pub async fn post_hubspot_signed(&self, body: &[u8], sig: &str, timestamp_ms: i64) -> reqwest::Response {
+        self.client
+            .post(self.url("/webhooks/hubspot"))
+            .header("content-type", "application/json")
+            .header("X-HubSpot-Signature-v3", sig)
+            .header("X-HubSpot-Request-Timestamp", timestamp_ms.to_string())
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_pipedrive(&self, body: &[u8], credentials: &str) -> reqwest::Response {
+        use base64::Engine;
+        let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials));
+        self.client
+            .post(self.url("/webhooks/pipedrive"))
+            .header("content-type", "application/json")
+            .header("authorization", auth)
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_salesforce(&self, body: &[u8]) -> reqwest::Response {
+        self.client
+            .post(self.url("/webhooks/salesforce"))
+            .header("content-type", "text/xml; charset=utf-8")
+            .header("SOAPAction", "\"\"")
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The calls as the API lists them.
+    pub async fn calls(&self) -> Vec<Value> {
+        self.get_json("/api/v1/calls").await["calls"].as_array().unwrap().clone()
+    }
+}
+
+/// The call-page link in an email (`/calls/{id}?t=…`, path and query), to open against the test
+/// server: the email's address points at `http.public_url`.
+pub fn call_link(mail: &testkit::mail::ParsedMail) -> String {
+    let text = mail.text.as_deref().unwrap_or_default();
+    let start = text.find("http://firstcall.test/calls/").unwrap_or_else(|| panic!("no call link in the email:\n{text}"));
+    let url: String = text[start..].chars().take_while(|c| !c.is_whitespace() && !matches!(c, '>' | '"' | ')')).collect();
+    url.trim_start_matches("http://firstcall.test").to_string()
+}

@@ -1,0 +1,492 @@
+//! Order intake as CRM admins see it: every source's real payloads, signatures, duplicate and
+//! out-of-order deliveries, and every class of bad input, each checked to write nothing.
+
+use chrono::TimeDelta;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+async fn body(r: reqwest::Response) -> Value {
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_signed_order_opens_one_call_for_its_rep() {
+    let app = TestApp::spawn().await;
+    let raw = fixture("generic/order_created.json");
+    let r = app.post_generic_raw(&raw, GENERIC_SECRET, app.now().timestamp()).await;
+    assert_eq!(r.status(), 200);
+    let b = body(r).await;
+    assert_eq!(b["accepted"], 1);
+    assert_eq!(b["events"][0]["outcome"], "opened");
+    let calls = app.calls().await;
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["deal_id"], "D-1042");
+    assert_eq!(calls[0]["rep_email"], "ana.silva@example.com");
+    assert_eq!(calls[0]["state"], "scheduled");
+    // The raw event is kept exactly as received.
+    use sea_orm::EntityTrait;
+    let ev = entity::webhook_events::Entity::find().one(&app.state.db).await.unwrap().unwrap();
+    assert_eq!(ev.dedupe_key, "evt_01HV6M3T9QX4N2B7");
+    assert_eq!(serde_json::from_str::<Value>(&ev.payload).unwrap(), serde_json::from_slice::<Value>(&raw).unwrap());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn ten_concurrent_identical_deliveries_make_one_order_and_one_call() {
+    let app = TestApp::spawn().await;
+    let raw = fixture("generic/order_created.json");
+    let t = app.now().timestamp();
+    let sends = (0..10).map(|_| app.post_generic_raw(&raw, GENERIC_SECRET, t));
+    let responses = futures_util::future::join_all(sends).await;
+    let mut outcomes = Vec::new();
+    for r in responses {
+        assert_eq!(r.status(), 200, "every delivery is acknowledged");
+        outcomes.push(body(r).await["events"][0]["outcome"].as_str().unwrap().to_string());
+    }
+    assert_eq!(outcomes.iter().filter(|o| *o == "opened").count(), 1, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| *o == "duplicate").count(), 9, "{outcomes:?}");
+    assert_eq!(app.count("orders").await, 1);
+    assert_eq!(app.count("calls").await, 1);
+    assert_eq!(app.count("webhook_events").await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_burst_of_orders_is_acknowledged_only_once_each_is_stored_with_its_call_and_timer() {
+    let app = TestApp::spawn().await;
+    let at = app.now();
+    let sends = (0..40).map(|i| {
+        let ev = order_created(&format!("evt-burst-{i}"), &format!("D-burst-{i}"), "ana.silva@example.com", at);
+        let app = &app;
+        async move { (i, app.post_generic(&ev).await) }
+    });
+    for (i, r) in futures_util::future::join_all(sends).await {
+        assert_eq!(r.status(), 200);
+        let b = body(r).await;
+        assert_eq!(b["events"][0]["id"], format!("evt-burst-{i}"), "each request is answered about its own event");
+        assert_eq!(b["events"][0]["outcome"], "opened");
+    }
+    assert_eq!(app.count("webhook_events").await, 40);
+    assert_eq!(app.count("orders").await, 40);
+    assert_eq!(app.count("calls").await, 40);
+    assert_eq!(app.count("jobs").await, 40, "each call has its first timer");
+    // Each stored event records what became of it and its order; each order's change is audited.
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let orders = entity::orders::Entity::find().all(&app.state.db).await.unwrap();
+    for ev in entity::webhook_events::Entity::find().all(&app.state.db).await.unwrap() {
+        assert_eq!(ev.outcome, "opened", "{}", ev.dedupe_key);
+        let order = orders.iter().find(|o| Some(&o.deal_id) == ev.deal_id.as_ref()).unwrap();
+        assert_eq!(ev.order_id, Some(order.id), "{}", ev.dedupe_key);
+    }
+    let audited = entity::audit_log::Entity::find().filter(entity::audit_log::Column::Entity.eq("order")).all(&app.state.db).await.unwrap();
+    assert_eq!(audited.len(), 40);
+    assert!(orders.iter().all(|o| audited.iter().any(|a| a.entity_id == o.id && a.to_state.as_deref() == Some("open"))));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_transition_under_a_new_event_id_does_nothing_twice() {
+    let app = TestApp::spawn().await;
+    let now = app.now();
+    assert_eq!(
+        body(app.post_generic(&order_created("e1", "D-7", "ana@seller.example", now)).await).await["events"][0]["outcome"],
+        "opened"
+    );
+    let again = body(app.post_generic(&order_created("e2", "D-7", "ana@seller.example", now)).await).await;
+    assert_eq!(again["events"][0]["outcome"], "recorded");
+    assert_eq!(app.count("calls").await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_cancel_that_arrives_before_its_create_wins() {
+    let app = TestApp::spawn().await;
+    let now = app.now();
+    let created_at = now - TimeDelta::minutes(10);
+    let cancelled_at = now - TimeDelta::minutes(5);
+    let cancel = order_event("c1", "order.cancelled", "D-9", cancelled_at, json!({}));
+    assert_eq!(body(app.post_generic(&cancel).await).await["events"][0]["outcome"], "recorded");
+    let create = order_created("e1", "D-9", "ana@seller.example", created_at);
+    assert_eq!(body(app.post_generic(&create).await).await["events"][0]["outcome"], "stale");
+    assert_eq!(app.count("calls").await, 0, "no call for an order cancelled after it was placed");
+    // An update after the cancel changes facts but never reopens the order.
+    let update = order_event("u1", "order.updated", "D-9", now, json!({"amount": "99.00", "currency": "USD"}));
+    assert_eq!(app.post_generic(&update).await.status(), 200);
+    assert_eq!(app.count("calls").await, 0);
+    use sea_orm::EntityTrait;
+    let order = entity::orders::Entity::find().one(&app.state.db).await.unwrap().unwrap();
+    assert_eq!(order.status, "cancelled");
+    assert_eq!(order.amount_minor, Some(9900));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_deal_won_again_after_a_cancel_gets_a_new_call() {
+    let app = TestApp::spawn().await;
+    let now = app.now();
+    app.post_generic(&order_created("e1", "D-3", "ana@seller.example", now - TimeDelta::hours(3))).await;
+    app.post_generic(&order_event("c1", "order.cancelled", "D-3", now - TimeDelta::hours(2), json!({}))).await;
+    let calls = app.calls().await;
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["state"], "cancelled");
+    let r = body(app.post_generic(&order_created("e2", "D-3", "ana@seller.example", now - TimeDelta::hours(1))).await).await;
+    assert_eq!(r["events"][0]["outcome"], "opened");
+    let states: Vec<String> = app.calls().await.iter().map(|c| c["state"].as_str().unwrap().to_string()).collect();
+    assert_eq!(states, vec!["scheduled", "cancelled"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_applies_each_event() {
+    let app = TestApp::spawn().await;
+    let r = app.post_generic_raw(&fixture("generic/batch.json"), GENERIC_SECRET, app.now().timestamp()).await;
+    assert_eq!(r.status(), 200);
+    let b = body(r).await;
+    let outcomes: Vec<&str> = b["events"].as_array().unwrap().iter().map(|e| e["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, vec!["opened", "recorded", "recorded"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_signatures_are_refused_and_write_nothing() {
+    let app = TestApp::spawn().await;
+    let raw = fixture("generic/order_created.json");
+    let t = app.now().timestamp();
+    let before = app.intake_counts().await;
+    let sig = firstcall::intake::signature::sign_generic(GENERIC_SECRET.as_bytes(), t, &raw);
+    let mut tampered = raw.clone();
+    tampered[20] ^= 1;
+    let cases: Vec<(&str, Option<String>, Vec<u8>)> = vec![
+        ("tampered body", Some(sig.clone()), tampered),
+        ("wrong secret", Some(firstcall::intake::signature::sign_generic(b"not-the-secret-123", t, &raw)), raw.clone()),
+        ("too old", Some(firstcall::intake::signature::sign_generic(GENERIC_SECRET.as_bytes(), t - 301, &raw)), raw.clone()),
+        ("from the future", Some(firstcall::intake::signature::sign_generic(GENERIC_SECRET.as_bytes(), t + 301, &raw)), raw.clone()),
+        ("missing header", None, raw.clone()),
+        ("garbage header", Some("v1=zz".into()), raw.clone()),
+    ];
+    for (what, header, body_bytes) in cases {
+        let mut req = app.client.post(app.url("/webhooks/generic")).header("content-type", "application/json").body(body_bytes);
+        if let Some(h) = header {
+            req = req.header("X-Firstcall-Signature", h);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 401, "{what}");
+        let b = body(r).await;
+        assert!(b["error"]["message"].as_str().unwrap().len() > 10, "{what}: explains itself");
+    }
+    assert_eq!(app.intake_counts().await, before, "a refused request writes nothing");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn each_class_of_bad_input_gets_its_status_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let t = app.now().timestamp();
+    let before = app.intake_counts().await;
+    let sign = |b: &[u8]| firstcall::intake::signature::sign_generic(GENERIC_SECRET.as_bytes(), t, b);
+
+    // Not JSON: 400.
+    let raw = b"{\"id\": \"e1\", \"type\": ".to_vec();
+    let r = app
+        .client
+        .post(app.url("/webhooks/generic"))
+        .header("content-type", "application/json")
+        .header("X-Firstcall-Signature", sign(&raw))
+        .body(raw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(body(r).await["error"]["code"], "malformed");
+
+    // Valid JSON missing a required field: 422 naming it.
+    let raw = serde_json::to_vec(&json!({"id": "e1", "type": "order.created", "occurred_at": "2026-11-23T08:00:00Z", "order": {"amount": "10.00", "currency": "USD"}})).unwrap();
+    let r = app
+        .client
+        .post(app.url("/webhooks/generic"))
+        .header("content-type", "application/json")
+        .header("X-Firstcall-Signature", sign(&raw))
+        .body(raw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let b = body(r).await;
+    assert!(b["error"]["field"].as_str().unwrap().contains("deal_id"), "{b}");
+
+    // Wrong content type: 415.
+    let raw = fixture("generic/order_created.json");
+    let r = app
+        .client
+        .post(app.url("/webhooks/generic"))
+        .header("content-type", "text/plain")
+        .header("X-Firstcall-Signature", sign(&raw))
+        .body(raw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+
+    // Over the size limit: 413.
+    let big = vec![b' '; 1024 * 1024 + 10];
+    let r = app
+        .client
+        .post(app.url("/webhooks/generic"))
+        .header("content-type", "application/json")
+        .header("X-Firstcall-Signature", sign(&big))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+
+    assert_eq!(app.intake_counts().await, before);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_database_going_away_answers_503_so_the_crm_retries() {
+    if testkit::db::Backend::from_env() != testkit::db::Backend::Postgres {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    testkit::db::terminate_connections(app.db.name(), true).await;
+    let r = app.post_generic(&order_created("e1", "D-1", "ana@seller.example", app.now())).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().get("retry-after").is_some());
+    assert_eq!(body(r).await["error"]["code"], "unavailable");
+    testkit::db::terminate_connections(app.db.name(), false).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn hubspot_batches_are_verified_and_applied() {
+    let app = TestApp::spawn().await;
+    let raw = fixture("hubspot/closed_won_batch.json");
+    let ts = app.now().timestamp_millis();
+    let r = app.post_hubspot(&raw, HUBSPOT_SECRET, ts).await;
+    assert_eq!(r.status(), 200);
+    let b = body(r).await;
+    assert!(b["events"].as_array().unwrap().iter().any(|e| e["outcome"] == "opened"), "{b}");
+    assert_eq!(app.count("calls").await, 1);
+    // Redelivered with a later timestamp and attempt number: acknowledged, nothing new.
+    let r = app.post_hubspot(&raw, HUBSPOT_SECRET, ts + 1000).await;
+    assert_eq!(r.status(), 200);
+    assert!(body(r).await["events"].as_array().unwrap().iter().all(|e| e["outcome"] == "duplicate"));
+    assert_eq!(app.count("calls").await, 1);
+    // Tampered, wrong secret, stale: 401.
+    let before = app.intake_counts().await;
+    let sig = firstcall::intake::signature::sign_hubspot_v3(
+        HUBSPOT_SECRET.as_bytes(),
+        "POST",
+        "http://firstcall.test/webhooks/hubspot",
+        &raw,
+        ts,
+    );
+    let tampered = String::from_utf8(raw.clone()).unwrap().replace("closedwon", "closedwoN").into_bytes();
+    assert_eq!(app.post_hubspot_signed(&tampered, &sig, ts).await.status(), 401);
+    assert_eq!(app.post_hubspot_signed(&raw, &sig, ts + 1).await.status(), 401, "the timestamp is part of what is signed");
+    assert_eq!(app.post_hubspot(&raw, "another-client-secret-123", ts).await.status(), 401);
+    assert_eq!(app.post_hubspot(&raw, HUBSPOT_SECRET, ts - 301_000).await.status(), 401);
+    assert_eq!(app.post_hubspot(&raw, HUBSPOT_SECRET, ts + 301_000).await.status(), 401);
+    assert_eq!(app.intake_counts().await, before);
+    // The deal leaves closed-won: its call is cancelled.
+    let r = app.post_hubspot(&fixture("hubspot/deal_lost.json"), HUBSPOT_SECRET, ts).await;
+    assert_eq!(r.status(), 200);
+    let b = body(r).await;
+    assert_eq!(b["events"][0]["outcome"], "cancelled", "{b}");
+    assert_eq!(app.calls().await[0]["state"], "cancelled");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn pipedrive_v2_webhooks_use_basic_auth() {
+    let app = TestApp::spawn().await;
+    let before = app.intake_counts().await;
+    assert_eq!(app.post_pipedrive(&fixture("pipedrive/deal_won_v2.json"), "pipedrive:wrong-password").await.status(), 401);
+    let r = app
+        .client
+        .post(app.url("/webhooks/pipedrive"))
+        .header("content-type", "application/json")
+        .body(fixture("pipedrive/deal_won_v2.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(app.intake_counts().await, before);
+
+    let r = app.post_pipedrive(&fixture("pipedrive/deal_won_v2.json"), PIPEDRIVE_AUTH).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(body(r).await["events"][0]["outcome"], "opened");
+    let r = app.post_pipedrive(&fixture("pipedrive/deal_won_v2.json"), PIPEDRIVE_AUTH).await;
+    assert_eq!(body(r).await["events"][0]["outcome"], "duplicate");
+    // A person changed: not a deal, nothing to do, still acknowledged.
+    let r = app.post_pipedrive(&fixture("pipedrive/person_change_v2.json"), PIPEDRIVE_AUTH).await;
+    assert_eq!(r.status(), 200);
+    let r = app.post_pipedrive(&fixture("pipedrive/deal_lost_v2.json"), PIPEDRIVE_AUTH).await;
+    assert_eq!(r.status(), 200);
+    let calls = app.calls().await;
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["state"], "cancelled");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn salesforce_outbound_messages_are_acknowledged_the_soap_way() {
+    let app = TestApp::spawn().await;
+    let raw = fixture("salesforce/closed_won.xml");
+    let r = app.post_salesforce(&raw).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/xml"));
+    let text = r.text().await.unwrap();
+    assert!(text.contains("<Ack>true</Ack>"), "{text}");
+    assert_eq!(app.count("calls").await, 1);
+    // Salesforce repeats a message: acknowledged again, nothing done twice.
+    assert!(app.post_salesforce(&raw).await.text().await.unwrap().contains("<Ack>true</Ack>"));
+    assert_eq!(app.count("calls").await, 1);
+    // Another org: refused with a SOAP fault, nothing written.
+    let before = app.intake_counts().await;
+    let foreign = String::from_utf8(raw.clone()).unwrap().replace("00D5e000000KQ2eEAG", "00D000000000001AAA");
+    let r = app.post_salesforce(foreign.as_bytes()).await;
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("Fault"));
+    // Not XML: a SOAP fault with 400.
+    let r = app.post_salesforce(b"<not-soap").await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(app.intake_counts().await, before);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn proposals_are_versioned_by_content() {
+    let app = TestApp::spawn().await;
+    let p = proposal("ana@seller.example");
+    let r = app.put_proposal("hubspot", "1246965", &p).await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(body(r).await["version"], 1);
+    let r = app.put_proposal("hubspot", "1246965", &p).await;
+    assert_eq!(r.status(), 200, "an identical body changes nothing");
+    let b = body(r).await;
+    assert_eq!((b["version"].clone(), b["changed"].clone()), (json!(1), json!(false)));
+    let mut changed = p.clone();
+    changed["requirements"][0]["text"] = json!("SSO with Okta and Azure AD");
+    let r = app.put_proposal("hubspot", "1246965", &changed).await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(body(r).await["version"], 2);
+    assert_eq!(app.get_json("/api/v1/proposals/hubspot/1246965").await["version"], 2);
+    assert_eq!(app.count("proposal_requirements").await, 6, "each version keeps its parts");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_proposals_are_refused_with_the_field() {
+    let app = TestApp::spawn().await;
+    let mut p = proposal("ana@seller.example");
+    p["requirements"][1]["priority"] = json!("urgent");
+    let r = app.put_proposal("generic", "D-1", &p).await;
+    assert_eq!(r.status(), 422);
+    assert_eq!(body(r).await["error"]["field"], "requirements[1].priority");
+    let r = app.client.put(app.url("/api/v1/proposals/generic/D-1")).json(&proposal("ana@seller.example")).send().await.unwrap();
+    assert_eq!(r.status(), 401, "no token");
+    let r = app
+        .client
+        .put(app.url("/api/v1/proposals/generic/D-1"))
+        .bearer_auth("wrong-token-123456")
+        .json(&proposal("ana@seller.example"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(app.put_proposal("zoho", "D-1", &proposal("ana@seller.example")).await.status(), 404);
+    let r = app
+        .api(reqwest::Method::PUT, "/api/v1/proposals/generic/D-1")
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = app
+        .api(reqwest::Method::PUT, "/api/v1/proposals/generic/D-1")
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    assert_eq!(app.count("proposals").await, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_rep_directory_checks_timezones() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .put_rep(
+            "ana@seller.example",
+            &json!({"name": "Ana", "timezone": "Europe/Madrid", "manager_email": "mo@seller.example", "crm_ids": {"hubspot": "45678"}}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let got = app.get_json("/api/v1/reps/ana@seller.example").await;
+    assert_eq!(got["timezone"], "Europe/Madrid");
+    assert_eq!(got["crm_ids"]["hubspot"], "45678");
+    let r = app.put_rep("ana@seller.example", &json!({"name": "Ana", "timezone": "Europe/Atlantis"})).await;
+    assert_eq!(r.status(), 422);
+    assert_eq!(body(r).await["error"]["field"], "timezone");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_order_without_a_proposal_still_gets_its_call_and_picks_the_proposal_up_later() {
+    let app = TestApp::spawn().await;
+    app.post_generic(&order_created("e1", "D-5", "ana@seller.example", app.now())).await;
+    let call_id = app.calls().await[0]["id"].as_i64().unwrap();
+    let recap = app.get_json(&format!("/api/v1/calls/{call_id}/recap")).await;
+    assert!(recap["proposal"].is_null());
+    assert!(recap.to_string().contains("no_proposal_on_file"), "{recap}");
+    assert_eq!(app.put_proposal("generic", "D-5", &proposal("ana@seller.example")).await.status(), 201);
+    let recap = app.get_json(&format!("/api/v1/calls/{call_id}/recap")).await;
+    assert_eq!(recap["proposal"]["version"], 1);
+    assert!(!recap.to_string().contains("no_proposal_on_file"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_mixed_batch_applies_new_deals_together_and_the_rest_in_order() {
+    let app = TestApp::spawn().await;
+    let now = app.now();
+    app.post_generic(&order_created("e-old", "D-0", "ana@seller.example", now - TimeDelta::hours(1))).await;
+    let mut events: Vec<Value> = (1..=30).map(|i| order_created(&format!("e{i}"), &format!("D-{i}"), "ana@seller.example", now)).collect();
+    events.push(order_created("e5", "D-5", "ana@seller.example", now)); // the same event twice in one delivery
+    events.push(order_created("e-again", "D-0", "ana@seller.example", now)); // a deal already open
+    events.push(order_created("e31", "D-31", "ana@seller.example", now - TimeDelta::minutes(2)));
+    events.push(order_event("c31", "order.cancelled", "D-31", now - TimeDelta::minutes(1), json!({})));
+    let r = app.post_generic(&Value::Array(events)).await;
+    assert_eq!(r.status(), 200);
+    let b = body(r).await;
+    let outcomes: Vec<&str> = b["events"].as_array().unwrap().iter().map(|e| e["outcome"].as_str().unwrap()).collect();
+    assert_eq!(&outcomes[..30], &["opened"; 30][..]);
+    assert_eq!(&outcomes[30..], &["duplicate", "recorded", "opened", "cancelled"]);
+    assert_eq!(b["accepted"], 33);
+    assert_eq!(b["duplicates"], 1);
+    // Every new call has its order, its first timer, and the events their outcome and order.
+    assert_eq!(app.count("orders").await, 32);
+    assert_eq!(app.count("calls").await, 32);
+    let calls = app.calls().await;
+    assert_eq!(calls.iter().filter(|c| c["state"] == "cancelled").count(), 1);
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let starts = entity::jobs::Entity::find().filter(entity::jobs::Column::Kind.eq("call.start")).all(&app.state.db).await.unwrap();
+    assert_eq!(starts.len(), 31, "one first step per call still open");
+    let events = entity::webhook_events::Entity::find().all(&app.state.db).await.unwrap();
+    assert_eq!(events.len(), 34);
+    assert!(events.iter().all(|e| e.order_id.is_some() && e.outcome != "received"), "every event records its outcome");
+    let opened_audits =
+        entity::audit_log::Entity::find().filter(entity::audit_log::Column::Action.eq("opened")).all(&app.state.db).await.unwrap();
+    assert_eq!(opened_audits.len(), 32, "one audit row per opened call");
+    // The calls are real: the first steps send every rep the recap.
+    app.settle().await;
+    assert_eq!(app.mails_to("ana@seller.example").len(), 31);
+    app.stop().await;
+}

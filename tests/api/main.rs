@@ -1,0 +1,12 @@
+//! Integration tests against the running application: one binary, one module per area.
+//! PostgreSQL by default; `FIRSTCALL_TEST_DB=sqlite` runs the same suite on SQLite.
+
+mod helpers;
+
+mod foundation;
+mod intake;
+mod mail;
+mod ops;
+mod pages;
+mod security;
+mod workflow;

@@ -1,0 +1,418 @@
+//! The pages over HTTP: the call page a rep opens from an email (a GET changes nothing; the
+//! done form needs the link and the CSRF token), clear pages for bad links, the dashboard
+//! behind a login, and CRM text escaped everywhere.
+
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::json;
+
+use crate::helpers::*;
+
+const REP: &str = "ana@seller.example";
+const PAYLOAD: &str = "<script>alert(1)</script>\" onmouseover=\"alert(2)";
+
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    html: String,
+}
+
+impl Page {
+    async fn of(r: reqwest::Response) -> Page {
+        Page { status: r.status(), headers: r.headers().clone(), html: r.text().await.unwrap() }
+    }
+
+    /// The page's text as a reader sees it (entities decoded).
+    fn text(&self) -> String {
+        self.html
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&#x27;", "'")
+            .replace("&#x2f;", "/")
+            .replace("&amp;", "&")
+    }
+
+    /// The CSRF token of the page's first form.
+    fn csrf(&self) -> String {
+        let at = self.html.find("name=\"csrf\" value=\"").unwrap_or_else(|| panic!("no CSRF field in\n{}", self.html)) + 19;
+        self.html[at..].chars().take_while(|c| *c != '"').collect()
+    }
+
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+}
+
+async fn get(app: &TestApp, path: &str) -> Page {
+    Page::of(app.client.get(app.url(path)).send().await.unwrap()).await
+}
+
+async fn post_form(client: &reqwest::Client, app: &TestApp, path: &str, form: &[(&str, &str)]) -> Page {
+    Page::of(client.post(app.url(path)).form(form).send().await.unwrap()).await
+}
+
+/// A rep in Berlin, a proposal and an order: the call is due and its email holds the link.
+async fn call_with_link(app: &TestApp, deal: &str) -> (i64, String) {
+    assert_eq!(app.put_rep(REP, &json!({"name": "Ana Ávila", "timezone": "Europe/Berlin"})).await.status(), 200);
+    app.put_proposal("generic", deal, &proposal(REP)).await;
+    app.post_generic(&order_created(&format!("e-{deal}"), deal, REP, app.now())).await;
+    app.settle().await;
+    let mail = app.mails_to(REP).into_iter().last().expect("the recap email");
+    let call = app.calls().await.into_iter().find(|c| c["deal_id"] == deal).unwrap();
+    (call["id"].as_i64().unwrap(), call_link(&mail))
+}
+
+/// The token with one character in the signature changed.
+fn tamper(token: &str) -> String {
+    let mut chars: Vec<char> = token.chars().collect();
+    let i = chars.len() - 10;
+    chars[i] = if chars[i] == 'x' { 'y' } else { 'x' };
+    chars.into_iter().collect()
+}
+
+fn token_of(link: &str) -> &str {
+    link.split("?t=").nth(1).unwrap()
+}
+
+#[tokio::test]
+async fn the_link_opens_the_call_page_and_a_get_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let (id, link) = call_with_link(&app, "D-1").await;
+    let audit = app.count("audit_log").await;
+    let jobs = app.count("jobs").await;
+
+    let page = get(&app, &link).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("cache-control"), "no-store");
+    assert_eq!(page.header("x-frame-options"), "DENY");
+    assert!(page.header("content-security-policy").contains("frame-ancestors 'none'"));
+    assert!(page.header("content-type").starts_with("text/html"));
+    let text = page.text();
+    assert!(text.contains("Single sign-on with Okta"), "the recap's requirement");
+    assert!(text.contains("Data residency in the EU") && text.contains("No commitment"), "the recap's gap");
+    assert!(text.contains("Mon 23 Nov 2026, 14:00 CET (Europe/Berlin)"), "due in the rep's timezone:\n{text}");
+    assert!(text.contains("Recap and invite</strong> to ana@seller.example, Mon 23 Nov 2026, 10:00 CET"), "the email history:\n{text}");
+    assert!(text.contains("Reminder: Mon 23 Nov 2026, 14:00 CET"), "the next reminder:\n{text}");
+    assert!(page.html.contains("id=\"done-form\""));
+
+    // Opening it again (a mail scanner, the rep twice) writes nothing.
+    assert_eq!(get(&app, &link).await.status, 200);
+    assert_eq!(app.count("audit_log").await, audit);
+    assert_eq!(app.count("jobs").await, jobs);
+    assert_eq!(app.get_json(&format!("/api/v1/calls/{id}")).await["state"], "due");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_done_form_needs_the_link_and_the_csrf_token() {
+    let app = TestApp::spawn().await;
+    let (id, link) = call_with_link(&app, "D-1").await;
+    let page = get(&app, &link).await;
+    let csrf = page.csrf();
+    let token = token_of(&link).to_string();
+    let action = format!("/calls/{id}/done");
+    let audit = app.count("audit_log").await;
+    let refused = [
+        vec![("t", token.as_str()), ("outcome", "aligned")],
+        vec![("t", token.as_str()), ("outcome", "aligned"), ("csrf", "forged-token")],
+        vec![("t", token.as_str()), ("outcome", "aligned"), ("csrf", &csrf[..csrf.len() - 2])],
+    ];
+    for form in &refused {
+        let r = post_form(&app.client, &app, &action, form).await;
+        assert_eq!(r.status, 403, "{form:?}");
+        assert!(r.text().contains("This form has expired"));
+    }
+    // Without the link token, or with a changed one, the CSRF token alone does not do.
+    let tampered = tamper(&token);
+    for t in ["", tampered.as_str()] {
+        let r = post_form(&app.client, &app, &action, &[("t", t), ("outcome", "aligned"), ("csrf", &csrf)]).await;
+        assert_eq!(r.status, 403, "token {t:?}");
+    }
+    // Another browser (no form cookie) cannot replay the form.
+    let stranger = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    assert_eq!(post_form(&stranger, &app, &action, &[("t", &token), ("outcome", "aligned"), ("csrf", &csrf)]).await.status, 403);
+    // Not a form at all.
+    let r = app.client.post(app.url(&action)).json(&json!({"outcome": "aligned"})).send().await.unwrap();
+    assert_eq!(r.status(), 415);
+    assert_eq!(app.count("audit_log").await, audit, "nothing refused changed anything");
+    assert_eq!(app.get_json(&format!("/api/v1/calls/{id}")).await["state"], "due");
+
+    // No outcome: the form comes back with the notes kept.
+    let r = post_form(&app.client, &app, &action, &[("t", &token), ("csrf", &csrf), ("notes", "Talked about SSO")]).await;
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("Choose how the call went.") && r.text().contains(">Talked about SSO</textarea>"));
+    assert_eq!(app.count("audit_log").await, audit);
+
+    let notes = "Reset the SSO date to 10 Dec.\nEU hosting: follow up.";
+    let r = post_form(&app.client, &app, &action, &[("t", &token), ("csrf", &csrf), ("outcome", "adjusted"), ("notes", notes)]).await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), link);
+    let done = get(&app, &link).await;
+    assert_eq!(done.status, 200);
+    let text = done.text();
+    assert!(text.contains("Call done") && text.contains("Adjusted") && text.contains(notes), "{text}");
+    assert!(!done.html.contains("id=\"done-form\""), "no form once done");
+    let call = app.get_json(&format!("/api/v1/calls/{id}")).await;
+    assert_eq!(
+        (call["state"].as_str(), call["outcome"].as_str(), call["completed_by"].as_str()),
+        (Some("done"), Some("adjusted"), Some("rep"))
+    );
+    assert!(call["timers"].as_array().unwrap().is_empty(), "no reminder left");
+
+    // Sent twice (a double click): harmless, the first outcome stays.
+    let r = post_form(&app.client, &app, &action, &[("t", &token), ("csrf", &csrf), ("outcome", "at_risk")]).await;
+    assert_eq!(r.status, 303);
+    assert_eq!(app.get_json(&format!("/api/v1/calls/{id}")).await["outcome"], "adjusted");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_links_get_pages_that_say_what_to_do() {
+    let app = TestApp::spawn().await;
+    let (id, link) = call_with_link(&app, "D-1").await;
+    let token = token_of(&link);
+
+    let tampered = format!("/calls/{id}?t={}", tamper(token));
+    let other = app.state.security.links.sign(id + 1, app.now() + chrono::TimeDelta::hours(1));
+    let unknown = app.state.security.links.sign(999_999, app.now() + chrono::TimeDelta::hours(1));
+    let cases = [
+        (tampered, 403, "This link is not valid"),
+        (format!("/calls/{}?t={token}", id + 1), 403, "This link is for another call"),
+        (format!("/calls/{id}?t={other}"), 403, "This link is for another call"),
+        (format!("/calls/{id}"), 403, "needs the link from your email"),
+        (format!("/calls/{id}?t="), 403, "needs the link from your email"),
+        (format!("/calls/999999?t={unknown}"), 404, "There is no call with this number"),
+        ("/calls/abc".to_string(), 404, "Not found"),
+        ("/calls/-3".to_string(), 404, "Not found"),
+        (format!("/calls/{id}?t=%ZZ"), 403, "This link is not valid"),
+    ];
+    for (path, status, says) in cases {
+        let page = get(&app, &path).await;
+        assert_eq!(page.status, status, "{path}");
+        assert!(page.header("content-type").starts_with("text/html"), "{path}");
+        assert!(page.text().contains(says), "{path}: {}", page.text());
+        assert!(!page.text().contains("Single sign-on"), "{path} shows no recap");
+    }
+
+    // Past links.ttl_hours (14 days): expired, and the page says to use the newest email.
+    app.advance(chrono::TimeDelta::hours(337));
+    let page = get(&app, &link).await;
+    assert_eq!(page.status, 410);
+    assert!(page.text().contains("This link has expired") && page.text().contains("newest email"), "{}", page.text());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_database_going_away_shows_a_503_page() {
+    if testkit::db::Backend::from_env() != testkit::db::Backend::Postgres {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let (_, link) = call_with_link(&app, "D-1").await;
+    testkit::db::terminate_connections(app.db.name(), true).await;
+    let page = get(&app, &link).await;
+    assert_eq!(page.status, 503);
+    assert!(page.text().contains("Temporarily unavailable"));
+    testkit::db::terminate_connections(app.db.name(), false).await;
+    app.stop().await;
+}
+
+async fn log_in(app: &TestApp, token: &str) -> Page {
+    let form = get(app, "/login").await;
+    assert_eq!(form.status, 200);
+    post_form(&app.client, app, "/login", &[("csrf", &form.csrf()), ("token", token), ("next", "/")]).await
+}
+
+#[tokio::test]
+async fn the_dashboard_needs_a_login_and_logout_ends_it() {
+    let app = TestApp::spawn().await;
+    let r = get(&app, "/").await;
+    assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, "/login"));
+
+    let wrong = log_in(&app, "not-the-token").await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.text().contains("This token is not valid."));
+    assert!(wrong.headers.get_all("set-cookie").iter().all(|c| !c.to_str().unwrap().starts_with("firstcall_session=")));
+    assert_eq!(get(&app, "/").await.status, 303);
+
+    // A login form posted without its CSRF token is refused.
+    let r = post_form(&app.client, &app, "/login", &[("token", API_TOKEN)]).await;
+    assert_eq!(r.status, 403);
+
+    let ok = log_in(&app, API_TOKEN).await;
+    assert_eq!((ok.status, ok.header("location")), (StatusCode::SEE_OTHER, "/"));
+    let cookie = ok.header("set-cookie").to_string();
+    assert!(cookie.starts_with("firstcall_session=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "public_url is http here: {cookie}");
+    assert!(!cookie.contains(API_TOKEN), "the cookie does not carry the token");
+    let board = get(&app, "/").await;
+    assert_eq!(board.status, 200);
+    assert!(board.text().contains("First calls") && board.text().contains("Schedule preview"));
+    // The API takes the session too, as the dashboard's own requests would.
+    assert_eq!(app.client.get(app.url("/api/v1/calls")).send().await.unwrap().status(), 200);
+    // Logged in, any call page opens without a link.
+    let (id, _) = call_with_link(&app, "D-1").await;
+    assert_eq!(get(&app, &format!("/calls/{id}")).await.status, 200);
+
+    let r = post_form(&app.client, &app, "/logout", &[("csrf", "wrong")]).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(get(&app, "/").await.status, 200, "still logged in");
+    let r = post_form(&app.client, &app, "/logout", &[("csrf", &board.csrf())]).await;
+    assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!(get(&app, "/").await.status, 303);
+    assert_eq!(get(&app, &format!("/calls/{id}")).await.status, 403);
+
+    // A bearer token opens the dashboard without a login.
+    let r = app.api(reqwest::Method::GET, "/").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_dashboard_lists_overdue_calls_first_and_filters() {
+    let app = TestApp::spawn().await;
+    let other = "bo@seller.example";
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.advance(chrono::TimeDelta::hours(2));
+    app.post_generic(&order_created("e2", "D-2", other, app.now())).await;
+    app.post_generic(&order_created("e3", "D-3", REP, app.now())).await;
+    app.settle().await;
+    let calls = app.calls().await;
+    let id_of = |deal: &str| calls.iter().find(|c| c["deal_id"] == deal).unwrap()["id"].as_i64().unwrap();
+    let (d1, d2, d3) = (id_of("D-1"), id_of("D-2"), id_of("D-3"));
+    app.api(reqwest::Method::POST, &format!("/api/v1/calls/{d3}/complete")).json(&json!({"outcome": "aligned"})).send().await.unwrap();
+    // D-1 is due at 13:00 UTC, D-2 at 15:00: at 14:00 D-1 is overdue.
+    app.clock.set(monday_morning() + chrono::TimeDelta::hours(5));
+    assert_eq!(log_in(&app, API_TOKEN).await.status, 303);
+
+    let board = get(&app, "/").await;
+    let pos = |page: &Page, id: i64| page.html.find(&format!("id=\"call-{id}\""));
+    let (p1, p2, p3) = (pos(&board, d1).unwrap(), pos(&board, d2).unwrap(), pos(&board, d3).unwrap());
+    assert!(p1 < p2 && p2 < p3, "overdue, then open by due time, then done: {p1} {p2} {p3}");
+    assert!(board.html.contains(&format!("<tr id=\"call-{d1}\" class=\"overdue\"")));
+    assert!(board.html.contains(&format!("href=\"/calls/{d1}\"")), "links to the call page");
+    let count = |page: &Page, state: &str| {
+        let needle = format!("id=\"count-{state}\"><strong>");
+        let at = page.html.find(&needle).unwrap() + needle.len();
+        page.html[at..].chars().take_while(|c| c.is_ascii_digit()).collect::<String>()
+    };
+    assert_eq!(
+        [count(&board, "open"), count(&board, "past-due"), count(&board, "due"), count(&board, "done")],
+        ["2", "1", "2", "1"].map(String::from),
+        "two open (both due), one of them past its due time, one done"
+    );
+
+    let done_only = get(&app, "/?state=done").await;
+    assert!(pos(&done_only, d3).is_some() && pos(&done_only, d1).is_none() && pos(&done_only, d2).is_none());
+    let bo = get(&app, &format!("/?rep={other}")).await;
+    assert!(pos(&bo, d2).is_some() && pos(&bo, d1).is_none());
+    assert_eq!(count(&bo, "due"), "1");
+    let open_of_ana = get(&app, &format!("/?rep={REP}&state=open")).await;
+    assert!(pos(&open_of_ana, d1).is_some() && pos(&open_of_ana, d3).is_none());
+
+    let bad = get(&app, "/?state=lost").await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("unknown state 'lost'"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_dashboard_retries_dead_jobs_and_failed_emails() {
+    let app = TestApp::spawn().await;
+    app.smtp.set_mode(testkit::smtp::Mode::PermFail).await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    let call_id = app.calls().await[0]["id"].as_i64().unwrap();
+    // A step firstcall does not know fails at once and, with one attempt, is dead.
+    firstcall::engine::enqueue(&app.state.db, firstcall::engine::NewJob::for_call("call.unknown", call_id, app.now()), 1, app.now())
+        .await
+        .unwrap();
+    app.settle().await;
+    let job_id = app.get_json("/api/v1/jobs?state=dead").await["jobs"][0]["id"].as_i64().unwrap();
+    let email_id = app.get_json("/api/v1/emails?state=failed").await["emails"][0]["id"].as_i64().unwrap();
+    app.smtp.set_mode(testkit::smtp::Mode::Accept).await;
+
+    assert_eq!(log_in(&app, API_TOKEN).await.status, 303);
+    let board = get(&app, "/").await;
+    assert!(board.html.contains(&format!("id=\"retry-job-{job_id}\"")) && board.html.contains(&format!("id=\"retry-email-{email_id}\"")));
+    let csrf = board.csrf();
+    let job_retry = format!("/dashboard/jobs/{job_id}/retry");
+    assert_eq!(post_form(&app.client, &app, &job_retry, &[("csrf", "nope")]).await.status, 403);
+    assert_eq!(app.get_json("/api/v1/jobs?state=dead").await["jobs"].as_array().unwrap().len(), 1, "a refused retry changes nothing");
+
+    let r = post_form(&app.client, &app, &job_retry, &[("csrf", &csrf)]).await;
+    assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, "/?retried=job#ops"));
+    assert!(app.get_json("/api/v1/jobs?state=pending").await["jobs"].as_array().unwrap().iter().any(|j| j["id"] == job_id));
+    assert_eq!(post_form(&app.client, &app, &job_retry, &[("csrf", &csrf)]).await.status, 404, "no longer dead");
+
+    let r = post_form(&app.client, &app, &format!("/dashboard/emails/{email_id}/retry"), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, 303);
+    assert!(get(&app, "/?retried=email").await.text().contains("The email is queued again"));
+    app.deliver().await;
+    assert_eq!(app.mails_to(REP).len(), 1, "the retried recap went out");
+
+    // Logged out, the buttons do nothing.
+    let stranger = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    assert_eq!(post_form(&stranger, &app, &job_retry, &[("csrf", &csrf)]).await.status, 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_schedule_preview_shows_what_config_check_prints() {
+    let app = TestApp::spawn().await;
+    assert_eq!(log_in(&app, API_TOKEN).await.status, 303);
+    let page = get(&app, "/?at=2026-11-27T16:30&tz=America/New_York").await;
+    assert_eq!(page.status, 200);
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-27T21:30:00Z").unwrap().with_timezone(&chrono::Utc);
+    let tz = firstcall::domain::Timezone::parse("America/New_York").unwrap();
+    let expected = firstcall::workflow::preview::render(&app.state.config, at, tz, 5);
+    assert!(page.text().contains(expected.trim_end()), "{}\n---\n{expected}", page.text());
+    assert!(page.html.contains("value=\"2026-11-27T16:30\""), "the form keeps the time");
+
+    let bad = get(&app, "/?at=next+friday&tz=Mars/Base").await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("Timezone: 'Mars/Base' is not an IANA timezone"), "{}", bad.text());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn crm_text_is_shown_as_text_on_every_page() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.put_rep(REP, &json!({"name": format!("Ana {PAYLOAD}"), "timezone": "Europe/Berlin"})).await.status(), 200);
+    let mut p = proposal(REP);
+    p["requirements"][0]["text"] = json!(format!("SSO {PAYLOAD}"));
+    p["account"]["name"] = json!(format!("Acme {PAYLOAD}"));
+    app.put_proposal("generic", "D-1", &p).await;
+    let mut order = order_created("e1", "D-1", REP, app.now());
+    order["order"]["account_name"] = json!(format!("Acme {PAYLOAD}"));
+    app.post_generic(&order).await;
+    app.settle().await;
+    let link = call_link(&app.mails_to(REP)[0]);
+    let page = get(&app, &link).await;
+    let escaped = "&lt;script&gt;alert(1)&lt;&#x2f;script&gt;&quot; onmouseover=&quot;alert(2)";
+    let escaped_in_recap = "&lt;script&gt;alert(1)&lt;/script&gt;&quot; onmouseover=&quot;alert(2)";
+    for needle in ["Acme ", "Ana "] {
+        assert!(page.html.contains(&format!("{needle}{escaped}")), "{needle} escaped on the call page");
+    }
+    assert!(page.html.contains(&format!("SSO {escaped_in_recap}")), "the requirement escaped in the recap");
+    let id = app.calls().await[0]["id"].as_i64().unwrap();
+    let r = post_form(
+        &app.client,
+        &app,
+        &format!("/calls/{id}/done"),
+        &[("t", token_of(&link)), ("csrf", &page.csrf()), ("outcome", "aligned"), ("notes", PAYLOAD)],
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    let done = get(&app, &link).await;
+    assert_eq!(log_in(&app, API_TOKEN).await.status, 303);
+    let board = get(&app, "/").await;
+    for (name, p) in [("call page", &page), ("done page", &done), ("dashboard", &board)] {
+        assert!(!p.html.contains("<script"), "{name} has a script tag");
+        assert!(!p.html.contains("\" onmouseover="), "{name} has an injected attribute");
+    }
+    assert!(done.html.contains(escaped), "the notes escaped");
+    assert!(board.html.contains(&format!("Acme {escaped}")) && board.html.contains(&format!("Ana {escaped}")));
+    app.stop().await;
+}

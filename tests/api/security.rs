@@ -1,0 +1,364 @@
+//! Security as an attacker or an auditor would probe it: secrets never reach the logs, tokens and
+//! link keys rotate with an overlap, a call link opens one call until it expires, CRM text cannot
+//! inject markup into mail or headers into messages, and abusive clients (too fast, too slow, too
+//! big) are cut off while the service keeps answering everyone else.
+
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::*;
+
+const REP: &str = "ana@seller.example";
+const SMTP_USER: &str = "firstcall";
+const SMTP_PASSWORD: &str = "smtp-password-5f1c2e9a";
+const LINK_KEY: &str = "link-signing-key-0123456789";
+
+/// The whole request, answered or cut: what a client on a raw socket reads back.
+async fn read_all(stream: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    // A guard against a hang, not a measurement: the server cuts the client off long before.
+    let _ = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn link_in(mail: &testkit::mail::ParsedMail) -> (i64, String) {
+    let text = mail.text.as_deref().unwrap_or_default();
+    let start = text.find("/calls/").expect("the mail links to the call page") + "/calls/".len();
+    let rest = &text[start..];
+    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    let (id, token) = rest[..end].split_once("?t=").expect("the link carries a token");
+    (id.parse().expect("call id"), token.to_string())
+}
+
+#[tokio::test]
+async fn secrets_never_appear_in_the_logs() {
+    // The real binary, logging at debug level, its output captured as an operator would see it.
+    let db = testkit::db::TestDb::create().await;
+    let smtp = testkit::SmtpSink::start_with_auth(SMTP_USER, SMTP_PASSWORD).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_firstcall"))
+        .arg("serve")
+        .env("FIRSTCALL_CONFIG_DIR", config_dir())
+        .env("NO_COLOR", "1")
+        .env("FIRSTCALL__LOG__LEVEL", "debug")
+        .env("FIRSTCALL__DATABASE__URL", db.url())
+        .env("FIRSTCALL__HTTP__PORT", port.to_string())
+        .env("FIRSTCALL__HTTP__PUBLIC_URL", "http://firstcall.test")
+        .env("FIRSTCALL__MAIL__TRANSPORT", "smtp")
+        .env("FIRSTCALL__MAIL__SMTP__HOST", "127.0.0.1")
+        .env("FIRSTCALL__MAIL__SMTP__PORT", smtp.port().to_string())
+        .env("FIRSTCALL__MAIL__SMTP__USERNAME", SMTP_USER)
+        .env("FIRSTCALL__MAIL__SMTP__PASSWORD", SMTP_PASSWORD)
+        .env("FIRSTCALL__MAIL__FROM", "firstcall <firstcall@seller.example>")
+        .env("FIRSTCALL__API__TOKENS", API_TOKEN)
+        .env("FIRSTCALL__LINKS__SIGNING_KEYS", LINK_KEY)
+        .env("FIRSTCALL__WEBHOOKS__GENERIC__SECRETS", GENERIC_SECRET)
+        .env("FIRSTCALL__WEBHOOKS__HUBSPOT__CLIENT_SECRETS", HUBSPOT_SECRET)
+        .env("FIRSTCALL__WEBHOOKS__PIPEDRIVE__BASIC_AUTH", PIPEDRIVE_AUTH)
+        .env_remove("RUST_LOG")
+        .stdout(log.reopen().unwrap())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .expect("the firstcall binary starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..300 {
+        if client.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "the service came up: {}", std::fs::read_to_string(log.path()).unwrap_or_default());
+
+    // Every way a secret could be presented, right and wrong.
+    let raw = fixture("generic/order_created.json");
+    let now = chrono::Utc::now();
+    let post = |path: &str, body: Vec<u8>| client.post(format!("{base}{path}")).header("content-type", "application/json").body(body);
+    let wrong = firstcall::intake::signature::sign_generic(b"wrong-generic-secret-1", now.timestamp(), &raw);
+    assert_eq!(post("/webhooks/generic", raw.clone()).header("X-Firstcall-Signature", wrong).send().await.unwrap().status(), 401);
+    let uri = "http://firstcall.test/webhooks/hubspot";
+    let hub = fixture("hubspot/closed_won_batch.json");
+    let bad_hub = firstcall::intake::signature::sign_hubspot_v3(b"wrong-hubspot-secret", "POST", uri, &hub, now.timestamp_millis());
+    let r = post("/webhooks/hubspot", hub.clone())
+        .header("X-HubSpot-Signature-v3", bad_hub)
+        .header("X-HubSpot-Request-Timestamp", now.timestamp_millis().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let pd = fixture("pipedrive/deal_won_v2.json");
+    for creds in ["pipedrive:not-the-password", PIPEDRIVE_AUTH] {
+        let r = post("/webhooks/pipedrive", pd.clone()).basic_auth(creds.split(':').next().unwrap(), creds.split(':').nth(1)).send().await;
+        assert!(r.unwrap().status().as_u16() < 500);
+    }
+    for token in ["not-the-api-token", API_TOKEN] {
+        assert!(client.get(format!("{base}/api/v1/calls")).bearer_auth(token).send().await.unwrap().status().as_u16() < 500);
+    }
+    let good = firstcall::intake::signature::sign_generic(GENERIC_SECRET.as_bytes(), now.timestamp(), &raw);
+    assert_eq!(post("/webhooks/generic", raw.clone()).header("X-Firstcall-Signature", good).send().await.unwrap().status(), 200);
+    // The recap goes out through SMTP with the password.
+    assert!(!smtp.wait_for(2, Duration::from_secs(30)).await.is_empty(), "mail was sent");
+    assert_eq!(smtp.logins().first().map(String::as_str), Some(SMTP_USER));
+
+    terminate(&mut child);
+    let output = std::fs::read_to_string(log.path()).unwrap();
+    assert!(output.contains("webhook rejected"), "the rejections were logged: {output}");
+    assert!(output.contains("email sent"), "the delivery was logged");
+    assert!(output.contains("mail send attempt"), "debug output was captured too");
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let pipedrive_password = PIPEDRIVE_AUTH.split(':').nth(1).unwrap();
+    for secret in [
+        GENERIC_SECRET.to_string(),
+        HUBSPOT_SECRET.to_string(),
+        pipedrive_password.to_string(),
+        b64(PIPEDRIVE_AUTH),
+        API_TOKEN.to_string(),
+        LINK_KEY.to_string(),
+        SMTP_PASSWORD.to_string(),
+        b64(SMTP_PASSWORD),
+        b64(&format!("\0{SMTP_USER}\0{SMTP_PASSWORD}")),
+    ] {
+        assert!(!output.contains(&secret), "a secret ({}…) appears in the log", &secret[..4]);
+    }
+}
+
+/// SIGTERM and wait, so the log is complete.
+fn terminate(child: &mut std::process::Child) {
+    let _ = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    for _ in 0..100 {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn api_tokens_rotate_with_an_overlap_and_can_be_stored_as_hashes() {
+    let now = monday_morning();
+    let hashed = "token-kept-only-as-a-hash-42";
+    let tokens = json!([
+        "new-api-token-0123456789",
+        {"value": "old-api-token-0123456789", "expires_at": (now + TimeDelta::hours(1)).to_rfc3339()},
+        {"sha256": hex::encode(firstcall::config::secrets::sha256(hashed.as_bytes()))},
+    ]);
+    let app = TestApp::spawn_with(Options { overrides: vec![("api.tokens", tokens)], ..Options::default() }).await;
+    let get = |token: &'static str| app.client.get(app.url("/api/v1/calls")).bearer_auth(token).send();
+    assert_eq!(get("new-api-token-0123456789").await.unwrap().status(), 200);
+    assert_eq!(get("old-api-token-0123456789").await.unwrap().status(), 200, "the old token works during the overlap");
+    assert_eq!(get(hashed).await.unwrap().status(), 200, "a token configured only by its hash works");
+    app.advance(TimeDelta::hours(1));
+    let r = get("old-api-token-0123456789").await.unwrap();
+    assert_eq!(r.status(), 401, "the old token stops at its expires_at");
+    let b: Value = r.json().await.unwrap();
+    assert!(b["error"]["message"].as_str().unwrap().contains("expired"), "{b}");
+    assert_eq!(get("new-api-token-0123456789").await.unwrap().status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_call_link_opens_its_own_call_until_it_expires_and_survives_a_key_rotation() {
+    let app = TestApp::spawn().await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.post_generic(&order_created("e2", "D-2", REP, app.now())).await;
+    app.settle().await;
+    let mails = app.mails_to(REP);
+    let (call, token) = link_in(&mails[0]);
+    let (other, _) = link_in(&mails[1]);
+    assert_ne!(call, other);
+    let links = &app.state.security.links;
+    let now = app.now();
+    assert_eq!(links.verify(&token, call, now), Ok(()));
+    assert_eq!(links.verify(&token, other, now), Err(firstcall::links::LinkError::WrongCall), "bound to one call");
+    let ttl = TimeDelta::hours(app.state.config.settings.links.ttl_hours as i64);
+    assert_eq!(links.verify(&token, call, now + ttl - TimeDelta::seconds(1)), Ok(()));
+    assert!(matches!(links.verify(&token, call, now + ttl), Err(firstcall::links::LinkError::Expired { .. })), "it expires");
+
+    // Rotation: a new key signs, the old one still verifies links already sent until it expires.
+    let retire_at = now + TimeDelta::days(2);
+    let keys = json!(["a-brand-new-link-key-987654", {"value": LINK_KEY, "expires_at": retire_at.to_rfc3339()}]);
+    let rotated = TestApp::spawn_with(Options { overrides: vec![("links.signing_keys", keys)], ..Options::default() }).await;
+    let r = &rotated.state.security.links;
+    assert_eq!(r.verify(&token, call, retire_at - TimeDelta::seconds(1)), Ok(()), "old links work during the overlap");
+    assert!(r.verify(&token, call, retire_at).is_err(), "and stop when the old key retires");
+    let fresh = r.sign(call, now + ttl);
+    assert_eq!(r.verify(&fresh, call, retire_at + TimeDelta::hours(1)), Ok(()));
+    assert!(links.verify(&fresh, call, now).is_err(), "new links are signed with the new key");
+    rotated.stop().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn crm_text_cannot_inject_markup_into_mail_or_headers_into_messages() {
+    let app = TestApp::spawn().await;
+    let script = "<script>alert('x')</script>";
+    let attr = "\" onmouseover=\"alert(1)\" x=\"";
+    let img = "'><img src=x onerror=alert(2)>";
+    let hostile = format!("{script}{attr}{img}");
+    let r = app.put_rep(REP, &json!({"name": format!("Ana {hostile}"), "timezone": "Europe/Lisbon"})).await;
+    assert_eq!(r.status(), 200);
+    // A name that tries to start a header of its own is refused at the door.
+    let r = app.put_rep(REP, &json!({"name": "Ana\r\nBcc: victim@evil.example", "timezone": "Europe/Lisbon"})).await;
+    assert_eq!(r.status(), 422);
+    let mut p = proposal(REP);
+    p["account"]["name"] = json!(format!("Acme {hostile}"));
+    p["requirements"][0]["text"] = json!(format!("SSO {hostile}"));
+    p["commitments"][0]["text"] = json!(format!("SAML {hostile}"));
+    p["line_items"][0]["rationale"] = json!(format!("Seats {hostile}"));
+    p["contacts"][0]["name"] = json!(format!("Dana {hostile}"));
+    p["activities"][0]["summary"] = json!(format!("Discovery {hostile}"));
+    assert!(app.put_proposal("generic", "D-1", &p).await.status().is_success());
+    let mut order = order_created("e1", "D-1", REP, app.now());
+    order["order"]["account_name"] = json!(format!("Acme {hostile}\r\nBcc: victim@evil.example\r\nX-Injected: 1"));
+    order["order"]["line_items"][0]["name"] = json!(format!("Pro {hostile}"));
+    assert_eq!(app.post_generic(&order).await.status(), 200);
+    app.settle().await;
+    app.advance_and_settle(TimeDelta::hours(8), TimeDelta::hours(1)).await;
+
+    let captured = app.smtp.messages();
+    assert!(captured.len() >= 2, "the recap and a reminder arrived");
+    let subjects: Vec<String> = captured.iter().filter_map(|m| m.parse().subject).collect();
+    assert!(subjects.iter().any(|s| s.contains("Bcc: victim@evil.example")), "the payload reached the subject, on its line: {subjects:?}");
+    for m in &captured {
+        assert_eq!(m.rcpt_to, vec![REP.to_string()], "nobody else receives it");
+        let mail = m.parse();
+        let html = mail.html.as_deref().unwrap_or_default();
+        for raw in ["<script", "<img", "\" onmouseover", "onerror=alert(2)>"] {
+            assert!(!html.contains(raw), "{raw} reached the HTML unescaped");
+        }
+        assert!(html.contains("&lt;script&gt;"), "the text is shown, escaped");
+        for (name, value) in &mail.headers {
+            assert!(!name.eq_ignore_ascii_case("bcc") && !name.eq_ignore_ascii_case("x-injected"), "injected header {name}: {value}");
+        }
+        let subject = mail.subject.unwrap_or_default();
+        assert!(!subject.contains(['\r', '\n']), "{subject:?}");
+        assert!(mail.to.iter().all(|t| t.address == REP), "{:?}", mail.to);
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_source_over_its_rate_limit_gets_429_and_other_sources_do_not() {
+    let app = TestApp::spawn_with(Options { overrides: vec![("http.rate_limit_per_minute", json!(3))], ..Options::default() }).await;
+    for i in 0..3 {
+        assert_eq!(app.post_generic(&order_created(&format!("e{i}"), &format!("D-{i}"), REP, app.now())).await.status(), 200);
+    }
+    let before = app.intake_counts().await;
+    let r = app.post_generic(&order_created("e3", "D-3", REP, app.now())).await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().get("retry-after").is_some(), "tells the CRM when to retry");
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "rate_limited");
+    assert_eq!(app.intake_counts().await, before, "a refused request writes nothing");
+    let r = app.post_pipedrive(&fixture("pipedrive/deal_won_v2.json"), PIPEDRIVE_AUTH).await;
+    assert_eq!(r.status(), 200, "another CRM keeps its own budget");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_refused_however_they_are_sent() {
+    let app = TestApp::spawn_with(Options { overrides: vec![("http.body_limit_bytes", json!(4096))], ..Options::default() }).await;
+    let before = app.intake_counts().await;
+    // Chunked, so no Content-Length announces the size up front.
+    let mut stream = TcpStream::connect(app.address.trim_start_matches("http://")).await.unwrap();
+    let head = "POST /webhooks/generic HTTP/1.1\r\nHost: firstcall.test\r\nContent-Type: application/json\r\n\
+                X-Firstcall-Signature: t=1,v1=00\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for _ in 0..10 {
+        // The server may stop reading once the limit is passed.
+        let _ = stream.write_all(format!("400\r\n{}\r\n", " ".repeat(1024)).as_bytes()).await;
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let answer = read_all(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
+    let mut big = proposal(REP);
+    big["requirements"][0]["text"] = json!("x".repeat(5000));
+    assert_eq!(app.put_proposal("generic", "D-1", &big).await.status(), 413);
+    assert_eq!(app.intake_counts().await, before);
+    assert_eq!(app.count("proposals").await, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_and_the_service_keeps_answering() {
+    let app = TestApp::spawn_with(Options { overrides: vec![("http.client_timeout_secs", json!(1))], ..Options::default() }).await;
+    let addr = app.address.trim_start_matches("http://").to_string();
+
+    // Headers sent, then the body dribbled a byte at a time, for longer than allowed.
+    let mut body_dribbler = TcpStream::connect(&addr).await.unwrap();
+    let head = "POST /webhooks/generic HTTP/1.1\r\nHost: firstcall.test\r\nContent-Type: application/json\r\n\
+                X-Firstcall-Signature: t=1,v1=00\r\nContent-Length: 200\r\n\r\n{";
+    body_dribbler.write_all(head.as_bytes()).await.unwrap();
+    // Headers that never end (slowloris).
+    let mut header_dribbler = TcpStream::connect(&addr).await.unwrap();
+    header_dribbler.write_all(b"POST /webhooks/generic HTTP/1.1\r\nHost: firstcall.test\r\n").await.unwrap();
+    for i in 0..12 {
+        // The server may already have hung up on either; that is the point.
+        let _ = body_dribbler.write_all(b" ").await;
+        let _ = header_dribbler.write_all(format!("X-Slow-{i}: 1\r\n").as_bytes()).await;
+        // Everyone else is served meanwhile.
+        assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let answer = read_all(&mut body_dribbler).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "a body too slow gets 408: {answer:?}");
+    let answer = read_all(&mut header_dribbler).await;
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "headers too slow are cut off: {answer:?}");
+    assert_eq!(app.count("webhook_events").await, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_page_offset_past_any_row_gets_an_empty_page_not_a_dropped_connection() {
+    let app = TestApp::spawn().await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    for offset in ["9223372036854775807", "9223372036854775808", "18446744073709551615"] {
+        let r = app.api(reqwest::Method::GET, &format!("/api/v1/calls?offset={offset}")).send().await;
+        let r = r.unwrap_or_else(|e| panic!("offset {offset}: the connection was dropped: {e}"));
+        assert_eq!(r.status(), 200, "offset {offset}");
+        let b: Value = r.json().await.unwrap();
+        assert_eq!(b["calls"], json!([]), "offset {offset}");
+        assert_eq!(b["total"], 1);
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn what_the_api_answers_to_hostile_requests_is_documented_in_its_openapi() {
+    let app = TestApp::spawn().await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    let call = app.calls().await[0]["id"].as_i64().unwrap();
+    let doc = app.get_json("/openapi.json").await;
+    let complete = format!("/api/v1/calls/{call}/complete");
+    // (method, OpenAPI path, request path, content type, body)
+    type Case<'a> = (&'a str, &'a str, String, Option<&'a str>, &'a [u8]);
+    let cases: Vec<Case> = vec![
+        ("put", "/api/v1/reps/{email}", format!("/api/v1/reps/{REP}"), None, b"{}"),
+        ("put", "/api/v1/reps/{email}", format!("/api/v1/reps/{REP}"), Some("application/json"), b"\0"),
+        ("post", "/api/v1/calls/{id}/complete", complete.clone(), None, b"{}"),
+        ("post", "/api/v1/calls/{id}/complete", complete, Some("application/json"), b"\0"),
+        ("put", "/api/v1/proposals/{source}/{deal_id}", "/api/v1/proposals/no-such-crm/D-1".into(), Some("application/json"), b"{}"),
+    ];
+    for (method, template, path, content_type, body) in cases {
+        let mut req = app.api(method.to_uppercase().parse().unwrap(), &path).body(body.to_vec());
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let status = req.send().await.unwrap().status();
+        let documented = &doc["paths"][template][method]["responses"];
+        assert!(
+            documented.get(status.as_str()).is_some(),
+            "{method} {path} answered {status}, which its OpenAPI does not list: {documented}"
+        );
+    }
+    app.stop().await;
+}

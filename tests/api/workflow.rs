@@ -1,0 +1,422 @@
+//! The first-call workflow end to end: recap and invite at once, reminders on the schedule,
+//! escalation up the manager chain, done/cancel/reassign, and the engine's guarantees (leases,
+//! backoff to dead, exactly-once steps with several engines).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::json;
+
+use crate::helpers::*;
+
+const REP: &str = "ana@seller.example";
+const MANAGER: &str = "mo@seller.example";
+const DIRECTOR: &str = "dee@seller.example";
+
+async fn directory(app: &TestApp, rep_tz: &str) {
+    assert_eq!(app.put_rep(REP, &json!({"name": "Ana Ávila", "timezone": rep_tz, "manager_email": MANAGER})).await.status(), 200);
+    assert_eq!(app.put_rep(MANAGER, &json!({"name": "Mo Manager", "timezone": rep_tz, "manager_email": DIRECTOR})).await.status(), 200);
+    assert_eq!(app.put_rep(DIRECTOR, &json!({"name": "Dee Director", "timezone": rep_tz})).await.status(), 200);
+}
+
+fn kinds(mails: &[testkit::mail::ParsedMail]) -> Vec<String> {
+    mails.iter().map(|m| m.message_id.clone().unwrap_or_default().split('.').nth(1).unwrap_or("").to_string()).collect()
+}
+
+fn utc(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+#[tokio::test]
+async fn order_to_recap_reminders_escalation_and_done() {
+    let app = TestApp::spawn().await;
+    directory(&app, "UTC").await;
+    app.put_proposal("generic", "D-1", &proposal(REP)).await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+
+    // At once: the recap with the invite, to the rep.
+    let first = app.mails_to(REP);
+    assert_eq!(first.len(), 1);
+    let m = &first[0];
+    assert!(m.subject.as_deref().unwrap().contains("Acme Corp"), "{:?}", m.subject);
+    assert!(m.text.as_deref().unwrap().contains("Single sign-on with Okta"));
+    assert!(m.html.as_deref().unwrap().contains("Single sign-on with Okta"));
+    let cal = m.calendar.as_ref().expect("an invite");
+    assert_eq!(cal.method.as_deref(), Some("REQUEST"));
+    assert!(cal.body.contains("SEQUENCE:0"));
+    assert!(m.attachments.iter().any(|a| a.filename.as_deref() == Some("invite.ics")));
+    let call = &app.calls().await[0];
+    assert_eq!(call["state"], "due");
+    // 4 business hours after Monday 09:00 UTC.
+    assert_eq!(call["due_at"], "2026-11-23T13:00:00Z");
+
+    // Monday: reminder at 14:00 (overdue), escalation to the manager 8 hours overdue (21:00).
+    app.advance_and_settle(TimeDelta::hours(13), TimeDelta::minutes(30)).await;
+    assert_eq!(kinds(&app.mails_to(REP)), vec!["first_call", "reminder"]);
+    let to_manager = app.mails_to(MANAGER);
+    assert_eq!(kinds(&to_manager), vec!["escalation"]);
+    assert!(to_manager[0].text.as_deref().unwrap().contains("Ana Ávila"), "the manager learns whose call is late");
+    assert!(app.mails_to(DIRECTOR).is_empty());
+
+    // Wednesday 13:00 is 48 hours overdue: the manager's manager.
+    app.advance_and_settle(TimeDelta::hours(41), TimeDelta::minutes(30)).await;
+    assert_eq!(kinds(&app.mails_to(DIRECTOR)), vec!["escalation"]);
+    assert_eq!(app.mails_to(MANAGER).len(), 1, "each step fires once");
+    let reminders = kinds(&app.mails_to(REP)).iter().filter(|k| *k == "reminder").count();
+    assert_eq!(reminders, 5, "Mon 14, Tue 9 and 14, Wed 9 and 14... up to Wed 13:00 (Wed 14:00 not yet)");
+
+    // Done: no more mail, ever.
+    let id = call["id"].as_i64().unwrap();
+    let r = app
+        .api(reqwest::Method::POST, &format!("/api/v1/calls/{id}/complete"))
+        .json(&json!({"outcome": "adjusted", "notes": "Reset SSO date"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let before = app.mails().len();
+    app.advance_and_settle(TimeDelta::days(7), TimeDelta::hours(1)).await;
+    assert_eq!(app.mails().len(), before);
+    let detail = app.get_json(&format!("/api/v1/calls/{id}")).await;
+    assert_eq!(detail["state"], "done");
+    assert_eq!(detail["outcome"], "adjusted");
+    assert!(detail["timers"].as_array().unwrap().is_empty(), "no timer left: {detail}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn marking_done_twice_is_harmless_and_a_cancelled_call_cannot_be_done() {
+    let app = TestApp::spawn().await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    let id = app.calls().await[0]["id"].as_i64().unwrap();
+    let done = |outcome: &'static str| {
+        app.api(reqwest::Method::POST, &format!("/api/v1/calls/{id}/complete")).json(&json!({"outcome": outcome})).send()
+    };
+    assert_eq!(done("aligned").await.unwrap().status(), 200);
+    let again = done("at_risk").await.unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.json::<serde_json::Value>().await.unwrap()["outcome"], "aligned", "the first outcome stays");
+    let r =
+        app.api(reqwest::Method::POST, &format!("/api/v1/calls/{id}/complete")).json(&json!({"outcome": "great"})).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    assert_eq!(
+        app.api(reqwest::Method::POST, "/api/v1/calls/999999/complete").json(&json!({"outcome": "aligned"})).send().await.unwrap().status(),
+        404
+    );
+
+    app.post_generic(&order_created("e2", "D-2", REP, app.now())).await;
+    app.post_generic(&order_event("c2", "order.cancelled", "D-2", app.now(), json!({}))).await;
+    let cancelled = app.calls().await.into_iter().find(|c| c["deal_id"] == "D-2").unwrap();
+    let r = app
+        .api(reqwest::Method::POST, &format!("/api/v1/calls/{}/complete", cancelled["id"]))
+        .json(&json!({"outcome": "aligned"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn due_times_follow_the_reps_timezone_and_calendar() {
+    let app = TestApp::spawn_with(Options { start: utc("2026-11-27T20:00:00Z"), ..Options::default() }).await;
+    // Friday 15:00 in New York: 2 business hours left on Friday, 2 on Monday.
+    directory(&app, "America/New_York").await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    assert_eq!(app.calls().await[0]["due_at"], "2026-11-30T16:00:00Z");
+    // A rep in Sydney, where the working day crosses midnight UTC.
+    app.put_rep("syd@seller.example", &json!({"name": "Sy", "timezone": "Australia/Sydney"})).await;
+    app.post_generic(&order_created("e2", "D-2", "syd@seller.example", app.now())).await;
+    let syd = app.calls().await.into_iter().find(|c| c["deal_id"] == "D-2").unwrap();
+    // Saturday 07:00 in Sydney: Monday 09:00 AEDT (Sunday 22:00 UTC) + 4 hours.
+    assert_eq!(syd["due_at"], "2026-11-30T02:00:00Z");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn reminders_fire_in_the_reps_timezone_inside_business_hours() {
+    let app = TestApp::spawn().await;
+    directory(&app, "Asia/Tokyo").await;
+    // Monday 09:00 UTC is 18:00 in Tokyo: after hours. Due Tuesday 13:00 JST (04:00 UTC).
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    assert_eq!(app.calls().await[0]["due_at"], "2026-11-24T04:00:00Z");
+    app.advance_and_settle(TimeDelta::hours(24), TimeDelta::minutes(15)).await;
+    let reminders: Vec<_> = app.mails_to(REP).into_iter().filter(|m| m.message_id.as_deref().unwrap().contains(".reminder.")).collect();
+    // Tuesday 09:00 and 14:00 JST = 00:00 and 05:00 UTC.
+    assert_eq!(reminders.len(), 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_cancelled_order_withdraws_the_invite_and_stops_reminders() {
+    let app = TestApp::spawn().await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    app.advance(TimeDelta::hours(1));
+    app.post_generic(&order_event("c1", "order.cancelled", "D-1", app.now(), json!({}))).await;
+    app.settle().await;
+    let mails = app.mails_to(REP);
+    assert_eq!(kinds(&mails), vec!["first_call", "cancellation"]);
+    let cal = mails[1].calendar.as_ref().expect("a calendar cancellation");
+    assert_eq!(cal.method.as_deref(), Some("CANCEL"));
+    assert!(cal.body.contains("SEQUENCE:1"));
+    let uid = |body: &str| body.lines().find(|l| l.starts_with("UID:")).unwrap().to_string();
+    assert_eq!(uid(&cal.body), uid(&mails[0].calendar.as_ref().unwrap().body), "the same event is cancelled");
+    app.advance_and_settle(TimeDelta::days(5), TimeDelta::hours(1)).await;
+    assert_eq!(app.mails().len(), 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_reassigned_deal_moves_the_call_invite_and_reminders() {
+    let app = TestApp::spawn().await;
+    let bo = "bo@seller.example";
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    app.advance(TimeDelta::minutes(30));
+    app.post_generic(&order_event("u1", "order.updated", "D-1", app.now(), json!({"rep_email": bo}))).await;
+    app.settle().await;
+    let old = app.mails_to(REP);
+    assert_eq!(kinds(&old), vec!["first_call", "reassigned"]);
+    assert_eq!(old[1].calendar.as_ref().unwrap().method.as_deref(), Some("CANCEL"));
+    let new = app.mails_to(bo);
+    assert_eq!(kinds(&new), vec!["first_call"]);
+    assert!(new[0].calendar.as_ref().unwrap().body.contains("SEQUENCE:1"));
+    assert_eq!(app.calls().await[0]["rep_email"], bo);
+    app.advance_and_settle(TimeDelta::hours(6), TimeDelta::minutes(30)).await;
+    assert_eq!(app.mails_to(REP).len(), 2, "the old rep gets nothing more");
+    assert!(kinds(&app.mails_to(bo)).contains(&"reminder".to_string()));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_reminder_already_queued_is_not_sent_once_the_call_is_done() {
+    let app = TestApp::spawn().await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    app.clock.set(utc("2026-11-23T14:00:00Z"));
+    assert!(app.run_jobs().await > 0, "the reminder step ran and queued its mail");
+    let id = app.calls().await[0]["id"].as_i64().unwrap();
+    app.api(reqwest::Method::POST, &format!("/api/v1/calls/{id}/complete")).json(&json!({"outcome": "aligned"})).send().await.unwrap();
+    app.deliver().await;
+    assert_eq!(kinds(&app.mails_to(REP)), vec!["first_call"]);
+    let skipped = app.get_json("/api/v1/emails?state=skipped").await;
+    assert_eq!(skipped["emails"].as_array().unwrap().len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_step_claimed_when_the_call_is_marked_done_sends_nothing() {
+    let app = TestApp::spawn().await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    app.clock.set(utc("2026-11-23T14:00:00Z"));
+    // A worker claims the due reminder...
+    let lease = firstcall::engine::queue::claim_due(&app.state.db, "worker-a", app.now(), TimeDelta::seconds(60), 10).await.unwrap();
+    assert!(lease.jobs.iter().any(|j| j.kind == "call.remind"));
+    // ...the rep marks the call done meanwhile...
+    let id = app.calls().await[0]["id"].as_i64().unwrap();
+    app.api(reqwest::Method::POST, &format!("/api/v1/calls/{id}/complete")).json(&json!({"outcome": "aligned"})).send().await.unwrap();
+    // ...then the worker runs its step.
+    firstcall::engine::worker::execute(&app.state, lease).await.unwrap();
+    app.settle().await;
+    assert_eq!(kinds(&app.mails_to(REP)), vec!["first_call"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_worker_that_dies_mid_job_loses_its_lease_and_the_step_runs_once() {
+    let app = TestApp::spawn().await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    // A worker claims the first step and dies without finishing it.
+    let lease = firstcall::engine::queue::claim_due(&app.state.db, "dead-worker", app.now(), TimeDelta::seconds(60), 10).await.unwrap();
+    assert_eq!(lease.jobs.len(), 1);
+    assert_eq!(app.run_jobs().await, 0, "the lease holds while it is valid");
+    app.advance(TimeDelta::seconds(61));
+    app.settle().await;
+    assert_eq!(kinds(&app.mails_to(REP)), vec!["first_call"]);
+    // The dead worker wakes up and tries to finish: its lease is gone, nothing is committed.
+    firstcall::engine::worker::execute(&app.state, lease).await.unwrap();
+    app.settle().await;
+    assert_eq!(kinds(&app.mails_to(REP)), vec!["first_call"], "the step ran exactly once");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_step_backs_off_and_ends_dead_until_retried() {
+    let app = TestApp::spawn_with(Options {
+        overrides: vec![("engine.max_attempts", json!(4)), ("engine.retry_base_secs", json!(10))],
+        ..Options::default()
+    })
+    .await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    let call_id = app.calls().await[0]["id"].as_i64().unwrap();
+    // A step firstcall does not know: it fails every time.
+    firstcall::engine::enqueue(&app.state.db, firstcall::engine::NewJob::for_call("call.unknown", call_id, app.now()), 4, app.now())
+        .await
+        .unwrap();
+    let mut run_ats = Vec::new();
+    for _ in 0..10 {
+        app.settle().await;
+        let pending = app.get_json("/api/v1/jobs?state=pending").await;
+        match pending["jobs"].as_array().unwrap().iter().find(|j| j["kind"] == "call.unknown") {
+            Some(j) => {
+                let at: DateTime<Utc> = serde_json::from_value(j["run_at"].clone()).unwrap();
+                run_ats.push(at);
+                app.clock.set(at);
+            }
+            None => break,
+        }
+    }
+    let gaps: Vec<i64> = run_ats.windows(2).map(|w| (w[1] - w[0]).num_seconds()).collect();
+    assert_eq!(run_ats.len(), 3, "three retries after the first failure: {run_ats:?}");
+    assert!(gaps.windows(2).all(|g| g[1] > g[0]), "backoff grows: {gaps:?}");
+    let dead = app.get_json("/api/v1/jobs?state=dead").await;
+    let job = dead["jobs"].as_array().unwrap().iter().find(|j| j["kind"] == "call.unknown").expect("dead job").clone();
+    assert_eq!(job["attempts"], 4);
+    assert!(job["last_error"].as_str().unwrap().contains("call.unknown"));
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("firstcall_jobs_dead 1"), "{metrics}");
+    let r = app.api(reqwest::Method::POST, &format!("/api/v1/jobs/{}/retry", job["id"])).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(app.get_json("/api/v1/jobs?state=pending").await["jobs"].as_array().unwrap().iter().any(|j| j["id"] == job["id"]));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn two_engines_on_one_database_run_every_step_exactly_once() {
+    let app = TestApp::spawn_with(Options { overrides: vec![("engine.batch_size", json!(50))], ..Options::default() }).await;
+    let events: Vec<_> = (0..1000).map(|i| order_created(&format!("e{i}"), &format!("D-{i}"), REP, app.now())).collect();
+    let raw = serde_json::to_vec(&events).unwrap();
+    assert_eq!(app.post_generic_raw(&raw, GENERIC_SECRET, app.now().timestamp()).await.status(), 200);
+    // A second engine process on the same database.
+    let other = firstcall::startup::Application::build(
+        crate::helpers::test_config(app.db.url(), app.smtp.port(), &Options::default()),
+        app.state.clock.clone(),
+        firstcall::startup::Services { http: false, engine: false, mailer: false },
+    )
+    .await
+    .unwrap();
+    // Engine A holds a lease on a batch; engine B, running meanwhile, must skip it and take the rest.
+    let lease =
+        firstcall::engine::queue::claim_due(&app.state.db, "engine-a", app.now(), chrono::TimeDelta::seconds(300), 50).await.unwrap();
+    assert_eq!(lease.jobs.len(), 50);
+    let b = firstcall::engine::worker::run_due(&other.state).await.unwrap();
+    assert_eq!(b, 950, "engine B ran every step but the ones engine A holds");
+    firstcall::engine::worker::execute(&app.state, lease).await.unwrap();
+    // Then both race over another thousand.
+    let events: Vec<_> = (1000..2000).map(|i| order_created(&format!("e{i}"), &format!("D-{i}"), REP, app.now())).collect();
+    let raw = serde_json::to_vec(&events).unwrap();
+    assert_eq!(app.post_generic_raw(&raw, GENERIC_SECRET, app.now().timestamp()).await.status(), 200);
+    let (a, b) = tokio::join!(firstcall::engine::worker::run_due(&app.state), firstcall::engine::worker::run_due(&other.state));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a + b, 1000, "each of the 1000 first steps claimed once ({a} + {b})");
+    // Every call got exactly one recap mail in the outbox.
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let mails = entity::emails::Entity::find().filter(entity::emails::Column::Kind.eq("first_call")).all(&app.state.db).await.unwrap();
+    let mut per_call: HashMap<i64, usize> = HashMap::new();
+    for m in mails {
+        *per_call.entry(m.call_id.unwrap()).or_default() += 1;
+    }
+    assert_eq!(per_call.len(), 2000);
+    assert!(per_call.values().all(|n| *n == 1));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn end_to_end_with_the_real_clock_and_a_seconds_cron() {
+    let schedules = json!([{
+        "name": "fast",
+        "due_within_business_hours": 1,
+        "reminder_cron": "*/2 * * * * *",
+        "business_hours": {"start": "00:00", "end": "23:59", "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]},
+    }]);
+    let app = TestApp::spawn_with(Options { real_time: true, overrides: vec![("schedules", schedules)], ..Options::default() }).await;
+    let r = app.post_generic(&order_created("e1", "D-1", REP, chrono::Utc::now())).await;
+    assert_eq!(r.status(), 200);
+    let mails = app.wait_for_mails(3, Duration::from_secs(15)).await;
+    assert!(mails.len() >= 3, "recap and two reminders within seconds, got {}", mails.len());
+    assert_eq!(kinds(&mails[..3]), vec!["first_call", "reminder", "reminder"]);
+    let id = app.calls().await[0]["id"].as_i64().unwrap();
+    let r =
+        app.api(reqwest::Method::POST, &format!("/api/v1/calls/{id}/complete")).json(&json!({"outcome": "aligned"})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after_done = app.smtp.messages().len();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(app.smtp.messages().len(), after_done, "no mail after done");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_manager_on_file_escalations_go_to_sales_ops_with_the_reason() {
+    let app = TestApp::spawn().await;
+    app.put_rep(REP, &json!({"name": "Ana", "timezone": "UTC"})).await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    app.advance_and_settle(TimeDelta::hours(13), TimeDelta::minutes(30)).await;
+    let ops = app.mails_to("sales-ops@seller.example");
+    assert_eq!(kinds(&ops), vec!["escalation"]);
+    assert!(ops[0].text.as_deref().unwrap().contains("has no manager in the rep directory"), "{:?}", ops[0].text);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_schedule_edit_applies_to_open_calls_from_their_next_reminder() {
+    let app = TestApp::spawn().await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    // Monday 14:00: first reminder under the shipped schedule (09:00 and 14:00).
+    app.advance_and_settle(TimeDelta::hours(5), TimeDelta::minutes(30)).await;
+    assert_eq!(kinds(&app.mails_to(REP)), vec!["first_call", "reminder"]);
+    // Sales ops change the default schedule to remind at 11:00 and 16:00, at most 3 times, and
+    // redeploy: a new process on the same database with the new config.
+    let schedules = json!([{
+        "name": "default",
+        "due_within_business_hours": 4,
+        "reminder_cron": "0 11,16 * * 1-5",
+        "max_reminders": 3,
+        "business_hours": {"start": "09:00", "end": "17:00", "days": ["mon", "tue", "wed", "thu", "fri"]},
+    }]);
+    let edited = firstcall::startup::Application::build(
+        crate::helpers::test_config(
+            app.db.url(),
+            app.smtp.port(),
+            &Options { overrides: vec![("schedules", schedules)], ..Options::default() },
+        ),
+        app.state.clock.clone(),
+        firstcall::startup::Services { http: false, engine: false, mailer: false },
+    )
+    .await
+    .unwrap();
+    let run = |until: &str| {
+        let target = chrono::DateTime::parse_from_rfc3339(until).unwrap().with_timezone(&chrono::Utc);
+        let state = edited.state.clone();
+        let clock = app.clock.clone();
+        async move {
+            while firstcall::clock::Clock::now(&*clock) < target {
+                clock.advance(TimeDelta::minutes(30));
+                firstcall::engine::worker::run_due(&state).await.unwrap();
+                firstcall::mail::mailer::run_due(&state).await.unwrap();
+            }
+        }
+    };
+    // The reminder already planned for Tuesday 09:00 fires as planned; from then on the new
+    // cron and limit apply: Tuesday 11:00, and no more after the third reminder.
+    run("2026-11-26T00:00:00Z").await;
+    let sent: Vec<String> = app
+        .smtp
+        .messages()
+        .iter()
+        .map(|m| m.parse())
+        .filter(|m| m.message_id.as_deref().unwrap().contains(".reminder."))
+        .map(|m| m.header("Date").unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert!(sent[1].contains("09:00:00"), "{sent:?}");
+    assert!(sent[2].contains("11:00:00"), "{sent:?}");
+}

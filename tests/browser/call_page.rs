@@ -1,0 +1,174 @@
+//! What a rep and sales ops do in the browser: open the link from the email, read the recap,
+//! mark the call done, see it done on the dashboard; bad links; phone and desktop layouts; CRM
+//! text that tries to inject script.
+
+use chrono::TimeDelta;
+use fantoccini::{Client, Locator};
+use serde_json::json;
+
+use crate::browser::{artifacts, png_size, set_viewport, text_of, with_browser};
+use crate::helpers::*;
+
+const REP: &str = "ana@seller.example";
+
+/// A rep in Berlin, the proposal and the order; returns the call id and the link from its email.
+async fn call_from_email(app: &TestApp, rep_name: &str, proposal_body: serde_json::Value, account: &str) -> (i64, String) {
+    assert_eq!(app.put_rep(REP, &json!({"name": rep_name, "timezone": "Europe/Berlin"})).await.status(), 200);
+    app.put_proposal("generic", "D-1", &proposal_body).await;
+    let mut order = order_created("e1", "D-1", REP, app.now());
+    order["order"]["account_name"] = json!(account);
+    assert_eq!(app.post_generic(&order).await.status(), 200);
+    app.settle().await;
+    let mails = app.mails_to(REP);
+    assert_eq!(mails.len(), 1, "the recap email");
+    (app.calls().await[0]["id"].as_i64().unwrap(), call_link(&mails[0]))
+}
+
+async fn open(client: &Client, app: &TestApp, path: &str) {
+    client.goto(&app.url(path)).await.unwrap_or_else(|e| panic!("open {path}: {e}"));
+}
+
+async fn click(client: &Client, id: &str) {
+    client
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("no #{id}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click #{id}: {e}"));
+}
+
+async fn type_into(client: &Client, id: &str, text: &str) {
+    client.find(Locator::Id(id)).await.unwrap_or_else(|e| panic!("no #{id}: {e}")).send_keys(text).await.unwrap();
+}
+
+async fn log_in(client: &Client, app: &TestApp) {
+    open(client, app, "/").await;
+    text_of(client, "login-form").await;
+    type_into(client, "token", API_TOKEN).await;
+    click(client, "login").await;
+    text_of(client, "calls").await;
+}
+
+#[tokio::test]
+async fn a_rep_marks_the_call_done_from_the_email_and_sales_ops_see_it_done() {
+    let app = TestApp::spawn().await;
+    let (id, link) = call_from_email(&app, "Ana Ávila", proposal(REP), "Acme Corp").await;
+    with_browser(|client| async move {
+        open(&client, &app, &link).await;
+        let recap = text_of(&client, "recap").await;
+        assert!(recap.contains("Single sign-on with Okta"), "a requirement: {recap}");
+        assert!(recap.contains("Data residency in the EU") && recap.contains("has no commitment"), "a gap: {recap}");
+        assert_eq!(text_of(&client, "due").await, "Mon 23 Nov 2026, 14:00 CET (Europe/Berlin)");
+        assert!(text_of(&client, "history").await.contains("Recap and invite"));
+
+        click(&client, "outcome-adjusted").await;
+        type_into(&client, "notes", "Moved SSO to 10 Dec; EU hosting follows in Q1.").await;
+        click(&client, "submit-done").await;
+        let done = text_of(&client, "done").await;
+        assert!(done.contains("Adjusted") && done.contains("Moved SSO to 10 Dec; EU hosting follows in Q1."), "{done}");
+        assert_eq!(text_of(&client, "call-state").await, "Done");
+        assert!(client.find(Locator::Id("done-form")).await.is_err(), "no form once done");
+
+        log_in(&client, &app).await;
+        let row = text_of(&client, &format!("call-{id}")).await;
+        assert!(row.contains("Acme Corp") && row.contains("Done") && row.contains("Adjusted"), "{row}");
+        std::fs::write(artifacts().join("dashboard-desktop.png"), client.screenshot().await.unwrap()).unwrap();
+        // From the dashboard, the call page opens without a link.
+        client.find(Locator::Css(&format!("#call-{id} a"))).await.unwrap().click().await.unwrap();
+        assert!(text_of(&client, "done").await.contains("Adjusted"));
+        assert_eq!(app.get_json(&format!("/api/v1/calls/{id}")).await["completed_by"], "rep");
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tampered_and_expired_links_show_what_to_do() {
+    let app = TestApp::spawn().await;
+    let (_, link) = call_from_email(&app, "Ana Ávila", proposal(REP), "Acme Corp").await;
+    let mut tampered: Vec<char> = link.chars().collect();
+    let i = tampered.len() - 10;
+    tampered[i] = if tampered[i] == 'x' { 'y' } else { 'x' };
+    let tampered: String = tampered.into_iter().collect();
+    let clock = app.clock.clone();
+    with_browser(|client| async move {
+        open(&client, &app, &tampered).await;
+        let page = text_of(&client, "error").await;
+        assert!(page.contains("This link is not valid"), "{page}");
+        assert!(client.find(Locator::Id("recap")).await.is_err());
+
+        // links.ttl_hours is 336 (14 days).
+        clock.advance(TimeDelta::hours(337));
+        open(&client, &app, &link).await;
+        let page = text_of(&client, "error").await;
+        assert!(page.contains("This link has expired") && page.contains("newest email"), "{page}");
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_call_page_reads_on_a_phone_and_a_desktop() {
+    let app = TestApp::spawn().await;
+    let (_, link) = call_from_email(&app, "Ana Ávila", proposal(REP), "Acme Corp").await;
+    with_browser(|client| async move {
+        for (name, width, height) in [("phone", 375u32, 812u32), ("desktop", 1280, 900)] {
+            open(&client, &app, &link).await;
+            set_viewport(&client, width, height).await;
+            text_of(&client, "recap").await;
+            let viewport = client
+                .execute("return [window.innerWidth, window.innerHeight, document.documentElement.scrollWidth]", vec![])
+                .await
+                .unwrap();
+            let size = |i: usize| viewport[i].as_u64().unwrap();
+            assert_eq!((size(0), size(1)), (width as u64, height as u64), "{name}: the page is {width} × {height} px");
+            assert!(size(2) <= size(0), "{name}: the page scrolls sideways ({} px in {} px)", size(2), size(0));
+            let png = client.screenshot().await.unwrap();
+            assert_eq!(png_size(&png), (width, height), "{name} screenshot size");
+            let path = artifacts().join(format!("call-page-{name}.png"));
+            std::fs::write(&path, &png).unwrap();
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), png.len() as u64);
+            // The form further down, as the rep sees it after the call.
+            let form = client.find(Locator::Id("mark-done")).await.unwrap().screenshot().await.unwrap();
+            let (form_width, _) = png_size(&form);
+            assert!(form_width <= width, "{name}: the form is {form_width} px wide");
+            std::fs::write(artifacts().join(format!("call-form-{name}.png")), &form).unwrap();
+        }
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn script_in_crm_text_shows_as_text_and_never_runs() {
+    let app = TestApp::spawn().await;
+    let payload =
+        r#"<img id="injected" src=x onerror="document.title='pwned'"><script>document.title='pwned'</script>" onmouseover="alert(1)"#;
+    let mut body = proposal(REP);
+    body["requirements"][0]["text"] = json!(format!("SSO {payload}"));
+    let (id, link) = call_from_email(&app, &format!("Ana {payload}"), body, &format!("Acme {payload}")).await;
+    with_browser(|client| async move {
+        open(&client, &app, &link).await;
+        assert_eq!(text_of(&client, "account").await, format!("Acme {payload}"));
+        assert!(text_of(&client, "rep").await.starts_with(&format!("Ana {payload}")));
+        assert!(text_of(&client, "recap").await.contains(&format!("SSO {payload}")));
+        click(&client, "outcome-at_risk").await;
+        type_into(&client, "notes", payload).await;
+        click(&client, "submit-done").await;
+        assert_eq!(text_of(&client, "notes-done").await, payload);
+        let pages = [("call page", link.clone()), ("dashboard", "/".to_string())];
+        log_in(&client, &app).await;
+        for (name, path) in pages {
+            open(&client, &app, &path).await;
+            let found =
+                client.execute("return [document.querySelectorAll('#injected, script').length, document.title]", vec![]).await.unwrap();
+            assert_eq!(found[0], 0, "{name}: an injected element");
+            assert_ne!(found[1], "pwned", "{name}: injected script ran");
+            assert!(client.get_alert_text().await.is_err(), "{name}: an alert is open");
+        }
+        assert!(text_of(&client, &format!("call-{id}")).await.contains(&format!("Acme {payload}")));
+        app.stop().await;
+    })
+    .await;
+}

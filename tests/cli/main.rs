@@ -1,0 +1,269 @@
+//! The `firstcall` binary as operators run it: config checks and previews, layered config and
+//! its errors, migrations, the embedded default start, logs, graceful shutdown, `recap`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_firstcall");
+
+fn repo_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+/// A copy of the repository's config directory to edit.
+fn config_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(repo_config().join("default.toml"), dir.path().join("default.toml")).unwrap();
+    dir
+}
+
+fn firstcall(args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args);
+    // Only what a test sets: no FIRSTCALL_* from the developer's shell.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("FIRSTCALL") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn run(mut c: impl std::borrow::BorrowMut<Command>) -> (Output, String, String) {
+    let out = c.borrow_mut().output().expect("run firstcall");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    (out, stdout, stderr)
+}
+
+#[test]
+fn config_check_previews_each_schedule_in_the_reps_timezone() {
+    let (out, stdout, stderr) = run(firstcall(&[
+        "--config-dir",
+        repo_config().to_str().unwrap(),
+        "config",
+        "check",
+        "--at",
+        "2026-11-27T16:30:00Z",
+        "--tz",
+        "America/New_York",
+    ]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("configuration OK"));
+    // Friday 11:30 in New York; default: 4 business hours, 09:00-17:00 -> 15:30 the same day.
+    let default = stdout.split("schedule \"default\"").nth(1).expect("default schedule listed");
+    assert!(default.contains("call due:    Fri 2026-11-27 15:30 EST"), "{stdout}");
+    assert!(default.contains("reminder 1:  Fri 2026-11-27 14:00 EST"), "{stdout}");
+    assert!(default.contains("reminder 2:  Mon 2026-11-30 09:00 EST"), "{stdout}");
+    assert!(default.contains("escalate 1:  Fri 2026-11-27 23:30 EST to the rep's manager"), "{stdout}");
+    // Enterprise: 2 business hours inside 08:00-18:00 -> 13:30.
+    let enterprise = stdout.split("schedule \"enterprise\"").nth(1).unwrap();
+    assert!(enterprise.contains("call due:    Fri 2026-11-27 13:30 EST"), "{stdout}");
+    assert!(stdout.contains("templates:"), "templates were checked: {stdout}");
+}
+
+#[test]
+fn a_bad_value_in_a_file_is_reported_with_file_key_and_reason() {
+    let dir = config_copy();
+    let path = dir.path().join("default.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replace("reminder_cron = \"0 9,14 * * 1-5\"", "reminder_cron = \"0 9 * *\"");
+    std::fs::write(&path, text).unwrap();
+    let (out, _, stderr) = run(firstcall(&["--config-dir", dir.path().to_str().unwrap(), "config", "check"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("default.toml"), "{stderr}");
+    assert!(stderr.contains("reminder_cron"), "{stderr}");
+    assert!(stderr.contains("4 fields"), "{stderr}");
+}
+
+#[test]
+fn a_bad_environment_variable_is_named() {
+    let (out, _, stderr) =
+        run(firstcall(&["--config-dir", repo_config().to_str().unwrap(), "config", "check"]).env("FIRSTCALL__HTTP__PORT", "eighty"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("FIRSTCALL__HTTP__PORT"), "{stderr}");
+    assert!(stderr.contains("http.port"), "{stderr}");
+}
+
+#[test]
+fn layers_apply_in_order_file_then_environment_file_then_variables() {
+    let dir = config_copy();
+    std::fs::write(dir.path().join("staging.toml"), "[http]\nport = 9100\n[mail]\ntransport = \"smtp\"\n").unwrap();
+    let cfg = dir.path().to_str().unwrap();
+    let (_, stdout, _) = run(firstcall(&["--config-dir", cfg, "config", "check"]));
+    assert!(stdout.contains("listen:    127.0.0.1:8080"), "{stdout}");
+    assert!(stdout.contains("mail:      File"), "{stdout}");
+    let (_, stdout, _) = run(firstcall(&["--config-dir", cfg, "config", "check"]).env("FIRSTCALL_ENV", "staging"));
+    assert!(stdout.contains("listen:    127.0.0.1:9100"), "{stdout}");
+    assert!(stdout.contains("mail:      Smtp"), "{stdout}");
+    let (_, stdout, _) =
+        run(firstcall(&["--config-dir", cfg, "config", "check"]).env("FIRSTCALL_ENV", "staging").env("FIRSTCALL__HTTP__PORT", "9200"));
+    assert!(stdout.contains("listen:    127.0.0.1:9200"), "{stdout}");
+}
+
+#[test]
+fn a_secret_written_in_a_config_file_stops_start_up() {
+    let dir = config_copy();
+    std::fs::write(dir.path().join("production.toml"), "[api]\ntokens = [\"committed-token-123\"]\n").unwrap();
+    let (out, _, stderr) =
+        run(firstcall(&["--config-dir", dir.path().to_str().unwrap(), "config", "check"]).env("FIRSTCALL_ENV", "production"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("production.toml") && stderr.contains("api.tokens") && stderr.contains("FIRSTCALL__API__TOKENS"), "{stderr}");
+    assert!(!stderr.contains("committed-token-123"), "the secret is not echoed");
+}
+
+#[tokio::test]
+async fn migrate_creates_the_schema_once_on_an_empty_postgres_database() {
+    let db = testkit::db::TestDb::postgres().await;
+    let (out, stdout, stderr) =
+        run(firstcall(&["--config-dir", repo_config().to_str().unwrap(), "migrate"]).env("FIRSTCALL__DATABASE__URL", db.url()));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("applied"), "{stdout}");
+    let settings = firstcall::config::DatabaseSettings {
+        url: db.url().to_string(),
+        max_connections: 1,
+        connect_timeout_secs: 5,
+        migrate_on_start: false,
+        intake_writers: 0,
+    };
+    let conn = firstcall::db::connect(&settings).await.unwrap();
+    assert!(firstcall::db::schema_is_current(&conn).await.unwrap());
+    drop(conn);
+    let (out, stdout, _) =
+        run(firstcall(&["--config-dir", repo_config().to_str().unwrap(), "migrate"]).env("FIRSTCALL__DATABASE__URL", db.url()));
+    assert!(out.status.success());
+    assert!(stdout.contains("nothing to do"), "{stdout}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Server {
+    /// `firstcall serve` in `cwd` with no config directory there: the built-in defaults.
+    fn start(cwd: &Path, envs: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let log = cwd.join("serve.log");
+        let mut c = firstcall(&["serve"]);
+        c.current_dir(cwd)
+            .env("FIRSTCALL__HTTP__PORT", port.to_string())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        let child = c.spawn().unwrap();
+        let s = Server { child, port, log };
+        s.wait_ready();
+        s
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn wait_ready(&self) {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if let Ok(r) = reqwest::blocking::get(self.url("/healthz"))
+                && r.status().is_success()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("firstcall did not answer /healthz: {}", std::fs::read_to_string(&self.log).unwrap_or_default());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then wait; returns the exit status and how long it took.
+    fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
+        let started = Instant::now();
+        unsafe_kill(self.child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, started.elapsed());
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("firstcall did not stop within 20 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn unsafe_kill(pid: u32, signal: &str) {
+    Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().unwrap();
+}
+
+#[test]
+fn serve_starts_on_sqlite_with_nothing_configured_and_stops_cleanly_on_sigterm() {
+    let cwd = tempfile::tempdir().unwrap();
+    let server = Server::start(cwd.path(), &[]);
+    let r = reqwest::blocking::get(server.url("/readyz")).unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(cwd.path().join("data/firstcall.db").exists(), "the embedded database lives under ./data/");
+    let (status, _) = server.terminate();
+    assert!(status.success(), "graceful exit: {status}");
+}
+
+#[test]
+fn json_logs_carry_the_request_id() {
+    let cwd = tempfile::tempdir().unwrap();
+    let server = Server::start(cwd.path(), &[("FIRSTCALL__LOG__FORMAT", "json")]);
+    let r = reqwest::blocking::Client::new().get(server.url("/healthz")).header("x-request-id", "trace-me-42").send().unwrap();
+    assert_eq!(r.status(), 200);
+    std::thread::sleep(Duration::from_millis(200));
+    let log = server.log();
+    let line = log.lines().find(|l| l.contains("trace-me-42")).unwrap_or_else(|| panic!("no log line for the request: {log}"));
+    let v: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+    assert!(v.to_string().contains("\"request_id\":\"trace-me-42\""), "{v}");
+    server.terminate();
+}
+
+#[test]
+fn recap_prints_a_deals_recap_from_the_database() {
+    let cwd = tempfile::tempdir().unwrap();
+    let secret = "cli-test-secret-123";
+    let server =
+        Server::start(cwd.path(), &[("FIRSTCALL__WEBHOOKS__GENERIC__SECRETS", secret), ("FIRSTCALL__API__TOKENS", "cli-test-token-123")]);
+    let client = reqwest::blocking::Client::new();
+    let proposal = serde_json::json!({"account": {"name": "Acme <Labs>"}, "requirements": [{"id": "R1", "text": "SSO with Okta", "priority": "must"}]});
+    let r = client.put(server.url("/api/v1/proposals/generic/D-77")).bearer_auth("cli-test-token-123").json(&proposal).send().unwrap();
+    assert_eq!(r.status(), 201);
+    let event = serde_json::json!({"id": "e1", "type": "order.created", "occurred_at": "2026-11-23T09:00:00Z", "order": {"deal_id": "D-77", "rep_email": "ana@example.com"}});
+    let body = serde_json::to_vec(&event).unwrap();
+    let t = chrono::Utc::now().timestamp();
+    let sig = firstcall::intake::signature::sign_generic(secret.as_bytes(), t, &body);
+    let r = client
+        .post(server.url("/webhooks/generic"))
+        .header("content-type", "application/json")
+        .header("X-Firstcall-Signature", sig)
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    server.terminate();
+    let (out, stdout, stderr) = run(firstcall(&["recap", "--source", "generic", "--deal", "D-77"]).current_dir(cwd.path()));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("SSO with Okta"), "{stdout}");
+    let (_, json, _) = run(firstcall(&["recap", "--source", "generic", "--deal", "D-77", "--format", "json"]).current_dir(cwd.path()));
+    let v: serde_json::Value = serde_json::from_str(&json).expect("JSON recap");
+    assert_eq!(v["requirements"][0]["id"], "R1");
+    let (_, html, _) = run(firstcall(&["recap", "--source", "generic", "--deal", "D-77", "--format", "html"]).current_dir(cwd.path()));
+    assert!(html.contains("Acme &lt;Labs&gt;") || !html.contains("<Labs>"), "escaped: {html}");
+    let (out, _, stderr) = run(firstcall(&["recap", "--source", "generic", "--deal", "nope"]).current_dir(cwd.path()));
+    assert!(!out.status.success());
+    assert!(stderr.contains("no call for generic/nope"), "{stderr}");
+}
