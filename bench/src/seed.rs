@@ -1,0 +1,94 @@
+//! Rows the figures start from, written with `INSERT … SELECT generate_series` in the shapes
+//! firstcall itself writes (see `migration/`): orders with their webhook events, open calls with
+//! their pending timers and audit rows, no-op jobs, and outbox emails.
+
+use sqlx::PgConnection;
+
+/// The line items every seeded order carries, as `intake` stores them.
+const LINE_ITEMS: &str = r#"[{"sku":"PLAT-ENT","name":"Platform, enterprise edition (annual)","quantity":1.0,"unit_price":{"minor":3600000,"currency":"USD"}},{"sku":"SEAT-PRO","name":"Professional seats","quantity":150.0,"unit_price":{"minor":4900,"currency":"USD"}}]"#;
+
+/// The raw event stored with each seeded order (smaller than a real one; it is never read).
+const EVENT_PAYLOAD: &str = r#"{"type":"order.created","order":{"amount":"48250.00","currency":"USD","account_name":"Seeded account"}}"#;
+
+/// Open calls (state `due`, invite sent) for orders `from..=to`, each with timers.
+pub struct Calls<'a> {
+    /// Makes deal ids unique across seeds in one database.
+    pub tag: &'a str,
+    pub from: i64,
+    pub to: i64,
+    /// SQL for the order time, over the series value `g`.
+    pub ordered_at: &'a str,
+    /// SQL for the call's due time, over `o.ordered_at`.
+    pub due_at: &'a str,
+    /// Timers per call: kind and SQL for `run_at` over `c.due_at`.
+    pub timers: &'a [(&'a str, &'a str)],
+    /// Also write the webhook event and the audit row each real order leaves behind.
+    pub history: bool,
+}
+
+/// Ids of the timers written, first and last (they are consecutive).
+#[derive(Debug, Clone, Copy)]
+pub struct IdRange {
+    pub lo: i64,
+    pub hi: i64,
+    pub count: i64,
+}
+
+impl Calls<'_> {
+    pub async fn insert(&self, db: &mut PgConnection) -> anyhow::Result<IdRange> {
+        let Calls { tag, from, to, ordered_at, due_at, timers, history } = self;
+        let history_ctes = if *history {
+            format!(
+                ", e AS (INSERT INTO webhook_events (source, dedupe_key, event_type, deal_id, occurred_at, received_at, payload, outcome, order_id) \
+                 SELECT 'generic', 'evt-' || o.deal_id, 'order.created', o.deal_id, o.ordered_at, o.ordered_at, '{EVENT_PAYLOAD}', 'opened', o.id FROM o), \
+                 a AS (INSERT INTO audit_log (at, actor, entity, entity_id, action, from_state, to_state, detail) \
+                 SELECT now(), 'webhook:generic', 'call', c.id, 'opened', NULL, 'scheduled', NULL FROM c)"
+            )
+        } else {
+            String::new()
+        };
+        let jobs =
+            timers.iter().map(|(kind, run_at)| format!("SELECT '{kind}', c.id, {run_at} FROM c")).collect::<Vec<_>>().join(" UNION ALL ");
+        let sql = format!(
+            "WITH o AS (INSERT INTO orders (source, deal_id, status, amount_minor, currency, rep_email, segment, account_name, line_items, ordered_at, status_at, last_event_at, created_at, updated_at) \
+             SELECT 'generic', 'D-{tag}-' || g, 'open', 4825000, 'USD', 'rep' || (g % 500) || '@bench.example', 'mid-market', 'Account ' || g, '{LINE_ITEMS}'::json, \
+             {ordered_at}, {ordered_at}, {ordered_at}, now(), now() FROM generate_series({from}::bigint, {to}::bigint) g \
+             RETURNING id, deal_id, rep_email, ordered_at), \
+             c AS (INSERT INTO calls (order_id, source, deal_id, rep_email, state, schedule_name, ordered_at, due_at, invite_sequence, reminders_sent, escalation_level, created_at, updated_at) \
+             SELECT o.id, 'generic', o.deal_id, o.rep_email, 'due', 'default', o.ordered_at, {due_at}, 1, 0, 0, now(), now() FROM o RETURNING id, due_at){history_ctes}, \
+             j AS (INSERT INTO jobs (kind, call_id, payload, run_at, state, attempts, max_attempts, created_at, updated_at) \
+             SELECT t.kind, t.call_id, NULL, t.run_at, 'pending', 0, 8, now(), now() FROM ({jobs}) AS t(kind, call_id, run_at) RETURNING id) \
+             SELECT min(id), max(id), count(*) FROM j"
+        );
+        id_range(db, &sql).await
+    }
+}
+
+async fn id_range(db: &mut PgConnection, sql: &str) -> anyhow::Result<IdRange> {
+    let (lo, hi, count): (Option<i64>, Option<i64>, i64) = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(db).await?;
+    Ok(IdRange { lo: lo.unwrap_or(0), hi: hi.unwrap_or(0), count })
+}
+
+/// `n` no-op jobs due now.
+pub async fn noop_jobs(db: &mut PgConnection, n: i64) -> anyhow::Result<IdRange> {
+    let sql = format!(
+        "WITH j AS (INSERT INTO jobs (kind, call_id, payload, run_at, state, attempts, max_attempts, created_at, updated_at) \
+         SELECT 'noop', NULL, NULL, now(), 'pending', 0, 8, now(), now() FROM generate_series(1, {n}) RETURNING id) \
+         SELECT min(id), max(id), count(*) FROM j"
+    );
+    id_range(db, &sql).await
+}
+
+/// `n` outbox emails due now, sized like a first-call email without its invite (about 2 KB of
+/// text and 6 KB of HTML).
+pub async fn emails(db: &mut PgConnection, n: i64) -> anyhow::Result<()> {
+    let text = "Your first call with the customer is due. Here is what they asked for and what was promised.\n".repeat(22);
+    let html = format!("<p>{}</p>", "Requirement <b>R-1</b>: single sign-on for every seat; committed by <i>2026-12-01</i>. ".repeat(70));
+    let sql = "INSERT INTO emails (message_id, call_id, kind, to_addr, to_name, subject, body_text, body_html, ics, ics_method, state, attempts, \
+               unknown_outcomes, next_attempt_at, created_at, updated_at) \
+               SELECT 'bench-' || g || '@firstcall.bench', NULL, 'first_call', 'rep' || (g % 500) || '@bench.example', 'Bench Rep', \
+               'First call with Account ' || g || ': recap and invite', $1, $2, NULL, NULL, 'pending', 0, 0, now(), now(), now() \
+               FROM generate_series(1, $3::bigint) g";
+    sqlx::query(sql).bind(text).bind(html).bind(n).execute(db).await?;
+    Ok(())
+}
