@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test suite, on both backends: everything against PostgreSQL (started if down), then the
+# integration tests again against SQLite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/ensure-postgres.sh
+scripts/ensure-chromium.sh   # headless Chromium and ChromeDriver for the browser tests
+cargo test --workspace --all-targets
+FIRSTCALL_TEST_DB=sqlite cargo test --test api
