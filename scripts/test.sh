@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 scripts/ensure-postgres.sh
 scripts/ensure-chromium.sh   # headless Chromium and ChromeDriver for the browser tests
 cargo test --workspace --all-targets
-FIRSTCALL_TEST_DB=sqlite cargo test --test api
+# --workspace keeps the features of the first build, so nothing is compiled again.
+FIRSTCALL_TEST_DB=sqlite cargo test --workspace --test api

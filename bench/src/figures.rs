@@ -781,7 +781,7 @@ fn write_rows(ctx: &Ctx, r: &mut Report, empty: &Figures, scale: &Figures, mail:
         let binary = std::fs::metadata(&ctx.bin).map(|m| m.len()).unwrap_or(0);
         r.row(
             "6",
-            "binary size (release as built, with line tables for profiling)",
+            "binary size (release as built: debug info stripped, symbols kept)",
             format!("{:.1} MiB", binary as f64 / 1048576.0),
             stripped_size(ctx).map(|b| format!("stripped: {:.1} MiB", b as f64 / 1048576.0)).unwrap_or_else(|| "–".into()),
             "–".into(),
