@@ -133,16 +133,18 @@ pub async fn retry_dead(db: &impl ConnectionTrait, id: i64, now: DateTime<Utc>) 
     Ok(db.execute_raw(stmt(backend, sql, vec![now.into(), id.into()])).await?.rows_affected() == 1)
 }
 
-/// When the earliest pending job is due (claimable), if any.
-pub async fn next_due_at(db: &impl ConnectionTrait) -> Result<Option<DateTime<Utc>>, DbErr> {
+/// When the earliest job that a claim could take is due: pending and not held under a live
+/// lease. Jobs other loops hold are skipped, so a loop working through a large batch does not
+/// make the others sleep; a lease that runs out is noticed by the next poll.
+pub async fn next_due_at(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, DbErr> {
     #[derive(FromQueryResult)]
     struct Row {
-        at: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
     }
     let backend = db.get_database_backend();
-    let sql = "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > run_at THEN lease_until ELSE run_at END) AS at FROM \
-               (SELECT run_at, lease_until FROM jobs WHERE state = 'pending' ORDER BY run_at LIMIT 50) AS j";
-    Ok(Row::find_by_statement(stmt(backend, sql, vec![])).one(db).await?.and_then(|r| r.at))
+    let sql =
+        "SELECT run_at AS at FROM jobs WHERE state = 'pending' AND (lease_until IS NULL OR lease_until < $1) ORDER BY run_at, id LIMIT 1";
+    Ok(Row::find_by_statement(stmt(backend, sql, vec![now.into()])).one(db).await?.map(|r| r.at))
 }
 
 /// Deletes a call's pending jobs of the given kinds (all kinds when empty). Jobs currently

@@ -42,7 +42,7 @@ async fn claim_loop(state: AppState, index: usize) {
                 if n >= cfg.batch_size as usize {
                     continue;
                 }
-                let sleep = match queue::next_due_at(&state.db).await {
+                let sleep = match queue::next_due_at(&state.db, state.clock.now()).await {
                     Ok(Some(at)) => (at - state.clock.now()).to_std().unwrap_or(Duration::ZERO).min(poll),
                     _ => poll,
                 };

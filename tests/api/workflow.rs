@@ -328,6 +328,29 @@ async fn two_engines_on_one_database_run_every_step_exactly_once() {
 }
 
 #[tokio::test]
+async fn a_loop_holding_a_large_batch_does_not_hide_the_next_due_job_from_the_others() {
+    use firstcall::engine::{self, NewJob, kinds::NOOP, queue};
+    let app = TestApp::spawn().await;
+    let now = app.now();
+    let job = |secs: i64| NewJob { kind: NOOP, call_id: None, payload: None, run_at: now + TimeDelta::seconds(secs) };
+    // A backlog of 120 jobs due now, then one due in 30 s.
+    engine::enqueue_many(&app.state.db, (0..120).map(|_| job(0)).chain([job(30)]), 4, now).await.unwrap();
+    assert_eq!(queue::next_due_at(&app.state.db, now).await.unwrap(), Some(now));
+    // One loop takes 100 of the backlog: the 20 it left are still due now for the other loops,
+    // which must not sleep until its lease runs out.
+    let held = queue::claim_due(&app.state.db, "loop-a", now, TimeDelta::seconds(60), 100).await.unwrap();
+    assert_eq!(held.jobs.len(), 100);
+    assert_eq!(queue::next_due_at(&app.state.db, now).await.unwrap(), Some(now));
+    // Once the rest is held too, the next one is the job due in 30 s, not a lease's end.
+    queue::claim_due(&app.state.db, "loop-b", now, TimeDelta::seconds(60), 100).await.unwrap();
+    assert_eq!(queue::next_due_at(&app.state.db, now).await.unwrap(), Some(now + TimeDelta::seconds(30)));
+    // A lease that ran out makes its jobs due again.
+    let later = now + TimeDelta::seconds(61);
+    assert_eq!(queue::next_due_at(&app.state.db, later).await.unwrap(), Some(now));
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn end_to_end_with_the_real_clock_and_a_seconds_cron() {
     let schedules = json!([{
         "name": "fast",
