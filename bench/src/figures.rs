@@ -579,8 +579,18 @@ async fn timer_figure(ctx: &Ctx, template: &str, label: &str) -> anyhow::Result<
     )
     .fetch_one(&db)
     .await?;
+    // Where the tail is: the seconds with the latest timers, to tell a stall from a spread.
+    let worst: Vec<(String, i64, f64)> = sqlx::query_as(
+        "SELECT to_char(date_trunc('second', c.due_at), 'HH24:MI:SS'), count(*), max(extract(epoch FROM (a.at - c.due_at)) * 1000)::float8 AS l \
+         FROM calls c JOIN audit_log a ON a.entity = 'call' AND a.entity_id = c.id AND a.action = 'state' AND a.to_state = 'overdue' \
+         WHERE c.deal_id LIKE 'D-tim-%' GROUP BY 1 ORDER BY 3 DESC LIMIT 3",
+    )
+    .fetch_all(&db)
+    .await?;
     db.close().await;
     ctx.pg.drop(name).await?;
+    let worst: Vec<String> = worst.iter().map(|(at, n, l)| format!("{at} UTC: {n} due, latest {l:.0} ms")).collect();
+    say(format!("  latest seconds: {}", worst.join("; ")));
     let l = Lateness { fired, expected: n, p50_ms: p50.unwrap_or(0.0), p99_ms: p99.unwrap_or(0.0), max_ms: max.unwrap_or(0.0) };
     say(format!("  {fired}/{n} timers fired; lateness p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms", l.p50_ms, l.p99_ms, l.max_ms));
     anyhow::ensure!(fired == n, "only {fired} of {n} timers fired");
