@@ -5,7 +5,7 @@
 //! | notification | event |
 //! |---|---|
 //! | `deal.propertyChange` of `dealstage` to a stage in `closed_won_stages` | `Created` |
-//! | `deal.propertyChange` of `dealstage` to any other stage | `Cancelled` (moved out of closed-won; the store ignores deals never won) |
+//! | `deal.propertyChange` of `dealstage` to any other stage | `Cancelled` (moved out of closed-won; for a deal never won the store only records the stage change, so an older "won" arriving late stays cancelled) |
 //! | `deal.deletion` | `Cancelled` |
 //! | `deal.propertyChange` of `hubspot_owner_id` | `Updated`, the new owner |
 //! | `deal.propertyChange` of `amount` | `Updated`, the amount in `default_currency` (ignored without one) |
