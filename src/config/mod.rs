@@ -246,6 +246,8 @@ pub struct ConfigError {
 pub struct Config {
     pub settings: Settings,
     pub schedules: Vec<Schedule>,
+    /// `mail.from`, parsed once here rather than at every send.
+    pub mail_from: lettre::message::Mailbox,
     pub dir: PathBuf,
 }
 
@@ -298,6 +300,11 @@ impl ConfigSource {
         let settings: Settings = figment.extract().map_err(|e| from_figment(&figment, e))?;
         let locate = |key: &str, reason: String| ConfigError { origin: origin_of(&figment, key), key: key.to_string(), reason };
         validate(&settings, &figment)?;
+        let mail_from = settings
+            .mail
+            .from
+            .parse()
+            .map_err(|_| locate("mail.from", "is not a mailbox such as `firstcall <firstcall@example.com>`".into()))?;
         let mut schedules = Vec::with_capacity(settings.schedules.len());
         let mut names = std::collections::HashSet::new();
         for (i, s) in settings.schedules.iter().enumerate() {
@@ -315,7 +322,7 @@ impl ConfigSource {
                 "no schedule applies to every order; add one without [match] (usually named \"default\") last".into(),
             ));
         }
-        Ok(Config { settings, schedules, dir: self.dir.clone() })
+        Ok(Config { settings, schedules, mail_from, dir: self.dir.clone() })
     }
 }
 
@@ -333,9 +340,6 @@ fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
     }
     if s.http.body_limit_bytes < 1024 {
         return fail("http.body_limit_bytes", "must be at least 1024");
-    }
-    if s.mail.from.parse::<lettre::message::Mailbox>().is_err() {
-        return fail("mail.from", "is not a mailbox such as `firstcall <firstcall@example.com>`");
     }
     if s.mail.max_attempts == 0 || s.engine.max_attempts == 0 {
         return fail(if s.mail.max_attempts == 0 { "mail.max_attempts" } else { "engine.max_attempts" }, "must be at least 1");

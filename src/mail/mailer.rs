@@ -104,9 +104,7 @@ async fn deliver_one(state: &AppState, transport: &MailTransport, e: ClaimedEmai
     let outcome = if stale {
         Recorded::Skipped(format!("call is {}", e.call_state.as_deref().unwrap_or("closed")))
     } else {
-        let msg = e.outgoing();
-        let from = cfg.from.parse().map_err(|_| DbErr::Custom("mail.from is not a mailbox".into()))?;
-        match build_message_at(&msg, &from, state.clock.now()) {
+        match build_message_at(&e.email, &state.config.mail_from, state.clock.now()) {
             Err(err) => Recorded::Failed(format!("cannot build the message: {err}")),
             Ok(message) => {
                 let started = std::time::Instant::now();
@@ -123,7 +121,7 @@ async fn deliver_one(state: &AppState, transport: &MailTransport, e: ClaimedEmai
                     }
                     SendOutcome::Transient(err) => Recorded::Retry { error: err, at: retry_at, unknown: false },
                     SendOutcome::Unknown(err) => {
-                        tracing::warn!(message_id = %e.message_id, error = %err, "delivery outcome unknown; will resend (the recipient may get it twice)");
+                        tracing::warn!(message_id = %e.email.message_id, error = %err, "delivery outcome unknown; will resend (the recipient may get it twice)");
                         Recorded::Retry { error: format!("outcome unknown: {err}"), at: retry_at, unknown: true }
                     }
                 }
@@ -133,17 +131,17 @@ async fn deliver_one(state: &AppState, transport: &MailTransport, e: ClaimedEmai
     let now = state.clock.now();
     let ours = outbox::record(&state.db, e.id, &e.lease_token, &outcome, now).await?;
     if !ours {
-        tracing::warn!(message_id = %e.message_id, "lease lost while sending; another mailer owns this email now");
+        tracing::warn!(message_id = %e.email.message_id, "lease lost while sending; another mailer owns this email now");
     }
     state.metrics.mail_outcome(&e.kind, &outcome);
     match &outcome {
-        Recorded::Sent => tracing::info!(message_id = %e.message_id, kind = %e.kind, call_id = ?e.call_id, "email sent"),
-        Recorded::Skipped(why) => tracing::info!(message_id = %e.message_id, kind = %e.kind, why = %why, "email skipped"),
+        Recorded::Sent => tracing::info!(message_id = %e.email.message_id, kind = %e.kind, call_id = ?e.call_id, "email sent"),
+        Recorded::Skipped(why) => tracing::info!(message_id = %e.email.message_id, kind = %e.kind, why = %why, "email skipped"),
         Recorded::Retry { error, .. } => {
-            tracing::warn!(message_id = %e.message_id, attempt = e.attempts, error = %error, "email not sent; will retry")
+            tracing::warn!(message_id = %e.email.message_id, attempt = e.attempts, error = %error, "email not sent; will retry")
         }
         Recorded::Failed(error) => {
-            tracing::error!(message_id = %e.message_id, kind = %e.kind, error = %error, "email failed; visible on the dashboard")
+            tracing::error!(message_id = %e.email.message_id, kind = %e.kind, error = %error, "email failed; visible on the dashboard")
         }
     }
     Ok(())

@@ -14,7 +14,7 @@ use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 
 /// One email as the outbox stores it, before it is turned into MIME.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sea_orm::FromQueryResult)]
 pub struct OutgoingEmail {
     /// `id-left@id-right`, stable across retries (e.g. `call-12.first_call.1@firstcall.example.com`),
     /// so a message delivered twice is recognisably the same message.

@@ -59,38 +59,18 @@ pub async fn enqueue(db: &impl ConnectionTrait, new: NewEmail, now: DateTime<Utc
     Ok(matches!(r, sea_orm::TryInsertResult::Inserted(_)))
 }
 
-impl ClaimedEmail {
-    pub fn outgoing(&self) -> OutgoingEmail {
-        OutgoingEmail {
-            message_id: self.message_id.clone(),
-            to_addr: self.to_addr.clone(),
-            to_name: self.to_name.clone(),
-            subject: self.subject.clone(),
-            body_text: self.body_text.clone(),
-            body_html: self.body_html.clone(),
-            ics: self.ics.clone(),
-            ics_method: self.ics_method.clone(),
-        }
-    }
-}
-
 /// An email the mailer holds a lease on, with the state of its call.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct ClaimedEmail {
     pub id: i64,
-    pub message_id: String,
     pub call_id: Option<i64>,
     pub kind: String,
-    pub to_addr: String,
-    pub to_name: Option<String>,
-    pub subject: String,
-    pub body_text: String,
-    pub body_html: String,
-    pub ics: Option<String>,
-    pub ics_method: Option<String>,
     pub attempts: i32,
     pub lease_token: String,
     pub call_state: Option<String>,
+    /// What is sent: the outbox row's message columns.
+    #[sea_orm(nested)]
+    pub email: OutgoingEmail,
 }
 
 /// Claims up to `limit` due emails until `now + lease`. An email still carrying an earlier

@@ -88,8 +88,7 @@ fn invite(
 ) -> String {
     let minutes = state.config.settings.defaults.call_minutes;
     let start = (call.due_at - TimeDelta::minutes(minutes as i64)).max(call.ordered_at);
-    let from: lettre::message::Mailbox =
-        state.config.settings.mail.from.parse().unwrap_or_else(|_| "firstcall <firstcall@localhost>".parse().expect("literal mailbox"));
+    let from = &state.config.mail_from;
     let account = recap.deal.account_name.clone().unwrap_or_else(|| format!("deal {}", recap.deal.deal_id));
     ics::invite(&InviteInfo {
         call_id: call.id,
