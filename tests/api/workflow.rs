@@ -137,6 +137,28 @@ async fn due_times_follow_the_reps_timezone_and_calendar() {
 }
 
 #[tokio::test]
+async fn due_times_and_reminders_skip_holidays_and_follow_a_dst_change() {
+    // Friday 12 March 2027, 15:00 in New York (EST, UTC-5). Clocks go forward on Sunday the 14th,
+    // and Monday the 15th is a holiday in the config.
+    let app = TestApp::spawn_with(Options {
+        start: utc("2027-03-12T20:00:00Z"),
+        overrides: vec![("defaults.holidays", json!(["2027-03-15"]))],
+        ..Options::default()
+    })
+    .await;
+    directory(&app, "America/New_York").await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    // Two business hours on Friday, none on the holiday, two on Tuesday: 11:00 EDT (UTC-4).
+    assert_eq!(app.calls().await[0]["due_at"], "2027-03-16T15:00:00Z");
+    // The next reminder is Tuesday 09:00 local, on the summer offset.
+    let pending = app.get_json("/api/v1/jobs?state=pending").await;
+    let remind = pending["jobs"].as_array().unwrap().iter().find(|j| j["kind"] == "call.remind").expect("a reminder planned").clone();
+    assert_eq!(remind["run_at"], "2027-03-16T13:00:00Z");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn reminders_fire_in_the_reps_timezone_inside_business_hours() {
     let app = TestApp::spawn().await;
     directory(&app, "Asia/Tokyo").await;
