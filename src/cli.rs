@@ -171,7 +171,15 @@ async fn recap(config: Config, source: &str, deal: &str, format: RecapFormat) ->
     let app = Application::build(config, Arc::new(SystemClock), Services { http: false, engine: false, mailer: false }).await?;
     let state = &app.state;
     let source = crate::domain::Source::parse(source)?;
-    let out = crate::workflow::compose::recap_for_deal(state, source, deal, format).await?;
+    let recap = crate::workflow::compose::recap_for_deal(&state.db, &state.first_call, source, deal)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no call for {source}/{deal}: firstcall has not received an order for this deal"))?;
+    let templates = &state.first_call.composer.templates;
+    let out = match format {
+        RecapFormat::Json => serde_json::to_string_pretty(&recap)?,
+        RecapFormat::Html => templates.render_recap_html_fragment(&recap)?,
+        RecapFormat::Text => templates.render_recap_text(&recap)?,
+    };
     println!("{out}");
     Ok(())
 }

@@ -303,6 +303,16 @@ pub fn printable(s: &str) -> String {
     if s.chars().count() > 80 { format!("{cleaned}…") } else { cleaned }
 }
 
+/// A line item as ordered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderedItem {
+    pub sku: String,
+    pub name: String,
+    pub quantity: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_price: Option<Money>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

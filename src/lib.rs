@@ -2,6 +2,7 @@
 //! requirements-versus-commitments recap in hand, and that the rep is reminded (and the
 //! manager told) until it has.
 
+pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod clock;
@@ -14,6 +15,7 @@ pub mod intake;
 pub mod links;
 pub mod mail;
 pub mod metrics;
+pub mod openapi;
 pub mod pages;
 pub mod proposals;
 pub mod recap;

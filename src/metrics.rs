@@ -9,7 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::mail::outbox::{Recorded, kinds};
+use entity::emails::EmailKind;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabel {
@@ -140,19 +140,13 @@ impl Metrics {
         self.mail_send_seconds.observe(secs);
     }
 
-    pub fn mail_outcome(&self, kind: &str, outcome: &Recorded) {
-        let o = match outcome {
-            Recorded::Sent => "sent",
-            Recorded::Skipped(_) => "skipped",
-            Recorded::Retry { unknown: true, .. } => "unknown",
-            Recorded::Retry { .. } => "retry",
-            Recorded::Failed(_) => "failed",
-        };
-        self.emails.get_or_create(&EmailLabel { kind: kind.into(), outcome: o.into() }).inc();
-        if matches!(outcome, Recorded::Sent) {
+    /// One delivery attempt's outcome: `sent`, `skipped`, `unknown`, `retry` or `failed`.
+    pub fn mail_outcome(&self, kind: EmailKind, outcome: &'static str) {
+        self.emails.get_or_create(&EmailLabel { kind: kind.as_str().into(), outcome: outcome.into() }).inc();
+        if outcome == "sent" {
             match kind {
-                kinds::REMINDER => self.reminders_sent.inc(),
-                kinds::ESCALATION => self.escalations_sent.inc(),
+                EmailKind::Reminder => self.reminders_sent.inc(),
+                EmailKind::Escalation => self.escalations_sent.inc(),
                 _ => 0,
             };
         }

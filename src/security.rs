@@ -17,7 +17,7 @@ type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
 pub struct Security {
     pub api: ApiAuth,
-    pub links: LinkSigner,
+    pub links: std::sync::Arc<LinkSigner>,
     pub generic: Vec<Secret>,
     pub hubspot: Vec<Secret>,
     pub pipedrive: Vec<Secret>,
@@ -44,7 +44,7 @@ impl Security {
         Ok(Security {
             api_hashes: api_tokens.iter().map(|t| (t.sha256, t.expires_at)).collect(),
             api: ApiAuth::new(api_tokens),
-            links: LinkSigner::new(link_keys).map_err(|_| DbErr::Custom("no usable link-signing key".into()))?,
+            links: std::sync::Arc::new(LinkSigner::new(link_keys).map_err(|_| DbErr::Custom("no usable link-signing key".into()))?),
             generic: parse(&s.webhooks.generic.secrets),
             hubspot: parse(&s.webhooks.hubspot.client_secrets),
             pipedrive: parse(&s.webhooks.pipedrive.basic_auth),

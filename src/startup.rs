@@ -5,50 +5,20 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::shutdown::Shutdown;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 use sea_orm::DatabaseConnection;
-use tokio::sync::Notify;
 
+use crate::app::AppState;
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::engine::{Engine, Registry};
+use crate::mail::composer::Composer;
+use crate::mail::mailer::Mailer;
 use crate::metrics::Metrics;
-
-/// Wake-ups for background loops, so new work is picked up at once instead of at the next poll.
-#[derive(Clone, Default)]
-pub struct Signals {
-    pub engine: Arc<Notify>,
-    pub mailer: Arc<Notify>,
-    /// Tells other processes on the same PostgreSQL database that work was scheduled.
-    pub announce: Arc<Notify>,
-}
-
-impl Signals {
-    /// New jobs are due now: wake this process's engine and tell the others.
-    pub fn jobs_scheduled(&self) {
-        self.engine.notify_one();
-        self.announce.notify_one();
-    }
-}
-
-/// Everything handlers and background services share.
-#[derive(Clone)]
-pub struct AppState {
-    pub db: DatabaseConnection,
-    pub config: Arc<Config>,
-    pub clock: SharedClock,
-    pub signals: Signals,
-    pub metrics: Arc<Metrics>,
-    pub security: Arc<crate::security::Security>,
-    pub rate_limits: Arc<crate::security::RateLimits>,
-    pub templates: Arc<crate::mail::templates::Templates>,
-    pub shutdown: Shutdown,
-    /// Identifies this process in job leases.
-    pub instance_id: String,
-    /// Webhook events waiting for a group commit.
-    pub intake: crate::intake::store::Intake,
-}
+use crate::shutdown::{Shutdown, Signals};
+use crate::workflow::FirstCall;
+use crate::workflow::orders::{Intake, Writers};
 
 /// What to run besides the HTTP server.
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +32,11 @@ pub struct Application {
     port: u16,
     server: Option<Server>,
     pub state: AppState,
+    /// The engine, with every workflow's handlers registered (running in the background when
+    /// asked for; tests drive it by hand).
+    pub engine: Engine,
+    pub mailer: Mailer,
+    shutdown: Shutdown,
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -91,25 +66,62 @@ impl Application {
         let templates = crate::mail::templates::Templates::load(&config.templates_dir()).map_err(|e| anyhow::anyhow!("templates: {e}"))?;
         // A template that cannot render would fail every email: refuse to start instead.
         templates.check().map_err(|e| anyhow::anyhow!("templates: {e}"))?;
-        let (intake, intake_queue) = crate::intake::store::Intake::new();
+        let config = Arc::new(config);
+        let settings = &config.settings;
+        let composer = Composer {
+            templates: Arc::new(templates),
+            links: security.links.clone(),
+            public_url: settings.http.public_url.clone(),
+            link_ttl: chrono::TimeDelta::hours(settings.links.ttl_hours as i64),
+            from: config.mail_from.clone(),
+        };
+        let first_call = Arc::new(FirstCall { config: config.clone(), composer: Arc::new(composer) });
+        let signals = Signals::default();
+        let shutdown = Shutdown::default();
+        let metrics = Arc::new(Metrics::new());
+        let instance_id = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
+
+        // Every workflow registers its job kinds with the engine.
+        let mut handlers = Registry::default();
+        first_call.register(&mut handlers);
+        let engine = Engine {
+            db: db.clone(),
+            clock: clock.clone(),
+            settings: settings.engine.clone(),
+            handlers: Arc::new(handlers),
+            metrics: metrics.clone(),
+            signals: signals.clone(),
+            shutdown: shutdown.clone(),
+            instance_id: instance_id.clone(),
+        };
+        let mailer = Mailer {
+            db: db.clone(),
+            clock: clock.clone(),
+            settings: settings.mail.clone(),
+            from: config.mail_from.clone(),
+            poll: Duration::from_millis(settings.engine.poll_interval_ms.max(10)),
+            metrics: metrics.clone(),
+            signals: signals.clone(),
+            shutdown: shutdown.clone(),
+            instance_id,
+        };
+        let intake =
+            Intake::start(Writers { db: db.clone(), clock: clock.clone(), first_call: first_call.clone(), signals: signals.clone() });
         let state = AppState {
             intake,
-            rate_limits: Arc::new(crate::security::RateLimits::new(config.settings.http.rate_limit_per_minute)),
+            rate_limits: Arc::new(crate::security::RateLimits::new(settings.http.rate_limit_per_minute)),
             security: Arc::new(security),
-            templates: Arc::new(templates),
+            first_call,
             db,
-            config: Arc::new(config),
+            config: config.clone(),
             clock,
-            signals: Signals::default(),
-            metrics: Arc::new(Metrics::new()),
-            shutdown: Shutdown::default(),
-            instance_id: format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
+            signals,
+            metrics,
         };
-        crate::intake::store::spawn_writers(&state, intake_queue);
         let mut port = 0;
         let mut server = None;
         if services.http {
-            let s = &state.config.settings.http;
+            let s = &config.settings.http;
             let listener =
                 TcpListener::bind((s.host.as_str(), s.port)).map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", s.host, s.port))?;
             port = listener.local_addr()?.port();
@@ -117,12 +129,12 @@ impl Application {
         }
         let mut background = Vec::new();
         if services.engine {
-            background.push(tokio::spawn(crate::engine::worker::run(state.clone())));
+            background.push(tokio::spawn(engine.clone().run()));
         }
         if services.mailer {
-            background.push(tokio::spawn(crate::mail::mailer::run(state.clone())));
+            background.push(tokio::spawn(mailer.clone().run()));
         }
-        Ok(Application { port, server, state, background })
+        Ok(Application { port, server, state, engine, mailer, shutdown, background })
     }
 
     pub fn port(&self) -> u16 {
@@ -132,7 +144,6 @@ impl Application {
     /// Serves until SIGTERM/SIGINT (or the server stops): then stops claiming work, lets
     /// in-flight steps and requests finish, and returns.
     pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
-        let shutdown = self.state.shutdown.clone();
         match self.server.take() {
             Some(server) => {
                 // actix handles SIGTERM/SIGINT itself: it stops accepting and drains requests.
@@ -140,9 +151,8 @@ impl Application {
             }
             None => wait_for_signal().await,
         }
-        shutdown.trigger();
-        self.state.signals.engine.notify_waiters();
-        self.state.signals.mailer.notify_waiters();
+        self.shutdown.trigger();
+        self.state.signals.wake_all();
         for h in self.background.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(30), h).await;
         }
@@ -157,7 +167,15 @@ impl Application {
         if let Some(server) = server {
             tokio::spawn(server);
         }
-        RunningApp { port: self.port, state: self.state, http: handle, background: self.background }
+        RunningApp {
+            port: self.port,
+            state: self.state,
+            engine: self.engine,
+            mailer: self.mailer,
+            shutdown: self.shutdown,
+            http: handle,
+            background: self.background,
+        }
     }
 }
 
@@ -165,15 +183,17 @@ impl Application {
 pub struct RunningApp {
     pub port: u16,
     pub state: AppState,
+    pub engine: Engine,
+    pub mailer: Mailer,
+    shutdown: Shutdown,
     http: Option<actix_web::dev::ServerHandle>,
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningApp {
     pub async fn stop(mut self) {
-        self.state.shutdown.trigger();
-        self.state.signals.engine.notify_waiters();
-        self.state.signals.mailer.notify_waiters();
+        self.shutdown.trigger();
+        self.state.signals.wake_all();
         if let Some(h) = self.http.take() {
             h.stop(true).await;
         }
@@ -191,6 +211,9 @@ fn run_http(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
         App::new()
             .app_data(data.clone())
             .configure(|cfg| crate::http::configure(cfg, &http))
+            .configure(crate::openapi::configure)
+            .configure(crate::pages::configure)
+            .default_service(web::to(crate::http::not_found))
             .wrap(actix_web::middleware::from_fn(crate::http::request_context))
     })
     .listen(listener)?

@@ -347,7 +347,7 @@ async fn ingest_figure(ctx: &Ctx, template: &str, label: &str) -> anyhow::Result
     server.stop().await;
     say(format!("  firstcall: {}", firstcall.summary()));
     let stored: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM webhook_events e JOIN calls c ON c.order_id = e.order_id JOIN jobs j ON j.call_id = c.id AND j.kind = 'call.start' \
+        "SELECT count(*) FROM webhook_events e JOIN calls c ON c.order_id = e.order_id JOIN jobs j ON j.subject_id = c.id AND j.kind = 'call.start' \
          WHERE e.dedupe_key LIKE $1",
     )
     .bind(format!("evt-{tag}-%"))
@@ -515,7 +515,7 @@ async fn explain_claim(db: &sqlx::PgPool, due: i64) -> anyhow::Result<String> {
     let mut tx = db.begin().await?;
     seed::noop_jobs(&mut tx, due).await?;
     sqlx::query("ANALYZE jobs").execute(&mut *tx).await?;
-    let sql = format!("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {}", firstcall::engine::queue::claim_sql(sea_orm::DbBackend::Postgres));
+    let sql = format!("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {}", firstcall::engine::claim_sql(sea_orm::DbBackend::Postgres));
     let now = Utc::now();
     let lines: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind("explain")

@@ -56,8 +56,8 @@ impl Calls<'_> {
              RETURNING id, deal_id, rep_email, ordered_at), \
              c AS (INSERT INTO calls (order_id, source, deal_id, rep_email, state, schedule_name, ordered_at, due_at, invite_sequence, reminders_sent, escalation_level, created_at, updated_at) \
              SELECT o.id, 'generic', o.deal_id, o.rep_email, 'due', 'default', o.ordered_at, {due_at}, 1, 0, 0, now(), now() FROM o RETURNING id, due_at){history_ctes}, \
-             j AS (INSERT INTO jobs (kind, call_id, payload, run_at, state, attempts, max_attempts, created_at, updated_at) \
-             SELECT t.kind, t.call_id, NULL, t.run_at, 'pending', 0, 8, now(), now() FROM ({jobs}) AS t(kind, call_id, run_at) RETURNING id) \
+             j AS (INSERT INTO jobs (kind, subject_id, payload, run_at, state, attempts, max_attempts, created_at, updated_at) \
+             SELECT t.kind, t.subject_id, NULL, t.run_at, 'pending', 0, 8, now(), now() FROM ({jobs}) AS t(kind, subject_id, run_at) RETURNING id) \
              SELECT min(id), max(id), count(*) FROM j"
         );
         id_range(db, &sql).await
@@ -72,7 +72,7 @@ async fn id_range(db: &mut PgConnection, sql: &str) -> anyhow::Result<IdRange> {
 /// `n` no-op jobs due now.
 pub async fn noop_jobs(db: &mut PgConnection, n: i64) -> anyhow::Result<IdRange> {
     let sql = format!(
-        "WITH j AS (INSERT INTO jobs (kind, call_id, payload, run_at, state, attempts, max_attempts, created_at, updated_at) \
+        "WITH j AS (INSERT INTO jobs (kind, subject_id, payload, run_at, state, attempts, max_attempts, created_at, updated_at) \
          SELECT 'noop', NULL, NULL, now(), 'pending', 0, 8, now(), now() FROM generate_series(1, {n}) RETURNING id) \
          SELECT min(id), max(id), count(*) FROM j"
     );

@@ -30,20 +30,20 @@ pub async fn record_job_history(pool: &PgPool) -> anyhow::Result<()> {
          DECLARE app text := current_setting('application_name'); \
          BEGIN \
            IF TG_OP = 'INSERT' THEN \
-             INSERT INTO chaos_job_history (job_id, event, kind, call_id, session, at) VALUES (NEW.id, 'created', NEW.kind, NEW.call_id, app, NEW.created_at); \
+             INSERT INTO chaos_job_history (job_id, event, kind, call_id, session, at) VALUES (NEW.id, 'created', NEW.kind, NEW.subject_id, app, NEW.created_at); \
              RETURN NEW; \
            ELSIF TG_OP = 'UPDATE' THEN \
              IF NEW.lease_token IS NOT NULL AND NEW.lease_token IS DISTINCT FROM OLD.lease_token THEN \
                INSERT INTO chaos_job_history (job_id, event, kind, call_id, session, token, lease_until, at) \
-                 VALUES (NEW.id, 'claimed', NEW.kind, NEW.call_id, app, NEW.lease_token, NEW.lease_until, NEW.updated_at); \
+                 VALUES (NEW.id, 'claimed', NEW.kind, NEW.subject_id, app, NEW.lease_token, NEW.lease_until, NEW.updated_at); \
              ELSIF NEW.lease_token IS NULL AND OLD.lease_token IS NOT NULL THEN \
                INSERT INTO chaos_job_history (job_id, event, kind, call_id, session, token, at) \
-                 VALUES (NEW.id, 'released', NEW.kind, NEW.call_id, app, OLD.lease_token, NEW.updated_at); \
+                 VALUES (NEW.id, 'released', NEW.kind, NEW.subject_id, app, OLD.lease_token, NEW.updated_at); \
              END IF; \
              RETURN NEW; \
            ELSE \
              INSERT INTO chaos_job_history (job_id, event, kind, call_id, session, token, at) \
-               VALUES (OLD.id, 'completed', OLD.kind, OLD.call_id, app, OLD.lease_token, clock_timestamp()); \
+               VALUES (OLD.id, 'completed', OLD.kind, OLD.subject_id, app, OLD.lease_token, clock_timestamp()); \
              RETURN OLD; \
            END IF; \
          END $$",

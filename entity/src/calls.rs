@@ -12,8 +12,7 @@ pub struct Model {
     pub source: String,
     pub deal_id: String,
     pub rep_email: String,
-    /// `scheduled`, `due`, `overdue`, `done` or `cancelled`.
-    pub state: String,
+    pub state: CallState,
     pub schedule_name: String,
     pub ordered_at: DateTimeUtc,
     pub due_at: DateTimeUtc,
@@ -21,7 +20,7 @@ pub struct Model {
     pub reminders_sent: i32,
     pub escalation_level: i32,
     pub last_reminder_at: Option<DateTimeUtc>,
-    pub outcome: Option<String>,
+    pub outcome: Option<CallOutcome>,
     pub notes: Option<String>,
     pub completed_at: Option<DateTimeUtc>,
     pub completed_by: Option<String>,
@@ -34,3 +33,85 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// Where a call stands. The open states are listed once, in [`CallState::OPEN`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize, utoipa::ToSchema)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "snake_case")]
+pub enum CallState {
+    /// Created; the rep has not been sent the recap and invite yet.
+    #[sea_orm(string_value = "scheduled")]
+    Scheduled,
+    /// The rep has the recap and invite; the call is due by `due_at`.
+    #[sea_orm(string_value = "due")]
+    Due,
+    /// `due_at` passed without the call being marked done.
+    #[sea_orm(string_value = "overdue")]
+    Overdue,
+    #[sea_orm(string_value = "done")]
+    Done,
+    #[sea_orm(string_value = "cancelled")]
+    Cancelled,
+}
+
+impl CallState {
+    pub const ALL: [CallState; 5] = [CallState::Scheduled, CallState::Due, CallState::Overdue, CallState::Done, CallState::Cancelled];
+    /// The states in which the call still has to happen: reminders and escalations apply.
+    pub const OPEN: [CallState; 3] = [CallState::Scheduled, CallState::Due, CallState::Overdue];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CallState::Scheduled => "scheduled",
+            CallState::Due => "due",
+            CallState::Overdue => "overdue",
+            CallState::Done => "done",
+            CallState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CallState> {
+        CallState::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    pub fn is_open(&self) -> bool {
+        CallState::OPEN.contains(self)
+    }
+}
+
+impl std::fmt::Display for CallState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the call went, as the rep reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize, utoipa::ToSchema)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "snake_case")]
+pub enum CallOutcome {
+    /// Expectations match what will be delivered.
+    #[sea_orm(string_value = "aligned")]
+    Aligned,
+    /// Expectations were reset on the call; the customer agreed.
+    #[sea_orm(string_value = "adjusted")]
+    Adjusted,
+    /// The customer expects more than will be delivered.
+    #[sea_orm(string_value = "at_risk")]
+    AtRisk,
+}
+
+impl CallOutcome {
+    pub const ALL: [CallOutcome; 3] = [CallOutcome::Aligned, CallOutcome::Adjusted, CallOutcome::AtRisk];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CallOutcome::Aligned => "aligned",
+            CallOutcome::Adjusted => "adjusted",
+            CallOutcome::AtRisk => "at_risk",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CallOutcome> {
+        CallOutcome::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}

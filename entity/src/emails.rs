@@ -10,7 +10,7 @@ pub struct Model {
     pub id: i64,
     pub message_id: String,
     pub call_id: Option<i64>,
-    pub kind: String,
+    pub kind: EmailKind,
     pub to_addr: String,
     pub to_name: Option<String>,
     pub subject: String,
@@ -18,8 +18,7 @@ pub struct Model {
     pub body_html: String,
     pub ics: Option<String>,
     pub ics_method: Option<String>,
-    /// `pending`, `sent` or `failed`.
-    pub state: String,
+    pub state: EmailState,
     pub attempts: i32,
     /// Sends whose outcome could not be known (timeout mid-transfer); each may have arrived.
     pub unknown_outcomes: i32,
@@ -37,3 +36,75 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// An email waits (`pending`, possibly under a lease) until it is `sent`, `skipped` (its call
+/// closed before a reminder or escalation went out) or `failed` (rejected, or out of attempts;
+/// an operator can retry it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize, utoipa::ToSchema)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "snake_case")]
+pub enum EmailState {
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    #[sea_orm(string_value = "sent")]
+    Sent,
+    #[sea_orm(string_value = "skipped")]
+    Skipped,
+    #[sea_orm(string_value = "failed")]
+    Failed,
+}
+
+impl EmailState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EmailState::Pending => "pending",
+            EmailState::Sent => "sent",
+            EmailState::Skipped => "skipped",
+            EmailState::Failed => "failed",
+        }
+    }
+}
+
+/// What an email is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize, utoipa::ToSchema)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "snake_case")]
+pub enum EmailKind {
+    /// The recap and calendar invite.
+    #[sea_orm(string_value = "first_call")]
+    FirstCall,
+    #[sea_orm(string_value = "reminder")]
+    Reminder,
+    #[sea_orm(string_value = "escalation")]
+    Escalation,
+    /// The order was cancelled; the invite is withdrawn.
+    #[sea_orm(string_value = "cancellation")]
+    Cancellation,
+    /// To the previous rep: the call moved to someone else.
+    #[sea_orm(string_value = "reassigned")]
+    Reassigned,
+}
+
+impl EmailKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EmailKind::FirstCall => "first_call",
+            EmailKind::Reminder => "reminder",
+            EmailKind::Escalation => "escalation",
+            EmailKind::Cancellation => "cancellation",
+            EmailKind::Reassigned => "reassigned",
+        }
+    }
+
+    /// Reminders and escalations only make sense while their call is open: the mailer skips
+    /// them once it is not.
+    pub fn needs_open_call(&self) -> bool {
+        matches!(self, EmailKind::Reminder | EmailKind::Escalation)
+    }
+}
+
+impl std::fmt::Display for EmailKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

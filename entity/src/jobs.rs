@@ -8,12 +8,13 @@ use serde::{Deserialize, Serialize};
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
-    pub kind: String,
-    pub call_id: Option<i64>,
+    pub kind: JobKind,
+    /// What the job is about (a call, for the first-call workflow's jobs); the engine only
+    /// hands it to the job's handler.
+    pub subject_id: Option<i64>,
     pub payload: Option<Json>,
     pub run_at: DateTimeUtc,
-    /// `pending` or `dead`.
-    pub state: String,
+    pub state: JobState,
     pub attempts: i32,
     pub max_attempts: i32,
     pub lease_owner: Option<String>,
@@ -28,3 +29,64 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// A job waits (`pending`, possibly under a lease) until it runs and is deleted, or fails
+/// too often and stays `dead` until an operator retries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize, utoipa::ToSchema)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    #[sea_orm(string_value = "dead")]
+    Dead,
+}
+
+/// What a job does. Each workflow registers a handler for its kinds with the engine; `noop`
+/// is the engine's own (it does nothing, to measure the engine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize, utoipa::ToSchema)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum JobKind {
+    #[sea_orm(string_value = "noop")]
+    #[serde(rename = "noop")]
+    Noop,
+    /// First call: send the recap and invite, plan the reminders.
+    #[sea_orm(string_value = "call.start")]
+    #[serde(rename = "call.start")]
+    CallStart,
+    #[sea_orm(string_value = "call.remind")]
+    #[serde(rename = "call.remind")]
+    CallRemind,
+    #[sea_orm(string_value = "call.overdue")]
+    #[serde(rename = "call.overdue")]
+    CallOverdue,
+    #[sea_orm(string_value = "call.escalate")]
+    #[serde(rename = "call.escalate")]
+    CallEscalate,
+    #[sea_orm(string_value = "call.cancelled")]
+    #[serde(rename = "call.cancelled")]
+    CallCancelled,
+    #[sea_orm(string_value = "call.updated")]
+    #[serde(rename = "call.updated")]
+    CallUpdated,
+}
+
+impl JobKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            JobKind::Noop => "noop",
+            JobKind::CallStart => "call.start",
+            JobKind::CallRemind => "call.remind",
+            JobKind::CallOverdue => "call.overdue",
+            JobKind::CallEscalate => "call.escalate",
+            JobKind::CallCancelled => "call.cancelled",
+            JobKind::CallUpdated => "call.updated",
+        }
+    }
+}
+
+impl std::fmt::Display for JobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

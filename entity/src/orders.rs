@@ -10,8 +10,7 @@ pub struct Model {
     pub id: i64,
     pub source: String,
     pub deal_id: String,
-    /// `pending` (only updates seen so far), `open` or `cancelled`.
-    pub status: String,
+    pub status: OrderStatus,
     pub amount_minor: Option<i64>,
     pub currency: Option<String>,
     pub rep_email: Option<String>,
@@ -32,3 +31,38 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// Where an order stands, as its CRM events say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// The row was just created for the event being applied.
+    #[sea_orm(string_value = "new")]
+    New,
+    /// Only updates seen so far: the deal is not won.
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    /// Won: the order has a first call.
+    #[sea_orm(string_value = "open")]
+    Open,
+    #[sea_orm(string_value = "cancelled")]
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OrderStatus::New => "new",
+            OrderStatus::Pending => "pending",
+            OrderStatus::Open => "open",
+            OrderStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_initial;
 mod m20261123_000001_queue_claim_order;
 mod m20261123_000002_dead_jobs_index;
+mod m20261129_000001_job_subject;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_initial::Migration),
             Box::new(m20261123_000001_queue_claim_order::Migration),
             Box::new(m20261123_000002_dead_jobs_index::Migration),
+            Box::new(m20261129_000001_job_subject::Migration),
         ]
     }
 }

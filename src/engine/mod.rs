@@ -1,46 +1,152 @@
-//! The durable job engine. Timers are rows in `jobs` with a `run_at`; workers claim due rows
-//! under a lease in a short statement, run each step in a transaction that first re-checks
-//! the lease, and record the outcome in that same transaction. So:
+//! The durable job engine. Timers are rows in `jobs` with a `run_at`, kept in the lease queue
+//! ([`crate::db::lease`]): workers claim due rows under a lease in a short statement, run each
+//! job's handler in a transaction that first re-checks the lease, and record the outcome in
+//! that same transaction. So:
 //! - a crash loses nothing: an expired lease makes the job claimable again;
 //! - a step never commits twice: a worker whose lease was taken over finds its token gone;
 //! - failures back off exponentially (capped, with jitter) and end in a visible `dead` state
 //!   after `engine.max_attempts`, from which an operator can retry them.
+//!
+//! The engine is generic: it knows a job's kind only as the key of a [`Handler`] that a
+//! workflow registered at start-up ([`Registry`]), and what a job is about only as its
+//! `subject_id`. `noop` is the engine's own kind (it does nothing; it measures the engine).
 
 pub mod notify;
-pub mod queue;
-pub mod worker;
+mod worker;
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
+use futures_util::future::BoxFuture;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, FromQueryResult};
 
-/// Job kinds. The workflow's steps, plus `noop` (does nothing; used to measure the engine).
-pub mod kinds {
-    pub const NOOP: &str = "noop";
-    pub const CALL_START: &str = "call.start";
-    pub const CALL_REMIND: &str = "call.remind";
-    pub const CALL_OVERDUE: &str = "call.overdue";
-    pub const CALL_ESCALATE: &str = "call.escalate";
-    pub const CALL_CANCELLED: &str = "call.cancelled";
-    pub const CALL_UPDATED: &str = "call.updated";
-}
+use crate::db::lease::{Lease, Queue};
+use crate::db::stmt;
+pub use entity::jobs::JobKind;
+pub use worker::Engine;
+
+/// The `jobs` table as a lease queue.
+pub const QUEUE: Queue = Queue { table: "jobs", due: "run_at", dead_state: "dead", on_claim: "" };
+
+/// The columns a claim hands back.
+const CLAIMED_COLUMNS: &str = "id, kind, subject_id, payload, attempts, max_attempts, run_at";
 
 /// A job to schedule.
 #[derive(Debug, Clone)]
 pub struct NewJob {
-    pub kind: &'static str,
-    pub call_id: Option<i64>,
+    pub kind: JobKind,
+    /// What the job is about (for the first-call workflow, the call).
+    pub subject_id: Option<i64>,
     pub payload: Option<serde_json::Value>,
     pub run_at: DateTime<Utc>,
 }
 
 impl NewJob {
-    pub fn for_call(kind: &'static str, call_id: i64, run_at: DateTime<Utc>) -> Self {
-        NewJob { kind, call_id: Some(call_id), payload: None, run_at }
+    pub fn new(kind: JobKind, subject_id: i64, run_at: DateTime<Utc>) -> Self {
+        NewJob { kind, subject_id: Some(subject_id), payload: None, run_at }
     }
 
     pub fn with_payload(mut self, payload: serde_json::Value) -> Self {
         self.payload = Some(payload);
         self
+    }
+}
+
+/// A job this worker holds a lease on.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct ClaimedJob {
+    pub id: i64,
+    /// As stored: a kind this process does not know (written by a newer version) fails its job
+    /// instead of the whole claim.
+    pub kind: String,
+    pub subject_id: Option<i64>,
+    pub payload: Option<serde_json::Value>,
+    /// Attempts including this one.
+    pub attempts: i32,
+    pub max_attempts: i32,
+    /// When the job was due.
+    pub run_at: DateTime<Utc>,
+}
+
+impl ClaimedJob {
+    pub fn kind(&self) -> Option<JobKind> {
+        <JobKind as sea_orm::ActiveEnum>::try_from_value(&self.kind).ok()
+    }
+}
+
+/// What a step caused, so the engine can wake the mailer or itself after commit.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Effects {
+    /// Emails written to the outbox.
+    pub emails: usize,
+    /// Jobs scheduled that are due at once.
+    pub jobs_due_now: usize,
+}
+
+impl Effects {
+    pub fn merge(&mut self, o: Effects) {
+        self.emails += o.emails;
+        self.jobs_due_now += o.jobs_due_now;
+    }
+}
+
+/// Why a step did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+    /// The step cannot succeed as things are (a bad job, a template that does not render);
+    /// it is retried with backoff and ends dead.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl StepError {
+    /// The database went away: the whole batch stops, uncommitted, and runs again later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StepError::Db(e) if crate::db::is_unavailable(e))
+    }
+}
+
+/// Why a batch did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The database could not be reached or failed mid-batch: nothing of the batch committed;
+    /// the leases expire and the jobs run again.
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+    #[error("database became unavailable during a step: {0}")]
+    Unavailable(StepError),
+}
+
+/// Runs one kind of job: inside the engine's transaction for the job (a savepoint of the
+/// batch's), with the job's lease already checked. What it writes commits with the job's
+/// completion, or not at all.
+pub trait Handler: Send + Sync {
+    fn run<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        job: &'a ClaimedJob,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<Effects, StepError>>;
+}
+
+/// The handlers for each job kind, filled by the workflows at start-up.
+#[derive(Default, Clone)]
+pub struct Registry(HashMap<JobKind, Arc<dyn Handler>>);
+
+impl Registry {
+    /// Registers `handler` for `kind`. A kind has one handler; registering it twice is a
+    /// wiring mistake caught at start-up.
+    pub fn register(&mut self, kind: JobKind, handler: Arc<dyn Handler>) {
+        assert!(kind != JobKind::Noop, "noop is the engine's own job kind");
+        let previous = self.0.insert(kind, handler);
+        assert!(previous.is_none(), "job kind {kind} has two handlers");
+    }
+
+    pub fn get(&self, kind: JobKind) -> Option<&Arc<dyn Handler>> {
+        self.0.get(&kind)
     }
 }
 
@@ -67,11 +173,11 @@ pub async fn enqueue_many(
 fn row(job: NewJob, max_attempts: u32, now: DateTime<Utc>) -> entity::jobs::ActiveModel {
     use entity::jobs;
     jobs::ActiveModel {
-        kind: Set(job.kind.to_string()),
-        call_id: Set(job.call_id),
+        kind: Set(job.kind),
+        subject_id: Set(job.subject_id),
         payload: Set(job.payload),
         run_at: Set(crate::clock::truncate(job.run_at)),
-        state: Set("pending".into()),
+        state: Set(jobs::JobState::Pending),
         attempts: Set(0),
         max_attempts: Set(max_attempts as i32),
         lease_owner: Set(None),
@@ -84,28 +190,46 @@ fn row(job: NewJob, max_attempts: u32, now: DateTime<Utc>) -> entity::jobs::Acti
     }
 }
 
-/// Delay before retry number `attempt` (1-based): base·2^(attempt-1), capped, ±20 % jitter so
-/// failing jobs do not retry in lockstep.
-pub fn backoff(attempt: u32, base_secs: u64, max_secs: u64) -> TimeDelta {
-    let exp = base_secs.saturating_mul(1u64 << attempt.saturating_sub(1).min(30)).min(max_secs).max(1);
-    let ms = exp as f64 * 1000.0;
-    let jitter = (rand::random::<f64>() - 0.5) * 0.4 * ms;
-    TimeDelta::milliseconds((ms + jitter).round() as i64)
+/// The claim statement (the benchmark shows its plan).
+pub fn claim_sql(backend: DbBackend) -> String {
+    QUEUE.claim_sql(backend, CLAIMED_COLUMNS)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Claims up to `limit` due jobs for `owner` until `now + lease`, oldest first.
+pub async fn claim_due(
+    db: &impl ConnectionTrait,
+    owner: &str,
+    now: DateTime<Utc>,
+    lease: TimeDelta,
+    limit: u32,
+) -> Result<Lease<ClaimedJob>, DbErr> {
+    let mut lease = QUEUE.claim::<ClaimedJob>(db, owner, now, lease, limit, CLAIMED_COLUMNS).await?;
+    lease.rows.sort_by_key(|j| (j.run_at, j.id));
+    Ok(lease)
+}
 
-    #[test]
-    fn backoff_doubles_and_caps_with_bounded_jitter() {
-        for _ in 0..200 {
-            let d1 = backoff(1, 2, 600).num_milliseconds();
-            assert!((1600..=2400).contains(&d1), "{d1}");
-            let d4 = backoff(4, 2, 600).num_milliseconds();
-            assert!((12800..=19200).contains(&d4), "{d4}");
-            let d30 = backoff(30, 2, 600).num_milliseconds();
-            assert!((480_000..=720_000).contains(&d30), "{d30}");
-        }
-    }
+/// When the earliest job a claim could take is due.
+pub async fn next_due_at(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, DbErr> {
+    QUEUE.next_due_at(db, now).await
+}
+
+/// Makes a dead job pending again, due now. False if no dead job has that id.
+pub async fn retry_dead(db: &impl ConnectionTrait, id: i64, now: DateTime<Utc>) -> Result<bool, DbErr> {
+    QUEUE.retry_dead(db, id, now).await
+}
+
+/// Deletes the pending jobs of `subject_id` of the given kinds (all kinds when empty). Jobs
+/// currently leased by a worker are skipped on PostgreSQL rather than waited for; their handler
+/// re-checks its subject and does nothing.
+pub async fn cancel_pending(db: &impl ConnectionTrait, subject_id: i64, kinds: &[JobKind]) -> Result<u64, DbErr> {
+    let backend = db.get_database_backend();
+    let kind_filter = if kinds.is_empty() {
+        String::new()
+    } else {
+        // Kind names are the enum's own constants: nothing from outside goes into the SQL.
+        format!(" AND kind IN ({})", kinds.iter().map(|k| format!("'{}'", k.as_str())).collect::<Vec<_>>().join(","))
+    };
+    let lock = if backend == DbBackend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+    let sql = format!("DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE subject_id = $1 AND state = 'pending'{kind_filter} {lock})");
+    Ok(db.execute_raw(stmt(backend, &sql, vec![subject_id.into()])).await?.rows_affected())
 }

@@ -4,16 +4,16 @@
 
 use std::time::Duration;
 
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 
-use crate::startup::AppState;
+use crate::shutdown::{Shutdown, Signals};
 
 pub const CHANNEL: &str = "firstcall_jobs";
 
 /// Forwards notifications from other processes to this process's engine.
-pub async fn listen(state: AppState) {
-    while !state.shutdown.is_triggered() {
-        let pool = state.db.get_postgres_connection_pool().clone();
+pub async fn listen(db: DatabaseConnection, signals: Signals, shutdown: Shutdown) {
+    while !shutdown.is_triggered() {
+        let pool = db.get_postgres_connection_pool().clone();
         match sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(mut listener) => {
                 if let Err(e) = listener.listen(CHANNEL).await {
@@ -22,10 +22,10 @@ pub async fn listen(state: AppState) {
                     loop {
                         tokio::select! {
                             n = listener.recv() => match n {
-                                Ok(_) => state.signals.engine.notify_one(),
+                                Ok(_) => signals.engine.notify_one(),
                                 Err(_) => break,
                             },
-                            _ = state.shutdown.wait() => return,
+                            _ = shutdown.wait() => return,
                         }
                     }
                 }
@@ -34,19 +34,19 @@ pub async fn listen(state: AppState) {
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(2)) => {},
-            _ = state.shutdown.wait() => return,
+            _ = shutdown.wait() => return,
         }
     }
 }
 
 /// Announces locally scheduled work to other processes, coalescing bursts into one NOTIFY.
-pub async fn publish(state: AppState) {
-    while !state.shutdown.is_triggered() {
+pub async fn publish(db: DatabaseConnection, signals: Signals, shutdown: Shutdown) {
+    while !shutdown.is_triggered() {
         tokio::select! {
-            _ = state.signals.announce.notified() => {},
-            _ = state.shutdown.wait() => return,
+            _ = signals.announce.notified() => {},
+            _ = shutdown.wait() => return,
         }
-        let _ = state.db.execute_unprepared(&format!("NOTIFY {CHANNEL}")).await;
+        let _ = db.execute_unprepared(&format!("NOTIFY {CHANNEL}")).await;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

@@ -1,152 +1,176 @@
-//! The worker loop: claim a batch of due jobs, run their steps in one transaction (each step in
-//! its own savepoint, so one failing step does not undo the others), record outcomes, repeat.
-//! It sleeps until the next job is due, a new job is signalled, or the poll interval passes.
+//! The worker: claim a batch of due jobs, run their handlers in one transaction (each in its
+//! own savepoint, so one failing step does not undo the others), record outcomes, repeat. It
+//! sleeps until the next job is due, a new job is signalled, or the poll interval passes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::TimeDelta;
-use sea_orm::{DbErr, TransactionTrait};
+use sea_orm::{DatabaseConnection, TransactionTrait};
 
-use super::queue::{self, ClaimedJob, Lease};
-use crate::startup::AppState;
-use crate::workflow::steps::{self, StepEffects};
+use super::{ClaimedJob, Effects, EngineError, JobKind, QUEUE, Registry, StepError};
+use crate::clock::SharedClock;
+use crate::config::EngineSettings;
+use crate::db::lease::{Finish, Lease, backoff};
+use crate::metrics::Metrics;
+use crate::shutdown::{Shutdown, Signals};
 
-/// Runs until shutdown: `engine.concurrency` claim loops, plus PostgreSQL LISTEN/NOTIFY so work
-/// enqueued by other processes wakes this one at once.
-pub async fn run(state: AppState) {
-    if crate::db::is_postgres(&state.db) {
-        tokio::spawn(super::notify::listen(state.clone()));
-        tokio::spawn(super::notify::publish(state.clone()));
-    }
-    let loops = state.config.settings.engine.concurrency.max(1);
-    let mut handles = Vec::new();
-    for i in 0..loops {
-        let s = state.clone();
-        handles.push(tokio::spawn(async move { claim_loop(s, i).await }));
-    }
-    for h in handles {
-        let _ = h.await;
-    }
+/// The engine of one process: what it needs, and nothing of the workflows but their handlers.
+#[derive(Clone)]
+pub struct Engine {
+    pub db: DatabaseConnection,
+    pub clock: SharedClock,
+    pub settings: EngineSettings,
+    pub handlers: Arc<Registry>,
+    pub metrics: Arc<Metrics>,
+    pub signals: Signals,
+    pub shutdown: Shutdown,
+    /// Identifies this process in job leases.
+    pub instance_id: String,
 }
 
-async fn claim_loop(state: AppState, index: usize) {
-    let cfg = &state.config.settings.engine;
-    let poll = Duration::from_millis(cfg.poll_interval_ms.max(10));
-    let mut backoff = crate::shutdown::ErrorBackoff::default();
-    tracing::debug!(index, "engine loop started");
-    while !state.shutdown.is_triggered() {
-        let wake = state.signals.engine.notified();
-        match run_batch(&state).await {
-            Ok(n) => {
-                backoff.succeeded();
-                if n >= cfg.batch_size as usize {
-                    continue;
-                }
-                let sleep = match queue::next_due_at(&state.db, state.clock.now()).await {
-                    Ok(Some(at)) => (at - state.clock.now()).to_std().unwrap_or(Duration::ZERO).min(poll),
-                    _ => poll,
-                };
-                if !sleep.is_zero() {
-                    state.shutdown.idle(wake, sleep).await;
-                }
-            }
-            Err(e) => backoff.failed(&state.shutdown, "engine", &e).await,
+impl Engine {
+    /// Runs until shutdown: `engine.concurrency` claim loops, plus PostgreSQL LISTEN/NOTIFY so
+    /// work enqueued by other processes wakes this one at once.
+    pub async fn run(self) {
+        if crate::db::is_postgres(&self.db) {
+            tokio::spawn(super::notify::listen(self.db.clone(), self.signals.clone(), self.shutdown.clone()));
+            tokio::spawn(super::notify::publish(self.db.clone(), self.signals.clone(), self.shutdown.clone()));
+        }
+        let loops = self.settings.concurrency.max(1);
+        let mut handles = Vec::new();
+        for index in 0..loops {
+            let engine = self.clone();
+            handles.push(tokio::spawn(async move { engine.claim_loop(index).await }));
+        }
+        for h in handles {
+            let _ = h.await;
         }
     }
-}
 
-/// Claims and runs one batch; returns how many jobs were claimed.
-pub async fn run_batch(state: &AppState) -> Result<usize, DbErr> {
-    let cfg = &state.config.settings.engine;
-    let now = state.clock.now();
-    let lease = queue::claim_due(&state.db, &state.instance_id, now, TimeDelta::seconds(cfg.lease_secs as i64), cfg.batch_size).await?;
-    let n = lease.jobs.len();
-    if n == 0 {
-        return Ok(0);
+    async fn claim_loop(&self, index: usize) {
+        let poll = Duration::from_millis(self.settings.poll_interval_ms.max(10));
+        tracing::debug!(index, "engine loop started");
+        crate::shutdown::run_loop(&self.shutdown, &self.signals.engine, "engine", || async {
+            let n = self.run_batch().await?;
+            if n >= self.settings.batch_size as usize {
+                return Ok(Duration::ZERO);
+            }
+            let now = self.clock.now();
+            let next = super::next_due_at(&self.db, now).await.unwrap_or(None);
+            Ok::<_, EngineError>(crate::shutdown::sleep_until(next, now, Duration::ZERO, poll))
+        })
+        .await;
     }
-    for j in &lease.jobs {
-        state.metrics.job_claimed((now - j.run_at).num_milliseconds().max(0) as f64 / 1000.0);
-    }
-    execute(state, lease).await?;
-    Ok(n)
-}
 
-/// Runs every job that is due now, batch after batch, until none is left (tests and tools).
-pub async fn run_due(state: &AppState) -> Result<usize, DbErr> {
-    let mut total = 0;
-    loop {
-        let n = run_batch(state).await?;
-        total += n;
+    /// Claims and runs one batch; returns how many jobs were claimed.
+    pub async fn run_batch(&self) -> Result<usize, EngineError> {
+        let now = self.clock.now();
+        let lease = super::claim_due(
+            &self.db,
+            &self.instance_id,
+            now,
+            TimeDelta::seconds(self.settings.lease_secs as i64),
+            self.settings.batch_size,
+        )
+        .await?;
+        let n = lease.rows.len();
         if n == 0 {
-            return Ok(total);
+            return Ok(0);
+        }
+        for j in &lease.rows {
+            self.metrics.job_claimed((now - j.run_at).num_milliseconds().max(0) as f64 / 1000.0);
+        }
+        self.execute(lease).await?;
+        Ok(n)
+    }
+
+    /// Runs every job that is due now, batch after batch, until none is left (tests and tools).
+    pub async fn run_due(&self) -> Result<usize, EngineError> {
+        let mut total = 0;
+        loop {
+            let n = self.run_batch().await?;
+            total += n;
+            if n == 0 {
+                return Ok(total);
+            }
         }
     }
-}
 
-pub async fn execute(state: &AppState, lease: Lease) -> Result<(), DbErr> {
-    let cfg = &state.config.settings.engine;
-    let now = state.clock.now();
-    // Jobs with nothing to run are completed by one statement that checks the lease as it
-    // deletes; a batch of only those needs no transaction of its own.
-    let (noops, steps): (Vec<&ClaimedJob>, Vec<&ClaimedJob>) = lease.jobs.iter().partition(|j| j.kind == super::kinds::NOOP);
-    let noop_ids: Vec<i64> = noops.iter().map(|j| j.id).collect();
-    if steps.is_empty() {
-        let n = queue::complete_held(&state.db, &noop_ids, &lease.token).await?;
-        state.metrics.jobs_done(n);
-        return Ok(());
-    }
-    let ids: Vec<i64> = steps.iter().map(|j| j.id).collect();
-    // One transaction for the batch: each step's effects (state change, outbox mail, next
-    // timers) commit together with the deletion of its job, or not at all. The lease is
-    // re-checked under a row lock first, so a worker that lost its lease commits nothing.
-    let txn = crate::db::begin_write(&state.db).await?;
-    let noops_done = queue::complete_held(&txn, &noop_ids, &lease.token).await?;
-    let held = queue::lock_held(&txn, &ids, &lease.token).await?;
-    let mut done = Vec::with_capacity(held.len());
-    let mut failed: Vec<(&ClaimedJob, String)> = Vec::new();
-    let mut effects = StepEffects::default();
-    for job in steps.into_iter().filter(|j| held.binary_search(&j.id).is_ok()) {
-        let sp = txn.begin().await?;
-        match steps::run(&sp, state, job, now).await {
-            Ok(e) => {
-                sp.commit().await?;
-                effects.merge(e);
-                done.push(job.id);
-            }
-            Err(e) => {
-                sp.rollback().await?;
-                if e.is_unavailable() {
-                    // The database went away mid-batch: nothing is committed; leases expire and
-                    // the jobs run again.
-                    return Err(DbErr::Custom(e.to_string()));
+    /// Runs the jobs of a lease this process holds.
+    pub async fn execute(&self, lease: Lease<ClaimedJob>) -> Result<(), EngineError> {
+        let cfg = &self.settings;
+        let now = self.clock.now();
+        // Jobs with nothing to run are completed by one statement that checks the lease as it
+        // deletes; a batch of only those needs no transaction of its own.
+        let (noops, steps): (Vec<&ClaimedJob>, Vec<&ClaimedJob>) = lease.rows.iter().partition(|j| j.kind() == Some(JobKind::Noop));
+        let noop_ids: Vec<i64> = noops.iter().map(|j| j.id).collect();
+        if steps.is_empty() {
+            let n = QUEUE.delete_held(&self.db, &noop_ids, &lease.token).await?;
+            self.metrics.jobs_done(n);
+            return Ok(());
+        }
+        let ids: Vec<i64> = steps.iter().map(|j| j.id).collect();
+        // One transaction for the batch: each step's effects (state change, outbox mail, next
+        // timers) commit together with the deletion of its job, or not at all. The lease is
+        // re-checked under a row lock first, so a worker that lost its lease commits nothing.
+        let txn = crate::db::begin_write(&self.db).await?;
+        let noops_done = QUEUE.delete_held(&txn, &noop_ids, &lease.token).await?;
+        let held = QUEUE.lock_held(&txn, &ids, &lease.token).await?;
+        let mut done = Vec::with_capacity(held.len());
+        let mut failed: Vec<(&ClaimedJob, String)> = Vec::new();
+        let mut effects = Effects::default();
+        for job in steps.into_iter().filter(|j| held.binary_search(&j.id).is_ok()) {
+            let sp = txn.begin().await?;
+            let result = match job.kind().and_then(|k| self.handlers.get(k)) {
+                Some(handler) => handler.run(&sp, job, now).await,
+                None => Err(StepError::Failed(format!("no handler for job kind '{}'", job.kind))),
+            };
+            match result {
+                Ok(e) => {
+                    sp.commit().await?;
+                    effects.merge(e);
+                    done.push(job.id);
                 }
-                failed.push((job, e.to_string()));
+                Err(e) => {
+                    sp.rollback().await?;
+                    if e.is_unavailable() {
+                        // The database went away mid-batch: nothing is committed; leases expire
+                        // and the jobs run again.
+                        return Err(EngineError::Unavailable(e));
+                    }
+                    failed.push((job, e.to_string()));
+                }
             }
         }
-    }
-    queue::complete(&txn, &done).await?;
-    let mut dead = Vec::new();
-    for (job, err) in &failed {
-        let retry_at = now + super::backoff(job.attempts as u32, cfg.retry_base_secs, cfg.retry_max_secs);
-        if queue::fail(&txn, job, err, retry_at, now).await? {
-            dead.push((*job, err));
+        QUEUE.delete(&txn, &done).await?;
+        let mut dead = Vec::new();
+        for (job, err) in &failed {
+            let is_dead = job.attempts >= job.max_attempts;
+            let retry_at = now + backoff(job.attempts as u32, cfg.retry_base_secs, cfg.retry_max_secs);
+            let state = if is_dead { QUEUE.dead_state } else { "pending" };
+            // The rows are locked by this transaction (`lock_held`): no token check needed.
+            QUEUE.finish(&txn, job.id, None, Finish { state, due: retry_at, error: Some(err.clone()), set: vec![] }, now).await?;
+            if is_dead {
+                dead.push((*job, err));
+            }
         }
-    }
-    txn.commit().await?;
+        txn.commit().await?;
 
-    state.metrics.jobs_done(done.len() as u64 + noops_done);
-    for (job, err) in &failed {
-        tracing::warn!(job_id = job.id, kind = %job.kind, call_id = ?job.call_id, attempt = job.attempts, error = %err, "step failed; will retry");
+        self.metrics.jobs_done(done.len() as u64 + noops_done);
+        for (job, err) in &failed {
+            tracing::warn!(job_id = job.id, kind = %job.kind, subject_id = ?job.subject_id, attempt = job.attempts, error = %err, "step failed; will retry");
+        }
+        for (job, err) in &dead {
+            self.metrics.job_dead();
+            tracing::error!(job_id = job.id, kind = %job.kind, subject_id = ?job.subject_id, attempts = job.attempts, error = %err, "step failed too often; job is dead until retried");
+        }
+        if effects.emails > 0 {
+            self.signals.mailer.notify_one();
+        }
+        if effects.jobs_due_now > 0 {
+            self.signals.engine.notify_one();
+        }
+        Ok(())
     }
-    for (job, err) in &dead {
-        state.metrics.job_dead();
-        tracing::error!(job_id = job.id, kind = %job.kind, call_id = ?job.call_id, attempts = job.attempts, error = %err, "step failed too often; job is dead until retried");
-    }
-    if effects.emails > 0 {
-        state.signals.mailer.notify_one();
-    }
-    if effects.jobs_due_now > 0 {
-        state.signals.engine.notify_one();
-    }
-    Ok(())
 }

@@ -7,7 +7,7 @@ use std::future::{Ready, ready};
 use actix_web::{FromRequest, HttpRequest, web};
 
 use super::ApiError;
-use crate::startup::AppState;
+use crate::app::AppState;
 
 /// A caller that presented a valid API token (header `Authorization: Bearer <token>`) or a
 /// valid dashboard session cookie.

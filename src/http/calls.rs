@@ -2,15 +2,16 @@
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::EntityTrait;
 use serde::{Deserialize, Serialize};
 
 use super::auth::ApiCaller;
 use super::{ApiError, ApiResult};
-use crate::startup::AppState;
+use crate::app::AppState;
 use crate::workflow::calls::CompleteError;
+use crate::workflow::queries::{self, CallRecord};
 use crate::workflow::{CallOutcome, CallState};
-use entity::{calls, emails, jobs};
+use entity::{calls, emails};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/calls", web::get().to(list_calls))
@@ -27,8 +28,7 @@ pub struct CallView {
     pub deal_id: String,
     pub order_id: i64,
     pub rep_email: String,
-    #[schema(value_type = String)]
-    pub state: String,
+    pub state: CallState,
     pub schedule: String,
     pub ordered_at: DateTime<Utc>,
     pub due_at: DateTime<Utc>,
@@ -36,7 +36,7 @@ pub struct CallView {
     pub overdue: bool,
     pub reminders_sent: i32,
     pub escalation_level: i32,
-    pub outcome: Option<String>,
+    pub outcome: Option<CallOutcome>,
     pub notes: Option<String>,
     pub completed_at: Option<DateTime<Utc>>,
     pub completed_by: Option<String>,
@@ -47,9 +47,8 @@ pub struct CallView {
 
 impl CallView {
     pub fn from_model(c: calls::Model, now: DateTime<Utc>) -> Self {
-        let open = CallState::parse(&c.state).is_some_and(|s| s.is_open());
         CallView {
-            overdue: open && c.due_at <= now,
+            overdue: c.state.is_open() && c.due_at <= now,
             id: c.id,
             source: c.source,
             deal_id: c.deal_id,
@@ -89,38 +88,22 @@ pub struct CallList {
     pub total: u64,
 }
 
-/// Parses a `state` filter into state names.
-pub fn parse_states(raw: Option<&str>) -> ApiResult<Vec<&'static str>> {
+/// Parses a `state` filter: names, or `open` for the open ones.
+pub fn parse_states(raw: Option<&str>) -> ApiResult<Vec<CallState>> {
     let mut out = Vec::new();
     for part in raw.unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()) {
         if part == "open" {
-            out.extend(crate::workflow::calls::OPEN_STATES);
+            out.extend(CallState::OPEN);
         } else {
-            out.push(
-                CallState::parse(part)
-                    .ok_or_else(|| {
-                        ApiError::malformed(format!(
-                            "unknown state '{}': use open, scheduled, due, overdue, done or cancelled",
-                            crate::domain::printable(part)
-                        ))
-                    })?
-                    .as_str(),
-            );
+            out.push(CallState::parse(part).ok_or_else(|| {
+                ApiError::malformed(format!(
+                    "unknown state '{}': use open, scheduled, due, overdue, done or cancelled",
+                    crate::domain::printable(part)
+                ))
+            })?);
         }
     }
     Ok(out)
-}
-
-/// The list filter as a condition, shared with the dashboard.
-pub fn filter(states: &[&str], rep: Option<&str>) -> Condition {
-    let mut c = Condition::all();
-    if !states.is_empty() {
-        c = c.add(calls::Column::State.is_in(states.iter().copied()));
-    }
-    if let Some(r) = rep.map(str::trim).filter(|r| !r.is_empty()) {
-        c = c.add(calls::Column::RepEmail.eq(r.to_lowercase()));
-    }
-    c
 }
 
 /// Calls, open ones by due time (so overdue ones come first), then closed ones, newest first.
@@ -128,47 +111,19 @@ pub fn filter(states: &[&str], rep: Option<&str>) -> Condition {
     responses((status = 200, body = CallList), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn list_calls(_caller: ApiCaller, state: web::Data<AppState>, q: web::Query<ListQuery>) -> ApiResult<HttpResponse> {
     let states = parse_states(q.state.as_deref())?;
-    let (rows, total) = query_calls(&state, &states, q.rep.as_deref(), q.limit.unwrap_or(100).min(500), q.offset.unwrap_or(0)).await?;
+    let (rows, total) =
+        queries::query_calls(&state.db, &states, q.rep.as_deref(), q.limit.unwrap_or(100).min(500), q.offset.unwrap_or(0)).await?;
     let now = state.clock.now();
     Ok(HttpResponse::Ok().json(CallList { calls: rows.into_iter().map(|c| CallView::from_model(c, now)).collect(), total }))
-}
-
-pub async fn query_calls(
-    state: &AppState,
-    states: &[&str],
-    rep: Option<&str>,
-    limit: u64,
-    offset: u64,
-) -> Result<(Vec<calls::Model>, u64), sea_orm::DbErr> {
-    use sea_orm::PaginatorTrait;
-    // The database takes a signed 64-bit offset; past that there are no rows anyway (a larger
-    // one used to panic in the driver and drop the connection).
-    let offset = offset.min(i64::MAX as u64);
-    let cond = filter(states, rep);
-    let total = calls::Entity::find().filter(cond.clone()).count(&state.db).await?;
-    // Open calls first (by due time: the most overdue on top), then closed ones, newest first.
-    let open_first = sea_orm::sea_query::Expr::cust("CASE WHEN state IN ('scheduled', 'due', 'overdue') THEN 0 ELSE 1 END");
-    let rows = calls::Entity::find()
-        .filter(cond)
-        .order_by(open_first, sea_orm::Order::Asc)
-        .order_by(sea_orm::sea_query::Expr::cust("CASE WHEN state IN ('scheduled', 'due', 'overdue') THEN due_at END"), sea_orm::Order::Asc)
-        .order_by_desc(calls::Column::UpdatedAt)
-        .order_by_desc(calls::Column::Id)
-        .limit(limit)
-        .offset(offset)
-        .all(&state.db)
-        .await?;
-    Ok((rows, total))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct EmailView {
     pub id: i64,
-    pub kind: String,
+    pub kind: entity::emails::EmailKind,
     pub to: String,
     pub subject: String,
-    /// pending, sent, skipped or failed.
-    pub state: String,
+    pub state: entity::emails::EmailState,
     pub attempts: i32,
     pub unknown_outcomes: i32,
     pub last_error: Option<String>,
@@ -196,9 +151,9 @@ impl From<emails::Model> for EmailView {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct TimerView {
     pub id: i64,
-    pub kind: String,
+    pub kind: entity::jobs::JobKind,
     pub run_at: DateTime<Utc>,
-    pub state: String,
+    pub state: entity::jobs::JobState,
     pub attempts: i32,
     pub last_error: Option<String>,
 }
@@ -213,18 +168,31 @@ pub struct CallDetail {
     pub timers: Vec<TimerView>,
 }
 
+impl CallDetail {
+    pub fn new(r: CallRecord, now: DateTime<Utc>) -> Self {
+        CallDetail {
+            call: CallView::from_model(r.call, now),
+            emails: r.emails.into_iter().map(EmailView::from).collect(),
+            timers: r
+                .timers
+                .into_iter()
+                .map(|j| TimerView {
+                    id: j.id,
+                    kind: j.kind,
+                    run_at: j.run_at,
+                    state: j.state,
+                    attempts: j.attempts,
+                    last_error: j.last_error,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One call with its emails and timers, or 404.
 pub async fn load_detail(state: &AppState, id: i64) -> ApiResult<CallDetail> {
-    let call = calls::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(|| ApiError::not_found(format!("no call has id {id}")))?;
-    let mails = emails::Entity::find().filter(emails::Column::CallId.eq(id)).order_by_asc(emails::Column::Id).all(&state.db).await?;
-    let timers = jobs::Entity::find().filter(jobs::Column::CallId.eq(id)).order_by_asc(jobs::Column::RunAt).all(&state.db).await?;
-    Ok(CallDetail {
-        call: CallView::from_model(call, state.clock.now()),
-        emails: mails.into_iter().map(EmailView::from).collect(),
-        timers: timers
-            .into_iter()
-            .map(|j| TimerView { id: j.id, kind: j.kind, run_at: j.run_at, state: j.state, attempts: j.attempts, last_error: j.last_error })
-            .collect(),
-    })
+    let record = queries::call_record(&state.db, id).await?.ok_or_else(|| ApiError::not_found(format!("no call has id {id}")))?;
+    Ok(CallDetail::new(record, state.clock.now()))
 }
 
 /// One call with its email history and pending timers.
@@ -241,7 +209,7 @@ pub async fn get_call(_caller: ApiCaller, state: web::Data<AppState>, id: web::P
 pub async fn get_recap(_caller: ApiCaller, state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<HttpResponse> {
     let call =
         calls::Entity::find_by_id(*id).one(&state.db).await?.ok_or_else(|| ApiError::not_found(format!("no call has id {}", *id)))?;
-    let recap = crate::workflow::compose::recap_for_call(&state.db, &state, &call).await?;
+    let recap = crate::workflow::compose::recap_for_call(&state.db, &state.first_call, &call).await?;
     Ok(HttpResponse::Ok().json(recap))
 }
 
@@ -288,6 +256,7 @@ pub async fn complete_call(
     body: web::Json<CompleteBody>,
 ) -> ApiResult<HttpResponse> {
     let (outcome, notes) = parse_completion(body.outcome.as_deref(), body.notes.as_deref())?;
-    let (call, _changed) = crate::workflow::calls::complete(&state, *id, outcome, notes, caller.actor).await.map_err(complete_error)?;
+    let (call, _changed) =
+        crate::workflow::calls::complete(&state.db, state.clock.now(), *id, outcome, notes, caller.actor).await.map_err(complete_error)?;
     Ok(HttpResponse::Ok().json(CallView::from_model(call, state.clock.now())))
 }

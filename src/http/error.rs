@@ -93,6 +93,30 @@ impl From<sea_orm::DbErr> for ApiError {
     }
 }
 
+impl From<crate::workflow::orders::IntakeError> for ApiError {
+    fn from(e: crate::workflow::orders::IntakeError) -> Self {
+        use crate::workflow::orders::IntakeError;
+        match e {
+            IntakeError::Unavailable(why) => {
+                tracing::warn!(error = %why, "database unavailable");
+                ApiError::unavailable()
+            }
+            IntakeError::Conflict => {
+                tracing::warn!("webhook not stored: concurrent changes to the same deals");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "other requests are changing the same deals; nothing was stored, retry later",
+                )
+            }
+            IntakeError::Rejected(why) => {
+                tracing::error!(error = %why, "database refused the events");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
 impl<E: std::fmt::Display + Into<ApiError>> From<sea_orm::TransactionError<E>> for ApiError {
     fn from(e: sea_orm::TransactionError<E>) -> Self {
         match e {

@@ -4,8 +4,7 @@
 pub mod auth;
 pub mod calls;
 pub mod error;
-mod health;
-pub mod openapi;
+pub mod health;
 pub mod ops;
 pub mod proposals;
 pub mod reps;
@@ -33,12 +32,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, http: &HttpSettings) {
         .configure(proposals::configure)
         .configure(reps::configure)
         .configure(calls::configure)
-        .configure(ops::configure)
-        .configure(crate::pages::configure)
-        .default_service(web::to(not_found));
+        .configure(ops::configure);
 }
 
-async fn not_found(req: actix_web::HttpRequest) -> ApiResult<actix_web::HttpResponse> {
+/// Any other path: a JSON 404 (the last service the composition root mounts).
+pub async fn not_found(req: actix_web::HttpRequest) -> ApiResult<actix_web::HttpResponse> {
     Err(ApiError::not_found(format!("no route for {} {}", req.method(), req.path())))
 }
 

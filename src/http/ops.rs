@@ -1,5 +1,5 @@
-//! The operator's surface: Prometheus metrics, the OpenAPI document, and dead jobs and failed
-//! emails with a way to retry them.
+//! The operator's surface: Prometheus metrics, and dead jobs and failed emails with a way to
+//! retry them.
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
@@ -9,13 +9,12 @@ use serde::{Deserialize, Serialize};
 use super::auth::ApiCaller;
 use super::calls::{EmailView, TimerView};
 use super::{ApiError, ApiResult};
-use crate::engine::queue::stmt;
-use crate::startup::AppState;
+use crate::app::AppState;
+use crate::db::stmt;
 use entity::{emails, jobs};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(metrics))
-        .route("/openapi.json", web::get().to(openapi))
         .route("/api/v1/jobs", web::get().to(list_jobs))
         .route("/api/v1/jobs/{id}/retry", web::post().to(retry_job))
         .route("/api/v1/emails", web::get().to(list_emails))
@@ -78,12 +77,6 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.encode())
 }
 
-/// This API, described as OpenAPI 3.1.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
-pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(super::openapi::document())
-}
-
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct StateQuery {
     /// Jobs: pending or dead (default dead). Emails: pending, sent, skipped or failed (default failed).
@@ -120,7 +113,7 @@ pub async fn list_jobs(_caller: ApiCaller, state: web::Data<AppState>, q: web::Q
     let jobs = rows
         .into_iter()
         .map(|j| JobView {
-            call_id: j.call_id,
+            call_id: j.subject_id,
             timer: TimerView { id: j.id, kind: j.kind, run_at: j.run_at, state: j.state, attempts: j.attempts, last_error: j.last_error },
         })
         .collect();
@@ -131,7 +124,7 @@ pub async fn list_jobs(_caller: ApiCaller, state: web::Data<AppState>, q: web::Q
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "operations", params(("id" = i64, Path)),
     responses((status = 200, body = serde_json::Value), (status = 401, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn retry_job(_caller: ApiCaller, state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<HttpResponse> {
-    if !crate::engine::queue::retry_dead(&state.db, *id, state.clock.now()).await? {
+    if !crate::engine::retry_dead(&state.db, *id, state.clock.now()).await? {
         return Err(ApiError::not_found(format!("no dead job has id {}", *id)));
     }
     state.signals.jobs_scheduled();

@@ -5,9 +5,9 @@ use serde::Serialize;
 
 use super::auth::ApiCaller;
 use super::{ApiError, ApiResult};
+use crate::app::AppState;
 use crate::domain::{DealId, Source};
 use crate::proposals::model::ProposalBody;
-use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/proposals/{source}/{deal_id}", web::put().to(put_proposal))

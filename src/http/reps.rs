@@ -7,9 +7,9 @@ use serde::Deserialize;
 
 use super::auth::ApiCaller;
 use super::{ApiError, ApiResult};
+use crate::app::AppState;
 use crate::domain::{EmailAddress, Source, Timezone};
 use crate::reps::Rep;
-use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/reps/{email}", web::put().to(put_rep)).route("/api/v1/reps/{email}", web::get().to(get_rep));

@@ -11,12 +11,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 use super::{ApiError, ApiResult};
+use crate::app::AppState;
 use crate::domain::Source;
 use crate::intake::event::{IntakeEvent, PayloadError};
 use crate::intake::signature::{self, SignatureError};
-use crate::intake::store::{self, EventResult};
 use crate::intake::{generic, hubspot, pipedrive, salesforce};
-use crate::startup::AppState;
+use crate::workflow::orders::EventResult;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/webhooks/generic", web::post().to(generic_webhook))
@@ -101,7 +101,7 @@ fn observe(state: &AppState, source: Source, r: &ApiResult<Vec<EventResult>>) {
 }
 
 async fn store_events(state: &AppState, events: &[IntakeEvent]) -> ApiResult<Vec<EventResult>> {
-    Ok(store::accept(state, events).await?)
+    Ok(state.intake.accept(events).await?)
 }
 
 /// Per-source request budget (`http.rate_limit_per_minute`): a CRM over it gets 429 and

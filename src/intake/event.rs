@@ -28,15 +28,7 @@ impl Transition {
     }
 }
 
-/// A line item as ordered.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OrderedItem {
-    pub sku: String,
-    pub name: String,
-    pub quantity: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unit_price: Option<Money>,
-}
+pub use crate::domain::OrderedItem;
 
 /// What the CRM told us about the order; every field is optional because most CRMs send only
 /// what changed. `None` means "not stated", never "cleared".

@@ -1,7 +1,7 @@
-//! Order intake: verifies and parses each CRM's webhooks into [`event::IntakeEvent`]s and
-//! stores them, deduplicated, together with the workflow's first step.
+//! Order intake: verifies and parses each CRM's webhooks into [`event::IntakeEvent`]s, with
+//! their dedupe keys. Storing and applying them is the first-call workflow's
+//! (`workflow::orders`).
 
-pub mod batch;
 pub mod event;
 pub mod generic;
 pub mod hubspot;
@@ -9,7 +9,6 @@ mod json;
 pub mod pipedrive;
 pub mod salesforce;
 pub mod signature;
-pub mod store;
 mod xml;
 
 /// Most events one webhook request may carry (CRMs send at most 100); more is refused as invalid.

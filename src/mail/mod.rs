@@ -1,7 +1,8 @@
 //! Email: the outbox (rows written with the state change that causes them), transports
-//! (SMTP, `.eml` files), templates, calendar invites, and the mailer that delivers with
-//! retries.
+//! (SMTP, `.eml` files), templates, calendar invites, the composer that workflows render their
+//! emails with, and the mailer that delivers with retries.
 
+pub mod composer;
 pub mod ics;
 pub mod mailer;
 pub mod message;

@@ -1,28 +1,33 @@
 //! The outbox: every email is a row written in the same transaction as the state change that
-//! causes it. The mailer claims due rows under a lease, sends them, and records the outcome;
-//! a crash between sending and recording leads to a resend with the same `Message-ID`.
+//! causes it. The mailer claims due rows from the lease queue ([`crate::db::lease`]), sends
+//! them, and records the outcome; a crash between sending and recording leads to a resend with
+//! the same `Message-ID`.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, FromQueryResult};
 
 use super::message::OutgoingEmail;
-use crate::engine::queue::stmt;
+use crate::db::lease::{Finish, Queue};
+use crate::db::{id_list, stmt};
+use entity::calls::CallState;
+pub use entity::emails::{EmailKind, EmailState};
 
-/// What kind of email a row is; reminders and escalations are not sent for a call that is no
-/// longer open by the time the mailer gets to them.
-pub mod kinds {
-    pub const FIRST_CALL: &str = "first_call";
-    pub const REMINDER: &str = "reminder";
-    pub const ESCALATION: &str = "escalation";
-    pub const CANCELLATION: &str = "cancellation";
-    pub const REASSIGNED: &str = "reassigned";
-}
+/// The `emails` table as a lease queue. A row claimed again while it still carries a lease was
+/// held by a mailer that stopped before recording what happened (killed, or cut off from the
+/// database mid-send): that attempt may have been delivered, so it counts as an unknown
+/// outcome, and the resend as a possible duplicate.
+pub const QUEUE: Queue = Queue {
+    table: "emails",
+    due: "next_attempt_at",
+    dead_state: "failed",
+    on_claim: "unknown_outcomes = unknown_outcomes + CASE WHEN lease_token IS NULL THEN 0 ELSE 1 END",
+};
 
 /// A composed email ready for the outbox: the message, and the call and kind it is about.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEmail {
     pub call_id: Option<i64>,
-    pub kind: &'static str,
+    pub kind: EmailKind,
     pub email: OutgoingEmail,
 }
 
@@ -34,7 +39,7 @@ pub async fn enqueue(db: &impl ConnectionTrait, new: NewEmail, now: DateTime<Utc
     let am = emails::ActiveModel {
         message_id: Set(e.message_id),
         call_id: Set(new.call_id),
-        kind: Set(new.kind.to_string()),
+        kind: Set(new.kind),
         to_addr: Set(e.to_addr),
         to_name: Set(e.to_name),
         subject: Set(e.subject),
@@ -42,7 +47,7 @@ pub async fn enqueue(db: &impl ConnectionTrait, new: NewEmail, now: DateTime<Utc
         body_html: Set(e.body_html),
         ics: Set(e.ics),
         ics_method: Set(e.ics_method),
-        state: Set("pending".into()),
+        state: Set(EmailState::Pending),
         attempts: Set(0),
         unknown_outcomes: Set(0),
         next_attempt_at: Set(now),
@@ -64,19 +69,23 @@ pub async fn enqueue(db: &impl ConnectionTrait, new: NewEmail, now: DateTime<Utc
 pub struct ClaimedEmail {
     pub id: i64,
     pub call_id: Option<i64>,
-    pub kind: String,
+    pub kind: EmailKind,
     pub attempts: i32,
     pub lease_token: String,
-    pub call_state: Option<String>,
+    pub call_state: Option<CallState>,
     /// What is sent: the outbox row's message columns.
     #[sea_orm(nested)]
     pub email: OutgoingEmail,
 }
 
-/// Claims up to `limit` due emails until `now + lease`. An email still carrying an earlier
-/// lease was claimed by a mailer that stopped before recording what happened (killed, or cut off
-/// from the database mid-send): that attempt may have been delivered, so it counts as an unknown
-/// outcome, and the resend as a possible duplicate.
+impl ClaimedEmail {
+    /// A reminder or escalation whose call closed meanwhile is not sent.
+    pub fn is_stale(&self) -> bool {
+        self.kind.needs_open_call() && self.call_state.is_some_and(|s| !s.is_open())
+    }
+}
+
+/// Claims up to `limit` due emails until `now + lease`.
 pub async fn claim_due(
     db: &impl ConnectionTrait,
     owner: &str,
@@ -84,40 +93,21 @@ pub async fn claim_due(
     lease: TimeDelta,
     limit: u32,
 ) -> Result<Vec<ClaimedEmail>, DbErr> {
-    let backend = db.get_database_backend();
-    let token = uuid::Uuid::new_v4().simple().to_string();
-    let until = crate::clock::truncate(now + lease);
-    let lock = if backend == DbBackend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
-    let sql = format!(
-        "UPDATE emails SET lease_owner = $1, lease_token = $2, lease_until = $3, attempts = attempts + 1, updated_at = $4, \
-         unknown_outcomes = unknown_outcomes + CASE WHEN lease_token IS NULL THEN 0 ELSE 1 END \
-         WHERE id IN (SELECT id FROM emails WHERE state = 'pending' AND next_attempt_at <= $4 AND (lease_until IS NULL OR lease_until < $4) \
-         ORDER BY next_attempt_at, id LIMIT $5 {lock}) \
-         RETURNING id"
-    );
     #[derive(FromQueryResult)]
     struct Id {
         id: i64,
     }
-    let ids: Vec<i64> = Id::find_by_statement(stmt(
-        backend,
-        &sql,
-        vec![owner.into(), token.clone().into(), until.into(), now.into(), (limit as i64).into()],
-    ))
-    .all(db)
-    .await?
-    .into_iter()
-    .map(|r| r.id)
-    .collect();
-    if ids.is_empty() {
+    let lease = QUEUE.claim::<Id>(db, owner, now, lease, limit, "id").await?;
+    if lease.rows.is_empty() {
         return Ok(vec![]);
     }
-    let list = ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+    let ids: Vec<i64> = lease.rows.iter().map(|r| r.id).collect();
     let sql = format!(
         "SELECT e.id, e.message_id, e.call_id, e.kind, e.to_addr, e.to_name, e.subject, e.body_text, e.body_html, e.ics, e.ics_method, \
-         e.attempts, e.lease_token, c.state AS call_state FROM emails e LEFT JOIN calls c ON c.id = e.call_id WHERE e.id IN ({list}) AND e.lease_token = $1 ORDER BY e.id"
+         e.attempts, e.lease_token, c.state AS call_state FROM emails e LEFT JOIN calls c ON c.id = e.call_id WHERE e.id IN ({}) AND e.lease_token = $1 ORDER BY e.id",
+        id_list(&ids)
     );
-    ClaimedEmail::find_by_statement(stmt(backend, &sql, vec![token.into()])).all(db).await
+    ClaimedEmail::find_by_statement(stmt(db.get_database_backend(), &sql, vec![lease.token.into()])).all(db).await
 }
 
 /// How a delivery attempt ended, as recorded.
@@ -134,46 +124,42 @@ pub enum Recorded {
     Failed(String),
 }
 
+impl Recorded {
+    /// The outcome's name in metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Recorded::Sent => "sent",
+            Recorded::Skipped(_) => "skipped",
+            Recorded::Retry { unknown: true, .. } => "unknown",
+            Recorded::Retry { .. } => "retry",
+            Recorded::Failed(_) => "failed",
+        }
+    }
+}
+
 /// Records the outcome, if the lease is still ours. Returns false when another mailer took the
 /// email over meanwhile (its outcome wins).
 pub async fn record(db: &impl ConnectionTrait, id: i64, token: &str, outcome: &Recorded, now: DateTime<Utc>) -> Result<bool, DbErr> {
-    let backend = db.get_database_backend();
-    let (state, next, error, unknown, sent_at): (&str, DateTime<Utc>, Option<String>, i32, Option<DateTime<Utc>>) = match outcome {
-        Recorded::Sent => ("sent", now, None, 0, Some(now)),
-        Recorded::Skipped(why) => ("skipped", now, Some(why.clone()), 0, None),
-        Recorded::Retry { error, at, unknown } => ("pending", *at, Some(error.clone()), i32::from(*unknown), None),
-        Recorded::Failed(error) => ("failed", now, Some(error.clone()), 0, None),
+    let finish = match outcome {
+        Recorded::Sent => Finish { state: EmailState::Sent.as_str(), due: now, error: None, set: vec![("sent_at = {}", now.into())] },
+        Recorded::Skipped(why) => Finish { state: EmailState::Skipped.as_str(), due: now, error: Some(why.clone()), set: vec![] },
+        Recorded::Retry { error, at, unknown } => Finish {
+            state: EmailState::Pending.as_str(),
+            due: *at,
+            error: Some(error.clone()),
+            set: vec![("unknown_outcomes = unknown_outcomes + {}", i32::from(*unknown).into())],
+        },
+        Recorded::Failed(error) => Finish { state: EmailState::Failed.as_str(), due: now, error: Some(error.clone()), set: vec![] },
     };
-    let sql = "UPDATE emails SET state = $1, next_attempt_at = $2, last_error = $3, unknown_outcomes = unknown_outcomes + $4, sent_at = $5, \
-               lease_owner = NULL, lease_token = NULL, lease_until = NULL, updated_at = $6 WHERE id = $7 AND lease_token = $8";
-    let error = error.map(|e| e.chars().take(2000).collect::<String>());
-    let values = vec![
-        state.into(),
-        crate::clock::truncate(next).into(),
-        error.into(),
-        unknown.into(),
-        sent_at.into(),
-        now.into(),
-        id.into(),
-        token.into(),
-    ];
-    Ok(db.execute_raw(stmt(backend, sql, values)).await?.rows_affected() == 1)
+    QUEUE.finish(db, id, Some(token), finish, now).await
 }
 
 /// Puts a failed email back in the queue, due now. False if no failed email has that id.
 pub async fn retry_failed(db: &impl ConnectionTrait, id: i64, now: DateTime<Utc>) -> Result<bool, DbErr> {
-    let backend = db.get_database_backend();
-    let sql = "UPDATE emails SET state = 'pending', next_attempt_at = $1, attempts = 0, updated_at = $1 WHERE id = $2 AND state = 'failed'";
-    Ok(db.execute_raw(stmt(backend, sql, vec![now.into(), id.into()])).await?.rows_affected() == 1)
+    QUEUE.retry_dead(db, id, now).await
 }
 
-/// When the earliest pending email is due, if any.
-pub async fn next_due_at(db: &impl ConnectionTrait) -> Result<Option<DateTime<Utc>>, DbErr> {
-    #[derive(FromQueryResult)]
-    struct Row {
-        at: Option<DateTime<Utc>>,
-    }
-    let backend = db.get_database_backend();
-    let sql = "SELECT MIN(next_attempt_at) AS at FROM emails WHERE state = 'pending'";
-    Ok(Row::find_by_statement(stmt(backend, sql, vec![])).one(db).await?.and_then(|r| r.at))
+/// When the earliest email a claim could take is due, if any.
+pub async fn next_due_at(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, DbErr> {
+    QUEUE.next_due_at(db, now).await
 }

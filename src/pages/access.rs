@@ -7,7 +7,7 @@ use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite};
 
 use super::PageError;
-use crate::startup::AppState;
+use crate::app::AppState;
 
 /// The CSRF "call id" of the dashboard's forms (retries, logout); real calls are numbered from 1.
 pub const DASHBOARD_FORMS: i64 = 0;

@@ -10,8 +10,8 @@ use super::access::{Access, DASHBOARD_FORMS, Visitor, call_access};
 use super::data::{CallFacts, call_facts};
 use super::render::{render, safe, value};
 use super::{Fields, PageError, form_page, parse_id, see_other};
+use crate::app::AppState;
 use crate::http::calls::{complete_error, parse_completion};
-use crate::startup::AppState;
 
 /// The choices the form offers, with what each means for the team.
 const OUTCOMES: [(&str, &str, &str); 3] = [
@@ -86,7 +86,9 @@ pub async fn mark_done(
             return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, sent).await;
         }
     };
-    crate::workflow::calls::complete(&state, id, outcome, notes, access.actor()).await.map_err(|e| PageError::from(complete_error(e)))?;
+    crate::workflow::calls::complete(&state.db, state.clock.now(), id, outcome, notes, access.actor())
+        .await
+        .map_err(|e| PageError::from(complete_error(e)))?;
     Ok(see_other(&access.call_path(id)).finish())
 }
 
@@ -99,7 +101,7 @@ async fn page(
     sent: Sent<'_>,
 ) -> Result<HttpResponse, PageError> {
     let (call, recap): (CallFacts, _) = call_facts(state, id).await?;
-    let recap_html = state.templates.render_recap_html_fragment(&recap).map_err(|e| {
+    let recap_html = state.first_call.composer.templates.render_recap_html_fragment(&recap).map_err(|e| {
         tracing::error!(error = %e, call = id, "recap does not render");
         PageError::internal()
     })?;

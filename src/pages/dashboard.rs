@@ -9,8 +9,8 @@ use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use super::access::{DASHBOARD_FORMS, Visitor, signed_in};
 use super::render::{render, value};
 use super::{Fields, PageError, form_page, parse_id, see_other};
+use crate::app::AppState;
 use crate::domain::Timezone;
-use crate::startup::AppState;
 
 /// Calls listed at most; the counts cover all of them.
 const CALLS_LISTED: u64 = 200;
@@ -111,7 +111,7 @@ pub async fn retry_job(
 ) -> Result<HttpResponse, PageError> {
     let id = parse_id(&path, "job")?;
     ops_form(&req, &state, &Fields(form.into_inner()))?;
-    if !crate::engine::queue::retry_dead(&state.db, id, state.clock.now()).await? {
+    if !crate::engine::retry_dead(&state.db, id, state.clock.now()).await? {
         return Err(PageError::not_found("No dead job has this number; it may have been retried already."));
     }
     state.signals.jobs_scheduled();

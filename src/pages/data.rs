@@ -9,67 +9,65 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
 
 use super::PageError;
+use crate::app::AppState;
 use crate::domain::Timezone;
 use crate::mail::templates::{duration_in_words, local_time};
 use crate::recap::Recap;
-use crate::startup::AppState;
-use crate::workflow::CallState;
-use crate::workflow::calls::OPEN_STATES;
+use crate::workflow::queries;
+use crate::workflow::{CallOutcome, CallState};
+use entity::emails::{EmailKind, EmailState};
+use entity::jobs::{JobKind, JobState};
 use entity::{calls, emails, jobs, orders, reps};
 
 /// Dead jobs and failed emails listed on the dashboard; more wait in the API's lists.
 const OPS_LIST_LIMIT: u64 = 50;
 
-pub fn state_label(state: &str) -> &'static str {
+pub fn state_label(state: CallState) -> &'static str {
     match state {
-        "scheduled" => "Scheduled",
-        "due" => "Due",
-        "overdue" => "Overdue",
-        "done" => "Done",
-        "cancelled" => "Cancelled",
-        _ => "Unknown",
+        CallState::Scheduled => "Scheduled",
+        CallState::Due => "Due",
+        CallState::Overdue => "Overdue",
+        CallState::Done => "Done",
+        CallState::Cancelled => "Cancelled",
     }
 }
 
-pub fn outcome_label(outcome: &str) -> &'static str {
+pub fn outcome_label(outcome: CallOutcome) -> &'static str {
     match outcome {
-        "aligned" => "Aligned",
-        "adjusted" => "Adjusted",
-        "at_risk" => "At risk",
-        _ => "Unknown",
+        CallOutcome::Aligned => "Aligned",
+        CallOutcome::Adjusted => "Adjusted",
+        CallOutcome::AtRisk => "At risk",
     }
 }
 
-fn email_kind_label(kind: &str) -> &'static str {
+fn email_kind_label(kind: EmailKind) -> &'static str {
     match kind {
-        "first_call" => "Recap and invite",
-        "reminder" => "Reminder",
-        "escalation" => "Escalation",
-        "cancellation" => "Cancellation",
-        "reassigned" => "Reassignment notice",
-        _ => "Email",
+        EmailKind::FirstCall => "Recap and invite",
+        EmailKind::Reminder => "Reminder",
+        EmailKind::Escalation => "Escalation",
+        EmailKind::Cancellation => "Cancellation",
+        EmailKind::Reassigned => "Reassignment notice",
     }
 }
 
-fn email_state_label(state: &str) -> &'static str {
+fn email_state_label(state: EmailState) -> &'static str {
     match state {
-        "pending" => "queued",
-        "sent" => "sent",
-        "skipped" => "not sent: the call was no longer open",
-        "failed" => "failed",
-        _ => "unknown",
+        EmailState::Pending => "queued",
+        EmailState::Sent => "sent",
+        EmailState::Skipped => "not sent: the call was no longer open",
+        EmailState::Failed => "failed",
     }
 }
 
-fn job_kind_label(kind: &str) -> &'static str {
+fn job_kind_label(kind: JobKind) -> &'static str {
     match kind {
-        "call.start" => "Send the recap and invite",
-        "call.remind" => "Reminder",
-        "call.overdue" => "Becomes overdue",
-        "call.escalate" => "Escalation",
-        "call.cancelled" => "Send the cancellation",
-        "call.updated" => "Send the updated invite",
-        _ => "Timer",
+        JobKind::CallStart => "Send the recap and invite",
+        JobKind::CallRemind => "Reminder",
+        JobKind::CallOverdue => "Becomes overdue",
+        JobKind::CallEscalate => "Escalation",
+        JobKind::CallCancelled => "Send the cancellation",
+        JobKind::CallUpdated => "Send the updated invite",
+        JobKind::Noop => "Timer",
     }
 }
 
@@ -136,14 +134,13 @@ pub struct Upcoming {
 pub async fn call_facts(state: &AppState, id: i64) -> Result<(CallFacts, Recap), PageError> {
     let call =
         calls::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(|| PageError::not_found("There is no call with this number."))?;
-    let recap = crate::workflow::compose::recap_for_call(&state.db, state, &call).await?;
+    let recap = crate::workflow::compose::recap_for_call(&state.db, &state.first_call, &call).await?;
     let detail = crate::http::calls::load_detail(state, id).await?;
     let tz = recap.call.rep_timezone.0;
     let c = detail.call;
     let now = state.clock.now();
-    let parsed = CallState::parse(&c.state);
-    let done = c.outcome.as_deref().filter(|_| parsed == Some(CallState::Done)).map(|o| Done {
-        outcome: o.to_string(),
+    let done = c.outcome.filter(|_| c.state == CallState::Done).map(|o| Done {
+        outcome: o.as_str().to_string(),
         outcome_label: outcome_label(o),
         notes: c.notes.clone(),
         at_local: c.completed_at.map(|t| local_time(t, tz)),
@@ -155,9 +152,9 @@ pub async fn call_facts(state: &AppState, id: i64) -> Result<(CallFacts, Recap),
         deal: deal_label(recap.deal.source.as_str(), &recap.deal.deal_id),
         rep_name: recap.call.rep_name.clone().unwrap_or_else(|| c.rep_email.clone()),
         rep_email: c.rep_email.clone(),
-        state_label: state_label(&c.state),
-        open: parsed.is_some_and(|s| s.is_open()),
-        cancelled: parsed == Some(CallState::Cancelled),
+        state_label: state_label(c.state),
+        open: c.state.is_open(),
+        cancelled: c.state == CallState::Cancelled,
         due_local: local_time(c.due_at, tz),
         overdue_by: c.overdue.then(|| duration_in_words(now - c.due_at)),
         done,
@@ -166,19 +163,19 @@ pub async fn call_facts(state: &AppState, id: i64) -> Result<(CallFacts, Recap),
             .into_iter()
             .map(|e| HistoryEntry {
                 when: local_time(e.sent_at.unwrap_or(e.created_at), tz),
-                kind: email_kind_label(&e.kind),
+                kind: email_kind_label(e.kind),
                 to: e.to,
-                state_label: email_state_label(&e.state),
-                state: e.state,
+                state_label: email_state_label(e.state),
+                state: e.state.as_str().to_string(),
             })
             .collect(),
         upcoming: detail
             .timers
             .into_iter()
-            .filter(|t| t.state == "pending")
-            .map(|t| Upcoming { when: local_time(t.run_at, tz), kind: job_kind_label(&t.kind) })
+            .filter(|t| t.state == JobState::Pending)
+            .map(|t| Upcoming { when: local_time(t.run_at, tz), kind: job_kind_label(t.kind) })
             .collect(),
-        state: c.state,
+        state: c.state.as_str().to_string(),
     };
     Ok((facts, recap))
 }
@@ -245,17 +242,17 @@ pub struct Board {
 }
 
 /// The dashboard's data: calls matching `states` and `rep` (open first, overdue on top).
-pub async fn board(state: &AppState, states: &[&str], rep: Option<&str>, limit: u64) -> Result<Board, sea_orm::DbErr> {
+pub async fn board(state: &AppState, states: &[CallState], rep: Option<&str>, limit: u64) -> Result<Board, sea_orm::DbErr> {
     use sea_orm::PaginatorTrait;
     let db = &state.db;
     let now = state.clock.now();
-    let (rows, total) = crate::http::calls::query_calls(state, states, rep, limit, 0).await?;
+    let (rows, total) = queries::query_calls(db, states, rep, limit, 0).await?;
 
-    let by_state: Vec<(String, i64)> = calls::Entity::find()
+    let by_state: Vec<(CallState, i64)> = calls::Entity::find()
         .select_only()
         .column(calls::Column::State)
         .column_as(calls::Column::Id.count(), "n")
-        .filter(crate::http::calls::filter(&[], rep))
+        .filter(queries::filter(&[], rep))
         .group_by(calls::Column::State)
         .into_tuple()
         .all(db)
@@ -264,13 +261,13 @@ pub async fn board(state: &AppState, states: &[&str], rep: Option<&str>, limit: 
         .iter()
         .map(|s| StateCount {
             state: s.as_str(),
-            label: state_label(s.as_str()),
-            n: by_state.iter().find(|(name, _)| name == s.as_str()).map_or(0, |(_, n)| *n),
+            label: state_label(*s),
+            n: by_state.iter().find(|(st, _)| st == s).map_or(0, |(_, n)| *n),
         })
         .collect();
-    let open = counts.iter().filter(|c| OPEN_STATES.contains(&c.state)).map(|c| c.n).sum();
+    let open = by_state.iter().filter(|(s, _)| s.is_open()).map(|(_, n)| *n).sum();
     let past_due =
-        calls::Entity::find().filter(crate::http::calls::filter(&OPEN_STATES, rep)).filter(calls::Column::DueAt.lte(now)).count(db).await?;
+        calls::Entity::find().filter(queries::filter(&CallState::OPEN, rep)).filter(calls::Column::DueAt.lte(now)).count(db).await?;
 
     let order_ids: Vec<i64> = rows.iter().map(|c| c.order_id).collect();
     let accounts: HashMap<i64, Option<String>> = orders::Entity::find()
@@ -299,12 +296,12 @@ pub async fn board(state: &AppState, states: &[&str], rep: Option<&str>, limit: 
                 account: accounts.get(&c.order_id).cloned().flatten().unwrap_or_else(|| format!("Deal {}", c.deal_id)),
                 deal: deal_label(&c.source, &c.deal_id),
                 rep: rep.map(|r| r.name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| c.rep_email.clone()),
-                state_label: state_label(&c.state),
-                overdue: OPEN_STATES.contains(&c.state.as_str()) && c.due_at <= now,
+                state_label: state_label(c.state),
+                overdue: c.state.is_open() && c.due_at <= now,
                 due_local: local_time(c.due_at, tz.0),
-                outcome_label: c.outcome.as_deref().map(outcome_label),
+                outcome_label: c.outcome.map(outcome_label),
                 rep_email: c.rep_email,
-                state: c.state,
+                state: c.state.as_str().to_string(),
             }
         })
         .collect();
@@ -318,7 +315,7 @@ pub async fn board(state: &AppState, states: &[&str], rep: Option<&str>, limit: 
         .all(db)
         .await?;
     let dead_jobs = jobs::Entity::find()
-        .filter(jobs::Column::State.eq("dead"))
+        .filter(jobs::Column::State.eq(JobState::Dead))
         .order_by_asc(jobs::Column::RunAt)
         .limit(OPS_LIST_LIMIT)
         .all(db)
@@ -326,15 +323,15 @@ pub async fn board(state: &AppState, states: &[&str], rep: Option<&str>, limit: 
         .into_iter()
         .map(|j| JobRow {
             id: j.id,
-            call_id: j.call_id,
-            kind: job_kind_label(&j.kind),
+            call_id: j.subject_id,
+            kind: job_kind_label(j.kind),
             attempts: j.attempts,
             last_error: j.last_error,
             failed_at: utc(j.updated_at),
         })
         .collect();
     let failed_emails = emails::Entity::find()
-        .filter(emails::Column::State.eq("failed"))
+        .filter(emails::Column::State.eq(EmailState::Failed))
         .order_by_desc(emails::Column::Id)
         .limit(OPS_LIST_LIMIT)
         .all(db)
@@ -343,7 +340,7 @@ pub async fn board(state: &AppState, states: &[&str], rep: Option<&str>, limit: 
         .map(|e| EmailRow {
             id: e.id,
             call_id: e.call_id,
-            kind: email_kind_label(&e.kind),
+            kind: email_kind_label(e.kind),
             to: e.to_addr,
             subject: e.subject,
             attempts: e.attempts,

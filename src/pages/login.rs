@@ -10,9 +10,9 @@ use chrono::TimeDelta;
 use super::access::{DASHBOARD_FORMS, LOGIN_FORM, Visitor, cookie, signed_in};
 use super::render::render;
 use super::{Fields, PageError, form_page, see_other};
+use crate::app::AppState;
 use crate::http::auth::SESSION_COOKIE;
 use crate::links::AuthError;
-use crate::startup::AppState;
 
 /// How long a dashboard login lasts.
 pub const SESSION_HOURS: i64 = 12;

@@ -90,7 +90,7 @@ fn parse_id(raw: &str, what: &str) -> Result<i64, PageError> {
 
 /// A page with forms: sets the visitor's form cookie when they had none, so the CSRF tokens in
 /// the page can be checked when a form comes back.
-fn form_page(status: StatusCode, visitor: &access::Visitor, state: &crate::startup::AppState, body: String) -> HttpResponse {
+fn form_page(status: StatusCode, visitor: &access::Visitor, state: &crate::app::AppState, body: String) -> HttpResponse {
     let mut response = html(status);
     if let Some(c) = visitor.cookie(state) {
         response.cookie(c);

@@ -197,7 +197,7 @@ pub async fn latest_many(
             received_at: DateTime<Utc>,
             body: serde_json::Value,
         }
-        for r in Row::find_by_statement(crate::engine::queue::stmt(backend, &sql, values)).all(db).await? {
+        for r in Row::find_by_statement(crate::db::stmt(backend, &sql, values)).all(db).await? {
             let proposal: Proposal = serde_json::from_value(r.body)
                 .map_err(|e| DbErr::Custom(format!("stored proposal {} v{} is unreadable: {e}", r.deal_id, r.version)))?;
             out.insert((r.source, r.deal_id), StoredProposal { version: r.version, received_at: r.received_at, proposal });

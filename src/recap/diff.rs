@@ -7,7 +7,7 @@
 //! without items) every line is [`LineItemStatus::NotCompared`].
 
 use crate::domain::Money;
-use crate::intake::event::OrderedItem;
+use crate::domain::OrderedItem;
 use crate::proposals::model::LineItem;
 
 use super::model::{ItemTerms, LineItemRecap, LineItemStatus};

@@ -5,8 +5,8 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use super::model::*;
 use super::sample::{sample_input, sample_input_without_proposal};
 use super::{build, gaps::sort_gaps};
+use crate::domain::OrderedItem;
 use crate::domain::{Currency, EmailAddress, Money, Source, Timezone};
-use crate::intake::event::OrderedItem;
 use crate::proposals::model::*;
 
 fn day(m: u32, d: u32) -> NaiveDate {

@@ -8,8 +8,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::OrderedItem;
 use crate::domain::{Money, Source, Timezone};
-use crate::intake::event::OrderedItem;
 use crate::proposals::model::{ActivityKind, ContactRole, Priority, Proposal};
 
 // ----------------------------------------------------------------------------------------------

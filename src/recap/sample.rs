@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
+use crate::domain::OrderedItem;
 use crate::domain::{Currency, EmailAddress, Money, Source, Timezone};
-use crate::intake::event::OrderedItem;
 use crate::proposals::model::{
     Account, Activity, ActivityKind, Commitment, Contact, ContactRole, LineItem, Priority, Proposal, Requirement,
 };

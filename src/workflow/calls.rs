@@ -4,19 +4,46 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use serde_json::json;
 
-use super::{CallOutcome, CallState};
+use super::{CallOutcome, CallState, FirstCall};
 use crate::audit::{self, Change};
 use crate::domain::Money;
-use crate::engine::{self, NewJob, kinds};
-use crate::startup::AppState;
+use crate::engine::{self, JobKind, NewJob};
 use entity::{calls, orders};
 
-pub const OPEN_STATES: [&str; 3] = ["scheduled", "due", "overdue"];
+/// Moves a call to `to`, writing the row and its audit entry together (inside the caller's
+/// transaction): the one place a call's state is written. `action` names the change in the
+/// audit trail; `change` sets the columns that go with it.
+#[allow(clippy::too_many_arguments)]
+pub async fn transition(
+    db: &impl ConnectionTrait,
+    call: calls::Model,
+    to: CallState,
+    action: &str,
+    actor: &str,
+    detail: Option<serde_json::Value>,
+    now: DateTime<Utc>,
+    change: impl FnOnce(&mut calls::ActiveModel),
+) -> Result<calls::Model, DbErr> {
+    let from = call.state;
+    let id = call.id;
+    let mut am = call.into_active_model();
+    am.state = Set(to);
+    change(&mut am);
+    am.updated_at = Set(now);
+    let call = am.update(db).await?;
+    audit::record(
+        db,
+        Change { actor, entity: "call", entity_id: id, action, from_state: Some(from.as_str()), to_state: Some(to.as_str()), detail },
+        now,
+    )
+    .await?;
+    Ok(call)
+}
 
 pub async fn lock(db: &impl ConnectionTrait, id: i64) -> Result<Option<calls::Model>, DbErr> {
     calls::Entity::find_by_id(id).lock_exclusive().one(db).await
@@ -26,7 +53,7 @@ pub async fn lock(db: &impl ConnectionTrait, id: i64) -> Result<Option<calls::Mo
 pub async fn open_call_of_order(db: &impl ConnectionTrait, order_id: i64) -> Result<Option<calls::Model>, DbErr> {
     calls::Entity::find()
         .filter(calls::Column::OrderId.eq(order_id))
-        .filter(calls::Column::State.is_in(OPEN_STATES))
+        .filter(calls::Column::State.is_in(CallState::OPEN))
         .order_by_desc(calls::Column::Id)
         .lock_exclusive()
         .one(db)
@@ -42,7 +69,7 @@ pub fn order_amount(order: &orders::Model) -> Option<Money> {
 /// has the invite, a step sends the calendar cancellation.
 pub async fn cancel_for_order(
     db: &impl ConnectionTrait,
-    state: &AppState,
+    fc: &FirstCall,
     order: &orders::Model,
     actor: &str,
     now: DateTime<Utc>,
@@ -50,30 +77,12 @@ pub async fn cancel_for_order(
     let Some(call) = open_call_of_order(db, order.id).await? else {
         return Ok(None);
     };
-    let was = call.state.clone();
+    let was = call.state;
     let id = call.id;
-    let mut am = call.into_active_model();
-    am.state = Set(CallState::Cancelled.as_str().into());
-    am.cancelled_at = Set(Some(now));
-    am.updated_at = Set(now);
-    am.update(db).await?;
-    engine::queue::cancel_for_call(db, id, &[]).await?;
-    audit::record(
-        db,
-        Change {
-            actor,
-            entity: "call",
-            entity_id: id,
-            action: "cancelled",
-            from_state: Some(&was),
-            to_state: Some("cancelled"),
-            detail: None,
-        },
-        now,
-    )
-    .await?;
-    if was != CallState::Scheduled.as_str() {
-        engine::enqueue(db, NewJob::for_call(kinds::CALL_CANCELLED, id, now), state.config.settings.engine.max_attempts, now).await?;
+    transition(db, call, CallState::Cancelled, "cancelled", actor, None, now, |am| am.cancelled_at = Set(Some(now))).await?;
+    engine::cancel_pending(db, id, &[]).await?;
+    if was != CallState::Scheduled {
+        engine::enqueue(db, NewJob::new(JobKind::CallCancelled, id, now), fc.max_attempts(), now).await?;
     }
     Ok(Some(id))
 }
@@ -82,7 +91,7 @@ pub async fn cancel_for_order(
 /// invite and reminders) to them; a different schedule or due time reschedules it.
 pub async fn replan_for_order(
     db: &impl ConnectionTrait,
-    state: &AppState,
+    fc: &FirstCall,
     order: &orders::Model,
     actor: &str,
     now: DateTime<Utc>,
@@ -90,7 +99,7 @@ pub async fn replan_for_order(
     let Some(call) = open_call_of_order(db, order.id).await? else {
         return Ok(None);
     };
-    let plan = super::opening::plan_many(db, state, &[order]).await?.remove(0);
+    let plan = super::opening::plan_many(db, fc, &[order]).await?.remove(0);
     let (rep, schedule_name, due_at) = (plan.rep, plan.schedule, plan.due_at);
     let reassigned = rep.as_str() != call.rep_email;
     let rescheduled = due_at != call.due_at || schedule_name != call.schedule_name;
@@ -100,48 +109,25 @@ pub async fn replan_for_order(
     let id = call.id;
     let old_rep = call.rep_email.clone();
     let old_due = call.due_at;
-    let invite_sent = call.state != CallState::Scheduled.as_str();
-    let mut state_now = call.state.clone();
-    let mut am = call.into_active_model();
-    am.rep_email = Set(rep.to_string());
-    am.schedule_name = Set(schedule_name.clone());
-    am.due_at = Set(due_at);
-    if invite_sent {
-        am.invite_sequence = Set(am.invite_sequence.as_ref() + 1);
-    }
-    if state_now == CallState::Overdue.as_str() && due_at > now {
-        am.state = Set(CallState::Due.as_str().into());
-        state_now = CallState::Due.as_str().into();
-    }
-    am.updated_at = Set(now);
-    am.update(db).await?;
-    audit::record(
-        db,
-        Change {
-            actor,
-            entity: "call",
-            entity_id: id,
-            action: if reassigned { "reassigned" } else { "rescheduled" },
-            from_state: None,
-            to_state: Some(&state_now),
-            detail: Some(
-                json!({"from_rep": old_rep, "to_rep": rep.as_str(), "from_due_at": old_due, "due_at": due_at, "schedule": schedule_name}),
-            ),
-        },
-        now,
-    )
+    let invite_sent = call.state != CallState::Scheduled;
+    // An overdue call moved to a later due time is due again.
+    let to = if call.state == CallState::Overdue && due_at > now { CallState::Due } else { call.state };
+    let detail = json!({"from_rep": old_rep, "to_rep": rep.as_str(), "from_due_at": old_due, "due_at": due_at, "schedule": schedule_name});
+    let action = if reassigned { "reassigned" } else { "rescheduled" };
+    transition(db, call, to, action, actor, Some(detail), now, |am| {
+        am.rep_email = Set(rep.to_string());
+        am.schedule_name = Set(schedule_name.clone());
+        am.due_at = Set(due_at);
+        if invite_sent {
+            am.invite_sequence = Set(am.invite_sequence.as_ref() + 1);
+        }
+    })
     .await?;
     if invite_sent {
         // Timers were planned for the old rep or due time; the step plans them again.
-        engine::queue::cancel_for_call(db, id, &[kinds::CALL_REMIND, kinds::CALL_OVERDUE, kinds::CALL_ESCALATE]).await?;
+        engine::cancel_pending(db, id, &[JobKind::CallRemind, JobKind::CallOverdue, JobKind::CallEscalate]).await?;
         let payload = json!({"reassigned_from": if reassigned { Some(old_rep) } else { None }, "rescheduled": rescheduled});
-        engine::enqueue(
-            db,
-            NewJob::for_call(kinds::CALL_UPDATED, id, now).with_payload(payload),
-            state.config.settings.engine.max_attempts,
-            now,
-        )
-        .await?;
+        engine::enqueue(db, NewJob::new(JobKind::CallUpdated, id, now).with_payload(payload), fc.max_attempts(), now).await?;
     }
     Ok(Some(id))
 }
@@ -161,44 +147,30 @@ pub enum CompleteError {
 /// the call as it is. Every reminder or escalation still pending is dropped; a step already
 /// running re-checks the state under the same row lock and sends nothing.
 pub async fn complete(
-    state: &AppState,
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
     id: i64,
     outcome: CallOutcome,
     notes: Option<String>,
     actor: &str,
 ) -> Result<(calls::Model, bool), CompleteError> {
-    let now = state.clock.now();
-    let txn = crate::db::begin_write(&state.db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let call = lock(&txn, id).await?.ok_or(CompleteError::NotFound(id))?;
-    match CallState::parse(&call.state) {
-        Some(CallState::Done) => return Ok((call, false)),
-        Some(CallState::Cancelled) => return Err(CompleteError::Cancelled(id)),
+    match call.state {
+        CallState::Done => return Ok((call, false)),
+        CallState::Cancelled => return Err(CompleteError::Cancelled(id)),
         _ => {}
     }
-    let was = call.state.clone();
-    let mut am = call.into_active_model();
-    am.state = Set(CallState::Done.as_str().into());
-    am.outcome = Set(Some(outcome.as_str().into()));
-    am.notes = Set(notes.filter(|n| !n.trim().is_empty()));
-    am.completed_at = Set(Some(now));
-    am.completed_by = Set(Some(actor.to_string()));
-    am.updated_at = Set(now);
-    let call = am.update(&txn).await?;
-    engine::queue::cancel_for_call(&txn, id, &[]).await?;
-    audit::record(
-        &txn,
-        Change {
-            actor,
-            entity: "call",
-            entity_id: id,
-            action: "completed",
-            from_state: Some(&was),
-            to_state: Some("done"),
-            detail: Some(json!({"outcome": outcome.as_str()})),
-        },
-        now,
-    )
+    let notes = notes.filter(|n| !n.trim().is_empty());
+    let detail = json!({"outcome": outcome.as_str()});
+    let call = transition(&txn, call, CallState::Done, "completed", actor, Some(detail), now, |am| {
+        am.outcome = Set(Some(outcome));
+        am.notes = Set(notes);
+        am.completed_at = Set(Some(now));
+        am.completed_by = Set(Some(actor.to_string()));
+    })
     .await?;
+    engine::cancel_pending(&txn, id, &[]).await?;
     // Done, its outcome and the removal of its timers commit together.
     txn.commit().await?;
     Ok((call, true))

@@ -1,75 +1,55 @@
 //! The first-call workflow: a call per order, driven by durable timers until the rep marks it
-//! done or the order is cancelled. `calls` changes call state (inside the caller's
-//! transaction), `steps` are the timer handlers the engine runs, `timing` is the pure time
-//! arithmetic, `compose` turns a call into the emails it causes.
+//! done or the order is cancelled. `orders` applies verified CRM events to orders and opens,
+//! re-plans or cancels their calls; `calls` changes call state (inside the caller's
+//! transaction); `steps` are the timer handlers it registers with the engine; `timing` is the
+//! pure time arithmetic; `compose` turns a call into the emails it causes; `queries` reads
+//! calls for the API and the pages.
 
 pub mod calls;
 pub mod compose;
 pub mod opening;
+pub mod orders;
 pub mod preview;
+pub mod queries;
 pub mod steps;
 pub mod timing;
 
-use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
-/// Where a call stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CallState {
-    /// Created; the rep has not been sent the recap and invite yet.
-    Scheduled,
-    /// The rep has the recap and invite; the call is due by `due_at`.
-    Due,
-    /// `due_at` passed without the call being marked done.
-    Overdue,
-    Done,
-    Cancelled,
+use crate::config::Config;
+use crate::engine::{JobKind, Registry};
+use crate::mail::composer::Composer;
+pub use entity::calls::{CallOutcome, CallState};
+
+/// What the first-call workflow needs: the configuration (schedules, defaults, the engine's
+/// attempts per job) and the composer of its emails. Steps take this, a database handle and
+/// the time; nothing else.
+pub struct FirstCall {
+    pub config: Arc<Config>,
+    pub composer: Arc<Composer>,
 }
 
-impl CallState {
-    pub const ALL: [CallState; 5] = [CallState::Scheduled, CallState::Due, CallState::Overdue, CallState::Done, CallState::Cancelled];
+impl FirstCall {
+    /// The job kinds this workflow runs, each with its handler.
+    pub const JOB_KINDS: [JobKind; 6] = [
+        JobKind::CallStart,
+        JobKind::CallRemind,
+        JobKind::CallOverdue,
+        JobKind::CallEscalate,
+        JobKind::CallCancelled,
+        JobKind::CallUpdated,
+    ];
 
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            CallState::Scheduled => "scheduled",
-            CallState::Due => "due",
-            CallState::Overdue => "overdue",
-            CallState::Done => "done",
-            CallState::Cancelled => "cancelled",
+    /// Registers the workflow's handlers with the engine.
+    pub fn register(self: &Arc<Self>, registry: &mut Registry) {
+        let handler = Arc::new(steps::Steps(self.clone()));
+        for kind in Self::JOB_KINDS {
+            registry.register(kind, handler.clone());
         }
     }
 
-    pub fn parse(s: &str) -> Option<CallState> {
-        CallState::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-
-    pub fn is_open(&self) -> bool {
-        matches!(self, CallState::Scheduled | CallState::Due | CallState::Overdue)
-    }
-}
-
-/// How the call went, as the rep reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CallOutcome {
-    /// Expectations match what will be delivered.
-    Aligned,
-    /// Expectations were reset on the call; the customer agreed.
-    Adjusted,
-    /// The customer expects more than will be delivered.
-    AtRisk,
-}
-
-impl CallOutcome {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            CallOutcome::Aligned => "aligned",
-            CallOutcome::Adjusted => "adjusted",
-            CallOutcome::AtRisk => "at_risk",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<CallOutcome> {
-        [CallOutcome::Aligned, CallOutcome::Adjusted, CallOutcome::AtRisk].into_iter().find(|c| c.as_str() == s)
+    /// Attempts per job before it is dead.
+    pub fn max_attempts(&self) -> u32 {
+        self.config.settings.engine.max_attempts
     }
 }

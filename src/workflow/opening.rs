@@ -9,10 +9,9 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
 use serde_json::json;
 
-use super::{CallState, timing};
+use super::{CallState, FirstCall, timing};
 use crate::domain::{EmailAddress, Source};
-use crate::engine::{NewJob, kinds};
-use crate::startup::AppState;
+use crate::engine::{JobKind, NewJob};
 use entity::{calls, orders};
 
 /// Where a new call goes and when it is due.
@@ -24,8 +23,8 @@ pub struct Plan {
 }
 
 /// Plans a call for each order, reading the newest proposals and the reps in one query each.
-pub async fn plan_many(db: &impl ConnectionTrait, state: &AppState, orders: &[&orders::Model]) -> Result<Vec<Plan>, DbErr> {
-    let defaults = &state.config.settings.defaults;
+pub async fn plan_many(db: &impl ConnectionTrait, fc: &FirstCall, orders: &[&orders::Model]) -> Result<Vec<Plan>, DbErr> {
+    let defaults = &fc.config.settings.defaults;
     let deals: Vec<(String, String)> = orders.iter().map(|o| (o.source.clone(), o.deal_id.clone())).collect();
     let proposals = crate::proposals::store::latest_many(db, &deals).await?;
     let reps: Vec<EmailAddress> = orders
@@ -48,7 +47,7 @@ pub async fn plan_many(db: &impl ConnectionTrait, state: &AppState, orders: &[&o
                 .segment
                 .clone()
                 .or_else(|| proposals.get(&(o.source.clone(), o.deal_id.clone())).and_then(|p| p.proposal.account.segment.clone()));
-            let schedule = state.config.schedule_for(source, super::calls::order_amount(o).as_ref(), segment.as_deref());
+            let schedule = fc.config.schedule_for(source, super::calls::order_amount(o).as_ref(), segment.as_deref());
             let tz = recipients.get(&rep).map(|r| r.timezone).unwrap_or(defaults.timezone);
             let ordered_at = o.ordered_at.unwrap_or(o.created_at);
             Plan { due_at: timing::first_call_due_at(schedule, tz.0, ordered_at), schedule: schedule.name.clone(), rep }
@@ -61,7 +60,7 @@ pub async fn plan_many(db: &impl ConnectionTrait, state: &AppState, orders: &[&o
 /// at once). Returns the calls in the orders' order.
 pub async fn open_many(
     db: &impl ConnectionTrait,
-    state: &AppState,
+    fc: &FirstCall,
     orders: &[&orders::Model],
     actor: &str,
     now: DateTime<Utc>,
@@ -69,13 +68,13 @@ pub async fn open_many(
     if orders.is_empty() {
         return Ok(vec![]);
     }
-    let plans = plan_many(db, state, orders).await?;
+    let plans = plan_many(db, fc, orders).await?;
     let rows = orders.iter().zip(&plans).map(|(o, p)| calls::ActiveModel {
         order_id: Set(o.id),
         source: Set(o.source.clone()),
         deal_id: Set(o.deal_id.clone()),
         rep_email: Set(p.rep.to_string()),
-        state: Set(CallState::Scheduled.as_str().into()),
+        state: Set(CallState::Scheduled),
         schedule_name: Set(p.schedule.clone()),
         ordered_at: Set(o.ordered_at.unwrap_or(now)),
         due_at: Set(p.due_at),
@@ -95,10 +94,8 @@ pub async fn open_many(
     let inserted = calls::Entity::insert_many(rows).exec_with_returning(db).await?;
     // RETURNING order is not promised; match the calls to their orders.
     let mut by_order: HashMap<i64, calls::Model> = inserted.into_iter().map(|c| (c.order_id, c)).collect();
-    let calls: Vec<calls::Model> = orders
-        .iter()
-        .map(|o| by_order.remove(&o.id).ok_or_else(|| DbErr::Custom(format!("call for order {} was not created", o.id))))
-        .collect::<Result<_, _>>()?;
+    let calls: Vec<calls::Model> =
+        orders.iter().map(|o| by_order.remove(&o.id).ok_or_else(|| DbErr::RecordNotInserted)).collect::<Result<_, _>>()?;
     let changes = calls.iter().zip(&plans).map(|(c, p)| crate::audit::Change {
         actor,
         entity: "call",
@@ -109,18 +106,18 @@ pub async fn open_many(
         detail: Some(json!({"rep": p.rep.as_str(), "schedule": p.schedule, "due_at": p.due_at})),
     });
     crate::audit::record_many(db, changes, now).await?;
-    let jobs = calls.iter().map(|c| NewJob::for_call(kinds::CALL_START, c.id, now));
-    crate::engine::enqueue_many(db, jobs, state.config.settings.engine.max_attempts, now).await?;
+    let jobs = calls.iter().map(|c| NewJob::new(JobKind::CallStart, c.id, now));
+    crate::engine::enqueue_many(db, jobs, fc.max_attempts(), now).await?;
     Ok(calls)
 }
 
 /// [`open_many`] for one order.
 pub async fn open_for_order(
     db: &impl ConnectionTrait,
-    state: &AppState,
+    fc: &FirstCall,
     order: &orders::Model,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<calls::Model, DbErr> {
-    open_many(db, state, &[order], actor, now).await?.pop().ok_or_else(|| DbErr::Custom("no call opened".into()))
+    open_many(db, fc, &[order], actor, now).await?.pop().ok_or(DbErr::RecordNotInserted)
 }

@@ -3,50 +3,37 @@
 //! step a no-op), writes the emails it causes to the outbox, schedules its next timers, and
 //! commits with the job's completion.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbErr, IntoActiveModel};
+use futures_util::future::BoxFuture;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbErr, IntoActiveModel};
 use serde_json::json;
 
-use super::{CallState, calls, compose, timing};
+use super::{CallState, FirstCall, calls, compose, timing};
 use crate::audit::{self, Change};
 use crate::config::schedule::{EscalationTarget, Schedule};
 use crate::domain::{EmailAddress, Source};
-use crate::engine::queue::{self, ClaimedJob};
-use crate::engine::{self, NewJob, kinds};
+use crate::engine::{self, ClaimedJob, Effects as StepEffects, Handler, JobKind, NewJob, StepError};
 use crate::mail::outbox;
-use crate::startup::AppState;
 use entity::calls as call_entity;
 
-/// What a step caused, so the engine can wake the mailer or itself after commit.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct StepEffects {
-    pub emails: usize,
-    pub jobs_due_now: usize,
-}
+/// The engine's handler for every job kind of the workflow.
+pub struct Steps(pub Arc<FirstCall>);
 
-impl StepEffects {
-    pub fn merge(&mut self, o: StepEffects) {
-        self.emails += o.emails;
-        self.jobs_due_now += o.jobs_due_now;
+impl Handler for Steps {
+    fn run<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        job: &'a ClaimedJob,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<StepEffects, StepError>> {
+        Box::pin(run(txn, &self.0, job, now))
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StepError {
-    #[error("database: {0}")]
-    Db(#[from] DbErr),
-    #[error("{0}")]
-    Failed(String),
-}
-
-impl StepError {
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, StepError::Db(e) if crate::db::is_unavailable(e))
-    }
-}
-
-pub async fn run(db: &impl ConnectionTrait, state: &AppState, job: &ClaimedJob, now: DateTime<Utc>) -> Result<StepEffects, StepError> {
-    let Some(call_id) = job.call_id else {
+pub async fn run(db: &impl ConnectionTrait, fc: &FirstCall, job: &ClaimedJob, now: DateTime<Utc>) -> Result<StepEffects, StepError> {
+    let Some(call_id) = job.subject_id else {
         return Err(StepError::Failed(format!("job kind {} needs a call", job.kind)));
     };
     let Some(call) = calls::lock(db, call_id).await? else {
@@ -54,39 +41,34 @@ pub async fn run(db: &impl ConnectionTrait, state: &AppState, job: &ClaimedJob, 
         return Ok(StepEffects::default());
     };
     let mut fx = StepEffects::default();
-    match job.kind.as_str() {
-        kinds::CALL_START => start(db, state, call, now, &mut fx).await?,
-        kinds::CALL_REMIND => remind(db, state, call, now, &mut fx).await?,
-        kinds::CALL_OVERDUE => overdue(db, state, call, now, &mut fx).await?,
-        kinds::CALL_ESCALATE => {
-            if is_open(&call) {
-                let call = escalate_due_steps(db, state, call, now, &mut fx).await?;
-                plan_escalation_timer(db, state, &call, now).await?;
+    match job.kind() {
+        Some(JobKind::CallStart) => start(db, fc, call, now, &mut fx).await?,
+        Some(JobKind::CallRemind) => remind(db, fc, call, now, &mut fx).await?,
+        Some(JobKind::CallOverdue) => overdue(db, fc, call, now, &mut fx).await?,
+        Some(JobKind::CallEscalate) => {
+            if call.state.is_open() {
+                let call = escalate_due_steps(db, fc, call, now, &mut fx).await?;
+                plan_escalation_timer(db, fc, &call, now).await?;
             }
         }
-        kinds::CALL_CANCELLED => cancelled(db, state, call, now, &mut fx).await?,
-        kinds::CALL_UPDATED => updated(db, state, call, job.payload.as_ref(), now, &mut fx).await?,
-        other => return Err(StepError::Failed(format!("unknown job kind '{other}'"))),
+        Some(JobKind::CallCancelled) => cancelled(db, fc, call, now, &mut fx).await?,
+        Some(JobKind::CallUpdated) => updated(db, fc, call, job.payload.as_ref(), now, &mut fx).await?,
+        _ => return Err(StepError::Failed(format!("the first-call workflow has no step for job kind '{}'", job.kind))),
     }
     Ok(fx)
 }
 
-fn is_open(call: &call_entity::Model) -> bool {
-    CallState::parse(&call.state).is_some_and(|s| s.is_open())
-}
-
 /// The schedule for an open call, read from the current config: a renamed or removed
 /// schedule falls back to the one the order matches now.
-fn schedule_of<'a>(state: &'a AppState, call: &call_entity::Model, order_amount: Option<&crate::domain::Money>) -> &'a Schedule {
-    state
-        .config
+fn schedule_of<'a>(fc: &'a FirstCall, call: &call_entity::Model, order_amount: Option<&crate::domain::Money>) -> &'a Schedule {
+    fc.config
         .schedule_named(&call.schedule_name)
-        .unwrap_or_else(|| state.config.schedule_for(Source::parse(&call.source).unwrap_or(Source::Generic), order_amount, None))
+        .unwrap_or_else(|| fc.config.schedule_for(Source::parse(&call.source).unwrap_or(Source::Generic), order_amount, None))
 }
 
-async fn rep_tz(db: &impl ConnectionTrait, state: &AppState, call: &call_entity::Model) -> Result<chrono_tz::Tz, DbErr> {
-    let email = EmailAddress::parse(&call.rep_email).unwrap_or_else(|_| state.config.settings.defaults.unassigned_email.clone());
-    Ok(crate::reps::recipient(db, &email, state.config.settings.defaults.timezone).await?.timezone.0)
+async fn rep_tz(db: &impl ConnectionTrait, fc: &FirstCall, call: &call_entity::Model) -> Result<chrono_tz::Tz, DbErr> {
+    let email = EmailAddress::parse(&call.rep_email).unwrap_or_else(|_| fc.config.settings.defaults.unassigned_email.clone());
+    Ok(crate::reps::recipient(db, &email, fc.config.settings.defaults.timezone).await?.timezone.0)
 }
 
 async fn add_email(db: &impl ConnectionTrait, e: outbox::NewEmail, now: DateTime<Utc>, fx: &mut StepEffects) -> Result<(), DbErr> {
@@ -98,7 +80,7 @@ async fn add_email(db: &impl ConnectionTrait, e: outbox::NewEmail, now: DateTime
 
 async fn schedule_job(
     db: &impl ConnectionTrait,
-    state: &AppState,
+    fc: &FirstCall,
     job: NewJob,
     now: DateTime<Utc>,
     fx: &mut StepEffects,
@@ -106,7 +88,7 @@ async fn schedule_job(
     if job.run_at <= now {
         fx.jobs_due_now += 1;
     }
-    engine::enqueue(db, job, state.config.settings.engine.max_attempts, now).await.map(|_| ())
+    engine::enqueue(db, job, fc.max_attempts(), now).await.map(|_| ())
 }
 
 async fn set_state(
@@ -116,46 +98,26 @@ async fn set_state(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<call_entity::Model, DbErr> {
-    let from = call.state.clone();
-    let id = call.id;
-    let mut am = call.into_active_model();
-    am.state = Set(to.as_str().into());
-    am.updated_at = Set(now);
-    let call = am.update(db).await?;
-    audit::record(
-        db,
-        Change {
-            actor,
-            entity: "call",
-            entity_id: id,
-            action: "state",
-            from_state: Some(&from),
-            to_state: Some(to.as_str()),
-            detail: None,
-        },
-        now,
-    )
-    .await?;
-    Ok(call)
+    calls::transition(db, call, to, "state", actor, None, now, |_| {}).await
 }
 
 /// First step: the recap and invite go to the rep; reminders, the overdue timer and
 /// hour-based escalations are planned.
 async fn start(
     db: &impl ConnectionTrait,
-    state: &AppState,
+    fc: &FirstCall,
     call: call_entity::Model,
     now: DateTime<Utc>,
     fx: &mut StepEffects,
 ) -> Result<(), StepError> {
-    if call.state != CallState::Scheduled.as_str() {
+    if call.state != CallState::Scheduled {
         return Ok(());
     }
-    let email = compose::first_call(db, state, &call, now).await?;
+    let email = compose::first_call(db, fc, &call, now).await?;
     add_email(db, email, now, fx).await?;
     let to = if call.due_at <= now { CallState::Overdue } else { CallState::Due };
     let call = set_state(db, call, to, "engine", now).await?;
-    plan_timers(db, state, call, now, fx).await?;
+    plan_timers(db, fc, call, now, fx).await?;
     Ok(())
 }
 
@@ -163,36 +125,36 @@ async fn start(
 /// current config.
 async fn plan_timers(
     db: &impl ConnectionTrait,
-    state: &AppState,
+    fc: &FirstCall,
     call: call_entity::Model,
     now: DateTime<Utc>,
     fx: &mut StepEffects,
 ) -> Result<(), StepError> {
     // A call already overdue when planned (a late order, a reschedule into the past) gets the
     // escalations it has reached now.
-    let call = if call.state == CallState::Overdue.as_str() { escalate_due_steps(db, state, call, now, fx).await? } else { call };
-    plan_next_reminder(db, state, &call, now, fx).await?;
-    if call.state == CallState::Due.as_str() {
-        schedule_job(db, state, NewJob::for_call(kinds::CALL_OVERDUE, call.id, call.due_at), now, fx).await?;
+    let call = if call.state == CallState::Overdue { escalate_due_steps(db, fc, call, now, fx).await? } else { call };
+    plan_next_reminder(db, fc, &call, now, fx).await?;
+    if call.state == CallState::Due {
+        schedule_job(db, fc, NewJob::new(JobKind::CallOverdue, call.id, call.due_at), now, fx).await?;
     }
-    plan_escalation_timer(db, state, &call, now).await?;
+    plan_escalation_timer(db, fc, &call, now).await?;
     Ok(())
 }
 
 async fn plan_next_reminder(
     db: &impl ConnectionTrait,
-    state: &AppState,
+    fc: &FirstCall,
     call: &call_entity::Model,
     now: DateTime<Utc>,
     fx: &mut StepEffects,
 ) -> Result<(), StepError> {
-    let schedule = schedule_of(state, call, None);
+    let schedule = schedule_of(fc, call, None);
     if schedule.max_reminders > 0 && call.reminders_sent as u32 >= schedule.max_reminders {
         return Ok(());
     }
-    let tz = rep_tz(db, state, call).await?;
+    let tz = rep_tz(db, fc, call).await?;
     if let Some(at) = timing::next_reminder_at(&schedule.reminder_cron, &schedule.business_hours, tz, now) {
-        schedule_job(db, state, NewJob::for_call(kinds::CALL_REMIND, call.id, at), now, fx).await?;
+        schedule_job(db, fc, NewJob::new(JobKind::CallRemind, call.id, at), now, fx).await?;
     }
     Ok(())
 }
@@ -201,12 +163,12 @@ async fn plan_next_reminder(
 /// current schedule.
 async fn plan_escalation_timer(
     db: &impl ConnectionTrait,
-    state: &AppState,
+    fc: &FirstCall,
     call: &call_entity::Model,
     now: DateTime<Utc>,
 ) -> Result<(), StepError> {
-    queue::cancel_for_call(db, call.id, &[kinds::CALL_ESCALATE]).await?;
-    let schedule = schedule_of(state, call, None);
+    engine::cancel_pending(db, call.id, &[JobKind::CallEscalate]).await?;
+    let schedule = schedule_of(fc, call, None);
     let next = schedule
         .escalation
         .iter()
@@ -216,26 +178,26 @@ async fn plan_escalation_timer(
         .filter(|t| *t > now)
         .min();
     if let Some(at) = next {
-        engine::enqueue(db, NewJob::for_call(kinds::CALL_ESCALATE, call.id, at), state.config.settings.engine.max_attempts, now).await?;
+        engine::enqueue(db, NewJob::new(JobKind::CallEscalate, call.id, at), fc.max_attempts(), now).await?;
     }
     Ok(())
 }
 
 async fn remind(
     db: &impl ConnectionTrait,
-    state: &AppState,
+    fc: &FirstCall,
     call: call_entity::Model,
     now: DateTime<Utc>,
     fx: &mut StepEffects,
 ) -> Result<(), StepError> {
-    if !is_open(&call) {
+    if !call.state.is_open() {
         return Ok(());
     }
-    let schedule = schedule_of(state, &call, None);
+    let schedule = schedule_of(fc, &call, None);
     let mut call = call;
     if schedule.max_reminders == 0 || (call.reminders_sent as u32) < schedule.max_reminders {
         let n = call.reminders_sent + 1;
-        let email = compose::reminder(db, state, &call, n, now).await?;
+        let email = compose::reminder(db, fc, &call, n, now).await?;
         add_email(db, email, now, fx).await?;
         let id = call.id;
         let mut am = call.into_active_model();
@@ -258,33 +220,33 @@ async fn remind(
         )
         .await?;
     }
-    if call.state == CallState::Due.as_str() && now >= call.due_at {
+    if call.state == CallState::Due && now >= call.due_at {
         call = set_state(db, call, CallState::Overdue, "engine", now).await?;
     }
-    let call = escalate_due_steps(db, state, call, now, fx).await?;
-    plan_next_reminder(db, state, &call, now, fx).await?;
-    plan_escalation_timer(db, state, &call, now).await?;
+    let call = escalate_due_steps(db, fc, call, now, fx).await?;
+    plan_next_reminder(db, fc, &call, now, fx).await?;
+    plan_escalation_timer(db, fc, &call, now).await?;
     Ok(())
 }
 
 async fn overdue(
     db: &impl ConnectionTrait,
-    state: &AppState,
+    fc: &FirstCall,
     call: call_entity::Model,
     now: DateTime<Utc>,
     fx: &mut StepEffects,
 ) -> Result<(), StepError> {
-    if call.state != CallState::Due.as_str() {
+    if call.state != CallState::Due {
         return Ok(());
     }
     if call.due_at > now {
         // Rescheduled later meanwhile: check again then.
-        schedule_job(db, state, NewJob::for_call(kinds::CALL_OVERDUE, call.id, call.due_at), now, fx).await?;
+        schedule_job(db, fc, NewJob::new(JobKind::CallOverdue, call.id, call.due_at), now, fx).await?;
         return Ok(());
     }
     let call = set_state(db, call, CallState::Overdue, "engine", now).await?;
-    let call = escalate_due_steps(db, state, call, now, fx).await?;
-    plan_escalation_timer(db, state, &call, now).await?;
+    let call = escalate_due_steps(db, fc, call, now, fx).await?;
+    plan_escalation_timer(db, fc, &call, now).await?;
     Ok(())
 }
 
@@ -293,12 +255,12 @@ async fn overdue(
 /// manager hears before the manager's manager.
 async fn escalate_due_steps(
     db: &impl ConnectionTrait,
-    state: &AppState,
+    fc: &FirstCall,
     call: call_entity::Model,
     now: DateTime<Utc>,
     fx: &mut StepEffects,
 ) -> Result<call_entity::Model, StepError> {
-    let schedule = schedule_of(state, &call, None).clone();
+    let schedule = schedule_of(fc, &call, None).clone();
     let level = call.escalation_level.max(0) as usize;
     let overdue_minutes = (now - call.due_at).num_minutes();
     let mut reached = schedule.escalation.iter().enumerate().skip(level).filter(|(_, s)| {
@@ -308,27 +270,27 @@ async fn escalate_due_steps(
     let Some((last, _)) = reached.next_back() else {
         return Ok(call);
     };
-    let rep = EmailAddress::parse(&call.rep_email).unwrap_or_else(|_| state.config.settings.defaults.unassigned_email.clone());
-    let rep_info = crate::reps::recipient(db, &rep, state.config.settings.defaults.timezone).await?;
+    let rep = EmailAddress::parse(&call.rep_email).unwrap_or_else(|_| fc.config.settings.defaults.unassigned_email.clone());
+    let rep_info = crate::reps::recipient(db, &rep, fc.config.settings.defaults.timezone).await?;
     for (i, step) in schedule.escalation.iter().enumerate().take(last + 1).skip(level) {
         let (to, role, note) = match &step.to {
             EscalationTarget::Manager => match &rep_info.manager_email {
                 Some(m) => (m.clone(), "manager", None),
                 None => (
-                    state.config.settings.defaults.unassigned_email.clone(),
+                    fc.config.settings.defaults.unassigned_email.clone(),
                     "sales_ops",
                     Some(format!("{} has no manager in the rep directory", rep)),
                 ),
             },
             EscalationTarget::ManagerOfManager => {
                 let mm = match &rep_info.manager_email {
-                    Some(m) => crate::reps::recipient(db, m, state.config.settings.defaults.timezone).await?.manager_email,
+                    Some(m) => crate::reps::recipient(db, m, fc.config.settings.defaults.timezone).await?.manager_email,
                     None => None,
                 };
                 match mm {
                     Some(m) => (m, "manager_of_manager", None),
                     None => (
-                        state.config.settings.defaults.unassigned_email.clone(),
+                        fc.config.settings.defaults.unassigned_email.clone(),
                         "sales_ops",
                         Some(format!("no manager's manager on file for {}", rep)),
                     ),
@@ -337,7 +299,7 @@ async fn escalate_due_steps(
             EscalationTarget::Address(a) => (a.clone(), "escalation_contact", None),
         };
         let level_no = i as i32 + 1;
-        let email = compose::escalation(db, state, &call, &to, role, level_no, note.as_deref(), now).await?;
+        let email = compose::escalation(db, fc, &call, &to, role, level_no, note.as_deref(), now).await?;
         add_email(db, email, now, fx).await?;
         audit::record(
             db,
@@ -362,16 +324,16 @@ async fn escalate_due_steps(
 
 async fn cancelled(
     db: &impl ConnectionTrait,
-    state: &AppState,
+    fc: &FirstCall,
     call: call_entity::Model,
     now: DateTime<Utc>,
     fx: &mut StepEffects,
 ) -> Result<(), StepError> {
-    if call.state != CallState::Cancelled.as_str() {
+    if call.state != CallState::Cancelled {
         return Ok(());
     }
     let seq = call.invite_sequence + 1;
-    let email = compose::cancellation(db, state, &call, &call.rep_email.clone(), seq, now).await?;
+    let email = compose::cancellation(db, fc, &call, &call.rep_email.clone(), seq, now).await?;
     add_email(db, email, now, fx).await?;
     let mut am = call.into_active_model();
     am.invite_sequence = Set(seq);
@@ -383,27 +345,27 @@ async fn cancelled(
 /// the (updated) invite and recap, and timers are planned again in the current rep's timezone.
 async fn updated(
     db: &impl ConnectionTrait,
-    state: &AppState,
+    fc: &FirstCall,
     call: call_entity::Model,
     payload: Option<&serde_json::Value>,
     now: DateTime<Utc>,
     fx: &mut StepEffects,
 ) -> Result<(), StepError> {
-    if !is_open(&call) {
+    if !call.state.is_open() {
         return Ok(());
     }
     let old_rep = payload.and_then(|p| p.get("reassigned_from")).and_then(|v| v.as_str()).filter(|old| *old != call.rep_email);
     if let Some(old) = old_rep {
-        let email = compose::reassigned(db, state, &call, old, now).await?;
+        let email = compose::reassigned(db, fc, &call, old, now).await?;
         add_email(db, email, now, fx).await?;
     }
-    let email = compose::first_call(db, state, &call, now).await?;
+    let email = compose::first_call(db, fc, &call, now).await?;
     add_email(db, email, now, fx).await?;
-    let call = if call.state == CallState::Due.as_str() && call.due_at <= now {
+    let call = if call.state == CallState::Due && call.due_at <= now {
         set_state(db, call, CallState::Overdue, "engine", now).await?
     } else {
         call
     };
-    plan_timers(db, state, call, now, fx).await?;
+    plan_timers(db, fc, call, now, fx).await?;
     Ok(())
 }

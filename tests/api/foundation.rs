@@ -168,7 +168,7 @@ async fn every_entity_round_trips() {
     let o = orders::ActiveModel {
         source: Set("generic".into()),
         deal_id: Set("D-1".into()),
-        status: Set("open".into()),
+        status: Set(orders::OrderStatus::Open),
         amount_minor: Set(Some(1_200_000)),
         currency: Set(Some("USD".into())),
         rep_email: Set(Some("ana@seller.example".into())),
@@ -207,7 +207,7 @@ async fn every_entity_round_trips() {
         source: Set("generic".into()),
         deal_id: Set("D-1".into()),
         rep_email: Set("ana@seller.example".into()),
-        state: Set("due".into()),
+        state: Set(calls::CallState::Due),
         schedule_name: Set("default".into()),
         ordered_at: Set(now),
         due_at: Set(now + TimeDelta::hours(4)),
@@ -229,11 +229,11 @@ async fn every_entity_round_trips() {
     .unwrap();
     assert_eq!(calls::Entity::find_by_id(call.id).one(db).await.unwrap().unwrap(), call);
     let j = jobs::ActiveModel {
-        kind: Set("noop".into()),
-        call_id: Set(Some(call.id)),
+        kind: Set(jobs::JobKind::Noop),
+        subject_id: Set(Some(call.id)),
         payload: Set(Some(json!({"k": 1}))),
         run_at: Set(now + TimeDelta::milliseconds(1500)),
-        state: Set("pending".into()),
+        state: Set(jobs::JobState::Pending),
         attempts: Set(0),
         max_attempts: Set(8),
         lease_owner: Set(None),
@@ -251,7 +251,7 @@ async fn every_entity_round_trips() {
     let e = emails::ActiveModel {
         message_id: Set("m-1@test".into()),
         call_id: Set(Some(call.id)),
-        kind: Set("reminder".into()),
+        kind: Set(emails::EmailKind::Reminder),
         to_addr: Set("ana@seller.example".into()),
         to_name: Set(Some("Ana".into())),
         subject: Set("Reminder".into()),
@@ -259,7 +259,7 @@ async fn every_entity_round_trips() {
         body_html: Set("<p>html</p>".into()),
         ics: Set(None),
         ics_method: Set(None),
-        state: Set("pending".into()),
+        state: Set(emails::EmailState::Pending),
         attempts: Set(0),
         unknown_outcomes: Set(0),
         next_attempt_at: Set(now),

@@ -6,9 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use firstcall::app::AppState;
 use firstcall::clock::{ManualClock, SharedClock, SystemClock};
 use firstcall::config::{Config, ConfigSource};
-use firstcall::startup::{AppState, Application, RunningApp, Services};
+use firstcall::engine::Engine;
+use firstcall::mail::mailer::Mailer;
+use firstcall::startup::{Application, RunningApp, Services};
 use serde_json::{Value, json};
 use testkit::db::TestDb;
 use testkit::smtp::SmtpSink;
@@ -44,6 +47,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub state: AppState,
+    /// The engine and mailer, driven by hand unless the options ask for real time.
+    pub engine: Engine,
+    pub mailer: Mailer,
     pub smtp: SmtpSink,
     pub db: TestDb,
     running: Option<RunningApp>,
@@ -104,6 +110,8 @@ impl TestApp {
             client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap(),
             clock,
             state: running.state.clone(),
+            engine: running.engine.clone(),
+            mailer: running.mailer.clone(),
             smtp,
             db,
             running: Some(running),
@@ -160,12 +168,12 @@ impl TestApp {
 
     /// Runs every timer due at the current (test) time.
     pub async fn run_jobs(&self) -> usize {
-        firstcall::engine::worker::run_due(&self.state).await.expect("engine runs")
+        self.engine.run_due().await.expect("engine runs")
     }
 
     /// Delivers every email due now to the SMTP sink.
     pub async fn deliver(&self) -> usize {
-        firstcall::mail::mailer::run_due(&self.state).await.expect("mailer runs")
+        self.mailer.run_due().await.expect("mailer runs")
     }
 
     /// Runs timers and delivers mail until nothing more is due now.

@@ -116,7 +116,7 @@ async fn a_cancel_that_arrives_before_its_create_wins() {
     assert_eq!(app.count("calls").await, 0);
     use sea_orm::EntityTrait;
     let order = entity::orders::Entity::find().one(&app.state.db).await.unwrap().unwrap();
-    assert_eq!(order.status, "cancelled");
+    assert_eq!(order.status, entity::orders::OrderStatus::Cancelled);
     assert_eq!(order.amount_minor, Some(9900));
     app.stop().await;
 }

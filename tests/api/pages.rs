@@ -324,10 +324,10 @@ async fn the_dashboard_retries_dead_jobs_and_failed_emails() {
     app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
     app.settle().await;
     let call_id = app.calls().await[0]["id"].as_i64().unwrap();
-    // A step firstcall does not know fails at once and, with one attempt, is dead.
-    firstcall::engine::enqueue(&app.state.db, firstcall::engine::NewJob::for_call("call.unknown", call_id, app.now()), 1, app.now())
-        .await
-        .unwrap();
+    // A first step that names no call fails at once and, with one attempt, is dead.
+    let _ = call_id;
+    let bad = firstcall::engine::NewJob { kind: firstcall::engine::JobKind::CallStart, subject_id: None, payload: None, run_at: app.now() };
+    firstcall::engine::enqueue(&app.state.db, bad, 1, app.now()).await.unwrap();
     app.settle().await;
     let job_id = app.get_json("/api/v1/jobs?state=dead").await["jobs"][0]["id"].as_i64().unwrap();
     let email_id = app.get_json("/api/v1/emails?state=failed").await["emails"][0]["id"].as_i64().unwrap();

@@ -238,13 +238,13 @@ async fn a_step_claimed_when_the_call_is_marked_done_sends_nothing() {
     app.settle().await;
     app.clock.set(utc("2026-11-23T14:00:00Z"));
     // A worker claims the due reminder...
-    let lease = firstcall::engine::queue::claim_due(&app.state.db, "worker-a", app.now(), TimeDelta::seconds(60), 10).await.unwrap();
-    assert!(lease.jobs.iter().any(|j| j.kind == "call.remind"));
+    let lease = firstcall::engine::claim_due(&app.state.db, "worker-a", app.now(), TimeDelta::seconds(60), 10).await.unwrap();
+    assert!(lease.rows.iter().any(|j| j.kind == "call.remind"));
     // ...the rep marks the call done meanwhile...
     let id = app.calls().await[0]["id"].as_i64().unwrap();
     app.api(reqwest::Method::POST, &format!("/api/v1/calls/{id}/complete")).json(&json!({"outcome": "aligned"})).send().await.unwrap();
     // ...then the worker runs its step.
-    firstcall::engine::worker::execute(&app.state, lease).await.unwrap();
+    app.engine.execute(lease).await.unwrap();
     app.settle().await;
     assert_eq!(kinds(&app.mails_to(REP)), vec!["first_call"]);
     app.stop().await;
@@ -255,14 +255,14 @@ async fn a_worker_that_dies_mid_job_loses_its_lease_and_the_step_runs_once() {
     let app = TestApp::spawn().await;
     app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
     // A worker claims the first step and dies without finishing it.
-    let lease = firstcall::engine::queue::claim_due(&app.state.db, "dead-worker", app.now(), TimeDelta::seconds(60), 10).await.unwrap();
-    assert_eq!(lease.jobs.len(), 1);
+    let lease = firstcall::engine::claim_due(&app.state.db, "dead-worker", app.now(), TimeDelta::seconds(60), 10).await.unwrap();
+    assert_eq!(lease.rows.len(), 1);
     assert_eq!(app.run_jobs().await, 0, "the lease holds while it is valid");
     app.advance(TimeDelta::seconds(61));
     app.settle().await;
     assert_eq!(kinds(&app.mails_to(REP)), vec!["first_call"]);
     // The dead worker wakes up and tries to finish: its lease is gone, nothing is committed.
-    firstcall::engine::worker::execute(&app.state, lease).await.unwrap();
+    app.engine.execute(lease).await.unwrap();
     app.settle().await;
     assert_eq!(kinds(&app.mails_to(REP)), vec!["first_call"], "the step ran exactly once");
     app.stop().await;
@@ -277,15 +277,15 @@ async fn a_failing_step_backs_off_and_ends_dead_until_retried() {
     .await;
     app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
     let call_id = app.calls().await[0]["id"].as_i64().unwrap();
-    // A step firstcall does not know: it fails every time.
-    firstcall::engine::enqueue(&app.state.db, firstcall::engine::NewJob::for_call("call.unknown", call_id, app.now()), 4, app.now())
-        .await
-        .unwrap();
+    // A first step that names no call: it fails every time.
+    let _ = call_id;
+    let bad = firstcall::engine::NewJob { kind: firstcall::engine::JobKind::CallStart, subject_id: None, payload: None, run_at: app.now() };
+    firstcall::engine::enqueue(&app.state.db, bad, 4, app.now()).await.unwrap();
     let mut run_ats = Vec::new();
     for _ in 0..10 {
         app.settle().await;
         let pending = app.get_json("/api/v1/jobs?state=pending").await;
-        match pending["jobs"].as_array().unwrap().iter().find(|j| j["kind"] == "call.unknown") {
+        match pending["jobs"].as_array().unwrap().iter().find(|j| j["kind"] == "call.start") {
             Some(j) => {
                 let at: DateTime<Utc> = serde_json::from_value(j["run_at"].clone()).unwrap();
                 run_ats.push(at);
@@ -298,9 +298,9 @@ async fn a_failing_step_backs_off_and_ends_dead_until_retried() {
     assert_eq!(run_ats.len(), 3, "three retries after the first failure: {run_ats:?}");
     assert!(gaps.windows(2).all(|g| g[1] > g[0]), "backoff grows: {gaps:?}");
     let dead = app.get_json("/api/v1/jobs?state=dead").await;
-    let job = dead["jobs"].as_array().unwrap().iter().find(|j| j["kind"] == "call.unknown").expect("dead job").clone();
+    let job = dead["jobs"].as_array().unwrap().iter().find(|j| j["kind"] == "call.start").expect("dead job").clone();
     assert_eq!(job["attempts"], 4);
-    assert!(job["last_error"].as_str().unwrap().contains("call.unknown"));
+    assert!(job["last_error"].as_str().unwrap().contains("needs a call"), "{job}");
     let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("firstcall_jobs_dead 1"), "{metrics}");
     let r = app.api(reqwest::Method::POST, &format!("/api/v1/jobs/{}/retry", job["id"])).send().await.unwrap();
@@ -324,17 +324,16 @@ async fn two_engines_on_one_database_run_every_step_exactly_once() {
     .await
     .unwrap();
     // Engine A holds a lease on a batch; engine B, running meanwhile, must skip it and take the rest.
-    let lease =
-        firstcall::engine::queue::claim_due(&app.state.db, "engine-a", app.now(), chrono::TimeDelta::seconds(300), 50).await.unwrap();
-    assert_eq!(lease.jobs.len(), 50);
-    let b = firstcall::engine::worker::run_due(&other.state).await.unwrap();
+    let lease = firstcall::engine::claim_due(&app.state.db, "engine-a", app.now(), chrono::TimeDelta::seconds(300), 50).await.unwrap();
+    assert_eq!(lease.rows.len(), 50);
+    let b = other.engine.run_due().await.unwrap();
     assert_eq!(b, 950, "engine B ran every step but the ones engine A holds");
-    firstcall::engine::worker::execute(&app.state, lease).await.unwrap();
+    app.engine.execute(lease).await.unwrap();
     // Then both race over another thousand.
     let events: Vec<_> = (1000..2000).map(|i| order_created(&format!("e{i}"), &format!("D-{i}"), REP, app.now())).collect();
     let raw = serde_json::to_vec(&events).unwrap();
     assert_eq!(app.post_generic_raw(&raw, GENERIC_SECRET, app.now().timestamp()).await.status(), 200);
-    let (a, b) = tokio::join!(firstcall::engine::worker::run_due(&app.state), firstcall::engine::worker::run_due(&other.state));
+    let (a, b) = tokio::join!(app.engine.run_due(), other.engine.run_due());
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a + b, 1000, "each of the 1000 first steps claimed once ({a} + {b})");
     // Every call got exactly one recap mail in the outbox.
@@ -351,17 +350,18 @@ async fn two_engines_on_one_database_run_every_step_exactly_once() {
 
 #[tokio::test]
 async fn a_loop_holding_a_large_batch_does_not_hide_the_next_due_job_from_the_others() {
-    use firstcall::engine::{self, NewJob, kinds::NOOP, queue};
+    use firstcall::engine::{self as queue, JobKind, NewJob};
+    let engine = queue::enqueue_many;
     let app = TestApp::spawn().await;
     let now = app.now();
-    let job = |secs: i64| NewJob { kind: NOOP, call_id: None, payload: None, run_at: now + TimeDelta::seconds(secs) };
+    let job = |secs: i64| NewJob { kind: JobKind::Noop, subject_id: None, payload: None, run_at: now + TimeDelta::seconds(secs) };
     // A backlog of 120 jobs due now, then one due in 30 s.
-    engine::enqueue_many(&app.state.db, (0..120).map(|_| job(0)).chain([job(30)]), 4, now).await.unwrap();
+    engine(&app.state.db, (0..120).map(|_| job(0)).chain([job(30)]), 4, now).await.unwrap();
     assert_eq!(queue::next_due_at(&app.state.db, now).await.unwrap(), Some(now));
     // One loop takes 100 of the backlog: the 20 it left are still due now for the other loops,
     // which must not sleep until its lease runs out.
     let held = queue::claim_due(&app.state.db, "loop-a", now, TimeDelta::seconds(60), 100).await.unwrap();
-    assert_eq!(held.jobs.len(), 100);
+    assert_eq!(held.rows.len(), 100);
     assert_eq!(queue::next_due_at(&app.state.db, now).await.unwrap(), Some(now));
     // Once the rest is held too, the next one is the job due in 30 s, not a lease's end.
     queue::claim_due(&app.state.db, "loop-b", now, TimeDelta::seconds(60), 100).await.unwrap();
@@ -440,13 +440,13 @@ async fn a_schedule_edit_applies_to_open_calls_from_their_next_reminder() {
     .unwrap();
     let run = |until: &str| {
         let target = chrono::DateTime::parse_from_rfc3339(until).unwrap().with_timezone(&chrono::Utc);
-        let state = edited.state.clone();
+        let (engine, mailer) = (edited.engine.clone(), edited.mailer.clone());
         let clock = app.clock.clone();
         async move {
             while firstcall::clock::Clock::now(&*clock) < target {
                 clock.advance(TimeDelta::minutes(30));
-                firstcall::engine::worker::run_due(&state).await.unwrap();
-                firstcall::mail::mailer::run_due(&state).await.unwrap();
+                engine.run_due().await.unwrap();
+                mailer.run_due().await.unwrap();
             }
         }
     };

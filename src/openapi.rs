@@ -1,6 +1,7 @@
-//! The OpenAPI document, generated from the handlers' annotations so it cannot drift from the
-//! code.
+//! The OpenAPI document of the API and the pages, generated from the handlers' annotations so
+//! it cannot drift from the code, and the route that serves it.
 
+use actix_web::{HttpResponse, web};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -8,26 +9,26 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "firstcall", description = "Makes sure the first sales call after the order happens, on time, with the requirements-versus-commitments recap in hand."),
     paths(
-        super::health::healthz,
-        super::health::readyz,
-        super::ops::metrics,
-        super::ops::openapi,
-        super::ops::list_jobs,
-        super::ops::retry_job,
-        super::ops::list_emails,
-        super::ops::retry_email,
-        super::webhooks::generic_webhook,
-        super::webhooks::hubspot_webhook,
-        super::webhooks::pipedrive_webhook,
-        super::webhooks::salesforce_webhook,
-        super::proposals::put_proposal,
-        super::proposals::get_proposal,
-        super::reps::put_rep,
-        super::reps::get_rep,
-        super::calls::list_calls,
-        super::calls::get_call,
-        super::calls::get_recap,
-        super::calls::complete_call,
+        crate::http::health::healthz,
+        crate::http::health::readyz,
+        crate::http::ops::metrics,
+        openapi,
+        crate::http::ops::list_jobs,
+        crate::http::ops::retry_job,
+        crate::http::ops::list_emails,
+        crate::http::ops::retry_email,
+        crate::http::webhooks::generic_webhook,
+        crate::http::webhooks::hubspot_webhook,
+        crate::http::webhooks::pipedrive_webhook,
+        crate::http::webhooks::salesforce_webhook,
+        crate::http::proposals::put_proposal,
+        crate::http::proposals::get_proposal,
+        crate::http::reps::put_rep,
+        crate::http::reps::get_rep,
+        crate::http::calls::list_calls,
+        crate::http::calls::get_call,
+        crate::http::calls::get_recap,
+        crate::http::calls::complete_call,
         crate::pages::dashboard::show,
         crate::pages::dashboard::retry_job,
         crate::pages::dashboard::retry_email,
@@ -56,4 +57,14 @@ impl Modify for Security {
 
 pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/openapi.json", web::get().to(openapi));
+}
+
+/// This API, described as OpenAPI 3.1.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(document())
 }

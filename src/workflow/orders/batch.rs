@@ -3,7 +3,7 @@
 //! table for the whole group: orders, raw events (with their outcome already known), calls,
 //! audit rows, first timers. Everything else (a deal already known, several events for one
 //! deal in the group, updates, cancellations, out-of-order events) goes through the per-event
-//! path in `store`, in arrival order, inside the same transaction.
+//! path of `orders`, in arrival order, inside the same transaction.
 //!
 //! Rows are written in key order, so two groups touching the same deals lock them in the same
 //! order and cannot deadlock each other.
@@ -14,11 +14,23 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, TryInsertResult};
 
-use super::event::{IntakeEvent, Transition};
-use super::store::{self, EventResult};
+use super::{self as store, EventResult};
 use crate::domain::Source;
-use crate::startup::AppState;
+use crate::intake::event::{IntakeEvent, Transition};
+use crate::workflow::FirstCall;
+use entity::orders::OrderStatus;
 use entity::{orders, webhook_events};
+
+/// Why a group was not applied set-wise.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    /// The group holds something the set-wise path does not handle; apply it request by
+    /// request.
+    #[error("{0}")]
+    NotSetWise(String),
+}
 
 struct Item<'a> {
     ev: &'a IntakeEvent,
@@ -31,10 +43,10 @@ struct Item<'a> {
 /// results in its events' order.
 pub async fn apply_group(
     db: &impl ConnectionTrait,
-    state: &AppState,
+    fc: &FirstCall,
     requests: &[&[IntakeEvent]],
     now: DateTime<Utc>,
-) -> Result<Vec<Vec<EventResult>>, DbErr> {
+) -> Result<Vec<Vec<EventResult>>, GroupError> {
     let mut items: Vec<Item> =
         requests.iter().flat_map(|r| r.iter()).map(|ev| Item { ev, at: store::occurred(ev, now), event_id: None }).collect();
 
@@ -54,7 +66,7 @@ pub async fn apply_group(
     // Every raw event is stored once, those of new deals with their outcome already known; for
     // the others the unique key is the gate, as in the per-event path.
     gate(db, &mut items, &new_orders, now).await?;
-    let opened = open_calls(db, state, &items, &new_orders, now).await?;
+    let opened = open_calls(db, fc, &items, &new_orders, now).await?;
 
     let mut results: Vec<EventResult> = Vec::with_capacity(items.len());
     for (i, it) in items.iter().enumerate() {
@@ -65,7 +77,7 @@ pub async fn apply_group(
             (None, None) => {
                 EventResult { id: it.ev.dedupe_key.clone(), deal_id: it.ev.deal_id.to_string(), outcome: "duplicate", call_id: None }
             }
-            (None, Some(event_id)) => store::apply_inserted(db, state, it.ev, event_id, it.at, now).await?,
+            (None, Some(event_id)) => store::apply_inserted(db, fc, it.ev, event_id, it.at, now).await?,
         };
         results.push(r);
     }
@@ -119,7 +131,7 @@ async fn gate(
     items: &mut [Item<'_>],
     new_orders: &HashMap<usize, orders::Model>,
     now: DateTime<Utc>,
-) -> Result<(), DbErr> {
+) -> Result<(), GroupError> {
     #[derive(FromQueryResult)]
     struct Stored {
         id: i64,
@@ -159,7 +171,7 @@ async fn gate(
             if id.is_none() {
                 // An event id seen before, now for a deal never seen: not a redelivery. Let the
                 // per-event path sort it out.
-                return Err(DbErr::Custom(format!("event {} was seen before for another deal", it.ev.dedupe_key)));
+                return Err(GroupError::NotSetWise(format!("event {} was seen before for another deal", it.ev.dedupe_key)));
             }
         } else {
             // The first delivery of a key takes its id; the rest find it gone.
@@ -172,7 +184,7 @@ async fn gate(
 /// Audits the new orders and opens their calls; returns the call ids by item index.
 async fn open_calls(
     db: &impl ConnectionTrait,
-    state: &AppState,
+    fc: &FirstCall,
     items: &[Item<'_>],
     new_orders: &HashMap<usize, orders::Model>,
     now: DateTime<Utc>,
@@ -192,13 +204,13 @@ async fn open_calls(
             entity: "order",
             entity_id: o.id,
             action: items[*i].ev.transition.as_str(),
-            from_state: Some("new"),
-            to_state: Some("open"),
+            from_state: Some(OrderStatus::New.as_str()),
+            to_state: Some(OrderStatus::Open.as_str()),
             detail: None,
         });
         crate::audit::record_many(db, changes, now).await?;
         let models: Vec<&orders::Model> = of_source.iter().map(|(_, o)| *o).collect();
-        let calls = crate::workflow::opening::open_many(db, state, &models, &actor, now).await?;
+        let calls = crate::workflow::opening::open_many(db, fc, &models, &actor, now).await?;
         for ((i, _), c) in of_source.iter().zip(calls) {
             opened.insert(*i, c.id);
         }
@@ -238,7 +250,7 @@ fn open_order_row(it: &Item<'_>, rep: Option<String>, now: DateTime<Utc>) -> ord
     orders::ActiveModel {
         source: Set(it.ev.source.as_str().into()),
         deal_id: Set(it.ev.deal_id.to_string()),
-        status: Set("open".into()),
+        status: Set(OrderStatus::Open),
         amount_minor: Set(f.amount.as_ref().map(|m| m.minor)),
         currency: Set(f.amount.as_ref().map(|m| m.currency.to_string())),
         rep_email: Set(rep),

@@ -1,10 +1,14 @@
-//! Database connections for both backends: SQLite (the embedded default, one writer) and
-//! PostgreSQL (production, many processes). Also runs migrations.
+//! The database layer: connections for both backends (SQLite, the embedded default with one
+//! writer; PostgreSQL, production with many processes), migrations, the statement helper for
+//! SQL written once for both, what a database error means ([`ErrorKind`]), and the lease queue
+//! that the engine's timers and the mail outbox share ([`lease`]).
+
+pub mod lease;
 
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr, Statement, Value};
 
 use crate::config::DatabaseSettings;
 
@@ -81,21 +85,68 @@ pub fn is_postgres(db: &impl ConnectionTrait) -> bool {
     db.get_database_backend() == DbBackend::Postgres
 }
 
-/// Whether an error means the database cannot be reached (the caller should retry later),
-/// as opposed to a problem with the statement.
-pub fn is_unavailable(e: &DbErr) -> bool {
+/// What a database error means for the caller, read from the driver's error (its kind and
+/// SQLSTATE), never from its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The database cannot be reached or is going away: retry later (answer 503).
+    Unavailable,
+    /// Another transaction holds what this one needs in the opposite order, or changed it
+    /// first (deadlock, serialization failure, SQLite busy): retry the transaction.
+    Conflict,
+    /// A unique constraint refused the row.
+    Duplicate,
+    /// Anything else: a problem with the statement or the data.
+    Other,
+}
+
+/// Classifies a database error.
+pub fn error_kind(e: &DbErr) -> ErrorKind {
     match e {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
-        other => {
-            let s = other.to_string().to_lowercase();
-            s.contains("connection") && (s.contains("refused") || s.contains("reset") || s.contains("closed") || s.contains("broken pipe"))
-                || s.contains("pool timed out")
-                || s.contains("terminating connection")
-                || s.contains("the database system is")
-                || s.contains("io error")
-                || s.contains("error communicating with database")
-        }
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => ErrorKind::Unavailable,
+        DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) => sqlx_kind(s),
+        _ => ErrorKind::Other,
     }
+}
+
+fn sqlx_kind(e: &sea_orm::sqlx::Error) -> ErrorKind {
+    use sea_orm::sqlx::Error as E;
+    match e {
+        E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => ErrorKind::Unavailable,
+        E::Database(d) => match d.code().as_deref() {
+            // PostgreSQL: class 08 connection exception; 57P01-57P03 the server is shutting
+            // down or starting; 53300 too many connections.
+            Some(c) if c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03" | "53300") => ErrorKind::Unavailable,
+            // 40P01 deadlock, 40001 serialization failure, 55P03 lock not available.
+            Some("40P01" | "40001" | "55P03") => ErrorKind::Conflict,
+            // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
+            Some(c) if d.try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>().is_some() && is_sqlite_busy(c) => ErrorKind::Conflict,
+            _ if d.is_unique_violation() => ErrorKind::Duplicate,
+            _ => ErrorKind::Other,
+        },
+        _ => ErrorKind::Other,
+    }
+}
+
+fn is_sqlite_busy(code: &str) -> bool {
+    code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+}
+
+/// Whether the database cannot be reached (the caller should retry later), as opposed to a
+/// problem with the statement.
+pub fn is_unavailable(e: &DbErr) -> bool {
+    error_kind(e) == ErrorKind::Unavailable
+}
+
+/// Builds a statement from SQL written with `$1`-style parameters, for either backend.
+pub fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
+    let sql = if backend == DbBackend::Sqlite { sql.replace('$', "?") } else { sql.to_string() };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// `1,2,3` for an `IN (…)` list of ids (numbers only, so nothing to escape).
+pub fn id_list(ids: &[i64]) -> String {
+    ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")
 }
 
 /// Starts a transaction that will write. On SQLite it takes the write lock at once (`BEGIN

@@ -1,0 +1,32 @@
+//! What the HTTP API and the pages share, built once by `startup`: the database, the
+//! configuration, the clock, secrets, metrics, the order intake and the first-call workflow.
+//! Only the surfaces (`http`, `pages`) take it; everything below takes the narrow inputs it
+//! uses.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::security::{RateLimits, Security};
+use crate::shutdown::Signals;
+use crate::workflow::FirstCall;
+use crate::workflow::orders::Intake;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub config: Arc<Config>,
+    pub clock: SharedClock,
+    pub signals: Signals,
+    pub metrics: Arc<Metrics>,
+    pub security: Arc<Security>,
+    pub rate_limits: Arc<RateLimits>,
+    /// The workflow the API and pages read and change calls through (with its composer, whose
+    /// templates render recaps).
+    pub first_call: Arc<FirstCall>,
+    /// Verified webhook events, stored and applied by group commit.
+    pub intake: Intake,
+}

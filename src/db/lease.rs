@@ -1,0 +1,224 @@
+//! The lease queue: one implementation for every table of work items claimed by several
+//! workers (the engine's timers in `jobs`, the mail outbox in `emails`). A row is `pending`
+//! until a worker claims it with a lease (owner, random token, deadline) in one short
+//! statement; the worker then records the outcome only if the token is still its own. So:
+//! - concurrent workers never hold the same row: PostgreSQL claims with `FOR UPDATE SKIP
+//!   LOCKED`, and SQLite has one writer;
+//! - a crash loses nothing: an expired lease makes the row claimable again;
+//! - a worker whose lease was taken over commits nothing, because its token is gone;
+//! - failures come back after a capped, jittered backoff ([`backoff`]), and end in the table's
+//!   dead state after the last attempt, from which an operator can retry them.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Value};
+
+use super::{id_list, stmt};
+
+/// A table used as a lease queue. Its rows have `id`, `state`, `attempts`, `lease_owner`,
+/// `lease_token`, `lease_until`, `last_error`, `updated_at`, and a due-time column.
+#[derive(Debug, Clone, Copy)]
+pub struct Queue {
+    pub table: &'static str,
+    /// The column saying when a row is due.
+    pub due: &'static str,
+    /// The state a row ends in when it has failed for the last time.
+    pub dead_state: &'static str,
+    /// Assignments made besides the lease when a row is claimed (SQL, may be empty).
+    pub on_claim: &'static str,
+}
+
+/// A batch of claimed rows sharing one lease token.
+#[derive(Debug, Clone)]
+pub struct Lease<T> {
+    pub token: String,
+    pub until: DateTime<Utc>,
+    pub rows: Vec<T>,
+}
+
+/// How a claimed row ends, as recorded by [`Queue::finish`].
+#[derive(Debug, Clone)]
+pub struct Finish {
+    /// The row's new state (`pending` again for a retry).
+    pub state: &'static str,
+    /// When it is due again (only read while pending).
+    pub due: DateTime<Utc>,
+    pub error: Option<String>,
+    /// Further assignments, each with one `{}` where its value goes, e.g.
+    /// `("sent_at = {}", now.into())`.
+    pub set: Vec<(&'static str, Value)>,
+}
+
+/// Delay before retry number `attempt` (1-based): base·2^(attempt-1), capped, ±20 % jitter so
+/// failing rows do not retry in lockstep.
+pub fn backoff(attempt: u32, base_secs: u64, max_secs: u64) -> TimeDelta {
+    let exp = base_secs.saturating_mul(1u64 << attempt.saturating_sub(1).min(30)).min(max_secs).max(1);
+    let ms = exp as f64 * 1000.0;
+    let jitter = (rand::random::<f64>() - 0.5) * 0.4 * ms;
+    TimeDelta::milliseconds((ms + jitter).round() as i64)
+}
+
+impl Queue {
+    /// The claim statement, with `$1`-style parameters: owner, token, lease end, now, limit.
+    /// `returning` lists the columns handed back.
+    pub fn claim_sql(&self, backend: DbBackend, returning: &str) -> String {
+        let Queue { table, due, on_claim, .. } = self;
+        let lock = if backend == DbBackend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+        let extra = if on_claim.is_empty() { String::new() } else { format!(", {on_claim}") };
+        format!(
+            "UPDATE {table} SET lease_owner = $1, lease_token = $2, lease_until = $3, attempts = attempts + 1, updated_at = $4{extra} \
+             WHERE id IN (SELECT id FROM {table} WHERE state = 'pending' AND {due} <= $4 AND (lease_until IS NULL OR lease_until < $4) \
+             ORDER BY {due}, id LIMIT $5 {lock}) \
+             RETURNING {returning}"
+        )
+    }
+
+    /// Claims up to `limit` due rows for `owner` until `now + lease`. Rows whose previous lease
+    /// expired (their worker died or hung) are claimable again.
+    pub async fn claim<T: FromQueryResult>(
+        &self,
+        db: &impl ConnectionTrait,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+        limit: u32,
+        returning: &str,
+    ) -> Result<Lease<T>, DbErr> {
+        let backend = db.get_database_backend();
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let until = crate::clock::truncate(now + lease);
+        let values = vec![owner.into(), token.clone().into(), until.into(), now.into(), (limit as i64).into()];
+        let rows = T::find_by_statement(stmt(backend, &self.claim_sql(backend, returning), values)).all(db).await?;
+        Ok(Lease { token, until, rows })
+    }
+
+    /// Inside the transaction that records the outcome: locks the rows among `ids` still held
+    /// under `token` and returns their ids. A row missing here was taken over after the lease
+    /// expired, or deleted; its work must not commit.
+    pub async fn lock_held(&self, db: &impl ConnectionTrait, ids: &[i64], token: &str) -> Result<Vec<i64>, DbErr> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let backend = db.get_database_backend();
+        let lock = if backend == DbBackend::Postgres { "FOR UPDATE" } else { "" };
+        let sql = format!(
+            "SELECT id FROM {} WHERE id IN ({}) AND lease_token = $1 AND state = 'pending' ORDER BY id {lock}",
+            self.table,
+            id_list(ids)
+        );
+        Ok(Id::find_by_statement(stmt(backend, &sql, vec![token.into()])).all(db).await?.into_iter().map(|r| r.id).collect())
+    }
+
+    /// Deletes the rows among `ids` still held under `token` in one statement, and returns how
+    /// many: where checking the lease and completing are the same act.
+    pub async fn delete_held(&self, db: &impl ConnectionTrait, ids: &[i64], token: &str) -> Result<u64, DbErr> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let backend = db.get_database_backend();
+        let sql = format!("DELETE FROM {} WHERE id IN ({}) AND lease_token = $1 AND state = 'pending'", self.table, id_list(ids));
+        Ok(db.execute_raw(stmt(backend, &sql, vec![token.into()])).await?.rows_affected())
+    }
+
+    /// Deletes finished rows (inside the transaction that locked them with [`Queue::lock_held`]).
+    pub async fn delete(&self, db: &impl ConnectionTrait, ids: &[i64]) -> Result<(), DbErr> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        db.execute_unprepared(&format!("DELETE FROM {} WHERE id IN ({})", self.table, id_list(ids))).await?;
+        Ok(())
+    }
+
+    /// Records how a claimed row ended and releases its lease. With a `token`, only if the lease
+    /// is still that one (returns false when another worker took the row over: its outcome
+    /// wins); without, the caller already holds the row locked.
+    pub async fn finish(
+        &self,
+        db: &impl ConnectionTrait,
+        id: i64,
+        token: Option<&str>,
+        outcome: Finish,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbErr> {
+        let backend = db.get_database_backend();
+        let error = outcome.error.map(|e| e.chars().take(2000).collect::<String>());
+        let mut values: Vec<Value> =
+            vec![outcome.state.into(), crate::clock::truncate(outcome.due).into(), error.into(), now.into(), id.into()];
+        let mut set = String::new();
+        for (assignment, value) in outcome.set {
+            values.push(value);
+            set.push_str(", ");
+            set.push_str(&assignment.replace("{}", &format!("${}", values.len())));
+        }
+        let mut sql = format!(
+            "UPDATE {} SET state = $1, {} = $2, last_error = $3, lease_owner = NULL, lease_token = NULL, lease_until = NULL, updated_at = $4{set} WHERE id = $5",
+            self.table, self.due
+        );
+        if let Some(token) = token {
+            values.push(token.into());
+            sql.push_str(&format!(" AND lease_token = ${}", values.len()));
+        }
+        Ok(db.execute_raw(stmt(backend, &sql, values)).await?.rows_affected() == 1)
+    }
+
+    /// Makes a dead row pending again, due now, with a fresh set of attempts. False if no dead
+    /// row has that id.
+    pub async fn retry_dead(&self, db: &impl ConnectionTrait, id: i64, now: DateTime<Utc>) -> Result<bool, DbErr> {
+        let backend = db.get_database_backend();
+        let sql = format!(
+            "UPDATE {} SET state = 'pending', {} = $1, attempts = 0, updated_at = $1 WHERE id = $2 AND state = $3",
+            self.table, self.due
+        );
+        Ok(db.execute_raw(stmt(backend, &sql, vec![now.into(), id.into(), self.dead_state.into()])).await?.rows_affected() == 1)
+    }
+
+    /// When the earliest row that a claim could take is due: pending and not held under a live
+    /// lease. Rows other workers hold are skipped, so a worker going through a large batch does
+    /// not make the others sleep; a lease that runs out is noticed by the next poll.
+    pub async fn next_due_at(&self, db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, DbErr> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            at: DateTime<Utc>,
+        }
+        let backend = db.get_database_backend();
+        let sql = format!(
+            "SELECT {due} AS at FROM {} WHERE state = 'pending' AND (lease_until IS NULL OR lease_until < $1) ORDER BY {due}, id LIMIT 1",
+            self.table,
+            due = self.due
+        );
+        Ok(Row::find_by_statement(stmt(backend, &sql, vec![now.into()])).one(db).await?.map(|r| r.at))
+    }
+}
+
+#[derive(FromQueryResult)]
+struct Id {
+    id: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps_with_bounded_jitter() {
+        for _ in 0..200 {
+            let d1 = backoff(1, 2, 600).num_milliseconds();
+            assert!((1600..=2400).contains(&d1), "{d1}");
+            let d4 = backoff(4, 2, 600).num_milliseconds();
+            assert!((12800..=19200).contains(&d4), "{d4}");
+            let d30 = backoff(30, 2, 600).num_milliseconds();
+            assert!((480_000..=720_000).contains(&d30), "{d30}");
+        }
+    }
+
+    #[test]
+    fn one_claim_statement_serves_each_table() {
+        let jobs = Queue { table: "jobs", due: "run_at", dead_state: "dead", on_claim: "" };
+        let sql = jobs.claim_sql(DbBackend::Postgres, "id");
+        assert!(sql.contains("FROM jobs WHERE state = 'pending' AND run_at <= $4"), "{sql}");
+        assert!(sql.ends_with("FOR UPDATE SKIP LOCKED) RETURNING id"), "{sql}");
+        let emails = Queue { table: "emails", due: "next_attempt_at", dead_state: "failed", on_claim: "x = x + 1" };
+        let sql = emails.claim_sql(DbBackend::Sqlite, "id");
+        assert!(sql.contains("updated_at = $4, x = x + 1 WHERE"), "{sql}");
+        assert!(!sql.contains("SKIP LOCKED"), "SQLite has one writer: {sql}");
+    }
+}
