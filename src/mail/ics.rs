@@ -62,6 +62,47 @@ pub struct InviteInfo {
     pub dtstamp: DateTime<Utc>,
 }
 
+/// Which call an invite is about, when it takes place, and which version of the invite this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallInvite {
+    pub call_id: i64,
+    pub start: DateTime<Utc>,
+    pub duration_minutes: u32,
+    /// 0 for the first invite; raised on every reschedule, reassignment and cancellation.
+    pub sequence: u32,
+    pub method: InviteMethod,
+}
+
+/// The invite for a first call, as every email carrying one sends it: titled by
+/// [`call_summary`], described by [`call_description`], shown in the rep's timezone from the
+/// recap. Names and addresses are `(display name, email address)`; `url` is the call page;
+/// `uid_host` the host part of the UID (see [`uid_host`]).
+pub fn call_invite(
+    recap: &Recap,
+    call: CallInvite,
+    organizer: (&str, &str),
+    attendee: (&str, &str),
+    url: &str,
+    uid_host: &str,
+    dtstamp: DateTime<Utc>,
+) -> InviteInfo {
+    InviteInfo {
+        call_id: call.call_id,
+        uid_host: uid_host.to_string(),
+        sequence: call.sequence,
+        method: call.method,
+        start: call.start,
+        duration_minutes: call.duration_minutes,
+        tz: recap.call.rep_timezone,
+        organizer: (organizer.0.to_string(), organizer.1.to_string()),
+        attendee: (attendee.0.to_string(), attendee.1.to_string()),
+        summary: call_summary(recap),
+        description: call_description(recap, url),
+        url: url.to_string(),
+        dtstamp,
+    }
+}
+
 /// The `.ics` text of an invite: CRLF line endings, lines folded at 75 octets.
 pub fn invite(info: &InviteInfo) -> String {
     let end = info.start + Duration::minutes(i64::from(info.duration_minutes));

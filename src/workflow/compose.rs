@@ -77,24 +77,17 @@ fn invite(
     let minutes = fc.config.settings.defaults.call_minutes;
     let start = (call.due_at - TimeDelta::minutes(minutes as i64)).max(call.ordered_at);
     let from = &fc.composer.from;
-    let account = recap.deal.account_name.clone().unwrap_or_else(|| format!("deal {}", recap.deal.deal_id));
-    ics::invite(&InviteInfo {
-        call_id: call.id,
-        uid_host: fc.composer.host(),
-        sequence: sequence.max(0) as u32,
-        method,
-        start,
-        duration_minutes: minutes,
-        tz: recap.call.rep_timezone,
-        organizer: (from.name.clone().unwrap_or_default(), from.email.to_string()),
-        attendee: (attendee.0.to_string(), attendee.1.to_string()),
-        summary: format!("First call after the order: {account}"),
-        description: format!(
-            "Walk {account} back through the buying process: each requirement and what was committed, what was ordered, and what will be delivered when. Recap and done form: {url}"
-        ),
-        url: url.to_string(),
-        dtstamp: now,
-    })
+    let from_email = from.email.to_string();
+    let info: InviteInfo = ics::call_invite(
+        recap,
+        ics::CallInvite { call_id: call.id, start, duration_minutes: minutes, sequence: sequence.max(0) as u32, method },
+        (from.name.as_deref().unwrap_or_default(), &from_email),
+        attendee,
+        url,
+        &fc.composer.host(),
+        now,
+    );
+    ics::invite(&info)
 }
 
 /// The recap and calendar invite for the call's rep (also sent again, with a higher

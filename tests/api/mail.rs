@@ -1,9 +1,11 @@
-//! The mail as reps receive it, and the outbox under SMTP trouble: every email arrives, once,
-//! whatever the server does meanwhile.
+//! The mail as reps receive it (over SMTP, and as the `.eml` files of the default file
+//! transport), and the outbox under SMTP trouble: every email arrives, once, whatever the server
+//! does meanwhile.
 
 use std::collections::HashMap;
 
 use chrono::TimeDelta;
+use sea_orm::EntityTrait;
 use serde_json::json;
 use testkit::smtp::Mode;
 
@@ -166,5 +168,107 @@ async fn a_mailer_that_dies_mid_send_leaves_an_unknown_outcome_on_record() {
     assert_eq!(app.mails_to(REP).len(), 1);
     let sent = app.get_json("/api/v1/emails?state=sent").await;
     assert_eq!(sent["emails"][0]["unknown_outcomes"], 1, "the first attempt may have gone out: {sent}");
+    app.stop().await;
+}
+
+/// Every entry of a directory, hidden ones included, with its content, sorted by name.
+fn files_in(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| {
+            let entry = entry.unwrap();
+            (entry.file_name().to_string_lossy().into_owned(), std::fs::read(entry.path()).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The embedded default transport: the first-call mail lands in `mail.outbox_dir` as one `.eml`
+/// file named by its Message-ID, and a mail client reading it sees the recap, the invite and the
+/// signed link; running everything again writes nothing more.
+#[tokio::test]
+async fn the_file_transport_writes_one_eml_a_mail_client_can_read() {
+    let outbox = tempfile::tempdir().unwrap();
+    let dir = outbox.path().join("outbox");
+    let app = TestApp::spawn_with(Options {
+        overrides: vec![("mail.transport", json!("file")), ("mail.outbox_dir", json!(dir.to_str().unwrap()))],
+        ..Default::default()
+    })
+    .await;
+    app.put_rep(REP, &json!({"name": "Ana Ávila", "timezone": "Europe/Madrid"})).await;
+    assert!(app.put_proposal("generic", "D-1", &proposal(REP)).await.status().is_success());
+    assert!(app.post_generic(&order_created("e1", "D-1", REP, app.now())).await.status().is_success());
+    app.settle().await;
+
+    assert!(app.smtp.messages().is_empty(), "nothing went over SMTP");
+    let id = app.calls().await[0]["id"].as_i64().unwrap();
+    let rows = entity::emails::Entity::find().all(&app.state.db).await.unwrap();
+    assert_eq!(rows.len(), 1, "one email recorded");
+    let row = &rows[0];
+    assert_eq!(row.state, entity::emails::EmailState::Sent);
+    assert_eq!(row.message_id, format!("call-{id}.first_call.0@firstcall.test"));
+
+    let files = files_in(&dir);
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, [format!("{}.eml", row.message_id)], "exactly the one message, no temporary file left");
+    let m = testkit::mail::parse(&files[0].1);
+
+    assert_eq!(m.to, [testkit::mail::MailAddress { name: Some("Ana Ávila".into()), address: REP.into() }]);
+    assert_eq!(m.from[0].address, "firstcall@seller.example");
+    assert_eq!(m.message_id.as_deref(), Some(row.message_id.as_str()), "the Message-ID stored in emails");
+    assert_eq!(m.subject.as_deref(), Some(row.subject.as_str()));
+    assert!(row.subject.starts_with("First call with Acme Corp"), "{}", row.subject);
+    assert_eq!(m.structure, "multipart/mixed[multipart/alternative[text/plain,text/html,text/calendar],application/ics]");
+
+    // The recap: requirements from the proposal, in both bodies.
+    let text = m.text.as_deref().unwrap();
+    let html = m.html.as_deref().unwrap();
+    for requirement in ["Single sign-on with Okta", "Data residency in the EU"] {
+        assert!(text.contains(requirement), "{requirement} in the text:\n{text}");
+        assert!(html.contains(requirement), "{requirement} in the html");
+    }
+
+    // The signed link to the call page, in both bodies.
+    let prefix = format!("http://firstcall.test/calls/{id}?t=");
+    let link = format!("http://firstcall.test{}", call_link(&m));
+    assert!(link.starts_with(&prefix), "{link}");
+    assert!(html.contains(&link.replace('&', "&amp;")), "html has the link");
+    let token = link.strip_prefix(&prefix).unwrap();
+    assert!(app.state.security.links.verify(token, id, app.now()).is_ok(), "the link is signed for this call");
+
+    // The invite: a request, titled and described with the one invite text.
+    let cal = m.calendar.as_ref().expect("a text/calendar part");
+    assert_eq!(cal.method.as_deref(), Some("REQUEST"));
+    assert_eq!(cal.body.replace("\r\n", "\n"), row.ics.as_deref().unwrap().replace("\r\n", "\n"), "the invite stored in emails");
+    let calendar = ical::IcalParser::new(cal.body.as_bytes()).next().expect("one calendar").expect("the invite parses");
+    assert_eq!(calendar.events.len(), 1);
+    // Values read after unfolding exactly as RFC 5545 3.1 says (CRLF and one space removed,
+    // nothing else): the ical crate also trims the space a fold may end a line with.
+    let unfolded = cal.body.replace("\r\n ", "").replace("\r\n\t", "");
+    let prop = |name: &str| -> &str {
+        let mut values = unfolded.split("\r\n").filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            if rest.starts_with(';') { rest.split_once(':').map(|(_, v)| v) } else { rest.strip_prefix(':') }
+        });
+        let value = values.next().unwrap_or_else(|| panic!("no {name} in\n{}", cal.body));
+        assert!(values.next().is_none(), "one {name} in\n{}", cal.body);
+        value
+    };
+    assert_eq!(prop("METHOD"), "REQUEST");
+    assert_eq!(prop("SUMMARY"), "First call: Acme Corp");
+    assert_eq!(prop("UID"), format!("call-{id}@firstcall.test"));
+    assert_eq!(prop("SEQUENCE"), "0");
+    assert_eq!(prop("URL"), link);
+    assert_eq!(prop("ATTENDEE"), format!("mailto:{REP}"));
+    let description = prop("DESCRIPTION");
+    assert!(description.starts_with("First call after the order (CRM deal D-1).\\n"), "{description}");
+    assert!(description.contains(" to address\\, first: "), "names the first gap: {description}");
+    assert!(description.ends_with(&format!("\\nRecap\\, agenda and done form: {link}")), "{description}");
+
+    // Nothing more to do: no second file, the first one untouched, still one email.
+    app.settle().await;
+    assert_eq!(files_in(&dir), files, "a second settle writes nothing");
+    assert_eq!(app.count("emails").await, 1);
     app.stop().await;
 }

@@ -8,7 +8,7 @@ use chrono::{TimeZone, Utc};
 
 use super::*;
 use crate::domain::Timezone;
-use crate::mail::ics::{self, InviteInfo, InviteMethod};
+use crate::mail::ics::{self, CallInvite, InviteMethod};
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
@@ -68,31 +68,20 @@ fn emails_match_the_golden_files() {
 
 #[test]
 fn invites_match_the_golden_files() {
-    let recap = crate::recap::build(&crate::recap::sample::sample_input());
+    let mut recap = crate::recap::build(&crate::recap::sample::sample_input());
     let url = "https://firstcall.example/calls/42";
-    let mut info = InviteInfo {
-        call_id: recap.call.id,
-        uid_host: ics::uid_host("https://firstcall.example"),
-        sequence: 0,
-        method: InviteMethod::Request,
-        start: recap.call.due_at,
-        duration_minutes: 30,
-        tz: Timezone(chrono_tz::America::New_York),
-        organizer: ("firstcall".into(), "firstcall@firstcall.example".into()),
-        attendee: ("Ana Lima".into(), recap.call.rep_email.clone()),
-        summary: ics::call_summary(&recap),
-        description: ics::call_description(&recap, url),
-        url: url.into(),
-        dtstamp: Utc.with_ymd_and_hms(2026, 3, 2, 15, 31, 0).unwrap(),
+    let build = |recap: &crate::recap::Recap, method, sequence| {
+        let call = CallInvite { call_id: recap.call.id, start: recap.call.due_at, duration_minutes: 30, sequence, method };
+        let organizer = ("firstcall", "firstcall@firstcall.example");
+        let attendee = ("Ana Lima", recap.call.rep_email.as_str());
+        let dtstamp = Utc.with_ymd_and_hms(2026, 3, 2, 15, 31, 0).unwrap();
+        ics::invite(&ics::call_invite(recap, call, organizer, attendee, url, &ics::uid_host("https://firstcall.example"), dtstamp))
     };
+    assert_eq!(recap.call.rep_timezone, Timezone(chrono_tz::America::New_York));
     let mut failures = Vec::new();
-    golden("invite_request.ics", &ics::invite(&info), &mut failures);
-    info.method = InviteMethod::Cancel;
-    info.sequence = 1;
-    golden("invite_cancel.ics", &ics::invite(&info), &mut failures);
-    info.method = InviteMethod::Request;
-    info.sequence = 0;
-    info.tz = Timezone(chrono_tz::Asia::Kolkata);
-    golden("invite_kolkata.ics", &ics::invite(&info), &mut failures);
+    golden("invite_request.ics", &build(&recap, InviteMethod::Request, 0), &mut failures);
+    golden("invite_cancel.ics", &build(&recap, InviteMethod::Cancel, 1), &mut failures);
+    recap.call.rep_timezone = Timezone(chrono_tz::Asia::Kolkata);
+    golden("invite_kolkata.ics", &build(&recap, InviteMethod::Request, 0), &mut failures);
     check(failures);
 }
