@@ -322,3 +322,31 @@ async fn a_test_database_is_dropped_after_its_test() {
         }
     }
 }
+
+#[tokio::test]
+async fn database_errors_are_told_apart_by_kind_not_by_message() {
+    use firstcall::db::{ErrorKind, error_kind};
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::spawn().await;
+    let db = &app.state.db;
+    // A second row with a taken unique key.
+    let insert = "INSERT INTO kv_store (key, value, updated_at) VALUES ('k', 'v', CURRENT_TIMESTAMP)";
+    db.execute_unprepared(insert).await.unwrap();
+    let dup = db.execute_unprepared(insert).await.unwrap_err();
+    assert_eq!(error_kind(&dup), ErrorKind::Duplicate, "{dup}");
+    // A statement the database cannot run.
+    let bad = db.execute_unprepared("SELECT no_such_column FROM kv_store").await.unwrap_err();
+    assert_eq!(error_kind(&bad), ErrorKind::Other, "{bad}");
+    // A server that is not there.
+    let settings = firstcall::config::DatabaseSettings {
+        url: "postgres://postgres@127.0.0.1:1/nothing".into(),
+        max_connections: 1,
+        connect_timeout_secs: 1,
+        migrate_on_start: false,
+        intake_writers: 0,
+    };
+    let away = firstcall::db::connect(&settings).await.unwrap();
+    let gone = away.execute_unprepared("SELECT 1").await.unwrap_err();
+    assert_eq!(error_kind(&gone), ErrorKind::Unavailable, "{gone}");
+    app.stop().await;
+}

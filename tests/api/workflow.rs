@@ -465,3 +465,55 @@ async fn a_schedule_edit_applies_to_open_calls_from_their_next_reminder() {
     assert!(sent[1].contains("09:00:00"), "{sent:?}");
     assert!(sent[2].contains("11:00:00"), "{sent:?}");
 }
+
+/// A handler that records the subjects it was given and fails on the ones it is told to.
+struct Recording {
+    seen: std::sync::Mutex<Vec<Option<i64>>>,
+    fail_on: i64,
+}
+
+impl firstcall::engine::Handler for Recording {
+    fn run<'a>(
+        &'a self,
+        _txn: &'a sea_orm::DatabaseTransaction,
+        job: &'a firstcall::engine::ClaimedJob,
+        _now: DateTime<Utc>,
+    ) -> futures_util::future::BoxFuture<'a, Result<firstcall::engine::Effects, firstcall::engine::StepError>> {
+        Box::pin(async move {
+            self.seen.lock().unwrap().push(job.subject_id);
+            if job.subject_id == Some(self.fail_on) {
+                return Err(firstcall::engine::StepError::Failed("told to fail".into()));
+            }
+            Ok(firstcall::engine::Effects::default())
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_engine_runs_whatever_handler_a_workflow_registers() {
+    use firstcall::engine::{self, JobKind, NewJob, Registry};
+    let app = TestApp::spawn_with(Options { overrides: vec![("engine.retry_base_secs", json!(10))], ..Options::default() }).await;
+    // A workflow of its own: the engine hands it its jobs' subjects and knows nothing else.
+    let handler = std::sync::Arc::new(Recording { seen: Default::default(), fail_on: 7 });
+    let mut registry = Registry::default();
+    registry.register(JobKind::CallRemind, handler.clone());
+    let engine = firstcall::engine::Engine { handlers: std::sync::Arc::new(registry), ..app.engine.clone() };
+    let now = app.now();
+    let jobs =
+        [NewJob::new(JobKind::CallRemind, 41, now), NewJob::new(JobKind::CallRemind, 7, now), NewJob::new(JobKind::CallOverdue, 42, now)];
+    engine::enqueue_many(&app.state.db, jobs, 2, now).await.unwrap();
+    assert_eq!(engine.run_due().await.unwrap(), 3);
+    assert_eq!(*handler.seen.lock().unwrap(), vec![Some(41), Some(7)], "each registered job ran once; the unregistered kind did not");
+    // The failing job and the one with no handler wait for a retry; the done one is gone.
+    let pending = app.get_json("/api/v1/jobs?state=pending").await;
+    let mut errors: Vec<String> =
+        pending["jobs"].as_array().unwrap().iter().map(|j| j["last_error"].as_str().unwrap().to_string()).collect();
+    errors.sort();
+    assert_eq!(errors, vec!["no handler for job kind 'call.overdue'".to_string(), "told to fail".to_string()]);
+    // After the last attempt both are dead, visible to the operator.
+    app.advance(TimeDelta::seconds(20));
+    assert_eq!(engine.run_due().await.unwrap(), 2);
+    assert_eq!(app.get_json("/api/v1/jobs?state=dead").await["jobs"].as_array().unwrap().len(), 2);
+    assert_eq!(handler.seen.lock().unwrap().len(), 3);
+    app.stop().await;
+}
