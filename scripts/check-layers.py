@@ -12,7 +12,7 @@ import sys
 
 # Lowest first. Same-layer imports are allowed; the cycle check below keeps them acyclic.
 LAYERS = [
-    ("foundation", ["clock", "domain", "config", "shutdown", "telemetry", "metrics", "links", "security"]),
+    ("foundation", ["clock", "domain", "config", "background", "telemetry", "metrics", "links", "security"]),
     ("database", ["db", "audit", "reps"]),
     ("engine", ["engine"]),
     ("domain services", ["intake", "proposals", "recap", "mail"]),

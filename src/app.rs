@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
+use crate::background::Signals;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::security::{RateLimits, Security};
-use crate::shutdown::Signals;
 use crate::workflow::FirstCall;
 use crate::workflow::orders::Intake;
 

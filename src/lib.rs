@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod background;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -21,7 +22,6 @@ pub mod proposals;
 pub mod recap;
 pub mod reps;
 pub mod security;
-pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
 pub mod workflow;

@@ -10,13 +10,13 @@ use actix_web::{App, HttpServer, web};
 use sea_orm::DatabaseConnection;
 
 use crate::app::AppState;
+use crate::background::{Shutdown, Signals};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::engine::{Engine, Registry};
 use crate::mail::composer::Composer;
 use crate::mail::mailer::Mailer;
 use crate::metrics::Metrics;
-use crate::shutdown::{Shutdown, Signals};
 use crate::workflow::FirstCall;
 use crate::workflow::orders::{Intake, Writers};
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 
-use crate::shutdown::{Shutdown, Signals};
+use crate::background::{Shutdown, Signals};
 
 pub const CHANNEL: &str = "firstcall_jobs";
 

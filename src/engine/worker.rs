@@ -9,11 +9,11 @@ use chrono::TimeDelta;
 use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use super::{ClaimedJob, Effects, EngineError, JobKind, QUEUE, Registry, StepError};
+use crate::background::{Shutdown, Signals};
 use crate::clock::SharedClock;
 use crate::config::EngineSettings;
 use crate::db::lease::{Finish, Lease, backoff};
 use crate::metrics::Metrics;
-use crate::shutdown::{Shutdown, Signals};
 
 /// The engine of one process: what it needs, and nothing of the workflows but their handlers.
 #[derive(Clone)]
@@ -51,14 +51,14 @@ impl Engine {
     async fn claim_loop(&self, index: usize) {
         let poll = Duration::from_millis(self.settings.poll_interval_ms.max(10));
         tracing::debug!(index, "engine loop started");
-        crate::shutdown::run_loop(&self.shutdown, &self.signals.engine, "engine", || async {
+        crate::background::run_loop(&self.shutdown, &self.signals.engine, "engine", || async {
             let n = self.run_batch().await?;
             if n >= self.settings.batch_size as usize {
                 return Ok(Duration::ZERO);
             }
             let now = self.clock.now();
             let next = super::next_due_at(&self.db, now).await.unwrap_or(None);
-            Ok::<_, EngineError>(crate::shutdown::sleep_until(next, now, Duration::ZERO, poll))
+            Ok::<_, EngineError>(crate::background::sleep_until(next, now, Duration::ZERO, poll))
         })
         .await;
     }

@@ -15,11 +15,11 @@ use tokio::sync::Semaphore;
 use super::message::build_message_at;
 use super::outbox::{self, ClaimedEmail, Recorded};
 use super::transport::{MailTransport, SendOutcome, TransportError};
+use crate::background::{Shutdown, Signals};
 use crate::clock::SharedClock;
 use crate::config::MailSettings;
 use crate::db::lease::backoff;
 use crate::metrics::Metrics;
-use crate::shutdown::{Shutdown, Signals};
 
 /// Why a delivery round did not run.
 #[derive(Debug, thiserror::Error)]
@@ -58,13 +58,13 @@ impl Mailer {
                 return;
             }
         };
-        crate::shutdown::run_loop(&self.shutdown, &self.signals.mailer, "mailer", || async {
+        crate::background::run_loop(&self.shutdown, &self.signals.mailer, "mailer", || async {
             if self.deliver_batch(&transport).await? > 0 {
                 return Ok(Duration::ZERO);
             }
             let now = self.clock.now();
             let next = outbox::next_due_at(&self.db, now).await.unwrap_or(None);
-            Ok::<_, MailerError>(crate::shutdown::sleep_until(next, now, Duration::from_millis(10), self.poll))
+            Ok::<_, MailerError>(crate::background::sleep_until(next, now, Duration::from_millis(10), self.poll))
         })
         .await;
     }

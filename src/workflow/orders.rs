@@ -27,10 +27,10 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 mod batch;
 
 use super::{FirstCall, calls};
+use crate::background::Signals;
 use crate::clock::SharedClock;
 use crate::db::ErrorKind;
 use crate::intake::event::{IntakeEvent, Transition};
-use crate::shutdown::Signals;
 use entity::orders::OrderStatus;
 use entity::{orders, webhook_events};
 
