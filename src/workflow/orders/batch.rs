@@ -3,7 +3,7 @@
 //! table for the whole group: orders, raw events (with their outcome already known), calls,
 //! audit rows, first timers. Everything else (a deal already known, several events for one
 //! deal in the group, updates, cancellations, out-of-order events) goes through the per-event
-//! path of `orders`, in arrival order, inside the same transaction.
+//! path (`apply`), in arrival order, inside the same transaction.
 //!
 //! Rows are written in key order, so two groups touching the same deals lock them in the same
 //! order and cannot deadlock each other.
@@ -14,7 +14,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, TryInsertResult};
 
-use super::{self as store, EventResult};
+use super::EventResult;
+use super::apply as store;
 use crate::domain::Source;
 use crate::intake::event::{IntakeEvent, Transition};
 use crate::workflow::FirstCall;

@@ -1,0 +1,265 @@
+//! The per-event path: each event of a request in order, its raw row gated by the unique
+//! `(source, dedupe_key)`, then the order's transition and the workflow's change.
+//!
+//! Events may arrive out of order. Each order remembers when the event that set its status
+//! happened (`status_at`): an older event never overrides a newer status, and facts from an
+//! older event only fill in what is still unknown.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter};
+
+use super::EventResult;
+use crate::intake::event::{IntakeEvent, Transition};
+use crate::workflow::{FirstCall, calls};
+use entity::orders::OrderStatus;
+use entity::{orders, webhook_events};
+
+/// A request's events, in order.
+pub(super) async fn apply_all(
+    db: &impl ConnectionTrait,
+    fc: &FirstCall,
+    now: DateTime<Utc>,
+    events: &[IntakeEvent],
+) -> Result<Vec<EventResult>, DbErr> {
+    let mut results = Vec::with_capacity(events.len());
+    for ev in events {
+        results.push(apply(db, fc, ev, now).await?);
+    }
+    Ok(results)
+}
+
+async fn apply(db: &impl ConnectionTrait, fc: &FirstCall, ev: &IntakeEvent, now: DateTime<Utc>) -> Result<EventResult, DbErr> {
+    let mut result = EventResult { id: ev.dedupe_key.clone(), deal_id: ev.deal_id.to_string(), outcome: "recorded", call_id: None };
+    let occurred_at = occurred(ev, now);
+    let row = event_row(ev, occurred_at, now);
+    // The unique (source, dedupe_key) index is the gate: a concurrent duplicate waits for this
+    // transaction and then inserts nothing.
+    let inserted = webhook_events::Entity::insert(row)
+        .on_conflict_do_nothing_on([webhook_events::Column::Source, webhook_events::Column::DedupeKey])
+        .exec(db)
+        .await?;
+    match inserted {
+        sea_orm::TryInsertResult::Inserted(r) => apply_inserted(db, fc, ev, r.last_insert_id, occurred_at, now).await,
+        _ => {
+            result.outcome = "duplicate";
+            Ok(result)
+        }
+    }
+}
+
+/// Applies an event whose raw row (`event_id`) was just stored: the order's transition and the
+/// workflow's change, then the event's recorded outcome.
+pub(super) async fn apply_inserted(
+    db: &impl ConnectionTrait,
+    fc: &FirstCall,
+    ev: &IntakeEvent,
+    event_id: i64,
+    occurred_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<EventResult, DbErr> {
+    let order = lock_order(db, ev, occurred_at, now).await?;
+    let (order, outcome, call_id) = transition(db, fc, order, ev, occurred_at, now).await?;
+    webhook_events::Entity::update_many()
+        .col_expr(webhook_events::Column::Outcome, sea_orm::sea_query::Expr::value(outcome))
+        .col_expr(webhook_events::Column::OrderId, sea_orm::sea_query::Expr::value(order.id))
+        .filter(webhook_events::Column::Id.eq(event_id))
+        .exec(db)
+        .await?;
+    Ok(EventResult { id: ev.dedupe_key.clone(), deal_id: ev.deal_id.to_string(), outcome, call_id })
+}
+
+/// When the event happened, as applied: never in the future, in the database's precision.
+pub(super) fn occurred(ev: &IntakeEvent, now: DateTime<Utc>) -> DateTime<Utc> {
+    crate::clock::truncate(ev.occurred_at.min(now))
+}
+
+/// The raw event's row, before its outcome is known.
+pub(super) fn event_row(ev: &IntakeEvent, occurred_at: DateTime<Utc>, now: DateTime<Utc>) -> webhook_events::ActiveModel {
+    webhook_events::ActiveModel {
+        source: Set(ev.source.as_str().into()),
+        dedupe_key: Set(ev.dedupe_key.clone()),
+        event_type: Set(ev.event_type.clone()),
+        deal_id: Set(Some(ev.deal_id.to_string())),
+        occurred_at: Set(Some(occurred_at)),
+        received_at: Set(now),
+        payload: Set(ev.raw.clone()),
+        outcome: Set("received".into()),
+        order_id: Set(None),
+        ..Default::default()
+    }
+}
+
+/// The order row for the event's deal, created if new, locked for the rest of the transaction.
+async fn lock_order(
+    db: &impl ConnectionTrait,
+    ev: &IntakeEvent,
+    occurred_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<orders::Model, DbErr> {
+    let fresh = orders::ActiveModel {
+        source: Set(ev.source.as_str().into()),
+        deal_id: Set(ev.deal_id.to_string()),
+        status: Set(OrderStatus::New),
+        amount_minor: Set(None),
+        currency: Set(None),
+        rep_email: Set(None),
+        segment: Set(None),
+        account_name: Set(None),
+        line_items: Set(serde_json::json!([])),
+        ordered_at: Set(None),
+        status_at: Set(occurred_at),
+        last_event_at: Set(occurred_at),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    // One statement: a new deal's row is inserted, an existing one is "updated" to itself, which
+    // locks it (as `FOR UPDATE` would) and returns it as it is.
+    let upsert = OnConflict::columns([orders::Column::Source, orders::Column::DealId]).update_column(orders::Column::Source).to_owned();
+    orders::Entity::insert(fresh).on_conflict(upsert).exec_with_returning(db).await
+}
+
+/// Applies the event to the order and the workflow; returns the order, the outcome and the
+/// call touched.
+async fn transition(
+    db: &impl ConnectionTrait,
+    fc: &FirstCall,
+    order: orders::Model,
+    ev: &IntakeEvent,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(orders::Model, &'static str, Option<i64>), DbErr> {
+    let actor = format!("webhook:{}", ev.source);
+    let status = order.status;
+    let is_new = status == OrderStatus::New;
+    let newer_status = is_new || at >= order.status_at;
+    let before_rep = order.rep_email.clone();
+    let before_amount = (order.amount_minor, order.currency.clone(), order.segment.clone());
+    let am = merge_facts(db, order.clone(), ev, at).await?;
+
+    use OrderStatus::{Cancelled, New, Open, Pending};
+    let (new_status, outcome) = match (ev.transition, status) {
+        (Transition::Created, Open) => (None, "recorded"),
+        (Transition::Created, Cancelled) if !newer_status => (None, "stale"),
+        (Transition::Created, _) => (Some(Open), "opened"),
+        (Transition::Cancelled, Cancelled) => (None, "recorded"),
+        (Transition::Cancelled, Open) if !newer_status => (None, "stale"),
+        (Transition::Cancelled, Open) => (Some(Cancelled), "cancelled"),
+        // Never open here: remember the cancellation so an older create arriving late stays
+        // cancelled, but nothing was cancelled now.
+        (Transition::Cancelled, _) => (Some(Cancelled), "recorded"),
+        (Transition::Updated, New) => (Some(Pending), "recorded"),
+        (Transition::Updated, _) => (None, "updated"),
+    };
+    let order = write_order(db, am, status, new_status, at, ev.transition.as_str(), &actor, now).await?;
+
+    let call_id = match (new_status, outcome) {
+        (Some(Open), _) => Some(crate::workflow::opening::open_for_order(db, fc, &order, &actor, now).await?.id),
+        (Some(Cancelled), _) if status == Open => calls::cancel_for_order(db, fc, &order, &actor, now).await?,
+        (None, "updated" | "recorded") if order.status == Open => {
+            let changed =
+                order.rep_email != before_rep || (order.amount_minor, order.currency.clone(), order.segment.clone()) != before_amount;
+            if changed { calls::replan_for_order(db, fc, &order, &actor, now).await? } else { None }
+        }
+        _ => None,
+    };
+    let outcome = match (outcome, call_id) {
+        ("updated", None) => "recorded",
+        (o, _) => o,
+    };
+    Ok((order, outcome, call_id))
+}
+
+/// Writes an order's facts and, when it changes, its status (at the event's time `at`) with the
+/// audit entry: the one place an order's status is written after it was created.
+#[allow(clippy::too_many_arguments)]
+async fn write_order(
+    db: &impl ConnectionTrait,
+    mut am: orders::ActiveModel,
+    from: OrderStatus,
+    to: Option<OrderStatus>,
+    at: DateTime<Utc>,
+    action: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<orders::Model, DbErr> {
+    am.updated_at = Set(now);
+    if let Some(s) = to {
+        am.status = Set(s);
+        am.status_at = Set(at);
+        if s == OrderStatus::Open {
+            am.ordered_at = Set(Some(at));
+        }
+    }
+    let order = am.update(db).await?;
+    if let Some(s) = to {
+        crate::audit::record(
+            db,
+            crate::audit::Change {
+                actor,
+                entity: "order",
+                entity_id: order.id,
+                action,
+                from_state: Some(from.as_str()),
+                to_state: Some(s.as_str()),
+                detail: None,
+            },
+            now,
+        )
+        .await?;
+    }
+    Ok(order)
+}
+
+/// The order with the event's facts merged in: a newer event overwrites what it states; an
+/// older one only fills what is still unknown.
+async fn merge_facts(
+    db: &impl ConnectionTrait,
+    order: orders::Model,
+    ev: &IntakeEvent,
+    at: DateTime<Utc>,
+) -> Result<orders::ActiveModel, DbErr> {
+    let newer = order.status == OrderStatus::New || at >= order.last_event_at;
+    let f = &ev.facts;
+    let mut rep = f.rep_email.as_ref().map(|e| e.to_string());
+    if rep.is_none()
+        && let Some(owner) = &f.owner_ref
+    {
+        rep = crate::reps::email_for_crm_user(db, ev.source, owner).await?.map(|e| e.to_string());
+        if rep.is_none() {
+            tracing::info!(source = %ev.source, owner = %owner, deal = %ev.deal_id, "CRM owner id not in the rep directory; keeping the order's rep");
+        }
+    }
+    let mut am = order.clone().into_active_model();
+    let take = |cur: &Option<String>, new: Option<String>| -> Option<Option<String>> {
+        match new {
+            Some(v) if newer || cur.is_none() => Some(Some(v)),
+            _ => None,
+        }
+    };
+    if let Some(v) = take(&order.rep_email, rep) {
+        am.rep_email = Set(v);
+    }
+    if let Some(v) = take(&order.segment, f.segment.clone()) {
+        am.segment = Set(v);
+    }
+    if let Some(v) = take(&order.account_name, f.account_name.clone()) {
+        am.account_name = Set(v);
+    }
+    if let Some(m) = &f.amount
+        && (newer || order.amount_minor.is_none())
+    {
+        am.amount_minor = Set(Some(m.minor));
+        am.currency = Set(Some(m.currency.to_string()));
+    }
+    if let Some(items) = &f.line_items
+        && (newer || order.line_items.as_array().is_none_or(|a| a.is_empty()))
+    {
+        am.line_items = Set(serde_json::to_value(items).unwrap_or_else(|_| serde_json::json!([])));
+    }
+    if newer {
+        am.last_event_at = Set(at);
+    }
+    Ok(am)
+}
