@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbErr, IntoActiveModel};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel};
 use serde_json::json;
 
 use super::{CallState, FirstCall, calls, compose, timing};
@@ -43,7 +43,7 @@ pub async fn run(db: &impl ConnectionTrait, fc: &FirstCall, job: &ClaimedJob, no
     let mut fx = StepEffects::default();
     match job.kind() {
         Some(JobKind::CallStart) => start(db, fc, call, now, &mut fx).await?,
-        Some(JobKind::CallRemind) => remind(db, fc, call, now, &mut fx).await?,
+        Some(JobKind::CallRemind) => remind(db, fc, call, job.run_at, now, &mut fx).await?,
         Some(JobKind::CallOverdue) => overdue(db, fc, call, now, &mut fx).await?,
         Some(JobKind::CallEscalate) => {
             if call.state.is_open() {
@@ -58,12 +58,21 @@ pub async fn run(db: &impl ConnectionTrait, fc: &FirstCall, job: &ClaimedJob, no
     Ok(fx)
 }
 
-/// The schedule for an open call, read from the current config: a renamed or removed
-/// schedule falls back to the one the order matches now.
-fn schedule_of<'a>(fc: &'a FirstCall, call: &call_entity::Model, order_amount: Option<&crate::domain::Money>) -> &'a Schedule {
-    fc.config
-        .schedule_named(&call.schedule_name)
-        .unwrap_or_else(|| fc.config.schedule_for(Source::parse(&call.source).unwrap_or(Source::Generic), order_amount, None))
+/// The schedule for an open call, read from the current config. A schedule renamed or removed
+/// since the call was opened gives way to the one its order matches now (source, amount and
+/// segment), as when the call was opened, never to the catch-all by default.
+async fn schedule_of<'a>(db: &impl ConnectionTrait, fc: &'a FirstCall, call: &call_entity::Model) -> Result<&'a Schedule, DbErr> {
+    if let Some(s) = fc.config.schedule_named(&call.schedule_name) {
+        return Ok(s);
+    }
+    let order = entity::orders::Entity::find_by_id(call.order_id).one(db).await?;
+    let amount = order.as_ref().and_then(calls::order_amount);
+    let segment = match order.and_then(|o| o.segment) {
+        Some(s) => Some(s),
+        None => crate::proposals::store::latest(db, &call.source, &call.deal_id).await?.and_then(|p| p.proposal.account.segment),
+    };
+    let source = Source::parse(&call.source).unwrap_or(Source::Generic);
+    Ok(fc.config.schedule_for(source, amount.as_ref(), segment.as_deref()))
 }
 
 async fn rep_tz(db: &impl ConnectionTrait, fc: &FirstCall, call: &call_entity::Model) -> Result<chrono_tz::Tz, DbErr> {
@@ -148,7 +157,7 @@ async fn plan_next_reminder(
     now: DateTime<Utc>,
     fx: &mut StepEffects,
 ) -> Result<(), StepError> {
-    let schedule = schedule_of(fc, call, None);
+    let schedule = schedule_of(db, fc, call).await?;
     if schedule.max_reminders > 0 && call.reminders_sent as u32 >= schedule.max_reminders {
         return Ok(());
     }
@@ -168,7 +177,7 @@ async fn plan_escalation_timer(
     now: DateTime<Utc>,
 ) -> Result<(), StepError> {
     engine::cancel_pending(db, call.id, &[JobKind::CallEscalate]).await?;
-    let schedule = schedule_of(fc, call, None);
+    let schedule = schedule_of(db, fc, call).await?;
     let next = schedule
         .escalation
         .iter()
@@ -183,17 +192,30 @@ async fn plan_escalation_timer(
     Ok(())
 }
 
+/// How late a reminder tick may run and still be sent outside business hours (a tick planned
+/// for 16:59 that runs at 17:00:01 is not late).
+const LATE_TICK_GRACE_MINUTES: i64 = 5;
+
 async fn remind(
     db: &impl ConnectionTrait,
     fc: &FirstCall,
     call: call_entity::Model,
+    due: DateTime<Utc>,
     now: DateTime<Utc>,
     fx: &mut StepEffects,
 ) -> Result<(), StepError> {
     if !call.state.is_open() {
         return Ok(());
     }
-    let schedule = schedule_of(fc, &call, None);
+    let schedule = schedule_of(db, fc, &call).await?;
+    // A tick that runs late (the engine was down) and now falls outside business hours sends
+    // nothing: the next tick inside them is planned instead.
+    let tz = rep_tz(db, fc, &call).await?;
+    let late = now - due > chrono::TimeDelta::minutes(LATE_TICK_GRACE_MINUTES);
+    if late && !timing::in_business_hours(tz, &schedule.business_hours, now) {
+        plan_next_reminder(db, fc, &call, now, fx).await?;
+        return Ok(());
+    }
     let mut call = call;
     if schedule.max_reminders == 0 || (call.reminders_sent as u32) < schedule.max_reminders {
         let n = call.reminders_sent + 1;
@@ -260,7 +282,7 @@ async fn escalate_due_steps(
     now: DateTime<Utc>,
     fx: &mut StepEffects,
 ) -> Result<call_entity::Model, StepError> {
-    let schedule = schedule_of(fc, &call, None).clone();
+    let schedule = schedule_of(db, fc, &call).await?.clone();
     let level = call.escalation_level.max(0) as usize;
     let overdue_minutes = (now - call.due_at).num_minutes();
     let mut reached = schedule.escalation.iter().enumerate().skip(level).filter(|(_, s)| {

@@ -517,3 +517,74 @@ async fn the_engine_runs_whatever_handler_a_workflow_registers() {
     assert_eq!(handler.seen.lock().unwrap().len(), 3);
     app.stop().await;
 }
+
+/// The dates (`Date` header) of the reminders the rep received.
+fn reminder_dates(app: &TestApp) -> Vec<String> {
+    app.mails_to(REP)
+        .into_iter()
+        .filter(|m| m.message_id.as_deref().unwrap_or("").contains(".reminder."))
+        .map(|m| m.header("Date").unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_reminder_tick_that_runs_late_outside_business_hours_waits_for_the_next_tick() {
+    // Friday 27 November 2026, 10:00 UTC; the default schedule reminds at 09:00 and 14:00 on
+    // working days, in business hours 09:00-17:00.
+    let app = TestApp::spawn_with(Options { start: utc("2026-11-27T10:00:00Z"), ..Options::default() }).await;
+    directory(&app, "UTC").await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    // The engine is down from before Friday 14:00 until Saturday 03:00: the Friday tick runs late.
+    app.clock.set(utc("2026-11-28T03:00:00Z"));
+    app.settle().await;
+    assert_eq!(reminder_dates(&app), Vec::<String>::new(), "no reminder at 03:00 on a Saturday");
+    // The next tick inside business hours: Monday 09:00.
+    app.clock.set(utc("2026-11-30T09:00:00Z"));
+    app.settle().await;
+    let dates = reminder_dates(&app);
+    assert_eq!(dates.len(), 1, "{dates:?}");
+    assert!(dates[0].contains("30 Nov 2026 09:00:00"), "{dates:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_renamed_schedule_keeps_its_calls_on_the_schedule_their_order_matches() {
+    let schedules = |big: &str| {
+        json!([
+            {"name": big, "match": {"min_amount": "10000", "currency": "USD"}, "due_within_business_hours": 4,
+             "reminder_cron": "0 10 * * 1-5", "business_hours": {"start": "09:00", "end": "17:00", "days": ["mon", "tue", "wed", "thu", "fri"]}},
+            {"name": "default", "due_within_business_hours": 4, "reminder_cron": "0 9,14 * * 1-5",
+             "business_hours": {"start": "09:00", "end": "17:00", "days": ["mon", "tue", "wed", "thu", "fri"]}},
+        ])
+    };
+    let app = TestApp::spawn_with(Options { overrides: vec![("schedules", schedules("big"))], ..Options::default() }).await;
+    directory(&app, "UTC").await;
+    // 12,000 USD: the "big" schedule, reminders at 10:00.
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    assert_eq!(app.calls().await[0]["schedule"], "big");
+    // Sales ops rename "big" to "large" and redeploy: a new process with the new config.
+    let edited = firstcall::startup::Application::build(
+        crate::helpers::test_config(
+            app.db.url(),
+            app.smtp.port(),
+            &Options { overrides: vec![("schedules", schedules("large"))], ..Options::default() },
+        ),
+        app.state.clock.clone(),
+        firstcall::startup::Services { http: false, engine: false, mailer: false },
+    )
+    .await
+    .unwrap();
+    while app.now() < utc("2026-11-24T12:00:00Z") {
+        app.advance(TimeDelta::minutes(30));
+        edited.engine.run_due().await.unwrap();
+        edited.mailer.run_due().await.unwrap();
+    }
+    // Monday 10:00 was planned before the edit; after it the order still matches the renamed
+    // schedule (10:00), not the catch-all one (09:00 and 14:00).
+    let dates = reminder_dates(&app);
+    assert_eq!(dates.len(), 2, "{dates:?}");
+    assert!(dates[0].contains("23 Nov 2026 10:00:00") && dates[1].contains("24 Nov 2026 10:00:00"), "{dates:?}");
+    app.stop().await;
+}
