@@ -127,7 +127,7 @@ impl Mailer {
             Recorded::Skipped(format!("call is {}", e.call_state.map(|s| s.as_str()).unwrap_or("closed")))
         } else {
             match build_message_at(&e.email, &self.from, self.clock.now()) {
-                Err(err) => Recorded::Failed(format!("cannot build the message: {err}")),
+                Err(err) => Recorded::Failed { error: format!("cannot build the message: {err}"), unknown: false },
                 Ok(message) => {
                     let started = std::time::Instant::now();
                     let sent = transport.send(&message, message.envelope()).await;
@@ -136,10 +136,17 @@ impl Mailer {
                     let last = e.attempts as u32 >= cfg.max_attempts;
                     match sent {
                         SendOutcome::Delivered => Recorded::Sent,
-                        SendOutcome::Permanent(err) => Recorded::Failed(format!("rejected: {err}")),
-                        SendOutcome::Transient(err) if last => Recorded::Failed(format!("gave up after {} attempts: {err}", e.attempts)),
+                        SendOutcome::Permanent(err) => Recorded::Failed { error: format!("rejected: {err}"), unknown: false },
+                        SendOutcome::Transient(err) if last => {
+                            Recorded::Failed { error: format!("gave up after {} attempts: {err}", e.attempts), unknown: false }
+                        }
                         SendOutcome::Unknown(err) if last => {
-                            Recorded::Failed(format!("gave up after {} attempts; last outcome unknown: {err}", e.attempts))
+                            // Counted like any unknown outcome: a retry from the dashboard may
+                            // deliver a second copy.
+                            Recorded::Failed {
+                                error: format!("gave up after {} attempts; last outcome unknown: {err}", e.attempts),
+                                unknown: true,
+                            }
                         }
                         SendOutcome::Transient(err) => Recorded::Retry { error: err, at: retry_at, unknown: false },
                         SendOutcome::Unknown(err) => {
@@ -162,7 +169,7 @@ impl Mailer {
             Recorded::Retry { error, .. } => {
                 tracing::warn!(message_id = %e.email.message_id, attempt = e.attempts, error = %error, "email not sent; will retry")
             }
-            Recorded::Failed(error) => {
+            Recorded::Failed { error, .. } => {
                 tracing::error!(message_id = %e.email.message_id, kind = %e.kind, error = %error, "email failed; visible on the dashboard")
             }
         }

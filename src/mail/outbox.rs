@@ -121,7 +121,12 @@ pub enum Recorded {
         at: DateTime<Utc>,
         unknown: bool,
     },
-    Failed(String),
+    /// Not sent, and not tried again unless an operator retries it. `unknown`: the last
+    /// attempt's outcome is unknown, so the message may have arrived.
+    Failed {
+        error: String,
+        unknown: bool,
+    },
 }
 
 impl Recorded {
@@ -132,7 +137,7 @@ impl Recorded {
             Recorded::Skipped(_) => "skipped",
             Recorded::Retry { unknown: true, .. } => "unknown",
             Recorded::Retry { .. } => "retry",
-            Recorded::Failed(_) => "failed",
+            Recorded::Failed { .. } => "failed",
         }
     }
 }
@@ -149,7 +154,12 @@ pub async fn record(db: &impl ConnectionTrait, id: i64, token: &str, outcome: &R
             error: Some(error.clone()),
             set: vec![("unknown_outcomes = unknown_outcomes + {}", i32::from(*unknown).into())],
         },
-        Recorded::Failed(error) => Finish { state: EmailState::Failed.as_str(), due: now, error: Some(error.clone()), set: vec![] },
+        Recorded::Failed { error, unknown } => Finish {
+            state: EmailState::Failed.as_str(),
+            due: now,
+            error: Some(error.clone()),
+            set: vec![("unknown_outcomes = unknown_outcomes + {}", i32::from(*unknown).into())],
+        },
     };
     QUEUE.finish(db, id, Some(token), finish, now).await
 }

@@ -222,6 +222,8 @@ pub struct EmailRow {
     pub subject: String,
     pub attempts: i32,
     pub last_error: Option<String>,
+    /// A send's outcome was unknown: a retry may deliver a second copy.
+    pub may_have_arrived: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -345,6 +347,7 @@ pub async fn board(state: &AppState, states: &[CallState], rep: Option<&str>, li
             subject: e.subject,
             attempts: e.attempts,
             last_error: e.last_error,
+            may_have_arrived: e.unknown_outcomes > 0,
         })
         .collect();
     Ok(Board { counts, open, past_due, calls, total, reps, dead_jobs, failed_emails })

@@ -416,3 +416,20 @@ async fn crm_text_is_shown_as_text_on_every_page() {
     assert!(board.html.contains(&format!("Acme {escaped}")) && board.html.contains(&format!("Ana {escaped}")));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_failed_email_whose_last_send_may_have_arrived_says_so_next_to_retry() {
+    let app = TestApp::spawn_with(Options { overrides: vec![("mail.max_attempts", json!(1))], ..Options::default() }).await;
+    // The server takes the message and never answers: the one attempt's outcome is unknown.
+    app.smtp.set_mode(testkit::smtp::Mode::StallData).await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    let failed = app.get_json("/api/v1/emails?state=failed").await;
+    assert_eq!(failed["emails"][0]["unknown_outcomes"], 1, "the last attempt may have been delivered: {failed}");
+    assert_eq!(log_in(&app, API_TOKEN).await.status, 303);
+    let board = get(&app, "/").await;
+    let id = failed["emails"][0]["id"].as_i64().unwrap();
+    let row = board.html.split("<tr>").find(|r| r.contains(&format!("id=\"retry-email-{id}\""))).expect("the failed email is listed");
+    assert!(row.contains("may have been delivered"), "{row}");
+    app.stop().await;
+}
