@@ -87,14 +87,18 @@ impl Mailer {
     pub async fn deliver_batch(&self, transport: &Arc<MailTransport>) -> Result<usize, MailerError> {
         let cfg = &self.settings;
         let now = self.clock.now();
-        // The lease outlasts the send timeout, so a slow send is not taken over mid-flight.
-        let lease = TimeDelta::seconds((cfg.send_timeout_secs + 30) as i64);
-        let batch = outbox::claim_due(&self.db, &self.instance_id, now, lease, (cfg.concurrency * 4) as u32).await?;
+        let batch = outbox::claim_due(&self.db, &self.instance_id, now, self.lease(), (cfg.concurrency * 4) as u32).await?;
         let n = batch.len();
         if n == 0 {
             return Ok(0);
         }
-        let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+        self.deliver(transport, batch).await
+    }
+
+    /// Sends a claimed batch with `mail.concurrency` sends in flight; returns how many it held.
+    pub async fn deliver(&self, transport: &Arc<MailTransport>, batch: Vec<ClaimedEmail>) -> Result<usize, MailerError> {
+        let n = batch.len();
+        let permits = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
         let mut tasks = Vec::with_capacity(n);
         for email in batch {
             // The semaphore is never closed.
@@ -121,8 +125,25 @@ impl Mailer {
         }
     }
 
-    async fn deliver_one(&self, transport: &MailTransport, e: ClaimedEmail) -> Result<(), DbErr> {
+    /// How long a send may take before another mailer may take the email over.
+    fn lease(&self) -> TimeDelta {
+        // The lease outlasts the send timeout, so a slow send is not taken over mid-flight.
+        TimeDelta::seconds((self.settings.send_timeout_secs + 30) as i64)
+    }
+
+    async fn deliver_one(&self, transport: &MailTransport, mut e: ClaimedEmail) -> Result<(), DbErr> {
         let cfg = &self.settings;
+        // The batch was claimed with one lease, and this email may have waited for a send slot
+        // since: renew the lease for this send, or give the email up if another mailer took it
+        // over meanwhile; and judge staleness by the call's state now (a reminder claimed just
+        // before "done" is not sent after it).
+        match outbox::renew(&self.db, e.id, &e.lease_token, e.call_id, self.clock.now() + self.lease()).await? {
+            Some(call_state) => e.call_state = call_state,
+            None => {
+                tracing::warn!(message_id = %e.email.message_id, "lease ran out before the send; another mailer owns this email now");
+                return Ok(());
+            }
+        }
         let outcome = if e.is_stale() {
             Recorded::Skipped(format!("call is {}", e.call_state.map(|s| s.as_str()).unwrap_or("closed")))
         } else {

@@ -272,3 +272,45 @@ async fn the_file_transport_writes_one_eml_a_mail_client_can_read() {
     assert_eq!(app.count("emails").await, 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_mailer_whose_lease_ran_out_before_its_turn_sends_nothing() {
+    let app = TestApp::spawn().await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.run_jobs().await;
+    // Mailer A claims the email, then waits behind a slow batch past its lease...
+    let stale = firstcall::mail::outbox::claim_due(&app.state.db, "mailer-a", app.now(), TimeDelta::seconds(30), 10).await.unwrap();
+    assert_eq!(stale.len(), 1);
+    app.advance(TimeDelta::seconds(31));
+    // ...meanwhile mailer B takes it over and sends it.
+    app.deliver().await;
+    assert_eq!(app.mails_to(REP).len(), 1);
+    // Mailer A's turn comes: its lease is gone, so it sends nothing.
+    let transport = std::sync::Arc::new(firstcall::mail::transport::MailTransport::from_settings(&app.mailer.settings).unwrap());
+    app.mailer.deliver(&transport, stale).await.unwrap();
+    assert_eq!(app.mails_to(REP).len(), 1, "one copy: the mailer that lost its lease did not send");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_reminder_claimed_before_the_call_was_marked_done_is_not_sent() {
+    let app = TestApp::spawn().await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    // Monday 14:00: the reminder is written to the outbox and a mailer claims it...
+    app.clock.set(chrono::DateTime::parse_from_rfc3339("2026-11-23T14:00:00Z").unwrap().into());
+    app.run_jobs().await;
+    let claimed = firstcall::mail::outbox::claim_due(&app.state.db, "mailer-a", app.now(), TimeDelta::seconds(60), 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    // ...then the rep marks the call done before the mailer gets to send it.
+    let id = app.calls().await[0]["id"].as_i64().unwrap();
+    let r =
+        app.api(reqwest::Method::POST, &format!("/api/v1/calls/{id}/complete")).json(&json!({"outcome": "aligned"})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let transport = std::sync::Arc::new(firstcall::mail::transport::MailTransport::from_settings(&app.mailer.settings).unwrap());
+    app.mailer.deliver(&transport, claimed).await.unwrap();
+    assert_eq!(app.mails_to(REP).len(), 1, "only the recap; the reminder was not sent after done");
+    let skipped = app.get_json("/api/v1/emails?state=skipped").await;
+    assert_eq!(skipped["emails"].as_array().unwrap().len(), 1, "{skipped}");
+    app.stop().await;
+}
