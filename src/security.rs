@@ -120,12 +120,12 @@ impl RateLimits {
     }
 }
 
-/// Failed authentication attempts per client address: wrong API tokens, wrong tokens on the
-/// login form. After `limit` failures within
+/// Failed authentication attempts per client address: wrong webhook signatures, passwords and
+/// org ids, wrong API tokens, wrong tokens on the login form. After `limit` failures within
 /// `window` from one address, its further failures are refused (429) until the budget refills at
 /// one attempt per `window / limit`. Only failures are charged: a request whose credentials
 /// verify is never counted nor refused here, so a flood of wrong guesses from an address (or
-/// from a proxy in front of firstcall) cannot lock out sales ops.
+/// from a proxy in front of firstcall) cannot lock out the CRM or sales ops.
 pub struct FailedAuth {
     limiter: Option<governor::DefaultKeyedRateLimiter<IpAddr>>,
 }

@@ -46,7 +46,7 @@ pub struct HttpSettings {
     pub client_timeout_secs: u64,
     /// Requests per minute a CRM source may make before getting 429 (0: no limit).
     pub rate_limit_per_minute: u32,
-    /// Failed authentication attempts (API tokens, dashboard logins) one
+    /// Failed authentication attempts (webhook signatures, API tokens, dashboard logins) one
     /// client address may make within `failed_auth_window_secs` before its further failures get
     /// 429 (0: no limit). Successful requests are not counted.
     #[serde(default = "default_failed_auth_limit")]

@@ -67,7 +67,7 @@ pub fn client_address(req: &HttpRequest) -> IpAddr {
     req.peer_addr().map(|a| a.ip()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
-/// Counts a failed authentication attempt (a wrong token) against
+/// Counts a failed authentication attempt (wrong token, signature, password or org id) against
 /// the client's address: `refusal` while the address is within `http.failed_auth_limit`, 429
 /// with `Retry-After` once it is over. Requests that authenticate are never counted.
 pub fn failed_attempt(state: &AppState, req: &HttpRequest, refusal: ApiError) -> ApiError {

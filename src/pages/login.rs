@@ -2,7 +2,7 @@
 //! checked once and traded for an HttpOnly session cookie that names it only by a hash prefix,
 //! expires after [`SESSION_HOURS`], and stops working when the token is retired. A wrong token
 //! counts as a failed attempt of the visitor's address (`http.failed_auth_limit`, shared with the
-//! API): over the limit the form answers 429 and asks to wait; the right token
+//! API and the webhooks): over the limit the form answers 429 and asks to wait; the right token
 //! still logs in.
 
 use actix_web::cookie::time::Duration as CookieDuration;
