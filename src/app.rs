@@ -1,5 +1,5 @@
 //! What the HTTP API and the pages share, built once by `startup`: the database, the
-//! configuration, the clock, secrets, metrics, the order intake and the first-call workflow.
+//! configuration, the clock, secrets, rate limits, metrics, the order intake and the first-call workflow.
 //! Only the surfaces (`http`, `pages`) take it; everything below takes the narrow inputs it
 //! uses.
 
@@ -11,7 +11,7 @@ use crate::background::Signals;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::security::{RateLimits, Security};
+use crate::security::{FailedAuth, RateLimits, Security};
 use crate::workflow::FirstCall;
 use crate::workflow::orders::Intake;
 
@@ -24,6 +24,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub security: Arc<Security>,
     pub rate_limits: Arc<RateLimits>,
+    /// Failed authentication attempts per client address, for every surface.
+    pub failed_auth: Arc<FailedAuth>,
     /// The workflow the API and pages read and change calls through (with its composer, whose
     /// templates render recaps).
     pub first_call: Arc<FirstCall>,

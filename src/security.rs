@@ -1,8 +1,11 @@
 //! The service's secrets in usable form, resolved once at start-up: API tokens, link-signing
 //! keys (generated and kept in the database when none is configured), webhook secrets, and the
-//! dashboard session cookie derived from them. Also the per-source webhook rate limits.
+//! dashboard session cookie derived from them. Also the per-source webhook rate limits and the
+//! limit on failed authentication attempts per client address.
 
+use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hmac::{KeyInit, Mac};
@@ -114,5 +117,88 @@ impl RateLimits {
             None => true,
             Some(l) => l.iter().find(|(s, _)| *s == source).is_none_or(|(_, lim)| lim.check().is_ok()),
         }
+    }
+}
+
+/// Failed authentication attempts per client address: wrong webhook signatures, passwords and
+/// org ids, wrong API tokens, wrong tokens on the login form. After `limit` failures within
+/// `window` from one address, its further failures are refused (429) until the budget refills at
+/// one attempt per `window / limit`. Only failures are charged: a request whose credentials
+/// verify is never counted nor refused here, so a flood of wrong guesses from an address (or
+/// from a proxy in front of firstcall) cannot lock out the CRM or sales ops.
+pub struct FailedAuth {
+    limiter: Option<governor::DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+/// Addresses remembered before the ones whose budget has refilled are forgotten.
+const FAILED_AUTH_TRACKED: usize = 10_000;
+
+impl FailedAuth {
+    /// `limit` 0 or a zero `window`: no limit.
+    pub fn new(limit: u32, window: Duration) -> FailedAuth {
+        let limiter = NonZeroU32::new(limit)
+            .and_then(|n| governor::Quota::with_period(window / n.get()).map(|q| governor::RateLimiter::keyed(q.allow_burst(n))));
+        FailedAuth { limiter }
+    }
+
+    /// Counts a failed attempt from `addr`. `Err(wait)` when the address is over its budget:
+    /// refuse with 429 and ask the client to wait that long.
+    pub fn failed(&self, addr: IpAddr) -> Result<(), Duration> {
+        use governor::clock::Clock;
+        let Some(limiter) = &self.limiter else { return Ok(()) };
+        if limiter.len() > FAILED_AUTH_TRACKED {
+            limiter.retain_recent();
+        }
+        limiter.check_key(&client_key(addr)).map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
+    }
+}
+
+/// One key per client: an IPv4 address (also when mapped into IPv6), or an IPv6 /64, the block
+/// one subscriber usually holds.
+fn client_key(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+    use std::time::Duration;
+
+    use super::FailedAuth;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn failures_are_limited_per_address_and_refill_over_the_window() {
+        let limit = FailedAuth::new(3, Duration::from_millis(300));
+        for _ in 0..3 {
+            assert_eq!(limit.failed(ip("192.0.2.1")), Ok(()));
+        }
+        let wait = limit.failed(ip("192.0.2.1")).expect_err("the fourth failure within the window is refused");
+        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(100), "{wait:?}");
+        assert_eq!(limit.failed(ip("192.0.2.2")), Ok(()), "another address has its own budget");
+        std::thread::sleep(Duration::from_millis(110));
+        assert_eq!(limit.failed(ip("192.0.2.1")), Ok(()), "one attempt back per window / limit");
+        assert!(limit.failed(ip("192.0.2.1")).is_err());
+    }
+
+    #[test]
+    fn an_ipv6_subscriber_block_is_one_client_and_zero_means_no_limit() {
+        let limit = FailedAuth::new(1, Duration::from_secs(60));
+        assert_eq!(limit.failed(ip("2001:db8:1:2::1")), Ok(()));
+        assert!(limit.failed(ip("2001:db8:1:2:ffff::9")).is_err(), "same /64");
+        assert_eq!(limit.failed(ip("2001:db8:1:3::1")), Ok(()), "another /64");
+        assert_eq!(limit.failed(ip("::ffff:192.0.2.7")), Ok(()));
+        assert!(limit.failed(ip("192.0.2.7")).is_err(), "an IPv4-mapped address is the IPv4 address");
+        let off = FailedAuth::new(0, Duration::from_secs(60));
+        assert!((0..100).all(|_| off.failed(ip("192.0.2.1")).is_ok()));
     }
 }

@@ -110,6 +110,10 @@ impl Application {
         let state = AppState {
             intake,
             rate_limits: Arc::new(crate::security::RateLimits::new(settings.http.rate_limit_per_minute)),
+            failed_auth: Arc::new(crate::security::FailedAuth::new(
+                settings.http.failed_auth_limit,
+                Duration::from_secs(settings.http.failed_auth_window_secs),
+            )),
             security: Arc::new(security),
             first_call,
             db,

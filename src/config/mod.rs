@@ -46,7 +46,22 @@ pub struct HttpSettings {
     pub client_timeout_secs: u64,
     /// Requests per minute a CRM source may make before getting 429 (0: no limit).
     pub rate_limit_per_minute: u32,
+    /// Failed authentication attempts (webhook signatures, API tokens, dashboard logins) one
+    /// client address may make within `failed_auth_window_secs` before its further failures get
+    /// 429 (0: no limit). Successful requests are not counted.
+    #[serde(default = "default_failed_auth_limit")]
+    pub failed_auth_limit: u32,
+    #[serde(default = "default_failed_auth_window_secs")]
+    pub failed_auth_window_secs: u64,
     pub workers: usize,
+}
+
+fn default_failed_auth_limit() -> u32 {
+    20
+}
+
+fn default_failed_auth_window_secs() -> u64 {
+    60
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,8 +1,10 @@
 //! Bearer-token authentication for the API, and a session cookie for people who log in to the
 //! dashboard with the same tokens. Tokens are compared as SHA-256 hashes in constant time;
-//! rotated tokens keep working until their `expires_at`.
+//! rotated tokens keep working until their `expires_at`. A wrong token counts as a failed
+//! attempt of the client's address (`http.failed_auth_limit`); over the limit it gets 429.
 
 use std::future::{Ready, ready};
+use std::net::{IpAddr, Ipv4Addr};
 
 use actix_web::{FromRequest, HttpRequest, web};
 
@@ -35,13 +37,13 @@ pub fn authenticate(req: &HttpRequest) -> Result<ApiCaller, ApiError> {
     let now = state.clock.now();
     let header = req.headers().get(actix_web::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     if let Some(h) = header {
-        let token = h
-            .strip_prefix("Bearer ")
-            .or_else(|| h.strip_prefix("bearer "))
-            .ok_or_else(|| ApiError::unauthorized("bad_token", "the Authorization header must be `Bearer <token>`"))?;
+        let Some(token) = h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")) else {
+            let refusal = ApiError::unauthorized("bad_token", "the Authorization header must be `Bearer <token>`");
+            return Err(failed_attempt(state, req, refusal));
+        };
         return match state.security.api.check(Some(token.trim()), now) {
             Ok(()) => Ok(ApiCaller { actor: "api" }),
-            Err(e) => Err(ApiError::unauthorized("bad_token", e.to_string())),
+            Err(e) => Err(failed_attempt(state, req, ApiError::unauthorized("bad_token", e.to_string()))),
         };
     }
     if let Some(c) = req.cookie(SESSION_COOKIE)
@@ -56,4 +58,24 @@ pub fn authenticate(req: &HttpRequest) -> Result<ApiCaller, ApiError> {
         ));
     }
     Err(ApiError::unauthorized("missing_token", "send `Authorization: Bearer <token>` with an API token"))
+}
+
+/// The address a request comes from, for limits per client: the TCP peer. firstcall has no
+/// setting to trust a proxy's `X-Forwarded-For` (a client could write any address there), so
+/// behind a reverse proxy all clients share the proxy's address.
+pub fn client_address(req: &HttpRequest) -> IpAddr {
+    req.peer_addr().map(|a| a.ip()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// Counts a failed authentication attempt (wrong token, signature, password or org id) against
+/// the client's address: `refusal` while the address is within `http.failed_auth_limit`, 429
+/// with `Retry-After` once it is over. Requests that authenticate are never counted.
+pub fn failed_attempt(state: &AppState, req: &HttpRequest, refusal: ApiError) -> ApiError {
+    match state.failed_auth.failed(client_address(req)) {
+        Ok(()) => refusal,
+        Err(wait) => {
+            tracing::info!(client = %client_address(req), code = refusal.code, "failed authentication over the limit: {}", refusal.message);
+            ApiError::too_many_failures(wait)
+        }
+    }
 }

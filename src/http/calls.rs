@@ -108,7 +108,7 @@ pub fn parse_states(raw: Option<&str>) -> ApiResult<Vec<CallState>> {
 
 /// Calls, open ones by due time (so overdue ones come first), then closed ones, newest first.
 #[utoipa::path(get, path = "/api/v1/calls", tag = "calls", params(ListQuery),
-    responses((status = 200, body = CallList), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = CallList), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn list_calls(_caller: ApiCaller, state: web::Data<AppState>, q: web::Query<ListQuery>) -> ApiResult<HttpResponse> {
     let states = parse_states(q.state.as_deref())?;
     let (rows, total) =
@@ -197,14 +197,14 @@ pub async fn load_detail(state: &AppState, id: i64) -> ApiResult<CallDetail> {
 
 /// One call with its email history and pending timers.
 #[utoipa::path(get, path = "/api/v1/calls/{id}", tag = "calls", params(("id" = i64, Path)),
-    responses((status = 200, body = CallDetail), (status = 401, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = CallDetail), (status = 401, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn get_call(_caller: ApiCaller, state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(load_detail(&state, *id).await?))
 }
 
 /// The recap for the call, built from the newest proposal version and the order.
 #[utoipa::path(get, path = "/api/v1/calls/{id}/recap", tag = "calls", params(("id" = i64, Path)),
-    responses((status = 200, body = serde_json::Value, description = "The recap (requirements, order diff, timeline, gaps, agenda)"), (status = 401, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)),
+    responses((status = 200, body = serde_json::Value, description = "The recap (requirements, order diff, timeline, gaps, agenda)"), (status = 401, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get_recap(_caller: ApiCaller, state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<HttpResponse> {
     let call =
@@ -246,7 +246,7 @@ pub fn complete_error(e: CompleteError) -> ApiError {
 /// Marks the call done with an outcome. Marking it done again is harmless: the first outcome
 /// stays and 200 is returned. No reminder or escalation is sent afterwards.
 #[utoipa::path(post, path = "/api/v1/calls/{id}/complete", tag = "calls", params(("id" = i64, Path)), request_body = CompleteBody,
-    responses((status = 200, body = CallView), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+    responses((status = 200, body = CallView), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
         (status = 409, body = super::error::ErrorBody), (status = 413, body = super::error::ErrorBody), (status = 415, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody),
         (status = 503, body = super::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn complete_call(

@@ -12,6 +12,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// Seconds for `Retry-After` on a 429 or 503 (default 5).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -32,7 +34,7 @@ pub struct ErrorDetail {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), field: None }
+        ApiError { status, code, message: message.into(), field: None, retry_after: None }
     }
     pub fn malformed(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "malformed", message)
@@ -54,10 +56,27 @@ impl ApiError {
     }
     pub fn invalid(field: impl Into<String>, reason: impl std::fmt::Display) -> Self {
         let field = field.into();
-        ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, code: "invalid", message: format!("{field}: {reason}"), field: Some(field) }
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid",
+            message: format!("{field}: {reason}"),
+            field: Some(field),
+            retry_after: None,
+        }
     }
     pub fn rate_limited() -> Self {
         Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests from this source; retry later")
+    }
+    /// Too many failed authentication attempts from the client's address (`http.failed_auth_limit`);
+    /// the right credentials are still accepted.
+    pub fn too_many_failures(wait: std::time::Duration) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many failed authentication attempts from this address; retry later with the right credentials",
+        );
+        e.retry_after = Some(retry_after_secs(wait));
+        e
     }
     pub fn unavailable() -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is unavailable; nothing was stored, retry later")
@@ -75,7 +94,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut r = HttpResponse::build(self.status);
         if self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS {
-            r.insert_header(("Retry-After", "5"));
+            r.insert_header(("Retry-After", self.retry_after.unwrap_or(5).to_string()));
         }
         r.json(ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message.clone(), field: self.field.clone() } })
     }
@@ -136,7 +155,7 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::Htt
         J::Deserialize(e) if e.classify() == serde_json::error::Category::Data => {
             let msg = e.to_string();
             let field = msg.strip_prefix("missing field `").and_then(|r| r.split('`').next()).map(String::from);
-            ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, code: "invalid", message: msg, field }
+            ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, code: "invalid", message: msg, field, retry_after: None }
         }
         J::Deserialize(e) => ApiError::malformed(format!("body is not valid JSON: {e}")),
         other => ApiError::malformed(other.to_string()),
@@ -155,3 +174,8 @@ pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &actix_web::H
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A wait as whole seconds for `Retry-After`: rounded up, at least 1.
+pub fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}

@@ -98,7 +98,7 @@ pub struct JobView {
 
 /// Timers by state: `dead` ones failed too often and wait for an operator.
 #[utoipa::path(get, path = "/api/v1/jobs", tag = "operations", params(StateQuery),
-    responses((status = 200, body = JobList), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = JobList), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn list_jobs(_caller: ApiCaller, state: web::Data<AppState>, q: web::Query<StateQuery>) -> ApiResult<HttpResponse> {
     let s = q.state.as_deref().unwrap_or("dead");
     if !matches!(s, "pending" | "dead") {
@@ -122,7 +122,7 @@ pub async fn list_jobs(_caller: ApiCaller, state: web::Data<AppState>, q: web::Q
 
 /// Makes a dead timer pending again, due now, with fresh attempts.
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "operations", params(("id" = i64, Path)),
-    responses((status = 200, body = serde_json::Value), (status = 401, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = serde_json::Value), (status = 401, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn retry_job(_caller: ApiCaller, state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<HttpResponse> {
     if !crate::engine::retry_dead(&state.db, *id, state.clock.now()).await? {
         return Err(ApiError::not_found(format!("no dead job has id {}", *id)));
@@ -138,7 +138,7 @@ pub struct EmailList {
 
 /// Emails by state: `failed` ones were rejected or gave up and wait for an operator.
 #[utoipa::path(get, path = "/api/v1/emails", tag = "operations", params(StateQuery),
-    responses((status = 200, body = EmailList), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = EmailList), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn list_emails(_caller: ApiCaller, state: web::Data<AppState>, q: web::Query<StateQuery>) -> ApiResult<HttpResponse> {
     let s = q.state.as_deref().unwrap_or("failed");
     if !matches!(s, "pending" | "sent" | "skipped" | "failed") {
@@ -155,7 +155,7 @@ pub async fn list_emails(_caller: ApiCaller, state: web::Data<AppState>, q: web:
 
 /// Queues a failed email again, due now.
 #[utoipa::path(post, path = "/api/v1/emails/{id}/retry", tag = "operations", params(("id" = i64, Path)),
-    responses((status = 200, body = serde_json::Value), (status = 401, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = serde_json::Value), (status = 401, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn retry_email(_caller: ApiCaller, state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<HttpResponse> {
     if !crate::mail::outbox::retry_failed(&state.db, *id, state.clock.now()).await? {
         return Err(ApiError::not_found(format!("no failed email has id {}", *id)));

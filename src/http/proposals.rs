@@ -35,7 +35,7 @@ pub fn parse_deal(source: &str, deal_id: &str) -> ApiResult<(Source, DealId)> {
 #[utoipa::path(put, path = "/api/v1/proposals/{source}/{deal_id}", tag = "proposals",
     params(("source" = String, Path, description = "generic, hubspot, pipedrive or salesforce"), ("deal_id" = String, Path, description = "the CRM deal id")),
     request_body(content = serde_json::Value, description = "The proposal snapshot: account, rep_email, contacts, requirements, commitments, line_items, activities (see README)"),
-    responses((status = 201, body = ProposalStored), (status = 200, body = ProposalStored), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody),
+    responses((status = 201, body = ProposalStored), (status = 200, body = ProposalStored), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody),
         (status = 404, body = super::error::ErrorBody, description = "Unknown source"), (status = 413, body = super::error::ErrorBody), (status = 415, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody), (status = 503, body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn put_proposal(
@@ -72,7 +72,7 @@ pub async fn put_proposal(
 /// The newest stored proposal version for a deal.
 #[utoipa::path(get, path = "/api/v1/proposals/{source}/{deal_id}", tag = "proposals",
     params(("source" = String, Path), ("deal_id" = String, Path)),
-    responses((status = 200, body = serde_json::Value), (status = 401, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)),
+    responses((status = 200, body = serde_json::Value), (status = 401, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get_proposal(_caller: ApiCaller, state: web::Data<AppState>, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
     let (source, deal) = parse_deal(&path.0, &path.1)?;

@@ -28,7 +28,7 @@ pub struct RepBody {
 
 /// Creates or replaces a rep's directory entry.
 #[utoipa::path(put, path = "/api/v1/reps/{email}", tag = "reps", params(("email" = String, Path)), request_body = RepBody,
-    responses((status = 200, body = Rep), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody), (status = 413, body = super::error::ErrorBody),
+    responses((status = 200, body = Rep), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody), (status = 413, body = super::error::ErrorBody),
         (status = 415, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody), (status = 503, body = super::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn put_rep(
@@ -72,7 +72,7 @@ pub async fn put_rep(
 
 /// A rep's directory entry.
 #[utoipa::path(get, path = "/api/v1/reps/{email}", tag = "reps", params(("email" = String, Path)),
-    responses((status = 200, body = Rep), (status = 401, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = Rep), (status = 401, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn get_rep(_caller: ApiCaller, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let email = EmailAddress::parse(&path).map_err(|e| ApiError::not_found(e.0))?;
     let rep = crate::reps::get(&state.db, email.as_str())

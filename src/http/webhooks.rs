@@ -1,8 +1,12 @@
 //! CRM webhooks: `POST /webhooks/{generic,hubspot,pipedrive,salesforce}`. Each request is
 //! checked in this order, and the first failure answers without storing anything: content type
-//! (415), size (413), authenticity (401), shape (400/422). Accepted events are stored and
-//! applied in one transaction before the 2xx (503 when the database is down, so the CRM
-//! retries). A redelivery is acknowledged and does nothing twice.
+//! (415), size (413), authenticity (401; 429 once the client's address has failed too often,
+//! `http.failed_auth_limit`), the source's budget (429, `http.rate_limit_per_minute`), shape
+//! (400/422). Pipedrive's basic auth is checked first of all; Salesforce's org id is read from
+//! the body, so its shape comes before it. Only authenticated requests spend a source's budget,
+//! so forged requests cannot crowd out the CRM's own. Accepted events are stored and applied in
+//! one transaction before the 2xx (503 when the database is down, so the CRM retries). A
+//! redelivery is acknowledged and does nothing twice.
 
 use std::time::Duration;
 
@@ -61,6 +65,12 @@ async fn read_body(state: &AppState, payload: web::Payload) -> ApiResult<web::By
     }
 }
 
+/// A request whose credentials did not verify: 401, counted against the client's address (429
+/// once it is over `http.failed_auth_limit`), never against the source's budget.
+fn refused(state: &AppState, req: &HttpRequest, e: SignatureError) -> ApiError {
+    super::auth::failed_attempt(state, req, signature_error(e))
+}
+
 fn signature_error(e: SignatureError) -> ApiError {
     let code = match e {
         SignatureError::NotConfigured { .. } => "source_not_configured",
@@ -104,8 +114,9 @@ async fn store_events(state: &AppState, events: &[IntakeEvent]) -> ApiResult<Vec
     Ok(state.intake.accept(events).await?)
 }
 
-/// Per-source request budget (`http.rate_limit_per_minute`): a CRM over it gets 429 and
-/// retries later; other sources are not affected.
+/// Per-source request budget (`http.rate_limit_per_minute`), spent only by requests whose
+/// credentials verified: a CRM over it gets 429 and retries later; other sources are not
+/// affected.
 fn rate_limit(state: &AppState, source: Source) -> ApiResult<()> {
     if state.rate_limits.allow(source) { Ok(()) } else { Err(ApiError::rate_limited()) }
 }
@@ -120,7 +131,6 @@ fn rate_limit(state: &AppState, source: Source) -> ApiResult<()> {
         (status = 503, body = super::error::ErrorBody)))]
 pub async fn generic_webhook(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> ApiResult<HttpResponse> {
     let r = async {
-        rate_limit(&state, Source::Generic)?;
         require_content_type(&req, &["application/json"])?;
         let body = read_body(&state, payload).await?;
         let cfg = &state.config.settings.webhooks.generic;
@@ -131,7 +141,8 @@ pub async fn generic_webhook(req: HttpRequest, state: web::Data<AppState>, paylo
             state.clock.now(),
             cfg.tolerance_secs,
         )
-        .map_err(signature_error)?;
+        .map_err(|e| refused(&state, &req, e))?;
+        rate_limit(&state, Source::Generic)?;
         let events = generic::parse_generic(&body).map_err(payload_error)?;
         store_events(&state, &events).await
     }
@@ -149,7 +160,6 @@ pub async fn generic_webhook(req: HttpRequest, state: web::Data<AppState>, paylo
         (status = 415, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody), (status = 503, body = super::error::ErrorBody)))]
 pub async fn hubspot_webhook(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> ApiResult<HttpResponse> {
     let r = async {
-        rate_limit(&state, Source::Hubspot)?;
         require_content_type(&req, &["application/json"])?;
         let body = read_body(&state, payload).await?;
         let cfg = &state.config.settings.webhooks.hubspot;
@@ -168,7 +178,8 @@ pub async fn hubspot_webhook(req: HttpRequest, state: web::Data<AppState>, paylo
             state.clock.now(),
             cfg.tolerance_secs,
         )
-        .map_err(signature_error)?;
+        .map_err(|e| refused(&state, &req, e))?;
+        rate_limit(&state, Source::Hubspot)?;
         let events = hubspot::parse_hubspot(&body, cfg).map_err(payload_error)?;
         store_events(&state, &events).await
     }
@@ -185,10 +196,10 @@ pub async fn hubspot_webhook(req: HttpRequest, state: web::Data<AppState>, paylo
     security(("basic" = [])))]
 pub async fn pipedrive_webhook(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> ApiResult<HttpResponse> {
     let r = async {
-        rate_limit(&state, Source::Pipedrive)?;
         // Credentials first: an unauthenticated caller learns nothing about the body rules.
         signature::verify_basic_auth(header(&req, "authorization"), &state.security.pipedrive, state.clock.now())
-            .map_err(signature_error)?;
+            .map_err(|e| refused(&state, &req, e))?;
+        rate_limit(&state, Source::Pipedrive)?;
         require_content_type(&req, &["application/json"])?;
         let body = read_body(&state, payload).await?;
         let events = pipedrive::parse_pipedrive(&body).map_err(payload_error)?;
@@ -204,15 +215,16 @@ pub async fn pipedrive_webhook(req: HttpRequest, state: web::Data<AppState>, pay
 #[utoipa::path(post, path = "/webhooks/salesforce", tag = "webhooks",
     request_body(content = String, description = "A Salesforce outbound message (SOAP 1.1 notifications of Opportunity objects)", content_type = "text/xml"),
     responses((status = 200, description = "SOAP notificationsResponse with Ack true", content_type = "text/xml"), (status = 400, description = "SOAP fault"), (status = 401, description = "SOAP fault"),
-        (status = 413, description = "SOAP fault"), (status = 415, description = "SOAP fault"), (status = 422, description = "SOAP fault"), (status = 503, description = "SOAP fault")))]
+        (status = 413, description = "SOAP fault"), (status = 415, description = "SOAP fault"), (status = 422, description = "SOAP fault"), (status = 429, description = "SOAP fault"),
+        (status = 503, description = "SOAP fault")))]
 pub async fn salesforce_webhook(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
     let r = async {
-        rate_limit(&state, Source::Salesforce)?;
         require_content_type(&req, &["text/xml", "application/xml", "application/soap+xml"])?;
         let body = read_body(&state, payload).await?;
         let cfg = &state.config.settings.webhooks.salesforce;
         let batch = salesforce::parse_salesforce(&body, cfg).map_err(payload_error)?;
-        salesforce::check_organization(&batch.organization_id, cfg).map_err(signature_error)?;
+        salesforce::check_organization(&batch.organization_id, cfg).map_err(|e| refused(&state, &req, e))?;
+        rate_limit(&state, Source::Salesforce)?;
         store_events(&state, &batch.events).await
     }
     .await;
@@ -227,7 +239,7 @@ pub async fn salesforce_webhook(req: HttpRequest, state: web::Data<AppState>, pa
             };
             let mut resp = HttpResponse::build(e.status);
             if e.status == StatusCode::SERVICE_UNAVAILABLE || e.status == StatusCode::TOO_MANY_REQUESTS {
-                resp.insert_header(("Retry-After", "5"));
+                resp.insert_header(("Retry-After", e.retry_after.unwrap_or(5).to_string()));
             }
             resp.content_type("text/xml; charset=utf-8").body(fault)
         }

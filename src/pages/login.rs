@@ -1,9 +1,13 @@
 //! Logging in to the dashboard with an API token (`FIRSTCALL__API__TOKENS`): the token is
 //! checked once and traded for an HttpOnly session cookie that names it only by a hash prefix,
-//! expires after [`SESSION_HOURS`], and stops working when the token is retired.
+//! expires after [`SESSION_HOURS`], and stops working when the token is retired. A wrong token
+//! counts as a failed attempt of the visitor's address (`http.failed_auth_limit`, shared with the
+//! API and the webhooks): over the limit the form answers 429 and asks to wait; the right token
+//! still logs in.
 
 use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::http::StatusCode;
+use actix_web::http::header::RETRY_AFTER;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::TimeDelta;
 
@@ -11,7 +15,8 @@ use super::access::{DASHBOARD_FORMS, LOGIN_FORM, Visitor, cookie, signed_in};
 use super::render::render;
 use super::{Fields, PageError, form_page, see_other};
 use crate::app::AppState;
-use crate::http::auth::SESSION_COOKIE;
+use crate::http::auth::{SESSION_COOKIE, client_address};
+use crate::http::error::retry_after_secs;
 use crate::links::AuthError;
 
 /// How long a dashboard login lasts.
@@ -42,7 +47,8 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 
 /// `POST /login` with `token`, `next` and `csrf`.
 #[utoipa::path(post, path = "/login", tag = "pages", request_body(content = super::forms::LoginForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 303, description = "Logged in"), (status = 400, description = "Unreadable form", content_type = "text/html"), (status = 401, description = "Bad token", content_type = "text/html"), (status = 403, description = "Bad CSRF token", content_type = "text/html"), (status = 415, description = "Not a form", content_type = "text/html")))]
+    responses((status = 303, description = "Logged in"), (status = 400, description = "Unreadable form", content_type = "text/html"), (status = 401, description = "Bad token", content_type = "text/html"), (status = 403, description = "Bad CSRF token", content_type = "text/html"), (status = 415, description = "Not a form", content_type = "text/html"),
+        (status = 429, description = "Too many failed attempts from this address: the form, asking to wait (Retry-After)", content_type = "text/html")))]
 pub async fn submit(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -54,6 +60,8 @@ pub async fn submit(
     let now = state.clock.now();
     let token = fields.non_empty("token");
     if let Err(e) = state.security.api.check(token, now) {
+        // An empty form guesses nothing; a wrong or expired token is a failed attempt.
+        let attempt = !matches!(e, AuthError::Missing);
         let why = match e {
             AuthError::Missing => "Enter your API token.",
             AuthError::Expired => "This token has expired. Ask for the new one.",
@@ -62,6 +70,13 @@ pub async fn submit(
             }
             AuthError::Invalid => "This token is not valid.",
         };
+        if attempt && let Err(wait) = state.failed_auth.failed(client_address(&req)) {
+            let secs = retry_after_secs(wait);
+            let why = format!("Too many failed attempts from your address. Wait {secs} seconds, then try again.");
+            let mut page = form(&req, &state, StatusCode::TOO_MANY_REQUESTS, &next, Some(&why))?;
+            page.headers_mut().insert(RETRY_AFTER, secs.into());
+            return Ok(page);
+        }
         return form(&req, &state, StatusCode::UNAUTHORIZED, &next, Some(why));
     }
     let expires = now + TimeDelta::hours(SESSION_HOURS);

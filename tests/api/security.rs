@@ -362,3 +362,136 @@ async fn what_the_api_answers_to_hostile_requests_is_documented_in_its_openapi()
     }
     app.stop().await;
 }
+
+/// Sends `attempt` until it answers 429 (at most `cap` times) and returns the statuses seen
+/// before that and the 429 response.
+async fn fail_until_limited<F, Fut>(cap: usize, mut attempt: F) -> (Vec<u16>, Option<reqwest::Response>)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = reqwest::Response>,
+{
+    let mut before = Vec::new();
+    for _ in 0..cap {
+        let r = attempt().await;
+        if r.status() == 429 {
+            return (before, Some(r));
+        }
+        before.push(r.status().as_u16());
+    }
+    (before, None)
+}
+
+#[tokio::test]
+async fn unsigned_webhooks_do_not_spend_the_budget_of_the_crm_they_claim_to_be() {
+    let app = TestApp::spawn_with(Options { overrides: vec![("http.rate_limit_per_minute", json!(3))], ..Options::default() }).await;
+    let raw = serde_json::to_vec(&order_created("e1", "D-1", REP, app.now())).unwrap();
+    // A burst of forged requests, more than the whole budget: unsigned, and signed with a wrong secret.
+    let mut forged = Vec::new();
+    for _ in 0..4 {
+        let r = app
+            .client
+            .post(app.url("/webhooks/generic"))
+            .header("content-type", "application/json")
+            .body(raw.clone())
+            .send()
+            .await
+            .unwrap();
+        forged.push(r.status().as_u16());
+        forged.push(app.post_generic_raw(&raw, "not-the-generic-secret", app.now().timestamp()).await.status().as_u16());
+        forged.push(app.post_pipedrive(&fixture("pipedrive/deal_won_v2.json"), "pipedrive:wrong-password").await.status().as_u16());
+    }
+    let r = app.post_generic_raw(&raw, GENERIC_SECRET, app.now().timestamp()).await;
+    assert_eq!(r.status(), 200, "the CRM's signed event is accepted after forged ones answered {forged:?}: {}", r.text().await.unwrap());
+    assert!(forged.iter().all(|s| *s == 401), "{forged:?}");
+    let r = app.post_pipedrive(&fixture("pipedrive/deal_won_v2.json"), PIPEDRIVE_AUTH).await;
+    assert_eq!(r.status(), 200, "so is Pipedrive's, with the right password");
+    // The budget still counts the source's authentic requests.
+    for i in 2..4 {
+        assert_eq!(app.post_generic(&order_created(&format!("e{i}"), &format!("D-{i}"), REP, app.now())).await.status(), 200);
+    }
+    assert_eq!(app.post_generic(&order_created("e4", "D-4", REP, app.now())).await.status(), 429);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn repeated_failed_webhook_authentication_from_one_address_gets_429_and_the_crm_still_gets_through() {
+    let app = TestApp::spawn().await;
+    let raw = serde_json::to_vec(&order_created("e1", "D-1", REP, app.now())).unwrap();
+    let before = app.intake_counts().await;
+    let (refused, limited) = fail_until_limited(100, || app.post_generic_raw(&raw, "not-the-generic-secret", app.now().timestamp())).await;
+    let limited = limited.expect("many failures from one address end in 429");
+    let limit = app.state.config.settings.http.failed_auth_limit as usize;
+    assert!(refused.len() >= limit && refused.iter().all(|s| *s == 401), "401 for the first {limit} failures: {refused:?}");
+    assert!(limited.headers().get("retry-after").is_some(), "says when to retry");
+    assert_eq!(limited.json::<Value>().await.unwrap()["error"]["code"], "rate_limited");
+    // Failures from the same address count against all sources.
+    assert_eq!(app.post_pipedrive(&fixture("pipedrive/deal_won_v2.json"), "pipedrive:wrong-password").await.status(), 429);
+    assert_eq!(app.intake_counts().await, before, "nothing stored");
+    // Only failures are limited: correctly signed events from the same address are accepted.
+    assert_eq!(app.post_generic_raw(&raw, GENERIC_SECRET, app.now().timestamp()).await.status(), 200);
+    assert_eq!(app.post_pipedrive(&fixture("pipedrive/deal_won_v2.json"), PIPEDRIVE_AUTH).await.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_api_tokens_from_one_address_are_throttled_and_the_right_token_still_works() {
+    let app = TestApp::spawn().await;
+    // Successful requests are never charged, however many.
+    for _ in 0..60 {
+        assert_eq!(app.api(reqwest::Method::GET, "/api/v1/calls").send().await.unwrap().status(), 200);
+    }
+    let wrong = || app.client.get(app.url("/api/v1/calls")).bearer_auth("not-the-api-token").send();
+    let first = wrong().await.unwrap();
+    assert_eq!(first.status(), 401, "the successes before did not count");
+    let (refused, limited) = fail_until_limited(100, || async { wrong().await.unwrap() }).await;
+    let limited = limited.expect("many wrong tokens from one address end in 429");
+    let limit = app.state.config.settings.http.failed_auth_limit as usize;
+    assert!(refused.len() + 1 >= limit && refused.iter().all(|s| *s == 401), "401 for the first {limit} failures: {refused:?}");
+    let retry: u64 = limited.headers().get("retry-after").expect("Retry-After").to_str().unwrap().parse().unwrap();
+    assert!(retry >= 1, "{retry}");
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    // A malformed Authorization header is a failed attempt too.
+    let r = app.client.get(app.url("/api/v1/calls")).header("authorization", "Basic Zm9vOmJhcg==").send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    // The right token still works from the same address, and is not charged.
+    for _ in 0..3 {
+        assert_eq!(app.api(reqwest::Method::GET, "/api/v1/calls").send().await.unwrap().status(), 200);
+    }
+    // A request without any credentials is not an attempt: it is told to authenticate.
+    assert_eq!(app.client.get(app.url("/api/v1/calls")).send().await.unwrap().status(), 401);
+    // Every route that takes a token documents the 429.
+    let doc = app.get_json("/openapi.json").await;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            if op["security"].to_string().contains("bearer") || path.starts_with("/webhooks/") {
+                assert!(op["responses"].get("429").is_some(), "{method} {path} can answer 429 but does not document it");
+            }
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_tokens_on_the_login_form_are_throttled_with_a_page_saying_to_wait() {
+    let app = TestApp::spawn().await;
+    let form = app.client.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    let at = form.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    let csrf: String = form[at..].chars().take_while(|c| *c != '"').collect();
+    let login =
+        |token: &'static str| app.client.post(app.url("/login")).form(&[("csrf", csrf.as_str()), ("token", token), ("next", "/")]).send();
+    let (refused, limited) = fail_until_limited(100, || async { login("not-the-token").await.unwrap() }).await;
+    let limited = limited.expect("many wrong tokens from one address end in 429");
+    let limit = app.state.config.settings.http.failed_auth_limit as usize;
+    assert!(refused.len() >= limit && refused.iter().all(|s| *s == 401), "401 for the first {limit} failures: {refused:?}");
+    assert!(limited.headers().get("retry-after").is_some(), "says when to retry");
+    assert!(limited.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let page = limited.text().await.unwrap();
+    assert!(page.contains("Too many failed attempts"), "{page}");
+    assert!(!page.contains("firstcall_session"));
+    // The right token still logs in from the same address.
+    let ok = login(API_TOKEN).await.unwrap();
+    assert_eq!(ok.status(), 303);
+    assert!(ok.headers().get_all("set-cookie").iter().any(|c| c.to_str().unwrap().starts_with("firstcall_session=")));
+    app.stop().await;
+}
