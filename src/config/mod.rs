@@ -168,10 +168,17 @@ pub struct LinkSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSettings {
+    /// Events whose time lies further back than this many days are refused (422); 1 to 365.
+    #[serde(default = "default_max_event_age_days")]
+    pub max_event_age_days: u32,
     pub generic: GenericWebhook,
     pub hubspot: HubspotWebhook,
     pub pipedrive: PipedriveWebhook,
     pub salesforce: SalesforceWebhook,
+}
+
+fn default_max_event_age_days() -> u32 {
+    30
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -356,6 +363,9 @@ fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
     if s.links.ttl_hours == 0 {
         return fail("links.ttl_hours", "must be at least 1");
     }
+    if !(1..=365).contains(&s.webhooks.max_event_age_days) {
+        return fail("webhooks.max_event_age_days", "must be between 1 and 365");
+    }
     // Secrets come from the environment, never from files that get committed.
     for (key, list) in [
         ("api.tokens", &s.api.tokens),
@@ -484,3 +494,6 @@ impl Config {
         figment::providers::Serialized::defaults(serde_json::Value::Object(root))
     }
 }
+
+#[cfg(test)]
+mod tests;
