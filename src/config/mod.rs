@@ -393,6 +393,21 @@ fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
             return fail(key, &reason);
         }
     }
+    let smtp = &s.mail.smtp;
+    if s.mail.transport == MailTransportKind::Smtp
+        && smtp.tls == SmtpTls::None
+        && (smtp.username.is_some() || smtp.password.is_some())
+        && !is_loopback_host(&smtp.host)
+    {
+        return fail(
+            "mail.smtp.tls",
+            &format!(
+                "is \"none\", so the SMTP username and password would cross the network to {} in clear text; \
+                 set mail.smtp.tls to \"starttls\" or \"tls\" (or relay through a server on this machine)",
+                smtp.host
+            ),
+        );
+    }
     if s.mail.smtp.password.is_some() && file_origin(figment, "mail.smtp.password").is_some() {
         return Err(ConfigError {
             origin: origin_of(figment, "mail.smtp.password"),
@@ -401,6 +416,13 @@ fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
         });
     }
     Ok(())
+}
+
+/// Whether `host` names this machine: `localhost`, 127.0.0.0/8 or ::1. Traffic to it never
+/// leaves the machine, so plain SMTP with a password stays private.
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn has_plain_value(list: &SecretList) -> bool {
