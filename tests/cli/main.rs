@@ -291,3 +291,23 @@ fn an_smtp_password_in_clear_text_to_another_host_stops_start_up() {
         assert!(out.status.success(), "{host} {tls}: {stderr}");
     }
 }
+
+#[test]
+fn a_generated_link_signing_key_is_announced_at_start_up() {
+    let cwd = tempfile::tempdir().unwrap();
+    let server = Server::start(cwd.path(), &[]);
+    let log = server.log();
+    server.terminate();
+    let line = log
+        .lines()
+        .find(|l| l.contains("FIRSTCALL__LINKS__SIGNING_KEYS"))
+        .unwrap_or_else(|| panic!("no start-up warning naming the variable: {log}"));
+    assert!(line.contains("WARN"), "a warning: {line}");
+    assert!(line.contains("database"), "says where the key is kept: {line}");
+
+    let cwd = tempfile::tempdir().unwrap();
+    let server = Server::start(cwd.path(), &[("FIRSTCALL__LINKS__SIGNING_KEYS", "cli-link-signing-key-0123456789")]);
+    let log = server.log();
+    server.terminate();
+    assert!(!log.contains("FIRSTCALL__LINKS__SIGNING_KEYS"), "no warning with a configured key: {log}");
+}
