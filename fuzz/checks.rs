@@ -12,6 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, TimeZone, Utc};
 use firstcall::config::{HubspotWebhook, SalesforceWebhook, Secret};
+use firstcall::intake::event::{EventWindow, IntakeEvent};
 use firstcall::intake::signature::{sign_generic, sign_hubspot_v3, verify_basic_auth, verify_generic, verify_hubspot_v3};
 
 const SECRET: &str = "fuzz-secret-0123456789";
@@ -36,6 +37,20 @@ fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).single().expect("a valid time")
 }
 
+/// The parsers' clock: a day after the fixtures' events (March 2026), so the seeds parse.
+fn window() -> EventWindow {
+    EventWindow::new(Utc.with_ymd_and_hms(2026, 3, 7, 0, 0, 0).single().expect("a valid time"), 30)
+}
+
+/// What every accepted event promises: a dedupe key, and a time inside the window.
+fn check_events(events: &[IntakeEvent]) {
+    let w = window();
+    for e in events {
+        assert!(!e.dedupe_key.is_empty(), "an event without a dedupe key");
+        assert!(w.check(e.occurred_at, "occurred_at").is_ok(), "an event time outside the window: {}", e.occurred_at);
+    }
+}
+
 /// A property check over arbitrary bytes.
 pub type Check = fn(&[u8]);
 
@@ -49,29 +64,29 @@ pub const TARGETS: [(&str, Check); 5] = [
 ];
 
 pub fn parse_generic(body: &[u8]) {
-    if let Ok(events) = firstcall::intake::generic::parse_generic(body) {
+    if let Ok(events) = firstcall::intake::generic::parse_generic(body, &window()) {
+        check_events(&events);
         for e in events {
-            assert!(!e.dedupe_key.is_empty(), "an event without a dedupe key");
             assert!(e.raw.trim_start().starts_with('{'), "an event's raw part is the JSON object it came from");
         }
     }
 }
 
 pub fn parse_hubspot(body: &[u8]) {
-    if let Ok(events) = firstcall::intake::hubspot::parse_hubspot(body, &HUBSPOT) {
-        assert!(events.iter().all(|e| !e.dedupe_key.is_empty()), "an event without a dedupe key");
+    if let Ok(events) = firstcall::intake::hubspot::parse_hubspot(body, &HUBSPOT, &window()) {
+        check_events(&events);
     }
 }
 
 pub fn parse_pipedrive(body: &[u8]) {
-    if let Ok(events) = firstcall::intake::pipedrive::parse_pipedrive(body) {
-        assert!(events.iter().all(|e| !e.dedupe_key.is_empty()), "an event without a dedupe key");
+    if let Ok(events) = firstcall::intake::pipedrive::parse_pipedrive(body, &window()) {
+        check_events(&events);
     }
 }
 
 pub fn parse_salesforce(body: &[u8]) {
-    if let Ok(batch) = firstcall::intake::salesforce::parse_salesforce(body, &SALESFORCE) {
-        assert!(batch.events.iter().all(|e| !e.dedupe_key.is_empty()), "an event without a dedupe key");
+    if let Ok(batch) = firstcall::intake::salesforce::parse_salesforce(body, &SALESFORCE, &window()) {
+        check_events(&batch.events);
     }
 }
 

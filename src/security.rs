@@ -24,6 +24,9 @@ pub struct Security {
     pub generic: Vec<Secret>,
     pub hubspot: Vec<Secret>,
     pub pipedrive: Vec<Secret>,
+    /// No link-signing key is configured: links (and dashboard sessions, whose key derives from
+    /// it) are signed with a key generated once and kept in plain text in the database.
+    pub link_key_from_database: bool,
     api_hashes: Vec<([u8; 32], Option<DateTime<Utc>>)>,
     session_key: [u8; 32],
 }
@@ -37,7 +40,8 @@ impl Security {
         let parse = |l: &crate::config::SecretList| l.secrets().unwrap_or_default();
         let api_tokens = parse(&s.api.tokens);
         let mut link_keys = parse(&s.links.signing_keys);
-        if link_keys.is_empty() {
+        let link_key_from_database = link_keys.is_empty();
+        if link_key_from_database {
             link_keys.push(Secret::from_value(&stored_link_key(db, now).await?));
         }
         let signing = link_keys.iter().find(|k| k.active_at(now) && k.value.is_some()).and_then(|k| k.value.clone()).unwrap_or_default();
@@ -51,6 +55,7 @@ impl Security {
             generic: parse(&s.webhooks.generic.secrets),
             hubspot: parse(&s.webhooks.hubspot.client_secrets),
             pipedrive: parse(&s.webhooks.pipedrive.basic_auth),
+            link_key_from_database,
             session_key,
         })
     }

@@ -183,10 +183,17 @@ pub struct LinkSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSettings {
+    /// Events whose time lies further back than this many days are refused (422); 1 to 365.
+    #[serde(default = "default_max_event_age_days")]
+    pub max_event_age_days: u32,
     pub generic: GenericWebhook,
     pub hubspot: HubspotWebhook,
     pub pipedrive: PipedriveWebhook,
     pub salesforce: SalesforceWebhook,
+}
+
+fn default_max_event_age_days() -> u32 {
+    30
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -371,6 +378,9 @@ fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
     if s.links.ttl_hours == 0 {
         return fail("links.ttl_hours", "must be at least 1");
     }
+    if !(1..=365).contains(&s.webhooks.max_event_age_days) {
+        return fail("webhooks.max_event_age_days", "must be between 1 and 365");
+    }
     // Secrets come from the environment, never from files that get committed.
     for (key, list) in [
         ("api.tokens", &s.api.tokens),
@@ -398,6 +408,21 @@ fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
             return fail(key, &reason);
         }
     }
+    let smtp = &s.mail.smtp;
+    if s.mail.transport == MailTransportKind::Smtp
+        && smtp.tls == SmtpTls::None
+        && (smtp.username.is_some() || smtp.password.is_some())
+        && !is_loopback_host(&smtp.host)
+    {
+        return fail(
+            "mail.smtp.tls",
+            &format!(
+                "is \"none\", so the SMTP username and password would cross the network to {} in clear text; \
+                 set mail.smtp.tls to \"starttls\" or \"tls\" (or relay through a server on this machine)",
+                smtp.host
+            ),
+        );
+    }
     if s.mail.smtp.password.is_some() && file_origin(figment, "mail.smtp.password").is_some() {
         return Err(ConfigError {
             origin: origin_of(figment, "mail.smtp.password"),
@@ -406,6 +431,13 @@ fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
         });
     }
     Ok(())
+}
+
+/// Whether `host` names this machine: `localhost`, 127.0.0.0/8 or ::1. Traffic to it never
+/// leaves the machine, so plain SMTP with a password stays private.
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn has_plain_value(list: &SecretList) -> bool {
@@ -499,3 +531,6 @@ impl Config {
         figment::providers::Serialized::defaults(serde_json::Value::Object(root))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::{ApiError, ApiResult};
 use crate::app::AppState;
 use crate::domain::Source;
-use crate::intake::event::{IntakeEvent, PayloadError};
+use crate::intake::event::{EventWindow, IntakeEvent, PayloadError};
 use crate::intake::signature::{self, SignatureError};
 use crate::intake::{generic, hubspot, pipedrive, salesforce};
 use crate::workflow::orders::EventResult;
@@ -114,6 +114,11 @@ async fn store_events(state: &AppState, events: &[IntakeEvent]) -> ApiResult<Vec
     Ok(state.intake.accept(events).await?)
 }
 
+/// The event times accepted now (`webhooks.max_event_age_days` back, a day ahead).
+fn event_window(state: &AppState) -> EventWindow {
+    EventWindow::new(state.clock.now(), state.config.settings.webhooks.max_event_age_days)
+}
+
 /// Per-source request budget (`http.rate_limit_per_minute`), spent only by requests whose
 /// credentials verified: a CRM over it gets 429 and retries later; other sources are not
 /// affected.
@@ -143,7 +148,7 @@ pub async fn generic_webhook(req: HttpRequest, state: web::Data<AppState>, paylo
         )
         .map_err(|e| refused(&state, &req, e))?;
         rate_limit(&state, Source::Generic)?;
-        let events = generic::parse_generic(&body).map_err(payload_error)?;
+        let events = generic::parse_generic(&body, &event_window(&state)).map_err(payload_error)?;
         store_events(&state, &events).await
     }
     .await;
@@ -180,7 +185,7 @@ pub async fn hubspot_webhook(req: HttpRequest, state: web::Data<AppState>, paylo
         )
         .map_err(|e| refused(&state, &req, e))?;
         rate_limit(&state, Source::Hubspot)?;
-        let events = hubspot::parse_hubspot(&body, cfg).map_err(payload_error)?;
+        let events = hubspot::parse_hubspot(&body, cfg, &event_window(&state)).map_err(payload_error)?;
         store_events(&state, &events).await
     }
     .await;
@@ -202,7 +207,7 @@ pub async fn pipedrive_webhook(req: HttpRequest, state: web::Data<AppState>, pay
         rate_limit(&state, Source::Pipedrive)?;
         require_content_type(&req, &["application/json"])?;
         let body = read_body(&state, payload).await?;
-        let events = pipedrive::parse_pipedrive(&body).map_err(payload_error)?;
+        let events = pipedrive::parse_pipedrive(&body, &event_window(&state)).map_err(payload_error)?;
         store_events(&state, &events).await
     }
     .await;
@@ -222,7 +227,7 @@ pub async fn salesforce_webhook(req: HttpRequest, state: web::Data<AppState>, pa
         require_content_type(&req, &["text/xml", "application/xml", "application/soap+xml"])?;
         let body = read_body(&state, payload).await?;
         let cfg = &state.config.settings.webhooks.salesforce;
-        let batch = salesforce::parse_salesforce(&body, cfg).map_err(payload_error)?;
+        let batch = salesforce::parse_salesforce(&body, cfg, &event_window(&state)).map_err(payload_error)?;
         salesforce::check_organization(&batch.organization_id, cfg).map_err(|e| refused(&state, &req, e))?;
         rate_limit(&state, Source::Salesforce)?;
         store_events(&state, &batch.events).await

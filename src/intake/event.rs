@@ -1,7 +1,7 @@
 //! The normalized order event every CRM adapter produces. Adapters parse their own payload
 //! shape into these; the store applies them to orders and calls without knowing the CRM.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{DealId, EmailAddress, Money, Source};
@@ -82,5 +82,49 @@ pub enum PayloadError {
 impl PayloadError {
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         PayloadError::Invalid { field: field.into(), reason: reason.into() }
+    }
+}
+
+/// The event times a request may carry, around firstcall's clock at arrival. A CRM retries for
+/// up to a day and an admin may replay a few weeks after an outage, so older events are taken up
+/// to `webhooks.max_event_age_days`; anything older (a zeroed or mistyped time, a deal won years
+/// ago) would open a call that is overdue before it starts. Times slightly ahead (a CRM clock
+/// running fast) are taken and applied as "now"; more than [`EventWindow::MAX_AHEAD`] ahead is
+/// refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventWindow {
+    pub now: DateTime<Utc>,
+    pub max_age: TimeDelta,
+}
+
+impl EventWindow {
+    /// How far ahead of firstcall's clock an event time may be.
+    pub const MAX_AHEAD: TimeDelta = TimeDelta::days(1);
+
+    pub fn new(now: DateTime<Utc>, max_age_days: u32) -> EventWindow {
+        EventWindow { now, max_age: TimeDelta::days(i64::from(max_age_days)) }
+    }
+
+    /// `at` if it lies in the window; otherwise `Invalid` naming `field`.
+    pub fn check(&self, at: DateTime<Utc>, field: impl Into<String>) -> Result<DateTime<Utc>, PayloadError> {
+        let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        if self.now.checked_sub_signed(self.max_age).is_some_and(|oldest| at < oldest) {
+            return Err(PayloadError::invalid(
+                field,
+                format!(
+                    "{} is more than {} days before now ({}); older events are refused (webhooks.max_event_age_days)",
+                    stamp(at),
+                    self.max_age.num_days(),
+                    stamp(self.now)
+                ),
+            ));
+        }
+        if at > self.now + Self::MAX_AHEAD {
+            return Err(PayloadError::invalid(
+                field,
+                format!("{} is more than 24 hours after now ({}); check the sending system's clock", stamp(at), stamp(self.now)),
+            ));
+        }
+        Ok(at)
     }
 }

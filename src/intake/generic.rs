@@ -30,7 +30,7 @@
 //! |---|---|---|
 //! | `id` | yes | unique per event; a redelivery must carry the same id (it is the deduplication key) |
 //! | `type` | yes | `order.created` (the deal was won), `order.updated` (facts changed), `order.cancelled` (the order no longer stands) |
-//! | `occurred_at` | yes | RFC 3339 time of the change in the sending system; events apply in this order |
+//! | `occurred_at` | yes | RFC 3339 time of the change in the sending system; events apply in this order; at most `webhooks.max_event_age_days` old and 24 h ahead |
 //! | `order.deal_id` | yes | the deal's id in the sending system (string or integer) |
 //! | `order.amount` | no | decimal number or string, in `order.currency` (required with an amount or unit prices) |
 //! | `order.rep_email` / `order.owner_id` | no | the rep, by email or by the sending system's user id |
@@ -42,19 +42,20 @@
 
 use serde_json::Value;
 
-use super::event::{IntakeEvent, OrderFacts, OrderedItem, PayloadError, Transition};
+use super::event::{EventWindow, IntakeEvent, OrderFacts, OrderedItem, PayloadError, Transition};
 use super::json::{Obj, Shape, split_events};
 use crate::domain::{Currency, DealId, EmailAddress, Money, Source, printable};
 
 /// Longest accepted event id.
 const MAX_ID_CHARS: usize = 200;
 
-/// Parses a generic webhook body (one event or an array of them) into intake events.
-pub fn parse_generic(body: &[u8]) -> Result<Vec<IntakeEvent>, PayloadError> {
-    split_events(body, Shape::OneOrMany)?.into_iter().map(|e| parse_event(&e.value, e.path, e.raw)).collect()
+/// Parses a generic webhook body (one event or an array of them) into intake events; an
+/// `occurred_at` outside `window` is refused.
+pub fn parse_generic(body: &[u8], window: &EventWindow) -> Result<Vec<IntakeEvent>, PayloadError> {
+    split_events(body, Shape::OneOrMany)?.into_iter().map(|e| parse_event(&e.value, e.path, e.raw, window)).collect()
 }
 
-fn parse_event(value: &Value, path: String, raw: &str) -> Result<IntakeEvent, PayloadError> {
+fn parse_event(value: &Value, path: String, raw: &str, window: &EventWindow) -> Result<IntakeEvent, PayloadError> {
     let event = Obj::new(value, path)?;
     let id = event.req_str("id")?;
     if id.chars().count() > MAX_ID_CHARS || id.chars().any(char::is_control) {
@@ -72,7 +73,7 @@ fn parse_event(value: &Value, path: String, raw: &str) -> Result<IntakeEvent, Pa
             ));
         }
     };
-    let occurred_at = event.req_rfc3339("occurred_at")?;
+    let occurred_at = window.check(event.req_rfc3339("occurred_at")?, event.path_of("occurred_at"))?;
     let order = event.req_obj("order")?;
     let deal_id = order.req_id("deal_id")?;
     let deal_id = DealId::parse(&deal_id).map_err(|e| order.invalid("deal_id", e.0))?;

@@ -20,7 +20,7 @@
 
 use serde_json::Value;
 
-use super::event::{IntakeEvent, OrderFacts, PayloadError, Transition};
+use super::event::{EventWindow, IntakeEvent, OrderFacts, PayloadError, Transition};
 use super::json::{Obj, Shape, split_events};
 use crate::config::HubspotWebhook;
 use crate::domain::{DealId, Money, Source, printable};
@@ -29,19 +29,19 @@ use crate::domain::{DealId, Money, Source, printable};
 const DEAL_OBJECT_TYPE_ID: &str = "0-3";
 
 /// Parses a HubSpot webhook batch into intake events; notifications that concern no order
-/// produce no event.
-pub fn parse_hubspot(body: &[u8], cfg: &HubspotWebhook) -> Result<Vec<IntakeEvent>, PayloadError> {
+/// produce no event. An `occurredAt` outside `window` is refused.
+pub fn parse_hubspot(body: &[u8], cfg: &HubspotWebhook, window: &EventWindow) -> Result<Vec<IntakeEvent>, PayloadError> {
     let mut events = Vec::new();
     for e in split_events(body, Shape::Many)? {
         let n = Obj::new(&e.value, e.path)?;
-        if let Some(event) = parse_notification(&n, e.raw, cfg)? {
+        if let Some(event) = parse_notification(&n, e.raw, cfg, window)? {
             events.push(event);
         }
     }
     Ok(events)
 }
 
-fn parse_notification(n: &Obj<'_>, raw: &str, cfg: &HubspotWebhook) -> Result<Option<IntakeEvent>, PayloadError> {
+fn parse_notification(n: &Obj<'_>, raw: &str, cfg: &HubspotWebhook, window: &EventWindow) -> Result<Option<IntakeEvent>, PayloadError> {
     let subscription_type = n.req_str("subscriptionType")?;
     let event_id = n.req_id("eventId")?;
     let Some(action) = deal_action(n, subscription_type)? else {
@@ -64,7 +64,7 @@ fn parse_notification(n: &Obj<'_>, raw: &str, cfg: &HubspotWebhook) -> Result<Op
         event_type: subscription_type.to_string(),
         deal_id,
         transition,
-        occurred_at: n.req_millis("occurredAt")?,
+        occurred_at: window.check(n.req_millis("occurredAt")?, n.path_of("occurredAt"))?,
         facts,
         raw: raw.to_string(),
     }))

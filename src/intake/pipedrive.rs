@@ -17,7 +17,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::event::{IntakeEvent, OrderFacts, PayloadError, Transition};
+use super::event::{EventWindow, IntakeEvent, OrderFacts, PayloadError, Transition};
 use super::json::{Obj, Shape, parse_rfc3339, split_events};
 use crate::domain::{Currency, DealId, Money, Source, printable};
 
@@ -25,18 +25,19 @@ use crate::domain::{Currency, DealId, Money, Source, printable};
 const ORDER_FIELDS: [&str; 6] = ["value", "currency", "owner_id", "title", "org_id", "org_name"];
 
 /// Parses a Pipedrive v2 webhook body; a notification that concerns no order produces no event.
-pub fn parse_pipedrive(body: &[u8]) -> Result<Vec<IntakeEvent>, PayloadError> {
+/// A `meta.timestamp` outside `window` is refused.
+pub fn parse_pipedrive(body: &[u8], window: &EventWindow) -> Result<Vec<IntakeEvent>, PayloadError> {
     let mut events = Vec::new();
     for e in split_events(body, Shape::One)? {
         let root = Obj::new(&e.value, e.path)?;
-        if let Some(event) = parse_notification(&root, e.raw)? {
+        if let Some(event) = parse_notification(&root, e.raw, window)? {
             events.push(event);
         }
     }
     Ok(events)
 }
 
-fn parse_notification(root: &Obj<'_>, raw: &str) -> Result<Option<IntakeEvent>, PayloadError> {
+fn parse_notification(root: &Obj<'_>, raw: &str, window: &EventWindow) -> Result<Option<IntakeEvent>, PayloadError> {
     let meta = root.req_obj("meta")?;
     check_version(root, &meta)?;
     let action = meta.req_str("action")?;
@@ -74,7 +75,7 @@ fn parse_notification(root: &Obj<'_>, raw: &str) -> Result<Option<IntakeEvent>, 
         event_type: format!("{action}.{entity}"),
         deal_id,
         transition,
-        occurred_at: timestamp(&meta)?,
+        occurred_at: window.check(timestamp(&meta)?, meta.path_of("timestamp"))?,
         facts,
         raw: raw.to_string(),
     }))

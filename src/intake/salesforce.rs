@@ -17,7 +17,7 @@
 use chrono::{DateTime, Utc};
 
 use super::MAX_EVENTS_PER_REQUEST;
-use super::event::{IntakeEvent, OrderFacts, PayloadError, Transition};
+use super::event::{EventWindow, IntakeEvent, OrderFacts, PayloadError, Transition};
 use super::json::{BODY, parse_rfc3339};
 use super::signature::SignatureError;
 use super::xml::{Element, parse_document};
@@ -38,8 +38,9 @@ pub struct SalesforceBatch {
     pub events: Vec<IntakeEvent>,
 }
 
-/// Parses an outbound message body.
-pub fn parse_salesforce(body: &[u8], cfg: &SalesforceWebhook) -> Result<SalesforceBatch, PayloadError> {
+/// Parses an outbound message body; a `LastModifiedDate` (or `SystemModstamp`) outside `window`
+/// is refused.
+pub fn parse_salesforce(body: &[u8], cfg: &SalesforceWebhook, window: &EventWindow) -> Result<SalesforceBatch, PayloadError> {
     let text = std::str::from_utf8(body).map_err(|_| PayloadError::Malformed("the body is not UTF-8 text".into()))?;
     let envelope = parse_document(text)?;
     if !envelope.is(SOAP_ENVELOPE_NS, "Envelope") {
@@ -63,7 +64,7 @@ pub fn parse_salesforce(body: &[u8], cfg: &SalesforceWebhook) -> Result<Salesfor
     let events = items
         .into_iter()
         .enumerate()
-        .map(|(i, n)| parse_notification(n, &format!("Notification[{i}]"), text, cfg))
+        .map(|(i, n)| parse_notification(n, &format!("Notification[{i}]"), text, cfg, window))
         .collect::<Result<_, _>>()?;
     Ok(SalesforceBatch { organization_id, action_id, events })
 }
@@ -82,7 +83,13 @@ fn required_text(parent: &Element, name: &str, path: &str) -> Result<String, Pay
     field(parent, name).map(str::to_string).ok_or_else(|| PayloadError::invalid(format!("{path}.{name}"), "is required"))
 }
 
-fn parse_notification(n: &Element, path: &str, text: &str, cfg: &SalesforceWebhook) -> Result<IntakeEvent, PayloadError> {
+fn parse_notification(
+    n: &Element,
+    path: &str,
+    text: &str,
+    cfg: &SalesforceWebhook,
+    window: &EventWindow,
+) -> Result<IntakeEvent, PayloadError> {
     let id = required_text(n, "Id", path)?;
     let so_path = format!("{path}.sObject");
     let at = |name: &str| format!("{so_path}.{name}");
@@ -101,7 +108,7 @@ fn parse_notification(n: &Element, path: &str, text: &str, cfg: &SalesforceWebho
         .ok_or_else(|| PayloadError::invalid(at("IsWon"), "is required; add IsWon to the outbound message's fields"))
         .and_then(|v| parse_bool(v).ok_or_else(|| PayloadError::invalid(at("IsWon"), "expected true or false")))?;
     let transition = if is_won { Transition::Created } else { Transition::Cancelled };
-    let occurred_at = modified_at(so, &at)?;
+    let occurred_at = modified_at(so, &at, window)?;
     let facts = if is_won { opportunity_facts(so, cfg, &at)? } else { OrderFacts::default() };
     Ok(IntakeEvent {
         source: Source::Salesforce,
@@ -123,10 +130,12 @@ fn parse_bool(v: &str) -> Option<bool> {
     }
 }
 
-fn modified_at(so: &Element, at: &dyn Fn(&str) -> String) -> Result<DateTime<Utc>, PayloadError> {
+fn modified_at(so: &Element, at: &dyn Fn(&str) -> String, window: &EventWindow) -> Result<DateTime<Utc>, PayloadError> {
     for name in ["LastModifiedDate", "SystemModstamp"] {
         if let Some(v) = field(so, name) {
-            return parse_rfc3339(v).ok_or_else(|| PayloadError::invalid(at(name), format!("'{}' is not an xsd:dateTime", printable(v))));
+            let t =
+                parse_rfc3339(v).ok_or_else(|| PayloadError::invalid(at(name), format!("'{}' is not an xsd:dateTime", printable(v))))?;
+            return window.check(t, at(name));
         }
     }
     Err(PayloadError::invalid(at("LastModifiedDate"), "is required; add LastModifiedDate to the outbound message's fields"))

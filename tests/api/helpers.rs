@@ -83,6 +83,8 @@ pub fn test_config(db_url: &str, smtp_port: u16, opts: &Options) -> Config {
         ("webhooks.hubspot.client_secrets", json!([HUBSPOT_SECRET])),
         ("webhooks.pipedrive.basic_auth", json!([PIPEDRIVE_AUTH])),
         ("webhooks.salesforce.organization_ids", json!([SALESFORCE_ORG])),
+        // The fixtures are real payloads from March 2026 and the clock starts in November.
+        ("webhooks.max_event_age_days", json!(365)),
         ("defaults.unassigned_email", json!("sales-ops@seller.example")),
         ("engine.poll_interval_ms", json!(if opts.real_time { 100 } else { 1000 })),
     ];

@@ -490,3 +490,86 @@ async fn a_mixed_batch_applies_new_deals_together_and_the_rest_in_order() {
     assert_eq!(app.mails_to("ana@seller.example").len(), 31);
     app.stop().await;
 }
+
+/// A HubSpot deal won at `occurred_at_ms` (Unix milliseconds), as one notification in a batch.
+fn hubspot_won_at(occurred_at_ms: i64) -> Vec<u8> {
+    serde_json::to_vec(&json!([{
+        "eventId": 3816279340u64, "subscriptionId": 25, "portalId": 62515, "appId": 1160452,
+        "occurredAt": occurred_at_ms, "subscriptionType": "deal.propertyChange", "attemptNumber": 0,
+        "objectId": 1246965, "propertyName": "dealstage", "propertyValue": "closedwon", "changeSource": "CRM_UI"
+    }]))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn event_times_far_in_the_past_or_future_are_refused_naming_the_field_and_storing_nothing() {
+    let app = TestApp::spawn().await;
+    let now = app.now();
+    let ts = now.timestamp_millis();
+    let before = app.intake_counts().await;
+    let refused = |b: &Value, field: &str| {
+        assert_eq!(b["error"]["code"], "invalid", "{b}");
+        assert_eq!(b["error"]["field"], field, "{b}");
+    };
+
+    // HubSpot: the Unix epoch, 2001, and two days ahead.
+    for occurred in [0, 1_000_000_000_000, (now + TimeDelta::days(2)).timestamp_millis()] {
+        let r = app.post_hubspot(&hubspot_won_at(occurred), HUBSPOT_SECRET, ts).await;
+        assert_eq!(r.status(), 422, "occurredAt {occurred}");
+        refused(&body(r).await, "[0].occurredAt");
+    }
+    // Generic: the field of the event that is out of range, in a batch.
+    let batch = json!([
+        order_created("e-ok", "D-1", "ana@seller.example", now),
+        order_created("e-old", "D-2", "ana@seller.example", now - TimeDelta::days(9000)),
+    ]);
+    let r = app.post_generic(&batch).await;
+    assert_eq!(r.status(), 422);
+    refused(&body(r).await, "[1].occurred_at");
+    let r = app.post_generic(&order_created("e-ahead", "D-3", "ana@seller.example", now + TimeDelta::hours(25))).await;
+    assert_eq!(r.status(), 422);
+    refused(&body(r).await, "occurred_at");
+    // Pipedrive and Salesforce: their own timestamp fields.
+    let pd = String::from_utf8(fixture("pipedrive/deal_won_v2.json")).unwrap().replace("2026-03-02T14:05:00.481Z", "2001-09-09T01:46:40Z");
+    let r = app.post_pipedrive(pd.as_bytes(), PIPEDRIVE_AUTH).await;
+    assert_eq!(r.status(), 422);
+    refused(&body(r).await, "meta.timestamp");
+    let sf =
+        String::from_utf8(fixture("salesforce/closed_won.xml")).unwrap().replace("2026-03-02T14:05:00.000Z", "1970-01-01T00:00:00.000Z");
+    let r = app.post_salesforce(sf.as_bytes()).await;
+    assert_eq!(r.status(), 422);
+    let fault = r.text().await.unwrap();
+    assert!(fault.contains("Notification[0].sObject.LastModifiedDate"), "{fault}");
+
+    assert_eq!(app.intake_counts().await, before, "nothing stored: no event, order, call, timer or audit row");
+
+    // A clock a few minutes fast at the CRM is still accepted (and applied as now).
+    let r = app.post_hubspot(&hubspot_won_at((now + TimeDelta::minutes(5)).timestamp_millis()), HUBSPOT_SECRET, ts).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(body(r).await["events"][0]["outcome"], "opened");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_oldest_accepted_event_time_is_configurable() {
+    // 30 days, as shipped in config/default.toml (the harness widens it for its fixtures).
+    let opts = Options { overrides: vec![("webhooks.max_event_age_days", json!(30))], ..Options::default() };
+    let app = TestApp::spawn_with(opts).await;
+    let now = app.now();
+    let r = app.post_generic(&order_created("e-31d", "D-1", "ana@seller.example", now - TimeDelta::days(31))).await;
+    assert_eq!(r.status(), 422);
+    let b = body(r).await;
+    assert_eq!(b["error"]["field"], "occurred_at", "{b}");
+    assert!(b["error"]["message"].as_str().unwrap().contains("webhooks.max_event_age_days"), "the admin learns what to change: {b}");
+    assert_eq!(app.count("webhook_events").await, 0);
+    // A backfill within the bound is taken, and its call runs its first step.
+    let r = app.post_generic(&order_created("e-29d", "D-2", "ana@seller.example", now - TimeDelta::days(29))).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.count("calls").await, 1);
+    app.settle().await;
+    assert_eq!(app.count("jobs WHERE state = 'dead'").await, 0, "no step fails for an accepted time");
+    let call = &app.calls().await[0];
+    let page = app.api(reqwest::Method::GET, &format!("/api/v1/calls/{}", call["id"])).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    app.stop().await;
+}

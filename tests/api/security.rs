@@ -78,8 +78,10 @@ async fn secrets_never_appear_in_the_logs() {
     assert!(up, "the service came up: {}", std::fs::read_to_string(log.path()).unwrap_or_default());
 
     // Every way a secret could be presented, right and wrong.
-    let raw = fixture("generic/order_created.json");
     let now = chrono::Utc::now();
+    // The real clock: the event happened just now (events older than max_event_age_days are refused).
+    let raw =
+        String::from_utf8(fixture("generic/order_created.json")).unwrap().replace("2026-03-02T14:05:00Z", &now.to_rfc3339()).into_bytes();
     let post = |path: &str, body: Vec<u8>| client.post(format!("{base}{path}")).header("content-type", "application/json").body(body);
     let wrong = firstcall::intake::signature::sign_generic(b"wrong-generic-secret-1", now.timestamp(), &raw);
     assert_eq!(post("/webhooks/generic", raw.clone()).header("X-Firstcall-Signature", wrong).send().await.unwrap().status(), 401);

@@ -267,3 +267,47 @@ fn recap_prints_a_deals_recap_from_the_database() {
     assert!(!out.status.success());
     assert!(stderr.contains("no call for generic/nope"), "{stderr}");
 }
+
+#[test]
+fn an_smtp_password_in_clear_text_to_another_host_stops_start_up() {
+    let check = |host: &str, tls: &str| {
+        run(firstcall(&["--config-dir", repo_config().to_str().unwrap(), "config", "check"])
+            .env("FIRSTCALL__MAIL__TRANSPORT", "smtp")
+            .env("FIRSTCALL__MAIL__SMTP__HOST", host)
+            .env("FIRSTCALL__MAIL__SMTP__TLS", tls)
+            .env("FIRSTCALL__MAIL__SMTP__USERNAME", "firstcall")
+            .env("FIRSTCALL__MAIL__SMTP__PASSWORD", "smtp-password-123"))
+    };
+    let (out, _, stderr) = check("smtp.example.com", "none");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("FIRSTCALL__MAIL__SMTP__TLS") && stderr.contains("mail.smtp.tls"), "origin and key: {stderr}");
+    assert!(stderr.contains("clear text") && stderr.contains("smtp.example.com"), "reason: {stderr}");
+    assert!(!stderr.contains("smtp-password-123"), "the password is not echoed");
+    // With TLS, or to a relay on this machine, the same credentials are fine.
+    for (host, tls) in
+        [("smtp.example.com", "starttls"), ("smtp.example.com", "tls"), ("localhost", "none"), ("127.0.0.1", "none"), ("::1", "none")]
+    {
+        let (out, _, stderr) = check(host, tls);
+        assert!(out.status.success(), "{host} {tls}: {stderr}");
+    }
+}
+
+#[test]
+fn a_generated_link_signing_key_is_announced_at_start_up() {
+    let cwd = tempfile::tempdir().unwrap();
+    let server = Server::start(cwd.path(), &[]);
+    let log = server.log();
+    server.terminate();
+    let line = log
+        .lines()
+        .find(|l| l.contains("FIRSTCALL__LINKS__SIGNING_KEYS"))
+        .unwrap_or_else(|| panic!("no start-up warning naming the variable: {log}"));
+    assert!(line.contains("WARN"), "a warning: {line}");
+    assert!(line.contains("database"), "says where the key is kept: {line}");
+
+    let cwd = tempfile::tempdir().unwrap();
+    let server = Server::start(cwd.path(), &[("FIRSTCALL__LINKS__SIGNING_KEYS", "cli-link-signing-key-0123456789")]);
+    let log = server.log();
+    server.terminate();
+    assert!(!log.contains("FIRSTCALL__LINKS__SIGNING_KEYS"), "no warning with a configured key: {log}");
+}

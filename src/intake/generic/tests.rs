@@ -12,7 +12,7 @@ fn usd(minor: i64) -> Money {
 }
 
 fn invalid(body: &str) -> (String, String) {
-    match parse_generic(body.as_bytes()) {
+    match parse_generic(body.as_bytes(), &window()) {
         Err(PayloadError::Invalid { field, reason }) => (field, reason),
         other => panic!("{body}: expected Invalid, got {other:?}"),
     }
@@ -20,7 +20,7 @@ fn invalid(body: &str) -> (String, String) {
 
 #[test]
 fn a_single_created_event_carries_every_fact() {
-    let events = parse_generic(CREATED.as_bytes()).unwrap();
+    let events = parse_generic(CREATED.as_bytes(), &window()).unwrap();
     assert_eq!(events.len(), 1);
     let e = &events[0];
     assert_eq!(e.source, Source::Generic);
@@ -45,7 +45,7 @@ fn a_single_created_event_carries_every_fact() {
 
 #[test]
 fn a_batch_maps_each_type_and_keeps_each_events_own_text() {
-    let events = parse_generic(BATCH.as_bytes()).unwrap();
+    let events = parse_generic(BATCH.as_bytes(), &window()).unwrap();
     let transitions: Vec<_> = events.iter().map(|e| e.transition).collect();
     assert_eq!(transitions, [Transition::Created, Transition::Updated, Transition::Cancelled]);
     let created = &events[0];
@@ -64,18 +64,18 @@ fn a_batch_maps_each_type_and_keeps_each_events_own_text() {
         let reparsed: serde_json::Value = serde_json::from_str(&e.raw).unwrap();
         assert_eq!(reparsed["id"], e.dedupe_key.as_str());
     }
-    let cancelled = parse_generic(CANCELLED.as_bytes()).unwrap();
+    let cancelled = parse_generic(CANCELLED.as_bytes(), &window()).unwrap();
     assert_eq!(cancelled[0].transition, Transition::Cancelled);
     assert_eq!(cancelled[0].facts, OrderFacts::default());
-    assert_eq!(parse_generic(b"[]").unwrap(), vec![]);
+    assert_eq!(parse_generic(b"[]", &window()).unwrap(), vec![]);
 }
 
 #[test]
 fn not_json_is_malformed() {
     for body in ["", "{", "order.created", "{\"id\": }", "[{}", "\u{feff}{}"] {
-        assert!(matches!(parse_generic(body.as_bytes()), Err(PayloadError::Malformed(_))), "{body:?}");
+        assert!(matches!(parse_generic(body.as_bytes(), &window()), Err(PayloadError::Malformed(_))), "{body:?}");
     }
-    assert!(matches!(parse_generic(&[0xff, 0xfe, b'{', b'}']), Err(PayloadError::Malformed(_))));
+    assert!(matches!(parse_generic(&[0xff, 0xfe, b'{', b'}'], &window()), Err(PayloadError::Malformed(_))));
 }
 
 #[test]
@@ -129,7 +129,7 @@ fn batches_over_the_limit_are_refused() {
     assert_eq!(field, "(body)");
     assert!(reason.contains("1001"));
     let body = format!("[{}]", vec![one; MAX_EVENTS_PER_REQUEST].join(","));
-    assert_eq!(parse_generic(body.as_bytes()).unwrap().len(), MAX_EVENTS_PER_REQUEST);
+    assert_eq!(parse_generic(body.as_bytes(), &window()).unwrap().len(), MAX_EVENTS_PER_REQUEST);
 }
 
 #[test]
@@ -137,10 +137,28 @@ fn truncated_bodies_are_refused_without_panicking() {
     for fixture in [CREATED, BATCH] {
         for end in 0..fixture.trim_end().len() {
             if let Some(prefix) = fixture.get(..end) {
-                assert!(parse_generic(prefix.as_bytes()).is_err(), "{prefix:?}");
+                assert!(parse_generic(prefix.as_bytes(), &window()).is_err(), "{prefix:?}");
             }
         }
     }
     let padded = format!("  \n{BATCH}");
-    assert_eq!(parse_generic(padded.as_bytes()).unwrap().len(), 3);
+    assert_eq!(parse_generic(padded.as_bytes(), &window()).unwrap().len(), 3);
+}
+
+#[test]
+fn an_occurred_at_outside_the_window_is_refused_naming_the_field() {
+    for at in ["1970-01-01T00:00:00Z", "2001-09-09T01:46:40Z", "2026-03-08T00:00:01Z"] {
+        let (field, _) = invalid(&CREATED.replace("2026-03-02T14:05:00Z", at));
+        assert_eq!(field, "occurred_at", "{at}");
+    }
+    let batch = format!("[{}, {}]", CANCELLED.trim(), CREATED.replace("2026-03-02T14:05:00Z", "2001-09-09T01:46:40Z"));
+    assert_eq!(invalid(&batch).0, "[1].occurred_at");
+    // The bound is inclusive: exactly 30 days back, and up to a day ahead, are taken.
+    assert_eq!(parse_generic(CREATED.replace("2026-03-02T14:05:00Z", "2026-02-05T00:00:00Z").as_bytes(), &window()).unwrap().len(), 1);
+    assert_eq!(parse_generic(CREATED.replace("2026-03-02T14:05:00Z", "2026-03-08T00:00:00Z").as_bytes(), &window()).unwrap().len(), 1);
+}
+
+/// firstcall's clock a day after the fixtures' events, with the shipped 30-day bound.
+fn window() -> crate::intake::event::EventWindow {
+    crate::intake::event::EventWindow::new(chrono::DateTime::parse_from_rfc3339("2026-03-07T00:00:00Z").unwrap().to_utc(), 30)
 }

@@ -21,11 +21,11 @@ fn cfg() -> HubspotWebhook {
 }
 
 fn parse(body: &str) -> Vec<IntakeEvent> {
-    parse_hubspot(body.as_bytes(), &cfg()).unwrap()
+    parse_hubspot(body.as_bytes(), &cfg(), &window()).unwrap()
 }
 
 fn invalid(body: &str) -> (String, String) {
-    match parse_hubspot(body.as_bytes(), &cfg()) {
+    match parse_hubspot(body.as_bytes(), &cfg(), &window()) {
         Err(PayloadError::Invalid { field, reason }) => (field, reason),
         other => panic!("{body}: expected Invalid, got {other:?}"),
     }
@@ -65,11 +65,11 @@ fn other_stages_and_deletions_cancel() {
 fn amount_changes_need_a_known_currency() {
     assert_eq!(parse(AMOUNT), vec![]);
     let cfg = HubspotWebhook { default_currency: Some(Currency::parse("USD").unwrap()), ..cfg() };
-    let events = parse_hubspot(AMOUNT.as_bytes(), &cfg).unwrap();
+    let events = parse_hubspot(AMOUNT.as_bytes(), &cfg, &window()).unwrap();
     assert_eq!(events[0].transition, Transition::Updated);
     assert_eq!(events[0].facts.amount.as_ref().map(|m| (m.minor, m.currency.as_str())), Some((5_200_050, "USD")));
     let bad = AMOUNT.replace("52000.5", "lots");
-    match parse_hubspot(bad.as_bytes(), &cfg) {
+    match parse_hubspot(bad.as_bytes(), &cfg, &window()) {
         Err(PayloadError::Invalid { field, .. }) => assert_eq!(field, "[0].propertyValue"),
         other => panic!("{other:?}"),
     }
@@ -108,8 +108,8 @@ fn cleared_owners_and_unknown_deal_events_produce_nothing() {
 
 #[test]
 fn malformed_and_invalid_batches_name_the_field() {
-    assert!(matches!(parse_hubspot(b"[{", &cfg()), Err(PayloadError::Malformed(_))));
-    assert!(matches!(parse_hubspot(b"", &cfg()), Err(PayloadError::Malformed(_))));
+    assert!(matches!(parse_hubspot(b"[{", &cfg(), &window()), Err(PayloadError::Malformed(_))));
+    assert!(matches!(parse_hubspot(b"", &cfg(), &window()), Err(PayloadError::Malformed(_))));
     let base = r#""eventId":1,"subscriptionId":2,"portalId":3,"occurredAt":1772460300000,"subscriptionType":"deal.propertyChange","objectId":5,"propertyName":"dealstage","propertyValue":"closedwon""#;
     let without = |key: &str| {
         let fields: Vec<&str> = base.split(',').filter(|f| !f.starts_with(&format!("\"{key}\""))).collect();
@@ -140,7 +140,30 @@ fn batches_over_the_limit_are_refused() {
 fn truncated_bodies_are_refused_without_panicking() {
     for fixture in [CLOSED_WON, OBJECTS] {
         for end in 0..fixture.trim_end().len() {
-            assert!(parse_hubspot(&fixture.as_bytes()[..end], &cfg()).is_err(), "{end}");
+            assert!(parse_hubspot(&fixture.as_bytes()[..end], &cfg(), &window()).is_err(), "{end}");
         }
     }
+}
+
+#[test]
+fn an_occurred_at_outside_the_window_is_refused_naming_the_field() {
+    // 1970, 2001, and two days after the window's "now" (2026-03-07).
+    for at in ["0", "1000000000000", "1773014400000"] {
+        let body = LOST.replace("1772546700000", at);
+        let (field, reason) = invalid(&body);
+        assert_eq!(field, "[0].occurredAt", "{at}");
+        assert!(reason.contains("now (2026-03-07T00:00:00Z)"), "{reason}");
+    }
+    let (_, reason) = invalid(&LOST.replace("1772546700000", "0"));
+    assert!(reason.contains("1970-01-01T00:00:00Z is more than 30 days before now"), "{reason}");
+    // A few minutes ahead is taken as sent (the store applies it as now).
+    assert_eq!(parse(&LOST.replace("1772546700000", "1772841900000")).len(), 1);
+    // A notification firstcall ignores is not judged by its time.
+    let contact = LOST.replace("deal.propertyChange", "contact.propertyChange").replace("1772546700000", "0");
+    assert!(parse(&contact).is_empty());
+}
+
+/// firstcall's clock a day after the fixtures' events, with the shipped 30-day bound.
+fn window() -> crate::intake::event::EventWindow {
+    crate::intake::event::EventWindow::new(chrono::DateTime::parse_from_rfc3339("2026-03-07T00:00:00Z").unwrap().to_utc(), 30)
 }

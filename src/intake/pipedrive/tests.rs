@@ -12,7 +12,7 @@ const STAGE_MOVED: &str = include_str!("../../../tests/fixtures/pipedrive/deal_s
 const PERSON: &str = include_str!("../../../tests/fixtures/pipedrive/person_change_v2.json");
 
 fn parse(body: &str) -> Vec<IntakeEvent> {
-    parse_pipedrive(body.as_bytes()).unwrap()
+    parse_pipedrive(body.as_bytes(), &window()).unwrap()
 }
 
 fn one(body: &str) -> IntakeEvent {
@@ -29,7 +29,7 @@ fn edit(fixture: &str, f: impl FnOnce(&mut serde_json::Value)) -> String {
 }
 
 fn invalid(body: &str) -> (String, String) {
-    match parse_pipedrive(body.as_bytes()) {
+    match parse_pipedrive(body.as_bytes(), &window()) {
         Err(PayloadError::Invalid { field, reason }) => (field, reason),
         other => panic!("{body}: expected Invalid, got {other:?}"),
     }
@@ -112,9 +112,9 @@ fn open_deals_and_other_entities_produce_nothing() {
 
 #[test]
 fn timestamps_may_also_be_unix_seconds_or_milliseconds() {
-    let secs = edit(WON, |v| v["meta"]["timestamp"] = json!(1_727_447_128));
-    let millis = edit(WON, |v| v["meta"]["timestamp"] = json!("1727447128000"));
-    let expected = Utc.timestamp_opt(1_727_447_128, 0).unwrap();
+    let secs = edit(WON, |v| v["meta"]["timestamp"] = json!(1_772_460_300));
+    let millis = edit(WON, |v| v["meta"]["timestamp"] = json!("1772460300000"));
+    let expected = Utc.timestamp_opt(1_772_460_300, 0).unwrap();
     assert_eq!(one(&secs).occurred_at, expected);
     assert_eq!(one(&millis).occurred_at, expected);
     let numeric_ids = edit(WON, |v| {
@@ -127,7 +127,7 @@ fn timestamps_may_also_be_unix_seconds_or_milliseconds() {
 #[test]
 fn malformed_and_invalid_bodies_name_the_field() {
     for body in ["", "{", "meta", "{\"meta\":}"] {
-        assert!(matches!(parse_pipedrive(body.as_bytes()), Err(PayloadError::Malformed(_))), "{body:?}");
+        assert!(matches!(parse_pipedrive(body.as_bytes(), &window()), Err(PayloadError::Malformed(_))), "{body:?}");
     }
     let drop_meta = |key: &'static str| edit(WON, move |v| drop(v["meta"].as_object_mut().unwrap().remove(key)));
     let cases: Vec<(String, &str, &str)> = vec![
@@ -168,7 +168,20 @@ fn malformed_and_invalid_bodies_name_the_field() {
 fn truncated_bodies_are_refused_without_panicking() {
     for fixture in [WON, DELETED] {
         for end in 0..fixture.trim_end().len() {
-            assert!(parse_pipedrive(&fixture.as_bytes()[..end]).is_err(), "{end}");
+            assert!(parse_pipedrive(&fixture.as_bytes()[..end], &window()).is_err(), "{end}");
         }
     }
+}
+
+#[test]
+fn a_timestamp_outside_the_window_is_refused_naming_the_field() {
+    for at in ["\"1970-01-01T00:00:00Z\"", "1000000000", "\"2026-03-09T00:00:00Z\""] {
+        let (field, _) = invalid(&WON.replace("\"2026-03-02T14:05:00.481Z\"", at));
+        assert_eq!(field, "meta.timestamp", "{at}");
+    }
+}
+
+/// firstcall's clock a day after the fixtures' events, with the shipped 30-day bound.
+fn window() -> crate::intake::event::EventWindow {
+    crate::intake::event::EventWindow::new(chrono::DateTime::parse_from_rfc3339("2026-03-07T00:00:00Z").unwrap().to_utc(), 30)
 }

@@ -15,11 +15,11 @@ fn cfg() -> SalesforceWebhook {
 }
 
 fn parse(body: &str) -> SalesforceBatch {
-    parse_salesforce(body.as_bytes(), &cfg()).unwrap()
+    parse_salesforce(body.as_bytes(), &cfg(), &window()).unwrap()
 }
 
 fn invalid(body: &str) -> (String, String) {
-    match parse_salesforce(body.as_bytes(), &cfg()) {
+    match parse_salesforce(body.as_bytes(), &cfg(), &window()) {
         Err(PayloadError::Invalid { field, reason }) => (field, reason),
         other => panic!("{body}: expected Invalid, got {other:?}"),
     }
@@ -76,7 +76,7 @@ fn amounts_use_the_default_currency_in_single_currency_orgs() {
     let body = CLOSED_WON.replace("<sf:CurrencyIsoCode>USD</sf:CurrencyIsoCode>", "");
     assert_eq!(parse(&body).events[0].facts.amount, None);
     let cfg = SalesforceWebhook { default_currency: Some(Currency::parse("EUR").unwrap()), ..cfg() };
-    let batch = parse_salesforce(body.as_bytes(), &cfg).unwrap();
+    let batch = parse_salesforce(body.as_bytes(), &cfg, &window()).unwrap();
     assert_eq!(money(&batch.events[0].facts.amount), Some((4_800_000, "EUR")));
     let nil_amount = CLOSED_WON.replace("<sf:Amount>48000.0</sf:Amount>", r#"<sf:Amount xsi:nil="true"/>"#);
     assert_eq!(parse(&nil_amount).events[0].facts.amount, None);
@@ -85,11 +85,11 @@ fn amounts_use_the_default_currency_in_single_currency_orgs() {
 #[test]
 fn the_owner_email_field_is_configurable() {
     let cfg = SalesforceWebhook { owner_email_field: "sf:Owner_Email__c".into(), ..cfg() };
-    let batch = parse_salesforce(CLOSED_WON.as_bytes(), &cfg).unwrap();
+    let batch = parse_salesforce(CLOSED_WON.as_bytes(), &cfg, &window()).unwrap();
     assert!(batch.events[0].facts.rep_email.is_some());
     for field in ["Rep_Email__c", ""] {
         let cfg = SalesforceWebhook { owner_email_field: field.into(), ..cfg.clone() };
-        assert_eq!(parse_salesforce(CLOSED_WON.as_bytes(), &cfg).unwrap().events[0].facts.rep_email, None);
+        assert_eq!(parse_salesforce(CLOSED_WON.as_bytes(), &cfg, &window()).unwrap().events[0].facts.rep_email, None);
     }
 }
 
@@ -124,9 +124,9 @@ fn doubles_convert_exactly_to_minor_units() {
 #[test]
 fn malformed_and_invalid_messages_name_the_field() {
     for body in ["", "<soapenv:Envelope", "not xml at all", "<a></b>"] {
-        assert!(matches!(parse_salesforce(body.as_bytes(), &cfg()), Err(PayloadError::Malformed(_))), "{body:?}");
+        assert!(matches!(parse_salesforce(body.as_bytes(), &cfg(), &window()), Err(PayloadError::Malformed(_))), "{body:?}");
     }
-    assert!(matches!(parse_salesforce(&[0x3c, 0xff, 0x3e], &cfg()), Err(PayloadError::Malformed(_))));
+    assert!(matches!(parse_salesforce(&[0x3c, 0xff, 0x3e], &cfg(), &window()), Err(PayloadError::Malformed(_))));
     let second = |from: &str, to: &str| {
         let i = TWO.rfind(from).unwrap();
         format!("{}{}{}", &TWO[..i], to, &TWO[i + from.len()..])
@@ -209,8 +209,21 @@ fn truncated_bodies_never_panic() {
     for fixture in [CLOSED_WON, TWO] {
         for end in 0..fixture.len() {
             // Some prefixes are whole documents short of trailing whitespace; the rest must fail.
-            let result = parse_salesforce(&fixture.as_bytes()[..end], &cfg());
+            let result = parse_salesforce(&fixture.as_bytes()[..end], &cfg(), &window());
             assert!(result.is_err() || fixture[end..].trim().is_empty(), "{end}");
         }
     }
+}
+
+#[test]
+fn a_last_modified_date_outside_the_window_is_refused_naming_the_field() {
+    for at in ["1970-01-01T00:00:00.000Z", "2001-09-09T01:46:40.000Z", "2026-03-09T00:00:00.000Z"] {
+        let (field, _) = invalid(&CLOSED_WON.replace("2026-03-02T14:05:00.000Z", at));
+        assert_eq!(field, "Notification[0].sObject.LastModifiedDate", "{at}");
+    }
+}
+
+/// firstcall's clock a day after the fixtures' events, with the shipped 30-day bound.
+fn window() -> crate::intake::event::EventWindow {
+    crate::intake::event::EventWindow::new(chrono::DateTime::parse_from_rfc3339("2026-03-07T00:00:00Z").unwrap().to_utc(), 30)
 }
