@@ -26,7 +26,17 @@ impl FromRequest for ApiCaller {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        ready(authenticate(req))
+        ready(authenticate(req).and_then(|caller| {
+            // A browser sends the dashboard's session cookie with any request to this site, also
+            // one that a hostile page makes it send: the cookie reads the API, writes need a token.
+            if caller.actor == "dashboard" && !req.method().is_safe() {
+                return Err(ApiError::unauthorized(
+                    "bearer_required",
+                    "the dashboard session only reads the API; send `Authorization: Bearer <token>` to change anything",
+                ));
+            }
+            Ok(caller)
+        }))
     }
 }
 

@@ -433,3 +433,23 @@ async fn a_failed_email_whose_last_send_may_have_arrived_says_so_next_to_retry()
     assert!(row.contains("may have been delivered"), "{row}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_dashboard_session_reads_the_api_but_cannot_write_to_it_without_a_token() {
+    let app = TestApp::spawn().await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    let id = app.calls().await[0]["id"].as_i64().unwrap();
+    assert_eq!(log_in(&app, API_TOKEN).await.status, 303);
+    // The browser sends the session cookie with every request to the site, also one a hostile
+    // page makes it send: reading is fine, a write without a token is refused.
+    let read = app.client.get(app.url("/api/v1/calls")).send().await.unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    let write =
+        app.client.post(app.url(&format!("/api/v1/calls/{id}/complete"))).json(&json!({"outcome": "aligned"})).send().await.unwrap();
+    assert_eq!(write.status(), StatusCode::UNAUTHORIZED);
+    let body: serde_json::Value = write.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("Bearer"), "{body}");
+    assert_eq!(app.calls().await[0]["state"], "due", "the call was not marked done");
+    app.stop().await;
+}
