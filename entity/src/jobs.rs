@@ -31,7 +31,8 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 /// A job waits (`pending`, possibly under a lease) until it runs and is deleted, or fails
-/// too often and stays `dead` until an operator retries it.
+/// too often and stays `dead` until an operator retries it. `running` exists only inside the
+/// engine's transaction for the job, never committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize, utoipa::ToSchema)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
 #[serde(rename_all = "snake_case")]
@@ -40,6 +41,8 @@ pub enum JobState {
     Pending,
     #[sea_orm(string_value = "dead")]
     Dead,
+    #[sea_orm(string_value = "running")]
+    Running,
 }
 
 /// What a job does. Each workflow registers a handler for its kinds with the engine; `noop`

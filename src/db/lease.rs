@@ -108,6 +108,18 @@ impl Queue {
         Ok(Id::find_by_statement(stmt(backend, &sql, vec![token.into()])).all(db).await?.into_iter().map(|r| r.id).collect())
     }
 
+    /// Inside the transaction that locked them ([`Queue::lock_held`]): sets the rows aside while
+    /// their work runs, out of the `pending` state and so out of any index on pending rows (a
+    /// running timer does not count as the pending one of its kind). The transaction then
+    /// deletes them or records their outcome, so `running` is never committed.
+    pub async fn set_running(&self, db: &impl ConnectionTrait, ids: &[i64]) -> Result<(), DbErr> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        db.execute_unprepared(&format!("UPDATE {} SET state = 'running' WHERE id IN ({})", self.table, id_list(ids))).await?;
+        Ok(())
+    }
+
     /// Deletes the rows among `ids` still held under `token` in one statement, and returns how
     /// many: where checking the lease and completing are the same act.
     pub async fn delete_held(&self, db: &impl ConnectionTrait, ids: &[i64], token: &str) -> Result<u64, DbErr> {

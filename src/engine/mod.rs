@@ -19,7 +19,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::future::BoxFuture;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, FromQueryResult};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, FromQueryResult, TryInsertResult};
 
 use crate::db::lease::{Lease, Queue};
 use crate::db::stmt;
@@ -151,12 +152,20 @@ impl Registry {
 }
 
 /// Schedules a job inside the caller's transaction, so it exists exactly when the change that
-/// needs it commits.
-pub async fn enqueue(db: &impl ConnectionTrait, job: NewJob, max_attempts: u32, now: DateTime<Utc>) -> Result<i64, DbErr> {
-    Ok(entity::jobs::Entity::insert(row(job, max_attempts, now)).exec(db).await?.last_insert_id)
+/// needs it commits. A subject has at most one pending job of each kind (a unique index): when
+/// one is already pending, this one is not added and `false` is returned, so two plans made at
+/// once (two changes in one webhook batch, a re-plan while a step runs) leave one timer.
+pub async fn enqueue(db: &impl ConnectionTrait, job: NewJob, max_attempts: u32, now: DateTime<Utc>) -> Result<bool, DbErr> {
+    let inserted = entity::jobs::Entity::insert(row(job, max_attempts, now))
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
+        .try_insert()
+        .exec_without_returning(db)
+        .await?;
+    Ok(matches!(inserted, TryInsertResult::Inserted(n) if n > 0))
 }
 
-/// Several jobs in one statement per 500.
+/// Several jobs in one statement per 500 (each kept only if its subject has no pending job of
+/// its kind, as in [`enqueue`]).
 pub async fn enqueue_many(
     db: &impl ConnectionTrait,
     jobs: impl IntoIterator<Item = NewJob>,
@@ -165,7 +174,11 @@ pub async fn enqueue_many(
 ) -> Result<(), DbErr> {
     let rows: Vec<_> = jobs.into_iter().map(|j| row(j, max_attempts, now)).collect();
     for chunk in rows.chunks(500) {
-        entity::jobs::Entity::insert_many(chunk.to_vec()).exec_without_returning(db).await?;
+        entity::jobs::Entity::insert_many(chunk.to_vec())
+            .on_conflict(OnConflict::new().do_nothing().to_owned())
+            .try_insert()
+            .exec_without_returning(db)
+            .await?;
     }
     Ok(())
 }
@@ -213,9 +226,26 @@ pub async fn next_due_at(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Resul
     QUEUE.next_due_at(db, now).await
 }
 
-/// Makes a dead job pending again, due now. False if no dead job has that id.
-pub async fn retry_dead(db: &impl ConnectionTrait, id: i64, now: DateTime<Utc>) -> Result<bool, DbErr> {
-    QUEUE.retry_dead(db, id, now).await
+/// What became of an operator's retry of a dead job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Pending again, due now, with a fresh set of attempts.
+    Retried,
+    /// No dead job has that id (retried already, or never dead).
+    NotDead,
+    /// Its subject already has a pending job of its kind (planned since it died), which does
+    /// the same work; the dead one stays as it is.
+    KindPending,
+}
+
+/// Makes a dead job pending again, due now.
+pub async fn retry_dead(db: &impl ConnectionTrait, id: i64, now: DateTime<Utc>) -> Result<Retry, DbErr> {
+    match QUEUE.retry_dead(db, id, now).await {
+        Ok(true) => Ok(Retry::Retried),
+        Ok(false) => Ok(Retry::NotDead),
+        Err(e) if crate::db::error_kind(&e) == crate::db::ErrorKind::Duplicate => Ok(Retry::KindPending),
+        Err(e) => Err(e),
+    }
 }
 
 /// Deletes the pending jobs of `subject_id` of the given kinds (all kinds when empty). Jobs

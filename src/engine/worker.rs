@@ -117,6 +117,9 @@ impl Engine {
         let txn = crate::db::begin_write(&self.db).await?;
         let noops_done = QUEUE.delete_held(&txn, &noop_ids, &lease.token).await?;
         let held = QUEUE.lock_held(&txn, &ids, &lease.token).await?;
+        // A step may plan the next job of its own kind (the next reminder): its own row must not
+        // count as that kind's pending job.
+        QUEUE.set_running(&txn, &held).await?;
         let mut done = Vec::with_capacity(held.len());
         let mut failed: Vec<(&ClaimedJob, String)> = Vec::new();
         let mut effects = Effects::default();

@@ -122,10 +122,15 @@ pub async fn list_jobs(_caller: ApiCaller, state: web::Data<AppState>, q: web::Q
 
 /// Makes a dead timer pending again, due now, with fresh attempts.
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "operations", params(("id" = i64, Path)),
-    responses((status = 200, body = serde_json::Value), (status = 401, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = serde_json::Value), (status = 401, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn retry_job(_caller: ApiCaller, state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<HttpResponse> {
-    if !crate::engine::retry_dead(&state.db, *id, state.clock.now()).await? {
-        return Err(ApiError::not_found(format!("no dead job has id {}", *id)));
+    match crate::engine::retry_dead(&state.db, *id, state.clock.now()).await? {
+        crate::engine::Retry::Retried => {}
+        crate::engine::Retry::NotDead => return Err(ApiError::not_found(format!("no dead job has id {}", *id))),
+        crate::engine::Retry::KindPending => {
+            return Err(ApiError::conflict(format!("job {} is not retried: a job of its kind for the same call is already pending", *id)));
+        }
     }
     state.signals.jobs_scheduled();
     Ok(HttpResponse::Ok().json(serde_json::json!({"id": *id, "state": "pending"})))

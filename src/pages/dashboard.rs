@@ -102,7 +102,7 @@ fn ops_form(req: &HttpRequest, state: &AppState, fields: &Fields) -> Result<(), 
 
 /// `POST /dashboard/jobs/{id}/retry`: a dead timer runs again now, with fresh attempts.
 #[utoipa::path(post, path = "/dashboard/jobs/{id}/retry", tag = "pages", params(("id" = String, Path)), request_body(content = super::forms::CsrfForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 303, description = "Retried; back to the dashboard"), (status = 400, description = "Unreadable form", content_type = "text/html"), (status = 401, description = "Not logged in", content_type = "text/html"), (status = 403, description = "Bad CSRF token", content_type = "text/html"), (status = 404, description = "No such dead job", content_type = "text/html"), (status = 415, description = "Not a form", content_type = "text/html")))]
+    responses((status = 303, description = "Retried; back to the dashboard"), (status = 400, description = "Unreadable form", content_type = "text/html"), (status = 401, description = "Not logged in", content_type = "text/html"), (status = 403, description = "Bad CSRF token", content_type = "text/html"), (status = 404, description = "No such dead job", content_type = "text/html"), (status = 409, description = "A job of its kind is already pending", content_type = "text/html"), (status = 415, description = "Not a form", content_type = "text/html")))]
 pub async fn retry_job(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -111,8 +111,14 @@ pub async fn retry_job(
 ) -> Result<HttpResponse, PageError> {
     let id = parse_id(&path, "job")?;
     ops_form(&req, &state, &Fields(form.into_inner()))?;
-    if !crate::engine::retry_dead(&state.db, id, state.clock.now()).await? {
-        return Err(PageError::not_found("No dead job has this number; it may have been retried already."));
+    match crate::engine::retry_dead(&state.db, id, state.clock.now()).await? {
+        crate::engine::Retry::Retried => {}
+        crate::engine::Retry::NotDead => {
+            return Err(PageError::not_found("No dead job has this number; it may have been retried already."));
+        }
+        crate::engine::Retry::KindPending => {
+            return Err(PageError::conflict("This job is not retried: a job of its kind for the same call is already pending."));
+        }
     }
     state.signals.jobs_scheduled();
     Ok(see_other("/?retried=job#ops").finish())

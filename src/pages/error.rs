@@ -38,6 +38,10 @@ impl PageError {
         Self::new(StatusCode::NOT_FOUND, "Not found", message)
     }
 
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "Not done", message)
+    }
+
     pub fn unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

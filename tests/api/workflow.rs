@@ -513,8 +513,21 @@ async fn the_engine_runs_whatever_handler_a_workflow_registers() {
     // After the last attempt both are dead, visible to the operator.
     app.advance(TimeDelta::seconds(20));
     assert_eq!(engine.run_due().await.unwrap(), 2);
-    assert_eq!(app.get_json("/api/v1/jobs?state=dead").await["jobs"].as_array().unwrap().len(), 2);
+    let dead = app.get_json("/api/v1/jobs?state=dead").await["jobs"].as_array().unwrap().clone();
+    assert_eq!(dead.len(), 2);
     assert_eq!(handler.seen.lock().unwrap().len(), 3);
+    // Subject 7 gets a new reminder planned meanwhile: its dead one is not retried beside it (one
+    // pending job per kind and subject); the other dead job is.
+    assert!(engine::enqueue(&app.state.db, NewJob::new(JobKind::CallRemind, 7, app.now()), 2, app.now()).await.unwrap());
+    assert!(
+        !engine::enqueue(&app.state.db, NewJob::new(JobKind::CallRemind, 7, app.now()), 2, app.now()).await.unwrap(),
+        "one pending per kind"
+    );
+    let retry = |id: &serde_json::Value| app.api(reqwest::Method::POST, &format!("/api/v1/jobs/{id}/retry")).send();
+    let remind = dead.iter().find(|j| j["kind"] == "call.remind").unwrap();
+    let overdue = dead.iter().find(|j| j["kind"] == "call.overdue").unwrap();
+    assert_eq!(retry(&remind["id"]).await.unwrap().status(), 409);
+    assert_eq!(retry(&overdue["id"]).await.unwrap().status(), 200);
     app.stop().await;
 }
 
@@ -587,4 +600,68 @@ async fn a_renamed_schedule_keeps_its_calls_on_the_schedule_their_order_matches(
     assert_eq!(dates.len(), 2, "{dates:?}");
     assert!(dates[0].contains("23 Nov 2026 10:00:00") && dates[1].contains("24 Nov 2026 10:00:00"), "{dates:?}");
     app.stop().await;
+}
+
+/// The call's pending timers of one kind.
+async fn pending_of_kind(app: &TestApp, kind: &str) -> usize {
+    let pending = app.get_json("/api/v1/jobs?state=pending").await;
+    pending["jobs"].as_array().unwrap().iter().filter(|j| j["kind"] == kind).count()
+}
+
+#[tokio::test]
+async fn two_changes_in_one_webhook_batch_leave_one_reminder_chain() {
+    let app = TestApp::spawn().await;
+    let (bo, cy) = ("bo@seller.example", "cy@seller.example");
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    app.advance(TimeDelta::minutes(30));
+    // Two owner changes in one request: each re-plans the call.
+    let t = app.now();
+    let batch = json!([
+        order_event("u1", "order.updated", "D-1", t - TimeDelta::seconds(2), json!({"rep_email": bo})),
+        order_event("u2", "order.updated", "D-1", t - TimeDelta::seconds(1), json!({"rep_email": cy})),
+    ]);
+    let raw = serde_json::to_vec(&batch).unwrap();
+    assert_eq!(app.post_generic_raw(&raw, GENERIC_SECRET, t.timestamp()).await.status(), 200);
+    app.settle().await;
+    assert_eq!(pending_of_kind(&app, "call.remind").await, 1, "one pending reminder for the call");
+    // A working day of ticks: one reminder per tick, not two.
+    app.advance_and_settle(TimeDelta::hours(8), TimeDelta::minutes(30)).await;
+    let reminders: Vec<String> = reminder_dates_to(&app, cy);
+    let mut unique = reminders.clone();
+    unique.dedup();
+    assert_eq!(reminders, unique, "each tick reminded once: {reminders:?}");
+    assert_eq!(pending_of_kind(&app, "call.remind").await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_reminder_held_by_a_running_batch_is_not_doubled_by_a_replan() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let app = TestApp::spawn().await;
+    // Row locks that other writers skip exist on PostgreSQL; SQLite has one writer at a time.
+    if app.state.db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return app.stop().await;
+    }
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    // A running batch holds the reminder's row locked (as the engine does while its step runs)...
+    let batch = app.state.db.begin().await.unwrap();
+    batch.execute_unprepared("SELECT id FROM jobs WHERE kind = 'call.remind' FOR UPDATE").await.unwrap();
+    // ...while the deal changes owner: the re-plan cannot remove the held reminder.
+    let r = app.post_generic(&order_event("u1", "order.updated", "D-1", app.now(), json!({"rep_email": "bo@seller.example"}))).await;
+    assert_eq!(r.status(), 200);
+    batch.rollback().await.unwrap();
+    app.settle().await;
+    assert_eq!(pending_of_kind(&app, "call.remind").await, 1, "one reminder chain after the re-plan");
+    app.stop().await;
+}
+
+/// The dates (`Date` header) of the reminders `to` received.
+fn reminder_dates_to(app: &TestApp, to: &str) -> Vec<String> {
+    app.mails_to(to)
+        .into_iter()
+        .filter(|m| m.message_id.as_deref().unwrap_or("").contains(".reminder."))
+        .map(|m| m.header("Date").unwrap_or_default().to_string())
+        .collect()
 }
