@@ -6,6 +6,7 @@ use sea_orm::EntityTrait;
 use serde::{Deserialize, Serialize};
 
 use super::auth::ApiCaller;
+use super::json::StrictJson;
 use super::{ApiError, ApiResult};
 use crate::app::AppState;
 use crate::workflow::calls::CompleteError;
@@ -214,6 +215,7 @@ pub async fn get_recap(_caller: ApiCaller, state: web::Data<AppState>, id: web::
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CompleteBody {
     /// aligned, adjusted or at_risk.
     pub outcome: Option<String>,
@@ -253,7 +255,7 @@ pub async fn complete_call(
     caller: ApiCaller,
     state: web::Data<AppState>,
     id: web::Path<i64>,
-    body: web::Json<CompleteBody>,
+    body: StrictJson<CompleteBody>,
 ) -> ApiResult<HttpResponse> {
     let (outcome, notes) = parse_completion(body.outcome.as_deref(), body.notes.as_deref())?;
     let (call, _changed) =

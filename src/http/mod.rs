@@ -5,6 +5,7 @@ pub mod auth;
 pub mod calls;
 pub mod error;
 pub mod health;
+pub mod json;
 pub mod ops;
 pub mod proposals;
 pub mod reps;

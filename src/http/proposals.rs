@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::auth::ApiCaller;
+use super::json::StrictJson;
 use super::{ApiError, ApiResult};
 use crate::app::AppState;
 use crate::domain::{DealId, Source};
@@ -34,7 +35,7 @@ pub fn parse_deal(source: &str, deal_id: &str) -> ApiResult<(Source, DealId)> {
 /// changes nothing (200). Open calls for the deal use the newest version from their next email.
 #[utoipa::path(put, path = "/api/v1/proposals/{source}/{deal_id}", tag = "proposals",
     params(("source" = String, Path, description = "generic, hubspot, pipedrive or salesforce"), ("deal_id" = String, Path, description = "the CRM deal id")),
-    request_body(content = serde_json::Value, description = "The proposal snapshot: account, rep_email, contacts, requirements, commitments, line_items, activities (see README)"),
+    request_body(content = ProposalBody, description = "The proposal snapshot: account, rep_email, contacts, requirements, commitments, line_items, activities (see README). Unknown fields are refused (422 naming their path)."),
     responses((status = 201, body = ProposalStored), (status = 200, body = ProposalStored), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody),
         (status = 404, body = super::error::ErrorBody, description = "Unknown source"), (status = 413, body = super::error::ErrorBody), (status = 415, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody), (status = 503, body = super::error::ErrorBody)),
     security(("bearer" = [])))]
@@ -42,7 +43,7 @@ pub async fn put_proposal(
     _caller: ApiCaller,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    body: web::Json<ProposalBody>,
+    body: StrictJson<ProposalBody>,
 ) -> ApiResult<HttpResponse> {
     let (source, deal) = parse_deal(&path.0, &path.1)?;
     let proposal = body.parse().map_err(|e| ApiError::invalid(e.field, e.reason))?;

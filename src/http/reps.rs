@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use super::auth::ApiCaller;
+use super::json::StrictJson;
 use super::{ApiError, ApiResult};
 use crate::app::AppState;
 use crate::domain::{EmailAddress, Source, Timezone};
@@ -16,6 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RepBody {
     pub name: Option<String>,
     /// IANA timezone, e.g. `America/New_York`.
@@ -35,7 +37,7 @@ pub async fn put_rep(
     _caller: ApiCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<RepBody>,
+    body: StrictJson<RepBody>,
 ) -> ApiResult<HttpResponse> {
     let email = EmailAddress::parse(&path).map_err(|e| ApiError::invalid("email", e.0))?;
     let name = body.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).ok_or_else(|| ApiError::invalid("name", "is required"))?;

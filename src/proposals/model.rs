@@ -142,9 +142,12 @@ pub struct Proposal {
     pub activities: Vec<Activity>,
 }
 
-/// The body of `PUT /api/v1/proposals/{source}/{deal_id}` as received; [`ProposalBody::parse`]
-/// checks it and reports the first problem with the JSON path of the offending field.
-#[derive(Debug, Clone, Deserialize)]
+/// A proposal snapshot as a CRM or CPQ sends it. Every field is checked and the first problem is
+/// reported with its JSON path (422); an unknown field is refused, not dropped, so a misspelt
+/// `cover` for `covers` cannot silently store a commitment that covers nothing.
+// `ProposalBody::parse` does the checks; serde's `deny_unknown_fields` the refusal.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ProposalBody {
     pub account: Option<AccountBody>,
     pub rep_email: Option<String>,
@@ -160,13 +163,15 @@ pub struct ProposalBody {
     pub activities: Vec<ActivityBody>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AccountBody {
     pub name: Option<String>,
     pub segment: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ContactBody {
     pub name: Option<String>,
     pub email: Option<String>,
@@ -174,7 +179,8 @@ pub struct ContactBody {
     pub role: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RequirementBody {
     pub id: Option<serde_json::Value>,
     pub text: Option<String>,
@@ -183,7 +189,8 @@ pub struct RequirementBody {
     pub stated_in: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CommitmentBody {
     pub id: Option<serde_json::Value>,
     pub text: Option<String>,
@@ -192,7 +199,8 @@ pub struct CommitmentBody {
     pub deliver_by: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LineItemBody {
     pub sku: Option<String>,
     pub name: Option<String>,
@@ -202,7 +210,8 @@ pub struct LineItemBody {
     pub rationale: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ActivityBody {
     pub at: Option<String>,
     pub kind: Option<String>,

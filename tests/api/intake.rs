@@ -419,6 +419,96 @@ async fn bad_proposals_are_refused_with_the_field() {
     app.stop().await;
 }
 
+/// API bodies are strict: a field the API does not know is a 422 naming its JSON path, never
+/// silently dropped (a commitment with `requirement_ids` instead of `covers` would otherwise be
+/// stored as covering nothing and show as an over-promise in every recap).
+#[tokio::test]
+async fn unknown_proposal_fields_are_refused_with_their_path_and_nothing_is_stored() {
+    let app = TestApp::spawn().await;
+    let mut p = proposal("ana@seller.example");
+    p["commitments"][0] = json!({"id": "C1", "text": "SAML SSO configured with Okta", "requirement_ids": ["R1"]});
+    let r = app.put_proposal("generic", "D-1", &p).await;
+    assert_eq!(r.status(), 422);
+    let b = body(r).await;
+    assert_eq!(b["error"]["code"], "invalid");
+    assert_eq!(b["error"]["field"], "commitments[0].requirement_ids", "{b}");
+    let message = b["error"]["message"].as_str().unwrap();
+    assert!(!message.contains("did you mean"), "requirement_ids is not close to any known name: {message}");
+    assert!(message.contains("`covers`") && message.contains("`deliver_by`"), "the known fields are listed: {message}");
+    let r = app.api(reqwest::Method::GET, "/api/v1/proposals/generic/D-1").send().await.unwrap();
+    assert_eq!(r.status(), 404, "nothing stored");
+
+    // With a version on file, a refused body leaves it as it was.
+    let good = proposal("ana@seller.example");
+    assert_eq!(app.put_proposal("generic", "D-1", &good).await.status(), 201);
+    let before = app.get_json("/api/v1/proposals/generic/D-1").await;
+    let mut near = good.clone();
+    near["commitments"][1]["cover"] = json!(["R2"]);
+    let r = app.put_proposal("generic", "D-1", &near).await;
+    assert_eq!(r.status(), 422);
+    let b = body(r).await;
+    assert_eq!(b["error"]["field"], "commitments[1].cover");
+    assert!(b["error"]["message"].as_str().unwrap().contains("did you mean `covers`?"), "{b}");
+    assert_eq!(app.get_json("/api/v1/proposals/generic/D-1").await, before, "the stored version is unchanged");
+    assert_eq!(app.count("proposals").await, 1);
+
+    // Near misses at every depth name the close known field.
+    for (edit, field, suggestion) in [
+        (
+            json!({"requirements": [{"id": "R1", "text": "SSO", "priority": "must", "needed_by": "2026-12-01"}]}),
+            "requirements[0].needed_by",
+            "need_by",
+        ),
+        (json!({"account": {"name": "Acme", "segmnt": "smb"}}), "account.segmnt", "segment"),
+        (json!({"rep": "ana@seller.example"}), "rep", "rep_email"),
+        (
+            json!({"line_items": [{"sku": "P", "name": "Pro", "quantity": 1, "unit_price": "1.00", "currency": "USD", "unitprice": 1}]}),
+            "line_items[0].unitprice",
+            "unit_price",
+        ),
+        (json!({"contacts": [{"name": "Dana", "email_address": "dana@acme.example"}]}), "contacts[0].email_address", "email"),
+        (
+            json!({"activities": [{"at": "2026-10-02T14:00:00Z", "kind": "call", "summary": "x", "kinds": "call"}]}),
+            "activities[0].kinds",
+            "kind",
+        ),
+    ] {
+        let mut p = json!({"account": {"name": "Acme"}});
+        for (k, v) in edit.as_object().unwrap() {
+            p[k] = v.clone();
+        }
+        let r = app.put_proposal("generic", "D-2", &p).await;
+        assert_eq!(r.status(), 422, "{p}");
+        let b = body(r).await;
+        assert_eq!(b["error"]["field"], field, "{b}");
+        let message = b["error"]["message"].as_str().unwrap();
+        assert!(message.contains(&format!("did you mean `{suggestion}`?")), "{message}");
+    }
+    let r = app.api(reqwest::Method::GET, "/api/v1/proposals/generic/D-2").send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_rep_fields_are_refused_with_their_name() {
+    let app = TestApp::spawn().await;
+    let r = app.put_rep("ana@seller.example", &json!({"name": "Ana", "timezone": "Europe/Madrid", "manager": "mo@seller.example"})).await;
+    assert_eq!(r.status(), 422);
+    let b = body(r).await;
+    assert_eq!(b["error"]["code"], "invalid");
+    assert_eq!(b["error"]["field"], "manager", "{b}");
+    assert!(b["error"]["message"].as_str().unwrap().contains("did you mean `manager_email`?"), "{b}");
+    let r = app.put_rep("ana@seller.example", &json!({"name": "Ana", "timezone": "Europe/Madrid", "phone": "+34 600"})).await;
+    assert_eq!(r.status(), 422);
+    let b = body(r).await;
+    assert_eq!(b["error"]["field"], "phone", "{b}");
+    let message = b["error"]["message"].as_str().unwrap();
+    assert!(!message.contains("did you mean") && message.contains("`timezone`") && message.contains("`crm_ids`"), "{message}");
+    let r = app.api(reqwest::Method::GET, "/api/v1/reps/ana@seller.example").send().await.unwrap();
+    assert_eq!(r.status(), 404, "nothing stored");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn the_rep_directory_checks_timezones() {
     let app = TestApp::spawn().await;

@@ -87,6 +87,29 @@ async fn order_to_recap_reminders_escalation_and_done() {
 }
 
 #[tokio::test]
+async fn a_completion_with_an_unknown_field_is_refused_and_the_call_stays_open() {
+    let app = TestApp::spawn().await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    let id = app.calls().await[0]["id"].as_i64().unwrap();
+    let r = app
+        .api(reqwest::Method::POST, &format!("/api/v1/calls/{id}/complete"))
+        .json(&json!({"outcome": "aligned", "note": "All good"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let b: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(b["error"]["code"], "invalid");
+    assert_eq!(b["error"]["field"], "note", "{b}");
+    assert!(b["error"]["message"].as_str().unwrap().contains("did you mean `notes`?"), "{b}");
+    let detail = app.get_json(&format!("/api/v1/calls/{id}")).await;
+    assert_ne!(detail["state"], "done", "{detail}");
+    assert!(detail["outcome"].is_null());
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn marking_done_twice_is_harmless_and_a_cancelled_call_cannot_be_done() {
     let app = TestApp::spawn().await;
     app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
