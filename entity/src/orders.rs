@@ -21,8 +21,15 @@ pub struct Model {
     pub ordered_at: Option<DateTimeUtc>,
     /// When the event that set `status` happened; an older event never overrides it.
     pub status_at: DateTimeUtc,
-    /// When the newest applied CRM event happened; older events only fill facts still unknown.
+    /// When the newest applied CRM event happened.
     pub last_event_at: DateTimeUtc,
+    /// When the event that stated each fact happened: a fact changes only for a statement at
+    /// least as new, whatever the order of delivery.
+    pub rep_at: Option<DateTimeUtc>,
+    pub amount_at: Option<DateTimeUtc>,
+    pub segment_at: Option<DateTimeUtc>,
+    pub account_at: Option<DateTimeUtc>,
+    pub line_items_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

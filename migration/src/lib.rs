@@ -8,6 +8,7 @@ mod m20261123_000001_queue_claim_order;
 mod m20261123_000002_dead_jobs_index;
 mod m20261129_000001_job_subject;
 mod m20261129_000002_one_pending_timer;
+mod m20261129_000003_order_fact_times;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_dead_jobs_index::Migration),
             Box::new(m20261129_000001_job_subject::Migration),
             Box::new(m20261129_000002_one_pending_timer::Migration),
+            Box::new(m20261129_000003_order_fact_times::Migration),
         ]
     }
 }

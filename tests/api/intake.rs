@@ -663,3 +663,83 @@ async fn the_oldest_accepted_event_time_is_configurable() {
     assert_eq!(page.status(), 200);
     app.stop().await;
 }
+
+/// Every order of `0..n`, the identity first, for delivering a deal's history in every order.
+fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n == 0 {
+        return vec![vec![]];
+    }
+    let mut out = Vec::new();
+    for p in permutations(n - 1) {
+        for i in (0..=p.len()).rev() {
+            let mut q = p.clone();
+            q.insert(i, n - 1);
+            out.push(q);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_deals_history_delivered_in_any_order_ends_as_delivered_in_order() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let app = TestApp::spawn().await;
+    let now = app.now();
+    let t = |minutes: i64| now - TimeDelta::minutes(60 - minutes);
+    let (ana, bo) = ("ana@seller.example", "bo@seller.example");
+    // Won, lost, won again by another rep, then the amount changes.
+    let rewon = |deal: &str, p: &str| {
+        vec![
+            order_event(&format!("{p}-1"), "order.created", deal, t(1), json!({"rep_email": ana, "amount": "100.00", "currency": "USD"})),
+            order_event(&format!("{p}-2"), "order.cancelled", deal, t(2), json!({})),
+            order_event(&format!("{p}-3"), "order.created", deal, t(3), json!({"rep_email": bo})),
+            order_event(&format!("{p}-4"), "order.updated", deal, t(4), json!({"amount": "200.00", "currency": "USD"})),
+        ]
+    };
+    // Won, lost, won again, lost again.
+    let relost = |deal: &str, p: &str| {
+        vec![
+            order_event(&format!("{p}-1"), "order.created", deal, t(1), json!({"rep_email": ana, "amount": "100.00", "currency": "USD"})),
+            order_event(&format!("{p}-2"), "order.cancelled", deal, t(2), json!({})),
+            order_event(&format!("{p}-3"), "order.created", deal, t(3), json!({"rep_email": bo})),
+            order_event(&format!("{p}-4"), "order.cancelled", deal, t(4), json!({})),
+        ]
+    };
+    for name in ["rewon", "relost"] {
+        let history = |deal: &str, p: &str| if name == "rewon" { rewon(deal, p) } else { relost(deal, p) };
+        let mut finals = Vec::new();
+        for (i, order) in permutations(4).into_iter().enumerate() {
+            let deal = format!("{name}-{i}");
+            let events = history(&deal, &deal);
+            for &k in &order {
+                assert_eq!(app.post_generic(&events[k]).await.status(), 200);
+            }
+            let o = entity::orders::Entity::find()
+                .filter(entity::orders::Column::DealId.eq(deal.as_str()))
+                .one(&app.state.db)
+                .await
+                .unwrap()
+                .unwrap();
+            let open_calls = entity::calls::Entity::find()
+                .filter(entity::calls::Column::DealId.eq(deal.as_str()))
+                .filter(entity::calls::Column::State.is_in(entity::calls::CallState::OPEN))
+                .all(&app.state.db)
+                .await
+                .unwrap();
+            let open_rep = open_calls.first().map(|c| c.rep_email.clone());
+            finals.push((order.clone(), (o.status, o.rep_email, o.amount_minor, open_calls.len(), open_rep)));
+        }
+        // The first permutation is the order the events happened in.
+        assert_eq!(finals[0].0, vec![0, 1, 2, 3]);
+        let in_order = finals[0].1.clone();
+        for (order, end) in &finals {
+            assert_eq!(end, &in_order, "{name}: delivered in the order {order:?}");
+        }
+        let expected = match name {
+            "rewon" => (entity::orders::OrderStatus::Open, Some(bo.to_string()), Some(20000), 1, Some(bo.to_string())),
+            _ => (entity::orders::OrderStatus::Cancelled, Some(bo.to_string()), Some(10000), 0, None),
+        };
+        assert_eq!(in_order, expected, "{name} delivered in order");
+    }
+    app.stop().await;
+}

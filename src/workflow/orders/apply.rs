@@ -152,6 +152,12 @@ async fn transition(
         (Transition::Updated, New) => (Some(Pending), "recorded"),
         (Transition::Updated, _) => (None, "updated"),
     };
+    let mut am = am;
+    // An event that restates the current status (won again, lost again) is the newest word on it:
+    // an older event arriving later must not undo it.
+    if new_status.is_none() && matches!(outcome, "recorded") && ev.transition != Transition::Updated && at > order.status_at {
+        am.status_at = Set(at);
+    }
     let order = write_order(db, am, status, new_status, at, ev.transition.as_str(), &actor, now).await?;
 
     let call_id = match (new_status, outcome) {
@@ -220,7 +226,6 @@ async fn merge_facts(
     ev: &IntakeEvent,
     at: DateTime<Utc>,
 ) -> Result<orders::ActiveModel, DbErr> {
-    let newer = order.status == OrderStatus::New || at >= order.last_event_at;
     let f = &ev.facts;
     let mut rep = f.rep_email.as_ref().map(|e| e.to_string());
     if rep.is_none()
@@ -231,34 +236,41 @@ async fn merge_facts(
             tracing::info!(source = %ev.source, owner = %owner, deal = %ev.deal_id, "CRM owner id not in the rep directory; keeping the order's rep");
         }
     }
+    // A fact stated by this event replaces the stored one if no newer event stated it.
+    let newest = |stated_at: Option<DateTime<Utc>>| stated_at.is_none_or(|t| at >= t);
     let mut am = order.clone().into_active_model();
-    let take = |cur: &Option<String>, new: Option<String>| -> Option<Option<String>> {
-        match new {
-            Some(v) if newer || cur.is_none() => Some(Some(v)),
-            _ => None,
-        }
-    };
-    if let Some(v) = take(&order.rep_email, rep) {
-        am.rep_email = Set(v);
+    if let Some(v) = rep
+        && newest(order.rep_at)
+    {
+        am.rep_email = Set(Some(v));
+        am.rep_at = Set(Some(at));
     }
-    if let Some(v) = take(&order.segment, f.segment.clone()) {
-        am.segment = Set(v);
+    if let Some(v) = f.segment.clone()
+        && newest(order.segment_at)
+    {
+        am.segment = Set(Some(v));
+        am.segment_at = Set(Some(at));
     }
-    if let Some(v) = take(&order.account_name, f.account_name.clone()) {
-        am.account_name = Set(v);
+    if let Some(v) = f.account_name.clone()
+        && newest(order.account_at)
+    {
+        am.account_name = Set(Some(v));
+        am.account_at = Set(Some(at));
     }
     if let Some(m) = &f.amount
-        && (newer || order.amount_minor.is_none())
+        && newest(order.amount_at)
     {
         am.amount_minor = Set(Some(m.minor));
         am.currency = Set(Some(m.currency.to_string()));
+        am.amount_at = Set(Some(at));
     }
     if let Some(items) = &f.line_items
-        && (newer || order.line_items.as_array().is_none_or(|a| a.is_empty()))
+        && newest(order.line_items_at)
     {
         am.line_items = Set(serde_json::to_value(items).unwrap_or_else(|_| serde_json::json!([])));
+        am.line_items_at = Set(Some(at));
     }
-    if newer {
+    if order.status == OrderStatus::New || at > order.last_event_at {
         am.last_event_at = Set(at);
     }
     Ok(am)

@@ -248,6 +248,9 @@ async fn owner_emails(db: &impl ConnectionTrait, items: &[Item<'_>], candidates:
 /// A won deal's order row, open from the start, with what the event states.
 fn open_order_row(it: &Item<'_>, rep: Option<String>, now: DateTime<Utc>) -> orders::ActiveModel {
     let f = &it.ev.facts;
+    // Each fact the event states is as new as the event.
+    let stated_at = |stated: bool| stated.then_some(it.at);
+    let rep_stated = rep.is_some();
     orders::ActiveModel {
         source: Set(it.ev.source.as_str().into()),
         deal_id: Set(it.ev.deal_id.to_string()),
@@ -261,6 +264,11 @@ fn open_order_row(it: &Item<'_>, rep: Option<String>, now: DateTime<Utc>) -> ord
         ordered_at: Set(Some(it.at)),
         status_at: Set(it.at),
         last_event_at: Set(it.at),
+        rep_at: Set(stated_at(rep_stated)),
+        amount_at: Set(stated_at(f.amount.is_some())),
+        segment_at: Set(stated_at(f.segment.is_some())),
+        account_at: Set(stated_at(f.account_name.is_some())),
+        line_items_at: Set(stated_at(f.line_items.is_some())),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
