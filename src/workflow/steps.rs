@@ -210,9 +210,8 @@ async fn remind(
     let schedule = schedule_of(db, fc, &call).await?;
     // A tick that runs late (the engine was down) and now falls outside business hours sends
     // nothing: the next tick inside them is planned instead.
-    let tz = rep_tz(db, fc, &call).await?;
     let late = now - due > chrono::TimeDelta::minutes(LATE_TICK_GRACE_MINUTES);
-    if late && !timing::in_business_hours(tz, &schedule.business_hours, now) {
+    if late && !timing::in_business_hours(rep_tz(db, fc, &call).await?, &schedule.business_hours, now) {
         plan_next_reminder(db, fc, &call, now, fx).await?;
         return Ok(());
     }
