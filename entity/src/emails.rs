@@ -65,7 +65,7 @@ impl EmailState {
     }
 }
 
-/// What an email is about.
+/// What an email is about; also which templates render it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize, utoipa::ToSchema)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
 #[serde(rename_all = "snake_case")]
@@ -86,6 +86,9 @@ pub enum EmailKind {
 }
 
 impl EmailKind {
+    pub const ALL: [EmailKind; 5] =
+        [EmailKind::FirstCall, EmailKind::Reminder, EmailKind::Escalation, EmailKind::Cancellation, EmailKind::Reassigned];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             EmailKind::FirstCall => "first_call",

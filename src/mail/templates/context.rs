@@ -7,37 +7,9 @@ use serde::Serialize;
 
 use crate::recap::Recap;
 
-/// The kinds of email firstcall sends about a first call. Each renders
+/// The kinds of email firstcall sends about a first call (the outbox's kinds). Each renders
 /// `<kind>.subject.txt`, `<kind>.txt` and `<kind>.html`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EmailKind {
-    /// To the rep when the call is created: the recap and the calendar invite.
-    FirstCall,
-    /// To the rep until the call is marked done.
-    Reminder,
-    /// To the rep's manager (then the manager's manager) when the call is late.
-    Escalation,
-    /// To the rep when the order is cancelled: the call is off.
-    Cancellation,
-    /// To the previous rep when the call moves to someone else.
-    Reassigned,
-}
-
-impl EmailKind {
-    pub const ALL: [EmailKind; 5] =
-        [EmailKind::FirstCall, EmailKind::Reminder, EmailKind::Escalation, EmailKind::Cancellation, EmailKind::Reassigned];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            EmailKind::FirstCall => "first_call",
-            EmailKind::Reminder => "reminder",
-            EmailKind::Escalation => "escalation",
-            EmailKind::Cancellation => "cancellation",
-            EmailKind::Reassigned => "reassigned",
-        }
-    }
-}
+pub use entity::emails::EmailKind;
 
 /// Who an escalation goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
