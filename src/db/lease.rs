@@ -7,7 +7,11 @@
 //! - a crash loses nothing: an expired lease makes the row claimable again;
 //! - a worker whose lease was taken over commits nothing, because its token is gone;
 //! - failures come back after a capped, jittered backoff ([`backoff`]), and end in the table's
-//!   dead state after the last attempt, from which an operator can retry them.
+//!   dead state after the last attempt, from which an operator can retry them;
+//! - leases are set and judged by one clock: on PostgreSQL the database server's, so replicas
+//!   whose own clocks drift apart still agree on whose lease is live (due times stay on the
+//!   process clock, which schedules them). SQLite serves the processes of one machine, which
+//!   share its clock: there the process clock sets leases too.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Value};
@@ -31,8 +35,28 @@ pub struct Queue {
 #[derive(Debug, Clone)]
 pub struct Lease<T> {
     pub token: String,
-    pub until: DateTime<Utc>,
     pub rows: Vec<T>,
+}
+
+/// SQL for the moment leases are judged at: the database's clock on PostgreSQL; on SQLite the
+/// parameter `now` (the process clock).
+fn lease_now(backend: DbBackend, now: &str) -> String {
+    if backend == DbBackend::Postgres { "clock_timestamp()".into() } else { now.into() }
+}
+
+/// SQL for the end of a lease taken now, given the parameter that [`lease_value`] fills.
+fn lease_end(backend: DbBackend, param: &str) -> String {
+    if backend == DbBackend::Postgres { format!("clock_timestamp() + make_interval(secs => {param})") } else { param.into() }
+}
+
+/// The value of [`lease_end`]'s parameter: the lease's length in seconds for the database's
+/// clock, or its end on the process clock.
+fn lease_value(backend: DbBackend, now: DateTime<Utc>, lease: TimeDelta) -> Value {
+    if backend == DbBackend::Postgres {
+        (lease.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6).into()
+    } else {
+        crate::clock::truncate(now + lease).into()
+    }
 }
 
 /// How a claimed row ends, as recorded by [`Queue::finish`].
@@ -58,22 +82,23 @@ pub fn backoff(attempt: u32, base_secs: u64, max_secs: u64) -> TimeDelta {
 }
 
 impl Queue {
-    /// The claim statement, with `$1`-style parameters: owner, token, lease end, now, limit.
-    /// `returning` lists the columns handed back.
+    /// The claim statement, with `$1`-style parameters: owner, token, lease ([`lease_value`]),
+    /// now, limit. `returning` lists the columns handed back.
     pub fn claim_sql(&self, backend: DbBackend, returning: &str) -> String {
         let Queue { table, due, on_claim, .. } = self;
         let lock = if backend == DbBackend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
         let extra = if on_claim.is_empty() { String::new() } else { format!(", {on_claim}") };
+        let (end, live) = (lease_end(backend, "$3"), lease_now(backend, "$4"));
         format!(
-            "UPDATE {table} SET lease_owner = $1, lease_token = $2, lease_until = $3, attempts = attempts + 1, updated_at = $4{extra} \
-             WHERE id IN (SELECT id FROM {table} WHERE state = 'pending' AND {due} <= $4 AND (lease_until IS NULL OR lease_until < $4) \
+            "UPDATE {table} SET lease_owner = $1, lease_token = $2, lease_until = {end}, attempts = attempts + 1, updated_at = $4{extra} \
+             WHERE id IN (SELECT id FROM {table} WHERE state = 'pending' AND {due} <= $4 AND (lease_until IS NULL OR lease_until < {live}) \
              ORDER BY {due}, id LIMIT $5 {lock}) \
              RETURNING {returning}"
         )
     }
 
-    /// Claims up to `limit` due rows for `owner` until `now + lease`. Rows whose previous lease
-    /// expired (their worker died or hung) are claimable again.
+    /// Claims up to `limit` rows due by `now` for `owner`, for `lease`. Rows whose previous
+    /// lease ran out (their worker died or hung) are claimable again.
     pub async fn claim<T: FromQueryResult>(
         &self,
         db: &impl ConnectionTrait,
@@ -85,10 +110,30 @@ impl Queue {
     ) -> Result<Lease<T>, DbErr> {
         let backend = db.get_database_backend();
         let token = uuid::Uuid::new_v4().simple().to_string();
-        let until = crate::clock::truncate(now + lease);
-        let values = vec![owner.into(), token.clone().into(), until.into(), now.into(), (limit as i64).into()];
+        let values = vec![owner.into(), token.clone().into(), lease_value(backend, now, lease), now.into(), (limit as i64).into()];
         let rows = T::find_by_statement(stmt(backend, &self.claim_sql(backend, returning), values)).all(db).await?;
-        Ok(Lease { token, until, rows })
+        Ok(Lease { token, rows })
+    }
+
+    /// Extends the lease on row `id` to `lease` from now if it is still held under `token`.
+    /// False when another worker took the row over after the lease ran out, or it is no longer
+    /// pending: the caller must leave it alone.
+    pub async fn renew(
+        &self,
+        db: &impl ConnectionTrait,
+        id: i64,
+        token: &str,
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+    ) -> Result<bool, DbErr> {
+        let backend = db.get_database_backend();
+        let sql = format!(
+            "UPDATE {} SET lease_until = {} WHERE id = $2 AND lease_token = $3 AND state = 'pending'",
+            self.table,
+            lease_end(backend, "$1")
+        );
+        let values = vec![lease_value(backend, now, lease), id.into(), token.into()];
+        Ok(db.execute_raw(stmt(backend, &sql, values)).await?.rows_affected() == 1)
     }
 
     /// Inside the transaction that records the outcome: locks the rows among `ids` still held
@@ -193,8 +238,9 @@ impl Queue {
         }
         let backend = db.get_database_backend();
         let sql = format!(
-            "SELECT {due} AS at FROM {} WHERE state = 'pending' AND (lease_until IS NULL OR lease_until < $1) ORDER BY {due}, id LIMIT 1",
+            "SELECT {due} AS at FROM {} WHERE state = 'pending' AND (lease_until IS NULL OR lease_until < {}) ORDER BY {due}, id LIMIT 1",
             self.table,
+            lease_now(backend, "$1"),
             due = self.due
         );
         Ok(Row::find_by_statement(stmt(backend, &sql, vec![now.into()])).one(db).await?.map(|r| r.at))
@@ -227,6 +273,7 @@ mod tests {
         let jobs = Queue { table: "jobs", due: "run_at", dead_state: "dead", on_claim: "" };
         let sql = jobs.claim_sql(DbBackend::Postgres, "id");
         assert!(sql.contains("FROM jobs WHERE state = 'pending' AND run_at <= $4"), "{sql}");
+        assert!(sql.contains("lease_until < clock_timestamp()"), "PostgreSQL judges leases by its own clock: {sql}");
         assert!(sql.ends_with("FOR UPDATE SKIP LOCKED) RETURNING id"), "{sql}");
         let emails = Queue { table: "emails", due: "next_attempt_at", dead_state: "failed", on_claim: "x = x + 1" };
         let sql = emails.claim_sql(DbBackend::Sqlite, "id");

@@ -137,7 +137,7 @@ impl Mailer {
         // since: renew the lease for this send, or give the email up if another mailer took it
         // over meanwhile; and judge staleness by the call's state now (a reminder claimed just
         // before "done" is not sent after it).
-        match outbox::renew(&self.db, e.id, &e.lease_token, e.call_id, self.clock.now() + self.lease()).await? {
+        match outbox::renew(&self.db, e.id, &e.lease_token, e.call_id, self.clock.now(), self.lease()).await? {
             Some(call_state) => e.call_state = call_state,
             None => {
                 tracing::warn!(message_id = %e.email.message_id, "lease ran out before the send; another mailer owns this email now");

@@ -110,7 +110,7 @@ pub async fn claim_due(
     ClaimedEmail::find_by_statement(stmt(db.get_database_backend(), &sql, vec![lease.token.into()])).all(db).await
 }
 
-/// Right before a send: extends the email's lease to `until` if it is still held under `token`,
+/// Right before a send: extends the email's lease by `lease` if it is still held under `token`,
 /// and reads its call's state as it is now. `None` when another mailer took the email over (its
 /// lease ran out while this one waited its turn): this one must not send it.
 pub async fn renew(
@@ -118,12 +118,10 @@ pub async fn renew(
     id: i64,
     token: &str,
     call_id: Option<i64>,
-    until: DateTime<Utc>,
+    now: DateTime<Utc>,
+    lease: TimeDelta,
 ) -> Result<Option<Option<CallState>>, DbErr> {
-    let backend = db.get_database_backend();
-    let sql = "UPDATE emails SET lease_until = $1 WHERE id = $2 AND lease_token = $3 AND state = 'pending'";
-    let renewed = db.execute_raw(stmt(backend, sql, vec![crate::clock::truncate(until).into(), id.into(), token.into()])).await?;
-    if renewed.rows_affected() != 1 {
+    if !QUEUE.renew(db, id, token, now, lease).await? {
         return Ok(None);
     }
     let state = match call_id {

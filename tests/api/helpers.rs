@@ -128,6 +128,23 @@ impl TestApp {
         self.clock.advance(by);
     }
 
+    /// Moves time on by `by` for everything, leases included. On PostgreSQL leases run on the
+    /// database's clock, which the test clock does not move: held leases are moved back by `by`
+    /// instead, as if that much time had passed on the database server.
+    pub async fn advance_with_leases(&self, by: TimeDelta) {
+        use sea_orm::ConnectionTrait;
+        self.clock.advance(by);
+        if self.state.db.get_database_backend() == sea_orm::DbBackend::Postgres {
+            for table in ["jobs", "emails"] {
+                let sql = format!(
+                    "UPDATE {table} SET lease_until = lease_until - INTERVAL '{} milliseconds' WHERE lease_until IS NOT NULL",
+                    by.num_milliseconds()
+                );
+                self.state.db.execute_unprepared(&sql).await.unwrap();
+            }
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

@@ -164,7 +164,8 @@ async fn a_mailer_that_dies_mid_send_leaves_an_unknown_outcome_on_record() {
     assert_eq!(claimed.len(), 1);
     app.deliver().await;
     assert!(app.smtp.messages().is_empty(), "the lease holds while it is valid");
-    app.advance_and_settle(TimeDelta::seconds(90), TimeDelta::seconds(30)).await;
+    app.advance_with_leases(TimeDelta::seconds(90)).await;
+    app.settle().await;
     assert_eq!(app.mails_to(REP).len(), 1);
     let sent = app.get_json("/api/v1/emails?state=sent").await;
     assert_eq!(sent["emails"][0]["unknown_outcomes"], 1, "the first attempt may have gone out: {sent}");
@@ -281,7 +282,7 @@ async fn a_mailer_whose_lease_ran_out_before_its_turn_sends_nothing() {
     // Mailer A claims the email, then waits behind a slow batch past its lease...
     let stale = firstcall::mail::outbox::claim_due(&app.state.db, "mailer-a", app.now(), TimeDelta::seconds(30), 10).await.unwrap();
     assert_eq!(stale.len(), 1);
-    app.advance(TimeDelta::seconds(31));
+    app.advance_with_leases(TimeDelta::seconds(31)).await;
     // ...meanwhile mailer B takes it over and sends it.
     app.deliver().await;
     assert_eq!(app.mails_to(REP).len(), 1);

@@ -281,13 +281,40 @@ async fn a_worker_that_dies_mid_job_loses_its_lease_and_the_step_runs_once() {
     let lease = firstcall::engine::claim_due(&app.state.db, "dead-worker", app.now(), TimeDelta::seconds(60), 10).await.unwrap();
     assert_eq!(lease.rows.len(), 1);
     assert_eq!(app.run_jobs().await, 0, "the lease holds while it is valid");
-    app.advance(TimeDelta::seconds(61));
+    app.advance_with_leases(TimeDelta::seconds(61)).await;
     app.settle().await;
     assert_eq!(kinds(&app.mails_to(REP)), vec!["first_call"]);
     // The dead worker wakes up and tries to finish: its lease is gone, nothing is committed.
     app.engine.execute(lease).await.unwrap();
     app.settle().await;
     assert_eq!(kinds(&app.mails_to(REP)), vec!["first_call"], "the step ran exactly once");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_replica_whose_clock_runs_ahead_does_not_take_over_a_live_lease() {
+    // Leases are judged by the database's clock. SQLite serves the processes of one machine,
+    // which share its clock; the replicas this is about share a PostgreSQL database.
+    if testkit::db::Backend::from_env() != testkit::db::Backend::Postgres {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    // Replica A claims the first step for 60 s...
+    let lease = firstcall::engine::claim_due(&app.state.db, "replica-a", app.now(), TimeDelta::seconds(60), 10).await.unwrap();
+    assert_eq!(lease.rows.len(), 1);
+    // ...replica B, whose clock is two minutes ahead, must still see A's lease as live.
+    let ahead = app.now() + TimeDelta::minutes(2);
+    let taken = firstcall::engine::claim_due(&app.state.db, "replica-b", ahead, TimeDelta::seconds(60), 10).await.unwrap();
+    assert!(taken.rows.is_empty(), "B took over a lease that A still holds");
+    assert_eq!(firstcall::engine::next_due_at(&app.state.db, ahead).await.unwrap(), None, "B has nothing to wake up for");
+    app.engine.execute(lease).await.unwrap();
+    app.run_jobs().await;
+    // The same for the outbox: A's mailer holds the email, B's must leave it alone.
+    let held = firstcall::mail::outbox::claim_due(&app.state.db, "replica-a", app.now(), TimeDelta::seconds(60), 10).await.unwrap();
+    assert_eq!(held.len(), 1);
+    let taken = firstcall::mail::outbox::claim_due(&app.state.db, "replica-b", ahead, TimeDelta::seconds(60), 10).await.unwrap();
+    assert!(taken.is_empty(), "B's mailer took over an email that A's still holds");
     app.stop().await;
 }
 
@@ -390,8 +417,8 @@ async fn a_loop_holding_a_large_batch_does_not_hide_the_next_due_job_from_the_ot
     queue::claim_due(&app.state.db, "loop-b", now, TimeDelta::seconds(60), 100).await.unwrap();
     assert_eq!(queue::next_due_at(&app.state.db, now).await.unwrap(), Some(now + TimeDelta::seconds(30)));
     // A lease that ran out makes its jobs due again.
-    let later = now + TimeDelta::seconds(61);
-    assert_eq!(queue::next_due_at(&app.state.db, later).await.unwrap(), Some(now));
+    app.advance_with_leases(TimeDelta::seconds(61)).await;
+    assert_eq!(queue::next_due_at(&app.state.db, app.now()).await.unwrap(), Some(now));
     app.stop().await;
 }
 
