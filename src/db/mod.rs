@@ -12,8 +12,9 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 
 use crate::config::DatabaseSettings;
 
-/// Opens a pool. For SQLite, creates the file's directory and uses a single connection so
-/// writes never contend; for PostgreSQL, a session idle inside a transaction (a paused or hung
+/// Opens a pool. For SQLite, creates the file's directory, uses a single connection so writes
+/// never contend, and syncs the log at every commit (`synchronous = FULL`), so a webhook already
+/// answered 2xx survives a power loss (group commit spreads that cost); for PostgreSQL, a session idle inside a transaction (a paused or hung
 /// worker) is ended by the server so its locks cannot block others.
 pub async fn connect(s: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
     let mut url = s.url.clone();
@@ -34,7 +35,7 @@ pub async fn connect(s: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> 
     if sqlite {
         opt.map_sqlx_sqlite_opts(|o| {
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true)
         });
