@@ -22,6 +22,7 @@ pub mod proposals;
 pub mod recap;
 pub mod reps;
 pub mod security;
+pub mod sessions;
 pub mod startup;
 pub mod telemetry;
 pub mod workflow;

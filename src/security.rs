@@ -1,6 +1,6 @@
 //! The service's secrets in usable form, resolved once at start-up: API tokens, link-signing
-//! keys (generated and kept in the database when none is configured), webhook secrets, and the
-//! dashboard session cookie derived from them. Also the per-source webhook rate limits and the
+//! keys (generated and kept in the database when none is configured), webhook secrets, and
+//! whether the API token a dashboard session was opened with is still live. Also the per-source webhook rate limits and the
 //! limit on failed authentication attempts per client address.
 
 use std::net::IpAddr;
@@ -8,7 +8,6 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use hmac::{KeyInit, Mac};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
 
 use crate::config::Settings;
@@ -16,19 +15,16 @@ use crate::config::secrets::{Secret, sha256};
 use crate::domain::Source;
 use crate::links::{ApiAuth, LinkSigner};
 
-type HmacSha256 = hmac::Hmac<sha2::Sha256>;
-
 pub struct Security {
     pub api: ApiAuth,
     pub links: std::sync::Arc<LinkSigner>,
     pub generic: Vec<Secret>,
     pub hubspot: Vec<Secret>,
     pub pipedrive: Vec<Secret>,
-    /// No link-signing key is configured: links (and dashboard sessions, whose key derives from
-    /// it) are signed with a key generated once and kept in plain text in the database.
+    /// No link-signing key is configured: links (and the CSRF tokens of forms) are signed with a
+    /// key generated once and kept in plain text in the database.
     pub link_key_from_database: bool,
     api_hashes: Vec<([u8; 32], Option<DateTime<Utc>>)>,
-    session_key: [u8; 32],
 }
 
 const LINK_KEY: &str = "link_signing_key";
@@ -44,10 +40,6 @@ impl Security {
         if link_key_from_database {
             link_keys.push(Secret::from_value(&stored_link_key(db, now).await?));
         }
-        let signing = link_keys.iter().find(|k| k.active_at(now) && k.value.is_some()).and_then(|k| k.value.clone()).unwrap_or_default();
-        let mut mac = HmacSha256::new_from_slice(&signing).map_err(|e| DbErr::Custom(e.to_string()))?;
-        mac.update(b"firstcall dashboard session");
-        let session_key: [u8; 32] = mac.finalize().into_bytes().into();
         Ok(Security {
             api_hashes: api_tokens.iter().map(|t| (t.sha256, t.expires_at)).collect(),
             api: ApiAuth::new(api_tokens),
@@ -56,36 +48,18 @@ impl Security {
             hubspot: parse(&s.webhooks.hubspot.client_secrets),
             pipedrive: parse(&s.webhooks.pipedrive.basic_auth),
             link_key_from_database,
-            session_key,
         })
     }
 
-    /// A dashboard session for the holder of `token`, valid until `expires`. The cookie names
-    /// the token only by a prefix of its hash and stops working when the token is retired.
-    pub fn session_cookie(&self, token: &str, expires: DateTime<Utc>) -> String {
-        let prefix = hex::encode(&sha256(token.as_bytes())[..8]);
-        let body = format!("{}.{}", expires.timestamp(), prefix);
-        format!("{body}.{}", self.mac_hex(&body))
+    /// How a dashboard session names the API token it was opened with: a prefix of the token's
+    /// hash, never the token.
+    pub fn token_prefix(token: &str) -> String {
+        hex::encode(&sha256(token.as_bytes())[..8])
     }
 
-    pub fn check_session(&self, cookie: &str, now: DateTime<Utc>) -> bool {
-        let Some((body, mac)) = cookie.rsplit_once('.') else { return false };
-        let Some((exp, prefix)) = body.split_once('.') else { return false };
-        let expected = self.mac_hex(body);
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), mac.as_bytes())) {
-            return false;
-        }
-        let Ok(exp) = exp.parse::<i64>() else { return false };
-        if now.timestamp() >= exp {
-            return false;
-        }
+    /// Whether the API token that `prefix` names is configured and not expired at `now`.
+    pub fn token_live(&self, prefix: &str, now: DateTime<Utc>) -> bool {
         self.api_hashes.iter().any(|(h, until)| hex::encode(&h[..8]) == prefix && until.is_none_or(|u| now < u))
-    }
-
-    fn mac_hex(&self, body: &str) -> String {
-        let mut mac = HmacSha256::new_from_slice(&self.session_key).expect("any key length");
-        mac.update(body.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
     }
 }
 

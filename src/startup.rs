@@ -65,9 +65,9 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("cannot load secrets: {e}"))?;
         if security.link_key_from_database {
             tracing::warn!(
-                "no link-signing key is configured: links in emails and dashboard sessions are signed with a key kept in plain \
-                 text in the database, so anyone who can read the database can forge them; set FIRSTCALL__LINKS__SIGNING_KEYS \
-                 to a long random key (see the production checklist in the README)"
+                "no link-signing key is configured: links in emails and the forms' CSRF tokens are signed with a key kept in \
+                 plain text in the database, so anyone who can read the database can forge them; set \
+                 FIRSTCALL__LINKS__SIGNING_KEYS to a long random key (see the production checklist in the README)"
             );
         }
         let templates = crate::mail::templates::Templates::load(&config.templates_dir()).map_err(|e| anyhow::anyhow!("templates: {e}"))?;

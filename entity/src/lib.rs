@@ -15,6 +15,7 @@ pub mod proposal_requirements;
 pub mod proposals;
 pub mod rep_crm_ids;
 pub mod reps;
+pub mod sessions;
 pub mod webhook_events;
 
 pub mod prelude {
@@ -32,5 +33,6 @@ pub mod prelude {
     pub use super::proposals::Entity as Proposals;
     pub use super::rep_crm_ids::Entity as RepCrmIds;
     pub use super::reps::Entity as Reps;
+    pub use super::sessions::Entity as Sessions;
     pub use super::webhook_events::Entity as WebhookEvents;
 }

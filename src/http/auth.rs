@@ -1,12 +1,13 @@
-//! Bearer-token authentication for the API, and a session cookie for people who log in to the
-//! dashboard with the same tokens. Tokens are compared as SHA-256 hashes in constant time;
-//! rotated tokens keep working until their `expires_at`. A wrong token counts as a failed
+//! Bearer-token authentication for the API, and the session cookie of people who logged in to
+//! the dashboard with the same tokens (a session kept on the server: [`crate::sessions`]).
+//! Tokens are compared as SHA-256 hashes in constant time; rotated tokens keep working until
+//! their `expires_at`. A wrong token counts as a failed
 //! attempt of the client's address (`http.failed_auth_limit`); over the limit it gets 429.
 
-use std::future::{Ready, ready};
 use std::net::{IpAddr, Ipv4Addr};
 
 use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
 
 use super::ApiError;
 use crate::app::AppState;
@@ -23,10 +24,12 @@ pub const SESSION_COOKIE: &str = "firstcall_session";
 
 impl FromRequest for ApiCaller {
     type Error = ApiError;
-    type Future = Ready<Result<Self, Self::Error>>;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        ready(authenticate(req).and_then(|caller| {
+        let req = req.clone();
+        Box::pin(async move {
+            let caller = authenticate(&req).await?;
             // A browser sends the dashboard's session cookie with any request to this site, also
             // one that a hostile page makes it send: the cookie reads the API, writes need a token.
             if caller.actor == "dashboard" && !req.method().is_safe() {
@@ -36,11 +39,11 @@ impl FromRequest for ApiCaller {
                 ));
             }
             Ok(caller)
-        }))
+        })
     }
 }
 
-pub fn authenticate(req: &HttpRequest) -> Result<ApiCaller, ApiError> {
+pub async fn authenticate(req: &HttpRequest) -> Result<ApiCaller, ApiError> {
     let Some(state) = req.app_data::<web::Data<AppState>>() else {
         return Err(ApiError::internal());
     };
@@ -57,7 +60,7 @@ pub fn authenticate(req: &HttpRequest) -> Result<ApiCaller, ApiError> {
         };
     }
     if let Some(c) = req.cookie(SESSION_COOKIE)
-        && state.security.check_session(c.value(), now)
+        && crate::sessions::is_live(&state.db, &state.security, c.value(), now).await?
     {
         return Ok(ApiCaller { actor: "dashboard" });
     }

@@ -50,20 +50,25 @@ impl Access {
     }
 }
 
-/// Logged in to the dashboard (session cookie) or holding an API token.
-pub fn signed_in(req: &HttpRequest) -> bool {
-    crate::http::auth::authenticate(req).is_ok()
+/// Logged in to the dashboard (session cookie) or holding an API token. A database that cannot
+/// be asked about the session is an error (503), not a visitor to send to the login form.
+pub async fn signed_in(req: &HttpRequest) -> Result<bool, PageError> {
+    match crate::http::auth::authenticate(req).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.status.is_server_error() => Err(e.into()),
+        Err(_) => Ok(false),
+    }
 }
 
 /// May this visitor see call `id`? A valid link token for it, or a dashboard session. A bad
 /// link with no session is refused with the link's reason (expired: 410, otherwise 403).
-pub fn call_access(req: &HttpRequest, state: &AppState, id: i64, token: Option<&str>) -> Result<Access, PageError> {
+pub async fn call_access(req: &HttpRequest, state: &AppState, id: i64, token: Option<&str>) -> Result<Access, PageError> {
     let token = token.map(str::trim).filter(|t| !t.is_empty());
     let verdict = token.map(|t| state.security.links.verify(t, id, state.clock.now()));
     if let (Some(t), Some(Ok(()))) = (token, &verdict) {
         return Ok(Access::Link(t.to_string()));
     }
-    if signed_in(req) {
+    if signed_in(req).await? {
         return Ok(Access::Dashboard);
     }
     match verdict {

@@ -55,7 +55,7 @@ struct Sent<'a> {
 pub async fn show(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, PageError> {
     let id = parse_id(&path, "call")?;
     let query = Fields::query(&req)?;
-    let access = call_access(&req, &state, id, query.get("t"))?;
+    let access = call_access(&req, &state, id, query.get("t")).await?;
     page(&req, &state, id, &access, StatusCode::OK, Sent::default()).await
 }
 
@@ -73,7 +73,7 @@ pub async fn mark_done(
 ) -> Result<HttpResponse, PageError> {
     let id = parse_id(&path, "call")?;
     let fields = Fields(form.into_inner());
-    let access = call_access(&req, &state, id, fields.get("t"))?;
+    let access = call_access(&req, &state, id, fields.get("t")).await?;
     Visitor::of(&req).check(&state, id, fields.get("csrf"))?;
     let (outcome, notes) = match parse_completion(fields.get("outcome"), fields.get("notes")) {
         Ok(parsed) => parsed,

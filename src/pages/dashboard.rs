@@ -25,7 +25,7 @@ const PREVIEW_REMINDERS: usize = 5;
 #[utoipa::path(get, path = "/", tag = "pages", params(("state" = Option<String>, Query), ("rep" = Option<String>, Query), ("at" = Option<String>, Query), ("tz" = Option<String>, Query)),
     responses((status = 200, description = "The dashboard", content_type = "text/html"), (status = 303, description = "Not logged in: to /login"), (status = 400, description = "Bad filter", content_type = "text/html")))]
 pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
-    if !signed_in(&req) {
+    if !signed_in(&req).await? {
         return Ok(see_other("/login").finish());
     }
     let q = Fields::query(&req)?;
@@ -93,8 +93,8 @@ fn preview_at(at: Option<&str>, tz: Option<&str>, default_tz: Timezone, now: Dat
 }
 
 /// A dashboard form's sender must be logged in and post the dashboard's CSRF token.
-fn ops_form(req: &HttpRequest, state: &AppState, fields: &Fields) -> Result<(), PageError> {
-    if !signed_in(req) {
+async fn ops_form(req: &HttpRequest, state: &AppState, fields: &Fields) -> Result<(), PageError> {
+    if !signed_in(req).await? {
         return Err(PageError::new(StatusCode::UNAUTHORIZED, "Please log in", "Log in to the dashboard, then try again.").with_login("/"));
     }
     Visitor::of(req).check(state, DASHBOARD_FORMS, fields.get("csrf"))
@@ -110,7 +110,7 @@ pub async fn retry_job(
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
     let id = parse_id(&path, "job")?;
-    ops_form(&req, &state, &Fields(form.into_inner()))?;
+    ops_form(&req, &state, &Fields(form.into_inner())).await?;
     match crate::engine::retry_dead(&state.db, id, state.clock.now()).await? {
         crate::engine::Retry::Retried => {}
         crate::engine::Retry::NotDead => {
@@ -134,7 +134,7 @@ pub async fn retry_email(
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
     let id = parse_id(&path, "email")?;
-    ops_form(&req, &state, &Fields(form.into_inner()))?;
+    ops_form(&req, &state, &Fields(form.into_inner())).await?;
     if !crate::mail::outbox::retry_failed(&state.db, id, state.clock.now()).await? {
         return Err(PageError::not_found("No failed email has this number; it may have been retried already."));
     }

@@ -1,6 +1,7 @@
 //! Logging in to the dashboard with an API token (`FIRSTCALL__API__TOKENS`): the token is
-//! checked once and traded for an HttpOnly session cookie that names it only by a hash prefix,
-//! expires after [`SESSION_HOURS`], and stops working when the token is retired. A wrong token
+//! checked once and traded for a session kept on the server ([`crate::sessions`]) whose HttpOnly
+//! cookie holds only a random secret. The session expires after [`SESSION_HOURS`], stops
+//! working when the token is retired, and ends for good at logout, wherever its cookie went. A wrong token
 //! counts as a failed attempt of the visitor's address (`http.failed_auth_limit`, shared with the
 //! API and the webhooks): over the limit the form answers 429 and asks to wait; the right token
 //! still logs in.
@@ -39,7 +40,7 @@ fn next_path(raw: Option<&str>) -> String {
 pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let query = Fields::query(&req)?;
     let next = next_path(query.get("next"));
-    if signed_in(&req) {
+    if signed_in(&req).await? {
         return Ok(see_other(&next).finish());
     }
     form(&req, &state, StatusCode::OK, &next, None)
@@ -80,12 +81,14 @@ pub async fn submit(
         return form(&req, &state, StatusCode::UNAUTHORIZED, &next, Some(why));
     }
     let expires = now + TimeDelta::hours(SESSION_HOURS);
-    let mut session = cookie(&state, SESSION_COOKIE, state.security.session_cookie(token.unwrap_or_default(), expires));
+    let secret = crate::sessions::open(&state.db, token.unwrap_or_default(), now, expires).await?;
+    let mut session = cookie(&state, SESSION_COOKIE, secret);
     session.set_max_age(CookieDuration::hours(SESSION_HOURS));
     Ok(see_other(&next).cookie(session).finish())
 }
 
-/// `POST /logout` with the dashboard's `csrf`: ends the session.
+/// `POST /logout` with the dashboard's `csrf`: ends the session on the server, so a copy of the
+/// cookie opens nothing afterwards, and removes the cookie.
 #[utoipa::path(post, path = "/logout", tag = "pages", request_body(content = super::forms::CsrfForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 303, description = "Logged out"), (status = 400, description = "Unreadable form", content_type = "text/html"), (status = 403, description = "Bad CSRF token", content_type = "text/html"), (status = 415, description = "Not a form", content_type = "text/html")))]
 pub async fn logout(
@@ -95,6 +98,9 @@ pub async fn logout(
 ) -> Result<HttpResponse, PageError> {
     let fields = Fields(body.into_inner());
     Visitor::of(&req).check(&state, DASHBOARD_FORMS, fields.get("csrf"))?;
+    if let Some(c) = req.cookie(SESSION_COOKIE) {
+        crate::sessions::close(&state.db, c.value()).await?;
+    }
     let mut gone = cookie(&state, SESSION_COOKIE, String::new());
     gone.make_removal();
     Ok(see_other("/login").cookie(gone).finish())

@@ -55,6 +55,32 @@ async fn migrations_are_idempotent() {
 }
 
 #[tokio::test]
+async fn the_embedded_database_syncs_every_commit_to_disk() {
+    // A webhook answered 2xx must survive a power loss: SQLite's `synchronous = NORMAL` in WAL
+    // mode may lose the last commits, FULL syncs the log at every commit.
+    let dir = tempfile::tempdir().unwrap();
+    let settings = firstcall::config::DatabaseSettings {
+        url: format!("sqlite://{}/firstcall.db", dir.path().display()),
+        max_connections: 2,
+        connect_timeout_secs: 5,
+        migrate_on_start: true,
+        intake_writers: 0,
+    };
+    let conn = firstcall::db::connect(&settings).await.unwrap();
+    let pragma = |name: &'static str| {
+        let conn = &conn;
+        async move {
+            use sea_orm::{ConnectionTrait, Statement};
+            let row =
+                conn.query_one_raw(Statement::from_string(conn.get_database_backend(), format!("PRAGMA {name}"))).await.unwrap().unwrap();
+            row.try_get_by_index::<String>(0).or_else(|_| row.try_get_by_index::<i64>(0).map(|n| n.to_string())).unwrap()
+        }
+    };
+    assert_eq!(pragma("journal_mode").await, "wal");
+    assert_eq!(pragma("synchronous").await, "2", "2 is FULL");
+}
+
+#[tokio::test]
 async fn every_entity_round_trips() {
     let app = TestApp::spawn().await;
     let db = &app.state.db;
@@ -293,6 +319,16 @@ async fn every_entity_round_trips() {
     assert_eq!(audit_log::Entity::find_by_id(au.id).one(db).await.unwrap().unwrap(), au);
     let kv = kv_store::ActiveModel { key: Set("k".into()), value: Set("v".into()), updated_at: Set(now) }.insert(db).await.unwrap();
     assert_eq!(kv_store::Entity::find_by_id("k".to_string()).one(db).await.unwrap().unwrap(), kv);
+    let session = sessions::ActiveModel {
+        id: Set("ab".repeat(32)),
+        token_prefix: Set("0123456789abcdef".into()),
+        created_at: Set(now),
+        expires_at: Set(now + chrono::TimeDelta::hours(12)),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    assert_eq!(sessions::Entity::find_by_id("ab".repeat(32)).one(db).await.unwrap().unwrap(), session);
     app.stop().await;
 }
 

@@ -269,6 +269,43 @@ async fn the_dashboard_needs_a_login_and_logout_ends_it() {
     app.stop().await;
 }
 
+/// A browser without a cookie jar, sending exactly the cookie it is given.
+async fn get_with_cookie(app: &TestApp, path: &str, cookie: &str) -> StatusCode {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    client.get(app.url(path)).header("cookie", cookie).send().await.unwrap().status()
+}
+
+#[tokio::test]
+async fn a_session_cookie_kept_after_logout_no_longer_opens_anything() {
+    let app = TestApp::spawn().await;
+    let (id, _) = call_with_link(&app, "D-1").await;
+    let ok = log_in(&app, API_TOKEN).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    let kept = ok.header("set-cookie").split(';').next().unwrap().to_string();
+    // A second login (another browser) is a session of its own.
+    let other = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let form = Page::of(other.get(app.url("/login")).send().await.unwrap()).await;
+    let second = post_form(&other, &app, "/login", &[("csrf", &form.csrf()), ("token", API_TOKEN), ("next", "/")]).await;
+    let second = second.header("set-cookie").split(';').next().unwrap().to_string();
+    assert_ne!(kept, second, "each login is its own session");
+    assert_eq!(get_with_cookie(&app, "/", &kept).await, StatusCode::OK);
+    assert_eq!(get_with_cookie(&app, "/api/v1/calls", &kept).await, StatusCode::OK);
+
+    let board = get(&app, "/").await;
+    let r = post_form(&app.client, &app, "/logout", &[("csrf", &board.csrf())]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    // Someone who copied the cookie before the logout (a shared computer, a proxy log) gets
+    // nothing with it any more: the session ended on the server, not only in the browser.
+    assert_eq!(get_with_cookie(&app, "/", &kept).await, StatusCode::SEE_OTHER);
+    assert_eq!(get_with_cookie(&app, "/api/v1/calls", &kept).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(get_with_cookie(&app, &format!("/calls/{id}"), &kept).await, StatusCode::FORBIDDEN);
+    // The other browser's session is untouched.
+    assert_eq!(get_with_cookie(&app, "/", &second).await, StatusCode::OK);
+    // A forged or stale cookie value is simply not a session.
+    assert_eq!(get_with_cookie(&app, "/", "firstcall_session=AAAA").await, StatusCode::SEE_OTHER);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn the_dashboard_lists_overdue_calls_first_and_filters() {
     let app = TestApp::spawn().await;
