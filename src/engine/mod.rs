@@ -208,7 +208,8 @@ pub fn claim_sql(backend: DbBackend) -> String {
     QUEUE.claim_sql(backend, CLAIMED_COLUMNS)
 }
 
-/// Claims up to `limit` due jobs for `owner` until `now + lease`, oldest first.
+/// Claims up to `limit` jobs due by `now` for `owner`, for `lease` (on the database's clock on
+/// PostgreSQL), oldest first.
 pub async fn claim_due(
     db: &impl ConnectionTrait,
     owner: &str,

@@ -85,7 +85,7 @@ impl ClaimedEmail {
     }
 }
 
-/// Claims up to `limit` due emails until `now + lease`.
+/// Claims up to `limit` emails due by `now`, for `lease` (on the database's clock on PostgreSQL).
 pub async fn claim_due(
     db: &impl ConnectionTrait,
     owner: &str,
