@@ -233,6 +233,10 @@ pub struct SalesforceWebhook {
     /// Accepted 15- or 18-character org ids; outbound messages from other orgs are refused.
     #[serde(default)]
     pub organization_ids: Vec<String>,
+    /// Secret URL path segments: with one set, outbound messages are accepted only at
+    /// `/webhooks/salesforce/<secret>` (secret: set from the environment).
+    #[serde(default)]
+    pub path_secrets: SecretList,
     /// The Opportunity field that holds the owner's email, if the message includes one.
     pub owner_email_field: String,
     /// The currency of amounts in orgs without multi-currency (no `CurrencyIsoCode` field).
@@ -388,6 +392,7 @@ fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
         ("webhooks.generic.secrets", &s.webhooks.generic.secrets),
         ("webhooks.hubspot.client_secrets", &s.webhooks.hubspot.client_secrets),
         ("webhooks.pipedrive.basic_auth", &s.webhooks.pipedrive.basic_auth),
+        ("webhooks.salesforce.path_secrets", &s.webhooks.salesforce.path_secrets),
     ] {
         if list.is_empty() {
             continue;
@@ -407,6 +412,9 @@ fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
         if let Err(reason) = list.secrets() {
             return fail(key, &reason);
         }
+    }
+    if let Err(reason) = path_segments(&s.webhooks.salesforce.path_secrets) {
+        return fail("webhooks.salesforce.path_secrets", &reason);
     }
     let smtp = &s.mail.smtp;
     if s.mail.transport == MailTransportKind::Smtp
@@ -429,6 +437,29 @@ fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
             key: "mail.smtp.password".into(),
             reason: "secrets must not be written in config files; set FIRSTCALL__MAIL__SMTP__PASSWORD in the environment".into(),
         });
+    }
+    Ok(())
+}
+
+/// A path secret is a URL path segment as written: characters that need no percent-encoding.
+fn path_segments(list: &SecretList) -> Result<(), String> {
+    let values: Vec<String> = match list {
+        SecretList::None => vec![],
+        SecretList::One(s) => s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
+        SecretList::Many(v) => v
+            .iter()
+            .filter_map(|e| match e {
+                secrets::SecretEntry::Plain(p) | secrets::SecretEntry::Full { value: Some(p), .. } => Some(p.clone()),
+                _ => None,
+            })
+            .collect(),
+    };
+    for (i, v) in values.iter().enumerate() {
+        if !v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~')) {
+            return Err(format!(
+                "entry {i} has characters other than letters, digits, '-', '.', '_' and '~', which a URL path would encode"
+            ));
+        }
     }
     Ok(())
 }
