@@ -31,6 +31,7 @@ static SALESFORCE: LazyLock<SalesforceWebhook> = LazyLock::new(|| SalesforceWebh
     organization_ids: vec!["00D5e000000KQ2eEAG".into()],
     owner_email_field: "Owner_Email__c".into(),
     default_currency: None,
+    path_secrets: Default::default(),
 });
 
 fn now() -> DateTime<Utc> {
@@ -84,9 +85,25 @@ pub fn parse_pipedrive(body: &[u8]) {
     }
 }
 
+/// Also: the org read before the fields (what the webhook checks first) is the org of the batch
+/// the fields make, so a message cannot pass the org check as one org and be stored as another.
 pub fn parse_salesforce(body: &[u8]) {
-    if let Ok(batch) = firstcall::intake::salesforce::parse_salesforce(body, &SALESFORCE, &window()) {
+    use firstcall::intake::salesforce::{check_organization, parse_salesforce, read_outbound_message};
+    let parsed = parse_salesforce(body, &SALESFORCE, &window());
+    if let Ok(batch) = &parsed {
         check_events(&batch.events);
+    }
+    match read_outbound_message(body) {
+        Ok(message) => {
+            let org = message.organization_id();
+            if let Ok(batch) = &parsed {
+                assert_eq!(org, Some(batch.organization_id.as_str()), "the org read first differs from the batch's");
+            }
+            if org.is_none() {
+                assert!(check_organization(org, &SALESFORCE).is_err(), "a message naming no org passed the org check");
+            }
+        }
+        Err(_) => assert!(parsed.is_err(), "a body that cannot be read was parsed"),
     }
 }
 

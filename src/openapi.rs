@@ -21,6 +21,7 @@ use utoipa::{Modify, OpenApi};
         crate::http::webhooks::hubspot_webhook,
         crate::http::webhooks::pipedrive_webhook,
         crate::http::webhooks::salesforce_webhook,
+        crate::http::webhooks::salesforce_webhook_with_secret,
         crate::http::proposals::put_proposal,
         crate::http::proposals::get_proposal,
         crate::http::reps::put_rep,

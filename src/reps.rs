@@ -36,6 +36,13 @@ pub struct Recipient {
     pub known: bool,
 }
 
+impl Recipient {
+    /// An address the directory has no entry for: the default timezone, no name, no manager.
+    pub fn unknown(email: EmailAddress, timezone: Timezone) -> Recipient {
+        Recipient { email, name: None, timezone, manager_email: None, known: false }
+    }
+}
+
 pub async fn upsert(db: &impl ConnectionTrait, rep: &Rep, now: DateTime<Utc>) -> Result<(), DbErr> {
     use entity::{rep_crm_ids, reps};
     let am = reps::ActiveModel {
@@ -89,6 +96,11 @@ fn from_model(m: entity::reps::Model, crm_ids: BTreeMap<String, String>) -> Rep 
     }
 }
 
+/// Whether the directory has no rep at all.
+pub async fn directory_is_empty(db: &impl ConnectionTrait) -> Result<bool, DbErr> {
+    Ok(entity::reps::Entity::find().one(db).await?.is_none())
+}
+
 /// The rep email registered for a CRM user id.
 pub async fn email_for_crm_user(db: &impl ConnectionTrait, source: Source, crm_user_id: &str) -> Result<Option<EmailAddress>, DbErr> {
     let row = entity::rep_crm_ids::Entity::find_by_id((source.as_str().to_string(), crm_user_id.to_string())).one(db).await?;
@@ -105,7 +117,7 @@ pub async fn recipient(db: &impl ConnectionTrait, email: &EmailAddress, default_
             manager_email: m.manager_email.as_deref().and_then(|e| EmailAddress::parse(e).ok()),
             known: true,
         },
-        None => Recipient { email: email.clone(), name: None, timezone: default_tz, manager_email: None, known: false },
+        None => Recipient::unknown(email.clone(), default_tz),
     })
 }
 
@@ -115,10 +127,8 @@ pub async fn recipients(
     emails: &[EmailAddress],
     default_tz: Timezone,
 ) -> Result<std::collections::HashMap<EmailAddress, Recipient>, DbErr> {
-    let mut out: std::collections::HashMap<EmailAddress, Recipient> = emails
-        .iter()
-        .map(|e| (e.clone(), Recipient { email: e.clone(), name: None, timezone: default_tz, manager_email: None, known: false }))
-        .collect();
+    let mut out: std::collections::HashMap<EmailAddress, Recipient> =
+        emails.iter().map(|e| (e.clone(), Recipient::unknown(e.clone(), default_tz))).collect();
     let wanted: Vec<String> = out.keys().map(|e| e.to_string()).collect();
     for chunk in wanted.chunks(500) {
         for m in entity::reps::Entity::find().filter(entity::reps::Column::Email.is_in(chunk.iter().cloned())).all(db).await? {

@@ -21,6 +21,8 @@ pub struct Security {
     pub generic: Vec<Secret>,
     pub hubspot: Vec<Secret>,
     pub pipedrive: Vec<Secret>,
+    /// The Salesforce endpoint's secret path segments; empty: the endpoint takes none.
+    pub salesforce_path: Vec<Secret>,
     /// No link-signing key is configured: links (and the CSRF tokens of forms) are signed with a
     /// key generated once and kept in plain text in the database.
     pub link_key_from_database: bool,
@@ -47,6 +49,7 @@ impl Security {
             generic: parse(&s.webhooks.generic.secrets),
             hubspot: parse(&s.webhooks.hubspot.client_secrets),
             pipedrive: parse(&s.webhooks.pipedrive.basic_auth),
+            salesforce_path: parse(&s.webhooks.salesforce.path_secrets),
             link_key_from_database,
         })
     }

@@ -70,6 +70,14 @@ impl Application {
                  FIRSTCALL__LINKS__SIGNING_KEYS to a long random key (see the production checklist in the README)"
             );
         }
+        if config.settings.mail.allowed_recipient_domains.is_empty() && crate::reps::directory_is_empty(&db).await.unwrap_or(false) {
+            tracing::warn!(
+                "mail.allowed_recipient_domains is empty and the rep directory has no reps, so every call goes to {} \
+                 (defaults.unassigned_email): firstcall emails only addresses in the rep directory (PUT /api/v1/reps/{{email}}) \
+                 or in mail.allowed_recipient_domains (e.g. FIRSTCALL__MAIL__ALLOWED_RECIPIENT_DOMAINS=seller.example)",
+                config.settings.defaults.unassigned_email
+            );
+        }
         let templates = crate::mail::templates::Templates::load(&config.templates_dir()).map_err(|e| anyhow::anyhow!("templates: {e}"))?;
         // A template that cannot render would fail every email: refuse to start instead.
         templates.check().map_err(|e| anyhow::anyhow!("templates: {e}"))?;

@@ -57,6 +57,7 @@ impl Firstcall {
             .env("FIRSTCALL__MAIL__TRANSPORT", "smtp")
             .env("FIRSTCALL__MAIL__SMTP__HOST", "127.0.0.1")
             .env("FIRSTCALL__MAIL__SMTP__PORT", l.smtp_port.to_string())
+            .env("FIRSTCALL__MAIL__ALLOWED_RECIPIENT_DOMAINS", "bench.example")
             .env("FIRSTCALL__LOG__FORMAT", "json")
             .stdin(Stdio::null())
             .stdout(out)

@@ -90,6 +90,7 @@ impl Setup {
             ("FIRSTCALL__LINKS__SIGNING_KEYS", "chaos-link-signing-key-0123456789"),
             ("FIRSTCALL__WEBHOOKS__GENERIC__SECRETS", GENERIC_SECRET),
             ("FIRSTCALL__DEFAULTS__UNASSIGNED_EMAIL", "sales-ops@seller.example"),
+            ("FIRSTCALL__MAIL__ALLOWED_RECIPIENT_DOMAINS", "seller.example"),
         ] {
             env.insert(k.to_string(), v.to_string());
         }

@@ -25,6 +25,9 @@ pub struct Model {
     pub completed_at: Option<DateTimeUtc>,
     pub completed_by: Option<String>,
     pub cancelled_at: Option<DateTimeUtc>,
+    /// Why the call went to the sales-ops inbox instead of the address the CRM named (that
+    /// address may not receive firstcall's mail); `None` otherwise.
+    pub fallback_reason: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

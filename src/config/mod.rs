@@ -103,7 +103,11 @@ pub struct MailSettings {
     /// The sender, e.g. `firstcall <firstcall@example.com>`.
     pub from: String,
     pub outbox_dir: String,
-    /// Where sales ops want mail about calls with no known rep.
+    /// The domains whose addresses may receive firstcall's mail besides the rep directory's,
+    /// lower-case (`seller.example`; subdomains are not included). Empty: only the directory.
+    /// A TOML array, or one comma-separated string (handy in an environment variable).
+    #[serde(default, deserialize_with = "list_or_commas")]
+    pub allowed_recipient_domains: Vec<String>,
     pub max_attempts: u32,
     pub retry_base_secs: u64,
     pub retry_max_secs: u64,
@@ -112,6 +116,28 @@ pub struct MailSettings {
     /// How long one delivery may take before its outcome counts as unknown.
     pub send_timeout_secs: u64,
     pub smtp: SmtpSettings,
+}
+
+/// A list of strings written as a TOML array or as one comma-separated string.
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        Many(Vec<String>),
+        One(String),
+    }
+    Ok(match List::deserialize(d)? {
+        List::Many(v) => v,
+        List::One(s) => s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
+    })
+}
+
+impl MailSettings {
+    /// Whether `email`'s domain is one of `allowed_recipient_domains` (exactly: a subdomain is
+    /// another domain).
+    pub fn allows_domain_of(&self, email: &EmailAddress) -> bool {
+        self.allowed_recipient_domains.iter().any(|d| d == email.domain())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,6 +259,10 @@ pub struct SalesforceWebhook {
     /// Accepted 15- or 18-character org ids; outbound messages from other orgs are refused.
     #[serde(default)]
     pub organization_ids: Vec<String>,
+    /// Secret URL path segments: with one set, outbound messages are accepted only at
+    /// `/webhooks/salesforce/<secret>` (secret: set from the environment).
+    #[serde(default)]
+    pub path_secrets: SecretList,
     /// The Opportunity field that holds the owner's email, if the message includes one.
     pub owner_email_field: String,
     /// The currency of amounts in orgs without multi-currency (no `CurrencyIsoCode` field).
@@ -319,9 +349,11 @@ impl ConfigSource {
 
     /// Loads from `figment` (the layers plus anything a caller merged on top).
     pub fn load_with(&self, figment: Figment) -> Result<Config, ConfigError> {
-        let settings: Settings = figment.extract().map_err(|e| from_figment(&figment, e))?;
+        let mut settings: Settings = figment.extract().map_err(|e| from_figment(&figment, e))?;
         let locate = |key: &str, reason: String| ConfigError { origin: origin_of(&figment, key), key: key.to_string(), reason };
         validate(&settings, &figment)?;
+        settings.mail.allowed_recipient_domains = recipient_domains(&settings.mail.allowed_recipient_domains)
+            .map_err(|reason| locate("mail.allowed_recipient_domains", reason))?;
         let mail_from = settings
             .mail
             .from
@@ -388,6 +420,7 @@ fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
         ("webhooks.generic.secrets", &s.webhooks.generic.secrets),
         ("webhooks.hubspot.client_secrets", &s.webhooks.hubspot.client_secrets),
         ("webhooks.pipedrive.basic_auth", &s.webhooks.pipedrive.basic_auth),
+        ("webhooks.salesforce.path_secrets", &s.webhooks.salesforce.path_secrets),
     ] {
         if list.is_empty() {
             continue;
@@ -407,6 +440,9 @@ fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
         if let Err(reason) = list.secrets() {
             return fail(key, &reason);
         }
+    }
+    if let Err(reason) = path_segments(&s.webhooks.salesforce.path_secrets) {
+        return fail("webhooks.salesforce.path_secrets", &reason);
     }
     let smtp = &s.mail.smtp;
     if s.mail.transport == MailTransportKind::Smtp
@@ -429,6 +465,66 @@ fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
             key: "mail.smtp.password".into(),
             reason: "secrets must not be written in config files; set FIRSTCALL__MAIL__SMTP__PASSWORD in the environment".into(),
         });
+    }
+    Ok(())
+}
+
+/// `mail.allowed_recipient_domains`, lower-cased, each checked to be a domain name: an address,
+/// a wildcard or a URL is refused with the reason, so a typo cannot quietly let nobody (or
+/// everybody) through.
+fn recipient_domains(list: &[String]) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for (i, raw) in list.iter().enumerate() {
+        let d = raw.trim().to_lowercase();
+        let shown = crate::domain::printable(raw);
+        let reason = if d.is_empty() {
+            Some("is empty".to_string())
+        } else if d.contains('@') {
+            Some(format!("'{shown}' is an address; write its domain only, e.g. seller.example"))
+        } else if d.contains('*') {
+            Some(format!("'{shown}': wildcards are not supported; list each domain (subdomains are not included)"))
+        } else if d.len() > 253
+            || !d.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+            })
+        {
+            Some(format!("'{shown}' is not a domain name such as seller.example"))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(format!("[{i}]: {reason}"));
+        }
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    Ok(out)
+}
+
+/// A path secret is a URL path segment as written: characters that need no percent-encoding.
+fn path_segments(list: &SecretList) -> Result<(), String> {
+    let values: Vec<String> = match list {
+        SecretList::None => vec![],
+        SecretList::One(s) => s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
+        SecretList::Many(v) => v
+            .iter()
+            .filter_map(|e| match e {
+                secrets::SecretEntry::Plain(p) | secrets::SecretEntry::Full { value: Some(p), .. } => Some(p.clone()),
+                _ => None,
+            })
+            .collect(),
+    };
+    for (i, v) in values.iter().enumerate() {
+        if !v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~')) {
+            return Err(format!(
+                "entry {i} has characters other than letters, digits, '-', '.', '_' and '~', which a URL path would encode"
+            ));
+        }
     }
     Ok(())
 }

@@ -59,3 +59,50 @@ fn the_event_age_bound_must_be_at_least_a_day() {
     assert_eq!(e.key, "webhooks.max_event_age_days");
     assert_eq!(load(&[]).unwrap().settings.webhooks.max_event_age_days, 30);
 }
+
+#[test]
+fn allowed_recipient_domains_are_lower_cased_and_each_must_be_a_domain() {
+    assert!(load(&[]).unwrap().settings.mail.allowed_recipient_domains.is_empty(), "none by default: only the rep directory");
+    let c = load(&[("mail.allowed_recipient_domains", json!([" Seller.Example ", "example.com", "seller.example"]))]).unwrap();
+    assert_eq!(c.settings.mail.allowed_recipient_domains, ["seller.example", "example.com"]);
+    let from_env = load(&[("mail.allowed_recipient_domains", json!("Seller.example, partner.example"))]).unwrap();
+    assert_eq!(from_env.settings.mail.allowed_recipient_domains, ["seller.example", "partner.example"], "one comma-separated string");
+    let addr = |s: &str| EmailAddress::parse(s).unwrap();
+    assert!(c.settings.mail.allows_domain_of(&addr("Ana@SELLER.example")));
+    assert!(!c.settings.mail.allows_domain_of(&addr("ana@eu.seller.example")), "a subdomain is another domain");
+    assert!(!c.settings.mail.allows_domain_of(&addr("ana@seller.example.evil.example")));
+    for (bad, says) in [
+        ("ana@seller.example", "write its domain only"),
+        ("*.seller.example", "wildcards are not supported"),
+        ("seller..example", "not a domain name"),
+        ("https://seller.example", "not a domain name"),
+        ("-seller.example", "not a domain name"),
+        ("", "is empty"),
+    ] {
+        let e = load(&[("mail.allowed_recipient_domains", json!(["example.com", bad]))]).expect_err(bad);
+        assert_eq!(e.key, "mail.allowed_recipient_domains", "{e}");
+        assert!(e.reason.starts_with("[1]: ") && e.reason.contains(says), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn a_salesforce_path_secret_comes_from_the_environment_and_fits_in_a_url_path() {
+    let ok = load(&[("webhooks.salesforce.path_secrets", json!(["sf-path-7f3a9c2e41b8d605", "Old_secret.1~"]))]).unwrap();
+    assert_eq!(ok.settings.webhooks.salesforce.path_secrets.secrets().unwrap().len(), 2);
+    for bad in ["has/slash-123", "has space-123", "percent%2F-123", "query?x=123"] {
+        let e = load(&[("webhooks.salesforce.path_secrets", json!([bad]))]).expect_err(bad);
+        assert_eq!(e.key, "webhooks.salesforce.path_secrets", "{e}");
+        assert!(e.reason.contains("URL path") && !e.reason.contains(bad), "{bad}: {e}");
+    }
+    let e = load(&[("webhooks.salesforce.path_secrets", json!("short"))]).expect_err("too short");
+    assert!(e.reason.contains("shorter than 8"), "{e}");
+    // Written in a file: refused, naming the variable to use instead.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml"), dir.path().join("default.toml")).unwrap();
+    std::fs::write(dir.path().join("production.toml"), "[webhooks.salesforce]\npath_secrets = \"sf-path-in-a-file-123\"\n").unwrap();
+    let source = ConfigSource { dir: dir.path().to_path_buf(), env_name: Some("production".into()), use_env: false };
+    let e = source.load().expect_err("a secret in a file");
+    assert_eq!(e.key, "webhooks.salesforce.path_secrets", "{e}");
+    assert!(e.origin.ends_with("production.toml") && e.reason.contains("FIRSTCALL__WEBHOOKS__SALESFORCE__PATH_SECRETS"), "{e}");
+    assert!(!e.to_string().contains("sf-path-in-a-file-123"), "{e}");
+}

@@ -29,6 +29,10 @@ pub struct CallView {
     pub deal_id: String,
     pub order_id: i64,
     pub rep_email: String,
+    /// Why the call went to the sales-ops inbox (`defaults.unassigned_email`) instead of the
+    /// address the CRM or proposal named: firstcall emails only addresses in the rep directory
+    /// or in `mail.allowed_recipient_domains`. Null when the call is with the named rep.
+    pub fallback_reason: Option<String>,
     pub state: CallState,
     pub schedule: String,
     pub ordered_at: DateTime<Utc>,
@@ -55,6 +59,7 @@ impl CallView {
             deal_id: c.deal_id,
             order_id: c.order_id,
             rep_email: c.rep_email,
+            fallback_reason: c.fallback_reason,
             state: c.state,
             schedule: c.schedule_name,
             ordered_at: c.ordered_at,

@@ -56,7 +56,8 @@ pub async fn request_context(
         .filter(|v| !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
         .map(String::from)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    // The path as logged: a secret URL segment (the Salesforce endpoint's) is masked.
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %webhooks::path_for_log(req.path()));
     let started = Instant::now();
     let res = next.call(req).instrument(span.clone()).await;
     let _enter = span.enter();

@@ -2,11 +2,13 @@
 //! checked in this order, and the first failure answers without storing anything: content type
 //! (415), size (413), authenticity (401; 429 once the client's address has failed too often,
 //! `http.failed_auth_limit`), the source's budget (429, `http.rate_limit_per_minute`), shape
-//! (400/422). Pipedrive's basic auth is checked first of all; Salesforce's org id is read from
-//! the body, so its shape comes before it. Only authenticated requests spend a source's budget,
-//! so forged requests cannot crowd out the CRM's own. Accepted events are stored and applied in
-//! one transaction before the 2xx (503 when the database is down, so the CRM retries). A
-//! redelivery is acknowledged and does nothing twice.
+//! (400/422). Pipedrive's basic auth and the Salesforce endpoint's secret path segment (when
+//! `webhooks.salesforce.path_secrets` is set) are checked first of all; Salesforce's org id is
+//! read from the body, so only its XML well-formedness (400) comes before it, and its fields are
+//! checked after it (a sender from another org gets 401, never a hint about the fields). Only
+//! authenticated requests spend a source's budget, so forged requests cannot crowd out the CRM's
+//! own. Accepted events are stored and applied in one transaction before the 2xx (503 when the
+//! database is down, so the CRM retries). A redelivery is acknowledged and does nothing twice.
 
 use std::time::Duration;
 
@@ -26,7 +28,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/webhooks/generic", web::post().to(generic_webhook))
         .route("/webhooks/hubspot", web::post().to(hubspot_webhook))
         .route("/webhooks/pipedrive", web::post().to(pipedrive_webhook))
-        .route("/webhooks/salesforce", web::post().to(salesforce_webhook));
+        .route("/webhooks/salesforce", web::post().to(salesforce_webhook))
+        .route("/webhooks/salesforce/{path_secret}", web::post().to(salesforce_webhook_with_secret));
+}
+
+/// The request path as logs show it: the Salesforce endpoint's secret segment is masked.
+pub fn path_for_log(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/webhooks/salesforce/") {
+        Some(rest) if !rest.is_empty() => "/webhooks/salesforce/{path_secret}".into(),
+        _ => path.into(),
+    }
 }
 
 /// What firstcall did with a webhook request.
@@ -74,7 +85,10 @@ fn refused(state: &AppState, req: &HttpRequest, e: SignatureError) -> ApiError {
 fn signature_error(e: SignatureError) -> ApiError {
     let code = match e {
         SignatureError::NotConfigured { .. } => "source_not_configured",
-        SignatureError::UnknownOrganization(_) => "unknown_organization",
+        SignatureError::UnknownOrganization(_) | SignatureError::NoOrganization => "unknown_organization",
+        SignatureError::MissingPathSecret => "missing_path_secret",
+        SignatureError::WrongPathSecret => "invalid_path_secret",
+        SignatureError::PathSecretNotConfigured => "path_secret_not_configured",
         SignatureError::TimestampTooOld { .. } | SignatureError::TimestampInFuture { .. } => "stale_signature",
         SignatureError::MissingHeader(_) => "missing_signature",
         _ => "invalid_signature",
@@ -215,21 +229,51 @@ pub async fn pipedrive_webhook(req: HttpRequest, state: web::Data<AppState>, pay
     Ok(HttpResponse::Ok().json(accepted(r?)))
 }
 
-/// Salesforce outbound messages (SOAP). Answers the SOAP `Ack` once stored, so Salesforce stops
-/// retrying; errors are SOAP faults with the matching HTTP status.
+/// Salesforce outbound messages (SOAP), at this URL when no path secret is configured. Answers the
+/// SOAP `Ack` once stored, so Salesforce stops retrying; errors are SOAP faults with the matching
+/// HTTP status. With `webhooks.salesforce.path_secrets` set, this URL answers 401: use
+/// `/webhooks/salesforce/{path_secret}`.
 #[utoipa::path(post, path = "/webhooks/salesforce", tag = "webhooks",
     request_body(content = String, description = "A Salesforce outbound message (SOAP 1.1 notifications of Opportunity objects)", content_type = "text/xml"),
     responses((status = 200, description = "SOAP notificationsResponse with Ack true", content_type = "text/xml"), (status = 400, description = "SOAP fault"), (status = 401, description = "SOAP fault"),
-        (status = 413, description = "SOAP fault"), (status = 415, description = "SOAP fault"), (status = 422, description = "SOAP fault"), (status = 429, description = "SOAP fault"),
-        (status = 503, description = "SOAP fault")))]
+        (status = 408, description = "SOAP fault"), (status = 413, description = "SOAP fault"), (status = 415, description = "SOAP fault"), (status = 422, description = "SOAP fault"),
+        (status = 429, description = "SOAP fault"), (status = 503, description = "SOAP fault")))]
 pub async fn salesforce_webhook(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
+    salesforce(req, state, None, payload).await
+}
+
+/// Salesforce outbound messages at the endpoint's secret URL, when `webhooks.salesforce.path_secrets`
+/// is set (`FIRSTCALL__WEBHOOKS__SALESFORCE__PATH_SECRETS`): the outbound message's endpoint URL is
+/// `{http.public_url}/webhooks/salesforce/{path_secret}`. Any other segment, or one when none is
+/// configured, answers 401 and counts as a failed authentication attempt.
+#[utoipa::path(post, path = "/webhooks/salesforce/{path_secret}", tag = "webhooks",
+    params(("path_secret" = String, Path, description = "One of the configured path secrets")),
+    request_body(content = String, description = "A Salesforce outbound message (SOAP 1.1 notifications of Opportunity objects)", content_type = "text/xml"),
+    responses((status = 200, description = "SOAP notificationsResponse with Ack true", content_type = "text/xml"), (status = 400, description = "SOAP fault"), (status = 401, description = "SOAP fault"),
+        (status = 408, description = "SOAP fault"), (status = 413, description = "SOAP fault"), (status = 415, description = "SOAP fault"), (status = 422, description = "SOAP fault"),
+        (status = 429, description = "SOAP fault"), (status = 503, description = "SOAP fault")))]
+pub async fn salesforce_webhook_with_secret(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path_secret: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
+    salesforce(req, state, Some(path_secret.into_inner()), payload).await
+}
+
+async fn salesforce(req: HttpRequest, state: web::Data<AppState>, path_secret: Option<String>, payload: web::Payload) -> HttpResponse {
     let r = async {
+        // The URL first: a caller without the secret learns nothing about the body rules.
+        signature::verify_path_secret(path_secret.as_deref(), &state.security.salesforce_path, state.clock.now())
+            .map_err(|e| refused(&state, &req, e))?;
         require_content_type(&req, &["text/xml", "application/xml", "application/soap+xml"])?;
         let body = read_body(&state, payload).await?;
         let cfg = &state.config.settings.webhooks.salesforce;
-        let batch = salesforce::parse_salesforce(&body, cfg, &event_window(&state)).map_err(payload_error)?;
-        salesforce::check_organization(&batch.organization_id, cfg).map_err(|e| refused(&state, &req, e))?;
+        // The org id is the message's credential: checked before any field.
+        let message = salesforce::read_outbound_message(&body).map_err(payload_error)?;
+        salesforce::check_organization(message.organization_id(), cfg).map_err(|e| refused(&state, &req, e))?;
         rate_limit(&state, Source::Salesforce)?;
+        let batch = message.parse(cfg, &event_window(&state)).map_err(payload_error)?;
         store_events(&state, &batch.events).await
     }
     .await;

@@ -13,6 +13,11 @@
 //! Each `Notification/Id` is the deduplication key: Salesforce may send a notification again.
 //! Firstcall answers [`salesforce_ack`] once the events are stored, [`salesforce_fault`] otherwise
 //! (Salesforce then retries for up to 24 hours).
+//!
+//! The org id is the message's only credential, so it is read first: [`read_outbound_message`]
+//! checks only that the body is XML, [`OutboundMessage::organization_id`] reads the sender for
+//! [`check_organization`], and only then does [`OutboundMessage::parse`] check the fields. A
+//! sender from another org learns nothing about which fields a message needs.
 
 use chrono::{DateTime, Utc};
 
@@ -39,34 +44,66 @@ pub struct SalesforceBatch {
 }
 
 /// Parses an outbound message body; a `LastModifiedDate` (or `SystemModstamp`) outside `window`
-/// is refused.
+/// is refused. The webhook reads the org first ([`read_outbound_message`]); this is both steps.
 pub fn parse_salesforce(body: &[u8], cfg: &SalesforceWebhook, window: &EventWindow) -> Result<SalesforceBatch, PayloadError> {
+    read_outbound_message(body)?.parse(cfg, window)
+}
+
+/// A body read as XML, its fields not yet checked.
+pub struct OutboundMessage<'a> {
+    text: &'a str,
+    envelope: Element,
+}
+
+/// Reads the body as XML (400 when it is not), checking nothing about its fields yet.
+pub fn read_outbound_message(body: &[u8]) -> Result<OutboundMessage<'_>, PayloadError> {
     let text = std::str::from_utf8(body).map_err(|_| PayloadError::Malformed("the body is not UTF-8 text".into()))?;
-    let envelope = parse_document(text)?;
-    if !envelope.is(SOAP_ENVELOPE_NS, "Envelope") {
-        return Err(PayloadError::invalid(BODY, "expected a SOAP 1.1 Envelope"));
+    Ok(OutboundMessage { text, envelope: parse_document(text)? })
+}
+
+impl OutboundMessage<'_> {
+    /// The `notifications` element, where a SOAP 1.1 outbound message has it.
+    fn notifications(&self) -> Option<&Element> {
+        if !self.envelope.is(SOAP_ENVELOPE_NS, "Envelope") {
+            return None;
+        }
+        self.envelope
+            .children
+            .iter()
+            .find(|c| c.is(SOAP_ENVELOPE_NS, "Body"))
+            .and_then(|b| b.children.iter().find(|c| c.is(OUTBOUND_NS, "notifications")))
     }
-    let notifications = envelope
-        .children
-        .iter()
-        .find(|c| c.is(SOAP_ENVELOPE_NS, "Body"))
-        .and_then(|b| b.children.iter().find(|c| c.is(OUTBOUND_NS, "notifications")))
-        .ok_or_else(|| PayloadError::invalid("Body", format!("expected a notifications element in namespace {OUTBOUND_NS}")))?;
-    let organization_id = required_text(notifications, "OrganizationId", "notifications")?;
-    let action_id = required_text(notifications, "ActionId", "notifications")?;
-    let items: Vec<&Element> = notifications.children_named("Notification").collect();
-    if items.len() > MAX_EVENTS_PER_REQUEST {
-        return Err(PayloadError::invalid(
-            "notifications",
-            format!("{} notifications in one message; at most {MAX_EVENTS_PER_REQUEST} are accepted", items.len()),
-        ));
+
+    /// The sending org as the message states it (`notifications/OrganizationId`), for
+    /// [`check_organization`]; `None` when the body is no outbound message or names no org.
+    pub fn organization_id(&self) -> Option<&str> {
+        self.notifications().and_then(|n| field(n, "OrganizationId"))
     }
-    let events = items
-        .into_iter()
-        .enumerate()
-        .map(|(i, n)| parse_notification(n, &format!("Notification[{i}]"), text, cfg, window))
-        .collect::<Result<_, _>>()?;
-    Ok(SalesforceBatch { organization_id, action_id, events })
+
+    /// Checks every field and turns the notifications into events.
+    pub fn parse(&self, cfg: &SalesforceWebhook, window: &EventWindow) -> Result<SalesforceBatch, PayloadError> {
+        if !self.envelope.is(SOAP_ENVELOPE_NS, "Envelope") {
+            return Err(PayloadError::invalid(BODY, "expected a SOAP 1.1 Envelope"));
+        }
+        let notifications = self
+            .notifications()
+            .ok_or_else(|| PayloadError::invalid("Body", format!("expected a notifications element in namespace {OUTBOUND_NS}")))?;
+        let organization_id = required_text(notifications, "OrganizationId", "notifications")?;
+        let action_id = required_text(notifications, "ActionId", "notifications")?;
+        let items: Vec<&Element> = notifications.children_named("Notification").collect();
+        if items.len() > MAX_EVENTS_PER_REQUEST {
+            return Err(PayloadError::invalid(
+                "notifications",
+                format!("{} notifications in one message; at most {MAX_EVENTS_PER_REQUEST} are accepted", items.len()),
+            ));
+        }
+        let events = items
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| parse_notification(n, &format!("Notification[{i}]"), self.text, cfg, window))
+            .collect::<Result<_, _>>()?;
+        Ok(SalesforceBatch { organization_id, action_id, events })
+    }
 }
 
 /// The text of a child element, trimmed; absent, `xsi:nil` or empty → `None`.
@@ -196,14 +233,15 @@ fn double_to_minor(text: &str, exponent: u32) -> Option<i64> {
 
 /// Accepts an outbound message only from a configured organization. Salesforce ids come in a
 /// case-sensitive 15-character form and an 18-character form that adds a checksum of the first
-/// 15; either form matches the other.
-pub fn check_organization(org_id: &str, cfg: &SalesforceWebhook) -> Result<(), SignatureError> {
+/// 15; either form matches the other. A message that names no org (`None`) is refused too.
+pub fn check_organization(org_id: Option<&str>, cfg: &SalesforceWebhook) -> Result<(), SignatureError> {
     if cfg.organization_ids.is_empty() {
         return Err(SignatureError::NotConfigured {
             crm: Source::Salesforce,
             missing: "no organization is accepted; set webhooks.salesforce.organization_ids",
         });
     }
+    let org_id = org_id.ok_or(SignatureError::NoOrganization)?;
     let key = |id: &str| -> Option<String> {
         let id = id.trim();
         (matches!(id.len(), 15 | 18) && id.bytes().all(|b| b.is_ascii_alphanumeric())).then(|| id[..15].to_string())

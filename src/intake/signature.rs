@@ -1,5 +1,6 @@
 //! Proves a webhook came from the CRM it claims: the generic `X-Firstcall-Signature` HMAC,
-//! HubSpot's signature v3 and Pipedrive's HTTP basic auth (Salesforce's organization check is
+//! HubSpot's signature v3, Pipedrive's HTTP basic auth and the secret path segment of the
+//! Salesforce endpoint (Salesforce's organization check is
 //! [`super::salesforce::check_organization`]; it returns this module's error too).
 //! Pure functions: the caller passes the headers, the raw body, the configured secrets and `now`.
 //!
@@ -56,6 +57,23 @@ pub enum SignatureError {
     NotConfigured { crm: Source, missing: &'static str },
     #[error("Salesforce organization '{0}' is not accepted; add its id to webhooks.salesforce.organization_ids")]
     UnknownOrganization(String),
+    #[error("the message names no Salesforce organization; an outbound message carries its org's id in notifications/OrganizationId")]
+    NoOrganization,
+    #[error(
+        "this endpoint takes a secret path segment: set the outbound message's endpoint URL to \
+         /webhooks/salesforce/<path secret>, the value of FIRSTCALL__WEBHOOKS__SALESFORCE__PATH_SECRETS"
+    )]
+    MissingPathSecret,
+    #[error(
+        "the path secret in the URL does not match any that firstcall holds (or it has expired); check the outbound \
+         message's endpoint URL against FIRSTCALL__WEBHOOKS__SALESFORCE__PATH_SECRETS"
+    )]
+    WrongPathSecret,
+    #[error(
+        "no path secret is configured for Salesforce (FIRSTCALL__WEBHOOKS__SALESFORCE__PATH_SECRETS), so the endpoint is \
+         /webhooks/salesforce without one; set the variable to this URL's last segment, or remove it from the URL"
+    )]
+    PathSecretNotConfigured,
 }
 
 impl SignatureError {
@@ -69,6 +87,10 @@ impl SignatureError {
             SignatureError::Mismatch { .. } => "invalid_signature",
             SignatureError::NotConfigured { .. } => "source_not_configured",
             SignatureError::UnknownOrganization(_) => "unknown_organization",
+            SignatureError::NoOrganization => "missing_organization",
+            SignatureError::MissingPathSecret => "missing_path_secret",
+            SignatureError::WrongPathSecret => "invalid_path_secret",
+            SignatureError::PathSecretNotConfigured => "path_secret_not_configured",
         }
     }
 }
@@ -292,6 +314,23 @@ pub fn verify_basic_auth(authorization: Option<&str>, credentials: &[Secret], no
         return Err(malformed(H, "the credentials must be user:password"));
     }
     if any_match(&active, &[sha256(&decoded)]) { Ok(()) } else { Err(SignatureError::Mismatch { header: H }) }
+}
+
+/// Checks the secret path segment of an endpoint (`/webhooks/salesforce/<secret>`), for a CRM
+/// that cannot sign its requests. With no secret configured the endpoint takes no segment; with
+/// one, it takes nothing else. The presented segment's SHA-256 is compared with every active
+/// secret's in constant time, so a secret configured only as a hash works too.
+pub fn verify_path_secret(presented: Option<&str>, secrets: &[Secret], now: DateTime<Utc>) -> Result<(), SignatureError> {
+    match presented {
+        None if secrets.is_empty() => Ok(()),
+        Some(_) if secrets.is_empty() => Err(SignatureError::PathSecretNotConfigured),
+        None => Err(SignatureError::MissingPathSecret),
+        Some(segment) => {
+            let active: Vec<[u8; 32]> =
+                secrets.iter().filter(|s| s.active_at(now)).map(|s| s.value.as_deref().map(sha256).unwrap_or(s.sha256)).collect();
+            if any_match(&active, &[sha256(segment.as_bytes())]) { Ok(()) } else { Err(SignatureError::WrongPathSecret) }
+        }
+    }
 }
 
 #[cfg(test)]

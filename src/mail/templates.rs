@@ -176,6 +176,9 @@ impl Templates {
     pub fn check(&self) -> Result<(), TemplateError> {
         for ctx in sample_contexts() {
             self.render(&ctx)?;
+            // As sales ops get it when the CRM named an address firstcall may not email.
+            let fallback_reason = Some("the owner address eve@elsewhere.example is not in the rep directory".into());
+            self.render(&EmailContext { fallback_reason, ..ctx })?;
         }
         for recap in [sample_recap(), sample_recap_without_proposal()] {
             self.render_recap_html_fragment(&recap)?;

@@ -88,7 +88,8 @@ pub async fn cancel_for_order(
 }
 
 /// Re-plans the open call after the order changed: a different rep moves the call (and its
-/// invite and reminders) to them; a different schedule or due time reschedules it.
+/// invite and reminders) to them, or to sales ops when firstcall may not email them; a different
+/// schedule or due time reschedules it.
 pub async fn replan_for_order(
     db: &impl ConnectionTrait,
     fc: &FirstCall,
@@ -100,10 +101,12 @@ pub async fn replan_for_order(
         return Ok(None);
     };
     let plan = super::opening::plan_many(db, fc, &[order]).await?.remove(0);
-    let (rep, schedule_name, due_at) = (plan.rep, plan.schedule, plan.due_at);
+    let (rep, schedule_name, due_at, fallback_reason) = (plan.rep, plan.schedule, plan.due_at, plan.fallback_reason);
     let reassigned = rep.as_str() != call.rep_email;
     let rescheduled = due_at != call.due_at || schedule_name != call.schedule_name;
-    if !reassigned && !rescheduled {
+    // Still with sales ops, for another refused address: only the reason changes.
+    let rerouted = fallback_reason != call.fallback_reason;
+    if !reassigned && !rescheduled && !rerouted {
         return Ok(None);
     }
     let id = call.id;
@@ -112,18 +115,29 @@ pub async fn replan_for_order(
     let invite_sent = call.state != CallState::Scheduled;
     // An overdue call moved to a later due time is due again.
     let to = if call.state == CallState::Overdue && due_at > now { CallState::Due } else { call.state };
-    let detail = json!({"from_rep": old_rep, "to_rep": rep.as_str(), "from_due_at": old_due, "due_at": due_at, "schedule": schedule_name});
-    let action = if reassigned { "reassigned" } else { "rescheduled" };
+    let mut detail =
+        json!({"from_rep": old_rep, "to_rep": rep.as_str(), "from_due_at": old_due, "due_at": due_at, "schedule": schedule_name});
+    if let Some(reason) = &fallback_reason {
+        detail["fallback_reason"] = json!(reason);
+    }
+    let action = if reassigned {
+        "reassigned"
+    } else if rescheduled {
+        "rescheduled"
+    } else {
+        "rerouted"
+    };
     transition(db, call, to, action, actor, Some(detail), now, |am| {
         am.rep_email = Set(rep.to_string());
         am.schedule_name = Set(schedule_name.clone());
         am.due_at = Set(due_at);
-        if invite_sent {
+        am.fallback_reason = Set(fallback_reason.clone());
+        if invite_sent && (reassigned || rescheduled) {
             am.invite_sequence = Set(am.invite_sequence.as_ref() + 1);
         }
     })
     .await?;
-    if invite_sent {
+    if invite_sent && (reassigned || rescheduled) {
         // Timers were planned for the old rep or due time; the step plans them again.
         engine::cancel_pending(db, id, &[JobKind::CallRemind, JobKind::CallOverdue, JobKind::CallEscalate]).await?;
         let payload = json!({"reassigned_from": if reassigned { Some(old_rep) } else { None }, "rescheduled": rescheduled});

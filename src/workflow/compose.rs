@@ -1,11 +1,15 @@
 //! Turns a call into the emails it causes: loads what the recap needs (newest proposal, order,
 //! rep), builds the recap, renders the sales-ops templates, adds the calendar invite and the
-//! signed link to the call page, and returns an outbox row.
+//! signed link to the call page, and returns an outbox row. An email meant for the call's rep is
+//! checked against [`super::recipients`] as it is written: one for an address firstcall may not
+//! email (say, a call opened before the rule, or a domain since removed from the list) goes to
+//! sales ops with the reason instead.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
 
 use super::FirstCall;
+use super::recipients::{self, Named};
 use crate::domain::{EmailAddress, OrderedItem, Source};
 use crate::engine::StepError;
 use crate::mail::ics::{self, InviteInfo, InviteMethod};
@@ -13,11 +17,24 @@ use crate::mail::message::OutgoingEmail;
 use crate::mail::outbox::{EmailKind, NewEmail};
 use crate::mail::templates::{EmailContext, EscalationInfo, RecipientRole};
 use crate::recap::{self, CallSnapshot, OrderSnapshot, ProposalVersion, Recap, RecapInput};
+use crate::reps::Recipient;
 use entity::calls;
 
 /// Everything the recap of `call` is built from, read now: the newest proposal version, so a
 /// proposal that arrives after the order shows up in the next email.
 pub async fn recap_input(db: &impl ConnectionTrait, fc: &FirstCall, call: &calls::Model) -> Result<RecapInput, DbErr> {
+    let rep = rep_of(db, fc, call).await?;
+    recap_input_for(db, call, &rep).await
+}
+
+/// The call's rep as the directory knows them.
+async fn rep_of(db: &impl ConnectionTrait, fc: &FirstCall, call: &calls::Model) -> Result<Recipient, DbErr> {
+    let rep_email = EmailAddress::parse(&call.rep_email).unwrap_or_else(|_| fc.config.settings.defaults.unassigned_email.clone());
+    crate::reps::recipient(db, &rep_email, fc.config.settings.defaults.timezone).await
+}
+
+/// [`recap_input`] with the call's rep already looked up.
+async fn recap_input_for(db: &impl ConnectionTrait, call: &calls::Model, rep: &Recipient) -> Result<RecapInput, DbErr> {
     let order = entity::orders::Entity::find_by_id(call.order_id)
         .one(db)
         .await?
@@ -27,8 +44,6 @@ pub async fn recap_input(db: &impl ConnectionTrait, fc: &FirstCall, call: &calls
         received_at: p.received_at,
         proposal: p.proposal,
     });
-    let rep_email = EmailAddress::parse(&call.rep_email).unwrap_or_else(|_| fc.config.settings.defaults.unassigned_email.clone());
-    let rep = crate::reps::recipient(db, &rep_email, fc.config.settings.defaults.timezone).await?;
     let line_items: Vec<OrderedItem> = serde_json::from_value(order.line_items.clone()).unwrap_or_default();
     Ok(RecapInput {
         proposal,
@@ -54,6 +69,28 @@ pub async fn recap_input(db: &impl ConnectionTrait, fc: &FirstCall, call: &calls
 
 pub async fn recap_for_call(db: &impl ConnectionTrait, fc: &FirstCall, call: &calls::Model) -> Result<Recap, DbErr> {
     Ok(recap::build(&recap_input(db, fc, call).await?))
+}
+
+/// The recap of `call` and who its rep-bound emails go to: the rep, or sales ops when firstcall
+/// may not email the rep (then the address is sales ops' and the reason says why).
+async fn recap_and_addressee(db: &impl ConnectionTrait, fc: &FirstCall, call: &calls::Model) -> Result<(Recap, Addressee), DbErr> {
+    let rep = rep_of(db, fc, call).await?;
+    let recap = recap::build(&recap_input_for(db, call, &rep).await?);
+    let addressee = if recipients::may_email(&fc.config, &rep) {
+        Addressee { email: rep.email.to_string(), name: rep.name.clone(), fallback_reason: call.fallback_reason.clone() }
+    } else {
+        let reason = recipients::refusal(Named::CallRep, &rep.email);
+        tracing::warn!(call = call.id, "an email about the call goes to sales ops: {reason}");
+        Addressee { email: fc.config.settings.defaults.unassigned_email.to_string(), name: None, fallback_reason: Some(reason) }
+    };
+    Ok((recap, addressee))
+}
+
+/// Who an email about a call goes to, and why it is sales ops when it is.
+struct Addressee {
+    email: String,
+    name: Option<String>,
+    fallback_reason: Option<String>,
 }
 
 fn message_id(fc: &FirstCall, call_id: i64, kind: EmailKind, n: i64) -> String {
@@ -93,18 +130,20 @@ fn invite(
 /// The recap and calendar invite for the call's rep (also sent again, with a higher
 /// `SEQUENCE`, after a reschedule or reassignment).
 pub async fn first_call(db: &impl ConnectionTrait, fc: &FirstCall, call: &calls::Model, now: DateTime<Utc>) -> Result<NewEmail, StepError> {
-    let recap = recap_for_call(db, fc, call).await?;
+    let (recap, to) = recap_and_addressee(db, fc, call).await?;
     let url = fc.composer.call_url(call.id, now);
-    let rep_name = recap.call.rep_name.clone().unwrap_or_default();
-    let ics = invite(fc, call, &recap, (InviteMethod::Request, call.invite_sequence), (&rep_name, &call.rep_email), &url, now);
-    let r = render(fc, &EmailContext::first_call(recap, url))?;
+    let to_name = to.name.clone().unwrap_or_default();
+    let ics = invite(fc, call, &recap, (InviteMethod::Request, call.invite_sequence), (&to_name, &to.email), &url, now);
+    let mut ctx = EmailContext::first_call(recap, url);
+    ctx.fallback_reason = to.fallback_reason;
+    let r = render(fc, &ctx)?;
     Ok(NewEmail {
         call_id: Some(call.id),
         kind: EmailKind::FirstCall,
         email: OutgoingEmail {
             message_id: message_id(fc, call.id, EmailKind::FirstCall, call.invite_sequence as i64),
-            to_addr: call.rep_email.clone(),
-            to_name: Some(rep_name).filter(|n| !n.is_empty()),
+            to_addr: to.email,
+            to_name: to.name,
             subject: r.subject,
             body_text: r.text,
             body_html: r.html,
@@ -121,18 +160,19 @@ pub async fn reminder(
     n: i32,
     now: DateTime<Utc>,
 ) -> Result<NewEmail, StepError> {
-    let recap = recap_for_call(db, fc, call).await?;
+    let (recap, to) = recap_and_addressee(db, fc, call).await?;
     let url = fc.composer.call_url(call.id, now);
-    let rep_name = recap.call.rep_name.clone();
     let overdue = (now > call.due_at).then(|| now - call.due_at);
-    let r = render(fc, &EmailContext::reminder(recap, url, n.max(1) as u32, overdue))?;
+    let mut ctx = EmailContext::reminder(recap, url, n.max(1) as u32, overdue);
+    ctx.fallback_reason = to.fallback_reason;
+    let r = render(fc, &ctx)?;
     Ok(NewEmail {
         call_id: Some(call.id),
         kind: EmailKind::Reminder,
         email: OutgoingEmail {
             message_id: message_id(fc, call.id, EmailKind::Reminder, n as i64),
-            to_addr: call.rep_email.clone(),
-            to_name: rep_name,
+            to_addr: to.email,
+            to_name: to.name,
             subject: r.subject,
             body_text: r.text,
             body_html: r.html,
@@ -167,7 +207,9 @@ pub async fn escalation(
     let overdue = (now > call.due_at).then(|| now - call.due_at);
     let info =
         EscalationInfo { level: level.max(1) as u32, recipient_role, recipient_name: recipient.name.clone(), note: note.map(String::from) };
-    let r = render(fc, &EmailContext::escalation(recap, url, info, overdue))?;
+    let mut ctx = EmailContext::escalation(recap, url, info, overdue);
+    ctx.fallback_reason = call.fallback_reason.clone();
+    let r = render(fc, &ctx)?;
     Ok(NewEmail {
         call_id: Some(call.id),
         kind: EmailKind::Escalation,
@@ -184,27 +226,28 @@ pub async fn escalation(
     })
 }
 
-/// The order was cancelled: the call is off, and the invite is withdrawn (`METHOD:CANCEL`).
+/// The order was cancelled: the call is off, and the rep's invite is withdrawn (`METHOD:CANCEL`).
 pub async fn cancellation(
     db: &impl ConnectionTrait,
     fc: &FirstCall,
     call: &calls::Model,
-    to: &str,
     sequence: i32,
     now: DateTime<Utc>,
 ) -> Result<NewEmail, StepError> {
-    let recap = recap_for_call(db, fc, call).await?;
+    let (recap, to) = recap_and_addressee(db, fc, call).await?;
     let url = fc.composer.call_url(call.id, now);
-    let rep_name = recap.call.rep_name.clone().unwrap_or_default();
-    let ics = invite(fc, call, &recap, (InviteMethod::Cancel, sequence), (&rep_name, to), &url, now);
-    let r = render(fc, &EmailContext::cancellation(recap, url))?;
+    let to_name = to.name.clone().unwrap_or_default();
+    let ics = invite(fc, call, &recap, (InviteMethod::Cancel, sequence), (&to_name, &to.email), &url, now);
+    let mut ctx = EmailContext::cancellation(recap, url);
+    ctx.fallback_reason = to.fallback_reason;
+    let r = render(fc, &ctx)?;
     Ok(NewEmail {
         call_id: Some(call.id),
         kind: EmailKind::Cancellation,
         email: OutgoingEmail {
             message_id: message_id(fc, call.id, EmailKind::Cancellation, sequence as i64),
-            to_addr: to.to_string(),
-            to_name: Some(rep_name).filter(|n| !n.is_empty()),
+            to_addr: to.email,
+            to_name: to.name,
             subject: r.subject,
             body_text: r.text,
             body_html: r.html,
@@ -214,24 +257,29 @@ pub async fn cancellation(
     })
 }
 
-/// To the rep who had the call: it moved to someone else; their invite is withdrawn.
+/// To the rep who had the call: it moved to someone else; their invite is withdrawn. `None` when
+/// firstcall may not email that rep (a call opened before the rule on who may be emailed).
 pub async fn reassigned(
     db: &impl ConnectionTrait,
     fc: &FirstCall,
     call: &calls::Model,
     old_rep: &str,
     now: DateTime<Utc>,
-) -> Result<NewEmail, StepError> {
-    let recap = recap_for_call(db, fc, call).await?;
-    let url = fc.composer.call_url(call.id, now);
+) -> Result<Option<NewEmail>, StepError> {
     let old = EmailAddress::parse(old_rep).map_err(|e| StepError::Failed(format!("previous rep: {e}")))?;
     let old_info = crate::reps::recipient(db, &old, fc.config.settings.defaults.timezone).await?;
+    if !recipients::may_email(&fc.config, &old_info) {
+        tracing::info!(call = call.id, "no withdrawal to the previous rep: {}", recipients::refusal(Named::CallRep, &old));
+        return Ok(None);
+    }
+    let recap = recap_for_call(db, fc, call).await?;
+    let url = fc.composer.call_url(call.id, now);
     let old_name = old_info.name.clone().unwrap_or_else(|| old_rep.to_string());
     let ics = invite(fc, call, &recap, (InviteMethod::Cancel, call.invite_sequence), (&old_name, old_rep), &url, now);
     let r = render(fc, &EmailContext::reassigned(recap, url, old_name.clone()))?;
     // One per reassignment: the sequence tells them apart.
     let digest = hex::encode(&crate::config::secrets::sha256(old_rep.as_bytes())[..4]);
-    Ok(NewEmail {
+    Ok(Some(NewEmail {
         call_id: Some(call.id),
         kind: EmailKind::Reassigned,
         email: OutgoingEmail {
@@ -244,7 +292,7 @@ pub async fn reassigned(
             ics: Some(ics),
             ics_method: Some(InviteMethod::Cancel.as_str().into()),
         },
-    })
+    }))
 }
 
 /// The recap of a deal's newest call (for `firstcall recap`), or `None` when no order of the

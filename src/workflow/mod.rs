@@ -2,8 +2,8 @@
 //! done or the order is cancelled. `orders` applies verified CRM events to orders and opens,
 //! re-plans or cancels their calls; `calls` changes call state (inside the caller's
 //! transaction); `steps` are the timer handlers it registers with the engine; `timing` is the
-//! pure time arithmetic; `compose` turns a call into the emails it causes; `queries` reads
-//! calls for the API and the pages.
+//! pure time arithmetic; `compose` turns a call into the emails it causes; `recipients` decides
+//! who may be emailed; `queries` reads calls for the API and the pages.
 
 pub mod calls;
 pub mod compose;
@@ -11,6 +11,7 @@ pub mod opening;
 pub mod orders;
 pub mod preview;
 pub mod queries;
+pub mod recipients;
 pub mod steps;
 pub mod timing;
 

@@ -1,7 +1,8 @@
 //! Opening first calls: whom the call goes to (the order's rep, else the proposal's, else the
-//! sales-ops inbox), which schedule applies and when the call is due, and the rows that start
-//! it (the call, its audit row, its first timer). One order or a whole group of new orders (a
-//! webhook burst) costs the same fixed number of statements.
+//! sales-ops inbox; an address firstcall may not email also goes to sales ops, with the reason,
+//! see [`super::recipients`]), which schedule applies and when the call is due, and the rows that
+//! start it (the call, its audit row, its first timer). One order or a whole group of new orders
+//! (a webhook burst) costs the same fixed number of statements.
 
 use std::collections::HashMap;
 
@@ -9,6 +10,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
 use serde_json::json;
 
+use super::recipients::{self, Named};
 use super::{CallState, FirstCall, timing};
 use crate::domain::{EmailAddress, Source};
 use crate::engine::{JobKind, NewJob};
@@ -20,6 +22,9 @@ pub struct Plan {
     pub rep: EmailAddress,
     pub schedule: String,
     pub due_at: DateTime<Utc>,
+    /// Why the call goes to the sales-ops inbox instead of the address the order or proposal
+    /// names (firstcall may not email that address).
+    pub fallback_reason: Option<String>,
 }
 
 /// Plans a call for each order, reading the newest proposals and the reps in one query each.
@@ -27,30 +32,48 @@ pub async fn plan_many(db: &impl ConnectionTrait, fc: &FirstCall, orders: &[&ord
     let defaults = &fc.config.settings.defaults;
     let deals: Vec<(String, String)> = orders.iter().map(|o| (o.source.clone(), o.deal_id.clone())).collect();
     let proposals = crate::proposals::store::latest_many(db, &deals).await?;
-    let reps: Vec<EmailAddress> = orders
+    let named: Vec<Option<(EmailAddress, Named)>> = orders
         .iter()
         .map(|o| {
-            o.rep_email
-                .as_deref()
-                .and_then(|e| EmailAddress::parse(e).ok())
-                .or_else(|| proposals.get(&(o.source.clone(), o.deal_id.clone())).and_then(|p| p.proposal.rep_email.clone()))
-                .unwrap_or_else(|| defaults.unassigned_email.clone())
+            o.rep_email.as_deref().and_then(|e| EmailAddress::parse(e).ok()).map(|e| (e, Named::Owner)).or_else(|| {
+                proposals
+                    .get(&(o.source.clone(), o.deal_id.clone()))
+                    .and_then(|p| p.proposal.rep_email.clone())
+                    .map(|e| (e, Named::ProposalRep))
+            })
         })
         .collect();
-    let recipients = crate::reps::recipients(db, &reps, defaults.timezone).await?;
+    let lookup: Vec<EmailAddress> =
+        named.iter().filter_map(|n| n.as_ref().map(|(e, _)| e.clone())).chain([defaults.unassigned_email.clone()]).collect();
+    let directory = crate::reps::recipients(db, &lookup, defaults.timezone).await?;
+    let routed: Vec<(EmailAddress, Option<String>)> = orders
+        .iter()
+        .zip(named)
+        .map(|(o, named)| match named {
+            Some((email, named)) => {
+                let wanted = directory.get(&email).cloned().unwrap_or_else(|| crate::reps::Recipient::unknown(email, defaults.timezone));
+                let (rep, reason) = recipients::route(&fc.config, &wanted, named);
+                if let Some(reason) = &reason {
+                    tracing::info!(source = %o.source, deal = %o.deal_id, "call routed to {rep}: {reason}");
+                }
+                (rep, reason)
+            }
+            None => (defaults.unassigned_email.clone(), None),
+        })
+        .collect();
     Ok(orders
         .iter()
-        .zip(reps)
-        .map(|(o, rep)| {
+        .zip(routed)
+        .map(|(o, (rep, fallback_reason))| {
             let source = Source::parse(&o.source).unwrap_or(Source::Generic);
             let segment = o
                 .segment
                 .clone()
                 .or_else(|| proposals.get(&(o.source.clone(), o.deal_id.clone())).and_then(|p| p.proposal.account.segment.clone()));
             let schedule = fc.config.schedule_for(source, super::calls::order_amount(o).as_ref(), segment.as_deref());
-            let tz = recipients.get(&rep).map(|r| r.timezone).unwrap_or(defaults.timezone);
+            let tz = directory.get(&rep).map(|r| r.timezone).unwrap_or(defaults.timezone);
             let ordered_at = o.ordered_at.unwrap_or(o.created_at);
-            Plan { due_at: timing::first_call_due_at(schedule, tz.0, ordered_at), schedule: schedule.name.clone(), rep }
+            Plan { due_at: timing::first_call_due_at(schedule, tz.0, ordered_at), schedule: schedule.name.clone(), rep, fallback_reason }
         })
         .collect())
 }
@@ -87,6 +110,7 @@ pub async fn open_many(
         completed_at: Set(None),
         completed_by: Set(None),
         cancelled_at: Set(None),
+        fallback_reason: Set(p.fallback_reason.clone()),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
@@ -96,14 +120,20 @@ pub async fn open_many(
     let mut by_order: HashMap<i64, calls::Model> = inserted.into_iter().map(|c| (c.order_id, c)).collect();
     let calls: Vec<calls::Model> =
         orders.iter().map(|o| by_order.remove(&o.id).ok_or_else(|| DbErr::RecordNotInserted)).collect::<Result<_, _>>()?;
-    let changes = calls.iter().zip(&plans).map(|(c, p)| crate::audit::Change {
-        actor,
-        entity: "call",
-        entity_id: c.id,
-        action: "opened",
-        from_state: None,
-        to_state: Some("scheduled"),
-        detail: Some(json!({"rep": p.rep.as_str(), "schedule": p.schedule, "due_at": p.due_at})),
+    let changes = calls.iter().zip(&plans).map(|(c, p)| {
+        let mut detail = json!({"rep": p.rep.as_str(), "schedule": p.schedule, "due_at": p.due_at});
+        if let Some(reason) = &p.fallback_reason {
+            detail["fallback_reason"] = json!(reason);
+        }
+        crate::audit::Change {
+            actor,
+            entity: "call",
+            entity_id: c.id,
+            action: "opened",
+            from_state: None,
+            to_state: Some("scheduled"),
+            detail: Some(detail),
+        }
     });
     crate::audit::record_many(db, changes, now).await?;
     let jobs = calls.iter().map(|c| NewJob::new(JobKind::CallStart, c.id, now));

@@ -354,7 +354,7 @@ async fn cancelled(
         return Ok(());
     }
     let seq = call.invite_sequence + 1;
-    let email = compose::cancellation(db, fc, &call, &call.rep_email.clone(), seq, now).await?;
+    let email = compose::cancellation(db, fc, &call, seq, now).await?;
     add_email(db, email, now, fx).await?;
     let mut am = call.into_active_model();
     am.invite_sequence = Set(seq);
@@ -376,8 +376,9 @@ async fn updated(
         return Ok(());
     }
     let old_rep = payload.and_then(|p| p.get("reassigned_from")).and_then(|v| v.as_str()).filter(|old| *old != call.rep_email);
-    if let Some(old) = old_rep {
-        let email = compose::reassigned(db, fc, &call, old, now).await?;
+    if let Some(old) = old_rep
+        && let Some(email) = compose::reassigned(db, fc, &call, old, now).await?
+    {
         add_email(db, email, now, fx).await?;
     }
     let email = compose::first_call(db, fc, &call, now).await?;

@@ -246,6 +246,7 @@ async fn every_entity_round_trips() {
         completed_at: Set(None),
         completed_by: Set(None),
         cancelled_at: Set(None),
+        fallback_reason: Set(Some("the owner address ünï@elsewhere.example is not in the rep directory".into())),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()

@@ -86,6 +86,8 @@ pub fn test_config(db_url: &str, smtp_port: u16, opts: &Options) -> Config {
         // The fixtures are real payloads from March 2026 and the clock starts in November.
         ("webhooks.max_event_age_days", json!(365)),
         ("defaults.unassigned_email", json!("sales-ops@seller.example")),
+        // The reps' domains in these tests and the fixtures; any other address is not emailed.
+        ("mail.allowed_recipient_domains", json!(["seller.example", "example.com"])),
         ("engine.poll_interval_ms", json!(if opts.real_time { 100 } else { 1000 })),
     ];
     pairs.extend(opts.overrides.iter().cloned());

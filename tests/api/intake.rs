@@ -359,6 +359,46 @@ async fn salesforce_outbound_messages_are_acknowledged_the_soap_way() {
 }
 
 #[tokio::test]
+async fn a_salesforce_message_from_another_org_is_refused_before_its_fields_are_read() {
+    let app = TestApp::spawn().await;
+    let raw = String::from_utf8(fixture("salesforce/closed_won.xml")).unwrap();
+    let before = app.intake_counts().await;
+    // A sender outside the org learns nothing about which fields a message needs: 401, not 422.
+    let foreign_incomplete = raw.replace("00D5e000000KQ2eEAG", "00D000000000001AAA").replace("<sf:IsWon>true</sf:IsWon>", "");
+    let r = app.post_salesforce(foreign_incomplete.as_bytes()).await;
+    assert_eq!(r.status(), 401);
+    let fault = r.text().await.unwrap();
+    assert!(fault.contains("Fault") && fault.contains("00D000000000001AAA") && !fault.contains("IsWon"), "{fault}");
+    // A message that names no organization at all is not from the org either.
+    let anonymous = raw.replace("<OrganizationId>00D5e000000KQ2eEAG</OrganizationId>", "").replace("<sf:IsWon>true</sf:IsWon>", "");
+    let r = app.post_salesforce(anonymous.as_bytes()).await;
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("OrganizationId"));
+    // Nor is a body that is not an outbound message.
+    let r = app.post_salesforce(b"<?xml version=\"1.0\"?><order><IsWon>true</IsWon></order>").await;
+    assert_eq!(r.status(), 401);
+    // From the org, the same missing field is named.
+    let incomplete = raw.replace("<sf:IsWon>true</sf:IsWon>", "");
+    let r = app.post_salesforce(incomplete.as_bytes()).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("IsWon"));
+    assert_eq!(app.intake_counts().await, before, "nothing stored");
+    // Without a configured path secret, a URL with one is refused rather than quietly accepted.
+    let r = app
+        .client
+        .post(app.url("/webhooks/salesforce/a-secret-segment-123"))
+        .header("content-type", "text/xml")
+        .body(raw.clone().into_bytes())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("FIRSTCALL__WEBHOOKS__SALESFORCE__PATH_SECRETS"));
+    assert_eq!(app.intake_counts().await, before, "nothing stored");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn proposals_are_versioned_by_content() {
     let app = TestApp::spawn().await;
     let p = proposal("ana@seller.example");

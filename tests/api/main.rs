@@ -8,5 +8,6 @@ mod intake;
 mod mail;
 mod ops;
 mod pages;
+mod recipients;
 mod security;
 mod workflow;

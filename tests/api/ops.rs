@@ -77,6 +77,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/webhooks/hubspot"),
     ("post", "/webhooks/pipedrive"),
     ("post", "/webhooks/salesforce"),
+    ("post", "/webhooks/salesforce/{path_secret}"),
     ("get", "/api/v1/calls"),
     ("get", "/api/v1/calls/{id}"),
     ("get", "/api/v1/calls/{id}/recap"),

@@ -60,6 +60,8 @@ async fn secrets_never_appear_in_the_logs() {
         .env("FIRSTCALL__WEBHOOKS__GENERIC__SECRETS", GENERIC_SECRET)
         .env("FIRSTCALL__WEBHOOKS__HUBSPOT__CLIENT_SECRETS", HUBSPOT_SECRET)
         .env("FIRSTCALL__WEBHOOKS__PIPEDRIVE__BASIC_AUTH", PIPEDRIVE_AUTH)
+        .env("FIRSTCALL__WEBHOOKS__SALESFORCE__ORGANIZATION_IDS", format!("[{SALESFORCE_ORG:?}]"))
+        .env("FIRSTCALL__WEBHOOKS__SALESFORCE__PATH_SECRETS", SALESFORCE_PATH_SECRET)
         .env_remove("RUST_LOG")
         .stdout(log.reopen().unwrap())
         .stderr(log.reopen().unwrap())
@@ -103,6 +105,12 @@ async fn secrets_never_appear_in_the_logs() {
     for token in ["not-the-api-token", API_TOKEN] {
         assert!(client.get(format!("{base}/api/v1/calls")).bearer_auth(token).send().await.unwrap().status().as_u16() < 500);
     }
+    // The Salesforce path secret is part of the URL, which the request log records.
+    let sf = String::from_utf8(fixture("salesforce/closed_won.xml")).unwrap().replace("2026-03-02T14:05:00.000Z", &now.to_rfc3339());
+    for path in [format!("/webhooks/salesforce/{SALESFORCE_PATH_SECRET}"), format!("/webhooks/salesforce/{SALESFORCE_PATH_SECRET}x")] {
+        let r = client.post(format!("{base}{path}")).header("content-type", "text/xml").body(sf.clone()).send().await.unwrap();
+        assert!(r.status().as_u16() < 500);
+    }
     let good = firstcall::intake::signature::sign_generic(GENERIC_SECRET.as_bytes(), now.timestamp(), &raw);
     assert_eq!(post("/webhooks/generic", raw.clone()).header("X-Firstcall-Signature", good).send().await.unwrap().status(), 200);
     // The recap goes out through SMTP with the password.
@@ -114,6 +122,7 @@ async fn secrets_never_appear_in_the_logs() {
     assert!(output.contains("webhook rejected"), "the rejections were logged: {output}");
     assert!(output.contains("email sent"), "the delivery was logged");
     assert!(output.contains("mail send attempt"), "debug output was captured too");
+    assert!(output.contains("/webhooks/salesforce/{path_secret}"), "the secret URL's requests were logged, masked");
     use base64::Engine;
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let pipedrive_password = PIPEDRIVE_AUTH.split(':').nth(1).unwrap();
@@ -127,6 +136,7 @@ async fn secrets_never_appear_in_the_logs() {
         SMTP_PASSWORD.to_string(),
         b64(SMTP_PASSWORD),
         b64(&format!("\0{SMTP_USER}\0{SMTP_PASSWORD}")),
+        SALESFORCE_PATH_SECRET.to_string(),
     ] {
         assert!(!output.contains(&secret), "a secret ({}…) appears in the log", &secret[..4]);
     }
@@ -432,6 +442,53 @@ async fn repeated_failed_webhook_authentication_from_one_address_gets_429_and_th
     // Only failures are limited: correctly signed events from the same address are accepted.
     assert_eq!(app.post_generic_raw(&raw, GENERIC_SECRET, app.now().timestamp()).await.status(), 200);
     assert_eq!(app.post_pipedrive(&fixture("pipedrive/deal_won_v2.json"), PIPEDRIVE_AUTH).await.status(), 200);
+    app.stop().await;
+}
+
+const SALESFORCE_PATH_SECRET: &str = "sf-path-7f3a9c2e41b8d605";
+
+#[tokio::test]
+async fn the_salesforce_endpoint_with_a_path_secret_refuses_every_other_url_as_a_failed_attempt() {
+    let overrides = vec![("webhooks.salesforce.path_secrets", json!([SALESFORCE_PATH_SECRET])), ("http.failed_auth_limit", json!(4))];
+    let app = TestApp::spawn_with(Options { overrides, ..Options::default() }).await;
+    let raw = fixture("salesforce/closed_won.xml");
+    let post = |path: String| app.client.post(app.url(&path)).header("content-type", "text/xml").body(raw.clone()).send();
+    let before = app.intake_counts().await;
+    // The bare endpoint, a wrong secret, the secret with more or less to it, another case.
+    let mut refused = Vec::new();
+    for path in [
+        "/webhooks/salesforce".to_string(),
+        "/webhooks/salesforce/not-the-path-secret".to_string(),
+        format!("/webhooks/salesforce/{}", &SALESFORCE_PATH_SECRET[..SALESFORCE_PATH_SECRET.len() - 1]),
+        format!("/webhooks/salesforce/{}", SALESFORCE_PATH_SECRET.to_uppercase()),
+    ] {
+        let r = post(path.clone()).await.unwrap();
+        refused.push((path, r.status().as_u16(), r.text().await.unwrap()));
+    }
+    for (path, status, body) in &refused {
+        assert_eq!(*status, 401, "{path}: {body}");
+        assert!(body.contains("Fault") && body.contains("path secret"), "{path}: {body}");
+        assert!(!body.contains(SALESFORCE_PATH_SECRET), "{path}: the refusal repeats the secret");
+    }
+    assert_eq!(app.intake_counts().await, before, "nothing stored");
+    // Each refusal counted as a failed attempt: the next one from this address gets 429.
+    assert_eq!(post("/webhooks/salesforce/still-not-it".into()).await.unwrap().status(), 429);
+    // The right URL still works from the same address, and Salesforce gets its Ack.
+    let r = post(format!("/webhooks/salesforce/{SALESFORCE_PATH_SECRET}")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("<Ack>true</Ack>"));
+    assert_eq!(app.count("calls").await, 1);
+    // The org is still checked behind the secret.
+    let foreign = String::from_utf8(raw.clone()).unwrap().replace("00D5e000000KQ2eEAG", "00D000000000001AAA");
+    let r = app
+        .client
+        .post(app.url(&format!("/webhooks/salesforce/{SALESFORCE_PATH_SECRET}")))
+        .header("content-type", "text/xml")
+        .body(foreign)
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(r.status().as_u16(), 401 | 429), "{}", r.status());
     app.stop().await;
 }
 

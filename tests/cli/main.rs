@@ -214,6 +214,11 @@ fn serve_starts_on_sqlite_with_nothing_configured_and_stops_cleanly_on_sigterm()
     let r = reqwest::blocking::get(server.url("/readyz")).unwrap();
     assert_eq!(r.status(), 200);
     assert!(cwd.path().join("data/firstcall.db").exists(), "the embedded database lives under ./data/");
+    // No rep directory and no allowed domains yet: the operator is told where calls will go, and why.
+    let log = server.log();
+    let warning = log.lines().find(|l| l.contains("WARN") && l.contains("mail.allowed_recipient_domains"));
+    let warning = warning.unwrap_or_else(|| panic!("no warning naming mail.allowed_recipient_domains: {log}"));
+    assert!(warning.contains("sales-ops@localhost") && warning.contains("rep directory"), "{warning}");
     let (status, _) = server.terminate();
     assert!(status.success(), "graceful exit: {status}");
 }

@@ -11,6 +11,7 @@ fn cfg() -> SalesforceWebhook {
         organization_ids: vec!["00D5e000000KQ2eEAG".into()],
         owner_email_field: "Owner_Email__c".into(),
         default_currency: None,
+        path_secrets: Default::default(),
     }
 }
 
@@ -170,15 +171,18 @@ fn messages_over_the_limit_are_refused() {
 
 #[test]
 fn only_configured_organizations_are_accepted() {
-    assert_eq!(check_organization("00D5e000000KQ2eEAG", &cfg()), Ok(()));
-    assert_eq!(check_organization("00D5e000000KQ2e", &cfg()), Ok(()));
+    assert_eq!(check_organization(Some("00D5e000000KQ2eEAG"), &cfg()), Ok(()));
+    assert_eq!(check_organization(Some("00D5e000000KQ2e"), &cfg()), Ok(()));
     let fifteen = SalesforceWebhook { organization_ids: vec!["00D5e000000KQ2e".into()], ..cfg() };
-    assert_eq!(check_organization("00D5e000000KQ2eEAG", &fifteen), Ok(()));
+    assert_eq!(check_organization(Some("00D5e000000KQ2eEAG"), &fifteen), Ok(()));
     for other in ["00D5e000000KQ2fEAG", "00d5e000000kq2eeag", "", "00D5e000000KQ2eEAG<", "00D5e"] {
-        assert!(matches!(check_organization(other, &cfg()), Err(SignatureError::UnknownOrganization(_))), "{other:?}");
+        assert!(matches!(check_organization(Some(other), &cfg()), Err(SignatureError::UnknownOrganization(_))), "{other:?}");
     }
     let none = SalesforceWebhook { organization_ids: vec![], ..cfg() };
-    assert!(matches!(check_organization("00D5e000000KQ2eEAG", &none), Err(SignatureError::NotConfigured { crm: Source::Salesforce, .. })));
+    assert!(matches!(
+        check_organization(Some("00D5e000000KQ2eEAG"), &none),
+        Err(SignatureError::NotConfigured { crm: Source::Salesforce, .. })
+    ));
 }
 
 #[test]
@@ -226,4 +230,29 @@ fn a_last_modified_date_outside_the_window_is_refused_naming_the_field() {
 /// firstcall's clock a day after the fixtures' events, with the shipped 30-day bound.
 fn window() -> crate::intake::event::EventWindow {
     crate::intake::event::EventWindow::new(chrono::DateTime::parse_from_rfc3339("2026-03-07T00:00:00Z").unwrap().to_utc(), 30)
+}
+
+#[test]
+fn the_organization_is_read_before_any_field_is_checked() {
+    // From another org, missing the fields a message needs: the org is still read.
+    let foreign = CLOSED_WON.replace("00D5e000000KQ2eEAG", "00D000000000001AAA").replace("<sf:IsWon>true</sf:IsWon>", "");
+    let message = read_outbound_message(foreign.as_bytes()).unwrap();
+    assert_eq!(message.organization_id(), Some("00D000000000001AAA"));
+    assert!(matches!(check_organization(message.organization_id(), &cfg()), Err(SignatureError::UnknownOrganization(_))));
+    assert!(message.parse(&cfg(), &window()).is_err(), "the fields are checked afterwards");
+    // A message that names no org, or a body that is not an outbound message: no org, refused.
+    let anonymous = CLOSED_WON.replace("<OrganizationId>00D5e000000KQ2eEAG</OrganizationId>", "");
+    let nil = CLOSED_WON.replace("<OrganizationId>00D5e000000KQ2eEAG</OrganizationId>", r#"<OrganizationId xsi:nil="true"/>"#);
+    let other_ns = CLOSED_WON.replace("http://soap.sforce.com/2005/09/outbound", "urn:not-outbound");
+    for body in [anonymous.as_str(), nil.as_str(), other_ns.as_str(), "<order><OrganizationId>00D5e000000KQ2eEAG</OrganizationId></order>"]
+    {
+        let message = read_outbound_message(body.as_bytes()).unwrap();
+        assert_eq!(message.organization_id(), None, "{body}");
+        assert_eq!(check_organization(message.organization_id(), &cfg()), Err(SignatureError::NoOrganization));
+    }
+    // Not XML at all: malformed, before any question of who sent it.
+    assert!(matches!(read_outbound_message(b"<not-soap"), Err(PayloadError::Malformed(_))));
+    // The org read first is the org the parsed batch carries.
+    let message = read_outbound_message(CLOSED_WON.as_bytes()).unwrap();
+    assert_eq!(message.organization_id(), Some(message.parse(&cfg(), &window()).unwrap().organization_id.as_str()));
 }

@@ -304,9 +304,34 @@ fn every_error_has_a_code_and_a_message_for_a_crm_admin() {
         SignatureError::Mismatch { header: "X" },
         SignatureError::NotConfigured { crm: Source::Hubspot, missing: "m" },
         SignatureError::UnknownOrganization("00D".into()),
+        SignatureError::NoOrganization,
+        SignatureError::MissingPathSecret,
+        SignatureError::WrongPathSecret,
+        SignatureError::PathSecretNotConfigured,
     ];
     let codes: std::collections::HashSet<_> = errors.iter().map(SignatureError::code).collect();
     assert_eq!(codes.len(), errors.len());
     assert!(errors[2].to_string().contains("400 seconds ago"));
     assert!(errors[3].to_string().contains("in the future"));
+}
+
+// ---- path secret ------------------------------------------------------------------------------
+
+#[test]
+fn a_path_secret_is_required_once_configured_and_refused_when_not() {
+    let secrets = [Secret::from_value("sf-path-new-0001"), expiring("sf-path-old-0001", now() + chrono::TimeDelta::hours(1))];
+    assert_eq!(verify_path_secret(Some("sf-path-new-0001"), &secrets, now()), Ok(()));
+    assert_eq!(verify_path_secret(Some("sf-path-old-0001"), &secrets, now()), Ok(()), "the old one during the overlap");
+    let later = now() + chrono::TimeDelta::hours(2);
+    assert_eq!(verify_path_secret(Some("sf-path-old-0001"), &secrets, later), Err(SignatureError::WrongPathSecret), "expired");
+    for wrong in ["", "sf-path-new-000", "sf-path-new-00011", "SF-PATH-NEW-0001", "sf-path-new-0001/"] {
+        assert_eq!(verify_path_secret(Some(wrong), &secrets, now()), Err(SignatureError::WrongPathSecret), "{wrong:?}");
+    }
+    assert_eq!(verify_path_secret(None, &secrets, now()), Err(SignatureError::MissingPathSecret));
+    assert_eq!(verify_path_secret(Some("sf-path-new-0001"), &[hash_only("sf-path-new-0001")], now()), Ok(()), "a hash only");
+    assert_eq!(verify_path_secret(None, &[], now()), Ok(()), "no secret: the bare endpoint");
+    assert_eq!(verify_path_secret(Some("anything-at-all"), &[], now()), Err(SignatureError::PathSecretNotConfigured));
+    for e in [SignatureError::MissingPathSecret, SignatureError::WrongPathSecret, SignatureError::PathSecretNotConfigured] {
+        no_secret_in(&e, &["sf-path-new-0001", "sf-path-old-0001"], &[]);
+    }
 }

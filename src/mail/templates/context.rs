@@ -62,6 +62,10 @@ pub struct EmailContext {
     pub escalation: Option<EscalationInfo>,
     /// Reassignments only: who has the call now.
     pub new_rep_name: Option<String>,
+    /// Why the email goes to sales ops rather than the address the CRM named, e.g. `the owner
+    /// address x@… is not in the rep directory nor in mail.allowed_recipient_domains`; none when
+    /// it goes to the rep.
+    pub fallback_reason: Option<String>,
 }
 
 impl EmailContext {
@@ -82,6 +86,7 @@ impl EmailContext {
             overdue_by: None,
             escalation: None,
             new_rep_name: None,
+            fallback_reason: None,
             recap,
         }
     }

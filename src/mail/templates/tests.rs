@@ -228,7 +228,7 @@ fn an_error_in_a_built_in_copy_says_so() {
     assert_eq!(err.file, dir.path().join("recap.txt").display().to_string());
     assert_eq!(err.line, Some(1));
     assert!(err.reason.starts_with("unknown filter"), "{err}");
-    assert!(err.reason.ends_with("(included from built-in first_call.txt:12)"), "{err}");
+    assert!(err.reason.ends_with("(included from built-in first_call.txt:16)"), "{err}");
     let builtin_err = TemplateError { file: "built-in x.txt".into(), line: None, reason: "r".into() };
     assert_eq!(builtin_err.to_string(), "built-in x.txt: r");
 }
@@ -238,4 +238,21 @@ fn templates_can_be_shared_between_workers() {
     fn shareable<T: Send + Sync + 'static>() {}
     shareable::<Templates>();
     shareable::<EmailContext>();
+}
+
+#[test]
+fn an_email_routed_to_sales_ops_says_why_in_text_and_html_and_the_address_stays_text() {
+    let t = builtin();
+    let recap = recap::build(&sample_input());
+    let reason = format!("the owner address eve@evil.example{SCRIPT} is not in the rep directory nor in mail.allowed_recipient_domains");
+    for ctx in contexts_for(&recap).into_iter().filter(|c| c.kind != EmailKind::Reassigned) {
+        let kind = ctx.kind;
+        let plain = t.render(&ctx).unwrap();
+        let says_why = |text: &str| text.contains("routed to you because") || text.contains("went to sales ops because");
+        assert!(!says_why(&plain.text) && !says_why(&plain.html), "{kind:?}: no reason without one");
+        let routed = t.render(&EmailContext { fallback_reason: Some(reason.clone()), ..ctx }).unwrap();
+        assert!(routed.text.contains(&format!("because {reason}.")), "{kind:?}: {}", routed.text);
+        assert!(routed.html.contains("eve@evil.example&lt;script&gt;") && !routed.html.contains(SCRIPT), "{kind:?}: escaped in HTML");
+        assert!(!routed.subject.contains("eve@evil.example"), "{kind:?}: the subject stays as it was");
+    }
 }
