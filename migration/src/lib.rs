@@ -9,6 +9,7 @@ mod m20261123_000002_dead_jobs_index;
 mod m20261129_000001_job_subject;
 mod m20261129_000002_one_pending_timer;
 mod m20261129_000003_order_fact_times;
+mod m20261130_000001_retention;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_job_subject::Migration),
             Box::new(m20261129_000002_one_pending_timer::Migration),
             Box::new(m20261129_000003_order_fact_times::Migration),
+            Box::new(m20261130_000001_retention::Migration),
         ]
     }
 }

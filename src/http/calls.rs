@@ -130,6 +130,9 @@ pub struct EmailView {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// When retention removed the email's text, HTML and invite (`retention.sent_email_bodies_days`
+    /// after it was sent, once its call closed); null while they are kept.
+    pub body_removed_at: Option<DateTime<Utc>>,
 }
 
 impl From<emails::Model> for EmailView {
@@ -145,6 +148,7 @@ impl From<emails::Model> for EmailView {
             last_error: e.last_error,
             created_at: e.created_at,
             sent_at: e.sent_at,
+            body_removed_at: e.body_removed_at,
         }
     }
 }

@@ -67,6 +67,7 @@ fn job_kind_label(kind: JobKind) -> &'static str {
         JobKind::CallEscalate => "Escalation",
         JobKind::CallCancelled => "Send the cancellation",
         JobKind::CallUpdated => "Send the updated invite",
+        JobKind::RetentionSweep => "Remove old data (retention)",
         JobKind::Noop => "Timer",
     }
 }
@@ -122,6 +123,8 @@ pub struct HistoryEntry {
     pub to: String,
     pub state: String,
     pub state_label: &'static str,
+    /// Retention removed the email's text: after how many days.
+    pub text_removed_after_days: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -167,6 +170,7 @@ pub async fn call_facts(state: &AppState, id: i64) -> Result<(CallFacts, Recap),
                 to: e.to,
                 state_label: email_state_label(e.state),
                 state: e.state.as_str().to_string(),
+                text_removed_after_days: e.body_removed_at.map(|_| state.config.settings.retention.sent_email_bodies_days),
             })
             .collect(),
         upcoming: detail
@@ -325,7 +329,7 @@ pub async fn board(state: &AppState, states: &[CallState], rep: Option<&str>, li
         .into_iter()
         .map(|j| JobRow {
             id: j.id,
-            call_id: j.subject_id,
+            call_id: j.subject_id.filter(|_| crate::workflow::FirstCall::JOB_KINDS.contains(&j.kind)),
             kind: job_kind_label(j.kind),
             attempts: j.attempts,
             last_error: j.last_error,

@@ -8,5 +8,6 @@ mod intake;
 mod mail;
 mod ops;
 mod pages;
+mod retention;
 mod security;
 mod workflow;
