@@ -239,20 +239,29 @@ pub struct Board {
     /// Open calls past their due time.
     pub past_due: u64,
     pub calls: Vec<CallRow>,
-    /// Calls matching the filters (more than are listed when over the limit).
-    pub total: u64,
+    /// Where the next page of calls starts, if there is one.
+    #[serde(skip)]
+    pub next: Option<queries::Position>,
     /// Every rep who has a call, for the filter.
     pub reps: Vec<String>,
     pub dead_jobs: Vec<JobRow>,
     pub failed_emails: Vec<EmailRow>,
 }
 
-/// The dashboard's data: calls matching `states` and `rep` (open first, overdue on top).
-pub async fn board(state: &AppState, states: &[CallState], rep: Option<&str>, limit: u64) -> Result<Board, sea_orm::DbErr> {
+/// The dashboard's data: a page of calls matching `states` and `rep` after `after` (open first,
+/// overdue on top), the counts, and what needs attention.
+pub async fn board(
+    state: &AppState,
+    states: &[CallState],
+    rep: Option<&str>,
+    after: Option<queries::Position>,
+    limit: u64,
+) -> Result<Board, sea_orm::DbErr> {
     use sea_orm::PaginatorTrait;
     let db = &state.db;
     let now = state.clock.now();
-    let (rows, total) = queries::query_calls(db, states, rep, limit, 0).await?;
+    let page = queries::page_of_calls(db, states, rep, after, limit).await?;
+    let (rows, next) = (page.calls, page.next);
 
     let by_state: Vec<(CallState, i64)> = calls::Entity::find()
         .select_only()
@@ -354,5 +363,5 @@ pub async fn board(state: &AppState, states: &[CallState], rep: Option<&str>, li
             may_have_arrived: e.unknown_outcomes > 0,
         })
         .collect();
-    Ok(Board { counts, open, past_due, calls, total, reps, dead_jobs, failed_emails })
+    Ok(Board { counts, open, past_due, calls, next, reps, dead_jobs, failed_emails })
 }

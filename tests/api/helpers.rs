@@ -351,9 +351,9 @@ impl TestApp {
             .unwrap()
     }
 
-    /// The calls as the API lists them.
+    /// Every call, open and closed, as the API lists them.
     pub async fn calls(&self) -> Vec<Value> {
-        self.get_json("/api/v1/calls").await["calls"].as_array().unwrap().clone()
+        self.get_json("/api/v1/calls?state=all&limit=500").await["calls"].as_array().unwrap().clone()
     }
 
     /// Runs a statement straight against the database (setting up what no API can).

@@ -5,6 +5,7 @@ mod helpers;
 
 mod foundation;
 mod intake;
+mod listing;
 mod mail;
 mod ops;
 mod pages;
