@@ -16,7 +16,7 @@ LAYERS = [
     ("database", ["db", "audit", "reps", "sessions"]),
     ("engine", ["engine"]),
     ("domain services", ["intake", "proposals", "recap", "mail"]),
-    ("workflows", ["workflow"]),
+    ("workflows", ["workflow", "retention"]),
     ("surfaces", ["app", "http", "pages", "openapi"]),
     ("composition root", ["startup", "cli"]),
 ]

@@ -162,9 +162,28 @@ pub fn config_check(config: &Config, at: Option<&str>, tz: Option<&str>, reminde
         }
     ));
     out.push_str(&format!("  templates: {} checked\n", templates.origins().len()));
+    out.push_str(&format!("  retention: {}\n", retention_summary(config)));
     out.push('\n');
     out.push_str(&crate::workflow::preview::render(config, at, tz, reminders));
     Ok(out)
+}
+
+/// `[retention]` in one line, with the ages that apply.
+fn retention_summary(config: &Config) -> String {
+    let retention = crate::retention::Retention::new(config);
+    if !retention.settings.enabled() {
+        return "keeps everything".into();
+    }
+    let ages = retention.ages();
+    let age = |days: Option<u32>| days.map_or("never".to_string(), |d| format!("after {d} days"));
+    format!(
+        "email texts {}, stored events {}, dead timers {}, never-won orders {}; {} rows of each per run",
+        age(ages.email_bodies),
+        age(ages.events),
+        age(ages.dead_jobs),
+        age(ages.orders),
+        retention.settings.batch_size
+    )
 }
 
 async fn recap(config: Config, source: &str, deal: &str, format: RecapFormat) -> anyhow::Result<()> {

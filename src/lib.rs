@@ -21,6 +21,7 @@ pub mod pages;
 pub mod proposals;
 pub mod recap;
 pub mod reps;
+pub mod retention;
 pub mod security;
 pub mod sessions;
 pub mod startup;

@@ -17,6 +17,7 @@ use crate::engine::{Engine, Registry};
 use crate::mail::composer::Composer;
 use crate::mail::mailer::Mailer;
 use crate::metrics::Metrics;
+use crate::retention::Retention;
 use crate::workflow::FirstCall;
 use crate::workflow::orders::{Intake, Writers};
 
@@ -99,6 +100,8 @@ impl Application {
         // Every workflow registers its job kinds with the engine.
         let mut handlers = Registry::default();
         first_call.register(&mut handlers);
+        let retention = Arc::new(Retention::new(&config));
+        retention.register(&mut handlers);
         let engine = Engine {
             db: db.clone(),
             clock: clock.clone(),
@@ -120,6 +123,11 @@ impl Application {
             shutdown: shutdown.clone(),
             instance_id,
         };
+        if services.http || services.engine {
+            // Plans the retention sweep unless a process already did: the one that serves or
+            // works runs it (tests drive the engine by hand).
+            retention.seed(&db, clock.now()).await.map_err(|e| anyhow::anyhow!("cannot plan the retention sweep: {e}"))?;
+        }
         let intake =
             Intake::start(Writers { db: db.clone(), clock: clock.clone(), first_call: first_call.clone(), signals: signals.clone() });
         let state = AppState {

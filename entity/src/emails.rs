@@ -28,6 +28,9 @@ pub struct Model {
     pub lease_until: Option<DateTimeUtc>,
     pub last_error: Option<String>,
     pub sent_at: Option<DateTimeUtc>,
+    /// When retention removed the text, HTML and invite of this email (sent or skipped long
+    /// enough ago, its call closed); the subject, recipient and outcome stay.
+    pub body_removed_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -72,6 +72,10 @@ pub enum JobKind {
     #[sea_orm(string_value = "call.updated")]
     #[serde(rename = "call.updated")]
     CallUpdated,
+    /// Retention: remove data older than `[retention]` allows, a batch at a time.
+    #[sea_orm(string_value = "retention.sweep")]
+    #[serde(rename = "retention.sweep")]
+    RetentionSweep,
 }
 
 impl JobKind {
@@ -84,6 +88,7 @@ impl JobKind {
             JobKind::CallEscalate => "call.escalate",
             JobKind::CallCancelled => "call.cancelled",
             JobKind::CallUpdated => "call.updated",
+            JobKind::RetentionSweep => "retention.sweep",
         }
     }
 }

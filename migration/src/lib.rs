@@ -10,6 +10,7 @@ mod m20261129_000001_job_subject;
 mod m20261129_000002_one_pending_timer;
 mod m20261129_000003_order_fact_times;
 mod m20261130_000001_call_fallback_reason;
+mod m20261130_000002_retention;
 mod m20261130_000003_sessions;
 
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_one_pending_timer::Migration),
             Box::new(m20261129_000003_order_fact_times::Migration),
             Box::new(m20261130_000001_call_fallback_reason::Migration),
+            Box::new(m20261130_000002_retention::Migration),
             Box::new(m20261130_000003_sessions::Migration),
         ]
     }

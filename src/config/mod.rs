@@ -2,6 +2,7 @@
 //! `config/$FIRSTCALL_ENV.toml`, then environment variables `FIRSTCALL__SECTION__KEY`.
 //! Everything is checked at load; an invalid value stops start-up with the file, key and reason.
 
+pub mod retention;
 pub mod schedule;
 pub mod secrets;
 
@@ -12,6 +13,7 @@ use figment::{Figment, Provider};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Currency, EmailAddress, Timezone};
+pub use retention::RetentionSettings;
 pub use schedule::{Schedule, ScheduleSettings};
 pub use secrets::{Secret, SecretList};
 
@@ -30,6 +32,9 @@ pub struct Settings {
     pub links: LinkSettings,
     pub webhooks: WebhookSettings,
     pub defaults: DefaultsSettings,
+    /// How long old data is kept; a configuration without the section keeps the defaults.
+    #[serde(default)]
+    pub retention: RetentionSettings,
     #[serde(default)]
     pub schedules: Vec<ScheduleSettings>,
 }
@@ -412,6 +417,9 @@ fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
     }
     if !(1..=365).contains(&s.webhooks.max_event_age_days) {
         return fail("webhooks.max_event_age_days", "must be between 1 and 365");
+    }
+    if let Some((key, reason)) = s.retention.problem() {
+        return fail(&format!("retention.{key}"), &reason);
     }
     // Secrets come from the environment, never from files that get committed.
     for (key, list) in [

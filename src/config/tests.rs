@@ -106,3 +106,24 @@ fn a_salesforce_path_secret_comes_from_the_environment_and_fits_in_a_url_path() 
     assert!(e.origin.ends_with("production.toml") && e.reason.contains("FIRSTCALL__WEBHOOKS__SALESFORCE__PATH_SECRETS"), "{e}");
     assert!(!e.to_string().contains("sf-path-in-a-file-123"), "{e}");
 }
+
+#[test]
+fn retention_settings_are_checked_naming_the_key() {
+    let r = load(&[]).unwrap().settings.retention;
+    assert_eq!(r, RetentionSettings::default(), "config/default.toml states the built-in defaults");
+    for (key, value, reason) in [
+        ("retention.batch_size", json!(0), "between 1 and 10000"),
+        ("retention.interval_minutes", json!(0), "between 1 and 10080"),
+        ("retention.sent_email_bodies_days", json!(100_000), "0 to keep forever"),
+    ] {
+        let e = load(&[(key, value)]).expect_err(key);
+        assert_eq!(e.key, key, "{e}");
+        assert!(e.reason.contains(reason), "{e}");
+    }
+    let e = load(&[("retention.webhook_events_days", json!(-1))]).expect_err("negative days");
+    assert_eq!(e.key, "retention.webhook_events_days", "{e}");
+    let e = load(&[("retention.keep_forever", json!(true))]).expect_err("unknown key");
+    assert!(e.to_string().contains("keep_forever"), "{e}");
+    // 0 keeps a kind forever.
+    assert!(load(&[("retention.orders_never_won_days", json!(0))]).is_ok());
+}

@@ -79,48 +79,79 @@ impl CallView {
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {
-    /// Comma-separated states, or `open` for scheduled, due and overdue.
+    /// Which calls: `open` (the default: scheduled, due and overdue), `closed` (done and
+    /// cancelled), `all`, or a comma-separated list of states.
     pub state: Option<String>,
     /// Only this rep's calls.
     pub rep: Option<String>,
-    /// At most this many (default 100, at most 500).
+    /// Calls per page: at least 1, default 100, at most 500 (more is read as 500).
+    #[param(minimum = 1)]
     pub limit: Option<u64>,
-    pub offset: Option<u64>,
+    /// Where the page starts: the `next_cursor` of the previous page, unchanged (leave it out
+    /// for the first page). Pass the same `state` and `rep` with it.
+    pub cursor: Option<String>,
+    /// Not supported: pages are read with `cursor` (refused with 400 pointing to it).
+    #[param(ignore)]
+    pub offset: Option<String>,
 }
+
+/// Calls per page unless `limit` says otherwise, and the most a page holds.
+const DEFAULT_LIMIT: u64 = 100;
+const MAX_LIMIT: u64 = 500;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct CallList {
     pub calls: Vec<CallView>,
-    pub total: u64,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
-/// Parses a `state` filter: names, or `open` for the open ones.
+/// Parses a `state` filter: `open` when absent or empty, `closed`, `all`, or names.
 pub fn parse_states(raw: Option<&str>) -> ApiResult<Vec<CallState>> {
+    let raw = raw.map(str::trim).filter(|r| !r.is_empty()).unwrap_or("open");
     let mut out = Vec::new();
-    for part in raw.unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        if part == "open" {
-            out.extend(CallState::OPEN);
-        } else {
-            out.push(CallState::parse(part).ok_or_else(|| {
-                ApiError::malformed(format!(
-                    "unknown state '{}': use open, scheduled, due, overdue, done or cancelled",
-                    crate::domain::printable(part)
-                ))
-            })?);
+    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part {
+            "open" => out.extend(CallState::OPEN),
+            "closed" => out.extend(CallState::ALL.into_iter().filter(|s| !s.is_open())),
+            "all" => out.extend(CallState::ALL),
+            _ => out.push(CallState::parse(part).ok_or_else(|| {
+                ApiError::bad_parameter(
+                    "state",
+                    format!(
+                        "unknown state '{}': use open, closed, all, scheduled, due, overdue, done or cancelled",
+                        crate::domain::printable(part)
+                    ),
+                )
+            })?),
         }
     }
     Ok(out)
 }
 
-/// Calls, open ones by due time (so overdue ones come first), then closed ones, newest first.
+/// Calls a page at a time: open ones by due time (the most overdue first), then closed ones,
+/// the most recently closed first. Only open calls unless `state` asks for others. Each page
+/// ends with `next_cursor`, where the next one starts: a call added or changed meanwhile does
+/// not shift the pages (one whose due time moves takes its new place).
 #[utoipa::path(get, path = "/api/v1/calls", tag = "calls", params(ListQuery),
     responses((status = 200, body = CallList), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn list_calls(_caller: ApiCaller, state: web::Data<AppState>, q: web::Query<ListQuery>) -> ApiResult<HttpResponse> {
+    if q.offset.is_some() {
+        return Err(ApiError::bad_parameter("offset", "is not supported: pass the `next_cursor` of the previous page as `cursor`"));
+    }
     let states = parse_states(q.state.as_deref())?;
-    let (rows, total) =
-        queries::query_calls(&state.db, &states, q.rep.as_deref(), q.limit.unwrap_or(100).min(500), q.offset.unwrap_or(0)).await?;
+    let limit = match q.limit {
+        Some(0) => return Err(ApiError::bad_parameter("limit", format!("must be at least 1 (at most {MAX_LIMIT})"))),
+        Some(n) => n.min(MAX_LIMIT),
+        None => DEFAULT_LIMIT,
+    };
+    let after = q.cursor.as_deref().map(|c| super::cursor::decode("cursor", c)).transpose()?;
+    let page = queries::page_of_calls(&state.db, &states, q.rep.as_deref(), after, limit).await?;
     let now = state.clock.now();
-    Ok(HttpResponse::Ok().json(CallList { calls: rows.into_iter().map(|c| CallView::from_model(c, now)).collect(), total }))
+    Ok(HttpResponse::Ok().json(CallList {
+        calls: page.calls.into_iter().map(|c| CallView::from_model(c, now)).collect(),
+        next_cursor: page.next.map(super::cursor::encode),
+    }))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -135,6 +166,9 @@ pub struct EmailView {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// When retention removed the email's text, HTML and invite (`retention.sent_email_bodies_days`
+    /// after it was sent, once its call closed); null while they are kept.
+    pub body_removed_at: Option<DateTime<Utc>>,
 }
 
 impl From<emails::Model> for EmailView {
@@ -150,6 +184,7 @@ impl From<emails::Model> for EmailView {
             last_error: e.last_error,
             created_at: e.created_at,
             sent_at: e.sent_at,
+            body_removed_at: e.body_removed_at,
         }
     }
 }

@@ -27,7 +27,7 @@ pub struct ErrorDetail {
     pub code: String,
     /// What went wrong and what to do about it, for a person.
     pub message: String,
-    /// The offending field's JSON path, for 422 responses.
+    /// The offending field's JSON path (422), or the query parameter (400).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
@@ -38,6 +38,15 @@ impl ApiError {
     }
     pub fn malformed(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "malformed", message)
+    }
+    /// An error about one field or parameter, named in `field` and at the start of the message.
+    fn about(status: StatusCode, code: &'static str, field: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        let field = field.into();
+        ApiError { status, code, message: format!("{field}: {reason}"), field: Some(field), retry_after: None }
+    }
+    /// A query parameter that cannot be read: 400 naming it.
+    pub fn bad_parameter(name: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Self::about(StatusCode::BAD_REQUEST, "malformed", name, reason)
     }
     pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, code, message)
@@ -55,14 +64,7 @@ impl ApiError {
         Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", format!("send the body as {expected}"))
     }
     pub fn invalid(field: impl Into<String>, reason: impl std::fmt::Display) -> Self {
-        let field = field.into();
-        ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "invalid",
-            message: format!("{field}: {reason}"),
-            field: Some(field),
-            retry_after: None,
-        }
+        Self::about(StatusCode::UNPROCESSABLE_ENTITY, "invalid", field, reason)
     }
     pub fn rate_limited() -> Self {
         Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests from this source; retry later")

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod calls;
+pub mod cursor;
 pub mod error;
 pub mod health;
 pub mod json;

@@ -113,7 +113,8 @@ pub async fn list_jobs(_caller: ApiCaller, state: web::Data<AppState>, q: web::Q
     let jobs = rows
         .into_iter()
         .map(|j| JobView {
-            call_id: j.subject_id,
+            // Only the first-call workflow's jobs are about a call.
+            call_id: j.subject_id.filter(|_| crate::workflow::FirstCall::JOB_KINDS.contains(&j.kind)),
             timer: TimerView { id: j.id, kind: j.kind, run_at: j.run_at, state: j.state, attempts: j.attempts, last_error: j.last_error },
         })
         .collect();

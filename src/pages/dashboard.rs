@@ -11,18 +11,29 @@ use super::render::{render, value};
 use super::{Fields, PageError, form_page, parse_id, see_other};
 use crate::app::AppState;
 use crate::domain::Timezone;
+use crate::workflow::CallState;
 
-/// Calls listed at most; the counts cover all of them.
-const CALLS_LISTED: u64 = 200;
-/// The state filter's choices: `open` is scheduled, due or overdue.
-const STATE_CHOICES: [(&str, &str); 6] =
-    [("open", "Open"), ("scheduled", "Scheduled"), ("due", "Due"), ("overdue", "Overdue"), ("done", "Done"), ("cancelled", "Cancelled")];
+/// Calls per page; the counts cover all of them.
+const CALLS_PER_PAGE: u64 = 100;
+/// The state filter's choices: `open` (the default) is scheduled, due or overdue; `closed` is
+/// done or cancelled.
+const STATE_CHOICES: [(&str, &str); 8] = [
+    ("open", "Open"),
+    ("closed", "Closed"),
+    ("all", "Every state"),
+    ("scheduled", "Scheduled"),
+    ("due", "Due"),
+    ("overdue", "Overdue"),
+    ("done", "Done"),
+    ("cancelled", "Cancelled"),
+];
 /// Reminders listed per schedule in the preview, as `config check` does by default.
 const PREVIEW_REMINDERS: usize = 5;
 
-/// `GET /?state=open&rep=ana@…&at=2026-11-27T16:30&tz=America/New_York`. Needs a dashboard
+/// `GET /?state=open&rep=ana@…&cursor=…&at=2026-11-27T16:30&tz=America/New_York`. Open calls
+/// by default, a page at a time (the "Next page" link carries the cursor). Needs a dashboard
 /// login (or an API bearer token); without one, the login form.
-#[utoipa::path(get, path = "/", tag = "pages", params(("state" = Option<String>, Query), ("rep" = Option<String>, Query), ("at" = Option<String>, Query), ("tz" = Option<String>, Query)),
+#[utoipa::path(get, path = "/", tag = "pages", params(("state" = Option<String>, Query, description = "open (default), closed, all, or states"), ("rep" = Option<String>, Query), ("cursor" = Option<String>, Query, description = "where the page starts (the Next page link)"), ("at" = Option<String>, Query), ("tz" = Option<String>, Query)),
     responses((status = 200, description = "The dashboard", content_type = "text/html"), (status = 303, description = "Not logged in: to /login"), (status = 400, description = "Bad filter", content_type = "text/html")))]
 pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     if !signed_in(&req).await? {
@@ -30,12 +41,33 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     }
     let q = Fields::query(&req)?;
     let mut status = StatusCode::OK;
-    let (states, filter_error) = match crate::http::calls::parse_states(q.non_empty("state")) {
-        Ok(s) => (s, None),
-        Err(e) => (vec![], Some(e.message)),
+    let parsed = crate::http::calls::parse_states(q.non_empty("state")).and_then(|states| {
+        let after = q.non_empty("cursor").map(|c| crate::http::cursor::decode("cursor", c)).transpose()?;
+        Ok((states, after))
+    });
+    let ((states, after), filter_error) = match parsed {
+        Ok(p) => (p, None),
+        Err(e) => ((CallState::OPEN.to_vec(), None), Some(e.message)),
     };
     let rep = q.non_empty("rep");
-    let board = super::data::board(&state, &states, rep, CALLS_LISTED).await?;
+    let board = super::data::board(&state, &states, rep, after, CALLS_PER_PAGE).await?;
+    let state_filter = q.non_empty("state").unwrap_or("open");
+    // Query strings of the list's links (every value escaped, so no '/' or '&' of its own).
+    let list_query = |states: &str, cursor: Option<String>| {
+        let mut query = format!("state={}", query_escape(states));
+        if let Some(r) = rep {
+            query.push_str(&format!("&rep={}", query_escape(r)));
+        }
+        if let Some(c) = cursor {
+            query.push_str(&format!("&cursor={}", query_escape(&c)));
+        }
+        query
+    };
+    let links = minijinja::context! {
+        next => board.next.map(|p| list_query(state_filter, Some(crate::http::cursor::encode(p)))),
+        first => after.map(|_| list_query(state_filter, None)),
+        closed => (state_filter == "open").then(|| list_query("closed", None)),
+    };
 
     let now = state.clock.now();
     let default_tz = state.config.settings.defaults.timezone;
@@ -61,14 +93,27 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             board => value(&board),
             signed_in => true,
             csrf => visitor.csrf(&state, DASHBOARD_FORMS),
-            filter => minijinja::context! { state => q.get("state").unwrap_or_default(), rep => rep.unwrap_or_default(), error => filter_error },
+            filter => minijinja::context! { state => state_filter, rep => rep.unwrap_or_default(), error => filter_error },
             state_choices => STATE_CHOICES,
             preview => minijinja::context! { text => preview, error => preview_error, at => at_input, tz => tz_input },
             notice,
-            listed => CALLS_LISTED,
+            links,
         },
     )?;
     Ok(form_page(status, &visitor, &state, body))
+}
+
+/// `value` for a URL's query string: everything but unreserved characters percent-encoded.
+fn query_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// The preview's order time and timezone: `at` as RFC 3339 or as a local time in `tz` (what a
@@ -152,6 +197,14 @@ mod tests {
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn query_values_are_escaped_for_links() {
+        assert_eq!(query_escape("ana+ops@seller.example"), "ana%2Bops%40seller.example");
+        assert_eq!(query_escape("due,overdue"), "due%2Coverdue");
+        assert_eq!(query_escape("eyJh-_"), "eyJh-_");
+        assert_eq!(query_escape("a&b=c d"), "a%26b%3Dc%20d");
     }
 
     #[test]

@@ -67,6 +67,7 @@ fn job_kind_label(kind: JobKind) -> &'static str {
         JobKind::CallEscalate => "Escalation",
         JobKind::CallCancelled => "Send the cancellation",
         JobKind::CallUpdated => "Send the updated invite",
+        JobKind::RetentionSweep => "Remove old data (retention)",
         JobKind::Noop => "Timer",
     }
 }
@@ -124,6 +125,8 @@ pub struct HistoryEntry {
     pub to: String,
     pub state: String,
     pub state_label: &'static str,
+    /// Retention removed the email's text: after how many days.
+    pub text_removed_after_days: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -170,6 +173,7 @@ pub async fn call_facts(state: &AppState, id: i64) -> Result<(CallFacts, Recap),
                 to: e.to,
                 state_label: email_state_label(e.state),
                 state: e.state.as_str().to_string(),
+                text_removed_after_days: e.body_removed_at.map(|_| state.config.settings.retention.sent_email_bodies_days),
             })
             .collect(),
         upcoming: detail
@@ -238,20 +242,29 @@ pub struct Board {
     /// Open calls past their due time.
     pub past_due: u64,
     pub calls: Vec<CallRow>,
-    /// Calls matching the filters (more than are listed when over the limit).
-    pub total: u64,
+    /// Where the next page of calls starts, if there is one.
+    #[serde(skip)]
+    pub next: Option<queries::Position>,
     /// Every rep who has a call, for the filter.
     pub reps: Vec<String>,
     pub dead_jobs: Vec<JobRow>,
     pub failed_emails: Vec<EmailRow>,
 }
 
-/// The dashboard's data: calls matching `states` and `rep` (open first, overdue on top).
-pub async fn board(state: &AppState, states: &[CallState], rep: Option<&str>, limit: u64) -> Result<Board, sea_orm::DbErr> {
+/// The dashboard's data: a page of calls matching `states` and `rep` after `after` (open first,
+/// overdue on top), the counts, and what needs attention.
+pub async fn board(
+    state: &AppState,
+    states: &[CallState],
+    rep: Option<&str>,
+    after: Option<queries::Position>,
+    limit: u64,
+) -> Result<Board, sea_orm::DbErr> {
     use sea_orm::PaginatorTrait;
     let db = &state.db;
     let now = state.clock.now();
-    let (rows, total) = queries::query_calls(db, states, rep, limit, 0).await?;
+    let page = queries::page_of_calls(db, states, rep, after, limit).await?;
+    let (rows, next) = (page.calls, page.next);
 
     let by_state: Vec<(CallState, i64)> = calls::Entity::find()
         .select_only()
@@ -328,7 +341,7 @@ pub async fn board(state: &AppState, states: &[CallState], rep: Option<&str>, li
         .into_iter()
         .map(|j| JobRow {
             id: j.id,
-            call_id: j.subject_id,
+            call_id: j.subject_id.filter(|_| crate::workflow::FirstCall::JOB_KINDS.contains(&j.kind)),
             kind: job_kind_label(j.kind),
             attempts: j.attempts,
             last_error: j.last_error,
@@ -353,5 +366,5 @@ pub async fn board(state: &AppState, states: &[CallState], rep: Option<&str>, li
             may_have_arrived: e.unknown_outcomes > 0,
         })
         .collect();
-    Ok(Board { counts, open, past_due, calls, total, reps, dead_jobs, failed_emails })
+    Ok(Board { counts, open, past_due, calls, next, reps, dead_jobs, failed_emails })
 }

@@ -1,7 +1,8 @@
 //! Reading calls for the API and the pages: the list filter and order, and one call with its
 //! emails and pending timers. Read-only; the views that serialize them live with each surface.
 
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
 use super::CallState;
 use entity::{calls, emails, jobs};
@@ -18,38 +19,131 @@ pub fn filter(states: &[CallState], rep: Option<&str>) -> Condition {
     c
 }
 
-/// `'scheduled','due','overdue'`, from [`CallState::OPEN`], for SQL that orders by openness.
-fn open_states_sql() -> String {
-    CallState::OPEN.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(",")
+/// Where a page of the call list starts: just after this call, in list order. The list is
+/// open calls by due time (then id), then closed ones by when they closed, newest first (then
+/// id, highest first); the position holds that order's key, so a page starts in the right place
+/// whatever was added or changed since the previous one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    /// After the open call `id`, due at `due_at`.
+    Open { due_at: DateTime<Utc>, id: i64 },
+    /// After the closed call `id`, closed at `closed_at`.
+    Closed { closed_at: DateTime<Utc>, id: i64 },
 }
 
-/// A page of calls matching the filter and how many match in all: open ones by due time (the
-/// most overdue on top), then closed ones, newest first.
-pub async fn query_calls(
+impl Position {
+    /// The position just after `call`.
+    pub fn after(call: &calls::Model) -> Position {
+        if call.state.is_open() {
+            Position::Open { due_at: call.due_at, id: call.id }
+        } else {
+            Position::Closed { closed_at: closed_at(call), id: call.id }
+        }
+    }
+}
+
+/// When a closed call closed: marked done or cancelled (its last change otherwise). The same
+/// expression as [`CLOSED_AT`] and the `calls_closed_recent` index.
+pub fn closed_at(call: &calls::Model) -> DateTime<Utc> {
+    call.completed_at.or(call.cancelled_at).unwrap_or(call.updated_at)
+}
+
+const CLOSED_AT: &str = "COALESCE(completed_at, cancelled_at, updated_at)";
+
+/// A page of the call list, and where the next one starts (`None` on the last page).
+#[derive(Debug)]
+pub struct CallPage {
+    pub calls: Vec<calls::Model>,
+    pub next: Option<Position>,
+}
+
+/// `'a','b'` for an `IN (…)` list of states (the enum's own names: nothing from outside).
+fn state_list(states: &[CallState]) -> String {
+    states.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(",")
+}
+
+/// Up to `limit` calls in any of `states` (all when empty), of one rep, after `after`: open
+/// ones by due time (the most overdue on top), then closed ones, the most recently closed first.
+/// Each part reads its own index (`calls_open_due`, `calls_closed_recent`) from the position
+/// on, so a page costs the same however deep it is.
+pub async fn page_of_calls(
     db: &impl ConnectionTrait,
     states: &[CallState],
     rep: Option<&str>,
+    after: Option<Position>,
     limit: u64,
-    offset: u64,
-) -> Result<(Vec<calls::Model>, u64), DbErr> {
-    // The database takes a signed 64-bit offset; past that there are no rows anyway (a larger
-    // one used to panic in the driver and drop the connection).
-    let offset = offset.min(i64::MAX as u64);
-    let cond = filter(states, rep);
-    let total = calls::Entity::find().filter(cond.clone()).count(db).await?;
-    let open = open_states_sql();
-    let open_first = sea_orm::sea_query::Expr::cust(format!("CASE WHEN state IN ({open}) THEN 0 ELSE 1 END"));
-    let rows = calls::Entity::find()
-        .filter(cond)
-        .order_by(open_first, sea_orm::Order::Asc)
-        .order_by(sea_orm::sea_query::Expr::cust(format!("CASE WHEN state IN ({open}) THEN due_at END")), sea_orm::Order::Asc)
-        .order_by_desc(calls::Column::UpdatedAt)
-        .order_by_desc(calls::Column::Id)
-        .limit(limit)
-        .offset(offset)
-        .all(db)
-        .await?;
-    Ok((rows, total))
+) -> Result<CallPage, DbErr> {
+    let wanted = |s: &CallState| states.is_empty() || states.contains(s);
+    let open: Vec<CallState> = CallState::OPEN.into_iter().filter(wanted).collect();
+    let closed: Vec<CallState> = CallState::ALL.into_iter().filter(|s| !s.is_open()).filter(wanted).collect();
+    let rep = rep.map(str::trim).filter(|r| !r.is_empty()).map(str::to_lowercase);
+    // One more than asked for tells whether another page follows.
+    let want = limit.saturating_add(1);
+    let mut rows = Vec::new();
+    if !open.is_empty() && !matches!(after, Some(Position::Closed { .. })) {
+        let after = match after {
+            Some(Position::Open { due_at, id }) => Some((due_at, id)),
+            _ => None,
+        };
+        rows = section(db, Section::Open, &open, rep.as_deref(), after, want).await?;
+    }
+    if (rows.len() as u64) < want && !closed.is_empty() {
+        let after = match after {
+            Some(Position::Closed { closed_at, id }) => Some((closed_at, id)),
+            _ => None,
+        };
+        rows.extend(section(db, Section::Closed, &closed, rep.as_deref(), after, want - rows.len() as u64).await?);
+    }
+    let next = if rows.len() as u64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(Position::after)
+    } else {
+        None
+    };
+    Ok(CallPage { calls: rows, next })
+}
+
+#[derive(Clone, Copy)]
+enum Section {
+    Open,
+    Closed,
+}
+
+/// Calls of one part of the list, in its order, after `(key, id)`.
+async fn section(
+    db: &impl ConnectionTrait,
+    part: Section,
+    states: &[CallState],
+    rep: Option<&str>,
+    after: Option<(DateTime<Utc>, i64)>,
+    limit: u64,
+) -> Result<Vec<calls::Model>, DbErr> {
+    let (all, key, order, later) = match part {
+        Section::Open => (CallState::OPEN.to_vec(), "due_at", "ASC", ">"),
+        Section::Closed => (CallState::ALL.into_iter().filter(|s| !s.is_open()).collect(), CLOSED_AT, "DESC", "<"),
+    };
+    // The part's whole state list is the condition, as written in its partial index, so both
+    // databases see that the index covers the query; a narrower filter is added beside it.
+    let mut sql = format!("SELECT * FROM calls WHERE state IN ({})", state_list(&all));
+    if states.len() < all.len() {
+        sql.push_str(&format!(" AND state IN ({})", state_list(states)));
+    }
+    let mut values: Vec<sea_orm::Value> = vec![];
+    if let Some(rep) = rep {
+        values.push(rep.into());
+        sql.push_str(&format!(" AND rep_email = ${}", values.len()));
+    }
+    if let Some((at, id)) = after {
+        values.push(at.into());
+        values.push(id.into());
+        let (t, i) = (values.len() - 1, values.len());
+        // A row comparison; the bound on the key alone lets SQLite, too, start the index scan at
+        // the position (on the expression index of closed calls, it would read from the top).
+        sql.push_str(&format!(" AND {key} {later}= ${t} AND ({key}, id) {later} (${t}, ${i})"));
+    }
+    values.push((limit.min(i64::MAX as u64) as i64).into());
+    sql.push_str(&format!(" ORDER BY {key} {order}, id {order} LIMIT ${}", values.len()));
+    calls::Entity::find().from_raw_sql(crate::db::stmt(db.get_database_backend(), &sql, values)).all(db).await
 }
 
 /// One call with every email about it and its pending timers.

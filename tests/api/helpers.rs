@@ -370,9 +370,32 @@ impl TestApp {
             .unwrap()
     }
 
-    /// The calls as the API lists them.
+    /// Every call, open and closed, as the API lists them.
     pub async fn calls(&self) -> Vec<Value> {
-        self.get_json("/api/v1/calls").await["calls"].as_array().unwrap().clone()
+        self.get_json("/api/v1/calls?state=all&limit=500").await["calls"].as_array().unwrap().clone()
+    }
+
+    /// Runs a statement straight against the database (setting up what no API can).
+    pub async fn exec(&self, sql: &str) {
+        use sea_orm::{ConnectionTrait, Statement};
+        let backend = self.state.db.get_database_backend();
+        self.state.db.execute_raw(Statement::from_string(backend, sql.to_string())).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// The first column of every row of a query, as text.
+    pub async fn column(&self, sql: &str) -> Vec<String> {
+        use sea_orm::{ConnectionTrait, Statement};
+        let backend = self.state.db.get_database_backend();
+        let rows =
+            self.state.db.query_all_raw(Statement::from_string(backend, sql.to_string())).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.iter()
+            .map(|r| {
+                r.try_get_by_index::<Option<String>>(0)
+                    .map(|v| v.unwrap_or_default())
+                    .or_else(|_| r.try_get_by_index::<i64>(0).map(|n| n.to_string()))
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            })
+            .collect()
     }
 }
 

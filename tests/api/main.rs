@@ -5,9 +5,11 @@ mod helpers;
 
 mod foundation;
 mod intake;
+mod listing;
 mod mail;
 mod ops;
 mod pages;
 mod recipients;
+mod retention;
 mod security;
 mod workflow;

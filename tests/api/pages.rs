@@ -323,7 +323,7 @@ async fn the_dashboard_lists_overdue_calls_first_and_filters() {
     app.clock.set(monday_morning() + chrono::TimeDelta::hours(5));
     assert_eq!(log_in(&app, API_TOKEN).await.status, 303);
 
-    let board = get(&app, "/").await;
+    let board = get(&app, "/?state=all").await;
     let pos = |page: &Page, id: i64| page.html.find(&format!("id=\"call-{id}\""));
     let (p1, p2, p3) = (pos(&board, d1).unwrap(), pos(&board, d2).unwrap(), pos(&board, d3).unwrap());
     assert!(p1 < p2 && p2 < p3, "overdue, then open by due time, then done: {p1} {p2} {p3}");
@@ -342,6 +342,8 @@ async fn the_dashboard_lists_overdue_calls_first_and_filters() {
 
     let done_only = get(&app, "/?state=done").await;
     assert!(pos(&done_only, d3).is_some() && pos(&done_only, d1).is_none() && pos(&done_only, d2).is_none());
+    let open_only = get(&app, "/").await;
+    assert!(pos(&open_only, d1).is_some() && pos(&open_only, d2).is_some() && pos(&open_only, d3).is_none(), "open calls by default");
     let bo = get(&app, &format!("/?rep={other}")).await;
     assert!(pos(&bo, d2).is_some() && pos(&bo, d1).is_none());
     assert_eq!(count(&bo, "due"), "1");
@@ -351,6 +353,44 @@ async fn the_dashboard_lists_overdue_calls_first_and_filters() {
     let bad = get(&app, "/?state=lost").await;
     assert_eq!(bad.status, 400);
     assert!(bad.text().contains("unknown state 'lost'"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_open_calls_by_default_a_page_at_a_time() {
+    let app = TestApp::spawn().await;
+    let done = order_created("e-done", "D-DONE", REP, app.now());
+    app.post_generic(&done).await;
+    app.settle().await;
+    let done_id = app.calls().await[0]["id"].as_i64().unwrap();
+    app.api(reqwest::Method::POST, &format!("/api/v1/calls/{done_id}/complete")).json(&json!({"outcome": "aligned"})).send().await.unwrap();
+    // 101 orders in one delivery: one more open call than a page holds.
+    let batch: Vec<serde_json::Value> = (0..101).map(|n| order_created(&format!("e{n}"), &format!("D-{n:03}"), REP, app.now())).collect();
+    assert_eq!(app.post_generic(&json!(batch)).await.status(), 200);
+    assert_eq!(log_in(&app, API_TOKEN).await.status, 303);
+
+    let rows = |page: &Page| page.html.matches("<tr id=\"call-").count();
+    let first = get(&app, "/").await;
+    assert_eq!(first.status, 200);
+    assert_eq!(rows(&first), 100, "a page of open calls");
+    assert!(!first.html.contains(&format!("id=\"call-{done_id}\"")), "a done call is not in the default view");
+    let at = first.html.find("id=\"next-page\" href=\"").expect("a link to the next page") + "id=\"next-page\" href=\"".len();
+    let next: String = first.html[at..].chars().take_while(|c| *c != '"').collect::<String>().replace("&amp;", "&");
+    assert!(next.starts_with("/?") && next.contains("cursor="), "{next}");
+
+    let second = get(&app, &next).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(rows(&second), 1, "the one open call left");
+    assert!(!second.html.contains("id=\"next-page\""), "the last page has no next link");
+    assert!(!second.html.contains(&format!("id=\"call-{done_id}\"")));
+
+    let closed = get(&app, "/?state=closed").await;
+    assert_eq!(rows(&closed), 1);
+    assert!(closed.html.contains(&format!("id=\"call-{done_id}\"")), "closed calls one choice away");
+    assert!(first.html.contains("<option value=\"closed\"") && first.html.contains("<option value=\"all\""));
+    let bad = get(&app, "/?cursor=not-a-cursor").await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("cursor"), "{}", bad.text());
     app.stop().await;
 }
 
@@ -444,7 +484,7 @@ async fn crm_text_is_shown_as_text_on_every_page() {
     assert_eq!(r.status, 303);
     let done = get(&app, &link).await;
     assert_eq!(log_in(&app, API_TOKEN).await.status, 303);
-    let board = get(&app, "/").await;
+    let board = get(&app, "/?state=all").await;
     for (name, p) in [("call page", &page), ("done page", &done), ("dashboard", &board)] {
         assert!(!p.html.contains("<script"), "{name} has a script tag");
         assert!(!p.html.contains("\" onmouseover="), "{name} has an injected attribute");

@@ -330,16 +330,23 @@ async fn slow_clients_are_cut_off_and_the_service_keeps_answering() {
 }
 
 #[tokio::test]
-async fn a_page_offset_past_any_row_gets_an_empty_page_not_a_dropped_connection() {
+async fn a_page_offset_is_refused_pointing_to_the_cursor_and_a_huge_limit_is_capped() {
     let app = TestApp::spawn().await;
     app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
-    for offset in ["9223372036854775807", "9223372036854775808", "18446744073709551615"] {
+    for offset in ["0", "9223372036854775807", "9223372036854775808", "18446744073709551615", "99999999999999999999"] {
         let r = app.api(reqwest::Method::GET, &format!("/api/v1/calls?offset={offset}")).send().await;
         let r = r.unwrap_or_else(|e| panic!("offset {offset}: the connection was dropped: {e}"));
-        assert_eq!(r.status(), 200, "offset {offset}");
+        assert_eq!(r.status(), 400, "offset {offset}");
         let b: Value = r.json().await.unwrap();
-        assert_eq!(b["calls"], json!([]), "offset {offset}");
-        assert_eq!(b["total"], 1);
+        assert_eq!(b["error"]["field"], "offset", "{b}");
+        assert!(b["error"]["message"].as_str().unwrap().contains("cursor"), "{b}");
+    }
+    for limit in ["9223372036854775807", "18446744073709551615"] {
+        let r = app.api(reqwest::Method::GET, &format!("/api/v1/calls?limit={limit}")).send().await;
+        let r = r.unwrap_or_else(|e| panic!("limit {limit}: the connection was dropped: {e}"));
+        assert_eq!(r.status(), 200, "limit {limit}");
+        let b: Value = r.json().await.unwrap();
+        assert_eq!(b["calls"].as_array().unwrap().len(), 1, "limit {limit}");
     }
     app.stop().await;
 }
