@@ -303,7 +303,7 @@ async fn a_replica_whose_clock_runs_ahead_does_not_take_over_a_live_lease() {
     app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
     // Replica A claims the first step for 60 s...
     let lease = firstcall::engine::claim_due(&app.state.db, "replica-a", app.now(), TimeDelta::seconds(60), 10).await.unwrap();
-    assert_eq!(lease.rows.len(), 1);
+    assert!(lease.rows.iter().any(|j| j.kind == "call.start"), "{:?}", lease.rows);
     // ...replica B, whose clock is two minutes ahead, must still see A's lease as live.
     let ahead = app.now() + TimeDelta::minutes(2);
     let taken = firstcall::engine::claim_due(&app.state.db, "replica-b", ahead, TimeDelta::seconds(60), 10).await.unwrap();
