@@ -71,6 +71,8 @@ async fn a_rep_marks_the_call_done_from_the_email_and_sales_ops_see_it_done() {
         assert!(client.find(Locator::Id("done-form")).await.is_err(), "no form once done");
 
         log_in(&client, &app).await;
+        // The dashboard opens on open calls; a done call is among the closed ones.
+        open(&client, &app, "/?state=closed").await;
         let row = text_of(&client, &format!("call-{id}")).await;
         assert!(row.contains("Acme Corp") && row.contains("Done") && row.contains("Adjusted"), "{row}");
         std::fs::write(artifacts().join("dashboard-desktop.png"), client.screenshot().await.unwrap()).unwrap();
@@ -157,7 +159,7 @@ async fn script_in_crm_text_shows_as_text_and_never_runs() {
         type_into(&client, "notes", payload).await;
         click(&client, "submit-done").await;
         assert_eq!(text_of(&client, "notes-done").await, payload);
-        let pages = [("call page", link.clone()), ("dashboard", "/".to_string())];
+        let pages = [("call page", link.clone()), ("dashboard", "/?state=all".to_string())];
         log_in(&client, &app).await;
         for (name, path) in pages {
             open(&client, &app, &path).await;
