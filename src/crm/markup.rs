@@ -199,8 +199,12 @@ fn read_item(kind: Kind, rest: &str) -> Result<Item, String> {
     };
     let first_lower = first.to_lowercase();
     if KEYWORDS.contains(&first_lower.as_str()) {
-        let example = if first_lower == "by" { "by YYYY-MM-DD" } else { first_lower.as_str() };
-        return Err(format!("missing label before '{}': write {tag} <label> {example}: <text>", printable(first)));
+        let example = match (kind, first_lower.as_str()) {
+            (_, "by") => " by YYYY-MM-DD",
+            (Kind::Need, priority) => &format!(" {priority}"),
+            (Kind::Promise, _) => "",
+        };
+        return Err(format!("missing label before '{}': write {tag} <label>{example}: <text>", printable(first)));
     }
     let Some(text) = text else {
         return Err("missing ':' before the text".to_string());

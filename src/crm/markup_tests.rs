@@ -202,6 +202,7 @@ fn every_reason_a_line_cannot_be_read() {
         ("#promise", "missing label: write #promise <label>: <text>".into()),
         ("#need must: x", "missing label before 'must': write #need <label> must: <text>".into()),
         ("#promise by 2027-01-01: x", "missing label before 'by': write #promise <label> by YYYY-MM-DD: <text>".into()),
+        ("#promise Must: x", "missing label before 'Must': write #promise <label>: <text>".into()),
         ("#need sso must should: x", "the priority is given twice ('must' and 'should')".into()),
         ("#need sso by 2027-01-01 by 2027-02-01: x", "'by' is given twice".into()),
         ("#need sso 2027-01-15: x", "write 'by' before the date '2027-01-15'".into()),
