@@ -3,8 +3,9 @@
 //! (`tests/fuzz_corpus.rs`), so both check exactly the same thing.
 //!
 //! Each check takes arbitrary bytes and panics only when a property is broken: the parsers
-//! answer every body with events or an error (never a panic), and the signature checks accept a
-//! header only when it carries the real signature.
+//! answer every body with events or an error (never a panic), the signature checks accept a
+//! header only when it carries the real signature, and the notes markup reads any note into
+//! well-formed items and reasons.
 
 use std::sync::LazyLock;
 
@@ -56,12 +57,13 @@ fn check_events(events: &[IntakeEvent]) {
 pub type Check = fn(&[u8]);
 
 /// The targets, by name: the cargo-fuzz binary names and the corpus directories.
-pub const TARGETS: [(&str, Check); 5] = [
+pub const TARGETS: [(&str, Check); 6] = [
     ("parse_generic", parse_generic),
     ("parse_hubspot", parse_hubspot),
     ("parse_pipedrive", parse_pipedrive),
     ("parse_salesforce", parse_salesforce),
     ("signatures", signatures),
+    ("parse_notes", parse_notes),
 ];
 
 pub fn parse_generic(body: &[u8]) {
@@ -145,4 +147,38 @@ pub fn signatures(data: &[u8]) {
     let hub = sign_hubspot_v3(SECRET.as_bytes(), "POST", URI, body, now.timestamp_millis());
     assert_eq!(verify_hubspot_v3(Some(&hub), Some(&ms), "POST", URI, body, &SECRETS, now, 300), Ok(()));
     assert!(verify_hubspot_v3(Some(&hub), Some(&ms), "POST", URI, &other, &SECRETS, now, 300).is_err());
+}
+
+/// The input is a plain-text note and, read as HTML, a note written an hour earlier, so the items
+/// of the one amend those of the other. Whatever it says, the items have distinct lower-case
+/// labels for ids and text, every commitment covers its own id first, and every unreadable line
+/// comes with a reason and is quoted within its length.
+pub fn parse_notes(data: &[u8]) {
+    use firstcall::crm::markup::LINE_MAX;
+    use firstcall::crm::{Note, read_notes, text_of_html};
+    use firstcall::proposals::model::TEXT_MAX;
+    let text = String::from_utf8_lossy(data);
+    let html = text_of_html(&text);
+    let items = read_notes([
+        Note { text: &text, at: now(), stated_in: "plain".into() },
+        Note { text: &html, at: now() - chrono::TimeDelta::hours(1), stated_in: "html".into() },
+    ]);
+    let label = |id: &str| !id.is_empty() && id == id.to_lowercase() && !id.contains(|c: char| c.is_whitespace() || c == ',' || c == ':');
+    let text_ok = |t: &str| !t.is_empty() && t == t.trim() && t.chars().count() <= TEXT_MAX && !t.contains(char::is_control);
+    let mut ids = std::collections::HashSet::new();
+    for r in &items.requirements {
+        assert!(label(r.id.as_str()) && ids.insert(&r.id), "requirement id {:?}", r.id);
+        assert!(text_ok(&r.text), "requirement text {:?}", r.text);
+    }
+    let mut ids = std::collections::HashSet::new();
+    for c in &items.commitments {
+        assert!(label(c.id.as_str()) && ids.insert(&c.id), "commitment id {:?}", c.id);
+        assert!(text_ok(&c.text), "commitment text {:?}", c.text);
+        assert_eq!(c.covers.first(), Some(&c.id), "a commitment's first cover is its id");
+        assert!(c.covers.iter().all(|l| label(l.as_str())), "covers {:?}", c.covers);
+    }
+    for u in &items.unreadable {
+        assert!(!u.reason.is_empty() && u.line.chars().count() <= LINE_MAX + 1, "unreadable {u:?}");
+        assert!(!u.line.contains(char::is_control), "a control character in {:?}", u.line);
+    }
 }

@@ -15,7 +15,7 @@ LAYERS = [
     ("foundation", ["clock", "domain", "config", "background", "telemetry", "metrics", "links", "security"]),
     ("database", ["db", "audit", "reps", "sessions"]),
     ("engine", ["engine"]),
-    ("domain services", ["intake", "proposals", "recap", "mail"]),
+    ("domain services", ["intake", "proposals", "recap", "mail", "crm"]),
     ("workflows", ["workflow", "retention"]),
     ("surfaces", ["app", "http", "pages", "openapi"]),
     ("composition root", ["startup", "cli"]),

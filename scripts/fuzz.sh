@@ -4,7 +4,7 @@
 #
 #   scripts/fuzz.sh [seconds per target, default 300] [target ...]
 #
-# Targets: parse_generic parse_hubspot parse_pipedrive parse_salesforce signatures. Seeds come
+# Targets: parse_generic parse_hubspot parse_pipedrive parse_salesforce signatures parse_notes. Seeds come
 # from tests/fixtures/ and fuzz/regressions/<target>/; what libFuzzer finds goes to
 # fuzz/corpus/<target>/ (not committed) and crashes to fuzz/artifacts/<target>/. Keep a crash
 # input in fuzz/regressions/<target>/ once it is fixed, so every test run replays it.
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 secs="${1:-300}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(parse_generic parse_hubspot parse_pipedrive parse_salesforce signatures)
+[ ${#targets[@]} -gt 0 ] || targets=(parse_generic parse_hubspot parse_pipedrive parse_salesforce signatures parse_notes)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 # cargo fuzz passes flags the stable compiler accepts only this way; no sanitizer keeps the
 # standard library prebuilt (the stable toolchain has no instrumented one).

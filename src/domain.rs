@@ -304,8 +304,13 @@ impl fmt::Display for Money {
 
 /// Shortens and strips control characters from a value quoted back in an error message.
 pub fn printable(s: &str) -> String {
-    let cleaned: String = s.chars().filter(|c| !c.is_control()).take(80).collect();
-    if s.chars().count() > 80 { format!("{cleaned}…") } else { cleaned }
+    printable_up_to(s, 80)
+}
+
+/// [`printable`] with another length: at most `max` characters of `s`, then `…` if it was longer.
+pub fn printable_up_to(s: &str, max: usize) -> String {
+    let cleaned: String = s.chars().filter(|c| !c.is_control()).take(max).collect();
+    if s.chars().count() > max { format!("{cleaned}…") } else { cleaned }
 }
 
 /// A line item as ordered.

@@ -167,3 +167,8 @@ fn parse_salesforce_holds_on_its_corpus_and_mutations() {
 fn signatures_hold_on_their_corpus_and_mutations() {
     run("signatures");
 }
+
+#[test]
+fn parse_notes_holds_on_its_corpus_and_mutations() {
+    run("parse_notes");
+}

@@ -269,7 +269,8 @@ fn from_parse<T>(r: Result<T, ParseError>, field: &str) -> Result<T, FieldError>
 }
 
 const LIST_MAX: usize = 1000;
-const TEXT_MAX: usize = 4000;
+/// The longest text (of a requirement, a commitment, a rationale, a summary) a proposal may hold.
+pub const TEXT_MAX: usize = 4000;
 
 impl ProposalBody {
     pub fn parse(&self) -> Result<Proposal, FieldError> {
