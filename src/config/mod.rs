@@ -152,7 +152,8 @@ pub enum MailTransportKind {
     Smtp,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Printed with `{:?}` without its password.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpSettings {
     pub host: String,
@@ -165,6 +166,20 @@ pub struct SmtpSettings {
     pub password: Option<String>,
     pub pool_size: u32,
     pub connect_timeout_secs: u64,
+}
+
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -127,3 +127,11 @@ fn retention_settings_are_checked_naming_the_key() {
     // 0 keeps a kind forever.
     assert!(load(&[("retention.orders_never_won_days", json!(0))]).is_ok());
 }
+
+#[test]
+fn the_smtp_password_is_not_printed_with_the_settings() {
+    let c = load(&[("mail.smtp.password", json!("hunter2-smtp-password")), ("mail.smtp.username", json!("firstcall"))]).unwrap();
+    let printed = format!("{:?}", c.settings);
+    assert!(!printed.contains("hunter2-smtp-password"), "{printed}");
+    assert!(printed.contains("password: Some(\"<redacted>\")") && printed.contains("username: Some(\"firstcall\")"), "{printed}");
+}
