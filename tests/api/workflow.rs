@@ -435,7 +435,9 @@ async fn end_to_end_with_the_real_clock_and_a_seconds_cron() {
     let app = TestApp::spawn_with(Options { real_time: true, overrides: vec![("schedules", schedules)], ..Options::default() }).await;
     let r = app.post_generic(&order_created("e1", "D-1", REP, chrono::Utc::now())).await;
     assert_eq!(r.status(), 200);
-    let mails = app.wait_for_mails(3, Duration::from_secs(15)).await;
+    // About four seconds on a quiet machine; the wait ends as soon as the third mail arrives, and
+    // allows for a machine busy with the rest of the suite.
+    let mails = app.wait_for_mails(3, Duration::from_secs(40)).await;
     assert!(mails.len() >= 3, "recap and two reminders within seconds, got {}", mails.len());
     assert_eq!(kinds(&mails[..3]), vec!["first_call", "reminder", "reminder"]);
     let id = app.calls().await[0]["id"].as_i64().unwrap();
