@@ -520,7 +520,8 @@ async fn explain_claim(db: &sqlx::PgPool, due: i64) -> anyhow::Result<String> {
     let lines: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind("explain")
         .bind("explain-token")
-        .bind(now + chrono::TimeDelta::seconds(60))
+        // The lease, in seconds: PostgreSQL ends it on its own clock.
+        .bind(60.0f64)
         .bind(now)
         .bind(200i64)
         .fetch_all(&mut *tx)
