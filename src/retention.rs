@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::config::retention::RetentionSettings;
-use crate::db::{id_list, stmt};
+use crate::db::{id_list, name_list, stmt};
 use crate::engine::{self, ClaimedJob, Effects, Handler, JobKind, NewJob, Registry, StepError};
 use crate::workflow::{CallState, FirstCall};
 use entity::emails::EmailState;
@@ -176,19 +176,14 @@ impl Handler for Retention {
     }
 }
 
-/// `'a','b'` for an `IN (…)` list of the enums' own names (nothing from outside).
-fn names<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
-    items.into_iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(",")
-}
-
 fn open_states() -> String {
-    names(CallState::OPEN.iter().map(|s| s.as_str()))
+    name_list(CallState::OPEN.iter().map(|s| s.as_str()))
 }
 
 /// Clears the text, HTML and invite of emails settled (sent or skipped) before `before`, unless
 /// their call is open. Failed emails keep theirs: an operator may send them again.
 async fn remove_email_bodies(db: &impl ConnectionTrait, before: DateTime<Utc>, limit: i64, now: DateTime<Utc>) -> Result<u64, DbErr> {
-    let settled = names([EmailState::Sent.as_str(), EmailState::Skipped.as_str()]);
+    let settled = name_list([EmailState::Sent.as_str(), EmailState::Skipped.as_str()]);
     // The outer condition is checked again on the row as it is when locked (PostgreSQL).
     let sql = format!(
         "UPDATE emails SET body_text = '', body_html = '', ics = NULL, body_removed_at = $1 \
@@ -214,7 +209,7 @@ async fn delete_events(db: &impl ConnectionTrait, before: DateTime<Utc>, limit: 
 /// Deletes dead timers last tried before `before`, except the first-call workflow's timers of a
 /// call still open (an operator may still need to retry them).
 async fn delete_dead_jobs(db: &impl ConnectionTrait, before: DateTime<Utc>, limit: i64) -> Result<u64, DbErr> {
-    let call_kinds = names(FirstCall::JOB_KINDS.iter().map(|k| k.as_str()));
+    let call_kinds = name_list(FirstCall::JOB_KINDS.iter().map(|k| k.as_str()));
     let sql = format!(
         "DELETE FROM jobs WHERE state = 'dead' AND updated_at < $1 AND id IN \
          (SELECT j.id FROM jobs j WHERE j.state = 'dead' AND j.updated_at < $1 AND NOT (j.kind IN ({call_kinds}) AND EXISTS \

@@ -150,6 +150,12 @@ pub fn id_list(ids: &[i64]) -> String {
     ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")
 }
 
+/// `'a','b'` for an `IN (…)` list of an enum's own names (states, kinds): constants of the code,
+/// never text from outside, so they may go into the SQL as they are.
+pub fn name_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    names.into_iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(",")
+}
+
 /// Starts a transaction that will write. On SQLite it takes the write lock at once (`BEGIN
 /// IMMEDIATE`), so two processes sharing the file wait for each other (busy timeout) instead
 /// of failing when a read transaction tries to become a write one; on PostgreSQL it is a plain

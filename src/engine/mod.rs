@@ -254,12 +254,8 @@ pub async fn retry_dead(db: &impl ConnectionTrait, id: i64, now: DateTime<Utc>) 
 /// re-checks its subject and does nothing.
 pub async fn cancel_pending(db: &impl ConnectionTrait, subject_id: i64, kinds: &[JobKind]) -> Result<u64, DbErr> {
     let backend = db.get_database_backend();
-    let kind_filter = if kinds.is_empty() {
-        String::new()
-    } else {
-        // Kind names are the enum's own constants: nothing from outside goes into the SQL.
-        format!(" AND kind IN ({})", kinds.iter().map(|k| format!("'{}'", k.as_str())).collect::<Vec<_>>().join(","))
-    };
+    let kind_filter =
+        if kinds.is_empty() { String::new() } else { format!(" AND kind IN ({})", crate::db::name_list(kinds.iter().map(|k| k.as_str()))) };
     let lock = if backend == DbBackend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
     let sql = format!("DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE subject_id = $1 AND state = 'pending'{kind_filter} {lock})");
     Ok(db.execute_raw(stmt(backend, &sql, vec![subject_id.into()])).await?.rows_affected())

@@ -57,9 +57,8 @@ pub struct CallPage {
     pub next: Option<Position>,
 }
 
-/// `'a','b'` for an `IN (…)` list of states (the enum's own names: nothing from outside).
 fn state_list(states: &[CallState]) -> String {
-    states.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(",")
+    crate::db::name_list(states.iter().map(|s| s.as_str()))
 }
 
 /// Up to `limit` calls in any of `states` (all when empty), of one rep, after `after`: open
