@@ -2,6 +2,7 @@
 //! `config/$FIRSTCALL_ENV.toml`, then environment variables `FIRSTCALL__SECTION__KEY`.
 //! Everything is checked at load; an invalid value stops start-up with the file, key and reason.
 
+pub mod crm;
 pub mod retention;
 pub mod schedule;
 pub mod secrets;
@@ -13,6 +14,7 @@ use figment::{Figment, Provider};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Currency, EmailAddress, Timezone};
+pub use crm::CrmSettings;
 pub use retention::RetentionSettings;
 pub use schedule::{Schedule, ScheduleSettings};
 pub use secrets::{Secret, SecretList};
@@ -35,6 +37,9 @@ pub struct Settings {
     /// How long old data is kept; a configuration without the section keeps the defaults.
     #[serde(default)]
     pub retention: RetentionSettings,
+    /// The CRM connectors; off until their credentials are set.
+    #[serde(default)]
+    pub crm: CrmSettings,
     #[serde(default)]
     pub schedules: Vec<ScheduleSettings>,
 }
@@ -435,6 +440,21 @@ fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
     }
     if let Some((key, reason)) = s.retention.problem() {
         return fail(&format!("retention.{key}"), &reason);
+    }
+    if let Some((key, reason)) = s.crm.problem() {
+        return fail(&format!("crm.{key}"), &reason);
+    }
+    for (key, value) in s.crm.credentials() {
+        if value.is_some() && file_origin(figment, key).is_some() {
+            return Err(ConfigError {
+                origin: origin_of(figment, key),
+                key: key.into(),
+                reason: format!(
+                    "secrets must not be written in config files; set FIRSTCALL__{} in the environment",
+                    key.replace('.', "__").to_uppercase()
+                ),
+            });
+        }
     }
     // Secrets come from the environment, never from files that get committed.
     for (key, list) in [

@@ -19,9 +19,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
 
 use crate::domain::printable;
+pub use crate::proposals::model::Unreadable;
 use crate::proposals::model::{Commitment, Priority, Requirement, TEXT_MAX};
 
 /// One CRM note (or multi-line deal property) as plain text; see [`super::text_of_html`] for
@@ -33,17 +33,6 @@ pub struct Note<'a> {
     pub at: DateTime<Utc>,
     /// Where the customer said it, e.g. "HubSpot note, 2 Oct 2026": becomes the requirements'
     /// `stated_in` and is reported with the unreadable lines.
-    pub stated_in: String,
-}
-
-/// A line that starts with a tag (or a near-miss of one) but cannot be read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Unreadable {
-    /// The line, trimmed, without control characters; past [`LINE_MAX`] characters it is cut and
-    /// ends with `…`.
-    pub line: String,
-    /// Why, for the rep: `missing ':' before the text`.
-    pub reason: String,
     pub stated_in: String,
 }
 

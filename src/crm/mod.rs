@@ -1,10 +1,93 @@
-//! CRM notes: the connectors that fetch a deal's notes from HubSpot, Pipedrive and Salesforce
-//! (to come), and the markup reps type in them to state requirements and commitments
-//! ([`markup`]: `#need sso must by 2027-01-15: Single sign-on through Okta`). Pure: the markup
-//! reads text that a connector has fetched, and [`text_of_html`] turns a rich-text note into it.
+//! The CRM side: connectors that read a won deal's story from HubSpot, Pipedrive and
+//! Salesforce over their REST APIs ([`Connector`]), the shape they read it into
+//! ([`DealContext`]) and its translation into the proposal model, and the markup reps type in
+//! notes to state requirements and commitments ([`markup`]: `#need sso must by 2027-01-15:
+//! Single sign-on through Okta`). Connectors do I/O and nothing else: the engine job that calls
+//! them and stores what they read is the workflow's (`workflow::enrich`).
 
+pub mod client;
+pub mod context;
 pub mod html;
+pub mod hubspot;
 pub mod markup;
+pub mod pipedrive;
+pub mod salesforce;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+pub use client::{CrmError, Http};
+pub use context::{CrmActivity, CrmActivityKind, CrmContact, CrmLineItem, DealContext};
 pub use html::text_of_html;
 pub use markup::{Items, Note, Unreadable, read_notes};
+
+use crate::config::CrmSettings;
+use crate::domain::Source;
+
+/// One CRM's REST API, as firstcall uses it.
+pub trait Connector: Send + Sync {
+    /// The CRM this connector reads (the webhook source of its deals).
+    fn source(&self) -> Source;
+    /// Its HTTP client (base URL, token bucket, counters).
+    fn http(&self) -> &Http;
+    /// Reads what the recap needs about deal `deal_id`: owner, contacts with roles, line items,
+    /// notes and activities, following every page.
+    fn fetch_deal<'a>(&'a self, deal_id: &'a str) -> BoxFuture<'a, Result<DealContext, CrmError>>;
+}
+
+/// The connectors that are on (their credentials are set), by CRM.
+#[derive(Clone, Default)]
+pub struct Connectors(HashMap<Source, Arc<dyn Connector>>);
+
+impl std::fmt::Debug for Connectors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+impl Connectors {
+    /// The connectors `[crm]` turns on.
+    pub fn from_settings(s: &CrmSettings) -> Result<Connectors, String> {
+        let mut out = Connectors::default();
+        if s.hubspot.token.is_some() {
+            out.insert(Arc::new(hubspot::HubSpot::new(&s.hubspot, s)?));
+        }
+        if s.pipedrive.api_token.is_some() {
+            out.insert(Arc::new(pipedrive::Pipedrive::new(&s.pipedrive, s)?));
+        }
+        if s.salesforce.client_id.is_some() {
+            out.insert(Arc::new(salesforce::Salesforce::new(&s.salesforce, s)?));
+        }
+        Ok(out)
+    }
+
+    pub fn insert(&mut self, c: Arc<dyn Connector>) {
+        self.0.insert(c.source(), c);
+    }
+
+    pub fn get(&self, source: Source) -> Option<&Arc<dyn Connector>> {
+        self.0.get(&source)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn sources(&self) -> impl Iterator<Item = Source> + '_ {
+        self.0.keys().copied()
+    }
+}
+
+/// The HTTP client every connector builds from its section of `[crm]`.
+pub fn http_for(name: &'static str, base_url: &str, requests_per_second: u32, s: &CrmSettings) -> Result<Http, String> {
+    Http::new(
+        name,
+        base_url,
+        requests_per_second,
+        Duration::from_secs(s.timeout_secs.max(1)),
+        Duration::from_secs(s.max_rate_wait_secs),
+    )
+}

@@ -53,6 +53,8 @@ pub enum ActivityKind {
     Meeting,
     Quote,
     Proposal,
+    Note,
+    Task,
 }
 
 impl ActivityKind {
@@ -63,6 +65,8 @@ impl ActivityKind {
             ActivityKind::Meeting => "meeting",
             ActivityKind::Quote => "quote",
             ActivityKind::Proposal => "proposal",
+            ActivityKind::Note => "note",
+            ActivityKind::Task => "task",
         }
     }
 }
@@ -124,6 +128,19 @@ pub struct Activity {
     pub summary: String,
 }
 
+/// A line of a CRM note that starts with a `#need`/`#promise` tag (or a near-miss of one) but
+/// cannot be read; the recap shows it under "could not read" with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unreadable {
+    /// The line, trimmed, without control characters; past 200 characters it is cut and ends
+    /// with `…`.
+    pub line: String,
+    /// Why, for the rep: `missing ':' before the text`.
+    pub reason: String,
+    /// Where the line is, e.g. "HubSpot note, 2 Oct 2026".
+    pub stated_in: String,
+}
+
 /// A validated proposal snapshot for one deal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Proposal {
@@ -140,6 +157,9 @@ pub struct Proposal {
     pub line_items: Vec<LineItem>,
     #[serde(default)]
     pub activities: Vec<Activity>,
+    /// Tagged lines of CRM notes that could not be read (pulled context only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<Unreadable>,
 }
 
 /// A proposal snapshot as a CRM or CPQ sends it. Every field is checked and the first problem is
@@ -405,15 +425,17 @@ impl ProposalBody {
                 Some("meeting") => ActivityKind::Meeting,
                 Some("quote") => ActivityKind::Quote,
                 Some("proposal") => ActivityKind::Proposal,
+                Some("note") => ActivityKind::Note,
+                Some("task") => ActivityKind::Task,
                 None | Some("") => return Err(field_err(f("kind"), "is required")),
                 Some(k) => {
-                    return Err(field_err(f("kind"), format!("'{k}' is not one of call, email, meeting, quote, proposal")));
+                    return Err(field_err(f("kind"), format!("'{k}' is not one of call, email, meeting, quote, proposal, note, task")));
                 }
             };
             activities.push(Activity { at, kind, summary: required_text(&a.summary, &f("summary"), TEXT_MAX)? });
         }
 
-        Ok(Proposal { account, rep_email, contacts, requirements, commitments, line_items, activities })
+        Ok(Proposal { account, rep_email, contacts, requirements, commitments, line_items, activities, unreadable: vec![] })
     }
 }
 

@@ -39,6 +39,7 @@ fn proposal() -> Proposal {
         commitments: vec![],
         line_items: vec![],
         activities: vec![],
+        unreadable: vec![],
     }
 }
 

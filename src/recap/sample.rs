@@ -128,6 +128,11 @@ pub fn sample_input() -> RecapInput {
                 summary: "Revised quote: 130 seats, SSO discount, priority support".into(),
             },
         ],
+        unreadable: vec![crate::proposals::model::Unreadable {
+            line: "#promise training by end of March: Two onsite days".into(),
+            reason: "'end of March' is not a date; write by YYYY-MM-DD".into(),
+            stated_in: "HubSpot note, 27 Feb 2026".into(),
+        }],
     };
     let ordered =
         |sku: &str, name: &str, quantity, minor| OrderedItem { sku: sku.into(), name: name.into(), quantity, unit_price: Some(usd(minor)) };

@@ -1,0 +1,315 @@
+//! A deal as a connector reads it from the CRM ([`DealContext`], the same shape for every CRM),
+//! and its translation into the proposal model the recap reads ([`DealContext::to_proposal`]):
+//! the owner becomes the rep, CRM role names become the recap's roles through `[crm.roles]`,
+//! line items keep their prices, notes and activities become the buying process, and the
+//! `#need`/`#promise` lines of notes (and of the deal field named in config) become
+//! requirements and commitments. Pure.
+
+use chrono::{DateTime, Utc};
+
+use super::markup::{self, Note};
+use crate::config::crm::RoleMap;
+use crate::domain::{Currency, EmailAddress, Money, Source, printable_up_to};
+use crate::proposals::model::{Account, Activity, ActivityKind, Contact, ContactRole, LineItem, Proposal, Unreadable};
+
+/// What a connector read about one deal.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DealContext {
+    pub deal_name: Option<String>,
+    /// The customer's company (HubSpot's associated company, Salesforce `Account.Name`,
+    /// Pipedrive's organization); the deal's name stands in when there is none.
+    pub account_name: Option<String>,
+    /// The deal owner's email (HubSpot owners API, Pipedrive user, Salesforce `Owner.Email`).
+    pub owner_email: Option<String>,
+    /// The deal's currency (ISO 4217), for line items that carry none.
+    pub currency: Option<String>,
+    pub contacts: Vec<CrmContact>,
+    pub line_items: Vec<CrmLineItem>,
+    /// Notes, emails, calls, meetings and tasks on the deal, in any order.
+    pub activities: Vec<CrmActivity>,
+    /// The text of the deal field named in config (`notes_property` / `notes_field`).
+    pub notes_field: Option<String>,
+    /// When the deal was last modified in the CRM (dates the notes field's items).
+    pub modified_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrmContact {
+    pub name: String,
+    pub email: Option<String>,
+    pub title: Option<String>,
+    /// The CRM's role names for this contact on this deal (association labels, contact roles).
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrmLineItem {
+    /// The product code; the name stands in when there is none.
+    pub sku: Option<String>,
+    pub name: String,
+    pub quantity: f64,
+    /// The unit price as the CRM gives it, a decimal (`"49.9"`).
+    pub unit_price: String,
+    /// ISO 4217; the deal's currency when absent.
+    pub currency: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrmActivityKind {
+    Note,
+    Email,
+    Call,
+    Meeting,
+    Task,
+    Quote,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrmActivity {
+    pub at: DateTime<Utc>,
+    pub kind: CrmActivityKind,
+    /// The subject or title; a note's first line stands in when empty.
+    pub subject: String,
+    /// Text read for `#need`/`#promise` lines: a note's body, a call's or task's description.
+    /// Never an email's body, which the recap does not quote.
+    pub body: Option<String>,
+    /// Whether `body` is HTML (HubSpot and Pipedrive notes are rich text).
+    pub html: bool,
+}
+
+/// The longest summary of an activity in the buying process.
+const SUMMARY_MAX: usize = 200;
+
+impl DealContext {
+    /// The deal as a proposal snapshot: what the recap reads.
+    pub fn to_proposal(&self, crm: Source, deal_id: &str, roles: &RoleMap) -> Proposal {
+        let crm_name = crm_name(crm);
+        let mut unreadable = Vec::new();
+        let account_name = self
+            .account_name
+            .as_deref()
+            .or(self.deal_name.as_deref())
+            .map(|s| printable_up_to(s.trim(), 300))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| format!("{crm_name} deal {deal_id}"));
+        let rep_email = self.owner_email.as_deref().and_then(|e| EmailAddress::parse(e).ok());
+
+        let contacts = self
+            .contacts
+            .iter()
+            .filter(|c| !c.name.trim().is_empty() || c.email.is_some())
+            .map(|c| Contact {
+                name: Some(c.name.trim()).filter(|n| !n.is_empty()).map(|n| printable_up_to(n, 300)).unwrap_or_else(|| {
+                    c.email.clone().unwrap_or_default()
+                }),
+                email: c.email.as_deref().and_then(|e| EmailAddress::parse(e).ok()),
+                title: c.title.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(|t| printable_up_to(t, 300)),
+                role: role_of(&c.roles, roles),
+            })
+            .collect();
+
+        let deal_currency = self.currency.as_deref().and_then(|c| Currency::parse(c).ok());
+        let mut line_items = Vec::new();
+        for item in &self.line_items {
+            let currency = item.currency.as_deref().and_then(|c| Currency::parse(c).ok()).or_else(|| deal_currency.clone());
+            let price = currency
+                .ok_or_else(|| "no currency on the line item or the deal".to_string())
+                .and_then(|cur| Money::parse_decimal(&item.unit_price, cur).map_err(|e| e.0));
+            match price {
+                Ok(unit_price) if item.quantity.is_finite() && item.quantity >= 0.0 => line_items.push(LineItem {
+                    sku: printable_up_to(item.sku.as_deref().filter(|s| !s.trim().is_empty()).unwrap_or(&item.name).trim(), 128),
+                    name: printable_up_to(item.name.trim(), 300),
+                    quantity: item.quantity,
+                    unit_price,
+                    rationale: item.description.as_deref().map(str::trim).filter(|d| !d.is_empty()).map(|d| printable_up_to(d, 4000)),
+                }),
+                Ok(_) => unreadable.push(Unreadable {
+                    line: format!("line item {}", printable_up_to(&item.name, 100)),
+                    reason: format!("quantity {} is not a number of zero or more", item.quantity),
+                    stated_in: format!("{crm_name} line items"),
+                }),
+                Err(reason) => unreadable.push(Unreadable {
+                    line: format!("line item {}", printable_up_to(&item.name, 100)),
+                    reason: format!("its price '{}' cannot be read: {reason}", printable_up_to(&item.unit_price, 40)),
+                    stated_in: format!("{crm_name} line items"),
+                }),
+            }
+        }
+
+        let mut sorted: Vec<&CrmActivity> = self.activities.iter().collect();
+        sorted.sort_by_key(|a| a.at);
+        let texts: Vec<(String, &CrmActivity)> = sorted
+            .iter()
+            .filter_map(|a| a.body.as_deref().map(|b| (if a.html { super::text_of_html(b) } else { b.to_string() }, *a)))
+            .collect();
+        let activities = sorted
+            .iter()
+            .map(|a| {
+                let first_line = || {
+                    texts
+                        .iter()
+                        .find(|(_, x)| std::ptr::eq(*x, *a))
+                        .and_then(|(t, _)| t.lines().map(str::trim).find(|l| !l.is_empty()).map(String::from))
+                };
+                let subject = Some(a.subject.trim()).filter(|s| !s.is_empty()).map(String::from).or_else(first_line);
+                Activity {
+                    at: a.at,
+                    kind: activity_kind(a.kind),
+                    summary: printable_up_to(&subject.unwrap_or_else(|| format!("({})", kind_word(a.kind))), SUMMARY_MAX),
+                }
+            })
+            .collect();
+
+        let mut notes: Vec<Note<'_>> =
+            texts.iter().map(|(t, a)| Note { text: t.as_str(), at: a.at, stated_in: format!("{crm_name} {}, {}", kind_word(a.kind), day(a.at)) }).collect();
+        if let Some(field) = &self.notes_field {
+            // The deal field is the deal's current word: it is read after every note.
+            let at = self.modified_at.or_else(|| sorted.last().map(|a| a.at)).unwrap_or(DateTime::<Utc>::MIN_UTC);
+            let at = sorted.last().map(|a| a.at.max(at)).unwrap_or(at);
+            notes.push(Note { text: field, at, stated_in: format!("{crm_name} deal field") });
+        }
+        let items = markup::read_notes(notes);
+        unreadable.extend(items.unreadable);
+
+        Proposal {
+            account: Account { name: account_name, segment: None },
+            rep_email,
+            contacts,
+            requirements: items.requirements,
+            commitments: items.commitments,
+            line_items,
+            activities,
+            unreadable,
+        }
+    }
+}
+
+/// The recap's role for a contact with these CRM role names: a decision maker if any name is
+/// one, else a functional decision maker if any is one, else other.
+pub fn role_of(names: &[String], map: &RoleMap) -> ContactRole {
+    let is = |list: &[String]| names.iter().any(|n| list.iter().any(|m| m.trim().eq_ignore_ascii_case(n.trim())));
+    if is(&map.decision_maker) {
+        ContactRole::DecisionMaker
+    } else if is(&map.functional_decision_maker) {
+        ContactRole::FunctionalDecisionMaker
+    } else {
+        ContactRole::Other
+    }
+}
+
+fn activity_kind(k: CrmActivityKind) -> ActivityKind {
+    match k {
+        CrmActivityKind::Note => ActivityKind::Note,
+        CrmActivityKind::Email => ActivityKind::Email,
+        CrmActivityKind::Call => ActivityKind::Call,
+        CrmActivityKind::Meeting => ActivityKind::Meeting,
+        CrmActivityKind::Task => ActivityKind::Task,
+        CrmActivityKind::Quote => ActivityKind::Quote,
+    }
+}
+
+fn kind_word(k: CrmActivityKind) -> &'static str {
+    match k {
+        CrmActivityKind::Note => "note",
+        CrmActivityKind::Email => "email",
+        CrmActivityKind::Call => "call",
+        CrmActivityKind::Meeting => "meeting",
+        CrmActivityKind::Task => "task",
+        CrmActivityKind::Quote => "quote",
+    }
+}
+
+/// The CRM's name as reps know it.
+pub fn crm_name(s: Source) -> &'static str {
+    match s {
+        Source::Hubspot => "HubSpot",
+        Source::Pipedrive => "Pipedrive",
+        Source::Salesforce => "Salesforce",
+        Source::Generic => "CRM",
+    }
+}
+
+fn day(at: DateTime<Utc>) -> String {
+    at.format("%-d %b %Y").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(d: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 10, d, 12, 0, 0).unwrap()
+    }
+
+    fn deal() -> DealContext {
+        DealContext {
+            deal_name: Some("Acme renewal".into()),
+            account_name: Some("Acme Corp".into()),
+            owner_email: Some("Ana@Seller.example".into()),
+            currency: Some("USD".into()),
+            contacts: vec![
+                CrmContact { name: "Dana".into(), email: Some("dana@acme.example".into()), title: None, roles: vec!["Economic Buyer".into()] },
+                CrmContact { name: "Tom".into(), email: Some("not-an-email".into()), title: Some("CTO".into()), roles: vec!["Technical Buyer".into()] },
+                CrmContact { name: "Eve".into(), email: None, title: None, roles: vec!["Champion".into()] },
+            ],
+            line_items: vec![
+                CrmLineItem { sku: Some("PRO".into()), name: "Pro seats".into(), quantity: 10.0, unit_price: "49.9".into(), currency: None, description: None },
+                CrmLineItem { sku: None, name: "Setup".into(), quantity: 1.0, unit_price: "abc".into(), currency: None, description: None },
+            ],
+            activities: vec![
+                CrmActivity { at: at(5), kind: CrmActivityKind::Email, subject: "Pricing".into(), body: None, html: false },
+                CrmActivity {
+                    at: at(2),
+                    kind: CrmActivityKind::Note,
+                    subject: String::new(),
+                    body: Some("<p>Discovery</p><p>#need sso must by 2027-01-15: Okta SSO</p><p>#promise sso by someday: SAML</p>".into()),
+                    html: true,
+                },
+                CrmActivity {
+                    at: at(7),
+                    kind: CrmActivityKind::Call,
+                    subject: "Follow-up".into(),
+                    body: Some("#promise sso by 2027-01-10: SAML SSO with the Okta connector".into()),
+                    html: false,
+                },
+            ],
+            notes_field: Some("#need audit should: Audit log export".into()),
+            modified_at: Some(at(1)),
+        }
+    }
+
+    #[test]
+    fn a_deal_becomes_the_proposal_the_recap_reads() {
+        let p = deal().to_proposal(Source::Hubspot, "42", &RoleMap::default());
+        assert_eq!(p.account.name, "Acme Corp");
+        assert_eq!(p.rep_email.unwrap().as_str(), "ana@seller.example");
+        let roles: Vec<_> = p.contacts.iter().map(|c| (c.name.as_str(), c.role, c.email.is_some())).collect();
+        assert_eq!(
+            roles,
+            [("Dana", ContactRole::DecisionMaker, true), ("Tom", ContactRole::FunctionalDecisionMaker, false), ("Eve", ContactRole::Other, false)]
+        );
+        assert_eq!(p.line_items.len(), 1);
+        assert_eq!(p.line_items[0].unit_price.minor, 4990);
+        // The buying process in time order, a note summarised by its first line.
+        let steps: Vec<_> = p.activities.iter().map(|a| (a.kind, a.summary.as_str())).collect();
+        assert_eq!(steps, [(ActivityKind::Note, "Discovery"), (ActivityKind::Email, "Pricing"), (ActivityKind::Call, "Follow-up")]);
+        // Markup from notes, call descriptions and the deal field; the later promise amends.
+        let reqs: Vec<_> = p.requirements.iter().map(|r| (r.id.as_str(), r.text.as_str())).collect();
+        assert_eq!(reqs, [("sso", "Okta SSO"), ("audit", "Audit log export")]);
+        assert_eq!(p.commitments.len(), 1);
+        assert_eq!(p.commitments[0].text, "SAML SSO with the Okta connector");
+        assert_eq!(p.requirements[0].stated_in.as_deref(), Some("HubSpot note, 2 Oct 2026"));
+        // Nothing dropped silently: the bad date and the unreadable price are reported.
+        let bad: Vec<_> = p.unreadable.iter().map(|u| u.line.as_str()).collect();
+        assert_eq!(bad, ["line item Setup", "#promise sso by someday: SAML"]);
+    }
+
+    #[test]
+    fn a_deal_with_nothing_but_an_id_still_names_the_account() {
+        let p = DealContext::default().to_proposal(Source::Pipedrive, "7", &RoleMap::default());
+        assert_eq!(p.account.name, "Pipedrive deal 7");
+        assert!(p.rep_email.is_none() && p.contacts.is_empty() && p.unreadable.is_empty());
+    }
+}

@@ -1,0 +1,1 @@
+//! Fake hubspot (in progress).

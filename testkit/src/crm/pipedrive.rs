@@ -1,0 +1,1 @@
+//! Fake pipedrive (in progress).

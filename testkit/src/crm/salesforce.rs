@@ -1,0 +1,1 @@
+//! Fake salesforce (in progress).
