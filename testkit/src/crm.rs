@@ -198,3 +198,152 @@ pub fn page<T: Clone>(items: &[T], start: usize, limit: usize) -> (Vec<T>, Optio
     let page = items.get(start..end).map(<[T]>::to_vec).unwrap_or_default();
     (page, (end < items.len()).then_some(end))
 }
+
+/// A deal as a test states it, the same for every CRM: each fake's `put_deal` stores it in its
+/// vendor's own shapes (HubSpot objects and associations, Pipedrive deals and persons,
+/// Salesforce records), so one test can run against all three.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleDeal {
+    pub name: String,
+    /// The customer's company.
+    pub account: String,
+    pub owner: Option<SampleOwner>,
+    /// ISO 4217, e.g. `USD`.
+    pub currency: String,
+    /// The deal amount, a decimal.
+    pub amount: String,
+    pub contacts: Vec<SampleContact>,
+    pub line_items: Vec<SampleLineItem>,
+    /// Notes on the deal (HTML allowed, as HubSpot and Pipedrive store rich text).
+    pub notes: Vec<SampleNote>,
+    /// Emails, calls, meetings and tasks on the deal.
+    pub activities: Vec<SampleActivity>,
+    /// The text of the deal field the connector is configured to read `#need`/`#promise` lines
+    /// from (`notes_property` / `notes_field`).
+    pub notes_field: Option<String>,
+    /// When the deal was won (its close date) and last modified.
+    pub won_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleOwner {
+    /// The CRM's user / owner id (numeric text for HubSpot and Pipedrive, `005…` for Salesforce).
+    pub id: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleContact {
+    pub id: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: Option<String>,
+    pub title: Option<String>,
+    /// The CRM's role name: HubSpot association label, Salesforce `OpportunityContactRole.Role`,
+    /// Pipedrive person's job title.
+    pub role: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleLineItem {
+    pub sku: String,
+    pub name: String,
+    pub quantity: f64,
+    /// Unit price, a decimal.
+    pub price: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleNote {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleActivity {
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// `email`, `call`, `meeting` or `task`.
+    pub kind: &'static str,
+    pub subject: String,
+    /// A call's or task's description (read for `#need`/`#promise` lines); an email's body.
+    pub body: Option<String>,
+}
+
+impl SampleDeal {
+    /// A won deal with an owner, three contacts (decision maker, technical buyer, no role), two
+    /// line items, two notes with `#need`/`#promise` lines (one malformed), and an email, a
+    /// call and a meeting: `won_at` is the close date; notes and activities come before it.
+    pub fn acme(won_at: chrono::DateTime<chrono::Utc>) -> SampleDeal {
+        let days = |d: i64| won_at - chrono::TimeDelta::days(d);
+        SampleDeal {
+            name: "Acme Corp - 120 seats".into(),
+            account: "Acme Corp".into(),
+            owner: Some(SampleOwner {
+                id: "5501".into(),
+                email: "ana@seller.example".into(),
+                first_name: "Ana".into(),
+                last_name: "Lima".into(),
+            }),
+            currency: "USD".into(),
+            amount: "64400.00".into(),
+            contacts: vec![
+                SampleContact {
+                    id: "701".into(),
+                    first_name: "Dana".into(),
+                    last_name: "Whitfield".into(),
+                    email: Some("dana@acme.example".into()),
+                    title: Some("COO".into()),
+                    role: Some("Economic Buyer".into()),
+                },
+                SampleContact {
+                    id: "702".into(),
+                    first_name: "Priya".into(),
+                    last_name: "Raman".into(),
+                    email: Some("priya@acme.example".into()),
+                    title: Some("IT Director".into()),
+                    role: Some("Technical Buyer".into()),
+                },
+                SampleContact {
+                    id: "703".into(),
+                    first_name: "Sam".into(),
+                    last_name: "Otieno".into(),
+                    email: None,
+                    title: None,
+                    role: None,
+                },
+            ],
+            line_items: vec![
+                SampleLineItem { sku: "PRO-SEAT".into(), name: "Pro seat (annual)".into(), quantity: 120.0, price: "420.00".into() },
+                SampleLineItem { sku: "SSO-ADDON".into(), name: "SSO add-on".into(), quantity: 1.0, price: "14000.00".into() },
+            ],
+            notes: vec![
+                SampleNote {
+                    at: days(30),
+                    body: "<p>Discovery with Dana and Priya.</p><p>#need sso must by 2027-01-15: Single sign-on through Okta</p>\
+                           <p>#need migrate should: Move five years of bookings off the old scheduler</p>"
+                        .into(),
+                },
+                SampleNote {
+                    at: days(10),
+                    body: "<p>Proposal review.</p><p>#promise sso by 2027-01-10: SAML SSO with the Okta connector</p>\
+                           <p>#promise migrate by end of March: Migration service</p>"
+                        .into(),
+                },
+            ],
+            activities: vec![
+                SampleActivity {
+                    at: days(25),
+                    kind: "email",
+                    subject: "Pricing for 120 seats".into(),
+                    body: Some("Hi Dana, the pricing you asked for is attached.".into()),
+                },
+                SampleActivity { at: days(20), kind: "call", subject: "Security review with Priya".into(), body: None },
+                SampleActivity { at: days(12), kind: "meeting", subject: "Proposal walkthrough".into(), body: None },
+            ],
+            notes_field: None,
+            won_at,
+        }
+    }
+}
