@@ -91,7 +91,11 @@ impl Application {
             link_ttl: chrono::TimeDelta::hours(settings.links.ttl_hours as i64),
             from: config.mail_from.clone(),
         };
-        let first_call = Arc::new(FirstCall { config: config.clone(), composer: Arc::new(composer) });
+        let connectors = crate::crm::Connectors::from_settings(&settings.crm).map_err(|e| anyhow::anyhow!("CRM connectors: {e}"))?;
+        for source in connectors.sources() {
+            tracing::info!(crm = %source, "CRM connector on: won deals are read from the CRM before the first email");
+        }
+        let first_call = Arc::new(FirstCall { config: config.clone(), composer: Arc::new(composer), connectors: Arc::new(connectors) });
         let signals = Signals::default();
         let shutdown = Shutdown::default();
         let metrics = Arc::new(Metrics::new());

@@ -86,11 +86,21 @@ pub enum EmailKind {
     /// To the previous rep: the call moved to someone else.
     #[sea_orm(string_value = "reassigned")]
     Reassigned,
+    /// To the rep: what the CRM's view of the deal changed in the recap, when it arrived after
+    /// the first email.
+    #[sea_orm(string_value = "context_update")]
+    ContextUpdate,
 }
 
 impl EmailKind {
-    pub const ALL: [EmailKind; 5] =
-        [EmailKind::FirstCall, EmailKind::Reminder, EmailKind::Escalation, EmailKind::Cancellation, EmailKind::Reassigned];
+    pub const ALL: [EmailKind; 6] = [
+        EmailKind::FirstCall,
+        EmailKind::Reminder,
+        EmailKind::Escalation,
+        EmailKind::Cancellation,
+        EmailKind::Reassigned,
+        EmailKind::ContextUpdate,
+    ];
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -99,13 +109,14 @@ impl EmailKind {
             EmailKind::Escalation => "escalation",
             EmailKind::Cancellation => "cancellation",
             EmailKind::Reassigned => "reassigned",
+            EmailKind::ContextUpdate => "context_update",
         }
     }
 
-    /// Reminders and escalations only make sense while their call is open: the mailer skips
-    /// them once it is not.
+    /// Reminders, escalations and recap updates only make sense while their call is open: the
+    /// mailer skips them once it is not.
     pub fn needs_open_call(&self) -> bool {
-        matches!(self, EmailKind::Reminder | EmailKind::Escalation)
+        matches!(self, EmailKind::Reminder | EmailKind::Escalation | EmailKind::ContextUpdate)
     }
 }
 

@@ -72,6 +72,11 @@ pub enum JobKind {
     #[sea_orm(string_value = "call.updated")]
     #[serde(rename = "call.updated")]
     CallUpdated,
+    /// Read the call's deal from its CRM (owner, contacts, line items, notes, activities) and
+    /// store it as a proposal version.
+    #[sea_orm(string_value = "crm.enrich")]
+    #[serde(rename = "crm.enrich")]
+    CrmEnrich,
     /// Retention: remove data older than `[retention]` allows, a batch at a time.
     #[sea_orm(string_value = "retention.sweep")]
     #[serde(rename = "retention.sweep")]
@@ -88,6 +93,7 @@ impl JobKind {
             JobKind::CallEscalate => "call.escalate",
             JobKind::CallCancelled => "call.cancelled",
             JobKind::CallUpdated => "call.updated",
+            JobKind::CrmEnrich => "crm.enrich",
             JobKind::RetentionSweep => "retention.sweep",
         }
     }

@@ -16,6 +16,8 @@ pub struct Model {
     pub account_name: String,
     pub rep_email: Option<String>,
     pub received_at: DateTimeUtc,
+    /// `api` (pushed through the API) or `crm` (pulled from the CRM by a connector).
+    pub origin: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

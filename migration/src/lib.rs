@@ -12,6 +12,7 @@ mod m20261129_000003_order_fact_times;
 mod m20261130_000001_call_fallback_reason;
 mod m20261130_000002_retention;
 mod m20261130_000003_sessions;
+mod m20261201_000001_proposal_origin;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_call_fallback_reason::Migration),
             Box::new(m20261130_000002_retention::Migration),
             Box::new(m20261130_000003_sessions::Migration),
+            Box::new(m20261201_000001_proposal_origin::Migration),
         ]
     }
 }

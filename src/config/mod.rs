@@ -66,6 +66,10 @@ pub struct HttpSettings {
     pub workers: usize,
 }
 
+fn default_io_concurrency() -> usize {
+    2
+}
+
 fn default_failed_auth_limit() -> u32 {
     20
 }
@@ -206,6 +210,10 @@ pub struct EngineSettings {
     pub batch_size: u32,
     /// Claim loops running at once in one process.
     pub concurrency: usize,
+    /// Claim loops for jobs with work outside the database (requests to a CRM), besides
+    /// `concurrency`; each runs a small batch's requests at once.
+    #[serde(default = "default_io_concurrency")]
+    pub io_concurrency: usize,
     /// How long a claimed job belongs to its worker; after that another worker may take it.
     pub lease_secs: u64,
     pub max_attempts: u32,

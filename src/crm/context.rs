@@ -21,6 +21,9 @@ pub struct DealContext {
     pub account_name: Option<String>,
     /// The deal owner's email (HubSpot owners API, Pipedrive user, Salesforce `Owner.Email`).
     pub owner_email: Option<String>,
+    /// The deal owner's user id in the CRM: the rep directory's `crm_ids` map it to a rep,
+    /// overriding the email.
+    pub owner_id: Option<String>,
     /// The deal's currency (ISO 4217), for line items that carry none.
     pub currency: Option<String>,
     pub contacts: Vec<CrmContact>,
@@ -84,7 +87,7 @@ const SUMMARY_MAX: usize = 200;
 impl DealContext {
     /// The deal as a proposal snapshot: what the recap reads.
     pub fn to_proposal(&self, crm: Source, deal_id: &str, roles: &RoleMap) -> Proposal {
-        let crm_name = crm_name(crm);
+        let crm_name = crate::recap::format::source_name(crm);
         let mut unreadable = Vec::new();
         let account_name = self
             .account_name
@@ -220,16 +223,6 @@ fn kind_word(k: CrmActivityKind) -> &'static str {
     }
 }
 
-/// The CRM's name as reps know it.
-pub fn crm_name(s: Source) -> &'static str {
-    match s {
-        Source::Hubspot => "HubSpot",
-        Source::Pipedrive => "Pipedrive",
-        Source::Salesforce => "Salesforce",
-        Source::Generic => "CRM",
-    }
-}
-
 fn day(at: DateTime<Utc>) -> String {
     at.format("%-d %b %Y").to_string()
 }
@@ -248,6 +241,7 @@ mod tests {
             deal_name: Some("Acme renewal".into()),
             account_name: Some("Acme Corp".into()),
             owner_email: Some("Ana@Seller.example".into()),
+            owner_id: Some("41".into()),
             currency: Some("USD".into()),
             contacts: vec![
                 CrmContact { name: "Dana".into(), email: Some("dana@acme.example".into()), title: None, roles: vec!["Economic Buyer".into()] },

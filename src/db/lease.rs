@@ -85,13 +85,20 @@ impl Queue {
     /// The claim statement, with `$1`-style parameters: owner, token, lease ([`lease_value`]),
     /// now, limit. `returning` lists the columns handed back.
     pub fn claim_sql(&self, backend: DbBackend, returning: &str) -> String {
+        self.claim_sql_where(backend, returning, "")
+    }
+
+    /// [`Queue::claim_sql`] for the rows that also meet `filter` (an SQL condition on the
+    /// table's columns without parameters; empty: every row).
+    pub fn claim_sql_where(&self, backend: DbBackend, returning: &str, filter: &str) -> String {
         let Queue { table, due, on_claim, .. } = self;
+        let filter = if filter.is_empty() { String::new() } else { format!(" AND ({filter})") };
         let lock = if backend == DbBackend::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
         let extra = if on_claim.is_empty() { String::new() } else { format!(", {on_claim}") };
         let (end, live) = (lease_end(backend, "$3"), lease_now(backend, "$4"));
         format!(
             "UPDATE {table} SET lease_owner = $1, lease_token = $2, lease_until = {end}, attempts = attempts + 1, updated_at = $4{extra} \
-             WHERE id IN (SELECT id FROM {table} WHERE state = 'pending' AND {due} <= $4 AND (lease_until IS NULL OR lease_until < {live}) \
+             WHERE id IN (SELECT id FROM {table} WHERE state = 'pending' AND {due} <= $4 AND (lease_until IS NULL OR lease_until < {live}){filter} \
              ORDER BY {due}, id LIMIT $5 {lock}) \
              RETURNING {returning}"
         )
@@ -108,10 +115,25 @@ impl Queue {
         limit: u32,
         returning: &str,
     ) -> Result<Lease<T>, DbErr> {
+        self.claim_where(db, owner, now, lease, limit, returning, "").await
+    }
+
+    /// [`Queue::claim`] of the rows that meet `filter` (see [`Queue::claim_sql_where`]).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn claim_where<T: FromQueryResult>(
+        &self,
+        db: &impl ConnectionTrait,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+        limit: u32,
+        returning: &str,
+        filter: &str,
+    ) -> Result<Lease<T>, DbErr> {
         let backend = db.get_database_backend();
         let token = uuid::Uuid::new_v4().simple().to_string();
         let values = vec![owner.into(), token.clone().into(), lease_value(backend, now, lease), now.into(), (limit as i64).into()];
-        let rows = T::find_by_statement(stmt(backend, &self.claim_sql(backend, returning), values)).all(db).await?;
+        let rows = T::find_by_statement(stmt(backend, &self.claim_sql_where(backend, returning, filter), values)).all(db).await?;
         Ok(Lease { token, rows })
     }
 
@@ -232,13 +254,19 @@ impl Queue {
     /// lease. Rows other workers hold are skipped, so a worker going through a large batch does
     /// not make the others sleep; a lease that runs out is noticed by the next poll.
     pub async fn next_due_at(&self, db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, DbErr> {
+        self.next_due_at_where(db, now, "").await
+    }
+
+    /// [`Queue::next_due_at`] among the rows that meet `filter`.
+    pub async fn next_due_at_where(&self, db: &impl ConnectionTrait, now: DateTime<Utc>, filter: &str) -> Result<Option<DateTime<Utc>>, DbErr> {
+        let filter = if filter.is_empty() { String::new() } else { format!(" AND ({filter})") };
         #[derive(FromQueryResult)]
         struct Row {
             at: DateTime<Utc>,
         }
         let backend = db.get_database_backend();
         let sql = format!(
-            "SELECT {due} AS at FROM {} WHERE state = 'pending' AND (lease_until IS NULL OR lease_until < {}) ORDER BY {due}, id LIMIT 1",
+            "SELECT {due} AS at FROM {} WHERE state = 'pending' AND (lease_until IS NULL OR lease_until < {}){filter} ORDER BY {due}, id LIMIT 1",
             self.table,
             lease_now(backend, "$1"),
             due = self.due

@@ -10,6 +10,11 @@
 //! The engine is generic: it knows a job's kind only as the key of a [`Handler`] that a
 //! workflow registered at start-up ([`Registry`]), and what a job is about only as its
 //! `subject_id`. `noop` is the engine's own kind (it does nothing; it measures the engine).
+//!
+//! A handler may have work outside the database ([`Handler::prepare`], a request to a CRM):
+//! the engine runs it after the claim, under the job's lease and before the step's transaction,
+//! so no transaction waits on the network. Such kinds are claimed by loops of their own
+//! (`engine.io_concurrency`), so a slow CRM never holds up a reminder.
 
 pub mod notify;
 mod worker;
@@ -68,6 +73,9 @@ pub struct ClaimedJob {
     pub max_attempts: i32,
     /// When the job was due.
     pub run_at: DateTime<Utc>,
+    /// What [`Handler::prepare`] gave, for kinds that have outside work.
+    #[sea_orm(skip)]
+    pub prepared: Option<serde_json::Value>,
 }
 
 impl ClaimedJob {
@@ -125,6 +133,18 @@ pub enum EngineError {
 /// batch's), with the job's lease already checked. What it writes commits with the job's
 /// completion, or not at all.
 pub trait Handler: Send + Sync {
+    /// Whether the kind has work outside the database ([`Handler::prepare`]).
+    fn prepares(&self) -> bool {
+        false
+    }
+
+    /// The work outside the database a step needs first, run under the job's lease before the
+    /// step's transaction; its value reaches [`Handler::run`] as `job.prepared`. An error fails
+    /// the attempt (retried with backoff) without running the step.
+    fn prepare<'a>(&'a self, _job: &'a ClaimedJob, _now: DateTime<Utc>) -> BoxFuture<'a, Result<serde_json::Value, StepError>> {
+        Box::pin(std::future::ready(Ok(serde_json::Value::Null)))
+    }
+
     fn run<'a>(
         &'a self,
         txn: &'a DatabaseTransaction,
@@ -148,6 +168,37 @@ impl Registry {
 
     pub fn get(&self, kind: JobKind) -> Option<&Arc<dyn Handler>> {
         self.0.get(&kind)
+    }
+
+    /// The kinds whose handler has work outside the database, sorted.
+    pub fn io_kinds(&self) -> Vec<JobKind> {
+        let mut kinds: Vec<JobKind> = self.0.iter().filter(|(_, h)| h.prepares()).map(|(k, _)| *k).collect();
+        kinds.sort_by_key(|k| k.as_str());
+        kinds
+    }
+}
+
+/// Which jobs a claim loop takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Database work only (every kind but the outside-work ones).
+    Steps,
+    /// Kinds with work outside the database.
+    Io,
+}
+
+impl Class {
+    /// The claim condition for this class, given the outside-work kinds (empty when there are
+    /// none: then steps take every kind, with the same statement as always).
+    pub fn filter(self, io_kinds: &[JobKind]) -> String {
+        if io_kinds.is_empty() {
+            return String::new();
+        }
+        let list = crate::db::name_list(io_kinds.iter().map(|k| k.as_str()));
+        match self {
+            Class::Steps => format!("kind NOT IN ({list})"),
+            Class::Io => format!("kind IN ({list})"),
+        }
     }
 }
 
@@ -217,7 +268,19 @@ pub async fn claim_due(
     lease: TimeDelta,
     limit: u32,
 ) -> Result<Lease<ClaimedJob>, DbErr> {
-    let mut lease = QUEUE.claim::<ClaimedJob>(db, owner, now, lease, limit, CLAIMED_COLUMNS).await?;
+    claim_due_where(db, owner, now, lease, limit, "").await
+}
+
+/// [`claim_due`] of the jobs that meet `filter` ([`Class::filter`]).
+pub async fn claim_due_where(
+    db: &impl ConnectionTrait,
+    owner: &str,
+    now: DateTime<Utc>,
+    lease: TimeDelta,
+    limit: u32,
+    filter: &str,
+) -> Result<Lease<ClaimedJob>, DbErr> {
+    let mut lease = QUEUE.claim_where::<ClaimedJob>(db, owner, now, lease, limit, CLAIMED_COLUMNS, filter).await?;
     lease.rows.sort_by_key(|j| (j.run_at, j.id));
     Ok(lease)
 }
@@ -225,6 +288,11 @@ pub async fn claim_due(
 /// When the earliest job a claim could take is due.
 pub async fn next_due_at(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, DbErr> {
     QUEUE.next_due_at(db, now).await
+}
+
+/// [`next_due_at`] among the jobs that meet `filter`.
+pub async fn next_due_at_where(db: &impl ConnectionTrait, now: DateTime<Utc>, filter: &str) -> Result<Option<DateTime<Utc>>, DbErr> {
+    QUEUE.next_due_at_where(db, now, filter).await
 }
 
 /// What became of an operator's retry of a dead job.

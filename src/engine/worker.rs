@@ -8,11 +8,14 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use sea_orm::{DatabaseConnection, TransactionTrait};
 
-use super::{ClaimedJob, Effects, EngineError, JobKind, QUEUE, Registry, StepError};
+use super::{Class, ClaimedJob, Effects, EngineError, JobKind, QUEUE, Registry, StepError};
 use crate::background::{Shutdown, Signals};
 use crate::clock::SharedClock;
 use crate::config::EngineSettings;
 use crate::db::lease::{Finish, Lease, backoff};
+
+/// Jobs with outside work claimed at once by one loop (their requests run together).
+const IO_BATCH: u32 = 8;
 use crate::metrics::Metrics;
 
 /// The engine of one process: what it needs, and nothing of the workflows but their handlers.
@@ -41,37 +44,52 @@ impl Engine {
         let mut handles = Vec::new();
         for index in 0..loops {
             let engine = self.clone();
-            handles.push(tokio::spawn(async move { engine.claim_loop(index).await }));
+            handles.push(tokio::spawn(async move { engine.claim_loop(index, Class::Steps).await }));
+        }
+        if !self.handlers.io_kinds().is_empty() {
+            for index in 0..self.settings.io_concurrency.max(1) {
+                let engine = self.clone();
+                handles.push(tokio::spawn(async move { engine.claim_loop(index, Class::Io).await }));
+            }
         }
         for h in handles {
             let _ = h.await;
         }
     }
 
-    async fn claim_loop(&self, index: usize) {
+    async fn claim_loop(&self, index: usize, class: Class) {
         let poll = Duration::from_millis(self.settings.poll_interval_ms.max(10));
-        tracing::debug!(index, "engine loop started");
-        crate::background::run_loop(&self.shutdown, &self.signals.engine, "engine", || async {
-            let n = self.run_batch().await?;
-            if n >= self.settings.batch_size as usize {
+        tracing::debug!(index, ?class, "engine loop started");
+        let filter = class.filter(&self.handlers.io_kinds());
+        let (batch, name) = match class {
+            Class::Steps => (self.settings.batch_size, "engine"),
+            Class::Io => (IO_BATCH, "engine (outside work)"),
+        };
+        crate::background::run_loop(&self.shutdown, &self.signals.engine, name, || async {
+            let n = match class {
+                Class::Steps => self.run_batch().await?,
+                Class::Io => self.run_io_batch().await?,
+            };
+            if n >= batch as usize {
                 return Ok(Duration::ZERO);
             }
             let now = self.clock.now();
-            let next = super::next_due_at(&self.db, now).await.unwrap_or(None);
+            let next = super::next_due_at_where(&self.db, now, &filter).await.unwrap_or(None);
             Ok::<_, EngineError>(crate::background::sleep_until(next, now, Duration::ZERO, poll))
         })
         .await;
     }
 
-    /// Claims and runs one batch; returns how many jobs were claimed.
+    /// Claims and runs one batch of database-only jobs; returns how many jobs were claimed.
     pub async fn run_batch(&self) -> Result<usize, EngineError> {
         let now = self.clock.now();
-        let lease = super::claim_due(
+        let lease = super::claim_due_where(
             &self.db,
             &self.instance_id,
             now,
             TimeDelta::seconds(self.settings.lease_secs as i64),
             self.settings.batch_size,
+            &Class::Steps.filter(&self.handlers.io_kinds()),
         )
         .await?;
         let n = lease.rows.len();
@@ -85,11 +103,82 @@ impl Engine {
         Ok(n)
     }
 
+    /// Claims a few jobs with outside work, runs that work for all of them at once (each within
+    /// most of its lease), fails the attempts whose work failed, and runs the others' steps in one
+    /// transaction as [`Engine::execute`] does; returns how many jobs were claimed.
+    pub async fn run_io_batch(&self) -> Result<usize, EngineError> {
+        let io_kinds = self.handlers.io_kinds();
+        if io_kinds.is_empty() {
+            return Ok(0);
+        }
+        let now = self.clock.now();
+        let lease_len = TimeDelta::seconds(self.settings.lease_secs as i64);
+        let mut lease =
+            super::claim_due_where(&self.db, &self.instance_id, now, lease_len, IO_BATCH, &Class::Io.filter(&io_kinds)).await?;
+        let n = lease.rows.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        for j in &lease.rows {
+            self.metrics.job_claimed((now - j.run_at).num_milliseconds().max(0) as f64 / 1000.0);
+        }
+        // Most of the lease: the step must still commit before another worker may take the job.
+        let budget = Duration::from_millis((self.settings.lease_secs * 1000 * 3 / 4).max(1000));
+        let outcomes = futures_util::future::join_all(lease.rows.iter().map(|job| async move {
+            let Some(handler) = job.kind().and_then(|k| self.handlers.get(k)) else {
+                return Err(StepError::Failed(format!("no handler for job kind '{}'", job.kind)));
+            };
+            match tokio::time::timeout(budget, handler.prepare(job, now)).await {
+                Ok(r) => r,
+                Err(_) => Err(StepError::Failed(format!("its outside work took longer than {} s", budget.as_secs()))),
+            }
+        }))
+        .await;
+        let mut ready = Vec::with_capacity(n);
+        for (mut job, outcome) in lease.rows.drain(..).zip(outcomes) {
+            match outcome {
+                Ok(v) => {
+                    job.prepared = Some(v);
+                    ready.push(job);
+                }
+                Err(e) => {
+                    if e.is_unavailable() {
+                        return Err(EngineError::Unavailable(e));
+                    }
+                    self.fail_attempt(&job, &lease.token, &e.to_string()).await?;
+                }
+            }
+        }
+        if !ready.is_empty() {
+            self.execute(Lease { token: lease.token, rows: ready }).await?;
+        }
+        Ok(n)
+    }
+
+    /// Records a failed attempt of a job this worker holds (backoff, or dead after the last).
+    async fn fail_attempt(&self, job: &ClaimedJob, token: &str, err: &str) -> Result<(), EngineError> {
+        let cfg = &self.settings;
+        let now = self.clock.now();
+        let is_dead = job.attempts >= job.max_attempts;
+        let state = if is_dead { QUEUE.dead_state } else { "pending" };
+        let retry_at = now + backoff(job.attempts as u32, cfg.retry_base_secs, cfg.retry_max_secs);
+        let finish = Finish { state, due: retry_at, error: Some(err.to_string()), set: vec![] };
+        if QUEUE.finish(&self.db, job.id, Some(token), finish, now).await? {
+            if is_dead {
+                self.metrics.job_dead();
+                tracing::error!(job_id = job.id, kind = %job.kind, subject_id = ?job.subject_id, attempts = job.attempts, error = %err, "outside work failed too often; job is dead until retried");
+            } else {
+                tracing::warn!(job_id = job.id, kind = %job.kind, subject_id = ?job.subject_id, attempt = job.attempts, error = %err, "outside work failed; will retry");
+            }
+        }
+        Ok(())
+    }
+
     /// Runs every job that is due now, batch after batch, until none is left (tests and tools).
     pub async fn run_due(&self) -> Result<usize, EngineError> {
         let mut total = 0;
         loop {
-            let n = self.run_batch().await?;
+            let n = self.run_batch().await? + self.run_io_batch().await?;
             total += n;
             if n == 0 {
                 return Ok(total);

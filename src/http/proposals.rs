@@ -52,7 +52,7 @@ pub async fn put_proposal(
         attempt += 1;
         let now = state.clock.now();
         let txn = crate::db::begin_write(&state.db).await?;
-        match crate::proposals::store::put(&txn, source, &deal, &proposal, now).await {
+        match crate::proposals::store::put(&txn, source, &deal, &proposal, crate::proposals::store::Origin::Api, now).await {
             Ok(out) => match txn.commit().await {
                 Ok(()) => break out,
                 Err(e) if attempt < 3 && !crate::db::is_unavailable(&e) => continue,

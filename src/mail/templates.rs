@@ -46,6 +46,9 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("reassigned.subject.txt", include_str!("../../config/templates/reassigned.subject.txt")),
     ("reassigned.txt", include_str!("../../config/templates/reassigned.txt")),
     ("reassigned.html", include_str!("../../config/templates/reassigned.html")),
+    ("context_update.subject.txt", include_str!("../../config/templates/context_update.subject.txt")),
+    ("context_update.txt", include_str!("../../config/templates/context_update.txt")),
+    ("context_update.html", include_str!("../../config/templates/context_update.html")),
 ];
 
 /// The escaping mode of subject templates: values lose their line breaks.
@@ -305,6 +308,16 @@ pub fn sample_contexts() -> Vec<EmailContext> {
         EmailContext::cancellation(sample_recap(), url),
         // The call moved from Jordan Park to Ana Lima; the email goes to Jordan.
         EmailContext::reassigned(sample_recap(), url, "Jordan Park"),
+        EmailContext::context_update(
+            sample_recap(),
+            url,
+            "HubSpot",
+            vec![
+                "New requirement: Audit log export (should)".into(),
+                "Decision maker on file: Dana Whitfield (COO)".into(),
+                "Gap closed: No proposal is on file for this deal.".into(),
+            ],
+        ),
     ]
 }
 

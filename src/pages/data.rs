@@ -47,6 +47,7 @@ fn email_kind_label(kind: EmailKind) -> &'static str {
         EmailKind::Escalation => "Escalation",
         EmailKind::Cancellation => "Cancellation",
         EmailKind::Reassigned => "Reassignment notice",
+        EmailKind::ContextUpdate => "Recap update from the CRM",
     }
 }
 
@@ -67,6 +68,7 @@ fn job_kind_label(kind: JobKind) -> &'static str {
         JobKind::CallEscalate => "Escalation",
         JobKind::CallCancelled => "Send the cancellation",
         JobKind::CallUpdated => "Send the updated invite",
+        JobKind::CrmEnrich => "Read the deal from the CRM",
         JobKind::RetentionSweep => "Remove old data (retention)",
         JobKind::Noop => "Timer",
     }

@@ -162,6 +162,44 @@ pub struct Proposal {
     pub unreadable: Vec<Unreadable>,
 }
 
+impl Proposal {
+    /// The proposal the recap reads when the API pushed one (`api`) and a connector pulled one
+    /// from the CRM (`crm`): the API's word wins where both say something.
+    /// - account name, segment and rep: the API's, else the CRM's;
+    /// - contacts: the API's, then the CRM's whose email (or, without one, name) the API's lack;
+    /// - requirements and commitments: the API's, then the CRM's with ids (labels) the API's lack;
+    /// - line items: the API's when it has any, else the CRM's (two lists of one offer do not add);
+    /// - activities: both, in time order, each once;
+    /// - unreadable lines: the CRM's.
+    pub fn merge(api: Proposal, crm: Proposal) -> Proposal {
+        let mut out = api;
+        if out.account.segment.is_none() {
+            out.account.segment = crm.account.segment;
+        }
+        if out.rep_email.is_none() {
+            out.rep_email = crm.rep_email;
+        }
+        let key = |c: &Contact| c.email.as_ref().map(|e| e.to_string()).unwrap_or_else(|| c.name.to_lowercase());
+        let known: std::collections::HashSet<String> = out.contacts.iter().map(key).collect();
+        out.contacts.extend(crm.contacts.into_iter().filter(|c| !known.contains(&key(c))));
+        let ids: std::collections::HashSet<String> = out.requirements.iter().map(|r| r.id.clone()).collect();
+        out.requirements.extend(crm.requirements.into_iter().filter(|r| !ids.contains(&r.id)));
+        let ids: std::collections::HashSet<String> = out.commitments.iter().map(|c| c.id.clone()).collect();
+        out.commitments.extend(crm.commitments.into_iter().filter(|c| !ids.contains(&c.id)));
+        if out.line_items.is_empty() {
+            out.line_items = crm.line_items;
+        }
+        for a in crm.activities {
+            if !out.activities.contains(&a) {
+                out.activities.push(a);
+            }
+        }
+        out.activities.sort_by_key(|a| a.at);
+        out.unreadable.extend(crm.unreadable);
+        out
+    }
+}
+
 /// A proposal snapshot as a CRM or CPQ sends it. Every field is checked and the first problem is
 /// reported with its JSON path (422); an unknown field is refused, not dropped, so a misspelt
 /// `cover` for `covers` cannot silently store a commitment that covers nothing.
@@ -463,6 +501,36 @@ mod tests {
         assert_eq!(p.rep_email.unwrap().as_str(), "ana@seller.com");
         assert_eq!(p.line_items[0].unit_price.minor, 4990);
         assert_eq!(p.commitments[0].covers, vec!["R1"]);
+    }
+
+    #[test]
+    fn the_apis_word_wins_over_the_crms_where_both_say_something() {
+        let api = body(serde_json::json!({
+            "account": {"name": "Acme (API)"},
+            "contacts": [{"name": "Dana", "email": "dana@acme.com", "role": "decision_maker"}],
+            "requirements": [{"id": "sso", "text": "SSO via Okta (API)", "priority": "must"}],
+            "activities": [{"at": "2026-10-02T10:00:00Z", "kind": "call", "summary": "Discovery"}]
+        }))
+        .parse()
+        .unwrap();
+        let crm = body(serde_json::json!({
+            "account": {"name": "Acme (CRM)", "segment": "enterprise"},
+            "rep_email": "ana@seller.example",
+            "contacts": [{"name": "Dana W.", "email": "dana@acme.com"}, {"name": "Tom", "role": "other"}],
+            "requirements": [{"id": "sso", "text": "SSO (CRM)", "priority": "should"}, {"id": "audit", "text": "Audit log", "priority": "nice"}],
+            "line_items": [{"sku": "PRO", "name": "Pro", "quantity": 2, "unit_price": "10", "currency": "USD"}],
+            "activities": [{"at": "2026-10-01T10:00:00Z", "kind": "email", "summary": "Pricing"}, {"at": "2026-10-02T10:00:00Z", "kind": "call", "summary": "Discovery"}]
+        }))
+        .parse()
+        .unwrap();
+        let m = Proposal::merge(api, crm);
+        assert_eq!(m.account.name, "Acme (API)");
+        assert_eq!(m.account.segment.as_deref(), Some("enterprise"));
+        assert_eq!(m.rep_email.unwrap().as_str(), "ana@seller.example");
+        assert_eq!(m.contacts.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["Dana", "Tom"]);
+        assert_eq!(m.requirements.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(), ["SSO via Okta (API)", "Audit log"]);
+        assert_eq!(m.line_items.len(), 1);
+        assert_eq!(m.activities.iter().map(|a| a.summary.as_str()).collect::<Vec<_>>(), ["Pricing", "Discovery"]);
     }
 
     #[test]

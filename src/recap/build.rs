@@ -59,6 +59,14 @@ pub fn build(input: &RecapInput) -> Recap {
         timeline,
         gaps,
         agenda,
+        unreadable: proposal
+            .map(|p| {
+                p.unreadable
+                    .iter()
+                    .map(|u| UnreadableLine { line: u.line.clone(), reason: u.reason.clone(), stated_in: u.stated_in.clone() })
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 

@@ -8,6 +8,7 @@
 //! `GET /api/v1/calls/{id}/recap`.
 
 pub mod build;
+pub mod changes;
 pub mod diff;
 pub mod format;
 pub mod gaps;
@@ -15,6 +16,7 @@ pub mod model;
 pub mod sample;
 
 pub use build::build;
+pub use changes::changes;
 pub use model::*;
 
 #[cfg(test)]

@@ -82,6 +82,19 @@ pub struct Recap {
     /// Gaps and risks, most serious first (see [`crate::recap::gaps`] for the order).
     pub gaps: Vec<Gap>,
     pub agenda: Agenda,
+    /// Tagged lines of CRM notes that could not be read, each with the reason: a rep's
+    /// `#need`/`#promise` line with a typo is shown, never dropped.
+    #[serde(default)]
+    pub unreadable: Vec<UnreadableLine>,
+}
+
+/// A CRM note line that could not be read as a requirement or commitment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UnreadableLine {
+    pub line: String,
+    pub reason: String,
+    /// Where it is, e.g. `HubSpot note, 2 Oct 2026`.
+    pub stated_in: String,
 }
 
 /// The call and the rep who owns it.

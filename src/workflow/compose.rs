@@ -127,6 +127,24 @@ fn invite(
     ics::invite(&info)
 }
 
+/// The line saying the CRM's view of the deal is missing from the recap, while its pull has not
+/// succeeded.
+async fn context_note(db: &impl ConnectionTrait, call: &calls::Model) -> Result<Option<String>, DbErr> {
+    let Some(missing) = super::enrich::missing_context(db, call.id).await? else {
+        return Ok(None);
+    };
+    let crm = crate::recap::format::source_name(Source::parse(&call.source).unwrap_or(Source::Generic));
+    let why = match (&missing.last_error, missing.tried) {
+        (Some(e), _) => format!(" ({})", crate::domain::printable_up_to(e, 160)),
+        (None, true) => " (no answer yet)".to_string(),
+        (None, false) => String::new(),
+    };
+    Ok(Some(format!(
+        "{crm} had not answered when this was sent{why}, so this recap shows only what firstcall had on file. \
+         firstcall keeps asking; what {crm} says will follow in a short update."
+    )))
+}
+
 /// The recap and calendar invite for the call's rep (also sent again, with a higher
 /// `SEQUENCE`, after a reschedule or reassignment).
 pub async fn first_call(db: &impl ConnectionTrait, fc: &FirstCall, call: &calls::Model, now: DateTime<Utc>) -> Result<NewEmail, StepError> {
@@ -136,6 +154,7 @@ pub async fn first_call(db: &impl ConnectionTrait, fc: &FirstCall, call: &calls:
     let ics = invite(fc, call, &recap, (InviteMethod::Request, call.invite_sequence), (&to_name, &to.email), &url, now);
     let mut ctx = EmailContext::first_call(recap, url);
     ctx.fallback_reason = to.fallback_reason;
+    ctx.context_note = context_note(db, call).await?;
     let r = render(fc, &ctx)?;
     Ok(NewEmail {
         call_id: Some(call.id),
@@ -293,6 +312,39 @@ pub async fn reassigned(
             ics_method: Some(InviteMethod::Cancel.as_str().into()),
         },
     }))
+}
+
+/// To the call's rep: the changes the CRM's view of the deal made to the recap (`changes`,
+/// see [`crate::recap::changes`]), when it arrived after the first email. One per proposal
+/// version (`version`), so a retried step does not send it twice.
+pub async fn context_update(
+    db: &impl ConnectionTrait,
+    fc: &FirstCall,
+    call: &calls::Model,
+    changes: Vec<String>,
+    version: i32,
+    now: DateTime<Utc>,
+) -> Result<NewEmail, StepError> {
+    let (recap, to) = recap_and_addressee(db, fc, call).await?;
+    let url = fc.composer.call_url(call.id, now);
+    let crm = crate::recap::format::source_name(Source::parse(&call.source).unwrap_or(Source::Generic));
+    let mut ctx = EmailContext::context_update(recap, url, crm, changes);
+    ctx.fallback_reason = to.fallback_reason;
+    let r = render(fc, &ctx)?;
+    Ok(NewEmail {
+        call_id: Some(call.id),
+        kind: EmailKind::ContextUpdate,
+        email: OutgoingEmail {
+            message_id: message_id(fc, call.id, EmailKind::ContextUpdate, version as i64),
+            to_addr: to.email,
+            to_name: to.name,
+            subject: r.subject,
+            body_text: r.text,
+            body_html: r.html,
+            ics: None,
+            ics_method: None,
+        },
+    })
 }
 
 /// The recap of a deal's newest call (for `firstcall recap`), or `None` when no order of the

@@ -7,6 +7,7 @@
 
 pub mod calls;
 pub mod compose;
+pub mod enrich;
 pub mod opening;
 pub mod orders;
 pub mod preview;
@@ -18,6 +19,7 @@ pub mod timing;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::crm::Connectors;
 use crate::engine::{JobKind, Registry};
 use crate::mail::composer::Composer;
 pub use entity::calls::{CallOutcome, CallState};
@@ -28,6 +30,9 @@ pub use entity::calls::{CallOutcome, CallState};
 pub struct FirstCall {
     pub config: Arc<Config>,
     pub composer: Arc<Composer>,
+    /// The CRM connectors that are on: a call of their CRM's deals waits for the deal's context
+    /// (`crm.enrich`) before its first email.
+    pub connectors: Arc<Connectors>,
 }
 
 impl FirstCall {
@@ -47,6 +52,14 @@ impl FirstCall {
         for kind in Self::JOB_KINDS {
             registry.register(kind, handler.clone());
         }
+        if !self.connectors.is_empty() {
+            registry.register(JobKind::CrmEnrich, Arc::new(enrich::Enrich(self.clone())));
+        }
+    }
+
+    /// Whether calls of `source`'s deals wait for the CRM's context.
+    pub fn enriches(&self, source: crate::domain::Source) -> bool {
+        self.connectors.get(source).is_some()
     }
 
     /// Attempts per job before it is dead.

@@ -1,7 +1,8 @@
 //! Opening first calls: whom the call goes to (the order's rep, else the proposal's, else the
 //! sales-ops inbox; an address firstcall may not email also goes to sales ops, with the reason,
 //! see [`super::recipients`]), which schedule applies and when the call is due, and the rows that
-//! start it (the call, its audit row, its first timer). One order or a whole group of new orders
+//! start it (the call, its audit row, its first timer, and the pull of the deal from its CRM
+//! when a connector reads that CRM). One order or a whole group of new orders
 //! (a webhook burst) costs the same fixed number of statements.
 
 use std::collections::HashMap;
@@ -136,7 +137,17 @@ pub async fn open_many(
         }
     });
     crate::audit::record_many(db, changes, now).await?;
-    let jobs = calls.iter().map(|c| NewJob::new(JobKind::CallStart, c.id, now));
+    // A call of a CRM with a connector first reads the deal from the CRM; its first email waits
+    // for that up to `crm.enrich_wait_secs` (`workflow::enrich` brings it forward).
+    let mut jobs = Vec::with_capacity(calls.len() * 2);
+    for c in &calls {
+        let source = Source::parse(&c.source).unwrap_or(Source::Generic);
+        let wait = super::enrich::wait_for(fc, source);
+        jobs.push(NewJob::new(JobKind::CallStart, c.id, now + wait));
+        if fc.enriches(source) {
+            jobs.push(super::enrich::job(c.id, source, &c.deal_id, now));
+        }
+    }
     crate::engine::enqueue_many(db, jobs, fc.max_attempts(), now).await?;
     Ok(calls)
 }

@@ -117,6 +117,7 @@ async fn every_entity_round_trips() {
         account_name: Set("Acme".into()),
         rep_email: Set(None),
         received_at: Set(now),
+        origin: Set("api".into()),
         ..Default::default()
     }
     .insert(db)

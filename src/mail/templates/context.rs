@@ -66,6 +66,14 @@ pub struct EmailContext {
     /// address x@… is not in the rep directory nor in mail.allowed_recipient_domains`; none when
     /// it goes to the rep.
     pub fallback_reason: Option<String>,
+    /// Why the recap lacks the CRM's view of the deal, e.g. `HubSpot had not answered when this
+    /// was sent (the CRM did not answer: hubspot 503)`; none when the CRM's context is in the
+    /// recap or no connector reads that CRM.
+    pub context_note: Option<String>,
+    /// Recap updates only: what changed, one sentence each (`New requirement: …`).
+    pub changes: Vec<String>,
+    /// Recap updates only: the CRM the changes came from (`HubSpot`).
+    pub crm: Option<String>,
 }
 
 impl EmailContext {
@@ -87,6 +95,9 @@ impl EmailContext {
             escalation: None,
             new_rep_name: None,
             fallback_reason: None,
+            context_note: None,
+            changes: Vec::new(),
+            crm: None,
             recap,
         }
     }
@@ -112,6 +123,15 @@ impl EmailContext {
 
     pub fn cancellation(recap: Recap, call_url: impl Into<String>) -> Self {
         Self::new(EmailKind::Cancellation, recap, call_url.into())
+    }
+
+    /// To the rep: what the CRM's view of the deal changed in the recap (`changes`, one sentence
+    /// each), when it arrived after the first email.
+    pub fn context_update(recap: Recap, call_url: impl Into<String>, crm: impl Into<String>, changes: Vec<String>) -> Self {
+        let mut ctx = Self::new(EmailKind::ContextUpdate, recap, call_url.into());
+        ctx.crm = Some(crm.into());
+        ctx.changes = changes;
+        ctx
     }
 
     /// To the rep who had the call. `recap` is the call as it is now, with its new rep;

@@ -49,7 +49,7 @@ fn check(failures: Vec<String>) {
 #[test]
 fn emails_match_the_golden_files() {
     let t = Templates::builtin().unwrap();
-    let names = ["first_call", "first_call_no_proposal", "reminder", "escalation", "cancellation", "reassigned"];
+    let names = ["first_call", "first_call_no_proposal", "reminder", "escalation", "cancellation", "reassigned", "context_update"];
     let contexts = sample_contexts();
     assert_eq!(contexts.len(), names.len());
     let mut failures = Vec::new();

@@ -166,7 +166,15 @@ async fn transition(
         (None, "updated" | "recorded") if order.status == Open => {
             let changed =
                 order.rep_email != before_rep || (order.amount_minor, order.currency.clone(), order.segment.clone()) != before_amount;
-            if changed { calls::replan_for_order(db, fc, &order, &actor, now).await? } else { None }
+            let replanned = if changed { calls::replan_for_order(db, fc, &order, &actor, now).await? } else { None };
+            // The deal changed in the CRM: read it again.
+            if fc.enriches(ev.source)
+                && let Some(call) = calls::open_call_of_order(db, order.id).await?
+            {
+                let job = crate::workflow::enrich::job(call.id, ev.source, &order.deal_id, now);
+                crate::engine::enqueue(db, job, fc.max_attempts(), now).await?;
+            }
+            replanned
         }
         _ => None,
     };

@@ -1,0 +1,203 @@
+//! The CRM connectors in the whole pipe: a won deal's webhook → the pull from the CRM (a fake
+//! HubSpot, Pipedrive or Salesforce serving its documented endpoints) → the recap → the email,
+//! on the test database (PostgreSQL, or SQLite with `FIRSTCALL_TEST_DB=sqlite`).
+
+use chrono::{TimeDelta, Utc};
+use serde_json::{Value, json};
+use testkit::crm::SampleDeal;
+use testkit::crm::hubspot::FakeHubSpot;
+use testkit::crm::pipedrive::FakePipedrive;
+use testkit::crm::salesforce::FakeSalesforce;
+
+use crate::helpers::*;
+
+/// The HubSpot deal of the `closed_won_batch.json` fixture.
+const HUBSPOT_DEAL: &str = "1246965";
+/// The Pipedrive deal of `deal_won_v2.json`.
+const PIPEDRIVE_DEAL: &str = "746";
+/// The Salesforce opportunity of `closed_won.xml`.
+const SALESFORCE_DEAL: &str = "0065e00000Bq3ZtAAJ";
+
+fn sample() -> SampleDeal {
+    SampleDeal::acme(monday_morning() - TimeDelta::days(1))
+}
+
+async fn app_with(overrides: Vec<(&'static str, Value)>) -> TestApp {
+    TestApp::spawn_with(Options { overrides, ..Options::default() }).await
+}
+
+async fn hubspot(deal: &SampleDeal) -> (TestApp, FakeHubSpot) {
+    let fake = FakeHubSpot::start().await;
+    fake.put_deal(HUBSPOT_DEAL, deal);
+    let app = app_with(vec![
+        ("crm.hubspot.token", json!(FakeHubSpot::TOKEN)),
+        ("crm.hubspot.base_url", json!(fake.server.base_url)),
+        ("crm.hubspot.requests_per_second", json!(50)),
+    ])
+    .await;
+    (app, fake)
+}
+
+async fn post_hubspot_won(app: &TestApp) {
+    let ts = Utc::now().timestamp_millis();
+    let r = app.post_hubspot(&fixture("hubspot/closed_won_batch.json"), HUBSPOT_SECRET, ts).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
+/// What every CRM's recap of the sample deal must show.
+fn assert_recap_of_the_sample_deal(text: &str) {
+    for expected in [
+        "Single sign-on through Okta",
+        "SAML SSO with the Okta connector",
+        "Move five years of bookings off the old scheduler",
+        "Dana Whitfield",
+        "Priya Raman",
+        "Pricing for 120 seats",
+        "Security review with Priya",
+        "Proposal walkthrough",
+        "COULD NOT READ",
+        "#promise migrate by end of March: Migration service",
+    ] {
+        assert!(text.contains(expected), "the recap lacks {expected:?}:\n{text}");
+    }
+    // The email's body is never quoted in the recap; only its subject is a step.
+    assert!(!text.contains("the pricing you asked for is attached"), "{text}");
+}
+
+#[tokio::test]
+async fn a_hubspot_deal_won_reaches_its_owner_with_the_crms_story_in_the_recap() {
+    let (app, fake) = hubspot(&sample()).await;
+    post_hubspot_won(&app).await;
+    // The webhook names no owner: the call starts at the sales-ops inbox, waiting for the CRM.
+    assert_eq!(app.calls().await[0]["rep_email"], "sales-ops@seller.example");
+    app.settle().await;
+
+    let mails = app.mails();
+    assert_eq!(mails.len(), 1, "one recap, sent as soon as the CRM answered, not after the wait");
+    let mail = &mails[0];
+    assert_eq!(mail.to[0].address, "ana@seller.example", "the deal owner in HubSpot gets the call");
+    let text = mail.text.clone().unwrap();
+    assert_recap_of_the_sample_deal(&text);
+    assert!(text.contains("420.00"), "the line items' prices: {text}");
+    assert!(!text.contains("had not answered"), "{text}");
+    let call = &app.calls().await[0];
+    assert_eq!(call["rep_email"], "ana@seller.example");
+    // The owners API, the deal, its associations and records were read; nothing was refused.
+    assert!(!fake.server.requests_to("/crm/v3/owners/").is_empty());
+    assert_eq!(fake.server.throttled(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn when_the_crm_is_down_the_recap_goes_on_time_and_the_crms_story_follows_as_a_short_update() {
+    let mut deal = sample();
+    deal.owner = None;
+    let (app, fake) = hubspot(&deal).await;
+    fake.server.set_down(true);
+    post_hubspot_won(&app).await;
+    app.settle().await;
+    assert!(app.mails().is_empty(), "the first email waits for the CRM up to crm.enrich_wait_secs");
+
+    // The wait is over: the recap goes with what is on file, and says why it is thin.
+    app.advance_and_settle(TimeDelta::seconds(121), TimeDelta::seconds(30)).await;
+    let mails = app.mails();
+    assert_eq!(mails.len(), 1);
+    let first = mails[0].text.clone().unwrap();
+    assert!(first.contains("HubSpot had not answered when this was sent"), "{first}");
+    assert!(first.contains("503"), "the reason is given: {first}");
+    assert!(!first.contains("Single sign-on through Okta"), "{first}");
+
+    // HubSpot is back: the engine's retry reads the deal, and the rep gets only what changed.
+    fake.server.set_down(false);
+    app.advance_and_settle(TimeDelta::minutes(10), TimeDelta::seconds(30)).await;
+    let mails = app.mails();
+    let updates: Vec<_> = mails.iter().filter(|m| m.subject.as_deref().is_some_and(|s| s.starts_with("Recap update"))).collect();
+    assert_eq!(updates.len(), 1, "one short update: {:?}", mails.iter().map(|m| m.subject.clone()).collect::<Vec<_>>());
+    let update = updates[0].text.clone().unwrap();
+    assert!(update.contains("New requirement: Single sign-on through Okta"), "{update}");
+    assert!(update.contains("Decision maker on file: Dana Whitfield"), "{update}");
+    assert!(update.contains("Could not read \"#promise migrate by end of March: Migration service\""), "{update}");
+    assert!(!update.contains("REQUIREMENTS AND COMMITMENTS"), "a short update, not a second full recap: {update}");
+    let recaps = mails.iter().filter(|m| m.subject.as_deref().is_some_and(|s| s.starts_with("First call"))).count();
+    assert_eq!(recaps, 1, "the full recap went once");
+    // The call page shows the whole recap as it is now.
+    let recap = app.get_json(&format!("/api/v1/calls/{}/recap", app.calls().await[0]["id"])).await;
+    assert_eq!(recap["unreadable"][0]["line"], "#promise migrate by end of March: Migration service");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_deal_the_crm_does_not_have_is_recorded_and_the_recap_goes_at_once() {
+    let fake = FakeHubSpot::start().await;
+    let app = app_with(vec![
+        ("crm.hubspot.token", json!(FakeHubSpot::TOKEN)),
+        ("crm.hubspot.base_url", json!(fake.server.base_url)),
+    ])
+    .await;
+    post_hubspot_won(&app).await;
+    app.settle().await;
+    assert_eq!(app.mails().len(), 1, "the CRM answered that it has no such deal: nothing to wait for");
+    assert!(!app.mails()[0].text.clone().unwrap().contains("had not answered"));
+    let history = app.column("SELECT action FROM audit_log WHERE entity = 'call' ORDER BY id").await;
+    assert!(history.contains(&"crm_not_found".to_string()), "{history:?}");
+    assert_eq!(app.count("jobs WHERE kind = 'crm.enrich'").await, 0, "not retried");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn proposal_data_pushed_through_the_api_wins_over_the_crms() {
+    let (app, _fake) = hubspot(&sample()).await;
+    let mut body = proposal("ana@seller.example");
+    body["requirements"] = json!([{"id": "sso", "text": "SSO through Azure AD, as agreed in the contract", "priority": "must"}]);
+    body["commitments"] = json!([]);
+    assert!(app.put_proposal("hubspot", HUBSPOT_DEAL, &body).await.status().is_success());
+    post_hubspot_won(&app).await;
+    app.settle().await;
+    let text = app.mails()[0].text.clone().unwrap();
+    assert!(text.contains("SSO through Azure AD, as agreed in the contract"), "{text}");
+    assert!(!text.contains("Single sign-on through Okta"), "the API's `sso` replaces the CRM's: {text}");
+    assert!(text.contains("Move five years of bookings"), "the CRM's other requirements stay: {text}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_pipedrive_deal_won_reaches_its_owner_with_the_crms_story_in_the_recap() {
+    let fake = FakePipedrive::start().await;
+    fake.put_deal(PIPEDRIVE_DEAL, &sample());
+    let app = app_with(vec![
+        ("crm.pipedrive.api_token", json!(FakePipedrive::TOKEN)),
+        ("crm.pipedrive.base_url", json!(fake.server.base_url)),
+        ("crm.pipedrive.requests_per_second", json!(50)),
+    ])
+    .await;
+    let r = app.post_pipedrive(&fixture("pipedrive/deal_won_v2.json"), PIPEDRIVE_AUTH).await;
+    assert_eq!(r.status(), 200);
+    app.settle().await;
+    let mails = app.mails();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].to[0].address, "ana@seller.example");
+    assert_recap_of_the_sample_deal(&mails[0].text.clone().unwrap());
+    assert_eq!(fake.server.throttled(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_salesforce_opportunity_won_reaches_its_owner_with_the_crms_story_in_the_recap() {
+    let fake = FakeSalesforce::start().await;
+    fake.put_deal(SALESFORCE_DEAL, &sample());
+    let app = app_with(vec![
+        ("crm.salesforce.client_id", json!(FakeSalesforce::CLIENT_ID)),
+        ("crm.salesforce.client_secret", json!(FakeSalesforce::CLIENT_SECRET)),
+        ("crm.salesforce.base_url", json!(fake.server.base_url)),
+        ("crm.salesforce.requests_per_second", json!(50)),
+    ])
+    .await;
+    assert_eq!(app.post_salesforce(&fixture("salesforce/closed_won.xml")).await.status(), 200);
+    app.settle().await;
+    let mails = app.mails();
+    assert_eq!(mails.len(), 1);
+    // The outbound message names the owner's email itself: the order's word on the rep wins.
+    assert_eq!(mails[0].to[0].address, "ana.silva@example.com");
+    assert_recap_of_the_sample_deal(&mails[0].text.clone().unwrap());
+    app.stop().await;
+}
