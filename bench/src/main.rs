@@ -52,6 +52,7 @@ pub enum Size {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    firstcall::crm::client::install_tls_provider();
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => figures::run(args).await,

@@ -73,6 +73,8 @@ const PROMISE_TIMEOUT: Duration = Duration::from_secs(180);
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // The workspace's HTTP client is built without a default TLS provider: install ring's.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {

@@ -73,8 +73,10 @@ impl std::fmt::Debug for Http {
     }
 }
 
-/// Installs the TLS provider once per process (ring, as lettre uses).
-fn tls_provider() {
+/// Installs the process's TLS provider (ring, the one lettre uses too) once. Every program that
+/// builds an HTTP client calls it first (the connectors do, and so do the test, bench and fault
+/// harnesses): without it the HTTP client cannot pick a provider and refuses to build.
+pub fn install_tls_provider() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -91,7 +93,7 @@ impl Http {
         timeout: Duration,
         max_rate_wait: Duration,
     ) -> Result<Http, String> {
-        tls_provider();
+        install_tls_provider();
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))

@@ -101,6 +101,7 @@ impl TestApp {
     }
 
     pub async fn spawn_with(opts: Options) -> TestApp {
+        firstcall::crm::client::install_tls_provider();
         let db = TestDb::create().await;
         let smtp = SmtpSink::start().await;
         let config = test_config(db.url(), smtp.port(), &opts);

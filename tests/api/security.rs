@@ -68,6 +68,7 @@ async fn secrets_never_appear_in_the_logs() {
         .spawn()
         .expect("the firstcall binary starts");
     let base = format!("http://127.0.0.1:{port}");
+    firstcall::crm::client::install_tls_provider();
     let client = reqwest::Client::new();
     let mut up = false;
     for _ in 0..300 {

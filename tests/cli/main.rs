@@ -148,6 +148,7 @@ struct Server {
 impl Server {
     /// `firstcall serve` in `cwd` with no config directory there: the built-in defaults.
     fn start(cwd: &Path, envs: &[(&str, &str)]) -> Server {
+        firstcall::crm::client::install_tls_provider();
         let port = free_port();
         let log = cwd.join("serve.log");
         let mut c = firstcall(&["serve"]);
