@@ -17,7 +17,7 @@
 //!
 //! A deal with a company, an owner and a few of each record (up to 500 associations and 100
 //! records of a type) costs 20 requests; the sample deal of the tests (no tasks, no quotes) 18.
-//! Requests go one after another: the connector's token bucket sets the pace anyway, and a
+//! Requests go one after another: the connector's pace (`requests_per_second`) sets the speed anyway, and a
 //! `429` pauses every later request.
 //!
 //! Contacts' role names are their association labels on the deal (`Economic Buyer`, `Technical
