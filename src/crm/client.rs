@@ -1,6 +1,7 @@
-//! The HTTP side every connector shares: one client per connector with its base URL, one token
-//! bucket per connector (every request of the process to that CRM takes a token first), and one
-//! reading of the answer:
+//! The HTTP side every connector shares: one client per connector with its base URL, one pace
+//! per connector (every request of the process to that CRM takes a place in it first: at most
+//! the configured number in any one second, as the CRM counts them), and one reading of the
+//! answer:
 //! - `429` with `Retry-After` (seconds or an HTTP date) pauses the whole connector until then;
 //!   a pause up to `crm.max_rate_wait_secs` is waited out and the request sent again, a longer
 //!   one is a [`CrmError::RateLimited`] the engine retries later;
@@ -11,12 +12,11 @@
 //!   and tries once more), `404` [`CrmError::NotFound`], `5xx`, timeouts and refused connections
 //!   [`CrmError::Unavailable`], retried with backoff by the engine.
 
-use std::num::NonZeroU32;
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 
@@ -56,12 +56,12 @@ pub struct Counters {
     pub failures: AtomicU64,
 }
 
-/// One connector's HTTP client, base URL and token bucket.
+/// One connector's HTTP client, base URL and pace.
 pub struct Http {
     name: &'static str,
     client: reqwest::Client,
     base_url: String,
-    bucket: DefaultDirectRateLimiter,
+    pace: Pace,
     paused_until: Mutex<Option<Instant>>,
     max_rate_wait: Duration,
     pub counters: Counters,
@@ -101,14 +101,12 @@ impl Http {
             .pool_max_idle_per_host(8)
             .build()
             .map_err(|e| format!("{name}: cannot build an HTTP client: {e}"))?;
-        let rps = NonZeroU32::new(requests_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
-        // A burst of at most one second's worth: never more than the configured rate in any second.
-        let bucket = RateLimiter::direct(Quota::per_second(rps).allow_burst(rps));
+        let pace = Pace { per_second: requests_per_second.max(1) as usize, state: Mutex::default(), freed: tokio::sync::Notify::new() };
         Ok(Http {
             name,
             client,
             base_url: base_url.trim_end_matches('/').to_string(),
-            bucket,
+            pace,
             paused_until: Mutex::new(None),
             max_rate_wait,
             counters: Counters::default(),
@@ -147,7 +145,7 @@ impl Http {
     }
 
     /// Sends the request `build` makes (called again for each try), after the connector's pause
-    /// and a token of its bucket; returns the answer when it is a success (2xx).
+    /// and a place in its pace; returns the answer when it is a success (2xx).
     pub async fn send(&self, build: impl Fn(&reqwest::Client) -> RequestBuilder) -> Result<Response, CrmError> {
         let mut waited = Duration::ZERO;
         loop {
@@ -158,9 +156,11 @@ impl Http {
                 tokio::time::sleep(left).await;
                 waited += left;
             }
-            self.bucket.until_ready().await;
+            let slot = self.pace.slot().await;
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
-            let resp = match build(&self.client).send().await {
+            let sent = build(&self.client).send().await;
+            drop(slot);
+            let resp = match sent {
                 Ok(r) => r,
                 Err(e) => {
                     self.counters.failures.fetch_add(1, Ordering::Relaxed);
@@ -219,6 +219,65 @@ impl Http {
     }
 }
 
+/// A connector's pace: at most `per_second` requests in any one second as the CRM counts them. A
+/// request goes when fewer than `per_second` are under way or were answered within the last
+/// second. Counting from the answer, which the CRM sent after it counted the request, keeps the
+/// CRM's count within the limit whatever the network's delays (a token bucket with a burst lets
+/// one more through in some second).
+struct Pace {
+    per_second: usize,
+    state: Mutex<PaceState>,
+    /// Told when a request under way is answered.
+    freed: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct PaceState {
+    under_way: usize,
+    /// When the requests of the last second were answered, oldest first.
+    answered: VecDeque<Instant>,
+}
+
+/// A request's place in the pace, given back (as answered now) when dropped.
+struct Slot<'a>(&'a Pace);
+
+impl Pace {
+    async fn slot(&self) -> Slot<'_> {
+        const SECOND: Duration = Duration::from_secs(1);
+        loop {
+            let mut freed = std::pin::pin!(self.freed.notified());
+            freed.as_mut().enable();
+            let oldest = {
+                let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let now = Instant::now();
+                while s.answered.front().is_some_and(|t| now.duration_since(*t) >= SECOND) {
+                    s.answered.pop_front();
+                }
+                if s.under_way + s.answered.len() < self.per_second {
+                    s.under_way += 1;
+                    return Slot(self);
+                }
+                s.answered.front().map(|t| (*t + SECOND).saturating_duration_since(now))
+            };
+            match oldest {
+                Some(left) => tokio::time::sleep(left).await,
+                // Every place is under way: the first answer starts the wait.
+                None => freed.await,
+            }
+        }
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut s = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.under_way = s.under_way.saturating_sub(1);
+        s.answered.push_back(Instant::now());
+        drop(s);
+        self.0.freed.notify_waiters();
+    }
+}
+
 /// `Retry-After` as seconds or an HTTP date.
 pub fn retry_after(headers: &reqwest::header::HeaderMap, now: SystemTime) -> Option<Duration> {
     let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
@@ -261,5 +320,17 @@ mod tests {
         assert_eq!(retry_after(&h, now), Some(Duration::from_secs(42)));
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h, now), None);
+    }
+
+    #[tokio::test]
+    async fn the_pace_lets_no_more_than_the_rate_through_in_any_second() {
+        let pace = Pace { per_second: 2, state: Mutex::default(), freed: tokio::sync::Notify::new() };
+        let start = Instant::now();
+        drop(pace.slot().await);
+        drop(pace.slot().await);
+        // The third waits for the first answer to be a second old.
+        drop(pace.slot().await);
+        assert!(start.elapsed() >= Duration::from_secs(1));
+        assert!(start.elapsed() < Duration::from_millis(1500));
     }
 }

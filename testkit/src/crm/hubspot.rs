@@ -1,1 +1,529 @@
-//! Fake hubspot (in progress).
+//! Fake HubSpot: the CRM API endpoints the HubSpot connector reads, behind a private app's
+//! bearer token, with bodies shaped as HubSpot documents them:
+//!
+//! - `GET /crm/v3/objects/deals/{dealId}?properties=…` (CRM API | Deals, "Retrieve a deal");
+//! - `GET /crm/v4/objects/deals/{dealId}/associations/{toObjectType}?limit=&after=` (Associations
+//!   v4, "List associations of an object by type": `toObjectId`, `associationTypes` with
+//!   `category`, `typeId` and `label`, `paging.next.after`);
+//! - `GET /crm/v3/owners/{ownerId}` (CRM API | Owners, "Retrieve an owner");
+//! - `POST /crm/v3/objects/{objectType}/batch/read` (CRM objects, "Retrieve a batch of objects":
+//!   at most 100 inputs; `207` with `errors` when some ids are unknown).
+//!
+//! A [`SampleDeal`] becomes HubSpot records: a deal whose properties hold the name, amount,
+//! currency, owner id, close date and the notes property ([`NOTES_PROPERTY`]); an owner; a primary
+//! company; contacts whose `role` is a `USER_DEFINED` association label (no role: only the
+//! unlabeled `HUBSPOT_DEFINED` type); line items, notes, emails, calls, meetings and tasks with
+//! numeric ids, associated with the deal.
+//!
+//! Besides the shared faults ([`FakeServer`]), the fake refuses any bearer token but the one it
+//! holds (`401`, HubSpot's `INVALID_AUTHENTICATION` body; [`FakeHubSpot::set_token`] rotates
+//! it), serves small pages on demand ([`FakeHubSpot::set_page_size`]), and enforces the app's
+//! rolling limit that its `X-HubSpot-RateLimit-*` headers announce ([`FakeHubSpot::app_limit`];
+//! HubSpot's 100 requests per 10 s by default).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use super::{FakeServer, SampleDeal, page};
+
+/// The private app token the fake accepts until [`FakeHubSpot::set_token`] changes it.
+pub const TOKEN: &str = "pat-na1-5f0c2b1e-7d4a-4c3e-9b8f-1a2b3c4d5e6f";
+/// The deal property that holds a sample deal's `notes_field`: set the connector's
+/// `notes_property` to it.
+pub const NOTES_PROPERTY: &str = "firstcall_notes";
+/// HubSpot's page of associations when the request asks for none (and its largest).
+const DEFAULT_LIMIT: usize = 500;
+/// The most inputs one batch read takes.
+const BATCH_MAX: usize = 100;
+
+/// A running fake HubSpot.
+pub struct FakeHubSpot {
+    pub server: FakeServer,
+    state: Arc<State>,
+}
+
+struct State {
+    token: Mutex<String>,
+    /// The largest page of associations served (0: as the request asks).
+    page_size: AtomicUsize,
+    store: Mutex<Store>,
+    /// Every `paging.next.after` handed out, in order.
+    cursors: Mutex<Vec<String>>,
+    limit: Mutex<AppLimit>,
+}
+
+/// The app's rolling limit (`X-HubSpot-RateLimit-Max` per `…-Interval-Milliseconds`).
+struct AppLimit {
+    max: usize,
+    interval: Duration,
+    window: VecDeque<Instant>,
+    today: usize,
+}
+
+#[derive(Default)]
+struct Store {
+    deals: HashMap<String, Record>,
+    owners: HashMap<String, Value>,
+    /// Records by object type (`contacts`, `line_items`, `notes`, …), then id.
+    objects: HashMap<&'static str, HashMap<String, Record>>,
+    /// A deal's associations by object type, in id order as HubSpot lists them.
+    links: HashMap<(String, &'static str), Vec<Link>>,
+    /// Association labels and their `USER_DEFINED` type ids.
+    labels: HashMap<String, u32>,
+    next_id: u64,
+}
+
+struct Record {
+    properties: BTreeMap<String, String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+struct Link {
+    to: String,
+    types: Vec<Value>,
+}
+
+/// HubSpot's association type ids from a deal (Associations v4, "Association type ID values").
+mod type_id {
+    pub const CONTACT: u32 = 3;
+    pub const PRIMARY_COMPANY: u32 = 5;
+    pub const LINE_ITEM: u32 = 19;
+    pub const CALL: u32 = 205;
+    pub const EMAIL: u32 = 209;
+    pub const MEETING: u32 = 211;
+    pub const NOTE: u32 = 213;
+    pub const TASK: u32 = 215;
+    pub const COMPANY: u32 = 341;
+}
+
+impl FakeHubSpot {
+    pub async fn start() -> FakeHubSpot {
+        let state = Arc::new(State {
+            token: Mutex::new(TOKEN.to_string()),
+            page_size: AtomicUsize::new(0),
+            store: Mutex::new(Store { next_id: 41_000_000_001, ..Store::default() }),
+            cursors: Mutex::default(),
+            limit: Mutex::new(AppLimit { max: 100, interval: Duration::from_secs(10), window: VecDeque::new(), today: 0 }),
+        });
+        let data = web::Data::from(state.clone());
+        let server = FakeServer::start(move |cfg: &mut web::ServiceConfig| {
+            cfg.app_data(data.clone())
+                .route("/crm/v3/objects/deals/{dealId}", web::get().to(get_deal))
+                .route("/crm/v4/objects/deals/{dealId}/associations/{toObjectType}", web::get().to(list_associations))
+                .route("/crm/v3/owners/{ownerId}", web::get().to(get_owner))
+                .route("/crm/v3/objects/{objectType}/batch/read", web::post().to(batch_read));
+        })
+        .await;
+        FakeHubSpot { server, state }
+    }
+
+    /// Serves deal `id` (numeric) as `deal` states it.
+    pub fn put_deal(&self, id: &str, deal: &SampleDeal) {
+        let mut s = self.state.store.lock().unwrap();
+        let s = &mut *s;
+        let stamp = |at: DateTime<Utc>| at.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let created = deal.won_at - chrono::TimeDelta::days(60);
+        let mut props = BTreeMap::from([
+            ("dealname".to_string(), deal.name.clone()),
+            ("amount".to_string(), deal.amount.clone()),
+            ("deal_currency_code".to_string(), deal.currency.clone()),
+            ("closedate".to_string(), stamp(deal.won_at)),
+            ("dealstage".to_string(), "closedwon".to_string()),
+            ("pipeline".to_string(), "default".to_string()),
+        ]);
+        if let Some(owner) = &deal.owner {
+            props.insert("hubspot_owner_id".into(), owner.id.clone());
+            s.owners.insert(
+                owner.id.clone(),
+                json!({
+                    "id": owner.id,
+                    "email": owner.email,
+                    "type": "PERSON",
+                    "firstName": owner.first_name,
+                    "lastName": owner.last_name,
+                    "userId": 9_586_504,
+                    "userIdIncludingInactive": 9_586_504,
+                    "createdAt": stamp(created),
+                    "updatedAt": stamp(created),
+                    "archived": false,
+                    "teams": [],
+                }),
+            );
+        }
+        if let Some(notes) = &deal.notes_field {
+            props.insert(NOTES_PROPERTY.into(), notes.clone());
+        }
+        s.deals.insert(id.to_string(), Record::new(props, created, deal.won_at));
+        let deal_id = id.to_string();
+        for kind in ["companies", "contacts", "line_items", "notes", "emails", "calls", "meetings", "tasks", "quotes"] {
+            s.links.insert((deal_id.clone(), kind), Vec::new());
+        }
+
+        let company = s.add("companies", None, [("name", deal.account.clone())], created);
+        s.link(
+            &deal_id,
+            "companies",
+            company,
+            vec![unlabeled(type_id::PRIMARY_COMPANY, Some("Primary")), unlabeled(type_id::COMPANY, None)],
+        );
+
+        for c in &deal.contacts {
+            let mut props = vec![("firstname", c.first_name.clone()), ("lastname", c.last_name.clone())];
+            props.extend(c.email.clone().map(|e| ("email", e)));
+            props.extend(c.title.clone().map(|t| ("jobtitle", t)));
+            let contact = s.add("contacts", Some(&c.id), props, created);
+            let mut types = vec![unlabeled(type_id::CONTACT, None)];
+            if let Some(role) = &c.role {
+                types.push(json!({"category": "USER_DEFINED", "typeId": s.label(role), "label": role}));
+            }
+            s.link(&deal_id, "contacts", contact, types);
+        }
+
+        for item in &deal.line_items {
+            let props = [
+                ("name", item.name.clone()),
+                ("hs_sku", item.sku.clone()),
+                ("quantity", item.quantity.to_string()),
+                ("price", item.price.clone()),
+                ("hs_line_item_currency_code", deal.currency.clone()),
+            ];
+            let line_item = s.add("line_items", None, props, created);
+            s.link(&deal_id, "line_items", line_item, vec![unlabeled(type_id::LINE_ITEM, None)]);
+        }
+
+        for note in &deal.notes {
+            let id = s.add("notes", None, [("hs_note_body", note.body.clone()), ("hs_timestamp", stamp(note.at))], note.at);
+            s.link(&deal_id, "notes", id, vec![unlabeled(type_id::NOTE, None)]);
+        }
+
+        for a in &deal.activities {
+            let body = a.body.clone().unwrap_or_default();
+            let (object, type_id, props) = match a.kind {
+                "email" => (
+                    "emails",
+                    type_id::EMAIL,
+                    [("hs_email_subject", a.subject.clone()), ("hs_email_text", body), ("hs_email_direction", "EMAIL".into())],
+                ),
+                "call" => (
+                    "calls",
+                    type_id::CALL,
+                    [("hs_call_title", a.subject.clone()), ("hs_call_body", body), ("hs_call_status", "COMPLETED".into())],
+                ),
+                "meeting" => (
+                    "meetings",
+                    type_id::MEETING,
+                    [("hs_meeting_title", a.subject.clone()), ("hs_meeting_body", body), ("hs_meeting_outcome", "COMPLETED".into())],
+                ),
+                "task" => (
+                    "tasks",
+                    type_id::TASK,
+                    [("hs_task_subject", a.subject.clone()), ("hs_task_body", body), ("hs_task_status", "COMPLETED".into())],
+                ),
+                other => panic!("a sample activity of kind '{other}' has no HubSpot object"),
+            };
+            let mut props = props.to_vec();
+            props.push(("hs_timestamp", stamp(a.at)));
+            let id = s.add(object, None, props, a.at);
+            s.link(&deal_id, object, id, vec![unlabeled(type_id, None)]);
+        }
+    }
+
+    /// The private app token the fake accepts from now on (the connector's becomes refused).
+    pub fn set_token(&self, token: &str) {
+        *self.state.token.lock().unwrap() = token.to_string();
+    }
+
+    /// Serves at most `n` associations a page, whatever the request's `limit` (0: as asked).
+    pub fn set_page_size(&self, n: usize) {
+        self.state.page_size.store(n, Ordering::SeqCst);
+    }
+
+    /// The app's limit: `max` requests per `interval_ms`, announced in every answer's
+    /// `X-HubSpot-RateLimit-*` headers and enforced with `429` beyond it.
+    pub fn app_limit(&self, max: usize, interval_ms: u64) {
+        let mut l = self.state.limit.lock().unwrap();
+        l.max = max.max(1);
+        l.interval = Duration::from_millis(interval_ms.max(1));
+        l.window.clear();
+    }
+
+    /// Every `paging.next.after` cursor handed out so far, in order.
+    pub fn issued_cursors(&self) -> Vec<String> {
+        self.state.cursors.lock().unwrap().clone()
+    }
+}
+
+impl Record {
+    fn new(properties: BTreeMap<String, String>, created_at: DateTime<Utc>, updated_at: DateTime<Utc>) -> Record {
+        Record { properties, created_at, updated_at }
+    }
+
+    /// The record as the object APIs return it: the requested properties (`null` when unset),
+    /// and those HubSpot always adds.
+    fn json(&self, id: &str, requested: &[String]) -> Value {
+        let stamp = |at: DateTime<Utc>| at.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let mut props = serde_json::Map::new();
+        for name in requested {
+            props.insert(name.clone(), self.properties.get(name).map_or(Value::Null, |v| Value::String(v.clone())));
+        }
+        props.insert("hs_object_id".into(), json!(id));
+        props.insert("createdate".into(), json!(stamp(self.created_at)));
+        props.insert("hs_lastmodifieddate".into(), json!(stamp(self.updated_at)));
+        json!({
+            "id": id,
+            "properties": props,
+            "createdAt": stamp(self.created_at),
+            "updatedAt": stamp(self.updated_at),
+            "archived": false,
+        })
+    }
+}
+
+impl Store {
+    /// Stores a record of `object` under `id` (a new numeric id when absent or not numeric).
+    fn add<'a>(
+        &mut self,
+        object: &'static str,
+        id: Option<&str>,
+        props: impl IntoIterator<Item = (&'a str, String)>,
+        at: DateTime<Utc>,
+    ) -> String {
+        let id = match id.filter(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit())) {
+            Some(id) => id.to_string(),
+            None => {
+                self.next_id += 1;
+                self.next_id.to_string()
+            }
+        };
+        let props = props.into_iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.to_string(), v)).collect();
+        self.objects.entry(object).or_default().insert(id.clone(), Record::new(props, at, at));
+        id
+    }
+
+    fn link(&mut self, deal: &str, object: &'static str, to: String, types: Vec<Value>) {
+        let links = self.links.entry((deal.to_string(), object)).or_default();
+        links.retain(|l| l.to != to);
+        links.push(Link { to, types });
+        links.sort_by_key(|l| l.to.parse::<u64>().unwrap_or(u64::MAX));
+    }
+
+    /// The `USER_DEFINED` association type of a label (HubSpot numbers them per portal).
+    fn label(&mut self, label: &str) -> u32 {
+        let next = 23 + 2 * self.labels.len() as u32;
+        *self.labels.entry(label.to_string()).or_insert(next)
+    }
+}
+
+fn unlabeled(type_id: u32, label: Option<&str>) -> Value {
+    json!({"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": label})
+}
+
+/// HubSpot's error body (API usage guidelines, "Error responses").
+fn error(category: &str, message: &str) -> Value {
+    json!({"status": "error", "message": message, "correlationId": uuid::Uuid::new_v4().to_string(), "category": category})
+}
+
+/// HubSpot's `404` for an id it does not have (`OBJECT_NOT_FOUND`).
+fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(error("OBJECT_NOT_FOUND", "resource not found"))
+}
+
+/// The query's pairs, keeping repeated keys (`properties=a&properties=b`).
+fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
+    web::Query::<Vec<(String, String)>>::from_query(req.query_string()).map(|q| q.into_inner()).unwrap_or_default()
+}
+
+impl State {
+    /// Checks the bearer token and the app's rolling limit; `Err` is the answer to give instead
+    /// of the route's. `Ok` carries the limit headers for the answer.
+    fn admit(&self, req: &HttpRequest) -> Result<Vec<(&'static str, String)>, Box<HttpResponse>> {
+        let expected = format!("Bearer {}", self.token.lock().unwrap());
+        if req.headers().get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+            // CRM API, "Authentication": a missing, revoked or rotated private app token.
+            return Err(Box::new(HttpResponse::Unauthorized().json(error(
+                "INVALID_AUTHENTICATION",
+                "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at \
+                 https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+            ))));
+        }
+        let mut l = self.limit.lock().unwrap();
+        let now = Instant::now();
+        let interval = l.interval;
+        while l.window.front().is_some_and(|t| now.duration_since(*t) >= interval) {
+            l.window.pop_front();
+        }
+        if l.window.len() >= l.max {
+            // API usage guidelines, "Rate limits": the 429 body, naming the policy that was hit.
+            return Err(Box::new(HttpResponse::TooManyRequests().json(json!({
+                "status": "error",
+                "message": "You have reached your ten_secondly_rolling limit.",
+                "errorType": "RATE_LIMIT",
+                "correlationId": uuid::Uuid::new_v4().to_string(),
+                "policyName": "TEN_SECONDLY_ROLLING",
+            }))));
+        }
+        l.window.push_back(now);
+        l.today += 1;
+        // API usage guidelines, "Rate limit headers" (private apps also get the daily ones).
+        Ok(vec![
+            ("x-hubspot-ratelimit-daily", "250000".into()),
+            ("x-hubspot-ratelimit-daily-remaining", 250_000usize.saturating_sub(l.today).to_string()),
+            ("x-hubspot-ratelimit-interval-milliseconds", l.interval.as_millis().to_string()),
+            ("x-hubspot-ratelimit-max", l.max.to_string()),
+            ("x-hubspot-ratelimit-remaining", l.max.saturating_sub(l.window.len()).to_string()),
+        ])
+    }
+}
+
+/// An answer with the limit headers.
+fn with_headers(mut resp: HttpResponse, headers: Vec<(&'static str, String)>) -> HttpResponse {
+    use actix_web::http::header::{HeaderName, HeaderValue};
+    for (name, value) in headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(HeaderName::from_static(name), v);
+        }
+    }
+    resp
+}
+
+/// `GET /crm/v3/objects/deals/{dealId}`: CRM API | Deals, "Retrieve a deal" (`properties` as a
+/// comma-separated list or repeated).
+async fn get_deal(req: HttpRequest, state: web::Data<State>, path: web::Path<String>) -> HttpResponse {
+    let headers = match state.admit(&req) {
+        Ok(h) => h,
+        Err(resp) => return *resp,
+    };
+    let requested: Vec<String> = query_pairs(&req)
+        .into_iter()
+        .filter(|(k, _)| k == "properties")
+        .flat_map(|(_, v)| v.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect::<Vec<_>>())
+        .collect();
+    let store = state.store.lock().unwrap();
+    let resp = match store.deals.get(path.as_str()) {
+        Some(deal) => HttpResponse::Ok().json(deal.json(&path, &requested)),
+        None => not_found(),
+    };
+    with_headers(resp, headers)
+}
+
+/// `GET /crm/v4/objects/deals/{dealId}/associations/{toObjectType}`: Associations v4, "List
+/// associations of an object by type" (`limit` up to 500, cursor `after`; `paging` only when
+/// more pages follow).
+async fn list_associations(req: HttpRequest, state: web::Data<State>, path: web::Path<(String, String)>) -> HttpResponse {
+    let headers = match state.admit(&req) {
+        Ok(h) => h,
+        Err(resp) => return *resp,
+    };
+    let (deal, to_type) = path.into_inner();
+    let query = query_pairs(&req);
+    let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let mut limit = get("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(DEFAULT_LIMIT).clamp(1, DEFAULT_LIMIT);
+    let page_size = state.page_size.load(Ordering::SeqCst);
+    if page_size > 0 {
+        limit = limit.min(page_size);
+    }
+    let start = match get("after") {
+        None => 0,
+        Some(after) => match decode_cursor(&after) {
+            Some(start) => start,
+            None => return with_headers(HttpResponse::BadRequest().json(error("VALIDATION_ERROR", "Invalid paging cursor")), headers),
+        },
+    };
+    let store = state.store.lock().unwrap();
+    let links: &[Link] = store.links.iter().find(|((d, t), _)| *d == deal && *t == to_type).map_or(&[], |(_, l)| l.as_slice());
+    let (items, next) = page(&links.iter().map(|l| (l.to.clone(), l.types.clone())).collect::<Vec<_>>(), start, limit);
+    let results: Vec<Value> = items
+        .into_iter()
+        .map(|(to, types)| json!({"toObjectId": to.parse::<u64>().map_or(json!(to), |n| json!(n)), "associationTypes": types}))
+        .collect();
+    let mut body = json!({ "results": results });
+    if let Some(next) = next {
+        let after = BASE64.encode(next.to_string());
+        state.cursors.lock().unwrap().push(after.clone());
+        let host = req.connection_info().host().to_string();
+        let link = format!("http://{host}/crm/v4/objects/deals/{deal}/associations/{to_type}?limit={limit}&after={after}");
+        body["paging"] = json!({"next": {"after": after, "link": link}});
+    }
+    with_headers(HttpResponse::Ok().json(body), headers)
+}
+
+fn decode_cursor(after: &str) -> Option<usize> {
+    String::from_utf8(BASE64.decode(after).ok()?).ok()?.parse().ok()
+}
+
+/// `GET /crm/v3/owners/{ownerId}`: CRM API | Owners, "Retrieve an owner".
+async fn get_owner(req: HttpRequest, state: web::Data<State>, path: web::Path<String>) -> HttpResponse {
+    let headers = match state.admit(&req) {
+        Ok(h) => h,
+        Err(resp) => return *resp,
+    };
+    let store = state.store.lock().unwrap();
+    let resp = match store.owners.get(path.as_str()) {
+        Some(owner) => HttpResponse::Ok().json(owner),
+        None => not_found(),
+    };
+    with_headers(resp, headers)
+}
+
+/// `POST /crm/v3/objects/{objectType}/batch/read`: CRM objects, "Retrieve a batch of objects"
+/// (`{"properties": [...], "inputs": [{"id": ...}]}`, at most 100 inputs; `207 Multi-Status`
+/// with `errors` and `numErrors` when some ids are unknown).
+async fn batch_read(req: HttpRequest, state: web::Data<State>, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
+    let headers = match state.admit(&req) {
+        Ok(h) => h,
+        Err(resp) => return *resp,
+    };
+    let invalid = |message: &str| with_headers(HttpResponse::BadRequest().json(error("VALIDATION_ERROR", message)), headers.clone());
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return invalid("Invalid input JSON on line 1");
+    };
+    let properties: Vec<String> =
+        body["properties"].as_array().map(|a| a.iter().filter_map(|p| p.as_str().map(String::from)).collect()).unwrap_or_default();
+    let Some(inputs) = body["inputs"].as_array() else {
+        return invalid("Some required fields were not set: [inputs]");
+    };
+    if inputs.len() > BATCH_MAX {
+        return invalid(&format!("Too many inputs: {}. The maximum is {BATCH_MAX}.", inputs.len()));
+    }
+    let store = state.store.lock().unwrap();
+    let Some(records) = ["companies", "contacts", "line_items", "notes", "emails", "calls", "meetings", "tasks", "quotes"]
+        .iter()
+        .find(|t| **t == path.as_str())
+        .map(|t| store.objects.get(t))
+    else {
+        return invalid(&format!("Unable to infer object type from: {}", path.as_str()));
+    };
+    let mut results = Vec::new();
+    let mut missing = Vec::new();
+    for id in inputs.iter().filter_map(|i| i["id"].as_str()) {
+        match records.and_then(|r| r.get(id)) {
+            Some(r) => results.push(r.json(id, &properties)),
+            None => missing.push(id.to_string()),
+        }
+    }
+    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    let mut answer = json!({"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now});
+    let resp = if missing.is_empty() {
+        HttpResponse::Ok().json(answer)
+    } else {
+        let object = path.trim_end_matches('s').to_uppercase();
+        answer["numErrors"] = json!(1);
+        answer["errors"] = json!([{
+            "status": "error",
+            "category": "OBJECT_NOT_FOUND",
+            "message": format!("Could not get some {object} objects, they may be deleted or not exist. Check that ids are valid."),
+            "context": {"ids": missing},
+        }]);
+        HttpResponse::build(actix_web::http::StatusCode::MULTI_STATUS).json(answer)
+    };
+    with_headers(resp, headers)
+}
