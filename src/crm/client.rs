@@ -1,5 +1,6 @@
 //! The HTTP side every connector shares: one client per connector with its base URL, one token
-//! bucket per connector (every request of the process to that CRM takes a token first), and one
+//! bucket per connector (every request of the process to that CRM takes a token first), a
+//! one-second window that keeps any second, as the CRM counts it, at the configured rate, and one
 //! reading of the answer:
 //! - `429` with `Retry-After` (seconds or an HTTP date) pauses the whole connector until then;
 //!   a pause up to `crm.max_rate_wait_secs` is waited out and the request sent again, a longer
@@ -12,13 +13,14 @@
 //!   [`CrmError::Unavailable`], retried with backoff by the engine.
 
 use std::num::NonZeroU32;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Why a request to a CRM did not give what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +64,9 @@ pub struct Http {
     client: reqwest::Client,
     base_url: String,
     bucket: DefaultDirectRateLimiter,
+    /// `requests_per_second` places; a request holds one from before it is sent until a second
+    /// after its answer (see [`Http::send`]).
+    window: Arc<Semaphore>,
     paused_until: Mutex<Option<Instant>>,
     max_rate_wait: Duration,
     pub counters: Counters,
@@ -100,13 +105,16 @@ impl Http {
             .build()
             .map_err(|e| format!("{name}: cannot build an HTTP client: {e}"))?;
         let rps = NonZeroU32::new(requests_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
-        // A burst of at most one second's worth: never more than the configured rate in any second.
+        // The bucket spreads requests over the second; a burst can still put up to twice the rate
+        // in one sliding second, which the window below prevents.
         let bucket = RateLimiter::direct(Quota::per_second(rps).allow_burst(rps));
+        let window = Arc::new(Semaphore::new(rps.get() as usize));
         Ok(Http {
             name,
             client,
             base_url: base_url.trim_end_matches('/').to_string(),
             bucket,
+            window,
             paused_until: Mutex::new(None),
             max_rate_wait,
             counters: Counters::default(),
@@ -144,11 +152,18 @@ impl Http {
         p.and_then(|until| until.checked_duration_since(Instant::now())).filter(|d| !d.is_zero())
     }
 
-    /// Sends the request `build` makes (called again for each try), after the connector's pause
-    /// and a token of its bucket; returns the answer when it is a success (2xx).
+    /// Sends the request `build` makes (called again for each try), after a place in the window,
+    /// the connector's pause and a token of its bucket; returns the answer when it is a success
+    /// (2xx).
+    ///
+    /// The place is held until a second after the answer: the CRM received the request before
+    /// the answer came, and the next request on that place is sent after that second, so two
+    /// requests on one place reach the CRM more than a second apart whatever the network's
+    /// delays, and no second as the CRM counts it holds more than `requests_per_second`.
     pub async fn send(&self, build: impl Fn(&reqwest::Client) -> RequestBuilder) -> Result<Response, CrmError> {
         let mut waited = Duration::ZERO;
         loop {
+            let place = self.window.clone().acquire_owned().await.expect("the window is never closed");
             if let Some(left) = self.pause_left() {
                 if waited + left > self.max_rate_wait {
                     return Err(CrmError::RateLimited { retry_after: left });
@@ -158,7 +173,9 @@ impl Http {
             }
             self.bucket.until_ready().await;
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
-            let resp = match build(&self.client).send().await {
+            let sent = build(&self.client).send().await;
+            hold_for_a_second(place);
+            let resp = match sent {
                 Ok(r) => r,
                 Err(e) => {
                     self.counters.failures.fetch_add(1, Ordering::Relaxed);
@@ -215,6 +232,14 @@ impl Http {
             self.pause_for(Duration::from_secs_f64(secs.clamp(0.0, 86_400.0)));
         }
     }
+}
+
+/// Gives a window's place back a second from now.
+fn hold_for_a_second(place: OwnedSemaphorePermit) {
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(place);
+    });
 }
 
 /// `Retry-After` as seconds or an HTTP date.
