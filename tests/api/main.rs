@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod crm_pipedrive;
 mod foundation;
 mod intake;
 mod listing;
