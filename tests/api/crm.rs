@@ -7,16 +7,13 @@ use serde_json::{Value, json};
 use testkit::crm::SampleDeal;
 use testkit::crm::hubspot::FakeHubSpot;
 use testkit::crm::pipedrive::FakePipedrive;
-use testkit::crm::salesforce::FakeSalesforce;
 
 use crate::helpers::*;
 
 /// The HubSpot deal of the `closed_won_batch.json` fixture.
 const HUBSPOT_DEAL: &str = "1246965";
 /// The Pipedrive deal of `deal_won_v2.json`.
-const PIPEDRIVE_DEAL: &str = "746";
-/// The Salesforce opportunity of `closed_won.xml`.
-const SALESFORCE_DEAL: &str = "0065e00000Bq3ZtAAJ";
+const PIPEDRIVE_DEAL: u64 = 746;
 
 fn sample() -> SampleDeal {
     SampleDeal::acme(monday_morning() - TimeDelta::days(1))
@@ -30,7 +27,7 @@ async fn hubspot(deal: &SampleDeal) -> (TestApp, FakeHubSpot) {
     let fake = FakeHubSpot::start().await;
     fake.put_deal(HUBSPOT_DEAL, deal);
     let app = app_with(vec![
-        ("crm.hubspot.token", json!(FakeHubSpot::TOKEN)),
+        ("crm.hubspot.token", json!(testkit::crm::hubspot::TOKEN)),
         ("crm.hubspot.base_url", json!(fake.server.base_url)),
         ("crm.hubspot.requests_per_second", json!(50)),
     ])
@@ -130,7 +127,7 @@ async fn when_the_crm_is_down_the_recap_goes_on_time_and_the_crms_story_follows_
 async fn a_deal_the_crm_does_not_have_is_recorded_and_the_recap_goes_at_once() {
     let fake = FakeHubSpot::start().await;
     let app = app_with(vec![
-        ("crm.hubspot.token", json!(FakeHubSpot::TOKEN)),
+        ("crm.hubspot.token", json!(testkit::crm::hubspot::TOKEN)),
         ("crm.hubspot.base_url", json!(fake.server.base_url)),
     ])
     .await;
@@ -165,7 +162,7 @@ async fn a_pipedrive_deal_won_reaches_its_owner_with_the_crms_story_in_the_recap
     let fake = FakePipedrive::start().await;
     fake.put_deal(PIPEDRIVE_DEAL, &sample());
     let app = app_with(vec![
-        ("crm.pipedrive.api_token", json!(FakePipedrive::TOKEN)),
+        ("crm.pipedrive.api_token", json!(testkit::crm::pipedrive::TOKEN)),
         ("crm.pipedrive.base_url", json!(fake.server.base_url)),
         ("crm.pipedrive.requests_per_second", json!(50)),
     ])
@@ -178,26 +175,5 @@ async fn a_pipedrive_deal_won_reaches_its_owner_with_the_crms_story_in_the_recap
     assert_eq!(mails[0].to[0].address, "ana@seller.example");
     assert_recap_of_the_sample_deal(&mails[0].text.clone().unwrap());
     assert_eq!(fake.server.throttled(), 0);
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn a_salesforce_opportunity_won_reaches_its_owner_with_the_crms_story_in_the_recap() {
-    let fake = FakeSalesforce::start().await;
-    fake.put_deal(SALESFORCE_DEAL, &sample());
-    let app = app_with(vec![
-        ("crm.salesforce.client_id", json!(FakeSalesforce::CLIENT_ID)),
-        ("crm.salesforce.client_secret", json!(FakeSalesforce::CLIENT_SECRET)),
-        ("crm.salesforce.base_url", json!(fake.server.base_url)),
-        ("crm.salesforce.requests_per_second", json!(50)),
-    ])
-    .await;
-    assert_eq!(app.post_salesforce(&fixture("salesforce/closed_won.xml")).await.status(), 200);
-    app.settle().await;
-    let mails = app.mails();
-    assert_eq!(mails.len(), 1);
-    // The outbound message names the owner's email itself: the order's word on the rep wins.
-    assert_eq!(mails[0].to[0].address, "ana.silva@example.com");
-    assert_recap_of_the_sample_deal(&mails[0].text.clone().unwrap());
     app.stop().await;
 }

@@ -3,7 +3,9 @@
 
 mod helpers;
 
+mod crm;
 mod crm_hubspot;
+mod crm_pipedrive;
 mod foundation;
 mod intake;
 mod listing;

@@ -1,0 +1,245 @@
+//! The Pipedrive connector against a fake Pipedrive: a won deal read into the recap's proposal
+//! as a rep would see it, every page followed, the CRM's rate limits respected, and each way
+//! Pipedrive can refuse turned into the error the engine acts on.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use firstcall::config::CrmSettings;
+use firstcall::config::crm::{Credential, PipedriveConnector, RoleMap};
+use firstcall::crm::pipedrive::Pipedrive;
+use firstcall::crm::{Connector, CrmError};
+use firstcall::domain::Source;
+use firstcall::proposals::model::{ActivityKind, ContactRole, Proposal};
+use testkit::crm::SampleDeal;
+use testkit::crm::pipedrive::{FakePipedrive, NOTES_FIELD_KEY, TOKEN};
+
+const DEAL: u64 = 42;
+
+fn won_at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 20, 15, 0, 0).unwrap()
+}
+
+/// A fake serving the sample deal as deal 42.
+async fn fake_with_sample() -> FakePipedrive {
+    let fake = FakePipedrive::start().await;
+    fake.put_deal(DEAL, &SampleDeal::acme(won_at()));
+    fake
+}
+
+/// `[crm]` with Pipedrive pointed at the fake, at `rps` requests per second.
+fn settings(fake: &FakePipedrive, token: &str, rps: u32) -> CrmSettings {
+    CrmSettings {
+        pipedrive: PipedriveConnector {
+            base_url: Some(fake.server.base_url.clone()),
+            api_token: Some(Credential(token.into())),
+            requests_per_second: rps,
+            notes_field: Some(NOTES_FIELD_KEY.into()),
+        },
+        ..CrmSettings::default()
+    }
+}
+
+fn connector(fake: &FakePipedrive, rps: u32) -> Pipedrive {
+    let s = settings(fake, TOKEN, rps);
+    Pipedrive::new(&s.pipedrive, &s).unwrap()
+}
+
+async fn proposal(c: &Pipedrive, deal: &str) -> Proposal {
+    c.fetch_deal(deal).await.unwrap().to_proposal(Source::Pipedrive, deal, &RoleMap::default())
+}
+
+#[tokio::test]
+async fn a_won_deal_reads_into_the_recap_a_rep_expects() {
+    let fake = fake_with_sample().await;
+    let c = connector(&fake, 50);
+    let p = proposal(&c, "42").await;
+
+    assert_eq!(p.account.name, "Acme Corp");
+    assert_eq!(p.rep_email.as_ref().map(|e| e.as_str()), Some("ana@seller.example"));
+    let contacts: Vec<_> = p.contacts.iter().map(|c| (c.name.as_str(), c.email.as_ref().map(|e| e.as_str()), c.role)).collect();
+    assert_eq!(
+        contacts,
+        [
+            ("Dana Whitfield", Some("dana@acme.example"), ContactRole::DecisionMaker),
+            ("Priya Raman", Some("priya@acme.example"), ContactRole::FunctionalDecisionMaker),
+            ("Sam Otieno", None, ContactRole::Other),
+        ]
+    );
+    let items: Vec<_> =
+        p.line_items.iter().map(|l| (l.name.as_str(), l.quantity, l.unit_price.minor, l.unit_price.currency.to_string())).collect();
+    assert_eq!(items, [("Pro seat (annual)", 120.0, 42_000, "USD".to_string()), ("SSO add-on", 1.0, 1_400_000, "USD".to_string())]);
+
+    // The buying process in time order: notes, the email, the call, the meeting.
+    let steps: Vec<_> = p.activities.iter().map(|a| (a.kind, a.summary.as_str())).collect();
+    assert_eq!(
+        steps,
+        [
+            (ActivityKind::Note, "Discovery with Dana and Priya."),
+            (ActivityKind::Email, "Pricing for 120 seats"),
+            (ActivityKind::Call, "Security review with Priya"),
+            (ActivityKind::Meeting, "Proposal walkthrough"),
+            (ActivityKind::Note, "Proposal review."),
+        ]
+    );
+    assert!(p.activities.windows(2).all(|w| w[0].at <= w[1].at));
+    assert_eq!(p.activities[0].at, won_at() - chrono::TimeDelta::days(30));
+
+    let reqs: Vec<_> = p.requirements.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(reqs, ["sso", "migrate"]);
+    let promised: Vec<_> = p.commitments.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(promised, ["sso"]);
+    assert_eq!(p.unreadable.len(), 1, "{:?}", p.unreadable);
+    assert_eq!(p.unreadable[0].line, "#promise migrate by end of March: Migration service");
+    assert!(!p.unreadable[0].reason.is_empty());
+    assert!(p.unreadable[0].stated_in.starts_with("Pipedrive note"), "{}", p.unreadable[0].stated_in);
+
+    // Eight requests, each with the token in its header and never in the URL.
+    let sent = fake.server.requests();
+    assert_eq!(sent.len(), 8, "{:#?}", sent.iter().map(|r| (&r.path, &r.query)).collect::<Vec<_>>());
+    assert!(sent.iter().all(|r| r.api_token.as_deref() == Some(TOKEN) && r.authorization.is_none()));
+    assert!(sent.iter().all(|r| !r.query.contains("api_token") && !r.query.contains(TOKEN) && !r.path.contains(TOKEN)));
+}
+
+#[tokio::test]
+async fn the_deal_field_adds_its_lines_after_every_note() {
+    let fake = FakePipedrive::start().await;
+    let mut deal = SampleDeal::acme(won_at());
+    deal.notes_field = Some("#need audit should: Audit log export\n#promise audit by 2027-02-01: Export to S3".into());
+    fake.put_deal(DEAL, &deal);
+    let p = proposal(&connector(&fake, 50), "42").await;
+    let reqs: Vec<_> = p.requirements.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(reqs, ["sso", "migrate", "audit"]);
+    assert_eq!(p.requirements[2].stated_in.as_deref(), Some("Pipedrive deal field"));
+    let promised: Vec<_> = p.commitments.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(promised, ["sso", "audit"]);
+}
+
+#[tokio::test]
+async fn every_page_is_read_following_pipedrive_s_cursors() {
+    let fake = fake_with_sample().await;
+    fake.set_page_size(1);
+    let c = connector(&fake, 100);
+    let deal = c.fetch_deal("42").await.unwrap();
+    assert_eq!(deal.contacts.len(), 3);
+    assert_eq!(deal.line_items.len(), 2);
+    assert_eq!(deal.activities.len(), 5, "two notes, an email, a call and a meeting");
+    let p = deal.to_proposal(Source::Pipedrive, "42", &RoleMap::default());
+    assert_eq!(p.requirements.len(), 2);
+    assert_eq!(p.line_items.len(), 2);
+
+    let queries = |path: &str| fake.server.requests_to(path).into_iter().map(|r| r.query).collect::<Vec<_>>();
+    // v1 lists: `start` moves to each `next_start`.
+    let participants = queries("/api/v1/deals/42/participants");
+    assert_eq!(participants.len(), 3);
+    for (n, q) in participants.iter().enumerate() {
+        assert!(q.contains(&format!("start={n}&")) || q.ends_with(&format!("start={n}")), "{q}");
+    }
+    let notes = queries("/api/v1/notes");
+    assert_eq!(notes.len(), 2);
+    assert!(notes.iter().all(|q| q.contains("deal_id=42")));
+    assert!(notes[1].contains("start=1"), "{}", notes[1]);
+    // v2 lists: each next page asks for the `next_cursor` the last one gave.
+    for (path, pages) in [("/api/v2/deals/42/products", 2), ("/api/v2/activities", 3), ("/api/v2/persons", 3)] {
+        let qs = queries(path);
+        assert_eq!(qs.len(), pages, "{path}: {qs:?}");
+        assert!(!qs[0].contains("cursor="), "{path}: {}", qs[0]);
+        for (n, q) in qs.iter().enumerate().skip(1) {
+            assert!(q.contains(&format!("cursor={}", FakePipedrive::cursor_at(n))), "{path}: {q}");
+        }
+    }
+    // The persons are asked for by id, together.
+    assert!(queries("/api/v2/persons").iter().all(|q| q.contains("ids=701%2C702%2C703")));
+}
+
+#[tokio::test]
+async fn a_429_storm_pauses_the_connector_until_pipedrive_allows_it() {
+    let fake = fake_with_sample().await;
+    fake.server.limit(2, 1);
+    let c = connector(&fake, 20);
+    let p = proposal(&c, "42").await;
+    assert_eq!(p.line_items.len(), 2);
+    assert_eq!(p.contacts.len(), 3);
+
+    let sent = fake.server.requests();
+    assert!(fake.server.throttled() >= 1, "the fake never throttled");
+    for (n, r) in sent.iter().enumerate().filter(|(_, r)| r.status == 429) {
+        if let Some(next) = sent.get(n + 1) {
+            let gap = next.at.duration_since(r.at);
+            assert!(gap >= Duration::from_secs(1), "a request {gap:?} after a 429 with Retry-After: 1");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_connector_at_pipedrive_s_limit_is_never_throttled() {
+    let fake = fake_with_sample().await;
+    fake.server.limit(2, 1);
+    let c = connector(&fake, 2);
+    proposal(&c, "42").await;
+    assert_eq!(fake.server.throttled(), 0);
+}
+
+#[tokio::test]
+async fn pipedrive_s_limit_headers_pause_the_connector_before_a_429() {
+    let fake = fake_with_sample().await;
+    fake.set_window_limit(4);
+    let c = connector(&fake, 100);
+    let started = Instant::now();
+    let p = proposal(&c, "42").await;
+    assert_eq!(p.contacts.len(), 3);
+    // Eight requests at four per 2-second window: the connector waited out one window.
+    assert!(started.elapsed() >= Duration::from_millis(1900), "{:?}", started.elapsed());
+    let times: Vec<Instant> = fake.server.requests().iter().map(|r| r.at).collect();
+    for (n, t) in times.iter().enumerate() {
+        let within = times[n..].iter().take_while(|u| u.duration_since(*t) < Duration::from_secs(2)).count();
+        assert!(within <= 4, "{within} requests within 2 s");
+    }
+}
+
+#[tokio::test]
+async fn a_server_error_is_unavailable_for_the_engine_to_retry() {
+    let fake = fake_with_sample().await;
+    fake.server.fail_next(1);
+    let err = connector(&fake, 50).fetch_deal("42").await.unwrap_err();
+    assert!(matches!(err, CrmError::Unavailable(_)), "{err:?}");
+    assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn a_deal_pipedrive_does_not_have_is_not_found() {
+    let fake = fake_with_sample().await;
+    let err = connector(&fake, 50).fetch_deal("4242").await.unwrap_err();
+    assert!(matches!(err, CrmError::NotFound(_)), "{err:?}");
+    assert!(!err.is_retryable());
+}
+
+#[tokio::test]
+async fn a_malformed_deal_id_is_not_found_without_asking_pipedrive() {
+    let fake = fake_with_sample().await;
+    let c = connector(&fake, 50);
+    for bad in ["", "abc", "42/../../users/1", "42?limit=1", "-42", "4.2", "99999999999999999999"] {
+        let err = c.fetch_deal(bad).await.unwrap_err();
+        assert!(matches!(err, CrmError::NotFound(_)), "{bad:?}: {err:?}");
+    }
+    assert!(fake.server.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_token_is_unauthorized_and_never_shown() {
+    let fake = fake_with_sample().await;
+    // A token Pipedrive never issued.
+    let s = settings(&fake, "not-a-pipedrive-token", 50);
+    let err = Pipedrive::new(&s.pipedrive, &s).unwrap().fetch_deal("42").await.unwrap_err();
+    assert!(matches!(err, CrmError::Unauthorized(_)), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("not-a-pipedrive-token"));
+
+    // A good token the user has since regenerated.
+    let c = connector(&fake, 50);
+    c.fetch_deal("42").await.unwrap();
+    fake.set_token("a-regenerated-token");
+    let err = c.fetch_deal("42").await.unwrap_err();
+    assert!(matches!(err, CrmError::Unauthorized(_)), "{err:?}");
+    assert!(err.to_string().contains("unauthorized access"), "{err}");
+    assert!(!format!("{err} {err:?}").contains(TOKEN));
+}
