@@ -210,6 +210,7 @@ impl HubSpot {
             deal_name: deal.prop("dealname"),
             account_name,
             owner_email,
+            owner_id: deal.prop("hubspot_owner_id"),
             currency: deal.prop("deal_currency_code"),
             contacts,
             line_items,

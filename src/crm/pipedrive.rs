@@ -197,6 +197,7 @@ impl Pipedrive {
             deal_name: deal.title.filter(|t| !t.trim().is_empty()),
             account_name,
             owner_email,
+            owner_id: deal.owner_id.map(|id| id.to_string()),
             currency: deal.currency.filter(|c| !c.trim().is_empty()),
             contacts,
             line_items,

@@ -2,7 +2,7 @@
 //! HubSpot, Pipedrive or Salesforce serving its documented endpoints) → the recap → the email,
 //! on the test database (PostgreSQL, or SQLite with `FIRSTCALL_TEST_DB=sqlite`).
 
-use chrono::{TimeDelta, Utc};
+use chrono::TimeDelta;
 use serde_json::{Value, json};
 use testkit::crm::SampleDeal;
 use testkit::crm::hubspot::FakeHubSpot;
@@ -36,9 +36,15 @@ async fn hubspot(deal: &SampleDeal) -> (TestApp, FakeHubSpot) {
 }
 
 async fn post_hubspot_won(app: &TestApp) {
-    let ts = Utc::now().timestamp_millis();
+    let ts = app.now().timestamp_millis();
     let r = app.post_hubspot(&fixture("hubspot/closed_won_batch.json"), HUBSPOT_SECRET, ts).await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
+/// The mails whose subject starts with `prefix` (the fixtures' deals were won in March, so the
+/// calls are overdue at once and escalations go out beside them).
+fn mails_titled(app: &TestApp, prefix: &str) -> Vec<testkit::mail::ParsedMail> {
+    app.mails().into_iter().filter(|m| m.subject.as_deref().is_some_and(|s| s.starts_with(prefix))).collect()
 }
 
 /// What every CRM's recap of the sample deal must show.
@@ -69,7 +75,7 @@ async fn a_hubspot_deal_won_reaches_its_owner_with_the_crms_story_in_the_recap()
     assert_eq!(app.calls().await[0]["rep_email"], "sales-ops@seller.example");
     app.settle().await;
 
-    let mails = app.mails();
+    let mails = mails_titled(&app, "First call with");
     assert_eq!(mails.len(), 1, "one recap, sent as soon as the CRM answered, not after the wait");
     let mail = &mails[0];
     assert_eq!(mail.to[0].address, "ana@seller.example", "the deal owner in HubSpot gets the call");
@@ -97,7 +103,7 @@ async fn when_the_crm_is_down_the_recap_goes_on_time_and_the_crms_story_follows_
 
     // The wait is over: the recap goes with what is on file, and says why it is thin.
     app.advance_and_settle(TimeDelta::seconds(121), TimeDelta::seconds(30)).await;
-    let mails = app.mails();
+    let mails = mails_titled(&app, "First call with");
     assert_eq!(mails.len(), 1);
     let first = mails[0].text.clone().unwrap();
     assert!(first.contains("HubSpot had not answered when this was sent"), "{first}");
@@ -107,16 +113,14 @@ async fn when_the_crm_is_down_the_recap_goes_on_time_and_the_crms_story_follows_
     // HubSpot is back: the engine's retry reads the deal, and the rep gets only what changed.
     fake.server.set_down(false);
     app.advance_and_settle(TimeDelta::minutes(10), TimeDelta::seconds(30)).await;
-    let mails = app.mails();
-    let updates: Vec<_> = mails.iter().filter(|m| m.subject.as_deref().is_some_and(|s| s.starts_with("Recap update"))).collect();
-    assert_eq!(updates.len(), 1, "one short update: {:?}", mails.iter().map(|m| m.subject.clone()).collect::<Vec<_>>());
+    let updates = mails_titled(&app, "Recap update");
+    assert_eq!(updates.len(), 1, "one short update: {:?}", app.mails().iter().map(|m| m.subject.clone()).collect::<Vec<_>>());
     let update = updates[0].text.clone().unwrap();
     assert!(update.contains("New requirement: Single sign-on through Okta"), "{update}");
     assert!(update.contains("Decision maker on file: Dana Whitfield"), "{update}");
     assert!(update.contains("Could not read \"#promise migrate by end of March: Migration service\""), "{update}");
     assert!(!update.contains("REQUIREMENTS AND COMMITMENTS"), "a short update, not a second full recap: {update}");
-    let recaps = mails.iter().filter(|m| m.subject.as_deref().is_some_and(|s| s.starts_with("First call"))).count();
-    assert_eq!(recaps, 1, "the full recap went once");
+    assert_eq!(mails_titled(&app, "First call with").len(), 1, "the full recap went once");
     // The call page shows the whole recap as it is now.
     let recap = app.get_json(&format!("/api/v1/calls/{}/recap", app.calls().await[0]["id"])).await;
     assert_eq!(recap["unreadable"][0]["line"], "#promise migrate by end of March: Migration service");
@@ -133,8 +137,9 @@ async fn a_deal_the_crm_does_not_have_is_recorded_and_the_recap_goes_at_once() {
     .await;
     post_hubspot_won(&app).await;
     app.settle().await;
-    assert_eq!(app.mails().len(), 1, "the CRM answered that it has no such deal: nothing to wait for");
-    assert!(!app.mails()[0].text.clone().unwrap().contains("had not answered"));
+    let mails = mails_titled(&app, "First call with");
+    assert_eq!(mails.len(), 1, "the CRM answered that it has no such deal: nothing to wait for");
+    assert!(!mails[0].text.clone().unwrap().contains("had not answered"));
     let history = app.column("SELECT action FROM audit_log WHERE entity = 'call' ORDER BY id").await;
     assert!(history.contains(&"crm_not_found".to_string()), "{history:?}");
     assert_eq!(app.count("jobs WHERE kind = 'crm.enrich'").await, 0, "not retried");
@@ -150,7 +155,7 @@ async fn proposal_data_pushed_through_the_api_wins_over_the_crms() {
     assert!(app.put_proposal("hubspot", HUBSPOT_DEAL, &body).await.status().is_success());
     post_hubspot_won(&app).await;
     app.settle().await;
-    let text = app.mails()[0].text.clone().unwrap();
+    let text = mails_titled(&app, "First call with")[0].text.clone().unwrap();
     assert!(text.contains("SSO through Azure AD, as agreed in the contract"), "{text}");
     assert!(!text.contains("Single sign-on through Okta"), "the API's `sso` replaces the CRM's: {text}");
     assert!(text.contains("Move five years of bookings"), "the CRM's other requirements stay: {text}");
@@ -170,7 +175,7 @@ async fn a_pipedrive_deal_won_reaches_its_owner_with_the_crms_story_in_the_recap
     let r = app.post_pipedrive(&fixture("pipedrive/deal_won_v2.json"), PIPEDRIVE_AUTH).await;
     assert_eq!(r.status(), 200);
     app.settle().await;
-    let mails = app.mails();
+    let mails = mails_titled(&app, "First call with");
     assert_eq!(mails.len(), 1);
     assert_eq!(mails[0].to[0].address, "ana@seller.example");
     assert_recap_of_the_sample_deal(&mails[0].text.clone().unwrap());
