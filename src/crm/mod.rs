@@ -31,7 +31,7 @@ use crate::domain::Source;
 pub trait Connector: Send + Sync {
     /// The CRM this connector reads (the webhook source of its deals).
     fn source(&self) -> Source;
-    /// Its HTTP client (base URL, token bucket, counters).
+    /// Its HTTP client (base URL, pace, counters).
     fn http(&self) -> &Http;
     /// Reads what the recap needs about deal `deal_id`: owner, contacts with roles, line items,
     /// notes and activities, following every page.
@@ -83,11 +83,5 @@ impl Connectors {
 
 /// The HTTP client every connector builds from its section of `[crm]`.
 pub fn http_for(name: &'static str, base_url: &str, requests_per_second: u32, s: &CrmSettings) -> Result<Http, String> {
-    Http::new(
-        name,
-        base_url,
-        requests_per_second,
-        Duration::from_secs(s.timeout_secs.max(1)),
-        Duration::from_secs(s.max_rate_wait_secs),
-    )
+    Http::new(name, base_url, requests_per_second, Duration::from_secs(s.timeout_secs.max(1)), Duration::from_secs(s.max_rate_wait_secs))
 }
