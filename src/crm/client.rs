@@ -100,8 +100,12 @@ impl Http {
             .build()
             .map_err(|e| format!("{name}: cannot build an HTTP client: {e}"))?;
         let rps = NonZeroU32::new(requests_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
-        // A burst of at most one second's worth: never more than the configured rate in any second.
-        let bucket = RateLimiter::direct(Quota::per_second(rps).allow_burst(rps));
+        // Requests evenly spaced, never more than the configured rate in any second: a burst of
+        // a second's worth followed by the refill would put nearly twice the rate into one
+        // sliding second, and 5% to spare keeps jitter (a busy CRM or host, ~25 ms at 2 per second)
+        // from packing one more in.
+        let period = Duration::from_secs_f64(1.05 / f64::from(rps.get()));
+        let bucket = RateLimiter::direct(Quota::with_period(period).unwrap_or_else(|| Quota::per_second(rps)));
         Ok(Http {
             name,
             client,
