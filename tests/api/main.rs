@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod crm_salesforce;
 mod foundation;
 mod intake;
 mod listing;
