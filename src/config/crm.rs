@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::Currency;
+
 /// A credential: printed as `<redacted>`, never its value.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -130,6 +132,11 @@ pub struct SalesforceConnector {
     pub requests_per_second: u32,
     /// An Opportunity long text field holding `#need`/`#promise` lines (`Description` works).
     pub notes_field: Option<String>,
+    /// The org's currency when multi-currency is off: `CurrencyIsoCode` exists only in
+    /// multi-currency orgs, so with this set firstcall does not ask for it and reads every
+    /// price in this currency; unset, it reads each opportunity's `CurrencyIsoCode`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_currency: Option<Currency>,
 }
 
 impl Default for SalesforceConnector {
@@ -141,6 +148,7 @@ impl Default for SalesforceConnector {
             api_version: "v62.0".into(),
             requests_per_second: 5,
             notes_field: None,
+            default_currency: None,
         }
     }
 }

@@ -7,11 +7,14 @@ use serde_json::{Value, json};
 use testkit::crm::SampleDeal;
 use testkit::crm::hubspot::FakeHubSpot;
 use testkit::crm::pipedrive::FakePipedrive;
+use testkit::crm::salesforce::FakeSalesforce;
 
 use crate::helpers::*;
 
 /// The HubSpot deal of the `closed_won_batch.json` fixture.
 const HUBSPOT_DEAL: &str = "1246965";
+/// The Salesforce opportunity of `closed_won.xml`.
+const SALESFORCE_DEAL: &str = "0065e00000Bq3ZtAAJ";
 /// The Pipedrive deal of `deal_won_v2.json`.
 const PIPEDRIVE_DEAL: u64 = 746;
 
@@ -178,5 +181,26 @@ async fn a_pipedrive_deal_won_reaches_its_owner_with_the_crms_story_in_the_recap
     assert_eq!(mails[0].to[0].address, "ana@seller.example");
     assert_recap_of_the_sample_deal(&mails[0].text.clone().unwrap());
     assert_eq!(fake.server.throttled(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_salesforce_opportunity_won_reaches_its_owner_with_the_crms_story_in_the_recap() {
+    let fake = FakeSalesforce::start().await;
+    fake.put_deal(SALESFORCE_DEAL, &sample());
+    let app = app_with(vec![
+        ("crm.salesforce.client_id", json!(testkit::crm::salesforce::CLIENT_ID)),
+        ("crm.salesforce.client_secret", json!(testkit::crm::salesforce::CLIENT_SECRET)),
+        ("crm.salesforce.base_url", json!(fake.server.base_url)),
+        ("crm.salesforce.requests_per_second", json!(50)),
+    ])
+    .await;
+    assert_eq!(app.post_salesforce(&fixture("salesforce/closed_won.xml")).await.status(), 200);
+    app.settle().await;
+    let mails = mails_titled(&app, "First call with");
+    assert_eq!(mails.len(), 1);
+    // The outbound message names the owner's email itself: the order's word on the rep wins.
+    assert_eq!(mails[0].to[0].address, "ana.silva@example.com");
+    assert_recap_of_the_sample_deal(&mails[0].text.clone().unwrap());
     app.stop().await;
 }

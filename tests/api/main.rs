@@ -6,6 +6,7 @@ mod helpers;
 mod crm;
 mod crm_hubspot;
 mod crm_pipedrive;
+mod crm_salesforce;
 mod foundation;
 mod intake;
 mod listing;

@@ -1,1 +1,407 @@
-//! Fake salesforce (in progress).
+//! Fake Salesforce org: the OAuth 2.0 client credentials token endpoint and the REST API's query
+//! resources, as firstcall's connector uses them. It knows one query shape, the connector's:
+//! an opportunity by id (`… FROM Opportunity WHERE Id = '<id>'`) with the standard fields the
+//! outer `SELECT` names and the related lists its subqueries name (`OpportunityContactRoles`,
+//! `OpportunityLineItems`, `Tasks`, `Events`, `Notes`); it does not parse SOQL in general.
+//!
+//! What a test can switch: the batch size of related lists (to make the connector follow
+//! `nextRecordsUrl` locators), expiring every issued token (the next API call answers
+//! `401 INVALID_SESSION_ID`) or refusing every session, and an org without multi-currency (asking for `CurrencyIsoCode`
+//! answers `400 INVALID_FIELD`). It counts token requests.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Map, Value, json};
+
+use super::{FakeServer, SampleDeal, page};
+
+/// The external client app's consumer key and secret the fake accepts.
+pub const CLIENT_ID: &str = "3MVG9VwZxxW3bBQjhE6m21CG2nSS4WC.GNbZCtKeQxFH7218ns6xOLCNnJVKnZFTZWKzt2qwSFqt2taMt5mcr";
+pub const CLIENT_SECRET: &str = "8A4BE698BCA216718ECB0B1DCA294C69732EAD9472A1790F8FED38DD2E02B5FA";
+
+/// The related lists the fake serves, in the order the connector names them.
+const RELATED: [&str; 5] = ["OpportunityContactRoles", "OpportunityLineItems", "Tasks", "Events", "Notes"];
+
+/// A running fake org.
+pub struct FakeSalesforce {
+    pub server: FakeServer,
+    state: Arc<State>,
+}
+
+struct State {
+    instance_url: Mutex<String>,
+    /// Access tokens issued and not expired.
+    tokens: Mutex<HashSet<String>>,
+    token_requests: AtomicUsize,
+    issued: AtomicU64,
+    page_size: AtomicUsize,
+    multi_currency: AtomicBool,
+    /// Every API call answers 401, even with a token just issued (a revoked app).
+    sessions_refused: AtomicBool,
+    deals: Mutex<HashMap<String, Opportunity>>,
+    /// Query locators: the records of one related list as one query found them, and its batch size.
+    cursors: Mutex<HashMap<String, (Vec<Value>, usize)>>,
+}
+
+struct Opportunity {
+    fields: Map<String, Value>,
+    related: HashMap<&'static str, Vec<Value>>,
+}
+
+impl FakeSalesforce {
+    pub async fn start() -> FakeSalesforce {
+        let state = Arc::new(State {
+            instance_url: Mutex::new(String::new()),
+            tokens: Mutex::default(),
+            token_requests: AtomicUsize::new(0),
+            issued: AtomicU64::new(0),
+            page_size: AtomicUsize::new(200),
+            multi_currency: AtomicBool::new(true),
+            sessions_refused: AtomicBool::new(false),
+            deals: Mutex::default(),
+            cursors: Mutex::default(),
+        });
+        let data = web::Data::from(state.clone());
+        let server = FakeServer::start(move |cfg| {
+            cfg.app_data(data.clone())
+                .route("/services/oauth2/token", web::post().to(token))
+                .route("/services/data/{version}/query", web::get().to(query))
+                .route("/services/data/{version}/query/{locator}", web::get().to(query_more));
+        })
+        .await;
+        *state.instance_url.lock().unwrap() = server.base_url.clone();
+        FakeSalesforce { server, state }
+    }
+
+    /// Stores `deal` as opportunity `id` with its owner, account, contact roles, line items,
+    /// tasks (emails, calls, tasks), events (meetings) and notes (plain text, as classic notes
+    /// keep it). The sample's notes field is the opportunity's `Description`.
+    pub fn put_deal(&self, id: &str, deal: &SampleDeal) {
+        let n = self.state.issued.fetch_add(1, Ordering::SeqCst) * 100;
+        let attributes = |kind: &str, id: &str| json!({"type": kind, "url": format!("/services/data/v62.0/sobjects/{kind}/{id}")});
+        let mut fields = Map::new();
+        fields.insert("attributes".into(), attributes("Opportunity", id));
+        fields.insert("Id".into(), json!(id));
+        fields.insert("Name".into(), json!(deal.name));
+        fields.insert("Amount".into(), json!(deal.amount.parse::<f64>().ok()));
+        fields.insert("CloseDate".into(), json!(deal.won_at.format("%Y-%m-%d").to_string()));
+        fields.insert("LastModifiedDate".into(), json!(datetime(deal.won_at)));
+        fields.insert("CurrencyIsoCode".into(), json!(deal.currency));
+        fields.insert("Description".into(), json!(deal.notes_field));
+        let owner_id = deal.owner.as_ref().map(|o| record_id("005", o.id.parse().unwrap_or(n + 2)));
+        fields.insert("OwnerId".into(), json!(owner_id));
+        let account_id = record_id("001", n + 1);
+        fields.insert("Account".into(), json!({"attributes": attributes("Account", &account_id), "Name": deal.account}));
+        fields.insert(
+            "Owner".into(),
+            match &deal.owner {
+                Some(o) => {
+                    let user = record_id("005", o.id.parse().unwrap_or(n + 2));
+                    json!({"attributes": attributes("User", &user), "Email": o.email, "Name": format!("{} {}", o.first_name, o.last_name)})
+                }
+                None => Value::Null,
+            },
+        );
+
+        let mut related: HashMap<&'static str, Vec<Value>> = HashMap::new();
+        related.insert(
+            "OpportunityContactRoles",
+            deal.contacts
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let contact = record_id("003", c.id.parse().unwrap_or(n + 10 + i as u64));
+                    json!({
+                        "attributes": attributes("OpportunityContactRole", &record_id("00K", n + 10 + i as u64)),
+                        "ContactId": contact,
+                        "Role": c.role,
+                        "IsPrimary": i == 0,
+                        "Contact": {
+                            "attributes": attributes("Contact", &contact),
+                            "Name": format!("{} {}", c.first_name, c.last_name),
+                            "Email": c.email,
+                            "Title": c.title,
+                        },
+                    })
+                })
+                .collect(),
+        );
+        related.insert(
+            "OpportunityLineItems",
+            deal.line_items
+                .iter()
+                .enumerate()
+                .map(|(i, li)| {
+                    json!({
+                        "attributes": attributes("OpportunityLineItem", &record_id("00k", n + 20 + i as u64)),
+                        "ProductCode": li.sku,
+                        // Salesforce names an opportunity product after the opportunity and the product.
+                        "Name": format!("{} {}", deal.name, li.name),
+                        "Product2": {"attributes": attributes("Product2", &record_id("01t", n + 20 + i as u64)), "Name": li.name},
+                        "Quantity": li.quantity,
+                        "UnitPrice": li.price.parse::<f64>().ok(),
+                        "Description": null,
+                    })
+                })
+                .collect(),
+        );
+        let (mut tasks, mut events) = (Vec::new(), Vec::new());
+        for (i, a) in deal.activities.iter().enumerate() {
+            let k = n + 30 + i as u64;
+            if a.kind == "meeting" {
+                events.push(json!({
+                    "attributes": attributes("Event", &record_id("00U", k)),
+                    "Subject": a.subject,
+                    "Description": a.body,
+                    "StartDateTime": datetime(a.at),
+                    "CreatedDate": datetime(a.at),
+                }));
+            } else {
+                let subtype = match a.kind {
+                    "email" => "Email",
+                    "call" => "Call",
+                    _ => "Task",
+                };
+                tasks.push(json!({
+                    "attributes": attributes("Task", &record_id("00T", k)),
+                    "Subject": a.subject,
+                    "Description": a.body,
+                    "ActivityDate": a.at.format("%Y-%m-%d").to_string(),
+                    "CreatedDate": datetime(a.at),
+                    "TaskSubtype": subtype,
+                }));
+            }
+        }
+        related.insert("Tasks", tasks);
+        related.insert("Events", events);
+        related.insert(
+            "Notes",
+            deal.notes
+                .iter()
+                .enumerate()
+                .map(|(i, note)| {
+                    let body = plain_text(&note.body);
+                    json!({
+                        "attributes": attributes("Note", &record_id("002", n + 50 + i as u64)),
+                        "Title": body.lines().next().unwrap_or_default(),
+                        "Body": body,
+                        "CreatedDate": datetime(note.at),
+                    })
+                })
+                .collect(),
+        );
+        self.state.deals.lock().unwrap().insert(id.to_string(), Opportunity { fields, related });
+    }
+
+    /// Related lists come in batches of `n` records (200 unless set).
+    pub fn set_page_size(&self, n: usize) {
+        self.state.page_size.store(n.max(1), Ordering::SeqCst);
+    }
+
+    /// Every issued token stops working, as when sessions time out: the next API call with one
+    /// answers `401 INVALID_SESSION_ID`.
+    pub fn expire_tokens(&self) {
+        self.state.tokens.lock().unwrap().clear();
+    }
+
+    /// Every API call answers `401 INVALID_SESSION_ID`, new tokens included (the integration
+    /// user was deactivated after the token was issued).
+    pub fn set_sessions_refused(&self, refused: bool) {
+        self.state.sessions_refused.store(refused, Ordering::SeqCst);
+    }
+
+    /// How many token requests arrived (granted or refused).
+    pub fn token_requests(&self) -> usize {
+        self.state.token_requests.load(Ordering::SeqCst)
+    }
+
+    /// An org without multi-currency: `CurrencyIsoCode` does not exist.
+    pub fn set_multi_currency(&self, on: bool) {
+        self.state.multi_currency.store(on, Ordering::SeqCst);
+    }
+}
+
+/// An 18-character Salesforce id: the key prefix, `n`, and the case-safe suffix Salesforce adds
+/// to the 15-character id (a letter per five characters, with a bit per upper-case letter).
+pub fn record_id(prefix: &str, n: u64) -> String {
+    let short = format!("{prefix}Dn{n:0>width$}", width = 15 - prefix.len() - 2);
+    const SUFFIX: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
+    let mut id = short.clone();
+    for chunk in short.as_bytes().chunks(5) {
+        let bits = chunk.iter().enumerate().filter(|(_, c)| c.is_ascii_uppercase()).fold(0, |acc, (i, _)| acc | (1 << i));
+        id.push(SUFFIX[bits] as char);
+    }
+    id
+}
+
+/// `2026-10-05T12:00:00.000+0000`, as Salesforce writes a dateTime.
+fn datetime(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string()
+}
+
+/// A rich-text sample note as the plain text a classic note holds: one line per paragraph.
+fn plain_text(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    let with_breaks = html.replace("</p>", "\n").replace("<br>", "\n").replace("<br/>", "\n");
+    for c in with_breaks.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    let decoded = out
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&nbsp;", " ")
+        .replace("&amp;", "&");
+    decoded.trim_end().to_string()
+}
+
+/// Salesforce's error body: a list of `{message, errorCode}`.
+fn error(status: actix_web::http::StatusCode, code: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!([{"message": message, "errorCode": code}]))
+}
+
+/// Documented: "OAuth 2.0 Client Credentials Flow for Server-to-Server Integration" and the
+/// Connect REST API quick start's token example (`POST /services/oauth2/token` with
+/// `grant_type=client_credentials&client_id=…&client_secret=…` answers `access_token`,
+/// `signature`, `instance_url`, `id`, `token_type`, `issued_at`); refused credentials answer
+/// `400 {"error":"invalid_client","error_description":"invalid client credentials"}`.
+async fn token(state: web::Data<State>, form: web::Form<HashMap<String, String>>) -> HttpResponse {
+    state.token_requests.fetch_add(1, Ordering::SeqCst);
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+    let refuse =
+        |error: &str, description: &str| HttpResponse::BadRequest().json(json!({"error": error, "error_description": description}));
+    if field("grant_type") != "client_credentials" {
+        return refuse("unsupported_grant_type", "grant type not supported");
+    }
+    if field("client_id") != CLIENT_ID {
+        return refuse("invalid_client_id", "client identifier invalid");
+    }
+    if field("client_secret") != CLIENT_SECRET {
+        return refuse("invalid_client", "invalid client credentials");
+    }
+    let n = state.issued.fetch_add(1, Ordering::SeqCst);
+    let access_token = format!("00DDn00000Fake1!AR8AQ{n:08}.fakeSessionJU8Jt9W8k7FySsPAkvCnsadT_AbJTSW5T");
+    state.tokens.lock().unwrap().insert(access_token.clone());
+    let issued_at = chrono::Utc::now().timestamp_millis().to_string();
+    let instance_url = state.instance_url.lock().unwrap().clone();
+    HttpResponse::Ok().json(json!({
+        "access_token": access_token,
+        "signature": format!("nUFHwtfIGLKDTHcLWmDBG8frv0t+HQGl/iCZFIQ{n:04}="),
+        "token_format": "opaque",
+        "instance_url": instance_url,
+        "id": format!("https://login.salesforce.com/id/00DDn00000Fake1AAA/{}", record_id("005", 9000)),
+        "token_type": "Bearer",
+        "issued_at": issued_at,
+    }))
+}
+
+/// Documented: REST API "Status Codes and Error Responses": 401 "The session ID or OAuth token
+/// has expired or is invalid", body `[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]`.
+fn session_refused(state: &State, req: &HttpRequest) -> Option<HttpResponse> {
+    let bearer = req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    match bearer {
+        Some(t) if !state.sessions_refused.load(Ordering::SeqCst) && state.tokens.lock().unwrap().contains(t) => None,
+        _ => Some(error(actix_web::http::StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID", "Session expired or invalid")),
+    }
+}
+
+/// Documented: "Execute a SOQL Query" (`GET /services/data/vXX.X/query?q=…` answers
+/// `{"totalSize","done","records":[{"attributes":{"type","url"},…}]}`) and "Understanding Query
+/// Results" (a subquery's rows nest in the parent record as a query result of their own, with
+/// `nextRecordsUrl` when there are more, `null` when there are none). An id with no record
+/// answers `{"totalSize":0,"done":true,"records":[]}`.
+async fn query(state: web::Data<State>, req: HttpRequest, path: web::Path<String>, q: web::Query<HashMap<String, String>>) -> HttpResponse {
+    if let Some(refused) = session_refused(&state, &req) {
+        return refused;
+    }
+    let version = path.into_inner();
+    let soql = q.get("q").map(String::as_str).unwrap_or_default();
+    let marker = "FROM Opportunity WHERE Id = '";
+    let Some(id) = soql.split_once(marker).and_then(|(_, rest)| rest.split_once('\'')).map(|(id, _)| id) else {
+        return error(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "MALFORMED_QUERY",
+            "the fake org answers only queries of one opportunity by Id",
+        );
+    };
+    let outer = soql.strip_prefix("SELECT ").unwrap_or_default();
+    let outer = outer.split("(SELECT").next().unwrap_or_default().split(" FROM ").next().unwrap_or_default();
+    let wanted: Vec<&str> = outer.split(',').map(str::trim).filter(|f| !f.is_empty()).collect();
+
+    let deals = state.deals.lock().unwrap();
+    let Some(opp) = deals.get(id) else {
+        return HttpResponse::Ok().json(json!({"totalSize": 0, "done": true, "records": []}));
+    };
+    let mut record = Map::new();
+    record.insert("attributes".into(), opp.fields["attributes"].clone());
+    for field in wanted {
+        let root = field.split('.').next().unwrap_or(field);
+        let found = opp.fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(root));
+        let missing = root.eq_ignore_ascii_case("CurrencyIsoCode") && !state.multi_currency.load(Ordering::SeqCst);
+        match found {
+            Some((k, v)) if !missing => {
+                record.insert(k.clone(), v.clone());
+            }
+            _ => {
+                // Salesforce echoes the query, points at the field, and names it.
+                let message = format!("\n{soql}\n^\nERROR at Row:1:Column:8\nNo such column '{root}' on entity 'Opportunity'.");
+                return error(actix_web::http::StatusCode::BAD_REQUEST, "INVALID_FIELD", &message);
+            }
+        }
+    }
+    let size = state.page_size.load(Ordering::SeqCst);
+    for rel in RELATED.into_iter().filter(|rel| soql.contains(&format!("FROM {rel})"))) {
+        let rows = opp.related.get(rel).cloned().unwrap_or_default();
+        let value = if rows.is_empty() {
+            Value::Null
+        } else {
+            let n = state.issued.fetch_add(1, Ordering::SeqCst);
+            let locator = record_id("01g", 500_000 + n);
+            let body = batch(&version, &locator, &rows, 0, size);
+            state.cursors.lock().unwrap().insert(locator, (rows, size));
+            body
+        };
+        record.insert(rel.to_string(), value);
+    }
+    HttpResponse::Ok().json(json!({"totalSize": 1, "done": true, "records": [record]}))
+}
+
+/// Documented: "Execute a SOQL Query", retrieving the remaining results: `GET` the
+/// `nextRecordsUrl` (`/services/data/v62.0/query/01gD0000002HU6KIAW-2000`), which answers the
+/// next batch in the same shape.
+async fn query_more(state: web::Data<State>, req: HttpRequest, path: web::Path<(String, String)>) -> HttpResponse {
+    if let Some(refused) = session_refused(&state, &req) {
+        return refused;
+    }
+    let (version, locator) = path.into_inner();
+    let found = locator.rsplit_once('-').and_then(|(cursor, start)| {
+        let start: usize = start.parse().ok()?;
+        let cursors = state.cursors.lock().unwrap();
+        let (rows, size) = cursors.get(cursor)?;
+        Some(batch(&version, cursor, rows, start, *size))
+    });
+    match found {
+        Some(body) => HttpResponse::Ok().json(body),
+        None => error(actix_web::http::StatusCode::BAD_REQUEST, "INVALID_QUERY_LOCATOR", "invalid query locator"),
+    }
+}
+
+/// One batch of a query result from `start`, with the locator of the next when there is one.
+fn batch(version: &str, cursor: &str, rows: &[Value], start: usize, size: usize) -> Value {
+    let (records, next) = page(rows, start, size);
+    let mut body = json!({"totalSize": rows.len(), "done": next.is_none(), "records": records});
+    if let Some(next) = next {
+        body["nextRecordsUrl"] = json!(format!("/services/data/{version}/query/{cursor}-{next}"));
+    }
+    body
+}

@@ -1,0 +1,252 @@
+//! The Salesforce connector against a fake org: what the recap reads from a won opportunity,
+//! every batch of every related list, behaviour under rate limits and failures, and the access
+//! token's renewal. No database: the connector is built from settings pointing at the fake.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use firstcall::config::CrmSettings;
+use firstcall::config::crm::{Credential, RoleMap};
+use firstcall::crm::salesforce::Salesforce;
+use firstcall::crm::{Connector, CrmActivityKind, CrmError, DealContext};
+use firstcall::domain::{Currency, Source};
+use firstcall::proposals::model::{ActivityKind, ContactRole};
+use testkit::crm::SampleDeal;
+use testkit::crm::salesforce::{CLIENT_ID, CLIENT_SECRET, FakeSalesforce, record_id};
+
+fn won_at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 10, 15, 14, 0, 0).unwrap()
+}
+
+fn settings(fake: &FakeSalesforce, requests_per_second: u32) -> CrmSettings {
+    let mut s = CrmSettings::default();
+    s.salesforce.base_url = Some(fake.server.base_url.clone());
+    s.salesforce.client_id = Some(Credential(CLIENT_ID.into()));
+    s.salesforce.client_secret = Some(Credential(CLIENT_SECRET.into()));
+    s.salesforce.requests_per_second = requests_per_second;
+    s.salesforce.notes_field = Some("Description".into());
+    s
+}
+
+fn connector(s: &CrmSettings) -> Salesforce {
+    Salesforce::new(&s.salesforce, s).unwrap()
+}
+
+/// A fake org holding the sample deal, and its opportunity id.
+async fn org_with_acme() -> (FakeSalesforce, String) {
+    let fake = FakeSalesforce::start().await;
+    let id = record_id("006", 1042);
+    fake.put_deal(&id, &SampleDeal::acme(won_at()));
+    (fake, id)
+}
+
+#[tokio::test]
+async fn salesforce_a_won_opportunity_becomes_the_recap_proposal() {
+    let (fake, id) = org_with_acme().await;
+    let sf = connector(&settings(&fake, 50));
+    let deal = sf.fetch_deal(&id).await.unwrap();
+    let p = deal.to_proposal(Source::Salesforce, &id, &RoleMap::default());
+
+    assert_eq!(p.account.name, "Acme Corp");
+    assert_eq!(p.rep_email.unwrap().as_str(), "ana@seller.example");
+    let roles: Vec<_> = p.contacts.iter().map(|c| (c.name.as_str(), c.role)).collect();
+    assert_eq!(
+        roles,
+        [
+            ("Dana Whitfield", ContactRole::DecisionMaker),
+            ("Priya Raman", ContactRole::FunctionalDecisionMaker),
+            ("Sam Otieno", ContactRole::Other)
+        ]
+    );
+    assert_eq!(p.contacts[0].email.as_ref().unwrap().as_str(), "dana@acme.example");
+    assert_eq!(p.contacts[1].title.as_deref(), Some("IT Director"));
+
+    // Both line items, by product name, at their exact prices in the opportunity's currency.
+    let items: Vec<_> = p
+        .line_items
+        .iter()
+        .map(|l| (l.sku.as_str(), l.name.as_str(), l.quantity, l.unit_price.minor, l.unit_price.currency.as_str()))
+        .collect();
+    assert_eq!(items, [("PRO-SEAT", "Pro seat (annual)", 120.0, 42_000, "USD"), ("SSO-ADDON", "SSO add-on", 1.0, 1_400_000, "USD")]);
+
+    // The buying process in time order: notes, the email, the call, the meeting.
+    let steps: Vec<_> = p.activities.iter().map(|a| (a.kind, a.summary.as_str())).collect();
+    assert_eq!(
+        steps,
+        [
+            (ActivityKind::Note, "Discovery with Dana and Priya."),
+            (ActivityKind::Email, "Pricing for 120 seats"),
+            (ActivityKind::Call, "Security review with Priya"),
+            (ActivityKind::Meeting, "Proposal walkthrough"),
+            (ActivityKind::Note, "Proposal review."),
+        ]
+    );
+    assert!(p.activities.windows(2).all(|w| w[0].at <= w[1].at));
+
+    // Requirements and commitments from the notes; the unreadable promise is reported.
+    let reqs: Vec<_> = p.requirements.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(reqs, ["sso", "migrate"]);
+    let commits: Vec<_> = p.commitments.iter().map(|c| (c.id.as_str(), c.text.as_str())).collect();
+    assert_eq!(commits, [("sso", "SAML SSO with the Okta connector")]);
+    let bad = p
+        .unreadable
+        .iter()
+        .find(|u| u.line == "#promise migrate by end of March: Migration service")
+        .expect("the unreadable promise is reported");
+    assert!(!bad.reason.is_empty());
+    assert_eq!(p.unreadable.len(), 1);
+
+    // The email is read by its subject only.
+    assert!(deal.activities.iter().filter(|a| a.kind == CrmActivityKind::Email).all(|a| a.body.is_none()));
+    // One token and one query.
+    assert_eq!(fake.server.requests().len(), 2);
+    assert_eq!(fake.token_requests(), 1);
+}
+
+#[tokio::test]
+async fn salesforce_the_notes_field_adds_requirements() {
+    let fake = FakeSalesforce::start().await;
+    let id = record_id("006", 7);
+    let mut sample = SampleDeal::acme(won_at());
+    sample.notes_field = Some("#need audit should: Audit log export".into());
+    fake.put_deal(&id, &sample);
+    let deal = connector(&settings(&fake, 50)).fetch_deal(&id).await.unwrap();
+    assert_eq!(deal.modified_at, Some(won_at()));
+    let p = deal.to_proposal(Source::Salesforce, &id, &RoleMap::default());
+    let reqs: Vec<_> = p.requirements.iter().map(|r| (r.id.as_str(), r.stated_in.as_deref())).collect();
+    assert_eq!(reqs[2], ("audit", Some("Salesforce deal field")));
+}
+
+#[tokio::test]
+async fn salesforce_every_batch_of_every_related_list_is_read() {
+    let (fake, id) = org_with_acme().await;
+    let whole = connector(&settings(&fake, 100)).fetch_deal(&id).await.unwrap();
+
+    fake.set_page_size(1);
+    let before = fake.server.requests().len();
+    let paged: DealContext = connector(&settings(&fake, 100)).fetch_deal(&id).await.unwrap();
+    assert_eq!(paged, whole, "batches of one read the same deal");
+    assert_eq!((paged.contacts.len(), paged.line_items.len(), paged.activities.len()), (3, 2, 5));
+
+    // 1 token + 1 query + (3-1) contact roles + (2-1) line items + (2-1) tasks + (2-1) notes.
+    let requests = &fake.server.requests()[before..];
+    assert_eq!(requests.len(), 7);
+    let more: Vec<_> = requests.iter().filter(|r| r.path.starts_with("/services/data/v62.0/query/01g")).collect();
+    assert_eq!(more.len(), 5);
+    // Each follows a locator the previous batch gave: `<locator>-<offset>`, no parameters.
+    assert!(more.iter().all(|r| r.query.is_empty() && r.status == 200));
+    let offsets: Vec<_> = more.iter().map(|r| r.path.rsplit('-').next().unwrap().to_string()).collect();
+    assert_eq!(offsets, ["1", "2", "1", "1", "1"]);
+}
+
+#[tokio::test]
+async fn salesforce_a_rate_limit_storm_is_waited_out() {
+    let (fake, id) = org_with_acme().await;
+    fake.set_page_size(1);
+    fake.server.limit(2, 1);
+    let sf = connector(&settings(&fake, 20));
+    sf.fetch_deal(&id).await.unwrap();
+    assert!(fake.server.throttled() >= 1);
+    let mut requests = fake.server.requests();
+    requests.sort_by_key(|r| r.at);
+    for (i, r) in requests.iter().enumerate().filter(|(_, r)| r.status == 429) {
+        if let Some(next) = requests.get(i + 1) {
+            assert!(
+                next.at.duration_since(r.at) >= Duration::from_secs(1),
+                "a request came {:?} after a 429",
+                next.at.duration_since(r.at)
+            );
+        }
+    }
+
+    // A connector set at the org's limit is never throttled.
+    let (fake, id) = org_with_acme().await;
+    fake.set_page_size(1);
+    fake.server.limit(2, 1);
+    connector(&settings(&fake, 2)).fetch_deal(&id).await.unwrap();
+    assert_eq!(fake.server.throttled(), 0);
+}
+
+#[tokio::test]
+async fn salesforce_failures_are_told_apart() {
+    let (fake, id) = org_with_acme().await;
+    let sf = connector(&settings(&fake, 50));
+    sf.fetch_deal(&id).await.unwrap();
+
+    fake.server.fail_next(1);
+    assert!(matches!(sf.fetch_deal(&id).await, Err(CrmError::Unavailable(_))));
+
+    assert!(matches!(sf.fetch_deal(&record_id("006", 999)).await, Err(CrmError::NotFound(_))));
+
+    // Ids that are not Salesforce ids, the injection attempt among them, never reach the org.
+    let before = fake.server.requests().len();
+    for bad in ["006' OR Name != '", "006Dn000004ABC", "006Dn0000041042AA%", ""] {
+        assert!(matches!(sf.fetch_deal(bad).await, Err(CrmError::NotFound(_))), "{bad}");
+    }
+    assert_eq!(fake.server.requests().len(), before);
+}
+
+#[tokio::test]
+async fn salesforce_a_wrong_client_secret_is_unauthorized() {
+    let (fake, id) = org_with_acme().await;
+    let mut s = settings(&fake, 50);
+    s.salesforce.client_secret = Some(Credential("not-the-secret".into()));
+    let err = connector(&s).fetch_deal(&id).await.unwrap_err();
+    assert!(matches!(err, CrmError::Unauthorized(_)), "{err:?}");
+    assert!(err.to_string().contains("invalid_client"));
+    assert!(!err.to_string().contains("not-the-secret") && !err.to_string().contains(CLIENT_ID));
+    assert_eq!(fake.token_requests(), 1);
+}
+
+#[tokio::test]
+async fn salesforce_an_expired_token_is_renewed_once() {
+    let (fake, id) = org_with_acme().await;
+    let sf = connector(&settings(&fake, 50));
+    sf.fetch_deal(&id).await.unwrap();
+    assert_eq!(fake.token_requests(), 1);
+
+    fake.expire_tokens();
+    let deal = sf.fetch_deal(&id).await.unwrap();
+    assert_eq!(deal.owner_email.as_deref(), Some("ana@seller.example"));
+    assert_eq!(fake.token_requests(), 2);
+    assert_eq!(fake.server.requests().iter().filter(|r| r.status == 401).count(), 1);
+
+    // A token refused again right after renewal is a refusal, not a loop.
+    fake.set_sessions_refused(true);
+    assert!(matches!(sf.fetch_deal(&id).await, Err(CrmError::Unauthorized(_))));
+    assert_eq!(fake.token_requests(), 3);
+}
+
+#[tokio::test]
+async fn salesforce_fetches_refused_together_share_one_renewal() {
+    let fake = FakeSalesforce::start().await;
+    let ids: Vec<String> = (1..=8).map(|n| record_id("006", n)).collect();
+    for id in &ids {
+        fake.put_deal(id, &SampleDeal::acme(won_at()));
+    }
+    fake.set_page_size(1);
+    let sf = connector(&settings(&fake, 200));
+    sf.fetch_deal(&ids[0]).await.unwrap();
+
+    fake.expire_tokens();
+    let all = futures_util::future::join_all(ids.iter().map(|id| sf.fetch_deal(id))).await;
+    assert!(all.iter().all(Result::is_ok));
+    assert_eq!(fake.token_requests(), 2);
+    assert!(fake.server.requests().iter().filter(|r| r.status == 401).count() > 1, "the fetches were refused together");
+}
+
+#[tokio::test]
+async fn salesforce_an_org_without_multi_currency_needs_its_currency_set() {
+    let (fake, id) = org_with_acme().await;
+    fake.set_multi_currency(false);
+    let err = connector(&settings(&fake, 50)).fetch_deal(&id).await.unwrap_err();
+    assert!(matches!(&err, CrmError::Invalid(m) if m.contains("default_currency")), "{err:?}");
+
+    let mut s = settings(&fake, 50);
+    s.salesforce.default_currency = Some(Currency::parse("EUR").unwrap());
+    let deal = connector(&s).fetch_deal(&id).await.unwrap();
+    let p = deal.to_proposal(Source::Salesforce, &id, &RoleMap::default());
+    assert!(p.line_items.iter().all(|l| l.unit_price.currency.as_str() == "EUR"));
+    let last_query = fake.server.requests().into_iter().rfind(|r| r.path.ends_with("/query")).unwrap();
+    assert!(!last_query.query.contains("CurrencyIsoCode"));
+}
