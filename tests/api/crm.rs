@@ -33,6 +33,8 @@ async fn hubspot(deal: &SampleDeal) -> (TestApp, FakeHubSpot) {
         ("crm.hubspot.token", json!(testkit::crm::hubspot::TOKEN)),
         ("crm.hubspot.base_url", json!(fake.server.base_url)),
         ("crm.hubspot.requests_per_second", json!(50)),
+        // So that HubSpot's amount changes are applied (they carry no currency).
+        ("webhooks.hubspot.default_currency", json!("USD")),
     ])
     .await;
     (app, fake)
@@ -91,6 +93,55 @@ async fn a_hubspot_deal_won_reaches_its_owner_with_the_crms_story_in_the_recap()
     // The owners API, the deal, its associations and records were read; nothing was refused.
     assert!(!fake.server.requests_to("/crm/v3/owners/").is_empty());
     assert_eq!(fake.server.throttled(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_rep_directorys_crm_id_overrides_the_owners_email_in_the_crm() {
+    let (app, _fake) = hubspot(&sample()).await;
+    // Ana works under another address in firstcall's directory, found by her HubSpot owner id.
+    let rep = json!({"name": "Ana Lima", "timezone": "Europe/Lisbon", "crm_ids": {"hubspot": "5501"}});
+    let r = app.put_rep("ana.lima@seller.example", &rep).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    post_hubspot_won(&app).await;
+    app.settle().await;
+    let mails = mails_titled(&app, "First call with");
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].to[0].address, "ana.lima@seller.example");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_later_change_to_the_deal_is_read_again_and_sent_as_a_short_update() {
+    let mut deal = sample();
+    let (app, fake) = hubspot(&deal).await;
+    post_hubspot_won(&app).await;
+    app.settle().await;
+    assert_eq!(mails_titled(&app, "First call with").len(), 1);
+
+    // The rep notes a new requirement in HubSpot, and the deal's amount changes (a webhook).
+    deal.notes.push(testkit::crm::SampleNote {
+        at: deal.won_at,
+        body: "<p>#need audit should: Export of the audit log to S3</p>".into(),
+    });
+    fake.put_deal(HUBSPOT_DEAL, &deal);
+    let ts = app.now().timestamp_millis();
+    let r = app.post_hubspot(&fixture("hubspot/amount_change.json"), HUBSPOT_SECRET, ts).await;
+    assert_eq!(r.status(), 200);
+    app.settle().await;
+    let updates = mails_titled(&app, "Recap update");
+    assert_eq!(updates.len(), 1);
+    let text = updates[0].text.clone().unwrap();
+    assert!(text.contains("New requirement: Export of the audit log to S3 (should)"), "{text}");
+    assert!(!text.contains("Single sign-on through Okta"), "only what changed: {text}");
+
+    // The same deal read again (another change of the amount) changes nothing, and sends nothing.
+    let body = String::from_utf8(fixture("hubspot/amount_change.json")).unwrap().replace("3816280200", "3816280201").replace("52000.5", "52100");
+    let r = app.post_hubspot(body.as_bytes(), HUBSPOT_SECRET, ts).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.count("jobs WHERE kind = 'crm.enrich'").await, 1, "the deal is read again");
+    app.settle().await;
+    assert_eq!(mails_titled(&app, "Recap update").len(), 1);
     app.stop().await;
 }
 
