@@ -91,7 +91,7 @@ impl Application {
             link_ttl: chrono::TimeDelta::hours(settings.links.ttl_hours as i64),
             from: config.mail_from.clone(),
         };
-        let connectors = crate::crm::Connectors::from_settings(&settings.crm).map_err(|e| anyhow::anyhow!("CRM connectors: {e}"))?;
+        let connectors = crate::crm::Connectors::from_settings(settings).map_err(|e| anyhow::anyhow!("CRM connectors: {e}"))?;
         for source in connectors.sources() {
             tracing::info!(crm = %source, "CRM connector on: won deals are read from the CRM before the first email");
         }

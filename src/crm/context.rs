@@ -36,6 +36,22 @@ pub struct DealContext {
     pub modified_at: Option<DateTime<Utc>>,
 }
 
+/// A won deal as the reconciler finds it: what an order needs, as a webhook would have said it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WonDeal {
+    pub deal_id: String,
+    /// When it was won (its close date or won time); the last modification when the CRM keeps none.
+    pub won_at: DateTime<Utc>,
+    /// When it was last modified: the reconciler's cursor moves to the newest of these.
+    pub modified_at: DateTime<Utc>,
+    /// The deal amount, a decimal, with its currency (ISO 4217) when the CRM gives one.
+    pub amount: Option<String>,
+    pub currency: Option<String>,
+    pub owner_email: Option<String>,
+    pub owner_id: Option<String>,
+    pub account_name: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CrmContact {
     pub name: String,

@@ -32,7 +32,7 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Connector, CrmActivity, CrmActivityKind, CrmContact, CrmError, CrmLineItem, DealContext, Http};
+use super::{Connector, CrmActivity, CrmActivityKind, CrmContact, CrmError, CrmLineItem, DealContext, Http, WonDeal};
 use crate::config::CrmSettings;
 use crate::config::crm::{Credential, HubspotConnector};
 use crate::domain::{Source, printable};
@@ -94,13 +94,26 @@ pub struct HubSpot {
     http: Http,
     token: Credential,
     notes_property: Option<String>,
+    /// Deal stages that mean won (`webhooks.hubspot.closed_won_stages`), for [`Connector::won_since`].
+    won_stages: Vec<String>,
 }
 
 impl HubSpot {
     pub fn new(c: &HubspotConnector, s: &CrmSettings) -> Result<HubSpot, String> {
         let token = c.token.clone().filter(|t| !t.expose().trim().is_empty()).ok_or("crm.hubspot.token is not set")?;
         let notes_property = c.notes_property.as_deref().map(str::trim).filter(|p| !p.is_empty()).map(String::from);
-        Ok(HubSpot { http: super::http_for("hubspot", &c.base_url, c.requests_per_second, s)?, token, notes_property })
+        Ok(HubSpot {
+            http: super::http_for("hubspot", &c.base_url, c.requests_per_second, s)?,
+            token,
+            notes_property,
+            won_stages: vec!["closedwon".into()],
+        })
+    }
+
+    /// The deal stages that mean won (internal stage ids).
+    pub fn with_won_stages(mut self, stages: &[String]) -> HubSpot {
+        self.won_stages = stages.to_vec();
+        self
     }
 
     async fn read_deal(&self, deal_id: &str) -> Result<DealContext, CrmError> {
@@ -295,6 +308,10 @@ impl Connector for HubSpot {
     }
     fn fetch_deal<'a>(&'a self, deal_id: &'a str) -> BoxFuture<'a, Result<DealContext, CrmError>> {
         Box::pin(self.read_deal(deal_id))
+    }
+
+    fn won_since<'a>(&'a self, _since: DateTime<Utc>, _max: usize) -> BoxFuture<'a, Result<Vec<WonDeal>, CrmError>> {
+        Box::pin(async { Err(CrmError::Invalid("hubspot: reading won deals is being built".into())) })
     }
 }
 

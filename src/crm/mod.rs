@@ -17,10 +17,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 
 pub use client::{CrmError, Http};
-pub use context::{CrmActivity, CrmActivityKind, CrmContact, CrmLineItem, DealContext};
+pub use context::{CrmActivity, CrmActivityKind, CrmContact, CrmLineItem, DealContext, WonDeal};
 pub use html::text_of_html;
 pub use markup::{Items, Note, Unreadable, read_notes};
 
@@ -36,6 +37,9 @@ pub trait Connector: Send + Sync {
     /// Reads what the recap needs about deal `deal_id`: owner, contacts with roles, line items,
     /// notes and activities, following every page.
     fn fetch_deal<'a>(&'a self, deal_id: &'a str) -> BoxFuture<'a, Result<DealContext, CrmError>>;
+    /// The deals won and last modified at or after `since`, oldest modification first, following
+    /// every page up to `max` deals (the reconciler asks again from the last one's time).
+    fn won_since<'a>(&'a self, since: DateTime<Utc>, max: usize) -> BoxFuture<'a, Result<Vec<WonDeal>, CrmError>>;
 }
 
 /// The connectors that are on (their credentials are set), by CRM.
@@ -49,11 +53,14 @@ impl std::fmt::Debug for Connectors {
 }
 
 impl Connectors {
-    /// The connectors `[crm]` turns on.
-    pub fn from_settings(s: &CrmSettings) -> Result<Connectors, String> {
+    /// The connectors `[crm]` turns on (HubSpot also needs the deal stages that mean won,
+    /// `webhooks.hubspot.closed_won_stages`).
+    pub fn from_settings(settings: &crate::config::Settings) -> Result<Connectors, String> {
+        let s = &settings.crm;
         let mut out = Connectors::default();
         if s.hubspot.token.is_some() {
-            out.insert(Arc::new(hubspot::HubSpot::new(&s.hubspot, s)?));
+            let won = &settings.webhooks.hubspot.closed_won_stages;
+            out.insert(Arc::new(hubspot::HubSpot::new(&s.hubspot, s)?.with_won_stages(won)));
         }
         if s.pipedrive.api_token.is_some() {
             out.insert(Arc::new(pipedrive::Pipedrive::new(&s.pipedrive, s)?));

@@ -45,7 +45,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{Connector, CrmActivity, CrmActivityKind, CrmContact, CrmError, CrmLineItem, DealContext, Http};
+use super::{Connector, CrmActivity, CrmActivityKind, CrmContact, CrmError, CrmLineItem, DealContext, Http, WonDeal};
 use crate::config::CrmSettings;
 use crate::config::crm::{Credential, PipedriveConnector};
 use crate::domain::{Source, printable_up_to};
@@ -217,6 +217,10 @@ impl Connector for Pipedrive {
     }
     fn fetch_deal<'a>(&'a self, deal_id: &'a str) -> BoxFuture<'a, Result<DealContext, CrmError>> {
         Box::pin(self.fetch(deal_id))
+    }
+
+    fn won_since<'a>(&'a self, _since: DateTime<Utc>, _max: usize) -> BoxFuture<'a, Result<Vec<WonDeal>, CrmError>> {
+        Box::pin(async { Err(CrmError::Invalid("pipedrive: reading won deals is being built".into())) })
     }
 }
 

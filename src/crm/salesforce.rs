@@ -34,7 +34,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
-use super::{Connector, CrmActivity, CrmActivityKind, CrmContact, CrmError, CrmLineItem, DealContext, Http};
+use super::{Connector, CrmActivity, CrmActivityKind, CrmContact, CrmError, CrmLineItem, DealContext, Http, WonDeal};
 use crate::config::CrmSettings;
 use crate::config::crm::{Credential, SalesforceConnector};
 use crate::domain::{Currency, Source, printable};
@@ -268,6 +268,10 @@ impl Connector for Salesforce {
     }
     fn fetch_deal<'a>(&'a self, deal_id: &'a str) -> BoxFuture<'a, Result<DealContext, CrmError>> {
         Box::pin(self.read_deal(deal_id))
+    }
+
+    fn won_since<'a>(&'a self, _since: DateTime<Utc>, _max: usize) -> BoxFuture<'a, Result<Vec<WonDeal>, CrmError>> {
+        Box::pin(async { Err(CrmError::Invalid("salesforce: reading won deals is being built".into())) })
     }
 }
 
