@@ -44,6 +44,7 @@ pub struct Metrics {
     pub webhooks_received: Family<SourceLabel, Counter>,
     pub webhooks_rejected: Family<RejectLabel, Counter>,
     pub webhook_events: Family<EventLabel, Counter>,
+    pub crm_reconciled: Family<EventLabel, Counter>,
     pub emails: Family<EmailLabel, Counter>,
     pub reminders_sent: Counter,
     pub escalations_sent: Counter,
@@ -67,6 +68,7 @@ impl Metrics {
             webhooks_received: Family::default(),
             webhooks_rejected: Family::default(),
             webhook_events: Family::default(),
+            crm_reconciled: Family::default(),
             emails: Family::default(),
             reminders_sent: Counter::default(),
             escalations_sent: Counter::default(),
@@ -87,6 +89,11 @@ impl Metrics {
             "webhook_events",
             "CRM events accepted, by source and outcome (opened, cancelled, duplicate, ...)",
             m.webhook_events.clone(),
+        );
+        registry.register(
+            "crm_reconciled",
+            "Won deals the reconciler found in a CRM, by source and outcome (opened: its webhook never came; known: it had)",
+            m.crm_reconciled.clone(),
         );
         registry.register("emails", "Delivery attempts by email kind and outcome", m.emails.clone());
         registry.register("reminders_sent", "Reminder emails delivered", m.reminders_sent.clone());
@@ -122,6 +129,10 @@ impl Metrics {
 
     pub fn webhook_event(&self, source: &str, outcome: &str) {
         self.webhook_events.get_or_create(&EventLabel { source: source.into(), outcome: outcome.into() }).inc();
+    }
+
+    pub fn crm_reconciled(&self, source: &str, outcome: &str, n: u64) {
+        self.crm_reconciled.get_or_create(&EventLabel { source: source.into(), outcome: outcome.into() }).inc_by(n);
     }
 
     pub fn job_claimed(&self, lateness_secs: f64) {

@@ -104,6 +104,8 @@ impl Application {
         // Every workflow registers its job kinds with the engine.
         let mut handlers = Registry::default();
         first_call.register(&mut handlers);
+        let reconciler = Arc::new(crate::workflow::reconcile::Reconciler { fc: first_call.clone(), metrics: metrics.clone() });
+        reconciler.register(&mut handlers);
         let retention = Arc::new(Retention::new(&config));
         retention.register(&mut handlers);
         let engine = Engine {
@@ -131,6 +133,7 @@ impl Application {
             // Plans the retention sweep unless a process already did: the one that serves or
             // works runs it (tests drive the engine by hand).
             retention.seed(&db, clock.now()).await.map_err(|e| anyhow::anyhow!("cannot plan the retention sweep: {e}"))?;
+            reconciler.seed(&db, clock.now()).await.map_err(|e| anyhow::anyhow!("cannot plan the CRM reconciler: {e}"))?;
         }
         let intake =
             Intake::start(Writers { db: db.clone(), clock: clock.clone(), first_call: first_call.clone(), signals: signals.clone() });

@@ -77,6 +77,11 @@ pub enum JobKind {
     #[sea_orm(string_value = "crm.enrich")]
     #[serde(rename = "crm.enrich")]
     CrmEnrich,
+    /// Ask a CRM for the deals won since the reconciler's cursor and feed them through intake,
+    /// for the orders whose webhook never came.
+    #[sea_orm(string_value = "crm.reconcile")]
+    #[serde(rename = "crm.reconcile")]
+    CrmReconcile,
     /// Retention: remove data older than `[retention]` allows, a batch at a time.
     #[sea_orm(string_value = "retention.sweep")]
     #[serde(rename = "retention.sweep")]
@@ -94,6 +99,7 @@ impl JobKind {
             JobKind::CallCancelled => "call.cancelled",
             JobKind::CallUpdated => "call.updated",
             JobKind::CrmEnrich => "crm.enrich",
+            JobKind::CrmReconcile => "crm.reconcile",
             JobKind::RetentionSweep => "retention.sweep",
         }
     }

@@ -35,6 +35,12 @@ pub struct CrmSettings {
     /// How long a connector waits in-process for a rate limit to pass (`Retry-After`) before it
     /// gives the job back to the engine to retry later.
     pub max_rate_wait_secs: u64,
+    /// Minutes between the reconciler's questions to each CRM ("which deals were won since
+    /// last time?"), for orders whose webhook never came; 0 turns the reconciler off.
+    pub reconcile_interval_minutes: u32,
+    /// How far back the reconciler's first question reaches, in hours (CRMs retry webhooks for
+    /// about a day).
+    pub reconcile_lookback_hours: u32,
     /// CRM role names (contact association labels, `OpportunityContactRole.Role`, a Pipedrive
     /// person's job title), compared without case, mapped to the recap's roles.
     pub roles: RoleMap,
@@ -49,6 +55,8 @@ impl Default for CrmSettings {
             enrich_wait_secs: 120,
             timeout_secs: 10,
             max_rate_wait_secs: 30,
+            reconcile_interval_minutes: 15,
+            reconcile_lookback_hours: 48,
             roles: RoleMap::default(),
             hubspot: HubspotConnector::default(),
             pipedrive: PipedriveConnector::default(),
@@ -168,6 +176,12 @@ impl CrmSettings {
     pub fn problem(&self) -> Option<(String, String)> {
         if self.timeout_secs == 0 || self.timeout_secs > 300 {
             return Some(("timeout_secs".into(), "must be between 1 and 300".into()));
+        }
+        if self.reconcile_interval_minutes > 24 * 60 {
+            return Some(("reconcile_interval_minutes".into(), "must be at most 1440 (a day); 0 turns the reconciler off".into()));
+        }
+        if self.reconcile_lookback_hours == 0 || self.reconcile_lookback_hours > 24 * 30 {
+            return Some(("reconcile_lookback_hours".into(), "must be between 1 and 720 (30 days)".into()));
         }
         if self.enrich_wait_secs > 3600 {
             return Some(("enrich_wait_secs".into(), "must be at most 3600 (an hour)".into()));

@@ -69,6 +69,7 @@ fn job_kind_label(kind: JobKind) -> &'static str {
         JobKind::CallCancelled => "Send the cancellation",
         JobKind::CallUpdated => "Send the updated invite",
         JobKind::CrmEnrich => "Read the deal from the CRM",
+        JobKind::CrmReconcile => "Look for won deals whose webhook never came",
         JobKind::RetentionSweep => "Remove old data (retention)",
         JobKind::Noop => "Timer",
     }

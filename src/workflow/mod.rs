@@ -13,6 +13,7 @@ pub mod orders;
 pub mod preview;
 pub mod queries;
 pub mod recipients;
+pub mod reconcile;
 pub mod steps;
 pub mod timing;
 

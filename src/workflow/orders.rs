@@ -196,6 +196,17 @@ fn answer(w: &Writers, group: Vec<Pending>, applied: Vec<Vec<EventResult>>) {
     }
 }
 
+/// Stores and applies `events` inside the caller's transaction, one after another, as a webhook's
+/// would be (the reconciler feeds what it finds in a CRM through here).
+pub async fn apply_events(
+    db: &impl sea_orm::ConnectionTrait,
+    fc: &FirstCall,
+    events: &[IntakeEvent],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<EventResult>, DbErr> {
+    apply::apply_all(db, fc, now, events).await
+}
+
 async fn commit_one_by_one(w: &Writers, mut group: Vec<Pending>) {
     let mut conflicts = 0;
     while !group.is_empty() {

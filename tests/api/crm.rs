@@ -35,6 +35,8 @@ async fn hubspot(deal: &SampleDeal) -> (TestApp, FakeHubSpot) {
         ("crm.hubspot.requests_per_second", json!(50)),
         // So that HubSpot's amount changes are applied (they carry no currency).
         ("webhooks.hubspot.default_currency", json!("USD")),
+        // These tests follow the webhooks; the reconciler has tests of its own.
+        ("crm.reconcile_interval_minutes", json!(0)),
     ])
     .await;
     (app, fake)
@@ -220,6 +222,7 @@ async fn a_pipedrive_deal_won_reaches_its_owner_with_the_crms_story_in_the_recap
         ("crm.pipedrive.api_token", json!(testkit::crm::pipedrive::TOKEN)),
         ("crm.pipedrive.base_url", json!(fake.server.base_url)),
         ("crm.pipedrive.requests_per_second", json!(50)),
+        ("crm.reconcile_interval_minutes", json!(0)),
     ])
     .await;
     let r = app.post_pipedrive(&fixture("pipedrive/deal_won_v2.json"), PIPEDRIVE_AUTH).await;
@@ -242,6 +245,7 @@ async fn a_salesforce_opportunity_won_reaches_its_owner_with_the_crms_story_in_t
         ("crm.salesforce.client_secret", json!(testkit::crm::salesforce::CLIENT_SECRET)),
         ("crm.salesforce.base_url", json!(fake.server.base_url)),
         ("crm.salesforce.requests_per_second", json!(50)),
+        ("crm.reconcile_interval_minutes", json!(0)),
     ])
     .await;
     assert_eq!(app.post_salesforce(&fixture("salesforce/closed_won.xml")).await.status(), 200);
@@ -251,5 +255,75 @@ async fn a_salesforce_opportunity_won_reaches_its_owner_with_the_crms_story_in_t
     // The outbound message names the owner's email itself: the order's word on the rep wins.
     assert_eq!(mails[0].to[0].address, "ana.silva@example.com");
     assert_recap_of_the_sample_deal(&mails[0].text.clone().unwrap());
+    app.stop().await;
+}
+
+/// An app whose HubSpot connector and reconciler are on, with `deal` in the fake HubSpot.
+async fn hubspot_reconciling(deal: &SampleDeal) -> (TestApp, FakeHubSpot) {
+    let fake = FakeHubSpot::start().await;
+    fake.put_deal(HUBSPOT_DEAL, deal);
+    let app = app_with(vec![
+        ("crm.hubspot.token", json!(testkit::crm::hubspot::TOKEN)),
+        ("crm.hubspot.base_url", json!(fake.server.base_url)),
+        ("crm.hubspot.requests_per_second", json!(50)),
+        ("crm.reconcile_interval_minutes", json!(15)),
+    ])
+    .await;
+    (app, fake)
+}
+
+#[tokio::test]
+async fn a_won_deal_whose_webhook_never_came_is_found_by_the_reconciler() {
+    let (app, fake) = hubspot_reconciling(&sample()).await;
+    // No webhook: the reconciler's first question, planned at start-up, finds the deal.
+    app.settle().await;
+    let calls = app.calls().await;
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["deal_id"], HUBSPOT_DEAL);
+    let mails = mails_titled(&app, "First call with");
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].to[0].address, "ana@seller.example");
+    assert_recap_of_the_sample_deal(&mails[0].text.clone().unwrap());
+    assert!(!fake.server.requests_to("/crm/v3/objects/deals/search").is_empty());
+    let metrics = app.client.get(app.url("/metrics")).bearer_auth(API_TOKEN).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"crm_reconciled_total{source="hubspot",outcome="opened"} 1"#), "{metrics}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_deal_found_by_its_webhook_and_by_the_reconciler_has_one_call() {
+    let (app, _fake) = hubspot_reconciling(&sample()).await;
+    post_hubspot_won(&app).await;
+    app.settle().await;
+    // The reconciler asks again every 15 minutes and finds the same deal each time.
+    app.advance_and_settle(TimeDelta::minutes(35), TimeDelta::minutes(5)).await;
+    assert_eq!(app.calls().await.len(), 1);
+    assert_eq!(mails_titled(&app, "First call with").len(), 1);
+    let metrics = app.client.get(app.url("/metrics")).bearer_auth(API_TOKEN).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"crm_reconciled_total{source="hubspot",outcome="known"} 3"#), "{metrics}");
+    assert!(!metrics.contains(r#"outcome="opened"} 1"#), "{metrics}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_reconcilers_cursor_is_kept_in_the_database_and_moves_to_the_newest_deal_seen() {
+    let deal = sample();
+    let (app, fake) = hubspot_reconciling(&deal).await;
+    app.settle().await;
+    // The next question is planned with its cursor at the newest modification seen: a restart
+    // finds it there and resumes from it.
+    let cursor = app.column("SELECT CAST(payload AS TEXT) FROM jobs WHERE kind = 'crm.reconcile'").await;
+    assert_eq!(cursor.len(), 1, "{cursor:?}");
+    let cursor: Value = serde_json::from_str(&cursor[0]).unwrap();
+    let since: chrono::DateTime<chrono::Utc> = serde_json::from_value(cursor["since"].clone()).unwrap();
+    assert_eq!(since, deal.won_at, "{cursor}");
+    // A second deal won later is found by the next question, and only it is new.
+    let mut later = sample();
+    later.won_at = app.now();
+    fake.put_deal("1246999", &later);
+    app.advance_and_settle(TimeDelta::minutes(16), TimeDelta::minutes(4)).await;
+    let deals: Vec<String> = app.calls().await.iter().map(|c| c["deal_id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(deals.len(), 2, "{deals:?}");
+    assert!(deals.contains(&"1246999".to_string()));
     app.stop().await;
 }
