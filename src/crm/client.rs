@@ -176,7 +176,11 @@ impl Http {
             if status == StatusCode::TOO_MANY_REQUESTS {
                 self.counters.throttled.fetch_add(1, Ordering::Relaxed);
                 let after = retry_after(resp.headers(), SystemTime::now()).unwrap_or(Duration::from_secs(1));
-                tracing::warn!(crm = self.name, retry_after_ms = after.as_millis() as u64, "rate limited by the CRM; pausing the connector");
+                tracing::warn!(
+                    crm = self.name,
+                    retry_after_ms = after.as_millis() as u64,
+                    "rate limited by the CRM; pausing the connector"
+                );
                 self.pause_for(after);
                 continue;
             }

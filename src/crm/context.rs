@@ -103,9 +103,10 @@ impl DealContext {
             .iter()
             .filter(|c| !c.name.trim().is_empty() || c.email.is_some())
             .map(|c| Contact {
-                name: Some(c.name.trim()).filter(|n| !n.is_empty()).map(|n| printable_up_to(n, 300)).unwrap_or_else(|| {
-                    c.email.clone().unwrap_or_default()
-                }),
+                name: Some(c.name.trim())
+                    .filter(|n| !n.is_empty())
+                    .map(|n| printable_up_to(n, 300))
+                    .unwrap_or_else(|| c.email.clone().unwrap_or_default()),
                 email: c.email.as_deref().and_then(|e| EmailAddress::parse(e).ok()),
                 title: c.title.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(|t| printable_up_to(t, 300)),
                 role: role_of(&c.roles, roles),
@@ -164,8 +165,10 @@ impl DealContext {
             })
             .collect();
 
-        let mut notes: Vec<Note<'_>> =
-            texts.iter().map(|(t, a)| Note { text: t.as_str(), at: a.at, stated_in: format!("{crm_name} {}, {}", kind_word(a.kind), day(a.at)) }).collect();
+        let mut notes: Vec<Note<'_>> = texts
+            .iter()
+            .map(|(t, a)| Note { text: t.as_str(), at: a.at, stated_in: format!("{crm_name} {}, {}", kind_word(a.kind), day(a.at)) })
+            .collect();
         if let Some(field) = &self.notes_field {
             // The deal field is the deal's current word: it is read after every note.
             let at = self.modified_at.or_else(|| sorted.last().map(|a| a.at)).unwrap_or(DateTime::<Utc>::MIN_UTC);
@@ -244,12 +247,29 @@ mod tests {
             owner_id: Some("41".into()),
             currency: Some("USD".into()),
             contacts: vec![
-                CrmContact { name: "Dana".into(), email: Some("dana@acme.example".into()), title: None, roles: vec!["Economic Buyer".into()] },
-                CrmContact { name: "Tom".into(), email: Some("not-an-email".into()), title: Some("CTO".into()), roles: vec!["Technical Buyer".into()] },
+                CrmContact {
+                    name: "Dana".into(),
+                    email: Some("dana@acme.example".into()),
+                    title: None,
+                    roles: vec!["Economic Buyer".into()],
+                },
+                CrmContact {
+                    name: "Tom".into(),
+                    email: Some("not-an-email".into()),
+                    title: Some("CTO".into()),
+                    roles: vec!["Technical Buyer".into()],
+                },
                 CrmContact { name: "Eve".into(), email: None, title: None, roles: vec!["Champion".into()] },
             ],
             line_items: vec![
-                CrmLineItem { sku: Some("PRO".into()), name: "Pro seats".into(), quantity: 10.0, unit_price: "49.9".into(), currency: None, description: None },
+                CrmLineItem {
+                    sku: Some("PRO".into()),
+                    name: "Pro seats".into(),
+                    quantity: 10.0,
+                    unit_price: "49.9".into(),
+                    currency: None,
+                    description: None,
+                },
                 CrmLineItem { sku: None, name: "Setup".into(), quantity: 1.0, unit_price: "abc".into(), currency: None, description: None },
             ],
             activities: vec![
@@ -282,7 +302,11 @@ mod tests {
         let roles: Vec<_> = p.contacts.iter().map(|c| (c.name.as_str(), c.role, c.email.is_some())).collect();
         assert_eq!(
             roles,
-            [("Dana", ContactRole::DecisionMaker, true), ("Tom", ContactRole::FunctionalDecisionMaker, false), ("Eve", ContactRole::Other, false)]
+            [
+                ("Dana", ContactRole::DecisionMaker, true),
+                ("Tom", ContactRole::FunctionalDecisionMaker, false),
+                ("Eve", ContactRole::Other, false)
+            ]
         );
         assert_eq!(p.line_items.len(), 1);
         assert_eq!(p.line_items[0].unit_price.minor, 4990);

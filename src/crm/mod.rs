@@ -83,11 +83,5 @@ impl Connectors {
 
 /// The HTTP client every connector builds from its section of `[crm]`.
 pub fn http_for(name: &'static str, base_url: &str, requests_per_second: u32, s: &CrmSettings) -> Result<Http, String> {
-    Http::new(
-        name,
-        base_url,
-        requests_per_second,
-        Duration::from_secs(s.timeout_secs.max(1)),
-        Duration::from_secs(s.max_rate_wait_secs),
-    )
+    Http::new(name, base_url, requests_per_second, Duration::from_secs(s.timeout_secs.max(1)), Duration::from_secs(s.max_rate_wait_secs))
 }

@@ -258,7 +258,12 @@ impl Queue {
     }
 
     /// [`Queue::next_due_at`] among the rows that meet `filter`.
-    pub async fn next_due_at_where(&self, db: &impl ConnectionTrait, now: DateTime<Utc>, filter: &str) -> Result<Option<DateTime<Utc>>, DbErr> {
+    pub async fn next_due_at_where(
+        &self,
+        db: &impl ConnectionTrait,
+        now: DateTime<Utc>,
+        filter: &str,
+    ) -> Result<Option<DateTime<Utc>>, DbErr> {
         let filter = if filter.is_empty() { String::new() } else { format!(" AND ({filter})") };
         #[derive(FromQueryResult)]
         struct Row {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use sea_orm::{DatabaseConnection, TransactionTrait};
 
-use super::{Class, ClaimedJob, Effects, EngineError, JobKind, QUEUE, Registry, StepError};
+use super::{ClaimedJob, Class, Effects, EngineError, JobKind, QUEUE, Registry, StepError};
 use crate::background::{Shutdown, Signals};
 use crate::clock::SharedClock;
 use crate::config::EngineSettings;
@@ -113,8 +113,7 @@ impl Engine {
         }
         let now = self.clock.now();
         let lease_len = TimeDelta::seconds(self.settings.lease_secs as i64);
-        let mut lease =
-            super::claim_due_where(&self.db, &self.instance_id, now, lease_len, IO_BATCH, &Class::Io.filter(&io_kinds)).await?;
+        let mut lease = super::claim_due_where(&self.db, &self.instance_id, now, lease_len, IO_BATCH, &Class::Io.filter(&io_kinds)).await?;
         let n = lease.rows.len();
         if n == 0 {
             return Ok(0);

@@ -45,10 +45,7 @@ pub fn changes(before: &Recap, after: &Recap) -> Vec<String> {
     }
 
     let proposed = |r: &Recap| -> BTreeMap<String, (String, String)> {
-        r.line_items
-            .iter()
-            .filter_map(|l| l.proposed.as_ref().map(|t| (l.sku.clone(), (l.name.clone(), terms(t)))))
-            .collect()
+        r.line_items.iter().filter_map(|l| l.proposed.as_ref().map(|t| (l.sku.clone(), (l.name.clone(), terms(t))))).collect()
     };
     let (old, new) = (proposed(before), proposed(after));
     for (sku, (name, terms)) in &new {

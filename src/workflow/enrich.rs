@@ -90,7 +90,12 @@ impl Handler for Enrich {
         Box::pin(self.pull(job))
     }
 
-    fn run<'a>(&'a self, txn: &'a DatabaseTransaction, job: &'a ClaimedJob, now: DateTime<Utc>) -> BoxFuture<'a, Result<Effects, StepError>> {
+    fn run<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        job: &'a ClaimedJob,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<Effects, StepError>> {
         Box::pin(apply(txn, &self.0, job, now))
     }
 }
@@ -179,7 +184,8 @@ async fn apply(db: &impl ConnectionTrait, fc: &FirstCall, job: &ClaimedJob, now:
 /// Brings the call's waiting first step forward to now; false when it is not waiting (already
 /// run, or held by a worker).
 async fn start_now(db: &impl ConnectionTrait, call_id: i64, now: DateTime<Utc>) -> Result<bool, DbErr> {
-    let sql = "UPDATE jobs SET run_at = $1 WHERE subject_id = $2 AND kind = $3 AND state = 'pending' AND lease_token IS NULL AND run_at > $1";
+    let sql =
+        "UPDATE jobs SET run_at = $1 WHERE subject_id = $2 AND kind = $3 AND state = 'pending' AND lease_token IS NULL AND run_at > $1";
     let values = vec![crate::clock::truncate(now).into(), call_id.into(), JobKind::CallStart.as_str().into()];
     Ok(db.execute_raw(crate::db::stmt(db.get_database_backend(), sql, values)).await?.rows_affected() > 0)
 }
@@ -205,11 +211,8 @@ pub fn wait_for(fc: &FirstCall, source: Source) -> TimeDelta {
 pub async fn missing_context(db: &impl ConnectionTrait, call_id: i64) -> Result<Option<MissingContext>, DbErr> {
     use entity::jobs;
     use sea_orm::{ColumnTrait, QueryFilter};
-    let job = jobs::Entity::find()
-        .filter(jobs::Column::SubjectId.eq(call_id))
-        .filter(jobs::Column::Kind.eq(JobKind::CrmEnrich))
-        .one(db)
-        .await?;
+    let job =
+        jobs::Entity::find().filter(jobs::Column::SubjectId.eq(call_id)).filter(jobs::Column::Kind.eq(JobKind::CrmEnrich)).one(db).await?;
     Ok(job.map(|j| MissingContext { tried: j.attempts > 0, last_error: j.last_error }))
 }
 

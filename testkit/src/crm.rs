@@ -69,11 +69,9 @@ impl Faults {
             }
             if w.len() >= limit as usize {
                 let after = self.retry_after_secs.load(Ordering::SeqCst).max(1);
-                return Some(
-                    HttpResponse::TooManyRequests()
-                        .insert_header(("Retry-After", after.to_string()))
-                        .json(serde_json::json!({"status": "error", "message": "You have reached your secondly limit.", "category": "RATE_LIMITS"})),
-                );
+                return Some(HttpResponse::TooManyRequests().insert_header(("Retry-After", after.to_string())).json(
+                    serde_json::json!({"status": "error", "message": "You have reached your secondly limit.", "category": "RATE_LIMITS"}),
+                ));
             }
             w.push_back(now);
         }

@@ -130,11 +130,9 @@ async fn when_the_crm_is_down_the_recap_goes_on_time_and_the_crms_story_follows_
 #[tokio::test]
 async fn a_deal_the_crm_does_not_have_is_recorded_and_the_recap_goes_at_once() {
     let fake = FakeHubSpot::start().await;
-    let app = app_with(vec![
-        ("crm.hubspot.token", json!(testkit::crm::hubspot::TOKEN)),
-        ("crm.hubspot.base_url", json!(fake.server.base_url)),
-    ])
-    .await;
+    let app =
+        app_with(vec![("crm.hubspot.token", json!(testkit::crm::hubspot::TOKEN)), ("crm.hubspot.base_url", json!(fake.server.base_url))])
+            .await;
     post_hubspot_won(&app).await;
     app.settle().await;
     let mails = mails_titled(&app, "First call with");
