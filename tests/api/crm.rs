@@ -120,10 +120,7 @@ async fn a_later_change_to_the_deal_is_read_again_and_sent_as_a_short_update() {
     assert_eq!(mails_titled(&app, "First call with").len(), 1);
 
     // The rep notes a new requirement in HubSpot, and the deal's amount changes (a webhook).
-    deal.notes.push(testkit::crm::SampleNote {
-        at: deal.won_at,
-        body: "<p>#need audit should: Export of the audit log to S3</p>".into(),
-    });
+    deal.notes.push(testkit::crm::SampleNote { at: deal.won_at, body: "<p>#need audit should: Export of the audit log to S3</p>".into() });
     fake.put_deal(HUBSPOT_DEAL, &deal);
     let ts = app.now().timestamp_millis();
     let r = app.post_hubspot(&fixture("hubspot/amount_change.json"), HUBSPOT_SECRET, ts).await;
@@ -136,7 +133,8 @@ async fn a_later_change_to_the_deal_is_read_again_and_sent_as_a_short_update() {
     assert!(!text.contains("Single sign-on through Okta"), "only what changed: {text}");
 
     // The same deal read again (another change of the amount) changes nothing, and sends nothing.
-    let body = String::from_utf8(fixture("hubspot/amount_change.json")).unwrap().replace("3816280200", "3816280201").replace("52000.5", "52100");
+    let body =
+        String::from_utf8(fixture("hubspot/amount_change.json")).unwrap().replace("3816280200", "3816280201").replace("52000.5", "52100");
     let r = app.post_hubspot(body.as_bytes(), HUBSPOT_SECRET, ts).await;
     assert_eq!(r.status(), 200);
     assert_eq!(app.count("jobs WHERE kind = 'crm.enrich'").await, 1, "the deal is read again");
