@@ -1,14 +1,21 @@
-//! The six figures, each with its reference measured in the same run on the same PostgreSQL,
-//! and the report they make. Every figure gets a fresh database (copied from a migrated empty
+//! The seven figures, each with its reference measured in the same run (on the same PostgreSQL,
+//! or, for the CRM figure, the bound the fake CRM's rate limit sets), and the report they make. Every figure gets a fresh database (copied from a migrated empty
 //! template, or from the scale template with a million open calls); firstcall runs as the real
 //! release binary in a child process, configured through the environment.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{TimeDelta, Utc};
 use clap::Args;
 use testkit::SmtpSink;
+use testkit::crm::SampleDeal;
+use testkit::crm::hubspot::{self, FakeHubSpot};
+
+use firstcall::config::CrmSettings;
+use firstcall::config::crm::{Credential, HubspotConnector};
+use firstcall::crm::Connector;
+use firstcall::crm::hubspot::HubSpot;
 
 use crate::Size;
 use crate::drain::{self, Drain};
@@ -43,13 +50,19 @@ pub struct RunArgs {
     /// Where the Markdown report goes.
     #[arg(long, default_value = "bench/RESULTS.md")]
     results: PathBuf,
-    /// Only these figures (1-6; 4 needs the ones it repeats); all when absent.
+    /// Only these figures (1-7; 4 needs the ones it repeats); all when absent.
     #[arg(long, value_delimiter = ',')]
     only: Vec<u8>,
     /// Skip pgbench and graphile-worker (for comparing firstcall builds; the report then has
     /// no ratios to them).
     #[arg(long)]
     no_references: bool,
+    /// Figure 7: the fake CRM's limit in requests per second, instead of the size's.
+    #[arg(long)]
+    crm_limit: Option<u32>,
+    /// Figure 7: how many deals to pull, instead of the size's.
+    #[arg(long)]
+    crm_deals: Option<i64>,
 }
 
 /// How much each figure does at a size.
@@ -64,6 +77,10 @@ struct Plan {
     scale_calls: i64,
     emails: i64,
     cold_starts: usize,
+    /// The fake CRM's limit, requests per second (also the connector's configured rate).
+    crm_limit: u32,
+    /// Deals enriched in the CRM figure.
+    crm_deals: i64,
 }
 
 impl Plan {
@@ -79,6 +96,8 @@ impl Plan {
                 scale_calls: 1_000_000,
                 emails: 2_000,
                 cold_starts: 5,
+                crm_limit: 40,
+                crm_deals: 100,
             },
             Size::Smoke => Plan {
                 seconds: 1.5,
@@ -90,6 +109,8 @@ impl Plan {
                 scale_calls: 2_000,
                 emails: 20,
                 cold_starts: 1,
+                crm_limit: 20,
+                crm_deals: 6,
             },
         }
     }
@@ -135,7 +156,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let bin = std::fs::canonicalize(&args.firstcall).map_err(|e| anyhow::anyhow!("{}: {e} (build it first)", args.firstcall.display()))?;
     std::fs::create_dir_all(&args.out_dir)?;
     let pg = Server { admin_url: args.admin_url.clone() };
-    let ctx = Ctx { plan: Plan::of(args.size), pg, sink: SmtpSink::start().await, bin, args };
+    let mut plan = Plan::of(args.size);
+    plan.crm_limit = args.crm_limit.unwrap_or(plan.crm_limit).max(1);
+    plan.crm_deals = args.crm_deals.unwrap_or(plan.crm_deals).max(1);
+    let ctx = Ctx { plan, pg, sink: SmtpSink::start().await, bin, args };
     let mut report = Report {
         title: format!(
             "firstcall benchmark ({} run, {})",
@@ -191,8 +215,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let crm = if ctx.wants(7) {
+        say("figure 7: CRM enrichment");
+        Some(crm_figure(&ctx).await?)
+    } else {
+        None
+    };
 
-    write_rows(&ctx, &mut report, &empty, &scale, mail.as_ref(), cold.as_ref());
+    write_rows(&ctx, &mut report, &empty, &scale, mail.as_ref(), cold.as_ref(), crm.as_ref());
     report.sections.push(("How each figure is measured".into(), method(&ctx)));
     if let Some(plan) = explain {
         report.sections.push((
@@ -200,7 +230,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             format!("```text\n{plan}\n```"),
         ));
     }
-    report.sections.push(("Raw figures".into(), raw(&empty, &scale, mail.as_ref())));
+    report.sections.push(("Raw figures".into(), raw(&empty, &scale, mail.as_ref(), crm.as_ref())));
 
     for name in [EMPTY_TEMPLATE, SCALE_TEMPLATE] {
         ctx.pg.drop(name).await?;
@@ -665,13 +695,184 @@ async fn cold_start(ctx: &Ctx) -> anyhow::Result<ColdStart> {
     Ok(ColdStart { migrated_ms, fresh_ms })
 }
 
+// ---------------------------------------------------------------- figure 7: CRM enrichment
+
+/// The first HubSpot deal id of the figure (ids are digits; the K deals follow it).
+const FIRST_DEAL: i64 = 9_100_000_001;
+
+struct CrmFigure {
+    /// The fake's limit, requests per second.
+    limit: u32,
+    deals: i64,
+    /// From the first request the fake received to the last deal's proposal found stored.
+    seconds: f64,
+    /// From starting the worker to the first request (start-up, not counted in the rate).
+    to_first_request: f64,
+    /// The requests one deal's pull needs, counted on a pull of the same deal beforehand.
+    needed: usize,
+    /// Requests the fake answered with a 2xx (more than deals × needed when a pull was given up
+    /// and done again).
+    answered: usize,
+    /// Requests it answered 429.
+    throttled: usize,
+    /// Any other answer (none expected).
+    other: usize,
+    /// The most requests the fake received within any one second.
+    busiest: usize,
+}
+
+impl CrmFigure {
+    fn rate(&self) -> f64 {
+        self.deals as f64 / self.seconds.max(1e-9)
+    }
+
+    /// Requests answered 2xx beyond what the pulls needed: pulls given up part-way and done again.
+    fn redone(&self) -> usize {
+        self.answered.saturating_sub(self.needed * self.deals as usize)
+    }
+
+    /// The best possible rate: the limit over the requests one order needs.
+    fn bound(&self) -> f64 {
+        self.limit as f64 / self.needed.max(1) as f64
+    }
+
+    fn met(&self) -> bool {
+        self.rate() >= 0.8 * self.bound() && self.throttled == 0
+    }
+}
+
+/// A fake HubSpot allowing `crm_limit` requests per second (429 with `Retry-After: 1` beyond)
+/// serves `crm_deals` copies of the sample deal; as many open calls wait for their `crm.enrich`
+/// pull; `firstcall worker`, with its connector set to the same rate, pulls them all. The rate
+/// runs from the first request the fake receives until every deal's proposal (origin `crm`) is
+/// stored.
+async fn crm_figure(ctx: &Ctx) -> anyhow::Result<CrmFigure> {
+    let name = "fcbench_crm";
+    let (limit, deals) = (ctx.plan.crm_limit, ctx.plan.crm_deals);
+    let fake = FakeHubSpot::start().await;
+    fake.server.limit(limit, 1);
+    // The fake also enforces HubSpot's app limit (100 per 10 s unless set), announced in headers
+    // that pause the connector when used up: raised out of reach, so the per-second limit is the
+    // only one.
+    fake.app_limit(1_000_000, 10_000);
+    let deal = SampleDeal::acme(Utc::now() - TimeDelta::days(1));
+    let needed = requests_per_pull(&deal).await?;
+    for i in 0..deals {
+        fake.put_deal(&(FIRST_DEAL + i).to_string(), &deal);
+    }
+    let (url, db) = ctx.database(name, EMPTY_TEMPLATE).await?;
+    let mut conn = db.acquire().await?;
+    let seeded = seed::crm_calls(&mut conn, "hubspot", FIRST_DEAL, deals).await?;
+    drop(conn);
+    anyhow::ensure!(seeded.count == deals, "seeded {} crm.enrich jobs, not {deals}", seeded.count);
+    sqlx::query("ANALYZE").execute(&db).await?;
+
+    let rate = limit.to_string();
+    let env = [
+        ("FIRSTCALL__CRM__HUBSPOT__TOKEN", hubspot::TOKEN),
+        ("FIRSTCALL__CRM__HUBSPOT__BASE_URL", fake.server.base_url.as_str()),
+        ("FIRSTCALL__CRM__HUBSPOT__REQUESTS_PER_SECOND", rate.as_str()),
+    ];
+    let started = Instant::now();
+    let mut worker = Firstcall::start(&ctx.launch("worker", &url, "crm", &env))?;
+    // Twice the time the bound allows, and start-up.
+    let timeout = Duration::from_secs_f64(deals as f64 * needed as f64 / limit as f64 * 2.0 + 60.0);
+    let stored = wait_enriched(&db, deals, started, timeout).await;
+    let done = Instant::now();
+    worker_alive(&mut worker)?;
+    worker.stop().await;
+    let requests = fake.server.requests();
+    let busiest = fake.server.busiest_second();
+    fake.server.stop().await;
+    if let Err(e) = stored {
+        let errors: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT last_error FROM jobs WHERE kind = 'crm.enrich' AND last_error IS NOT NULL LIMIT 3")
+                .fetch_all(&db)
+                .await
+                .unwrap_or_default();
+        anyhow::bail!("{e}; {} requests reached the fake; jobs' errors: {errors:?} (see logs/crm.log)", requests.len());
+    }
+    db.close().await;
+    ctx.pg.drop(name).await?;
+    let first = requests.iter().map(|r| r.at).min().ok_or_else(|| anyhow::anyhow!("the fake CRM received no request"))?;
+    let f = CrmFigure {
+        limit,
+        deals,
+        seconds: done.duration_since(first).as_secs_f64(),
+        to_first_request: first.duration_since(started).as_secs_f64(),
+        needed,
+        answered: requests.iter().filter(|r| (200..300).contains(&r.status)).count(),
+        throttled: requests.iter().filter(|r| r.status == 429).count(),
+        other: requests.iter().filter(|r| !(200..300).contains(&r.status) && r.status != 429).count(),
+        busiest,
+    };
+    say(format!(
+        "  {} deals in {:.2} s = {:.2} orders/s; {} requests an order ({} more done again), bound {:.2} orders/s, ratio {:.2}; {} answered 429, busiest second {} requests (limit {})",
+        f.deals,
+        f.seconds,
+        f.rate(),
+        f.needed,
+        f.redone(),
+        f.bound(),
+        f.rate() / f.bound(),
+        f.throttled,
+        f.busiest,
+        f.limit
+    ));
+    anyhow::ensure!(f.other == 0, "the fake CRM answered {} requests with neither 2xx nor 429", f.other);
+    Ok(f)
+}
+
+/// The requests one pull of `deal` makes: the production connector reads it once from a fake
+/// HubSpot of its own, without a limit.
+async fn requests_per_pull(deal: &SampleDeal) -> anyhow::Result<usize> {
+    let fake = FakeHubSpot::start().await;
+    fake.put_deal(&FIRST_DEAL.to_string(), deal);
+    let s = CrmSettings {
+        hubspot: HubspotConnector {
+            base_url: fake.server.base_url.clone(),
+            token: Some(Credential(hubspot::TOKEN.into())),
+            ..HubspotConnector::default()
+        },
+        ..CrmSettings::default()
+    };
+    let connector = HubSpot::new(&s.hubspot, &s).map_err(anyhow::Error::msg)?;
+    let pulled = connector.fetch_deal(&FIRST_DEAL.to_string()).await;
+    let n = fake.server.requests().len();
+    fake.server.stop().await;
+    pulled.map_err(|e| anyhow::anyhow!("the sample deal could not be pulled: {e}"))?;
+    Ok(n)
+}
+
+/// Waits until every deal of the figure has a proposal pulled from the CRM.
+async fn wait_enriched(db: &sqlx::PgPool, deals: i64, since: Instant, timeout: Duration) -> anyhow::Result<()> {
+    loop {
+        let stored: i64 = sqlx::query_scalar("SELECT count(DISTINCT deal_id) FROM proposals WHERE origin = 'crm'").fetch_one(db).await?;
+        if stored >= deals {
+            return Ok(());
+        }
+        if since.elapsed() > timeout {
+            anyhow::bail!("only {stored} of {deals} deals were enriched within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 // ---------------------------------------------------------------- the report
 
 fn yes(b: bool) -> Option<bool> {
     Some(b)
 }
 
-fn write_rows(ctx: &Ctx, r: &mut Report, empty: &Figures, scale: &Figures, mail: Option<&MailFigure>, cold: Option<&ColdStart>) {
+fn write_rows(
+    ctx: &Ctx,
+    r: &mut Report,
+    empty: &Figures,
+    scale: &Figures,
+    mail: Option<&MailFigure>,
+    cold: Option<&ColdStart>,
+    crm: Option<&CrmFigure>,
+) {
     let p = &ctx.plan;
     if let Some(i) = &empty.ingest {
         let fc = i.firstcall.rate();
@@ -808,6 +1009,19 @@ fn write_rows(ctx: &Ctx, r: &mut Report, empty: &Figures, scale: &Figures, mail:
             ("–", None),
         );
     }
+    if let Some(c) = crm {
+        r.row(
+            "7",
+            &format!(
+                "CRM enrichment: {} HubSpot deals pulled and stored, fake CRM allowing {} requests/s: orders/s (429s; busiest second)",
+                c.deals, c.limit
+            ),
+            format!("{:.2}/s ({} × 429; {} requests)", c.rate(), c.throttled, c.busiest),
+            format!("bound {} / {} requests an order: {:.2}/s", c.limit, c.needed, c.bound()),
+            ratio(c.rate(), c.bound()),
+            ("≥ 0.8× and no 429", yes(c.met())),
+        );
+    }
 }
 
 /// The binary's size without symbols and debug information (`strip`, when installed).
@@ -838,17 +1052,29 @@ fn method(ctx: &Ctx) -> String {
          - **4** Figures 1–3 again on a copy of a database holding {} open calls, each with its order, webhook event, audit row, a \
          pending reminder and a pending overdue timer (all due later). Cost is the empty database's rate over this one's.\n\
          - **5** {} outbox emails (~8 KB each) to the bench's SMTP sink on loopback; the rate runs from the first message received to the last.\n\
-         - **6** RSS is read from `/proc` (VmRSS two seconds after `/readyz`, VmHWM after the load).",
+         - **6** RSS is read from `/proc` (VmRSS two seconds after `/readyz`, VmHWM after the load).\n\
+         - **7** A fake HubSpot in the bench process (`testkit::crm::hubspot`, real HTTP on loopback) allows {} requests per second \
+         (a sliding one-second window; beyond it `429` with `Retry-After: 1`; its app limit, 100 per 10 s by default, is raised out of \
+         reach) and serves {} copies of the tests' sample deal (owner, company, three contacts, two line items, notes, an email, a call, a \
+         meeting). As many orders with open calls (`scheduled`, source `hubspot`) each have a `crm.enrich` job due now; no `call.start` \
+         is seeded, since the pull would bring it forward and the first emails would go during the figure. `firstcall worker` runs at its \
+         defaults with the connector's `requests_per_second` set to the same limit. The time runs from the first request the fake \
+         receives until every deal has a proposal of origin `crm` (probed every 10 ms); worker start-up is not counted. The bound is \
+         the limit over the requests one order needs (counted beforehand on one pull of the same deal from a fake of its own; 2xx \
+         answers beyond deals × that are pulls given up part-way and done again, and show in the raw figures); a one-second window lets the first second's requests \
+         through at once, so a short run can beat it by up to a second's worth. The 429 count and the busiest second are the fake's.",
         p.seconds,
         p.reminder_steps,
         p.timers,
         p.timer_span.as_secs(),
         p.scale_calls,
-        p.emails
+        p.emails,
+        p.crm_limit,
+        p.crm_deals
     )
 }
 
-fn raw(empty: &Figures, scale: &Figures, mail: Option<&MailFigure>) -> String {
+fn raw(empty: &Figures, scale: &Figures, mail: Option<&MailFigure>, crm: Option<&CrmFigure>) -> String {
     let mut s = String::from("```text\n");
     for (label, f) in [("empty", empty), ("scale", scale)] {
         if let Some(i) = &f.ingest {
@@ -878,6 +1104,25 @@ fn raw(empty: &Figures, scale: &Figures, mail: Option<&MailFigure>) -> String {
         s.push_str(&format!(
             "mail: pooled {:.1}/s, single connection {:.1}/s, connection per message {:.1}/s\n",
             m.pooled, m.single, m.per_message
+        ));
+    }
+    if let Some(c) = crm {
+        s.push_str(&format!(
+            "crm: {} deals in {:.3} s from the first request ({:.3} s from worker start to it); {} requests answered 2xx ({} an order \
+             needed, {} more done again), {} answered 429, {} other; busiest second {} requests at a limit of {}/s; {:.3} orders/s \
+             against a bound of {:.3}\n",
+            c.deals,
+            c.seconds,
+            c.to_first_request,
+            c.answered,
+            c.needed,
+            c.redone(),
+            c.throttled,
+            c.other,
+            c.busiest,
+            c.limit,
+            c.rate(),
+            c.bound()
         ));
     }
     s.push_str("```");

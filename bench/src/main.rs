@@ -1,4 +1,4 @@
-//! firstcall's benchmark suite. `firstcall-bench run` measures six figures against references
+//! firstcall's benchmark suite. `firstcall-bench run` measures seven figures against references
 //! taken in the same run on the same PostgreSQL (pgbench, graphile-worker) and writes a Markdown
 //! report; `firstcall-bench ingest` is the webhook load generator alone, for profiling a server
 //! started by hand. `bench/run` builds everything and calls `run`.

@@ -1,6 +1,7 @@
 //! Rows the figures start from, written with `INSERT … SELECT generate_series` in the shapes
 //! firstcall itself writes (see `migration/`): orders with their webhook events, open calls with
-//! their pending timers and audit rows, no-op jobs, and outbox emails.
+//! their pending timers and audit rows, open calls of CRM deals waiting for their pull, no-op
+//! jobs, and outbox emails.
 
 use sqlx::PgConnection;
 
@@ -66,6 +67,30 @@ impl Calls<'_> {
 
 async fn id_range(db: &mut PgConnection, sql: &str) -> anyhow::Result<IdRange> {
     let (lo, hi, count): (Option<i64>, Option<i64>, i64) = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(db).await?;
+    Ok(IdRange { lo: lo.unwrap_or(0), hi: hi.unwrap_or(0), count })
+}
+
+/// Open calls of `n` won deals of CRM `source` as the opening leaves them before the CRM is read:
+/// for each deal id `first_deal..first_deal + n` (digits, as HubSpot's are) an order and its call
+/// (`scheduled`, no email sent yet) with a `crm.enrich` job due now whose payload names the source
+/// and the deal. The opening also writes the call's first step (`call.start`, due at the end of
+/// the wait); it is left out, because the pull brings it forward to now and the first emails
+/// would then be composed and sent during the figure. Returns the `crm.enrich` jobs' ids.
+pub async fn crm_calls(db: &mut PgConnection, source: &str, first_deal: i64, n: i64) -> anyhow::Result<IdRange> {
+    let sql = format!(
+        "WITH o AS (INSERT INTO orders (source, deal_id, status, amount_minor, currency, rep_email, segment, account_name, line_items, ordered_at, status_at, last_event_at, created_at, updated_at) \
+         SELECT $1::text, ($2::bigint + g)::text, 'open', 6440000, 'USD', 'rep' || (g % 500) || '@bench.example', 'mid-market', 'Account ' || g, '{LINE_ITEMS}'::json, \
+         now(), now(), now(), now(), now() FROM generate_series(0, $3::bigint - 1) g \
+         RETURNING id, deal_id, rep_email, ordered_at), \
+         c AS (INSERT INTO calls (order_id, source, deal_id, rep_email, state, schedule_name, ordered_at, due_at, invite_sequence, reminders_sent, escalation_level, created_at, updated_at) \
+         SELECT o.id, $1::text, o.deal_id, o.rep_email, 'scheduled', 'default', o.ordered_at, o.ordered_at + interval '1 day', 0, 0, 0, now(), now() FROM o \
+         RETURNING id, deal_id), \
+         j AS (INSERT INTO jobs (kind, subject_id, payload, run_at, state, attempts, max_attempts, created_at, updated_at) \
+         SELECT 'crm.enrich', c.id, json_build_object('source', $1::text, 'deal_id', c.deal_id), now(), 'pending', 0, 8, now(), now() FROM c RETURNING id) \
+         SELECT min(id), max(id), count(*) FROM j"
+    );
+    let (lo, hi, count): (Option<i64>, Option<i64>, i64) =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(source).bind(first_deal).bind(n).fetch_one(db).await?;
     Ok(IdRange { lo: lo.unwrap_or(0), hi: hi.unwrap_or(0), count })
 }
 

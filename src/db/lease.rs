@@ -158,6 +158,16 @@ impl Queue {
         Ok(db.execute_raw(stmt(backend, &sql, values)).await?.rows_affected() == 1)
     }
 
+    /// Extends the lease of every row still held under `token` (a batch whose work outside the
+    /// database is still going on); returns how many.
+    pub async fn renew_all(&self, db: &impl ConnectionTrait, token: &str, now: DateTime<Utc>, lease: TimeDelta) -> Result<u64, DbErr> {
+        let backend = db.get_database_backend();
+        let sql =
+            format!("UPDATE {} SET lease_until = {} WHERE lease_token = $2 AND state = 'pending'", self.table, lease_end(backend, "$1"));
+        let values = vec![lease_value(backend, now, lease), token.into()];
+        Ok(db.execute_raw(stmt(backend, &sql, values)).await?.rows_affected())
+    }
+
     /// Inside the transaction that records the outcome: locks the rows among `ids` still held
     /// under `token` and returns their ids. A row missing here was taken over after the lease
     /// expired, or deleted; its work must not commit.

@@ -121,18 +121,34 @@ impl Engine {
         for j in &lease.rows {
             self.metrics.job_claimed((now - j.run_at).num_milliseconds().max(0) as f64 / 1000.0);
         }
-        // Most of the lease: the step must still commit before another worker may take the job.
-        let budget = Duration::from_millis((self.settings.lease_secs * 1000 * 3 / 4).max(1000));
-        let outcomes = futures_util::future::join_all(lease.rows.iter().map(|job| async move {
+        // The work may outlast one lease when the CRM's pace queues it behind the batch's other
+        // jobs: the lease is renewed while it goes on, so no other worker takes the jobs over (a
+        // worker that dies stops renewing, and its jobs come back after one lease). A backstop
+        // ends work that never finishes.
+        let backstop = Duration::from_secs(self.settings.lease_secs.saturating_mul(10).max(10));
+        let work = futures_util::future::join_all(lease.rows.iter().map(|job| async move {
             let Some(handler) = job.kind().and_then(|k| self.handlers.get(k)) else {
                 return Err(StepError::Failed(format!("no handler for job kind '{}'", job.kind)));
             };
-            match tokio::time::timeout(budget, handler.prepare(job, now)).await {
+            match tokio::time::timeout(backstop, handler.prepare(job, now)).await {
                 Ok(r) => r,
-                Err(_) => Err(StepError::Failed(format!("its outside work took longer than {} s", budget.as_secs()))),
+                Err(_) => Err(StepError::Failed(format!("its outside work took longer than {} s", backstop.as_secs()))),
             }
-        }))
-        .await;
+        }));
+        let token = lease.token.clone();
+        let renew = async {
+            let every = Duration::from_millis((self.settings.lease_secs * 1000 / 3).max(500));
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = QUEUE.renew_all(&self.db, &token, self.clock.now(), lease_len).await {
+                    tracing::warn!(error = %e, "could not renew the lease of jobs whose outside work is under way");
+                }
+            }
+        };
+        let outcomes = tokio::select! {
+            outcomes = work => outcomes,
+            never = renew => never,
+        };
         let mut ready = Vec::with_capacity(n);
         for (mut job, outcome) in lease.rows.drain(..).zip(outcomes) {
             match outcome {

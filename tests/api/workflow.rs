@@ -591,6 +591,74 @@ async fn the_engine_runs_whatever_handler_a_workflow_registers() {
     app.stop().await;
 }
 
+/// A handler with slow work outside the database (a CRM that paces its requests), counting
+/// how often its work and its step ran.
+struct SlowOutside {
+    prepared: std::sync::atomic::AtomicUsize,
+    ran: std::sync::atomic::AtomicUsize,
+    takes: std::time::Duration,
+}
+
+impl firstcall::engine::Handler for SlowOutside {
+    fn prepares(&self) -> bool {
+        true
+    }
+
+    fn prepare<'a>(
+        &'a self,
+        _job: &'a firstcall::engine::ClaimedJob,
+        _now: DateTime<Utc>,
+    ) -> futures_util::future::BoxFuture<'a, Result<serde_json::Value, firstcall::engine::StepError>> {
+        Box::pin(async move {
+            self.prepared.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(self.takes).await;
+            Ok(json!("read"))
+        })
+    }
+
+    fn run<'a>(
+        &'a self,
+        _txn: &'a sea_orm::DatabaseTransaction,
+        job: &'a firstcall::engine::ClaimedJob,
+        _now: DateTime<Utc>,
+    ) -> futures_util::future::BoxFuture<'a, Result<firstcall::engine::Effects, firstcall::engine::StepError>> {
+        Box::pin(async move {
+            assert_eq!(job.prepared, Some(json!("read")), "the step gets what the outside work read");
+            self.ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(firstcall::engine::Effects::default())
+        })
+    }
+}
+
+#[tokio::test]
+async fn outside_work_that_outlasts_its_lease_keeps_the_job_and_runs_once() {
+    use firstcall::engine::{self, JobKind, NewJob, Registry};
+    use std::sync::atomic::Ordering::SeqCst;
+    let app = TestApp::spawn_with(Options { overrides: vec![("engine.lease_secs", json!(2))], ..Options::default() }).await;
+    app.run_jobs().await;
+    let handler = std::sync::Arc::new(SlowOutside { prepared: 0.into(), ran: 0.into(), takes: Duration::from_millis(3500) });
+    let mut registry = Registry::default();
+    registry.register(JobKind::CrmEnrich, handler.clone());
+    let engine = firstcall::engine::Engine { handlers: std::sync::Arc::new(registry), ..app.engine.clone() };
+    engine::enqueue(&app.state.db, NewJob::new(JobKind::CrmEnrich, 1, app.now()), 3, app.now()).await.unwrap();
+    // The database-only loops leave it to the outside-work loops.
+    assert_eq!(engine.run_batch().await.unwrap(), 0);
+    let first = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.run_io_batch().await.unwrap() }
+    });
+    // Past the 2-second lease (on both clocks), another worker looks for due work: the lease was
+    // renewed while the work went on, so it finds none.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.advance(TimeDelta::milliseconds(2600));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(engine.run_io_batch().await.unwrap(), 0, "the job is still held by the first worker");
+    assert_eq!(first.await.unwrap(), 1);
+    assert_eq!((handler.prepared.load(SeqCst), handler.ran.load(SeqCst)), (1, 1));
+    assert_eq!(app.count("jobs WHERE kind = 'crm.enrich'").await, 0, "done");
+    app.stop().await;
+}
+
 /// The dates (`Date` header) of the reminders the rep received.
 fn reminder_dates(app: &TestApp) -> Vec<String> {
     app.mails_to(REP)
