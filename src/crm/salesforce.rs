@@ -21,6 +21,12 @@
 //! related list fits its first batch), plus one token request when the connector has no token
 //! yet or the one it has was refused.
 //!
+//! The reconciler's question ([`Connector::won_since`]) is one more query, of the won
+//! opportunities last modified at or after a time (`IsWon = true`, oldest modification first,
+//! `LIMIT max`), with the owner's email and the account's name from the same rows; its batches
+//! (2000 rows at most each) are followed through `nextRecordsUrl`. Requests per call:
+//! `ceil(min(found, max) / batch)` (at least one), plus the token request as above.
+//!
 //! The opportunity id is checked to be 15 or 18 letters and digits before it goes into the
 //! query, which is also what keeps it from changing the query: anything else is
 //! [`CrmError::NotFound`] without a request. The configured notes field is checked to be a field
@@ -105,13 +111,111 @@ impl Salesforce {
         )
     }
 
+    /// The query for the won opportunities last modified at or after `since`, oldest first.
+    ///
+    /// The only value in it that is not a constant of this code is the `dateTime` literal, and
+    /// that is formatted here from a `DateTime<Utc>` (digits, `-`, `:`, `T`, `Z`), never taken
+    /// from outside text, so nothing can change the query. SOQL writes a `dateTime` unquoted
+    /// (`LastModifiedDate >= 2026-10-05T12:00:00Z`); it is floored to the second, the precision
+    /// of the documented format, and what that lets in before `since` is dropped after reading.
+    fn won_soql(&self, since: DateTime<Utc>, max: usize) -> String {
+        let mut fields = vec!["Id", "Name", "Amount", "CloseDate", "LastModifiedDate", "OwnerId", "Owner.Email", "Account.Name"];
+        if self.default_currency.is_none() {
+            fields.push("CurrencyIsoCode");
+        }
+        format!(
+            "SELECT {} FROM Opportunity WHERE IsWon = true AND LastModifiedDate >= {} \
+             ORDER BY LastModifiedDate ASC, Id ASC LIMIT {max}",
+            fields.join(", "),
+            since.format("%Y-%m-%dT%H:%M:%SZ")
+        )
+    }
+
+    async fn read_won(&self, since: DateTime<Utc>, max: usize) -> Result<Vec<WonDeal>, CrmError> {
+        let mut won = Vec::new();
+        if max == 0 {
+            return Ok(won);
+        }
+        let query_path = format!("/services/data/{}/query", self.api_version);
+        let body = self.get(&query_path, Some(&self.won_soql(since, max))).await.map_err(|e| self.explain(e, false))?;
+        let mut page: Page<Box<RawValue>> = parse(&body, "the won opportunities")?;
+        for _ in 0..MAX_PAGES {
+            for raw in std::mem::take(&mut page.records) {
+                if let Some(deal) = self.won_deal(&raw, since) {
+                    won.push(deal);
+                }
+            }
+            let next = match (page.done, page.next_records_url.take()) {
+                (false, Some(next)) if won.len() < max => next,
+                _ => {
+                    // The query orders them; kept in that order even if a batch did not.
+                    won.sort_by(|a, b| (a.modified_at, &a.deal_id).cmp(&(b.modified_at, &b.deal_id)));
+                    won.truncate(max);
+                    return Ok(won);
+                }
+            };
+            if !next.starts_with("/services/data/") {
+                return Err(CrmError::Invalid(format!("salesforce: a nextRecordsUrl that is not an API path: {}", printable(&next))));
+            }
+            let body = self.get(&next, None).await?;
+            page = parse(&body, "the next batch of won opportunities")?;
+        }
+        Err(CrmError::Invalid(format!("salesforce: the won opportunities ran past {MAX_PAGES} batches")))
+    }
+
+    /// One row of the won query, or `None` (with a warning) when it has no record id or its
+    /// times cannot be read.
+    fn won_deal(&self, raw: &RawValue, since: DateTime<Utc>) -> Option<WonDeal> {
+        let row: WonRow = match serde_json::from_str(raw.get()) {
+            Ok(row) => row,
+            Err(e) => {
+                tracing::warn!(crm = "salesforce", error = %e, "a won opportunity that cannot be read is skipped");
+                return None;
+            }
+        };
+        let Some(id) = row.id.filter(|id| is_record_id(id)) else {
+            tracing::warn!(crm = "salesforce", "a won opportunity without a record id is skipped");
+            return None;
+        };
+        let Some(modified_at) = row.last_modified_date.as_deref().and_then(sf_datetime) else {
+            tracing::warn!(crm = "salesforce", deal = %id, "a won opportunity without a readable LastModifiedDate is skipped");
+            return None;
+        };
+        let won_at = match row.close_date.as_deref() {
+            None => modified_at,
+            Some(d) => match NaiveDate::parse_from_str(d, "%Y-%m-%d") {
+                Ok(d) => d.and_time(NaiveTime::MIN).and_utc(),
+                Err(_) => {
+                    tracing::warn!(crm = "salesforce", deal = %id, close_date = %printable(d), "a won opportunity with an unreadable CloseDate is skipped");
+                    return None;
+                }
+            },
+        };
+        if modified_at < since {
+            // Let in by the query's whole-second bound.
+            return None;
+        }
+        // A currency field is a JSON number; kept as written, never rounded through a float.
+        let amount = row.amount.map(|a| a.get().to_string()).filter(|a| serde_json::from_str::<serde_json::Number>(a).is_ok());
+        Some(WonDeal {
+            deal_id: id,
+            won_at,
+            modified_at,
+            amount,
+            currency: self.default_currency.as_ref().map(|c| c.as_str().to_string()).or(row.currency_iso_code),
+            owner_email: row.owner.and_then(|o| o.email),
+            owner_id: row.owner_id,
+            account_name: row.account.and_then(|a| a.name),
+        })
+    }
+
     async fn read_deal(&self, deal_id: &str) -> Result<DealContext, CrmError> {
         if !is_record_id(deal_id) {
             return Err(CrmError::NotFound(format!("salesforce: '{}' is not a Salesforce record id", printable(deal_id))));
         }
         let query_path = format!("/services/data/{}/query", self.api_version);
         let soql = self.soql(deal_id);
-        let body = self.get(&query_path, Some(&soql)).await.map_err(|e| self.explain(e))?;
+        let body = self.get(&query_path, Some(&soql)).await.map_err(|e| self.explain(e, true))?;
         let first: Page<Opportunity> = parse(&body, "the opportunity")?;
         let Some(opp) = first.records.into_iter().next() else {
             return Err(CrmError::NotFound(format!("salesforce: no opportunity {deal_id}")));
@@ -245,14 +349,15 @@ impl Salesforce {
     }
 
     /// A refused query names the settings that add fields to it (Salesforce's answer echoes the
-    /// query, so which field it refused may be cut off).
-    fn explain(&self, e: CrmError) -> CrmError {
+    /// query, so which field it refused may be cut off); `notes_field` says whether the query
+    /// named the configured notes field.
+    fn explain(&self, e: CrmError, notes_field: bool) -> CrmError {
         let CrmError::Invalid(m) = e else { return e };
         let mut hints = Vec::new();
         if self.default_currency.is_none() {
             hints.push("an org without multi-currency has no CurrencyIsoCode: set crm.salesforce.default_currency");
         }
-        if self.notes_field.is_some() {
+        if notes_field && self.notes_field.is_some() {
             hints.push("check that crm.salesforce.notes_field is an Opportunity field");
         }
         if hints.is_empty() { CrmError::Invalid(m) } else { CrmError::Invalid(format!("{m} ({})", hints.join("; "))) }
@@ -270,8 +375,8 @@ impl Connector for Salesforce {
         Box::pin(self.read_deal(deal_id))
     }
 
-    fn won_since<'a>(&'a self, _since: DateTime<Utc>, _max: usize) -> BoxFuture<'a, Result<Vec<WonDeal>, CrmError>> {
-        Box::pin(async { Err(CrmError::Invalid("salesforce: reading won deals is being built".into())) })
+    fn won_since<'a>(&'a self, since: DateTime<Utc>, max: usize) -> BoxFuture<'a, Result<Vec<WonDeal>, CrmError>> {
+        Box::pin(self.read_won(since, max))
     }
 }
 
@@ -325,6 +430,21 @@ struct Page<T> {
     done: bool,
     records: Vec<T>,
     next_records_url: Option<String>,
+}
+
+/// A row of the won query. Times are read by [`Salesforce::won_deal`], so that one bad row is
+/// skipped rather than failing the batch.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WonRow {
+    id: Option<String>,
+    amount: Option<Box<RawValue>>,
+    close_date: Option<String>,
+    last_modified_date: Option<String>,
+    owner_id: Option<String>,
+    owner: Option<Named>,
+    account: Option<Named>,
+    currency_iso_code: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -460,11 +580,13 @@ struct SfDateTime(DateTime<Utc>);
 impl<'de> Deserialize<'de> for SfDateTime {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        DateTime::parse_from_str(&s, "%Y-%m-%dT%H:%M:%S%.f%z")
-            .or_else(|_| DateTime::parse_from_rfc3339(&s))
-            .map(|t| SfDateTime(t.with_timezone(&Utc)))
-            .map_err(|_| serde::de::Error::custom(format!("'{}' is not a Salesforce dateTime", printable(&s))))
+        sf_datetime(&s).map(SfDateTime).ok_or_else(|| serde::de::Error::custom(format!("'{}' is not a Salesforce dateTime", printable(&s))))
     }
+}
+
+/// A Salesforce dateTime as UTC, if it is one.
+fn sf_datetime(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z").or_else(|_| DateTime::parse_from_rfc3339(s)).ok().map(|t| t.with_timezone(&Utc))
 }
 
 #[cfg(test)]

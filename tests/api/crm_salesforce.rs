@@ -250,3 +250,150 @@ async fn salesforce_an_org_without_multi_currency_needs_its_currency_set() {
     let last_query = fake.server.requests().into_iter().rfind(|r| r.path.ends_with("/query")).unwrap();
     assert!(!last_query.query.contains("CurrencyIsoCode"));
 }
+
+/// The sample deal won at `at` by `account`, for `amount` in `currency`.
+fn won_deal(account: &str, amount: &str, currency: &str, at: DateTime<Utc>) -> SampleDeal {
+    let mut d = SampleDeal::acme(at);
+    d.name = format!("{account} - renewal");
+    d.account = account.into();
+    d.amount = amount.into();
+    d.currency = currency.into();
+    d
+}
+
+fn day(d: u32, h: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 10, d, h, 0, 0).unwrap()
+}
+
+#[tokio::test]
+async fn salesforce_won_since_reads_the_won_opportunities_modified_since_oldest_first() {
+    let fake = FakeSalesforce::start().await;
+    let id = |n: u64| record_id("006", n);
+    let since = day(10, 9) + chrono::TimeDelta::milliseconds(250);
+    // Won before `since` and not touched since: not asked for.
+    fake.put_deal(&id(1), &won_deal("Old Co", "1000.00", "USD", day(3, 12)));
+    // Won on the 12th.
+    fake.put_deal(&id(2), &won_deal("Globex", "52000.50", "EUR", day(12, 16)));
+    // Won on the 5th, changed on the 14th: asked for again, still closed on the 5th.
+    fake.put_deal(&id(3), &won_deal("Initech", "8000.00", "USD", day(5, 10)));
+    fake.set_last_modified(&id(3), day(14, 8));
+    // Lost, and still being negotiated, both changed after `since`.
+    fake.put_deal(&id(4), &won_deal("Lost Corp", "9000.00", "USD", day(11, 10)));
+    fake.set_stage(&id(4), "Closed Lost");
+    fake.put_deal(&id(5), &won_deal("Open Inc", "9100.00", "USD", day(11, 11)));
+    fake.set_stage(&id(5), "Negotiation/Review");
+    // Modified exactly at `since` (to the millisecond), and just before it in the same second.
+    fake.put_deal(&id(6), &won_deal("Edge Ltd", "300.00", "GBP", since));
+    fake.put_deal(&id(7), &won_deal("Early Ltd", "301.00", "GBP", since - chrono::TimeDelta::milliseconds(200)));
+    // A deal without an owner.
+    let mut no_owner = won_deal("Ownerless", "42.00", "USD", day(13, 9));
+    no_owner.owner = None;
+    fake.put_deal(&id(8), &no_owner);
+
+    let sf = connector(&settings(&fake, 50));
+    let won = sf.won_since(since, 100).await.unwrap();
+    let got: Vec<_> = won.iter().map(|d| (d.deal_id.as_str(), d.account_name.as_deref().unwrap())).collect();
+    assert_eq!(got, [(id(6).as_str(), "Edge Ltd"), (id(2).as_str(), "Globex"), (id(8).as_str(), "Ownerless"), (id(3).as_str(), "Initech")]);
+    assert!(won.windows(2).all(|w| w[0].modified_at <= w[1].modified_at));
+
+    let globex = &won[1];
+    assert_eq!(globex.won_at, Utc.with_ymd_and_hms(2026, 10, 12, 0, 0, 0).unwrap(), "the close date, at midnight UTC");
+    assert_eq!(globex.modified_at, day(12, 16));
+    assert_eq!((globex.amount.as_deref(), globex.currency.as_deref()), (Some("52000.5"), Some("EUR")));
+    assert_eq!(globex.owner_email.as_deref(), Some("ana@seller.example"));
+    assert_eq!(globex.owner_id, Some(record_id("005", 5501)));
+    assert_eq!((won[0].modified_at, won[0].amount.as_deref(), won[0].currency.as_deref()), (since, Some("300.0"), Some("GBP")));
+    assert_eq!((won[2].owner_email.as_deref(), won[2].owner_id.as_deref()), (None, None));
+    let initech = &won[3];
+    assert_eq!((initech.won_at, initech.modified_at), (Utc.with_ymd_and_hms(2026, 10, 5, 0, 0, 0).unwrap(), day(14, 8)));
+
+    // One query, with the bound as an unquoted dateTime literal, and a token.
+    assert_eq!(fake.server.requests().len(), 2);
+    assert_eq!(
+        fake.queries(),
+        ["SELECT Id, Name, Amount, CloseDate, LastModifiedDate, OwnerId, Owner.Email, Account.Name, CurrencyIsoCode \
+          FROM Opportunity WHERE IsWon = true AND LastModifiedDate >= 2026-10-10T09:00:00Z \
+          ORDER BY LastModifiedDate ASC, Id ASC LIMIT 100"]
+    );
+
+    // Nothing asked for, nothing sent.
+    assert!(sf.won_since(since, 0).await.unwrap().is_empty());
+    assert_eq!(fake.server.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn salesforce_won_since_follows_every_batch_and_stops_at_max() {
+    let fake = FakeSalesforce::start().await;
+    let ids: Vec<String> = (1..=5).map(|n| record_id("006", 100 + n)).collect();
+    for (i, id) in ids.iter().enumerate() {
+        fake.put_deal(id, &won_deal(&format!("Customer {i}"), "100.00", "USD", day(10 + i as u32, 12)));
+    }
+    fake.set_page_size(2);
+    let sf = connector(&settings(&fake, 100));
+    let since = day(1, 0);
+
+    let all = sf.won_since(since, 50).await.unwrap();
+    assert_eq!(all.iter().map(|d| d.deal_id.clone()).collect::<Vec<_>>(), ids);
+    // The query, then the two locators its batches gave: `<locator>-<offset>`, no parameters.
+    let more: Vec<_> = fake.server.requests_to("/services/data/v62.0/query/").into_iter().collect();
+    assert_eq!(more.len(), 2);
+    assert!(more.iter().all(|r| r.query.is_empty() && r.status == 200 && r.path.contains("/query/01g")));
+    let offsets: Vec<_> = more.iter().map(|r| r.path.rsplit('-').next().unwrap().to_string()).collect();
+    assert_eq!(offsets, ["2", "4"]);
+
+    // At most three: the three oldest, in two batches; the rest from the last one's time, which
+    // comes again (the caller's intake drops the repeat).
+    let before = fake.server.requests().len();
+    let first = sf.won_since(since, 3).await.unwrap();
+    assert_eq!(first.iter().map(|d| d.deal_id.clone()).collect::<Vec<_>>(), ids[..3]);
+    assert_eq!(fake.server.requests().len() - before, 2, "the query and one more batch");
+    assert!(fake.queries().last().unwrap().ends_with(" LIMIT 3"));
+    let rest = sf.won_since(first[2].modified_at, 3).await.unwrap();
+    assert_eq!(rest.iter().map(|d| d.deal_id.clone()).collect::<Vec<_>>(), ids[2..]);
+}
+
+#[tokio::test]
+async fn salesforce_won_since_skips_rows_it_cannot_read() {
+    let fake = FakeSalesforce::start().await;
+    let id = |n: u64| record_id("006", 200 + n);
+    for n in 1..=4 {
+        fake.put_deal(&id(n), &won_deal(&format!("Customer {n}"), "10.00", "USD", day(10 + n as u32, 12)));
+    }
+    fake.set_field(&id(1), "Id", serde_json::Value::Null);
+    fake.set_field(&id(2), "CloseDate", serde_json::json!("last Tuesday"));
+    fake.set_field(&id(3), "CloseDate", serde_json::Value::Null);
+    fake.set_field(&id(3), "Amount", serde_json::Value::Null);
+    let won = connector(&settings(&fake, 50)).won_since(day(1, 0), 10).await.unwrap();
+    let got: Vec<_> = won.iter().map(|d| (d.deal_id.as_str(), d.won_at, d.amount.as_deref())).collect();
+    // No close date: won when last modified.
+    assert_eq!(
+        got,
+        [(id(3).as_str(), day(13, 12), None), (id(4).as_str(), Utc.with_ymd_and_hms(2026, 10, 14, 0, 0, 0).unwrap(), Some("10.0"))]
+    );
+}
+
+#[tokio::test]
+async fn salesforce_won_since_failures_are_told_apart() {
+    let (fake, id) = org_with_acme().await;
+    let sf = connector(&settings(&fake, 50));
+    assert_eq!(sf.won_since(won_at(), 10).await.unwrap().len(), 1);
+
+    fake.server.fail_next(1);
+    assert!(matches!(sf.won_since(won_at(), 10).await, Err(CrmError::Unavailable(_))));
+
+    // An expired token is renewed once.
+    fake.expire_tokens();
+    let won = sf.won_since(won_at(), 10).await.unwrap();
+    assert_eq!(won[0].deal_id, id);
+    assert_eq!(fake.token_requests(), 2);
+
+    // An org without multi-currency: the configured currency, and no CurrencyIsoCode asked for.
+    fake.set_multi_currency(false);
+    let err = sf.won_since(won_at(), 10).await.unwrap_err();
+    assert!(matches!(&err, CrmError::Invalid(m) if m.contains("default_currency") && !m.contains("notes_field")), "{err:?}");
+    let mut s = settings(&fake, 50);
+    s.salesforce.default_currency = Some(Currency::parse("EUR").unwrap());
+    let won = connector(&s).won_since(won_at(), 10).await.unwrap();
+    assert_eq!(won[0].currency.as_deref(), Some("EUR"));
+    assert!(!fake.queries().last().unwrap().contains("CurrencyIsoCode"));
+}

@@ -1,13 +1,21 @@
 //! Fake Salesforce org: the OAuth 2.0 client credentials token endpoint and the REST API's query
-//! resources, as firstcall's connector uses them. It knows one query shape, the connector's:
-//! an opportunity by id (`… FROM Opportunity WHERE Id = '<id>'`) with the standard fields the
-//! outer `SELECT` names and the related lists its subqueries name (`OpportunityContactRoles`,
-//! `OpportunityLineItems`, `Tasks`, `Events`, `Notes`); it does not parse SOQL in general.
+//! resources, as firstcall's connector uses them. It knows two query shapes, the connector's:
+//! - an opportunity by id (`… FROM Opportunity WHERE Id = '<id>'`) with the standard fields the
+//!   outer `SELECT` names and the related lists its subqueries name (`OpportunityContactRoles`,
+//!   `OpportunityLineItems`, `Tasks`, `Events`, `Notes`);
+//! - the won opportunities modified since a time (`… FROM Opportunity WHERE IsWon = true AND
+//!   LastModifiedDate >= <dateTime> ORDER BY LastModifiedDate ASC, Id ASC [LIMIT n]`): it
+//!   evaluates the bound and the limit, sorts, and answers in batches with `nextRecordsUrl`.
 //!
-//! What a test can switch: the batch size of related lists (to make the connector follow
-//! `nextRecordsUrl` locators), expiring every issued token (the next API call answers
-//! `401 INVALID_SESSION_ID`) or refusing every session, and an org without multi-currency (asking for `CurrencyIsoCode`
-//! answers `400 INVALID_FIELD`). It counts token requests.
+//! It does not parse SOQL in general. Every opportunity a test puts is won (`StageName` `Closed
+//! Won`) and last modified when it was won, unless the test moves its stage or its
+//! `LastModifiedDate`, or sets any field to what it likes (a malformed row).
+//!
+//! What a test can switch: the batch size of query results and related lists (to make the
+//! connector follow `nextRecordsUrl` locators), expiring every issued token (the next API call
+//! answers `401 INVALID_SESSION_ID`) or refusing every session, and an org without
+//! multi-currency (asking for `CurrencyIsoCode` answers `400 INVALID_FIELD`). It counts token
+//! requests and keeps the SOQL of every query.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -37,7 +45,10 @@ struct State {
     tokens: Mutex<HashSet<String>>,
     token_requests: AtomicUsize,
     issued: AtomicU64,
+    /// Batch size set by the test (0: Salesforce's, 2000 rows for a query, 200 for a related list).
     page_size: AtomicUsize,
+    /// The SOQL of every query received, decoded.
+    queries: Mutex<Vec<String>>,
     multi_currency: AtomicBool,
     /// Every API call answers 401, even with a token just issued (a revoked app).
     sessions_refused: AtomicBool,
@@ -58,7 +69,8 @@ impl FakeSalesforce {
             tokens: Mutex::default(),
             token_requests: AtomicUsize::new(0),
             issued: AtomicU64::new(0),
-            page_size: AtomicUsize::new(200),
+            page_size: AtomicUsize::new(0),
+            queries: Mutex::default(),
             multi_currency: AtomicBool::new(true),
             sessions_refused: AtomicBool::new(false),
             deals: Mutex::default(),
@@ -78,7 +90,8 @@ impl FakeSalesforce {
 
     /// Stores `deal` as opportunity `id` with its owner, account, contact roles, line items,
     /// tasks (emails, calls, tasks), events (meetings) and notes (plain text, as classic notes
-    /// keep it). The sample's notes field is the opportunity's `Description`.
+    /// keep it). The sample's notes field is the opportunity's `Description`. It is won
+    /// (`StageName` `Closed Won`), closed on the day of `won_at` and last modified at `won_at`.
     pub fn put_deal(&self, id: &str, deal: &SampleDeal) {
         let n = self.state.issued.fetch_add(1, Ordering::SeqCst) * 100;
         let attributes = |kind: &str, id: &str| json!({"type": kind, "url": format!("/services/data/v62.0/sobjects/{kind}/{id}")});
@@ -88,6 +101,9 @@ impl FakeSalesforce {
         fields.insert("Name".into(), json!(deal.name));
         fields.insert("Amount".into(), json!(deal.amount.parse::<f64>().ok()));
         fields.insert("CloseDate".into(), json!(deal.won_at.format("%Y-%m-%d").to_string()));
+        fields.insert("StageName".into(), json!("Closed Won"));
+        fields.insert("IsClosed".into(), json!(true));
+        fields.insert("IsWon".into(), json!(true));
         fields.insert("LastModifiedDate".into(), json!(datetime(deal.won_at)));
         fields.insert("CurrencyIsoCode".into(), json!(deal.currency));
         fields.insert("Description".into(), json!(deal.notes_field));
@@ -196,9 +212,35 @@ impl FakeSalesforce {
         self.state.deals.lock().unwrap().insert(id.to_string(), Opportunity { fields, related });
     }
 
-    /// Related lists come in batches of `n` records (200 unless set).
+    /// Query results and related lists come in batches of `n` records (unless set, 2000 and 200).
     pub fn set_page_size(&self, n: usize) {
         self.state.page_size.store(n.max(1), Ordering::SeqCst);
+    }
+
+    /// Moves opportunity `id` to `stage`, as a rep does: `Closed Won` is closed and won,
+    /// `Closed Lost` closed and not won, any other stage (`Negotiation/Review`) open.
+    pub fn set_stage(&self, id: &str, stage: &str) {
+        self.set_field(id, "StageName", json!(stage));
+        self.set_field(id, "IsClosed", json!(stage.starts_with("Closed")));
+        self.set_field(id, "IsWon", json!(stage == "Closed Won"));
+    }
+
+    /// Sets opportunity `id`'s `LastModifiedDate` (a change after it was won).
+    pub fn set_last_modified(&self, id: &str, at: chrono::DateTime<chrono::Utc>) {
+        self.set_field(id, "LastModifiedDate", json!(datetime(at)));
+    }
+
+    /// Sets field `name` of opportunity `id` to `value` as it is, malformed if the test likes
+    /// (`null` for `Id`, `"yesterday"` for `CloseDate`).
+    pub fn set_field(&self, id: &str, name: &str, value: Value) {
+        let mut deals = self.state.deals.lock().unwrap();
+        let opp = deals.get_mut(id).unwrap_or_else(|| panic!("no opportunity {id} in the fake org"));
+        opp.fields.insert(name.to_string(), value);
+    }
+
+    /// The SOQL of every query received so far (decoded), in order.
+    pub fn queries(&self) -> Vec<String> {
+        self.state.queries.lock().unwrap().clone()
     }
 
     /// Every issued token stops working, as when sessions time out: the next API call with one
@@ -326,6 +368,10 @@ async fn query(state: web::Data<State>, req: HttpRequest, path: web::Path<String
     }
     let version = path.into_inner();
     let soql = q.get("q").map(String::as_str).unwrap_or_default();
+    state.queries.lock().unwrap().push(soql.to_string());
+    if soql.contains(WON_MARKER) {
+        return won(&state, &version, soql);
+    }
     let marker = "FROM Opportunity WHERE Id = '";
     let Some(id) = soql.split_once(marker).and_then(|(_, rest)| rest.split_once('\'')).map(|(id, _)| id) else {
         return error(
@@ -334,32 +380,17 @@ async fn query(state: web::Data<State>, req: HttpRequest, path: web::Path<String
             "the fake org answers only queries of one opportunity by Id",
         );
     };
-    let outer = soql.strip_prefix("SELECT ").unwrap_or_default();
-    let outer = outer.split("(SELECT").next().unwrap_or_default().split(" FROM ").next().unwrap_or_default();
-    let wanted: Vec<&str> = outer.split(',').map(str::trim).filter(|f| !f.is_empty()).collect();
+    let wanted = outer_fields(soql);
 
     let deals = state.deals.lock().unwrap();
     let Some(opp) = deals.get(id) else {
         return HttpResponse::Ok().json(json!({"totalSize": 0, "done": true, "records": []}));
     };
-    let mut record = Map::new();
-    record.insert("attributes".into(), opp.fields["attributes"].clone());
-    for field in wanted {
-        let root = field.split('.').next().unwrap_or(field);
-        let found = opp.fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(root));
-        let missing = root.eq_ignore_ascii_case("CurrencyIsoCode") && !state.multi_currency.load(Ordering::SeqCst);
-        match found {
-            Some((k, v)) if !missing => {
-                record.insert(k.clone(), v.clone());
-            }
-            _ => {
-                // Salesforce echoes the query, points at the field, and names it.
-                let message = format!("\n{soql}\n^\nERROR at Row:1:Column:8\nNo such column '{root}' on entity 'Opportunity'.");
-                return error(actix_web::http::StatusCode::BAD_REQUEST, "INVALID_FIELD", &message);
-            }
-        }
-    }
-    let size = state.page_size.load(Ordering::SeqCst);
+    let mut record = match select(&state, opp, &wanted) {
+        Ok(record) => record,
+        Err(field) => return no_such_field(soql, &field),
+    };
+    let size = state.batch_size(200);
     for rel in RELATED.into_iter().filter(|rel| soql.contains(&format!("FROM {rel})"))) {
         let rows = opp.related.get(rel).cloned().unwrap_or_default();
         let value = if rows.is_empty() {
@@ -374,6 +405,112 @@ async fn query(state: web::Data<State>, req: HttpRequest, path: web::Path<String
         record.insert(rel.to_string(), value);
     }
     HttpResponse::Ok().json(json!({"totalSize": 1, "done": true, "records": [record]}))
+}
+
+/// How the fake recognises the won query.
+const WON_MARKER: &str = "FROM Opportunity WHERE IsWon = true";
+
+/// The won opportunities query. Documented: "Execute a SOQL Query" (as above; a query whose
+/// rows do not fit one batch answers `"done": false` and `nextRecordsUrl`
+/// `/services/data/v62.0/query/01gD0000002HU6KIAW-2000`), the Query resource ("up to 2,000
+/// records can be returned at a time"; `totalSize` counts every row the query found), SOQL "Date
+/// Formats and Date Literals in WHERE" (a `dateTime` is written unquoted:
+/// `WHERE CreatedDate > 2005-10-08T01:02:03Z`), `ORDER BY` and `LIMIT`; Opportunity's `IsWon`.
+fn won(state: &State, version: &str, soql: &str) -> HttpResponse {
+    let bad = |code: &str, message: &str| error(actix_web::http::StatusCode::BAD_REQUEST, code, message);
+    if !soql.contains(" ORDER BY LastModifiedDate ASC, Id ASC") {
+        return bad("MALFORMED_QUERY", "the fake org answers won opportunities only by LastModifiedDate, then Id");
+    }
+    let Some((_, literal)) = soql.split_once("LastModifiedDate >= ") else {
+        return bad("MALFORMED_QUERY", "the fake org answers won opportunities only from a LastModifiedDate");
+    };
+    let literal = literal.split_whitespace().next().unwrap_or_default();
+    if literal.starts_with('\'') {
+        return bad(
+            "INVALID_FIELD",
+            "value of filter criterion for field 'LastModifiedDate' must be of type dateTime and should not be enclosed in quotes",
+        );
+    }
+    let Ok(bound) = chrono::DateTime::parse_from_rfc3339(literal) else {
+        return bad("MALFORMED_QUERY", &format!("line 1:0 no viable alternative at character '{literal}'"));
+    };
+    let limit = match soql.split_once(" LIMIT ").map(|(_, n)| n.trim().parse::<usize>()) {
+        None => usize::MAX,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return bad("MALFORMED_QUERY", "unexpected token after LIMIT"),
+    };
+    let wanted = outer_fields(soql);
+
+    let deals = state.deals.lock().unwrap();
+    let mut found: Vec<(chrono::DateTime<chrono::FixedOffset>, &String, &Opportunity)> = deals
+        .iter()
+        .filter(|(_, o)| o.fields.get("IsWon") == Some(&json!(true)))
+        .filter_map(|(id, o)| {
+            let modified = o.fields.get("LastModifiedDate")?.as_str()?;
+            let modified = chrono::DateTime::parse_from_str(modified, "%Y-%m-%dT%H:%M:%S%.f%z").ok()?;
+            (modified >= bound).then_some((modified, id, o))
+        })
+        .collect();
+    found.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    let mut rows = Vec::new();
+    for (_, _, opp) in found.into_iter().take(limit) {
+        match select(state, opp, &wanted) {
+            Ok(record) => rows.push(Value::Object(record)),
+            Err(field) => return no_such_field(soql, &field),
+        }
+    }
+    drop(deals);
+    if rows.is_empty() {
+        return HttpResponse::Ok().json(json!({"totalSize": 0, "done": true, "records": []}));
+    }
+    let size = state.batch_size(2000);
+    let locator = record_id("01g", 500_000 + state.issued.fetch_add(1, Ordering::SeqCst));
+    let body = batch(version, &locator, &rows, 0, size);
+    state.cursors.lock().unwrap().insert(locator, (rows, size));
+    HttpResponse::Ok().json(body)
+}
+
+/// The fields the outer `SELECT` names.
+fn outer_fields(soql: &str) -> Vec<&str> {
+    let outer = soql.strip_prefix("SELECT ").unwrap_or_default();
+    let outer = outer.split("(SELECT").next().unwrap_or_default().split(" FROM ").next().unwrap_or_default();
+    outer.split(',').map(str::trim).filter(|f| !f.is_empty()).collect()
+}
+
+/// The record with the `wanted` fields of `opp` (a relationship field, `Owner.Email`, brings its
+/// whole parent), or the name of a field the org does not have.
+fn select(state: &State, opp: &Opportunity, wanted: &[&str]) -> Result<Map<String, Value>, String> {
+    let mut record = Map::new();
+    record.insert("attributes".into(), opp.fields["attributes"].clone());
+    for field in wanted {
+        let root = field.split('.').next().unwrap_or(field);
+        let found = opp.fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(root));
+        let missing = root.eq_ignore_ascii_case("CurrencyIsoCode") && !state.multi_currency.load(Ordering::SeqCst);
+        match found {
+            Some((k, v)) if !missing => {
+                record.insert(k.clone(), v.clone());
+            }
+            _ => return Err(root.to_string()),
+        }
+    }
+    Ok(record)
+}
+
+/// Salesforce's answer to a field the org does not have: it echoes the query, points at the
+/// field, and names it.
+fn no_such_field(soql: &str, field: &str) -> HttpResponse {
+    let message = format!("\n{soql}\n^\nERROR at Row:1:Column:8\nNo such column '{field}' on entity 'Opportunity'.");
+    error(actix_web::http::StatusCode::BAD_REQUEST, "INVALID_FIELD", &message)
+}
+
+impl State {
+    /// The batch size the test set, or Salesforce's `default`.
+    fn batch_size(&self, default: usize) -> usize {
+        match self.page_size.load(Ordering::SeqCst) {
+            0 => default,
+            n => n,
+        }
+    }
 }
 
 /// Documented: "Execute a SOQL Query", retrieving the remaining results: `GET` the
