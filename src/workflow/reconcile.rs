@@ -43,12 +43,20 @@ pub fn subject_of(source: Source) -> i64 {
     }
 }
 
-/// The job's payload: which CRM, and from when on it is asked.
+/// The job's payload: which CRM, from when on it is asked, and how many deals it takes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cursor {
     pub source: String,
     pub since: DateTime<Utc>,
+    /// Deals taken by the next run when more than [`PER_RUN`] share one modification time (a
+    /// bulk update): asking again from that time would return the same page, so the next run
+    /// takes twice as many, until the time moves on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub take: Option<usize>,
 }
+
+/// The most deals one run takes, however many share one modification time.
+const TAKE_MAX: usize = 20_000;
 
 /// The engine's handler for `crm.reconcile`.
 pub struct Reconciler {
@@ -77,7 +85,7 @@ impl Reconciler {
         }
         let since = now - TimeDelta::hours(self.fc.config.settings.crm.reconcile_lookback_hours as i64);
         for source in self.fc.connectors.sources() {
-            engine::enqueue(db, question(source, since, now), ATTEMPTS, now).await?;
+            engine::enqueue(db, question(source, since, None, now), ATTEMPTS, now).await?;
         }
         Ok(())
     }
@@ -88,13 +96,16 @@ impl Reconciler {
         let connector = self.fc.connectors.get(source).ok_or_else(|| {
             StepError::Failed(format!("no {source} connector is on in this process; set its credentials ([crm.{source}])"))
         })?;
-        let deals = connector.won_since(cursor.since, PER_RUN).await.map_err(|e| StepError::Failed(e.to_string()))?;
+        let deals = connector
+            .won_since(cursor.since, cursor.take.unwrap_or(PER_RUN).clamp(1, TAKE_MAX))
+            .await
+            .map_err(|e| StepError::Failed(e.to_string()))?;
         serde_json::to_value(deals).map_err(|e| StepError::Failed(e.to_string()))
     }
 }
 
-fn question(source: Source, since: DateTime<Utc>, at: DateTime<Utc>) -> NewJob {
-    NewJob::new(JobKind::CrmReconcile, subject_of(source), at).with_payload(json!(Cursor { source: source.as_str().into(), since }))
+fn question(source: Source, since: DateTime<Utc>, take: Option<usize>, at: DateTime<Utc>) -> NewJob {
+    NewJob::new(JobKind::CrmReconcile, subject_of(source), at).with_payload(json!(Cursor { source: source.as_str().into(), since, take }))
 }
 
 fn cursor_of(job: &ClaimedJob) -> Result<Cursor, StepError> {
@@ -156,12 +167,16 @@ impl Reconciler {
         // The next question starts at the newest modification seen (asked again inclusively:
         // repeats are duplicates); a full answer means more are waiting.
         let since = deals.iter().map(|d| d.modified_at).max().unwrap_or(cursor.since).max(cursor.since);
+        let taken = cursor.take.unwrap_or(PER_RUN);
+        let full = deals.len() >= taken;
+        // A full answer that did not move the time on is all one bulk update: take more next time.
+        let take = (full && since == cursor.since).then(|| (taken * 2).min(TAKE_MAX));
         let interval = self.interval().unwrap_or(TimeDelta::minutes(15));
-        let at = if deals.len() >= PER_RUN { now } else { now + interval };
+        let at = if full { now } else { now + interval };
         if at <= now {
             fx.jobs_due_now += 1;
         }
-        engine::enqueue(db, question(source, since, at), ATTEMPTS, now).await?;
+        engine::enqueue(db, question(source, since, take, at), ATTEMPTS, now).await?;
         Ok(fx)
     }
 }
