@@ -13,12 +13,21 @@
 //! | line items: name, quantity, `item_price`, currency, comments | `GET /api/v2/deals/{id}/products`, v2 pages |
 //! | notes (HTML, `add_time` in UTC) | `GET /api/v1/notes?deal_id=…`, v1 pages |
 //! | calls, meetings, emails, tasks (`note` is the HTML description) | `GET /api/v2/activities?deal_id=…`, v2 pages |
+//! | the won deals modified since a time (the reconciler's question) | `GET /api/v2/deals?status=won&updated_since=…&sort_by=update_time&sort_direction=asc`, v2 pages |
+//! | those deals' organizations' names, 100 ids a request | `GET /api/v2/organizations?ids=…` |
 //!
 //! One deal costs `1 + owner + organization + P + Σ persons pages + D + N + A` requests: the
 //! deal; one for the owner and one for the organization when the deal has them; `P` pages of
 //! participants, `D` of products, `N` of notes and `A` of activities (each at least one, 500
 //! items a page); and for the persons one page per 100 of them (none when the deal has no
 //! person). A typical deal, under 100 persons and 500 of everything else, costs 8.
+//!
+//! Reading the won deals since a time costs `P + U + ⌈O/100⌉` requests: `P` pages of deals
+//! (at least one; `min(max, 500)` deals a page), one user lookup per distinct owner `U` and one
+//! organizations request per 100 distinct organizations `O` among the deals returned (none when
+//! they have none). `updated_since` is inclusive and whole seconds (RFC 3339, `…T10:20:00Z`);
+//! `won_at` is `won_time`, `update_time` when it has none; `amount` is `value` as sent. A listed
+//! deal without an id, not won, or with a time that does not read is skipped with a warning.
 //!
 //! The requests go one after the other: a deal needs few, and one in flight at a time means a
 //! pause asked by a `429` or by the `x-ratelimit-*` headers is never overrun by requests
@@ -206,6 +215,103 @@ impl Pipedrive {
             modified_at,
         })
     }
+
+    /// The won deals modified at or after `since`, oldest modification first, up to `max`: the
+    /// pages of `GET /api/v2/deals` filtered by status and `updated_since` and sorted by
+    /// `update_time`, then one lookup per distinct owner and one per 100 distinct organizations.
+    async fn won(&self, since: DateTime<Utc>, max: usize) -> Result<Vec<WonDeal>, CrmError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let since = since.max(DateTime::UNIX_EPOCH);
+        // Pipedrive keeps whole seconds: asking from the start of `since`'s second includes it;
+        // what comes back from before `since` within that second is dropped below.
+        let query = [
+            ("status", "won".to_string()),
+            ("updated_since", since.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            ("sort_by", "update_time".to_string()),
+            ("sort_direction", "asc".to_string()),
+            ("limit", max.min(PAGE_LIMIT as usize).to_string()),
+        ];
+        let mut deals: Vec<Listed> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        'pages: loop {
+            if pages == MAX_PAGES {
+                if deals.is_empty() {
+                    return Err(CrmError::Invalid(format!("pipedrive: /api/v2/deals: more than {MAX_PAGES} pages without a usable deal")));
+                }
+                tracing::warn!(crm = "pipedrive", pages, read = deals.len(), "won deals: stopping after the most pages read in one call");
+                break;
+            }
+            pages += 1;
+            let mut q = query.to_vec();
+            if let Some(c) = &cursor {
+                q.push(("cursor", c.clone()));
+            }
+            let page: V2Page<Box<RawValue>> = self.get("/api/v2/deals", &q).await?;
+            for raw in page.data.unwrap_or_default() {
+                let Some(deal) = Listed::read(&raw) else { continue };
+                // A deal updated while the pages are read comes again on a later page: kept once.
+                if deal.modified_at < since || !seen.insert(deal.id) {
+                    continue;
+                }
+                deals.push(deal);
+                if deals.len() == max {
+                    break 'pages;
+                }
+            }
+            match page.additional_data.and_then(|a| a.next_cursor).filter(|c| !c.is_empty()) {
+                None => break,
+                Some(next) if cursor.as_deref() == Some(next.as_str()) => {
+                    return Err(CrmError::Invalid("pipedrive: /api/v2/deals: the same cursor came back twice".into()));
+                }
+                Some(next) => cursor = Some(next),
+            }
+        }
+        deals.sort_by_key(|d| d.modified_at);
+
+        let mut emails: HashMap<u64, Option<String>> = HashMap::new();
+        for owner in deals.iter().filter_map(|d| d.owner_id) {
+            if emails.contains_key(&owner) {
+                continue;
+            }
+            let email = found(self.get::<One<User>>(&format!("/api/v1/users/{owner}"), &[]).await)?
+                .and_then(|u| u.data)
+                .and_then(|u| u.email)
+                .filter(|e| !e.trim().is_empty());
+            emails.insert(owner, email);
+        }
+
+        let mut org_ids: Vec<u64> = Vec::new();
+        let mut seen = HashSet::new();
+        org_ids.extend(deals.iter().filter_map(|d| d.org_id).filter(|o| seen.insert(*o)));
+        let mut names: HashMap<u64, String> = HashMap::new();
+        for chunk in org_ids.chunks(IDS_PER_REQUEST) {
+            let ids = chunk.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+            let orgs: Vec<Organization> = self.v2_list("/api/v2/organizations", &[("ids", ids)]).await?;
+            for o in orgs {
+                if let (Some(id), Some(name)) = (o.id, o.name.filter(|n| !n.trim().is_empty())) {
+                    names.insert(id, name);
+                }
+            }
+        }
+
+        Ok(deals
+            .into_iter()
+            .map(|d| WonDeal {
+                deal_id: d.id.to_string(),
+                won_at: d.won_at,
+                modified_at: d.modified_at,
+                amount: d.amount,
+                currency: d.currency,
+                owner_email: d.owner_id.and_then(|o| emails.get(&o).cloned().flatten()),
+                owner_id: d.owner_id.map(|o| o.to_string()),
+                account_name: d.org_id.and_then(|o| names.get(&o).cloned()),
+            })
+            .collect())
+    }
 }
 
 impl Connector for Pipedrive {
@@ -219,8 +325,8 @@ impl Connector for Pipedrive {
         Box::pin(self.fetch(deal_id))
     }
 
-    fn won_since<'a>(&'a self, _since: DateTime<Utc>, _max: usize) -> BoxFuture<'a, Result<Vec<WonDeal>, CrmError>> {
-        Box::pin(async { Err(CrmError::Invalid("pipedrive: reading won deals is being built".into())) })
+    fn won_since<'a>(&'a self, since: DateTime<Utc>, max: usize) -> BoxFuture<'a, Result<Vec<WonDeal>, CrmError>> {
+        Box::pin(self.won(since, max))
     }
 }
 
@@ -331,7 +437,81 @@ struct User {
 
 #[derive(Deserialize)]
 struct Organization {
+    id: Option<u64>,
     name: Option<String>,
+}
+
+/// A deal of `GET /api/v2/deals` as it is listed.
+#[derive(Deserialize)]
+struct ListedDeal {
+    id: Option<u64>,
+    owner_id: Option<u64>,
+    org_id: Option<u64>,
+    value: Option<Box<RawValue>>,
+    currency: Option<String>,
+    status: Option<String>,
+    update_time: Option<String>,
+    won_time: Option<String>,
+}
+
+/// A listed deal that reads as a won deal.
+#[derive(Debug, PartialEq)]
+struct Listed {
+    id: u64,
+    won_at: DateTime<Utc>,
+    modified_at: DateTime<Utc>,
+    amount: Option<String>,
+    currency: Option<String>,
+    owner_id: Option<u64>,
+    org_id: Option<u64>,
+}
+
+impl Listed {
+    /// The deal, or `None` (logged) when it has no id, is not won, or its times do not read.
+    fn read(raw: &RawValue) -> Option<Listed> {
+        let skip = |id: Option<u64>, why: &str| {
+            tracing::warn!(crm = "pipedrive", deal = ?id, "won deals: skipping a listed deal: {why}");
+        };
+        let d: ListedDeal = match serde_json::from_str(raw.get()) {
+            Ok(d) => d,
+            Err(e) => {
+                skip(None, &format!("it does not read as a deal ({e})"));
+                return None;
+            }
+        };
+        let Some(id) = d.id.filter(|id| *id > 0) else {
+            skip(None, "it has no id");
+            return None;
+        };
+        if d.status.as_deref() != Some("won") {
+            skip(Some(id), &format!("its status is {:?}, not won", d.status.as_deref().map(|s| printable_up_to(s, 20))));
+            return None;
+        }
+        let Some(modified_at) = d.update_time.as_deref().and_then(parse_time) else {
+            skip(Some(id), "its update_time is missing or not a time");
+            return None;
+        };
+        let won_at = match d.won_time.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            None => modified_at,
+            Some(t) => match parse_time(t) {
+                Some(at) => at,
+                None => {
+                    skip(Some(id), "its won_time is not a time");
+                    return None;
+                }
+            },
+        };
+        let amount = Some(decimal_text(d.value.as_deref())).filter(|a| !a.trim().is_empty());
+        Some(Listed {
+            id,
+            won_at,
+            modified_at,
+            amount,
+            currency: d.currency.filter(|c| !c.trim().is_empty()),
+            owner_id: d.owner_id,
+            org_id: d.org_id,
+        })
+    }
 }
 
 /// A v1 deal participant: `person_id` is the person object with its id as `value` (or, in
@@ -485,6 +665,46 @@ mod tests {
         assert_eq!(decimal_text(Some(&raw("1.4e4"))), "14000");
         assert_eq!(decimal_text(Some(&raw("null"))), "");
         assert_eq!(decimal_text(None), "");
+    }
+
+    #[test]
+    fn a_listed_deal_reads_as_won_only_with_an_id_and_times_that_read() {
+        let read = |json: &str| Listed::read(&serde_json::from_str::<Box<RawValue>>(json).unwrap());
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let deal = read(
+            r#"{"id":7,"title":"Deal","owner_id":1,"org_id":2,"value":1200.50,"currency":"EUR","status":"won",
+                "update_time":"2026-10-03T08:00:00Z","won_time":"2026-10-02T09:30:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            deal,
+            Listed {
+                id: 7,
+                won_at: at("2026-10-02T09:30:00Z"),
+                modified_at: at("2026-10-03T08:00:00Z"),
+                amount: Some("1200.50".into()),
+                currency: Some("EUR".into()),
+                owner_id: Some(1),
+                org_id: Some(2),
+            }
+        );
+        // No won time: the last modification stands in; no value, no amount.
+        let deal = read(r#"{"id":8,"status":"won","update_time":"2026-10-03T08:00:00Z","won_time":null,"value":null}"#).unwrap();
+        assert_eq!((deal.won_at, deal.amount, deal.owner_id), (at("2026-10-03T08:00:00Z"), None, None));
+        for bad in [
+            r#"{"status":"won","update_time":"2026-10-03T08:00:00Z"}"#,
+            r#"{"id":null,"status":"won","update_time":"2026-10-03T08:00:00Z"}"#,
+            r#"{"id":0,"status":"won","update_time":"2026-10-03T08:00:00Z"}"#,
+            r#"{"id":"7","status":"won","update_time":"2026-10-03T08:00:00Z"}"#,
+            r#"{"id":7,"status":"lost","update_time":"2026-10-03T08:00:00Z"}"#,
+            r#"{"id":7,"update_time":"2026-10-03T08:00:00Z"}"#,
+            r#"{"id":7,"status":"won"}"#,
+            r#"{"id":7,"status":"won","update_time":"yesterday"}"#,
+            r#"{"id":7,"status":"won","update_time":"2026-10-03T08:00:00Z","won_time":"soon"}"#,
+            r#"[7]"#,
+        ] {
+            assert_eq!(read(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The Pipedrive connector against a fake Pipedrive: a won deal read into the recap's proposal
-//! as a rep would see it, every page followed, the CRM's rate limits respected, and each way
-//! Pipedrive can refuse turned into the error the engine acts on.
+//! as a rep would see it, every page followed, the CRM's rate limits respected, each way
+//! Pipedrive can refuse turned into the error the engine acts on, and the reconciler's question:
+//! the deals won since a time, oldest change first.
 
 use std::time::{Duration, Instant};
 
@@ -8,11 +9,11 @@ use chrono::{DateTime, TimeZone, Utc};
 use firstcall::config::CrmSettings;
 use firstcall::config::crm::{Credential, PipedriveConnector, RoleMap};
 use firstcall::crm::pipedrive::Pipedrive;
-use firstcall::crm::{Connector, CrmError};
+use firstcall::crm::{Connector, CrmError, WonDeal};
 use firstcall::domain::Source;
 use firstcall::proposals::model::{ActivityKind, ContactRole, Proposal};
-use testkit::crm::SampleDeal;
 use testkit::crm::pipedrive::{FakePipedrive, NOTES_FIELD_KEY, TOKEN};
+use testkit::crm::{SampleDeal, SampleOwner};
 
 const DEAL: u64 = 42;
 
@@ -242,4 +243,184 @@ async fn a_refused_token_is_unauthorized_and_never_shown() {
     assert!(matches!(err, CrmError::Unauthorized(_)), "{err:?}");
     assert!(err.to_string().contains("unauthorized access"), "{err}");
     assert!(!format!("{err} {err:?}").contains(TOKEN));
+}
+
+// The reconciler's question: `won_since`.
+
+/// The sample deal won at `at`, for `account`, owned by `owner` (`5501` is Ana's, the sample's
+/// owner), for `amount` in `currency`.
+fn won_deal(at: DateTime<Utc>, account: &str, owner: &str, amount: &str, currency: &str) -> SampleDeal {
+    let mut deal = SampleDeal::acme(at);
+    deal.account = account.into();
+    deal.amount = amount.into();
+    deal.currency = currency.into();
+    if owner != "5501" {
+        deal.owner = Some(SampleOwner {
+            id: owner.into(),
+            email: format!("rep{owner}@seller.example"),
+            first_name: "Rep".into(),
+            last_name: owner.into(),
+        });
+    }
+    deal
+}
+
+fn hours(h: i64) -> chrono::TimeDelta {
+    chrono::TimeDelta::hours(h)
+}
+
+/// `(deal id, modified at)` of each deal, in the order returned.
+fn ids_and_times(deals: &[WonDeal]) -> Vec<(&str, DateTime<Utc>)> {
+    deals.iter().map(|d| (d.deal_id.as_str(), d.modified_at)).collect()
+}
+
+#[tokio::test]
+async fn won_since_returns_the_won_deals_changed_since_oldest_change_first() {
+    let since = won_at();
+    let fake = FakePipedrive::start().await;
+    // Won before `since` and not changed since: already read.
+    fake.put_deal(101, &won_deal(since - hours(1), "Initech", "5501", "900", "USD"));
+    // Won exactly at `since`.
+    fake.put_deal(102, &won_deal(since, "Acme Corp", "5501", "64400.00", "USD"));
+    // Won after `since` and changed later: its place is its last change.
+    fake.put_deal(103, &won_deal(since + hours(24), "Umbrella", "5501", "15000", "USD"));
+    fake.set_deal_update_time(103, since + hours(72));
+    // Another rep's deal, in euros.
+    fake.put_deal(104, &won_deal(since + hours(48), "Globex", "5502", "1200.5", "EUR"));
+    // Pipedrive kept no won time: the last change stands in.
+    fake.put_deal(105, &won_deal(since + hours(12), "Hooli", "5502", "300", "EUR"));
+    fake.set_deal_update_time(105, since + hours(96));
+    fake.edit_deal(105, |d| d["won_time"] = serde_json::Value::Null);
+    // Lost and open deals changed since: not won.
+    fake.put_deal(106, &won_deal(since + hours(24), "Soylent", "5501", "700", "USD"));
+    fake.set_deal_status(106, "lost");
+    fake.put_deal(107, &won_deal(since + hours(36), "Stark", "5503", "800", "USD"));
+    fake.set_deal_status(107, "open");
+
+    let c = connector(&fake, 50);
+    let deals = c.won_since(since, 100).await.unwrap();
+    assert_eq!(ids_and_times(&deals), [("102", since), ("104", since + hours(48)), ("103", since + hours(72)), ("105", since + hours(96))]);
+    let won: Vec<_> = deals.iter().map(|d| d.won_at).collect();
+    assert_eq!(won, [since, since + hours(48), since + hours(24), since + hours(96)]);
+    let owners: Vec<_> = deals.iter().map(|d| (d.owner_id.as_deref(), d.owner_email.as_deref())).collect();
+    assert_eq!(
+        owners,
+        [
+            (Some("5501"), Some("ana@seller.example")),
+            (Some("5502"), Some("rep5502@seller.example")),
+            (Some("5501"), Some("ana@seller.example")),
+            (Some("5502"), Some("rep5502@seller.example")),
+        ]
+    );
+    let money: Vec<_> = deals.iter().map(|d| (d.amount.as_deref().unwrap().parse::<f64>().unwrap(), d.currency.as_deref())).collect();
+    assert_eq!(money, [(64400.0, Some("USD")), (1200.5, Some("EUR")), (15000.0, Some("USD")), (300.0, Some("EUR"))]);
+    assert_eq!(deals[1].amount.as_deref(), Some("1200.5"), "the amount is the value as Pipedrive sent it");
+    let accounts: Vec<_> = deals.iter().map(|d| d.account_name.as_deref()).collect();
+    assert_eq!(accounts, [Some("Acme Corp"), Some("Globex"), Some("Umbrella"), Some("Hooli")]);
+
+    // One page of deals asked for as the v2 reference documents it, one lookup per owner, and
+    // the four organizations in one request.
+    let sent = fake.server.requests();
+    let paths: Vec<_> = sent.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/api/v2/deals", "/api/v1/users/5501", "/api/v1/users/5502", "/api/v2/organizations"]);
+    let q = &sent[0].query;
+    for part in ["status=won", "updated_since=2026-11-20T15%3A00%3A00Z", "sort_by=update_time", "sort_direction=asc", "limit=100"] {
+        assert!(q.contains(part), "{part} not in {q}");
+    }
+    assert!(!q.contains("cursor="), "{q}");
+    assert!(sent.iter().all(|r| r.api_token.as_deref() == Some(TOKEN) && !r.query.contains(TOKEN)));
+
+    // Pipedrive keeps whole seconds: a `since` within a second asks from its start and drops
+    // what was changed before `since`.
+    let later = c.won_since(since + chrono::TimeDelta::milliseconds(500), 100).await.unwrap();
+    assert_eq!(later.iter().map(|d| d.deal_id.as_str()).collect::<Vec<_>>(), ["104", "103", "105"]);
+    let q = &fake.server.requests_to("/api/v2/deals")[1].query;
+    assert!(q.contains("updated_since=2026-11-20T15%3A00%3A00Z"), "{q}");
+}
+
+#[tokio::test]
+async fn every_page_of_won_deals_is_followed_by_pipedrive_s_cursor() {
+    let since = won_at();
+    let fake = FakePipedrive::start().await;
+    for n in 0..5u64 {
+        fake.put_deal(201 + n, &won_deal(since + hours(n as i64), &format!("Account {n}"), "5501", "100", "USD"));
+    }
+    fake.set_page_size(2);
+    let c = connector(&fake, 100);
+    let deals = c.won_since(since, 100).await.unwrap();
+    let want: Vec<_> = (0..5).map(|n| (format!("{}", 201 + n), since + hours(n))).collect();
+    let got: Vec<_> = deals.iter().map(|d| (d.deal_id.clone(), d.modified_at)).collect();
+    assert_eq!(got, want);
+    assert!(deals.iter().all(|d| d.owner_email.as_deref() == Some("ana@seller.example") && d.account_name.is_some()));
+
+    // Three pages: each next one asks for the `next_cursor` the last one gave, which names the
+    // last deal read; the owner once; the five organizations asked for together (three pages of
+    // two here).
+    let pages: Vec<_> = fake.server.requests_to("/api/v2/deals").into_iter().map(|r| r.query).collect();
+    assert_eq!(pages.len(), 3, "{pages:?}");
+    assert!(!pages[0].contains("cursor="));
+    assert!(pages[1].contains(&format!("cursor={}", FakePipedrive::update_time_cursor(since + hours(1), 202))), "{}", pages[1]);
+    assert!(pages[2].contains(&format!("cursor={}", FakePipedrive::update_time_cursor(since + hours(3), 204))), "{}", pages[2]);
+    assert!(pages.iter().all(|q| q.contains("status=won") && q.contains("sort_by=update_time")));
+    assert_eq!(fake.server.requests_to("/api/v1/users").len(), 1);
+    let orgs: Vec<_> = fake.server.requests_to("/api/v2/organizations").into_iter().map(|r| r.query).collect();
+    assert_eq!(orgs.len(), 3, "{orgs:?}");
+    assert!(orgs.iter().all(|q| q.contains("ids=") && q.matches("%2C").count() == 4), "{orgs:?}");
+    assert_eq!(fake.server.requests().len(), 7);
+}
+
+#[tokio::test]
+async fn max_stops_early_and_the_rest_comes_from_the_last_modified_at() {
+    let since = won_at();
+    let fake = FakePipedrive::start().await;
+    for n in 0..5u64 {
+        fake.put_deal(301 + n, &won_deal(since + hours(n as i64), &format!("Account {n}"), "5501", "100", "USD"));
+    }
+    fake.set_page_size(2);
+    let c = connector(&fake, 100);
+
+    let first = c.won_since(since, 3).await.unwrap();
+    assert_eq!(ids_and_times(&first), [("301", since), ("302", since + hours(1)), ("303", since + hours(2))]);
+    // Two pages were enough: the third was never asked for.
+    assert_eq!(fake.server.requests_to("/api/v2/deals").len(), 2);
+
+    // Asked again from the last one's time: that one again (at `since` is included), then the rest.
+    let last = first.last().unwrap().modified_at;
+    let second = c.won_since(last, 3).await.unwrap();
+    assert_eq!(ids_and_times(&second), [("303", since + hours(2)), ("304", since + hours(3)), ("305", since + hours(4))]);
+    let third = c.won_since(second.last().unwrap().modified_at, 3).await.unwrap();
+    assert_eq!(ids_and_times(&third), [("305", since + hours(4))]);
+}
+
+#[tokio::test]
+async fn a_listed_deal_pipedrive_sends_broken_is_skipped_not_the_whole_answer() {
+    let since = won_at();
+    let fake = FakePipedrive::start().await;
+    for n in 0..4u64 {
+        fake.put_deal(401 + n, &won_deal(since + hours(n as i64), "Acme Corp", "5501", "100", "USD"));
+    }
+    fake.edit_deal(402, |d| {
+        d.as_object_mut().unwrap().remove("id");
+    });
+    fake.edit_deal(403, |d| d["won_time"] = serde_json::json!("the day we signed"));
+    let deals = connector(&fake, 50).won_since(since, 100).await.unwrap();
+    assert_eq!(ids_and_times(&deals), [("401", since), ("404", since + hours(3))]);
+}
+
+#[tokio::test]
+async fn won_since_with_a_server_error_is_unavailable_for_the_engine_to_retry() {
+    let fake = fake_with_sample().await;
+    fake.server.fail_next(1);
+    let err = connector(&fake, 50).won_since(won_at(), 100).await.unwrap_err();
+    assert!(matches!(err, CrmError::Unavailable(_)), "{err:?}");
+    assert!(err.is_retryable());
+    assert_eq!(fake.server.requests().len(), 1);
+
+    // Pipedrive down is unavailable too; back up, the same question is answered.
+    fake.server.set_down(true);
+    let c = connector(&fake, 50);
+    assert!(matches!(c.won_since(won_at(), 100).await, Err(CrmError::Unavailable(_))));
+    fake.server.set_down(false);
+    let deals = c.won_since(won_at(), 100).await.unwrap();
+    assert_eq!(ids_and_times(&deals), [("42", won_at())]);
 }

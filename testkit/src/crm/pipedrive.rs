@@ -7,6 +7,10 @@
 //! the deal's main person), its role the person's job title; notes are notes; emails, calls,
 //! meetings and tasks are activities of those types; line items are the deal's products.
 //!
+//! [`FakePipedrive::put_deal`] stores a won deal updated when it was won;
+//! [`FakePipedrive::set_deal_status`] and [`FakePipedrive::set_deal_update_time`] make it open,
+//! lost or changed later, and the list of deals filters and pages by what they set.
+//!
 //! Every route wants the API token in the `x-api-token` header ([`TOKEN`] until
 //! [`FakePipedrive::set_token`] changes it) and answers Pipedrive's documented `401` otherwise.
 //! Lists are paged as Pipedrive pages them (v1 `start`/`next_start`, v2 opaque cursors), at most
@@ -94,8 +98,10 @@ impl FakePipedrive {
         let s = state.clone();
         let server = FakeServer::start(move |cfg: &mut web::ServiceConfig| {
             cfg.app_data(web::Data::from(s.clone()))
+                .route("/api/v2/deals", web::get().to(list_deals))
                 .route("/api/v2/deals/{id}", web::get().to(get_deal))
                 .route("/api/v1/users/{id}", web::get().to(get_user))
+                .route("/api/v2/organizations", web::get().to(list_organizations))
                 .route("/api/v2/organizations/{id}", web::get().to(get_organization))
                 .route("/api/v1/deals/{id}/participants", web::get().to(get_participants))
                 .route("/api/v2/persons", web::get().to(get_persons))
@@ -240,6 +246,53 @@ impl FakePipedrive {
         );
     }
 
+    /// Sets deal `id`'s status (`open`, `won`, `lost` or `deleted`) with the times Pipedrive
+    /// keeps for it: a won deal's `won_time` is its update time unless it had one, and a deal no
+    /// longer won has none (a lost one has a `lost_time`, a closed one a `close_time`).
+    pub fn set_deal_status(&self, id: u64, status: &str) {
+        assert!(["open", "won", "lost", "deleted"].contains(&status), "not a Pipedrive deal status: {status}");
+        self.edit_deal(id, |d| {
+            let updated = d["update_time"].clone();
+            d["status"] = json!(status);
+            d["is_deleted"] = json!(status == "deleted");
+            if status == "won" {
+                if d["won_time"].is_null() {
+                    d["won_time"] = updated.clone();
+                }
+            } else {
+                d["won_time"] = Value::Null;
+                d["local_won_date"] = Value::Null;
+            }
+            d["lost_time"] = if status == "lost" { updated.clone() } else { Value::Null };
+            match status {
+                "won" => d["close_time"] = d["won_time"].clone(),
+                "lost" => d["close_time"] = updated,
+                "open" => d["close_time"] = Value::Null,
+                _ => {}
+            }
+        });
+    }
+
+    /// Sets deal `id`'s `update_time`, as a change after it was won does (its `won_time` stays).
+    pub fn set_deal_update_time(&self, id: u64, at: DateTime<Utc>) {
+        self.edit_deal(id, |d| d["update_time"] = json!(v2_time(at)));
+    }
+
+    /// Changes deal `id` as Pipedrive would send it (any field, even one Pipedrive would never
+    /// send broken). The list of deals filters and sorts by the `update_time` and `status` it
+    /// then holds, and by the id it was put under.
+    pub fn edit_deal(&self, id: u64, edit: impl FnOnce(&mut Value)) {
+        let mut st = self.state.store.lock().unwrap();
+        edit(st.deals.get_mut(&id).unwrap_or_else(|| panic!("no deal {id} was put")));
+    }
+
+    /// The `next_cursor` of a `GET /api/v2/deals` page sorted by `update_time` ascending whose
+    /// last deal is `id`, updated at `at`: the documented cursor's fields
+    /// (`{"field":…,"fieldValue":…,"sortDirection":…,"id":…}`), base64url.
+    pub fn update_time_cursor(at: DateTime<Utc>, id: u64) -> String {
+        deals_cursor("update_time", &json!(v2_time(at)), "asc", id)
+    }
+
     /// At most `n` items a page, whatever `limit` the request asks (to force pagination).
     pub fn set_page_size(&self, n: usize) {
         self.state.page_size.store(n.clamp(1, MAX_LIMIT), Ordering::SeqCst);
@@ -347,6 +400,107 @@ async fn get_deal(req: HttpRequest, st: web::Data<State>, id: web::Path<String>)
     }
 }
 
+/// GET /api/v2/deals: "Get all deals" (API v2 Deals reference and its example answer).
+/// `status` (comma separated: open, won, lost, deleted; every deal not deleted when omitted),
+/// `updated_since` (an `update_time` later than or equal to it) and `updated_until` (earlier
+/// than it), both RFC 3339 as `2025-01-01T10:20:00Z`; `sort_by` (id, update_time, add_time; id
+/// by default) and `sort_direction` (asc by default). v2 pages whose `next_cursor` holds the
+/// last deal's sort value and id, as the documented example does
+/// (`eyJmaWVsZCI6ImlkIiwiZmllbGRWYWx1ZSI6Nywic29ydERpcmVjdGlvbiI6ImFzYyIsImlkIjo3fQ` is
+/// `{"field":"id","fieldValue":7,"sortDirection":"asc","id":7}`): the next page starts after
+/// that deal, so a deal updated while the pages are read moves to a later page.
+async fn list_deals(req: HttpRequest, st: web::Data<State>, q: Query) -> HttpResponse {
+    if let Some(r) = st.refuse(&req) {
+        return r;
+    }
+    let bad = |what: &str| HttpResponse::BadRequest().json(json!({"success": false, "error": what, "code": 400}));
+    let statuses: Option<Vec<&str>> = q.get("status").map(|s| s.split(',').map(str::trim).collect());
+    if statuses.as_ref().is_some_and(|s| s.iter().any(|s| !["open", "won", "lost", "deleted"].contains(s))) {
+        return bad("status: must be one of open, won, lost, deleted");
+    }
+    let mut bounds = [None, None];
+    for (n, name) in ["updated_since", "updated_until"].into_iter().enumerate() {
+        if let Some(v) = q.get(name) {
+            match DateTime::parse_from_rfc3339(v) {
+                Ok(t) => bounds[n] = Some(t.with_timezone(&Utc)),
+                Err(_) => return bad(&format!("{name}: must be a date and time in RFC3339 format")),
+            }
+        }
+    }
+    let [since, until] = bounds;
+    let sort_by = q.get("sort_by").map_or("id", String::as_str);
+    if !["id", "update_time", "add_time"].contains(&sort_by) {
+        return bad("sort_by: must be one of id, update_time, add_time");
+    }
+    let direction = q.get("sort_direction").map_or("asc", String::as_str);
+    if !["asc", "desc"].contains(&direction) {
+        return bad("sort_direction: must be one of asc, desc");
+    }
+
+    let mut deals: Vec<(i64, u64, Value)> = {
+        let store = st.store.lock().unwrap();
+        store
+            .deals
+            .iter()
+            .filter(|(_, d)| {
+                let status = d["status"].as_str().unwrap_or_default();
+                let deleted = status == "deleted" || d["is_deleted"] == true;
+                match &statuses {
+                    None => !deleted,
+                    Some(list) => list.iter().any(|s| if *s == "deleted" { deleted } else { !deleted && *s == status }),
+                }
+            })
+            .filter(|(_, d)| {
+                let updated = time_of(&d["update_time"]);
+                since.is_none_or(|s| updated.is_some_and(|u| u >= s)) && until.is_none_or(|u| updated.is_some_and(|t| t < u))
+            })
+            .map(|(id, d)| (sort_value(sort_by, *id, d), *id, d.clone()))
+            .collect()
+    };
+    deals.sort_by_key(|(value, id, _)| (*value, *id));
+    if direction == "desc" {
+        deals.reverse();
+    }
+    let start = match q.get("cursor") {
+        None => 0,
+        Some(c) => {
+            let Some((value, id)) = decode_deals_cursor(c, sort_by, direction) else {
+                return bad("Invalid cursor");
+            };
+            let after = |v: i64, i: u64| if direction == "asc" { (v, i) > (value, id) } else { (v, i) < (value, id) };
+            deals.iter().position(|(v, i, _)| after(*v, *i)).unwrap_or(deals.len())
+        }
+    };
+    let end = (start + st.limit(&q)).min(deals.len());
+    let next = (end < deals.len() && end > start).then(|| {
+        let (_, id, d) = &deals[end - 1];
+        let value = if sort_by == "id" { json!(id) } else { d[sort_by].clone() };
+        deals_cursor(sort_by, &value, direction, *id)
+    });
+    let data: Vec<Value> = deals[start..end].iter().map(|(_, _, d)| d.clone()).collect();
+    st.ok(json!({"success": true, "data": data, "additional_data": {"next_cursor": next}}))
+}
+
+/// GET /api/v2/organizations: "Get all organizations", filtered by `ids` (up to 100), in id
+/// order, v2 pages.
+async fn list_organizations(req: HttpRequest, st: web::Data<State>, q: Query) -> HttpResponse {
+    if let Some(r) = st.refuse(&req) {
+        return r;
+    }
+    let ids: Option<Vec<u64>> = q.get("ids").map(|ids| ids.split(',').filter_map(|i| i.trim().parse().ok()).collect());
+    if ids.as_ref().is_some_and(|ids| ids.len() > 100) {
+        return HttpResponse::BadRequest().json(json!({"success": false, "error": "ids: up to 100 ids are allowed", "code": 400}));
+    }
+    let items: Vec<Value> = {
+        let store = st.store.lock().unwrap();
+        let mut orgs: Vec<(&u64, &Value)> =
+            store.organizations.iter().filter(|(id, _)| ids.as_ref().is_none_or(|ids| ids.contains(id))).collect();
+        orgs.sort_by_key(|(id, _)| **id);
+        orgs.into_iter().map(|(_, o)| o.clone()).collect()
+    };
+    st.v2_page(&items, &q)
+}
+
 /// GET /api/v1/users/{id}: "Get one user" (its 404 example for an unknown user).
 async fn get_user(req: HttpRequest, st: web::Data<State>, id: web::Path<String>) -> HttpResponse {
     if let Some(r) = st.refuse(&req) {
@@ -439,6 +593,35 @@ fn decode_cursor(c: &str) -> Option<usize> {
     let raw = URL_SAFE_NO_PAD.decode(c).ok()?;
     let v: Value = serde_json::from_slice(&raw).ok()?;
     v["offset"].as_u64().map(|o| o as usize)
+}
+
+/// A v2 time as the instant it names (none when it does not read).
+fn time_of(v: &Value) -> Option<DateTime<Utc>> {
+    v.as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| t.with_timezone(&Utc))
+}
+
+/// Where a deal sorts by `field`: its id, or the Unix second of its time (a missing time first).
+fn sort_value(field: &str, id: u64, d: &Value) -> i64 {
+    match field {
+        "id" => id as i64,
+        _ => time_of(&d[field]).map_or(i64::MIN, |t| t.timestamp()),
+    }
+}
+
+/// A `GET /api/v2/deals` cursor: the last deal's sort field, value and id, and the direction.
+fn deals_cursor(field: &str, value: &Value, direction: &str, id: u64) -> String {
+    URL_SAFE_NO_PAD.encode(json!({"field": field, "fieldValue": value, "sortDirection": direction, "id": id}).to_string())
+}
+
+/// The sort value and id a deals cursor names, when it was made for this sort.
+fn decode_deals_cursor(c: &str, sort_by: &str, direction: &str) -> Option<(i64, u64)> {
+    let v: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).ok()?).ok()?;
+    if v["field"] != sort_by || v["sortDirection"] != direction {
+        return None;
+    }
+    let id = v["id"].as_u64()?;
+    let value = if sort_by == "id" { v["fieldValue"].as_i64()? } else { time_of(&v["fieldValue"])?.timestamp() };
+    Some((value, id))
 }
 
 /// A sample's id as Pipedrive's number.
