@@ -20,6 +20,24 @@
 //! Requests go one after another: the connector's pace (`requests_per_second`) sets the speed anyway, and a
 //! `429` pauses every later request.
 //!
+//! The won deals the reconciler asks for ([`Connector::won_since`]) come from the CRM search
+//! (`POST /crm/v3/objects/deals/search`: `dealstage` `IN` the won stages, `hs_lastmodifieddate`
+//! `GTE` the cursor in epoch milliseconds, sorted ascending on it, 100 a page, `paging.next.after`
+//! followed). What one call costs (`r`: the results read, at most `max` and at most the 10,000
+//! HubSpot serves for one search, past which paging answers `400`; `o`: the distinct owners of the
+//! deals returned):
+//!
+//! ```text
+//! max(1, ⌈r / 100⌉)                  POST /crm/v3/objects/deals/search
+//! + o                                GET  /crm/v3/owners/{ownerId}
+//! ```
+//!
+//! The account name is left out (a request per deal); the close date is the won time, the last
+//! modification when there is none. HubSpot's search index trails writes by a few seconds, and
+//! its `after` counts results: a deal of an earlier page modified while later pages are read
+//! moves to the end and shifts the rest back by one, so one deal can be passed over by that
+//! call. The caller's cursor should overlap the last call a little (repeats are harmless).
+//!
 //! Contacts' role names are their association labels on the deal (`Economic Buyer`, `Technical
 //! Buyer`); a contact associated without a label has none. The account is the deal's primary
 //! company (association type 5), else its first company. Property values are text in HubSpot,
@@ -30,7 +48,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{Connector, CrmActivity, CrmActivityKind, CrmContact, CrmError, CrmLineItem, DealContext, Http, WonDeal};
 use crate::config::CrmSettings;
@@ -45,6 +63,10 @@ const ASSOCIATION_PAGE: u32 = 500;
 const BATCH_MAX: usize = 100;
 /// Pages of one association type before the connector stops: 500,000 associations is no deal.
 const MAX_PAGES: usize = 1000;
+/// The page of deal search results asked for (HubSpot's search serves up to 200).
+const SEARCH_PAGE: usize = 100;
+/// The most results HubSpot's search serves for one query: paging past them answers `400`.
+const SEARCH_MAX_RESULTS: usize = 10_000;
 /// HubSpot's association type of a deal's primary company.
 const PRIMARY_COMPANY_TYPE_ID: i64 = 5;
 /// The longest id HubSpot uses (a 64-bit number).
@@ -233,6 +255,147 @@ impl HubSpot {
         })
     }
 
+    /// The deals in a won stage last modified at or after `since`, oldest modification first, up
+    /// to `max` (and to the 10,000 results HubSpot serves for one search), with their owners'
+    /// emails, one lookup per distinct owner.
+    async fn won_deals(&self, since: DateTime<Utc>, max: usize) -> Result<Vec<WonDeal>, CrmError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        if self.won_stages.is_empty() {
+            tracing::warn!("no HubSpot deal stage means won (webhooks.hubspot.closed_won_stages is empty); no won deals to read");
+            return Ok(Vec::new());
+        }
+        let url = self.http.url("/crm/v3/objects/deals/search");
+        // Epoch milliseconds, rounded down: a deal modified exactly at `since` is in.
+        let since_ms = since.timestamp_millis().to_string();
+        let mut properties: Vec<&str> = DEAL_PROPERTIES.to_vec();
+        properties.push("dealstage");
+        let mut out: Vec<WonDeal> = Vec::new();
+        // Results the search has served so far (its `after` cursor is their count).
+        let mut served = 0usize;
+        let mut after: Option<String> = None;
+        loop {
+            let limit = SEARCH_PAGE.min(max - out.len()).min(SEARCH_MAX_RESULTS - served);
+            let mut body = json!({
+                "filterGroups": [{"filters": [
+                    {"propertyName": "dealstage", "operator": "IN", "values": self.won_stages},
+                    {"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": since_ms},
+                ]}],
+                "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
+                "properties": properties,
+                "limit": limit,
+            });
+            if let Some(after) = &after {
+                body["after"] = json!(after);
+            }
+            let page: SearchPage = self.http.json(|c| c.post(&url).bearer_auth(self.token.expose()).json(&body)).await?;
+            let page_len = page.results.len();
+            served += page_len;
+            for r in page.results {
+                if out.len() == max {
+                    break;
+                }
+                if let Some(deal) = self.won_deal(r) {
+                    out.push(deal);
+                }
+            }
+            let next = page.paging.and_then(|p| p.next).map(|n| n.after).filter(|a| !a.is_empty());
+            match next {
+                _ if out.len() >= max => break,
+                None => break,
+                Some(_) if page_len == 0 => {
+                    tracing::warn!("the HubSpot deal search answered an empty page with a next one; stopped there");
+                    break;
+                }
+                Some(next) if after.as_deref() == Some(next.as_str()) => {
+                    return Err(CrmError::Invalid("hubspot: deal search: the next page's cursor repeats the last one".into()));
+                }
+                Some(_) if served >= SEARCH_MAX_RESULTS => {
+                    // HubSpot refuses to page past 10,000 results; the next call starts from the
+                    // last deal's modification.
+                    tracing::info!(
+                        deals = out.len(),
+                        "the HubSpot deal search served its 10,000 results; the rest comes with the next call"
+                    );
+                    break;
+                }
+                Some(next) => after = Some(next),
+            }
+        }
+
+        let mut emails: HashMap<String, Option<String>> = HashMap::new();
+        for deal in &mut out {
+            let Some(owner_id) = deal.owner_id.as_deref() else { continue };
+            if !emails.contains_key(owner_id) {
+                let email = self.owner_email(owner_id).await?;
+                emails.insert(owner_id.to_string(), email);
+            }
+            deal.owner_email = emails[owner_id].clone();
+        }
+        tracing::debug!(deals = out.len(), owners = emails.len(), "read won HubSpot deals");
+        Ok(out)
+    }
+
+    /// A search result as a won deal; `None` (with a warning) for one without a usable id or
+    /// times, or not in a won stage after all.
+    fn won_deal(&self, raw: Value) -> Option<WonDeal> {
+        let r = match serde_json::from_value::<SearchRecord>(raw) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("a HubSpot deal search result is unreadable ({e}); skipped");
+                return None;
+            }
+        };
+        let Some(id) = r.id.as_ref().and_then(id_text) else {
+            tracing::warn!("a HubSpot deal search result has no readable id; skipped");
+            return None;
+        };
+        let deal = Record { id, properties: r.properties, created_at: None, updated_at: r.updated_at };
+        match deal.prop("dealstage") {
+            Some(stage) if self.won_stages.contains(&stage) => {}
+            stage => {
+                let stage = printable(stage.as_deref().unwrap_or(""));
+                tracing::warn!(deal = %deal.id, "the HubSpot deal search answered a deal in stage '{stage}', which is not won; skipped");
+                return None;
+            }
+        }
+        let modified = deal.prop("hs_lastmodifieddate").or_else(|| deal.updated_at.clone());
+        let Some(modified_at) = modified.as_deref().and_then(parse_time) else {
+            tracing::warn!(deal = %deal.id, "a won HubSpot deal has no readable modification time; skipped");
+            return None;
+        };
+        let won_at = match deal.prop("closedate") {
+            None => modified_at,
+            Some(close) => match parse_time(&close) {
+                Some(t) => t,
+                None => {
+                    tracing::warn!(deal = %deal.id, "a won HubSpot deal's close date '{}' is unreadable; skipped", printable(&close));
+                    return None;
+                }
+            },
+        };
+        let amount = deal.prop("amount").filter(|a| {
+            let ok = is_decimal(a);
+            if !ok {
+                tracing::warn!(deal = %deal.id, "a won HubSpot deal's amount '{}' is not a decimal; left out", printable(a));
+            }
+            ok
+        });
+        Some(WonDeal {
+            won_at,
+            modified_at,
+            amount,
+            currency: deal.prop("deal_currency_code"),
+            owner_email: None,
+            owner_id: deal.prop("hubspot_owner_id"),
+            // The company would cost a request per deal: the order's account comes later, from
+            // the deal's full read.
+            account_name: None,
+            deal_id: deal.id,
+        })
+    }
+
     /// Every association of the deal to `to_type`, following `paging.next.after`.
     async fn associations(&self, deal_id: &str, to_type: &str) -> Result<Vec<Association>, CrmError> {
         let path = format!("/crm/v4/objects/deals/{deal_id}/associations/{to_type}");
@@ -310,8 +473,8 @@ impl Connector for HubSpot {
         Box::pin(self.read_deal(deal_id))
     }
 
-    fn won_since<'a>(&'a self, _since: DateTime<Utc>, _max: usize) -> BoxFuture<'a, Result<Vec<WonDeal>, CrmError>> {
-        Box::pin(async { Err(CrmError::Invalid("hubspot: reading won deals is being built".into())) })
+    fn won_since<'a>(&'a self, since: DateTime<Utc>, max: usize) -> BoxFuture<'a, Result<Vec<WonDeal>, CrmError>> {
+        Box::pin(self.won_deals(since, max))
     }
 }
 
@@ -337,6 +500,13 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
         return s.parse::<i64>().ok().and_then(DateTime::from_timestamp_millis);
     }
     DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+}
+
+/// Whether a number property's text is a plain decimal (`64400`, `64400.50`, `-12.5`).
+fn is_decimal(s: &str) -> bool {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    !(whole.is_empty() && frac.is_empty()) && whole.bytes().all(|b| b.is_ascii_digit()) && frac.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Whether a body is rich text (HubSpot's editors write HTML; an API may write plain text,
@@ -375,6 +545,25 @@ impl Record {
     fn prop(&self, name: &str) -> Option<String> {
         self.raw_prop(name).map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
     }
+}
+
+/// A page of CRM search results (`paging` only when more pages follow). Results are read one
+/// by one, so that one malformed record is skipped rather than failing the page.
+#[derive(Debug, Deserialize)]
+struct SearchPage {
+    #[serde(default)]
+    results: Vec<Value>,
+    paging: Option<Paging>,
+}
+
+/// A search result before its id is checked.
+#[derive(Debug, Deserialize)]
+struct SearchRecord {
+    id: Option<Value>,
+    #[serde(default)]
+    properties: HashMap<String, Value>,
+    #[serde(rename = "updatedAt")]
+    updated_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -464,6 +653,80 @@ mod tests {
         assert_eq!(parse_time(&t.timestamp_millis().to_string()), Some(t));
         assert_eq!(parse_time("yesterday"), None);
         assert_eq!(parse_time(""), None);
+    }
+
+    fn connector() -> HubSpot {
+        let s = CrmSettings::default();
+        let c = HubspotConnector { token: Some(Credential("pat-na1-test".into())), ..HubspotConnector::default() };
+        HubSpot::new(&c, &s).unwrap().with_won_stages(&["closedwon".into(), "1234567".into()])
+    }
+
+    fn result(id: Value, props: Value) -> Value {
+        serde_json::json!({"id": id, "properties": props, "createdAt": "2026-09-01T08:00:00Z", "updatedAt": "2026-10-02T12:30:00.000Z", "archived": false})
+    }
+
+    #[test]
+    fn a_search_result_reads_into_a_won_deal() {
+        let hubspot = connector();
+        let closed = Utc.with_ymd_and_hms(2026, 9, 30, 17, 0, 0).unwrap();
+        let modified = Utc.with_ymd_and_hms(2026, 10, 2, 12, 30, 0).unwrap();
+        let deal = hubspot
+            .won_deal(result(
+                json!("8154002031"),
+                json!({"dealstage": "1234567", "amount": "64400.00", "deal_currency_code": "USD", "hubspot_owner_id": "5501",
+                       "closedate": "2026-09-30T17:00:00Z", "hs_lastmodifieddate": "2026-10-02T12:30:00.000Z", "dealname": "Acme"}),
+            ))
+            .expect("a won deal");
+        assert_eq!(
+            deal,
+            WonDeal {
+                deal_id: "8154002031".into(),
+                won_at: closed,
+                modified_at: modified,
+                amount: Some("64400.00".into()),
+                currency: Some("USD".into()),
+                owner_email: None,
+                owner_id: Some("5501".into()),
+                account_name: None,
+            }
+        );
+        // No close date: won when last modified; an amount that is no decimal is left out.
+        let deal = hubspot
+            .won_deal(result(json!(8154002032u64), json!({"dealstage": "closedwon", "amount": "about 5k", "closedate": null})))
+            .expect("a won deal");
+        assert_eq!((deal.deal_id.as_str(), deal.won_at, deal.modified_at, deal.amount), ("8154002032", modified, modified, None));
+    }
+
+    #[test]
+    fn a_search_result_without_an_id_times_or_a_won_stage_is_skipped() {
+        let hubspot = connector();
+        let won = json!({"dealstage": "closedwon", "hs_lastmodifieddate": "2026-10-02T12:30:00Z"});
+        for bad in [
+            json!({"properties": won}),
+            result(Value::Null, won.clone()),
+            result(json!("../owners/1"), won.clone()),
+            result(json!("81"), json!({"dealstage": "closedlost", "hs_lastmodifieddate": "2026-10-02T12:30:00Z"})),
+            result(json!("82"), json!({"hs_lastmodifieddate": "2026-10-02T12:30:00Z"})),
+            result(json!("83"), json!({"dealstage": "closedwon", "hs_lastmodifieddate": "2026-10-02T12:30:00Z", "closedate": "soon"})),
+            json!({"id": "84", "properties": {"dealstage": "closedwon", "hs_lastmodifieddate": "last week"}}),
+            json!({"id": "85", "properties": {"dealstage": "closedwon"}}),
+            json!({"id": "86", "properties": "closedwon"}),
+            json!("86"),
+        ] {
+            assert_eq!(hubspot.won_deal(bad.clone()), None, "{bad}");
+        }
+        // The record's `updatedAt` stands in for a missing `hs_lastmodifieddate`.
+        assert!(hubspot.won_deal(result(json!("87"), json!({"dealstage": "closedwon"}))).is_some());
+    }
+
+    #[test]
+    fn amounts_are_plain_decimals() {
+        for ok in ["64400", "64400.50", "-12.5", ".5", "0"] {
+            assert!(is_decimal(ok), "{ok}");
+        }
+        for bad in ["", "-", ".", "1e5", "1,000", "12.5.1", "NaN", "12 "] {
+            assert!(!is_decimal(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The HubSpot connector against a fake HubSpot on loopback (`testkit::crm::hubspot`): the
 //! production connector reads the sample deal as the recap needs it, follows every page, waits
 //! out HubSpot's rate limits, and tells apart a server error, a missing deal, a malformed id and
-//! a refused token. No database: only the connector and the fake.
+//! a refused token; and finds the deals won since a time for the reconciler through HubSpot's
+//! CRM search. No database: only the connector and the fake.
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use firstcall::crm::{Connector, CrmActivityKind, CrmError};
 use firstcall::domain::Source;
 use firstcall::proposals::model::{ActivityKind, ContactRole};
 use testkit::crm::hubspot::{FakeHubSpot, NOTES_PROPERTY, TOKEN};
-use testkit::crm::{SampleContact, SampleDeal};
+use testkit::crm::{SampleContact, SampleDeal, SampleOwner};
 
 const DEAL: &str = "8154002031";
 
@@ -270,4 +271,182 @@ async fn a_refused_token_is_unauthorized_at_once_and_never_repeated_back() {
     assert!(!format!("{err} {err:?}").contains(TOKEN));
     // Private-app tokens do not refresh: one request, no second try.
     assert_eq!(fake.server.requests().len(), 1);
+}
+
+// The reconciler's question: the deals won since a time, through the CRM search.
+
+/// The connector with the portal's won stages, as `Connectors::from_settings` builds it.
+fn reconciling(fake: &FakeHubSpot, rps: u32) -> HubSpot {
+    connector(fake, rps, TOKEN).with_won_stages(&["closedwon".into(), "contractsigned".into()])
+}
+
+/// A won deal with only what the search reads: `won_at` is its close date and last modification.
+fn bare(won_at: DateTime<Utc>, owner: Option<(&str, &str)>) -> SampleDeal {
+    let mut deal = SampleDeal::acme(won_at);
+    deal.owner =
+        owner.map(|(id, email)| SampleOwner { id: id.into(), email: email.into(), first_name: "Rep".into(), last_name: id.into() });
+    deal.contacts.clear();
+    deal.line_items.clear();
+    deal.notes.clear();
+    deal.activities.clear();
+    deal
+}
+
+fn hours(h: i64) -> chrono::TimeDelta {
+    chrono::TimeDelta::hours(h)
+}
+
+#[tokio::test]
+async fn won_since_finds_the_deals_won_and_modified_since_oldest_first_with_their_owners() {
+    let fake = FakeHubSpot::start().await;
+    let since = won_at();
+    let ana = Some(("5501", "ana@seller.example"));
+    // Won before `since` and not touched since: not asked again.
+    fake.put_deal("8154002001", &bare(since - chrono::TimeDelta::days(3), ana));
+    // Won exactly at `since`.
+    fake.put_deal("8154002002", &bare(since, ana));
+    // Won ten days ago, its amount changed two hours after `since`: found, won when it closed.
+    fake.put_deal("8154002003", &bare(since - chrono::TimeDelta::days(10), ana));
+    fake.set_property("8154002003", "amount", "70000.50");
+    fake.set_modified("8154002003", since + hours(2));
+    // Lost, and still open: never found, however recent.
+    fake.put_deal("8154002004", &bare(since + hours(1), ana));
+    fake.set_stage("8154002004", "closedlost");
+    fake.put_deal("8154002005", &bare(since + hours(1), ana));
+    fake.set_stage("8154002005", "appointmentscheduled");
+    fake.set_property("8154002005", "closedate", "");
+    // Won in the portal's own won stage, in euros, by another rep.
+    let mut euro = bare(since + hours(3), Some(("5502", "ben@seller.example")));
+    euro.currency = "EUR".into();
+    euro.amount = "12000".into();
+    fake.put_deal("8154002006", &euro);
+    fake.set_stage("8154002006", "contractsigned");
+    // Ana's again: her email is looked up once.
+    fake.put_deal("8154002007", &bare(since + hours(1), ana));
+    // An owner HubSpot no longer knows, and no owner at all.
+    fake.put_deal("8154002008", &bare(since + hours(4), ana));
+    fake.set_property("8154002008", "hubspot_owner_id", "5599");
+    fake.put_deal("8154002009", &bare(since + hours(5), None));
+    // A close date nobody can read: skipped, not the whole call failed.
+    fake.put_deal("8154002010", &bare(since + hours(6), ana));
+    fake.set_property("8154002010", "closedate", "someday");
+
+    let won = reconciling(&fake, 50).won_since(since, 100).await.expect("the won deals");
+
+    let got: Vec<_> = won
+        .iter()
+        .map(|d| (d.deal_id.as_str(), d.modified_at - since, d.owner_email.as_deref(), d.amount.as_deref(), d.currency.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("8154002002", hours(0), Some("ana@seller.example"), Some("64400.00"), Some("USD")),
+            ("8154002007", hours(1), Some("ana@seller.example"), Some("64400.00"), Some("USD")),
+            ("8154002003", hours(2), Some("ana@seller.example"), Some("70000.50"), Some("USD")),
+            ("8154002006", hours(3), Some("ben@seller.example"), Some("12000"), Some("EUR")),
+            ("8154002008", hours(4), None, Some("64400.00"), Some("USD")),
+            ("8154002009", hours(5), None, Some("64400.00"), Some("USD")),
+        ]
+    );
+    assert_eq!(won[2].won_at, since - chrono::TimeDelta::days(10), "won when it closed, not when it was last changed");
+    assert_eq!(won[0].won_at, since);
+    let owners: Vec<_> = won.iter().map(|d| d.owner_id.as_deref()).collect();
+    assert_eq!(owners, [Some("5501"), Some("5501"), Some("5501"), Some("5502"), Some("5599"), None]);
+    assert!(won.iter().all(|d| d.account_name.is_none()));
+
+    // One search and one lookup per distinct owner: 1 + 3.
+    let requests = fake.server.requests();
+    let paths: Vec<_> = requests.iter().map(|r| (r.method.as_str(), r.path.as_str())).collect();
+    assert_eq!(
+        paths,
+        [
+            ("POST", "/crm/v3/objects/deals/search"),
+            ("GET", "/crm/v3/owners/5501"),
+            ("GET", "/crm/v3/owners/5502"),
+            ("GET", "/crm/v3/owners/5599"),
+        ]
+    );
+    assert!(requests.iter().all(|r| r.authorization.as_deref() == Some(&*format!("Bearer {TOKEN}"))));
+    // The search as HubSpot documents it: the won stages, modified at or after `since` in
+    // epoch milliseconds, oldest first, 100 a page, no cursor on the first page.
+    let search = &fake.searches()[0];
+    let filters = &search["filterGroups"][0]["filters"];
+    assert_eq!(filters[0], serde_json::json!({"propertyName": "dealstage", "operator": "IN", "values": ["closedwon", "contractsigned"]}));
+    assert_eq!(
+        filters[1],
+        serde_json::json!({"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": since.timestamp_millis().to_string()})
+    );
+    assert_eq!(search["sorts"], serde_json::json!([{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}]));
+    assert_eq!(search["limit"], 100);
+    assert!(search.get("after").is_none());
+}
+
+#[tokio::test]
+async fn won_since_follows_every_page_and_stops_at_max() {
+    let fake = FakeHubSpot::start().await;
+    let since = won_at();
+    let ids: Vec<String> = (1..=5).map(|i| format!("81540021{i:02}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        fake.put_deal(id, &bare(since + chrono::TimeDelta::minutes(i as i64), Some(("5501", "ana@seller.example"))));
+    }
+    fake.set_page_size(2);
+    let hubspot = reconciling(&fake, 100);
+
+    // Every page, each asked for with the last one's `paging.next.after`.
+    let all = hubspot.won_since(since, 100).await.unwrap();
+    assert_eq!(all.iter().map(|d| d.deal_id.clone()).collect::<Vec<_>>(), ids);
+    let afters: Vec<_> = fake.searches().iter().map(|b| b.get("after").cloned()).collect();
+    assert_eq!(afters, [None, Some("2".into()), Some("4".into())]);
+    assert_eq!(fake.server.requests_to("/crm/v3/owners/").len(), 1);
+
+    // `max` stops early: the pages ask for no more than are still wanted, and no page follows.
+    let first = hubspot.won_since(since, 3).await.unwrap();
+    assert_eq!(first.iter().map(|d| d.deal_id.as_str()).collect::<Vec<_>>(), &ids[..3]);
+    let searches = fake.searches();
+    let asked: Vec<_> = searches[3..].iter().map(|b| (b["limit"].clone(), b.get("after").cloned())).collect();
+    assert_eq!(asked, [(3.into(), None), (1.into(), Some("2".into()))]);
+
+    // The rest comes with the next call from the last one's modification (which it repeats).
+    let rest = hubspot.won_since(first[2].modified_at, 3).await.unwrap();
+    assert_eq!(rest.iter().map(|d| d.deal_id.as_str()).collect::<Vec<_>>(), &ids[2..]);
+}
+
+#[tokio::test]
+async fn won_since_stops_at_the_ten_thousand_results_hubspot_serves_for_one_search() {
+    let fake = FakeHubSpot::start().await;
+    let since = won_at();
+    let count = 10_050;
+    for i in 0..count {
+        fake.put_deal(&(8_154_100_000u64 + i as u64).to_string(), &bare(since + chrono::TimeDelta::seconds(i), None));
+    }
+    fake.app_limit(1_000_000, 1000);
+    let hubspot = reconciling(&fake, 1000);
+
+    let first = hubspot.won_since(since, 20_000).await.expect("the first 10,000");
+
+    assert_eq!(first.len(), 10_000);
+    assert_eq!(fake.searches().len(), 100);
+    assert!(fake.server.requests().iter().all(|r| r.status == 200), "no page past 10,000 was asked for");
+    let last = first.last().unwrap();
+    let rest = hubspot.won_since(last.modified_at, 20_000).await.expect("the rest");
+    assert_eq!(rest.len(), 51, "the last one again, and the 50 after it");
+    assert_eq!(rest[0].deal_id, last.deal_id);
+    assert_eq!(rest[50].deal_id, (8_154_100_000u64 + count as u64 - 1).to_string());
+}
+
+#[tokio::test]
+async fn won_since_on_a_server_error_is_unavailable_and_on_a_refused_token_unauthorized() {
+    let fake = FakeHubSpot::start().await;
+    fake.put_deal(DEAL, &SampleDeal::acme(won_at()));
+    let hubspot = reconciling(&fake, 50);
+
+    fake.server.fail_next(1);
+    let err = hubspot.won_since(won_at(), 100).await.unwrap_err();
+    assert!(matches!(err, CrmError::Unavailable(_)), "{err:?}");
+    assert!(err.is_retryable());
+
+    fake.set_token("pat-na1-00000000-aaaa-bbbb-cccc-dddddddddddd");
+    let err = hubspot.won_since(won_at(), 100).await.unwrap_err();
+    assert!(matches!(&err, CrmError::Unauthorized(why) if why.contains("INVALID_AUTHENTICATION")), "{err:?}");
+    assert_eq!(fake.server.requests().len(), 2, "one search each, no owner lookups");
 }

@@ -5,19 +5,26 @@
 //! - `GET /crm/v4/objects/deals/{dealId}/associations/{toObjectType}?limit=&after=` (Associations
 //!   v4, "List associations of an object by type": `toObjectId`, `associationTypes` with
 //!   `category`, `typeId` and `label`, `paging.next.after`);
+//! - `POST /crm/v3/objects/deals/search` (CRM API | Search, "Search the CRM": `filterGroups`
+//!   ORed, their `filters` ANDed, `sorts`, `properties`, `limit` up to 200 and the `after`
+//!   cursor; `{"total", "results", "paging": {"next": {"after": "100", "link"}}}`, `paging` only
+//!   when more results follow; at most 10,000 results for one query, `400` past them);
 //! - `GET /crm/v3/owners/{ownerId}` (CRM API | Owners, "Retrieve an owner");
 //! - `POST /crm/v3/objects/{objectType}/batch/read` (CRM objects, "Retrieve a batch of objects":
 //!   at most 100 inputs; `207` with `errors` when some ids are unknown).
 //!
 //! A [`SampleDeal`] becomes HubSpot records: a deal whose properties hold the name, amount,
-//! currency, owner id, close date and the notes property ([`NOTES_PROPERTY`]); an owner; a primary
+//! currency, owner id, close date, stage (`closedwon`, or another one with
+//! [`FakeHubSpot::set_stage`]), last modification (the close date, or another time with
+//! [`FakeHubSpot::set_modified`]) and the notes property ([`NOTES_PROPERTY`]); an owner; a primary
 //! company; contacts whose `role` is a `USER_DEFINED` association label (no role: only the
 //! unlabeled `HUBSPOT_DEFINED` type); line items, notes, emails, calls, meetings and tasks with
 //! numeric ids, associated with the deal.
 //!
 //! Besides the shared faults ([`FakeServer`]), the fake refuses any bearer token but the one it
 //! holds (`401`, HubSpot's `INVALID_AUTHENTICATION` body; [`FakeHubSpot::set_token`] rotates
-//! it), serves small pages on demand ([`FakeHubSpot::set_page_size`]), and enforces the app's
+//! it), serves small pages on demand ([`FakeHubSpot::set_page_size`]), keeps every search body it
+//! receives ([`FakeHubSpot::searches`]), and enforces the app's
 //! rolling limit that its `X-HubSpot-RateLimit-*` headers announce ([`FakeHubSpot::app_limit`];
 //! HubSpot's 100 requests per 10 s by default).
 
@@ -43,6 +50,14 @@ pub const NOTES_PROPERTY: &str = "firstcall_notes";
 const DEFAULT_LIMIT: usize = 500;
 /// The most inputs one batch read takes.
 const BATCH_MAX: usize = 100;
+/// A search's page when the request asks for none, and its largest.
+const SEARCH_DEFAULT_LIMIT: usize = 10;
+const SEARCH_MAX_LIMIT: usize = 200;
+/// The most results one search query pages through.
+const SEARCH_MAX_RESULTS: usize = 10_000;
+/// The most filter groups in a search, and filters in a group.
+const SEARCH_MAX_GROUPS: usize = 5;
+const SEARCH_MAX_FILTERS: usize = 6;
 
 /// A running fake HubSpot.
 pub struct FakeHubSpot {
@@ -55,8 +70,10 @@ struct State {
     /// The largest page of associations served (0: as the request asks).
     page_size: AtomicUsize,
     store: Mutex<Store>,
-    /// Every `paging.next.after` handed out, in order.
+    /// Every `paging.next.after` of the associations handed out, in order.
     cursors: Mutex<Vec<String>>,
+    /// Every search request's body, in order.
+    searches: Mutex<Vec<Value>>,
     limit: Mutex<AppLimit>,
 }
 
@@ -112,11 +129,14 @@ impl FakeHubSpot {
             page_size: AtomicUsize::new(0),
             store: Mutex::new(Store { next_id: 41_000_000_001, ..Store::default() }),
             cursors: Mutex::default(),
+            searches: Mutex::default(),
             limit: Mutex::new(AppLimit { max: 100, interval: Duration::from_secs(10), window: VecDeque::new(), today: 0 }),
         });
         let data = web::Data::from(state.clone());
         let server = FakeServer::start(move |cfg: &mut web::ServiceConfig| {
+            // The search before `deals/{dealId}`, whose resource would take the path and answer 405.
             cfg.app_data(data.clone())
+                .route("/crm/v3/objects/deals/search", web::post().to(search_deals))
                 .route("/crm/v3/objects/deals/{dealId}", web::get().to(get_deal))
                 .route("/crm/v4/objects/deals/{dealId}/associations/{toObjectType}", web::get().to(list_associations))
                 .route("/crm/v3/owners/{ownerId}", web::get().to(get_owner))
@@ -126,7 +146,8 @@ impl FakeHubSpot {
         FakeHubSpot { server, state }
     }
 
-    /// Serves deal `id` (numeric) as `deal` states it.
+    /// Serves deal `id` (numeric) as `deal` states it: won (stage `closedwon`), closed and last
+    /// modified at `won_at`.
     pub fn put_deal(&self, id: &str, deal: &SampleDeal) {
         let mut s = self.state.store.lock().unwrap();
         let s = &mut *s;
@@ -242,7 +263,37 @@ impl FakeHubSpot {
         *self.state.token.lock().unwrap() = token.to_string();
     }
 
-    /// Serves at most `n` associations a page, whatever the request's `limit` (0: as asked).
+    /// Moves deal `id` to pipeline stage `stage` (`closedlost`, `appointmentscheduled`, a custom
+    /// stage's id), leaving its last modification as it is ([`FakeHubSpot::set_modified`]).
+    pub fn set_stage(&self, id: &str, stage: &str) {
+        self.set_property(id, "dealstage", stage);
+    }
+
+    /// Sets a property of deal `id` as HubSpot would store it (text), leaving its last
+    /// modification as it is: `""` unsets it.
+    pub fn set_property(&self, id: &str, name: &str, value: &str) {
+        let mut s = self.state.store.lock().unwrap();
+        let deal = s.deals.get_mut(id).unwrap_or_else(|| panic!("the fake has no deal {id}"));
+        if value.is_empty() {
+            deal.properties.remove(name);
+        } else {
+            deal.properties.insert(name.to_string(), value.to_string());
+        }
+    }
+
+    /// Sets when deal `id` was last modified (`hs_lastmodifieddate`, `updatedAt`).
+    pub fn set_modified(&self, id: &str, at: DateTime<Utc>) {
+        let mut s = self.state.store.lock().unwrap();
+        s.deals.get_mut(id).unwrap_or_else(|| panic!("the fake has no deal {id}")).updated_at = at;
+    }
+
+    /// Every deal search's request body, in order.
+    pub fn searches(&self) -> Vec<Value> {
+        self.state.searches.lock().unwrap().clone()
+    }
+
+    /// Serves at most `n` associations or search results a page, whatever the request's `limit`
+    /// (0: as asked).
     pub fn set_page_size(&self, n: usize) {
         self.state.page_size.store(n, Ordering::SeqCst);
     }
@@ -256,13 +307,23 @@ impl FakeHubSpot {
         l.window.clear();
     }
 
-    /// Every `paging.next.after` cursor handed out so far, in order.
+    /// Every associations `paging.next.after` cursor handed out so far, in order.
     pub fn issued_cursors(&self) -> Vec<String> {
         self.state.cursors.lock().unwrap().clone()
     }
 }
 
 impl Record {
+    /// A property as search compares it, those HubSpot keeps itself included.
+    fn search_key(&self, id: &str, name: &str) -> Option<Key> {
+        match name {
+            "hs_object_id" => Some(Key::of(id)),
+            "createdate" => Some(Key::at(self.created_at)),
+            "hs_lastmodifieddate" => Some(Key::at(self.updated_at)),
+            _ => self.properties.get(name).map(|v| Key::of(v)),
+        }
+    }
+
     fn new(properties: BTreeMap<String, String>, created_at: DateTime<Utc>, updated_at: DateTime<Utc>) -> Record {
         Record { properties, created_at, updated_at }
     }
@@ -458,6 +519,194 @@ async fn list_associations(req: HttpRequest, state: web::Data<State>, path: web:
 
 fn decode_cursor(after: &str) -> Option<usize> {
     String::from_utf8(BASE64.decode(after).ok()?).ok()?.parse().ok()
+}
+
+/// `POST /crm/v3/objects/deals/search`: CRM API | Search, "Search the CRM". The body's
+/// `filterGroups` are ORed and each group's `filters` ANDed (`EQ`, `NEQ`, `LT`, `LTE`, `GT`,
+/// `GTE`, `BETWEEN`, `IN`, `NOT_IN`, `HAS_PROPERTY`, `NOT_HAS_PROPERTY`; dates compare as times,
+/// given in epoch milliseconds or ISO 8601), one sort on a property (`ASCENDING` or `DESCENDING`,
+/// ties by id), `limit` up to 200 (10 by default) and `after`, the count of results already
+/// served, as text. The answer's `total` counts every match; `paging.next` is there only when
+/// more follow; paging past 10,000 results is a `400`.
+async fn search_deals(req: HttpRequest, state: web::Data<State>, body: web::Bytes) -> HttpResponse {
+    let headers = match state.admit(&req) {
+        Ok(h) => h,
+        Err(resp) => return *resp,
+    };
+    let invalid = |message: &str| with_headers(HttpResponse::BadRequest().json(error("VALIDATION_ERROR", message)), headers.clone());
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return invalid("Invalid input JSON on line 1");
+    };
+    state.searches.lock().unwrap().push(body.clone());
+
+    let groups = match body.get("filterGroups") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(groups)) => groups.clone(),
+        Some(_) => return invalid("filterGroups must be an array"),
+    };
+    if groups.len() > SEARCH_MAX_GROUPS {
+        return invalid(&format!("Too many filter groups: {}. The maximum is {SEARCH_MAX_GROUPS}.", groups.len()));
+    }
+    let mut filters: Vec<Vec<Filter>> = Vec::new();
+    for group in &groups {
+        let Some(list) = group["filters"].as_array() else {
+            return invalid("Each filter group needs a filters array");
+        };
+        if list.len() > SEARCH_MAX_FILTERS {
+            return invalid(&format!("Too many filters in a group: {}. The maximum is {SEARCH_MAX_FILTERS}.", list.len()));
+        }
+        match list.iter().map(Filter::parse).collect::<Result<Vec<_>, _>>() {
+            Ok(f) => filters.push(f),
+            Err(why) => return invalid(&why),
+        }
+    }
+    let sort = match body.get("sorts").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
+        [] => None,
+        [s] => match (s["propertyName"].as_str(), s["direction"].as_str().unwrap_or("ASCENDING")) {
+            (Some(name), "ASCENDING") => Some((name.to_string(), false)),
+            (Some(name), "DESCENDING") => Some((name.to_string(), true)),
+            _ => return invalid("A sort needs a propertyName and a direction of ASCENDING or DESCENDING"),
+        },
+        _ => return invalid("Only one sort is supported"),
+    };
+    let properties: Vec<String> =
+        body["properties"].as_array().map(|a| a.iter().filter_map(|p| p.as_str().map(String::from)).collect()).unwrap_or_default();
+    let mut limit = match &body["limit"] {
+        Value::Null => SEARCH_DEFAULT_LIMIT,
+        v => match v.as_u64().map(|l| l as usize) {
+            Some(l) if (1..=SEARCH_MAX_LIMIT).contains(&l) => l,
+            _ => return invalid(&format!("limit must be between 1 and {SEARCH_MAX_LIMIT}")),
+        },
+    };
+    let page_size = state.page_size.load(Ordering::SeqCst);
+    if page_size > 0 {
+        limit = limit.min(page_size);
+    }
+    let start = match &body["after"] {
+        Value::Null => 0,
+        Value::String(a) => match a.parse::<usize>() {
+            Ok(n) => n,
+            Err(_) => return invalid("Invalid paging cursor"),
+        },
+        Value::Number(n) => n.as_u64().unwrap_or(u64::MAX) as usize,
+        _ => return invalid("Invalid paging cursor"),
+    };
+    if start >= SEARCH_MAX_RESULTS {
+        return invalid(&format!("Paging past {SEARCH_MAX_RESULTS} results is not supported; narrow the search"));
+    }
+
+    let store = state.store.lock().unwrap();
+    let mut matches: Vec<(&String, &Record, Option<Key>)> = store
+        .deals
+        .iter()
+        .filter(|(id, r)| filters.is_empty() || filters.iter().any(|group| group.iter().all(|f| f.matches(r.search_key(id, &f.property)))))
+        .map(|(id, r)| (id, r, sort.as_ref().and_then(|(name, _)| r.search_key(id, name))))
+        .collect();
+    // Unset sorts first; ties go by id.
+    matches.sort_by(|(a_id, _, a), (b_id, _, b)| {
+        let by_id = a_id.parse::<u64>().unwrap_or(u64::MAX).cmp(&b_id.parse::<u64>().unwrap_or(u64::MAX));
+        let order = match (a, b) {
+            (Some(a), Some(b)) => a.cmp(b),
+            (a, b) => a.is_some().cmp(&b.is_some()),
+        };
+        (if sort.as_ref().is_some_and(|(_, descending)| *descending) { order.reverse() } else { order }).then(by_id)
+    });
+    let total = matches.len();
+    let matches: Vec<(&String, &Record)> = matches.into_iter().map(|(id, r, _)| (id, r)).collect();
+    let (items, next) = page(&matches, start, limit);
+    let results: Vec<Value> = items.into_iter().map(|(id, r)| r.json(id, &properties)).collect();
+    let mut answer = json!({"total": total, "results": results});
+    // HubSpot hands out the next cursor even when it lies past 10,000 (asking for it fails).
+    if let Some(next) = next {
+        answer["paging"] = json!({"next": {"after": next.to_string(), "link": format!("?after={next}")}});
+    }
+    with_headers(HttpResponse::Ok().json(answer), headers)
+}
+
+/// One filter of a search request.
+struct Filter {
+    property: String,
+    operator: String,
+    values: Vec<Key>,
+}
+
+impl Filter {
+    fn parse(v: &Value) -> Result<Filter, String> {
+        let text = |v: &Value| match v {
+            Value::String(s) => Some(Key::of(s)),
+            Value::Number(n) => Some(Key::of(&n.to_string())),
+            Value::Bool(b) => Some(Key::of(&b.to_string())),
+            _ => None,
+        };
+        let property = v["propertyName"].as_str().ok_or("A filter needs a propertyName")?.to_string();
+        let operator = v["operator"].as_str().unwrap_or("EQ").to_string();
+        let values = match operator.as_str() {
+            "HAS_PROPERTY" | "NOT_HAS_PROPERTY" => Vec::new(),
+            "IN" | "NOT_IN" => {
+                let list = v["values"].as_array().ok_or_else(|| format!("{operator} needs a values array"))?;
+                list.iter().map(|x| text(x).ok_or_else(|| format!("{operator} values must be text"))).collect::<Result<_, _>>()?
+            }
+            "BETWEEN" => vec![text(&v["value"]).ok_or("BETWEEN needs a value")?, text(&v["highValue"]).ok_or("BETWEEN needs a highValue")?],
+            "EQ" | "NEQ" | "LT" | "LTE" | "GT" | "GTE" => vec![text(&v["value"]).ok_or_else(|| format!("{operator} needs a value"))?],
+            other => return Err(format!("Unsupported operator: {other}")),
+        };
+        Ok(Filter { property, operator, values })
+    }
+
+    /// Whether a record whose property is `value` (`None`: unset) passes.
+    fn matches(&self, value: Option<Key>) -> bool {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        let Some(v) = value else {
+            return matches!(self.operator.as_str(), "NOT_HAS_PROPERTY" | "NEQ" | "NOT_IN");
+        };
+        let cmp = |i: usize| v.cmp(&self.values[i]);
+        match self.operator.as_str() {
+            "HAS_PROPERTY" => true,
+            "NOT_HAS_PROPERTY" => false,
+            "EQ" => cmp(0) == Equal,
+            "NEQ" => cmp(0) != Equal,
+            "LT" => cmp(0) == Less,
+            "LTE" => cmp(0) != Greater,
+            "GT" => cmp(0) == Greater,
+            "GTE" => cmp(0) != Less,
+            "BETWEEN" => cmp(0) != Less && cmp(1) != Greater,
+            "IN" => self.values.iter().any(|x| v.cmp(x) == Equal),
+            "NOT_IN" => self.values.iter().all(|x| v.cmp(x) != Equal),
+            _ => false,
+        }
+    }
+}
+
+/// A property value as HubSpot's search compares it: as a time when both sides read as times
+/// (ISO 8601 or epoch milliseconds), else as numbers, else as text.
+struct Key {
+    text: String,
+    time: Option<i64>,
+    number: Option<f64>,
+}
+
+impl Key {
+    fn of(s: &str) -> Key {
+        let time = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            s.parse::<i64>().ok()
+        } else {
+            DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis())
+        };
+        Key { text: s.to_string(), time, number: s.parse::<f64>().ok().filter(|n| n.is_finite()) }
+    }
+
+    fn at(t: DateTime<Utc>) -> Key {
+        let ms = t.timestamp_millis();
+        Key { text: t.to_rfc3339_opts(SecondsFormat::Millis, true), time: Some(ms), number: None }
+    }
+
+    fn cmp(&self, other: &Key) -> std::cmp::Ordering {
+        match ((self.time, other.time), (self.number, other.number)) {
+            ((Some(a), Some(b)), _) => a.cmp(&b),
+            (_, (Some(a), Some(b))) => a.total_cmp(&b),
+            _ => self.text.cmp(&other.text),
+        }
+    }
 }
 
 /// `GET /crm/v3/owners/{ownerId}`: CRM API | Owners, "Retrieve an owner".
