@@ -55,6 +55,9 @@ pub struct Cursor {
     pub take: Option<usize>,
 }
 
+/// How far the next question reaches back before the newest deal seen, once caught up.
+const OVERLAP: TimeDelta = TimeDelta::minutes(5);
+
 /// The most deals one run takes, however many share one modification time.
 const TAKE_MAX: usize = 20_000;
 
@@ -166,11 +169,15 @@ impl Reconciler {
         }
         // The next question starts at the newest modification seen (asked again inclusively:
         // repeats are duplicates); a full answer means more are waiting.
-        let since = deals.iter().map(|d| d.modified_at).max().unwrap_or(cursor.since).max(cursor.since);
+        let newest = deals.iter().map(|d| d.modified_at).max().unwrap_or(cursor.since).max(cursor.since);
         let taken = cursor.take.unwrap_or(PER_RUN);
         let full = deals.len() >= taken;
+        // Caught up, the next question overlaps the last few minutes: a CRM's search index
+        // trails its writes, and a deal modified while pages were read may have been passed
+        // over. Repeats are duplicates. A full answer moves on from its newest deal.
+        let since = if full { newest } else { (newest - OVERLAP).max(cursor.since) };
         // A full answer that did not move the time on is all one bulk update: take more next time.
-        let take = (full && since == cursor.since).then(|| (taken * 2).min(TAKE_MAX));
+        let take = (full && newest == cursor.since).then(|| (taken * 2).min(TAKE_MAX));
         let interval = self.interval().unwrap_or(TimeDelta::minutes(15));
         let at = if full { now } else { now + interval };
         if at <= now {
