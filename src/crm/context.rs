@@ -52,6 +52,67 @@ pub struct WonDeal {
     pub account_name: Option<String>,
 }
 
+/// What firstcall records on the CRM deal when its first call is marked done or cancelled.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CallRecord {
+    pub call_id: i64,
+    /// `done` or `cancelled`.
+    pub event: String,
+    /// When it was marked done or cancelled.
+    pub at: DateTime<Utc>,
+    /// The rep's outcome (`aligned`, `adjusted`, `at_risk`), for a call done.
+    pub outcome: Option<String>,
+    /// The rep's notes from the call, as typed.
+    pub notes: Option<String>,
+    pub rep_email: String,
+    /// The call page (recap and outcome).
+    pub call_url: String,
+}
+
+impl CallRecord {
+    /// One line for a task's subject or a note's first line.
+    pub fn subject(&self) -> String {
+        match (self.event.as_str(), self.outcome.as_deref()) {
+            ("done", Some(o)) => format!("First call after the order: done ({})", outcome_words(o)),
+            ("done", None) => "First call after the order: done".into(),
+            _ => "First call after the order: cancelled (the order was cancelled)".into(),
+        }
+    }
+
+    /// The text of the note or task, plain, one fact per line.
+    pub fn text(&self) -> String {
+        let mut lines = vec![self.subject()];
+        if let Some(o) = &self.outcome {
+            lines.push(format!("Outcome: {}", outcome_meaning(o)));
+        }
+        lines.push(format!("Rep: {}", self.rep_email));
+        if let Some(n) = self.notes.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+            lines.push(format!("Notes from the call: {n}"));
+        }
+        lines.push(format!("Call page: {}", self.call_url));
+        lines.push(format!("Recorded by firstcall (call {}) at {}", self.call_id, self.at.format("%Y-%m-%d %H:%M UTC")));
+        lines.join("\n")
+    }
+}
+
+fn outcome_words(o: &str) -> &str {
+    match o {
+        "aligned" => "aligned",
+        "adjusted" => "expectations adjusted",
+        "at_risk" => "at risk",
+        other => other,
+    }
+}
+
+fn outcome_meaning(o: &str) -> String {
+    match o {
+        "aligned" => "aligned: the customer's expectations match what will be delivered".into(),
+        "adjusted" => "adjusted: expectations were reset on the call and the customer agreed".into(),
+        "at_risk" => "at risk: the customer expects more than will be delivered".into(),
+        other => other.to_string(),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CrmContact {
     pub name: String,

@@ -50,7 +50,7 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Connector, CrmActivity, CrmActivityKind, CrmContact, CrmError, CrmLineItem, DealContext, Http, WonDeal};
+use super::{CallRecord, Connector, CrmActivity, CrmActivityKind, CrmContact, CrmError, CrmLineItem, DealContext, Http, WonDeal};
 use crate::config::CrmSettings;
 use crate::config::crm::{Credential, HubspotConnector};
 use crate::domain::{Source, printable};
@@ -475,6 +475,10 @@ impl Connector for HubSpot {
 
     fn won_since<'a>(&'a self, since: DateTime<Utc>, max: usize) -> BoxFuture<'a, Result<Vec<WonDeal>, CrmError>> {
         Box::pin(self.won_deals(since, max))
+    }
+
+    fn record_call<'a>(&'a self, _deal_id: &'a str, _record: &'a CallRecord) -> BoxFuture<'a, Result<(), CrmError>> {
+        Box::pin(async { Err(CrmError::Invalid("hubspot: writing the outcome back is being built".into())) })
     }
 }
 

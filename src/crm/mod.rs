@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 
 pub use client::{CrmError, Http};
-pub use context::{CrmActivity, CrmActivityKind, CrmContact, CrmLineItem, DealContext, WonDeal};
+pub use context::{CallRecord, CrmActivity, CrmActivityKind, CrmContact, CrmLineItem, DealContext, WonDeal};
 pub use html::text_of_html;
 pub use markup::{Items, Note, Unreadable, read_notes};
 
@@ -40,6 +40,9 @@ pub trait Connector: Send + Sync {
     /// The deals won and last modified at or after `since`, oldest modification first, following
     /// every page up to `max` deals (the reconciler asks again from the last one's time).
     fn won_since<'a>(&'a self, since: DateTime<Utc>, max: usize) -> BoxFuture<'a, Result<Vec<WonDeal>, CrmError>>;
+    /// Records the call's outcome on deal `deal_id` where the rep works (a note or completed
+    /// task on the deal, with `record.subject()` and `record.text()`).
+    fn record_call<'a>(&'a self, deal_id: &'a str, record: &'a CallRecord) -> BoxFuture<'a, Result<(), CrmError>>;
 }
 
 /// The connectors that are on (their credentials are set), by CRM.

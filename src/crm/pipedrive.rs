@@ -54,7 +54,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{Connector, CrmActivity, CrmActivityKind, CrmContact, CrmError, CrmLineItem, DealContext, Http, WonDeal};
+use super::{CallRecord, Connector, CrmActivity, CrmActivityKind, CrmContact, CrmError, CrmLineItem, DealContext, Http, WonDeal};
 use crate::config::CrmSettings;
 use crate::config::crm::{Credential, PipedriveConnector};
 use crate::domain::{Source, printable_up_to};
@@ -327,6 +327,10 @@ impl Connector for Pipedrive {
 
     fn won_since<'a>(&'a self, since: DateTime<Utc>, max: usize) -> BoxFuture<'a, Result<Vec<WonDeal>, CrmError>> {
         Box::pin(self.won(since, max))
+    }
+
+    fn record_call<'a>(&'a self, _deal_id: &'a str, _record: &'a CallRecord) -> BoxFuture<'a, Result<(), CrmError>> {
+        Box::pin(async { Err(CrmError::Invalid("pipedrive: writing the outcome back is being built".into())) })
     }
 }
 

@@ -40,7 +40,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
-use super::{Connector, CrmActivity, CrmActivityKind, CrmContact, CrmError, CrmLineItem, DealContext, Http, WonDeal};
+use super::{CallRecord, Connector, CrmActivity, CrmActivityKind, CrmContact, CrmError, CrmLineItem, DealContext, Http, WonDeal};
 use crate::config::CrmSettings;
 use crate::config::crm::{Credential, SalesforceConnector};
 use crate::domain::{Currency, Source, printable};
@@ -377,6 +377,10 @@ impl Connector for Salesforce {
 
     fn won_since<'a>(&'a self, since: DateTime<Utc>, max: usize) -> BoxFuture<'a, Result<Vec<WonDeal>, CrmError>> {
         Box::pin(self.read_won(since, max))
+    }
+
+    fn record_call<'a>(&'a self, _deal_id: &'a str, _record: &'a CallRecord) -> BoxFuture<'a, Result<(), CrmError>> {
+        Box::pin(async { Err(CrmError::Invalid("salesforce: writing the outcome back is being built".into())) })
     }
 }
 
