@@ -82,6 +82,10 @@ pub enum JobKind {
     #[sea_orm(string_value = "crm.reconcile")]
     #[serde(rename = "crm.reconcile")]
     CrmReconcile,
+    /// Record a call marked done (or cancelled) on its CRM deal: a note or completed task.
+    #[sea_orm(string_value = "crm.write_back")]
+    #[serde(rename = "crm.write_back")]
+    CrmWriteBack,
     /// Retention: remove data older than `[retention]` allows, a batch at a time.
     #[sea_orm(string_value = "retention.sweep")]
     #[serde(rename = "retention.sweep")]
@@ -100,6 +104,7 @@ impl JobKind {
             JobKind::CallUpdated => "call.updated",
             JobKind::CrmEnrich => "crm.enrich",
             JobKind::CrmReconcile => "crm.reconcile",
+            JobKind::CrmWriteBack => "crm.write_back",
             JobKind::RetentionSweep => "retention.sweep",
         }
     }

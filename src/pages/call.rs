@@ -86,7 +86,7 @@ pub async fn mark_done(
             return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, sent).await;
         }
     };
-    crate::workflow::calls::complete(&state.db, state.clock.now(), id, outcome, notes, access.actor())
+    crate::workflow::calls::complete(&state.db, &state.first_call, state.clock.now(), id, outcome, notes, access.actor())
         .await
         .map_err(|e| PageError::from(complete_error(e)))?;
     Ok(see_other(&access.call_path(id)).finish())

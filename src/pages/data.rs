@@ -70,6 +70,7 @@ fn job_kind_label(kind: JobKind) -> &'static str {
         JobKind::CallUpdated => "Send the updated invite",
         JobKind::CrmEnrich => "Read the deal from the CRM",
         JobKind::CrmReconcile => "Look for won deals whose webhook never came",
+        JobKind::CrmWriteBack => "Record the call's outcome on the CRM deal",
         JobKind::RetentionSweep => "Remove old data (retention)",
         JobKind::Noop => "Timer",
     }

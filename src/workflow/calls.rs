@@ -79,8 +79,11 @@ pub async fn cancel_for_order(
     };
     let was = call.state;
     let id = call.id;
-    transition(db, call, CallState::Cancelled, "cancelled", actor, None, now, |am| am.cancelled_at = Set(Some(now))).await?;
+    let call = transition(db, call, CallState::Cancelled, "cancelled", actor, None, now, |am| am.cancelled_at = Set(Some(now))).await?;
     engine::cancel_pending(db, id, &[]).await?;
+    if let Some(job) = super::write_back::job(fc, &call, "cancelled", now) {
+        engine::enqueue(db, job, fc.max_attempts(), now).await?;
+    }
     if was != CallState::Scheduled {
         engine::enqueue(db, NewJob::new(JobKind::CallCancelled, id, now), fc.max_attempts(), now).await?;
     }
@@ -162,6 +165,7 @@ pub enum CompleteError {
 /// running re-checks the state under the same row lock and sends nothing.
 pub async fn complete(
     db: &DatabaseConnection,
+    fc: &FirstCall,
     now: DateTime<Utc>,
     id: i64,
     outcome: CallOutcome,
@@ -185,7 +189,12 @@ pub async fn complete(
     })
     .await?;
     engine::cancel_pending(&txn, id, &[]).await?;
-    // Done, its outcome and the removal of its timers commit together.
+    // With a CRM connector, the outcome is recorded on the deal (the engine's job: marking done
+    // never waits for the CRM).
+    if let Some(job) = super::write_back::job(fc, &call, "done", now) {
+        engine::enqueue(&txn, job, fc.max_attempts(), now).await?;
+    }
+    // Done, its outcome, the removal of its timers and the write-back commit together.
     txn.commit().await?;
     Ok((call, true))
 }

@@ -16,6 +16,7 @@ pub mod recipients;
 pub mod reconcile;
 pub mod steps;
 pub mod timing;
+pub mod write_back;
 
 use std::sync::Arc;
 
@@ -55,6 +56,7 @@ impl FirstCall {
         }
         if !self.connectors.is_empty() {
             registry.register(JobKind::CrmEnrich, Arc::new(enrich::Enrich(self.clone())));
+            registry.register(JobKind::CrmWriteBack, Arc::new(write_back::WriteBack(self.clone())));
         }
     }
 
