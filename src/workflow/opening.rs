@@ -139,16 +139,20 @@ pub async fn open_many(
     crate::audit::record_many(db, changes, now).await?;
     // A call of a CRM with a connector first reads the deal from the CRM; its first email waits
     // for that up to `crm.enrich_wait_secs` (`workflow::enrich` brings it forward).
-    let mut jobs = Vec::with_capacity(calls.len() * 2);
+    let mut starts = Vec::with_capacity(calls.len());
+    let mut pulls = Vec::new();
     for c in &calls {
         let source = Source::parse(&c.source).unwrap_or(Source::Generic);
         let wait = super::enrich::wait_for(fc, source);
-        jobs.push(NewJob::new(JobKind::CallStart, c.id, now + wait));
+        starts.push(NewJob::new(JobKind::CallStart, c.id, now + wait));
         if fc.enriches(source) {
-            jobs.push(super::enrich::job(c.id, source, &c.deal_id, now));
+            pulls.push(super::enrich::job(c.id, source, &c.deal_id, now));
         }
     }
-    crate::engine::enqueue_many(db, jobs, fc.max_attempts(), now).await?;
+    crate::engine::enqueue_many(db, starts, fc.max_attempts(), now).await?;
+    if !pulls.is_empty() {
+        crate::engine::enqueue_many(db, pulls, super::enrich::attempts(fc), now).await?;
+    }
     Ok(calls)
 }
 
