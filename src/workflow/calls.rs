@@ -82,7 +82,7 @@ pub async fn cancel_for_order(
     let call = transition(db, call, CallState::Cancelled, "cancelled", actor, None, now, |am| am.cancelled_at = Set(Some(now))).await?;
     engine::cancel_pending(db, id, &[]).await?;
     if let Some(job) = super::write_back::job(fc, &call, "cancelled", now) {
-        engine::enqueue(db, job, fc.max_attempts(), now).await?;
+        engine::enqueue(db, job, fc.crm_attempts(), now).await?;
     }
     if was != CallState::Scheduled {
         engine::enqueue(db, NewJob::new(JobKind::CallCancelled, id, now), fc.max_attempts(), now).await?;
@@ -192,7 +192,7 @@ pub async fn complete(
     // With a CRM connector, the outcome is recorded on the deal (the engine's job: marking done
     // never waits for the CRM).
     if let Some(job) = super::write_back::job(fc, &call, "done", now) {
-        engine::enqueue(&txn, job, fc.max_attempts(), now).await?;
+        engine::enqueue(&txn, job, fc.crm_attempts(), now).await?;
     }
     // Done, its outcome, the removal of its timers and the write-back commit together.
     txn.commit().await?;

@@ -199,14 +199,6 @@ async fn record(db: &impl ConnectionTrait, call_id: i64, action: &str, detail: s
     .await
 }
 
-/// Attempts of a pull: a CRM down for hours is still asked (backoff is capped at
-/// `engine.retry_max_secs`, 10 minutes by default, so 30 attempts span about four hours), and the
-/// rep still gets the short update when it answers; after that the job is dead, on the dashboard
-/// with a Retry button.
-pub fn attempts(fc: &FirstCall) -> u32 {
-    fc.max_attempts().max(30)
-}
-
 /// How long a new call of `source` waits for its deal's context before the first email, or
 /// zero when no connector reads that CRM.
 pub fn wait_for(fc: &FirstCall, source: Source) -> TimeDelta {

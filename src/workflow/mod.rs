@@ -69,4 +69,11 @@ impl FirstCall {
     pub fn max_attempts(&self) -> u32 {
         self.config.settings.engine.max_attempts
     }
+
+    /// Attempts of a job that asks a CRM (a pull, a write-back): a CRM down for hours is still
+    /// asked (backoff is capped at `engine.retry_max_secs`, 10 minutes by default, so 30 attempts
+    /// span about four hours); after that the job is dead, on the dashboard with a Retry button.
+    pub fn crm_attempts(&self) -> u32 {
+        self.max_attempts().max(30)
+    }
 }

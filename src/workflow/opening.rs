@@ -151,7 +151,7 @@ pub async fn open_many(
     }
     crate::engine::enqueue_many(db, starts, fc.max_attempts(), now).await?;
     if !pulls.is_empty() {
-        crate::engine::enqueue_many(db, pulls, super::enrich::attempts(fc), now).await?;
+        crate::engine::enqueue_many(db, pulls, fc.crm_attempts(), now).await?;
     }
     Ok(calls)
 }

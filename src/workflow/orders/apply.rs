@@ -172,7 +172,7 @@ async fn transition(
                 && let Some(call) = calls::open_call_of_order(db, order.id).await?
             {
                 let job = crate::workflow::enrich::job(call.id, ev.source, &order.deal_id, now);
-                crate::engine::enqueue(db, job, crate::workflow::enrich::attempts(fc), now).await?;
+                crate::engine::enqueue(db, job, fc.crm_attempts(), now).await?;
             }
             replanned
         }
