@@ -31,6 +31,24 @@
 //! query, which is also what keeps it from changing the query: anything else is
 //! [`CrmError::NotFound`] without a request. The configured notes field is checked to be a field
 //! name when the connector is built.
+//!
+//! The call's outcome ([`Connector::record_call`]) is written back as one completed task on the
+//! opportunity, created through the sObject Basic Information resource (`POST
+//! /services/data/vXX.X/sobjects/Task/`, which answers `201 {"id":"00T…","success":true,
+//! "errors":[]}`): `WhatId` the opportunity, `Subject` the record's subject (255 characters at
+//! most), `Description` its plain text (32,000 characters at most; longer notes are shortened,
+//! never the closing call page and call id lines), `Status` `Completed`, `ActivityDate` the day
+//! it was marked (UTC) and `Priority` `Normal`. It shows in the opportunity's activity history.
+//! One request, plus the token request as above; a refused token is renewed and the task sent
+//! once more (a `401` created nothing). The integration user the app runs as needs the API
+//! (`api` scope), the "Edit Tasks" permission and read access to the opportunity. The id is
+//! checked as for a read, and must also carry the Opportunity key prefix `006` (an Account id
+//! would be accepted by `WhatId` and put the task on the account): anything else is
+//! [`CrmError::NotFound`] without a request. An opportunity that no longer exists or that the
+//! user cannot see is answered `400 INVALID_CROSS_REFERENCE_KEY` on `WhatId`, read as
+//! [`CrmError::NotFound`]. Salesforce has no idempotency key for a create: when an answer is
+//! lost and the engine sends the record again, the opportunity gets a second task; the text
+//! names the call id (`Recorded by firstcall (call N)`) so a duplicate can be recognised.
 
 use std::sync::Arc;
 
@@ -47,6 +65,11 @@ use crate::domain::{Currency, Source, printable};
 
 /// The most pages one related list may take: a guard against a locator that never ends.
 const MAX_PAGES: usize = 1000;
+
+/// The longest `Task.Subject` (a 255-character string field).
+const SUBJECT_MAX: usize = 255;
+/// The longest `Task.Description` (a 32,000-character text area, labelled Comments).
+const DESCRIPTION_MAX: usize = 32_000;
 
 /// The connector for one Salesforce org.
 pub struct Salesforce {
@@ -282,32 +305,64 @@ impl Salesforce {
         Err(CrmError::Invalid(format!("salesforce: a related list ran past {MAX_PAGES} batches")))
     }
 
-    /// `GET {instance_url}{path}[?q=soql]` with the current token; once more with a new token if
-    /// the token is refused.
+    /// Creates the completed task that records `record` on opportunity `deal_id`.
+    async fn create_task(&self, deal_id: &str, record: &CallRecord) -> Result<(), CrmError> {
+        if !is_record_id(deal_id) || !deal_id.starts_with(OPPORTUNITY_PREFIX) {
+            return Err(CrmError::NotFound(format!("salesforce: '{}' is not a Salesforce opportunity id", printable(deal_id))));
+        }
+        let body = task_of(deal_id, record);
+        let path = format!("/services/data/{}/sobjects/Task/", self.api_version);
+        let answer = self.api(&path, |c, url| c.post(url).json(&body)).await.map_err(|e| match e {
+            // The opportunity was deleted or merged, or the integration user cannot see it.
+            CrmError::Invalid(m) if m.contains("INVALID_CROSS_REFERENCE_KEY") => {
+                CrmError::NotFound(format!("salesforce: no opportunity {deal_id} to record the call on ({m})"))
+            }
+            e => e,
+        })?;
+        let created: Created = parse(&answer, "the created task")?;
+        match created.id {
+            Some(id) if created.success => {
+                tracing::info!(crm = "salesforce", deal = %deal_id, task = %printable(&id), call = record.call_id, "the call is recorded as a task");
+                Ok(())
+            }
+            _ => Err(CrmError::Invalid(format!("salesforce: the task was not created: {}", printable(&created.errors.to_string())))),
+        }
+    }
+
+    /// `GET {instance_url}{path}[?q=soql]`, through [`Salesforce::api`].
     async fn get(&self, path: &str, soql: Option<&str>) -> Result<Vec<u8>, CrmError> {
+        self.api(path, |c, url| {
+            let req = c.get(url);
+            match soql {
+                Some(q) => req.query(&[("q", q)]),
+                None => req,
+            }
+        })
+        .await
+    }
+
+    /// The request `build` makes for `{instance_url}{path}`, with the current token; once more
+    /// with a new token if the token is refused. Answers the body of a success.
+    async fn api(&self, path: &str, build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder) -> Result<Vec<u8>, CrmError> {
         let session = self.session(None).await?;
-        match self.get_with(&session, path, soql).await {
+        match self.api_with(&session, path, &build).await {
             Err(CrmError::Unauthorized(_)) => {
                 tracing::info!(crm = "salesforce", "the access token was refused; getting a new one");
                 let renewed = self.session(Some(&session)).await?;
-                self.get_with(&renewed, path, soql).await
+                self.api_with(&renewed, path, &build).await
             }
             other => other,
         }
     }
 
-    async fn get_with(&self, s: &Session, path: &str, soql: Option<&str>) -> Result<Vec<u8>, CrmError> {
+    async fn api_with(
+        &self,
+        s: &Session,
+        path: &str,
+        build: &impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<Vec<u8>, CrmError> {
         let url = format!("{}{path}", s.instance_url);
-        let resp = self
-            .http
-            .send(|c| {
-                let req = c.get(&url).bearer_auth(&s.access_token);
-                match soql {
-                    Some(q) => req.query(&[("q", q)]),
-                    None => req,
-                }
-            })
-            .await?;
+        let resp = self.http.send(|c| build(c, &url).bearer_auth(&s.access_token)).await?;
         let bytes = resp.bytes().await.map_err(|e| CrmError::Unavailable(format!("salesforce: reading {path}: {e}")))?;
         Ok(bytes.to_vec())
     }
@@ -379,14 +434,47 @@ impl Connector for Salesforce {
         Box::pin(self.read_won(since, max))
     }
 
-    fn record_call<'a>(&'a self, _deal_id: &'a str, _record: &'a CallRecord) -> BoxFuture<'a, Result<(), CrmError>> {
-        Box::pin(async { Err(CrmError::Invalid("salesforce: writing the outcome back is being built".into())) })
+    fn record_call<'a>(&'a self, deal_id: &'a str, record: &'a CallRecord) -> BoxFuture<'a, Result<(), CrmError>> {
+        Box::pin(self.create_task(deal_id, record))
     }
 }
 
 /// A Salesforce record id: 15 (case-sensitive) or 18 (case-safe) letters and digits.
 pub fn is_record_id(id: &str) -> bool {
     matches!(id.len(), 15 | 18) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// The key prefix every Opportunity id starts with.
+const OPPORTUNITY_PREFIX: &str = "006";
+
+/// The task that records the call on opportunity `deal_id`: done, dated the day it was marked.
+fn task_of(deal_id: &str, record: &CallRecord) -> serde_json::Value {
+    serde_json::json!({
+        "WhatId": deal_id,
+        "Subject": record.subject().chars().take(SUBJECT_MAX).collect::<String>(),
+        "Description": description_of(&record.text()),
+        "Status": "Completed",
+        "ActivityDate": record.at.format("%Y-%m-%d").to_string(),
+        "Priority": "Normal",
+    })
+}
+
+/// `text` as a task's description: whole when it fits, else with its body shortened (a marker
+/// says so) and its last two lines, the call page and the call id, kept.
+fn description_of(text: &str) -> String {
+    if text.chars().count() <= DESCRIPTION_MAX {
+        return text.to_string();
+    }
+    const CUT: &str = "\n[… shortened: the rest is on the call page]\n";
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    let tail_at = lines.len().saturating_sub(2);
+    let tail = lines.split_off(tail_at).join("\n");
+    let head = lines.join("\n");
+    let room = DESCRIPTION_MAX.saturating_sub(tail.chars().count() + CUT.chars().count());
+    let mut out: String = head.chars().take(room).collect();
+    out.push_str(CUT);
+    out.push_str(&tail);
+    out.chars().take(DESCRIPTION_MAX).collect()
 }
 
 /// A field API name (`Description`, `Firstcall_Notes__c`, `ns__Notes__c`).
@@ -419,6 +507,16 @@ fn contacts_of(mut roles: Vec<ContactRole>) -> Vec<CrmContact> {
         ));
     }
     out.into_iter().map(|(_, c)| c).collect()
+}
+
+/// The answer to a create (`{"id":"00T…","success":true,"errors":[]}`).
+#[derive(Deserialize)]
+struct Created {
+    id: Option<String>,
+    #[serde(default)]
+    success: bool,
+    #[serde(default)]
+    errors: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -615,6 +713,41 @@ mod tests {
         let item: LineItem = parse(br#"{"Name":"Acme Pro seat","Product2":{"Name":"Pro seat"},"Quantity":120.0,"UnitPrice":420.10,"ProductCode":null,"Description":null}"#, "x").unwrap();
         let item = item.into_item();
         assert_eq!((item.name.as_str(), item.unit_price.as_str()), ("Pro seat", "420.10"));
+    }
+
+    fn record(notes: &str) -> CallRecord {
+        CallRecord {
+            call_id: 77,
+            event: "done".into(),
+            at: "2026-10-20T23:30:00Z".parse().unwrap(),
+            outcome: Some("at_risk".into()),
+            notes: Some(notes.into()),
+            rep_email: "ana@seller.example".into(),
+            call_url: "https://firstcall.example/calls/77".into(),
+        }
+    }
+
+    #[test]
+    fn a_call_is_a_completed_task_on_the_opportunity() {
+        let r = record("They expect SSO in January.");
+        let task = task_of("006Dn000000001042A", &r);
+        assert_eq!(task["WhatId"], "006Dn000000001042A");
+        assert_eq!(task["Subject"], "First call after the order: done (at risk)");
+        assert_eq!(task["Description"], r.text());
+        assert_eq!((task["Status"].as_str(), task["Priority"].as_str()), (Some("Completed"), Some("Normal")));
+        assert_eq!(task["ActivityDate"], "2026-10-20", "the UTC day it was marked");
+    }
+
+    #[test]
+    fn long_notes_are_shortened_but_the_call_page_and_id_are_kept() {
+        let r = record(&"é".repeat(40_000));
+        let d = description_of(&r.text());
+        assert_eq!(d.chars().count(), DESCRIPTION_MAX);
+        assert!(d.starts_with("First call after the order: done (at risk)\nOutcome: at risk"));
+        assert!(d.contains("[… shortened: the rest is on the call page]"));
+        assert!(d.ends_with("Call page: https://firstcall.example/calls/77\nRecorded by firstcall (call 77) at 2026-10-20 23:30 UTC"));
+        let short = record("fine").text();
+        assert_eq!(description_of(&short), short);
     }
 
     #[test]

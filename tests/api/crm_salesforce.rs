@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use firstcall::config::CrmSettings;
 use firstcall::config::crm::{Credential, RoleMap};
 use firstcall::crm::salesforce::Salesforce;
-use firstcall::crm::{Connector, CrmActivityKind, CrmError, DealContext};
+use firstcall::crm::{CallRecord, Connector, CrmActivityKind, CrmError, DealContext};
 use firstcall::domain::{Currency, Source};
 use firstcall::proposals::model::{ActivityKind, ContactRole};
 use testkit::crm::SampleDeal;
@@ -396,4 +396,164 @@ async fn salesforce_won_since_failures_are_told_apart() {
     let won = connector(&s).won_since(won_at(), 10).await.unwrap();
     assert_eq!(won[0].currency.as_deref(), Some("EUR"));
     assert!(!fake.queries().last().unwrap().contains("CurrencyIsoCode"));
+}
+
+/// The rep marked the call on the sample deal done at `at`.
+fn call_done(at: DateTime<Utc>, notes: &str) -> CallRecord {
+    CallRecord {
+        call_id: 314,
+        event: "done".into(),
+        at,
+        outcome: Some("adjusted".into()),
+        notes: Some(notes.into()),
+        rep_email: "ana@seller.example".into(),
+        call_url: "https://firstcall.example/calls/314".into(),
+    }
+}
+
+#[tokio::test]
+async fn salesforce_a_call_is_recorded_as_a_completed_task_on_the_opportunity() {
+    let (fake, id) = org_with_acme().await;
+    let sf = connector(&settings(&fake, 50));
+    let record = call_done(Utc.with_ymd_and_hms(2026, 10, 22, 16, 45, 0).unwrap(), "Migration moved to April; Dana agreed.");
+    sf.record_call(&id, &record).await.unwrap();
+
+    // One task, on the opportunity, done, with the subject and the text as plain text.
+    let tasks = fake.created_tasks();
+    assert_eq!(tasks.len(), 1);
+    let task = &tasks[0];
+    assert_eq!(task["WhatId"], id.as_str());
+    assert_eq!(task["Subject"], "First call after the order: done (expectations adjusted)");
+    assert_eq!(task["Description"], record.text().as_str());
+    let text = task["Description"].as_str().unwrap();
+    assert!(text.contains("Outcome: adjusted: expectations were reset on the call and the customer agreed"));
+    assert!(text.contains("Notes from the call: Migration moved to April; Dana agreed."));
+    assert!(text.contains("Call page: https://firstcall.example/calls/314"));
+    assert!(text.contains("(call 314)"), "the call id, to recognise a task sent twice");
+    assert_eq!((task["Status"].as_str(), task["Priority"].as_str()), (Some("Completed"), Some("Normal")));
+    assert_eq!((task["ActivityDate"].as_str(), task["IsClosed"].as_bool()), (Some("2026-10-22"), Some(true)));
+    assert!(task["Id"].as_str().unwrap().starts_with("00T"));
+
+    // A token and one create, at the documented resource.
+    let requests = fake.server.requests();
+    assert_eq!(requests.len(), 2);
+    let create = &requests[1];
+    assert_eq!((create.method.as_str(), create.path.as_str(), create.status), ("POST", "/services/data/v62.0/sobjects/Task/", 201));
+
+    // The opportunity lists it under its tasks: the next read of the deal sees it.
+    let deal = sf.fetch_deal(&id).await.unwrap();
+    let recorded: Vec<_> = deal.activities.iter().filter(|a| a.kind == CrmActivityKind::Task).collect();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].subject, "First call after the order: done (expectations adjusted)");
+    assert_eq!(recorded[0].body.as_deref(), Some(record.text().as_str()));
+
+    // A cancelled call, on the opportunity's 15-character id.
+    let cancelled = CallRecord { event: "cancelled".into(), outcome: None, notes: None, ..record.clone() };
+    sf.record_call(&id[..15], &cancelled).await.unwrap();
+    let tasks = fake.created_tasks();
+    assert_eq!(tasks.len(), 2);
+    assert_eq!(tasks[1]["Subject"], "First call after the order: cancelled (the order was cancelled)");
+    assert_eq!(tasks[1]["WhatId"], &id[..15]);
+}
+
+#[tokio::test]
+async fn salesforce_long_notes_fit_the_task_and_keep_the_call_id() {
+    let (fake, id) = org_with_acme().await;
+    let sf = connector(&settings(&fake, 50));
+    // Longer than a task's Comments (32,000 characters), which the org would refuse.
+    let record = call_done(won_at(), &"All good. ".repeat(4_000));
+    sf.record_call(&id, &record).await.unwrap();
+    let tasks = fake.created_tasks();
+    let text = tasks[0]["Description"].as_str().unwrap();
+    assert_eq!(text.chars().count(), 32_000);
+    assert!(text.ends_with("Call page: https://firstcall.example/calls/314\nRecorded by firstcall (call 314) at 2026-10-15 14:00 UTC"));
+}
+
+#[tokio::test]
+async fn salesforce_recording_a_call_failures_are_told_apart() {
+    let (fake, id) = org_with_acme().await;
+    let sf = connector(&settings(&fake, 50));
+    let record = call_done(won_at(), "fine");
+
+    // A server error is retried later; nothing was created.
+    sf.fetch_deal(&id).await.unwrap();
+    fake.server.fail_next(1);
+    assert!(matches!(sf.record_call(&id, &record).await, Err(CrmError::Unavailable(_))));
+    assert!(fake.created_tasks().is_empty());
+
+    // An opportunity that is gone: Salesforce answers 400 INVALID_CROSS_REFERENCE_KEY on WhatId.
+    let err = sf.record_call(&record_id("006", 999), &record).await.unwrap_err();
+    assert!(matches!(&err, CrmError::NotFound(m) if m.contains("INVALID_CROSS_REFERENCE_KEY")), "{err:?}");
+    assert_eq!(fake.server.requests().last().unwrap().status, 400);
+    assert!(fake.created_tasks().is_empty());
+
+    // Ids that are not opportunity ids never reach the org: an account's id would put the task
+    // on the account.
+    let before = fake.server.requests().len();
+    for bad in ["006' OR Name != '", "006Dn000004ABC", "", "12345", &record_id("001", 1042)] {
+        assert!(matches!(sf.record_call(bad, &record).await, Err(CrmError::NotFound(_))), "{bad}");
+    }
+    assert_eq!(fake.server.requests().len(), before);
+
+    // An expired token is renewed once and the task sent once more; it is created once.
+    fake.expire_tokens();
+    sf.record_call(&id, &record).await.unwrap();
+    assert_eq!(fake.created_tasks().len(), 1);
+    assert_eq!(fake.token_requests(), 2);
+    let creates: Vec<_> = fake.server.requests_to("/services/data/v62.0/sobjects/Task").iter().map(|r| r.status).collect();
+    assert_eq!(creates, [500, 400, 401, 201]);
+
+    // A refused session after the renewal is a refusal.
+    fake.set_sessions_refused(true);
+    assert!(matches!(sf.record_call(&id, &record).await, Err(CrmError::Unauthorized(_))));
+    assert_eq!(fake.created_tasks().len(), 1);
+}
+
+#[tokio::test]
+async fn salesforce_the_fake_org_refuses_tasks_an_org_refuses() {
+    let (fake, id) = org_with_acme().await;
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{}/services/oauth2/token", fake.server.base_url))
+        .form(&[("grant_type", "client_credentials"), ("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!("{}/services/data/v62.0/sobjects/Task/", fake.server.base_url);
+    let create = |body: serde_json::Value| {
+        let req = http.post(&url).bearer_auth(token["access_token"].as_str().unwrap()).json(&body);
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let body: serde_json::Value = resp.json().await.unwrap();
+            (status, body[0]["errorCode"].as_str().unwrap_or_default().to_string(), body[0]["fields"][0].as_str().map(String::from))
+        }
+    };
+    let task = |k: &str, v: serde_json::Value| {
+        let mut t =
+            serde_json::json!({"WhatId": id, "Subject": "x", "Status": "Completed", "Priority": "Normal", "ActivityDate": "2026-10-22"});
+        t[k] = v;
+        t
+    };
+    let field = |f: &str| Some(f.to_string());
+    assert_eq!(create(task("Status", serde_json::Value::Null)).await, (400, "REQUIRED_FIELD_MISSING".into(), field("Status")));
+    assert_eq!(create(task("Priority", "Urgent".into())).await, (400, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST".into(), field("Priority")));
+    assert_eq!(create(task("Subject", "s".repeat(256).into())).await, (400, "STRING_TOO_LONG".into(), field("Subject")));
+    assert_eq!(create(task("ActivityDate", "22/10/2026".into())).await, (400, "JSON_PARSER_ERROR".into(), field("ActivityDate")));
+    assert_eq!(create(task("WhatId", record_id("006", 5).into())).await, (400, "INVALID_CROSS_REFERENCE_KEY".into(), field("WhatId")));
+    assert_eq!(create(task("WhatId", "not-an-id".into())).await, (400, "FIELD_INTEGRITY_EXCEPTION".into(), field("WhatId")));
+    assert_eq!(create(task("Comments", "x".into())).await.1, "INVALID_FIELD");
+    assert!(fake.created_tasks().is_empty());
+    // Status and Priority left out take the org's defaults.
+    let mut minimal = task("Subject", "y".into());
+    minimal.as_object_mut().unwrap().retain(|k, _| k == "WhatId" || k == "Subject");
+    assert_eq!(create(minimal).await.0, 201);
+    let created = fake.created_tasks();
+    assert_eq!(
+        (created[0]["Status"].as_str(), created[0]["Priority"].as_str(), created[0]["IsClosed"].as_bool()),
+        (Some("Not Started"), Some("Normal"), Some(false))
+    );
 }

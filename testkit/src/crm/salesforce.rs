@@ -7,6 +7,12 @@
 //!   LastModifiedDate >= <dateTime> ORDER BY LastModifiedDate ASC, Id ASC [LIMIT n]`): it
 //!   evaluates the bound and the limit, sorts, and answers in batches with `nextRecordsUrl`.
 //!
+//! It also creates tasks (`POST /services/data/<version>/sobjects/Task/`), as the connector
+//! records a call's outcome: it checks the fields as an org does (a known field set, required
+//! picklists with their values, string lengths, an ISO date, a `WhatId` that is an opportunity
+//! of the org), keeps every task created ([`FakeSalesforce::created_tasks`]) and lists a task on
+//! an opportunity under its `Tasks`, so a later query of the opportunity reads it.
+//!
 //! It does not parse SOQL in general. Every opportunity a test puts is won (`StageName` `Closed
 //! Won`) and last modified when it was won, unless the test moves its stage or its
 //! `LastModifiedDate`, or sets any field to what it likes (a malformed row).
@@ -55,6 +61,8 @@ struct State {
     deals: Mutex<HashMap<String, Opportunity>>,
     /// Query locators: the records of one related list as one query found them, and its batch size.
     cursors: Mutex<HashMap<String, (Vec<Value>, usize)>>,
+    /// Every task created through the API, as stored (with `Id` and `CreatedDate`), in order.
+    created_tasks: Mutex<Vec<Value>>,
 }
 
 struct Opportunity {
@@ -75,13 +83,16 @@ impl FakeSalesforce {
             sessions_refused: AtomicBool::new(false),
             deals: Mutex::default(),
             cursors: Mutex::default(),
+            created_tasks: Mutex::default(),
         });
         let data = web::Data::from(state.clone());
         let server = FakeServer::start(move |cfg| {
             cfg.app_data(data.clone())
                 .route("/services/oauth2/token", web::post().to(token))
                 .route("/services/data/{version}/query", web::get().to(query))
-                .route("/services/data/{version}/query/{locator}", web::get().to(query_more));
+                .route("/services/data/{version}/query/{locator}", web::get().to(query_more))
+                .route("/services/data/{version}/sobjects/{sobject}/", web::post().to(create))
+                .route("/services/data/{version}/sobjects/{sobject}", web::post().to(create));
         })
         .await;
         *state.instance_url.lock().unwrap() = server.base_url.clone();
@@ -236,6 +247,12 @@ impl FakeSalesforce {
         let mut deals = self.state.deals.lock().unwrap();
         let opp = deals.get_mut(id).unwrap_or_else(|| panic!("no opportunity {id} in the fake org"));
         opp.fields.insert(name.to_string(), value);
+    }
+
+    /// Every task created through the API so far, as the org stored it: the fields sent, with
+    /// `Id`, `CreatedDate`, `IsClosed`, and the defaults of `Status` and `Priority` when absent.
+    pub fn created_tasks(&self) -> Vec<Value> {
+        self.state.created_tasks.lock().unwrap().clone()
     }
 
     /// The SOQL of every query received so far (decoded), in order.
@@ -541,4 +558,145 @@ fn batch(version: &str, cursor: &str, rows: &[Value], start: usize, size: usize)
         body["nextRecordsUrl"] = json!(format!("/services/data/{version}/query/{cursor}-{next}"));
     }
     body
+}
+
+/// The Task fields the fake lets a create set (a subset of the object's createable fields).
+const TASK_FIELDS: [&str; 10] =
+    ["WhatId", "WhoId", "OwnerId", "Subject", "Description", "Status", "Priority", "ActivityDate", "TaskSubtype", "Type"];
+/// The values of `Task.Status` and `Task.Priority` in a default org.
+const TASK_STATUSES: [&str; 5] = ["Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred"];
+const TASK_PRIORITIES: [&str; 3] = ["High", "Normal", "Low"];
+
+/// Creates a record. Documented: REST API "Create a Record" and "sObject Basic Information"
+/// (`POST /services/data/vXX.X/sobjects/Account/` with a JSON body of field values answers
+/// `201 {"id":"001D000000IqhSLIAZ","errors":[],"success":true}`; an `Id` in the body answers
+/// `400 [{"message":"The Id field should not be specified in the sobject data.","errorCode":"INVALID_FIELD"}]`),
+/// and the Task object reference (`WhatId`, a polymorphic reference labelled Related To;
+/// `Subject` up to 255 characters; `Description`, Comments, a 32,000-character text area;
+/// `ActivityDate` a date; `Status` and `Priority` required picklists, defaulted on create;
+/// `IsClosed` set by a closed status such as `Completed`). Field errors name the field:
+/// `[{"message":…,"errorCode":…,"fields":["WhatId"]}]`; a `WhatId` of no record the user can see
+/// is `INVALID_CROSS_REFERENCE_KEY` ("invalid cross reference id"), an id of an object a task
+/// cannot be related to (a task, a contact, a lead) or not an id `FIELD_INTEGRITY_EXCEPTION`.
+/// Only Task is known here; another object answers as an unknown one,
+/// `404 [{"errorCode":"NOT_FOUND","message":"The requested resource does not exist"}]`.
+async fn create(state: web::Data<State>, req: HttpRequest, path: web::Path<(String, String)>, body: web::Bytes) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    if let Some(refused) = session_refused(&state, &req) {
+        return refused;
+    }
+    let (_version, sobject) = path.into_inner();
+    if sobject != "Task" {
+        return error(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist");
+    }
+    let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !content_type.starts_with("application/json") {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            &format!("Content-Type header specified in HTTP request is not supported: {content_type}"),
+        );
+    }
+    let bad = |code: &str, message: &str, field: Option<&str>| {
+        let mut e = json!({"message": message, "errorCode": code});
+        if let Some(f) = field {
+            e["fields"] = json!([f]);
+        }
+        HttpResponse::BadRequest().json(json!([e]))
+    };
+    let mut fields = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(fields)) => fields,
+        Ok(_) => return bad("JSON_PARSER_ERROR", "Cannot deserialize instance of Task from a value that is not an object", None),
+        Err(e) => return bad("JSON_PARSER_ERROR", &format!("Unexpected character at [line:{},column:{}]", e.line(), e.column()), None),
+    };
+    if fields.keys().any(|k| k.eq_ignore_ascii_case("Id")) {
+        return bad("INVALID_FIELD", "The Id field should not be specified in the sobject data.", None);
+    }
+    if let Some(unknown) = fields.keys().find(|k| !TASK_FIELDS.contains(&k.as_str())) {
+        return bad("INVALID_FIELD", &format!("No such column '{unknown}' on sobject of type Task"), None);
+    }
+    for (field, values, default) in [("Status", &TASK_STATUSES[..], "Not Started"), ("Priority", &TASK_PRIORITIES[..], "Normal")] {
+        match fields.get(field) {
+            None => {
+                fields.insert(field.into(), json!(default));
+            }
+            Some(Value::String(v)) if values.contains(&v.as_str()) => {}
+            Some(Value::Null) => return bad("REQUIRED_FIELD_MISSING", &format!("Required fields are missing: [{field}]"), Some(field)),
+            Some(Value::String(v)) if v.is_empty() => {
+                return bad("REQUIRED_FIELD_MISSING", &format!("Required fields are missing: [{field}]"), Some(field));
+            }
+            Some(v) => {
+                let v = v.as_str().map(String::from).unwrap_or_else(|| v.to_string());
+                return bad(
+                    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                    &format!("{field}: bad value for restricted picklist field: {v}"),
+                    Some(field),
+                );
+            }
+        }
+    }
+    for (field, max) in [("Subject", 255), ("Description", 32_000)] {
+        match fields.get(field) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(v)) if v.chars().count() <= max => {}
+            Some(Value::String(v)) => {
+                let start: String = v.chars().take(20).collect();
+                return bad("STRING_TOO_LONG", &format!("{field}: data value too large: {start}... (max length={max})"), Some(field));
+            }
+            Some(other) => return bad("JSON_PARSER_ERROR", &format!("Cannot deserialize instance of string from {other}"), Some(field)),
+        }
+    }
+    match fields.get("ActivityDate") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(d)) if chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok() && d.len() == 10 => {}
+        Some(other) => {
+            return bad(
+                "JSON_PARSER_ERROR",
+                &format!("Cannot deserialize instance of date from VALUE_STRING value {other} or request may be missing a required field"),
+                Some("ActivityDate"),
+            );
+        }
+    }
+
+    let mut deals = state.deals.lock().unwrap();
+    let what = match fields.get("WhatId") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) => {
+            let incorrect =
+                || bad("FIELD_INTEGRITY_EXCEPTION", &format!("Related To ID: id value of incorrect type: {id}"), Some("WhatId"));
+            let is_id = matches!(id.len(), 15 | 18) && id.bytes().all(|b| b.is_ascii_alphanumeric());
+            if !is_id || ["00T", "00U", "003", "00Q", "005"].iter().any(|p| id.starts_with(p)) {
+                return incorrect();
+            }
+            // A 15-character id is the 18-character one without its case-safe suffix.
+            match deals.keys().find(|k| k.get(..15) == id.get(..15)).cloned() {
+                Some(key) => Some(key),
+                None => return bad("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", Some("WhatId")),
+            }
+        }
+        Some(other) => return bad("JSON_PARSER_ERROR", &format!("Cannot deserialize instance of reference from {other}"), Some("WhatId")),
+    };
+
+    let n = state.issued.fetch_add(1, Ordering::SeqCst);
+    let id = record_id("00T", 700_000 + n);
+    let created = datetime(chrono::Utc::now());
+    // `Completed` is the closed status of a default org.
+    let closed = fields.get("Status") == Some(&json!("Completed"));
+    fields.insert("attributes".into(), json!({"type": "Task", "url": format!("/services/data/v62.0/sobjects/Task/{id}")}));
+    fields.insert("Id".into(), json!(id));
+    fields.insert("CreatedDate".into(), json!(created));
+    fields.insert("IsClosed".into(), json!(closed));
+    fields.entry("TaskSubtype").or_insert(json!("Task"));
+    if let Some(key) = what {
+        let opp = deals.get_mut(&key).expect("found above");
+        // As the connector's subquery selects it.
+        let row = ["attributes", "Subject", "Description", "ActivityDate", "CreatedDate", "TaskSubtype"]
+            .iter()
+            .map(|k| (k.to_string(), fields.get(*k).cloned().unwrap_or(Value::Null)))
+            .collect::<Map<String, Value>>();
+        opp.related.entry("Tasks").or_default().push(Value::Object(row));
+    }
+    drop(deals);
+    state.created_tasks.lock().unwrap().push(Value::Object(fields));
+    HttpResponse::Created().json(json!({"id": id, "success": true, "errors": []}))
 }
