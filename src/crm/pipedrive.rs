@@ -15,6 +15,7 @@
 //! | calls, meetings, emails, tasks (`note` is the HTML description) | `GET /api/v2/activities?deal_id=…`, v2 pages |
 //! | the won deals modified since a time (the reconciler's question) | `GET /api/v2/deals?status=won&updated_since=…&sort_by=update_time&sort_direction=asc`, v2 pages |
 //! | those deals' organizations' names, 100 ids a request | `GET /api/v2/organizations?ids=…` |
+//! | the call's outcome, written back as a note on the deal | `POST /api/v1/notes` (notes have no v2 endpoint) |
 //!
 //! One deal costs `1 + owner + organization + P + Σ persons pages + D + N + A` requests: the
 //! deal; one for the owner and one for the organization when the deal has them; `P` pages of
@@ -40,6 +41,20 @@
 //! - product codes: a deal's products carry no code, so the name is the SKU;
 //! - unit prices: `item_price` is the price before the product's discount on the deal;
 //! - the deal's main person is a participant even if the participants list omits it.
+//!
+//! Writing a call's outcome back ([`Connector::record_call`]) costs one request: `POST
+//! /api/v1/notes` with `{"content": <HTML>, "deal_id": <id>}` ("Add a note", API v1; Pipedrive
+//! has no notes in v2). The note is HTML, as Pipedrive notes are: the subject
+//! ([`CallRecord::subject`]) in bold as its first paragraph, then each line of
+//! [`CallRecord::text`] escaped in a paragraph of its own. Its author is the user whose API
+//! token firstcall holds, who must be allowed to see the deal (with OAuth, the reference asks for
+//! the `deals:full` or `contacts:full` scope). The note then shows in the deal's history and
+//! is read back by [`Connector::fetch_deal`] like any other note. Pipedrive documents only the
+//! `200` of "Add a note"; a deal it does not have is taken as its `404` for a missing resource
+//! ([`CrmError::NotFound`], not retried). The request is not idempotent: when the answer to a
+//! note Pipedrive did create is lost (a timeout, a dropped connection), the engine's retry adds a
+//! second note. Both carry the call id ("Recorded by firstcall (call N)"), so a duplicate is
+//! recognisable; no search is made before creating.
 //!
 //! Deal ids are Pipedrive's numbers: anything else is [`CrmError::NotFound`] before any request.
 //! An owner or organization that is gone (404) leaves the rep or the account unknown rather than
@@ -312,6 +327,39 @@ impl Pipedrive {
             })
             .collect())
     }
+
+    /// Adds the call's outcome to deal `deal_id` as a note: one `POST /api/v1/notes`. A `2xx`
+    /// is a note created, even when its body does not read: calling that a failure would make
+    /// the engine add the note again.
+    async fn record(&self, deal_id: &str, record: &CallRecord) -> Result<(), CrmError> {
+        let id = deal_number(deal_id)?;
+        let body = serde_json::json!({"content": note_html(record), "deal_id": id});
+        let url = self.http.url("/api/v1/notes");
+        let resp = self.http.send(|c| c.post(&url).header("x-api-token", self.api_token.expose()).json(&body)).await?;
+        let answer: Option<Added> = match resp.bytes().await {
+            Ok(bytes) => serde_json::from_slice(&bytes).ok(),
+            Err(_) => None,
+        };
+        match answer {
+            Some(Added { success: Some(false), error, .. }) => {
+                let why = error.as_deref().map_or_else(|| "no reason given".to_string(), |e| printable_up_to(e, 200));
+                Err(CrmError::Invalid(format!("pipedrive deal {id}: the note was refused: {why}")))
+            }
+            Some(Added { data: Some(AddedNote { id: Some(note) }), .. }) => {
+                tracing::info!(crm = "pipedrive", deal = id, note, call = record.call_id, "call outcome recorded on the deal as a note");
+                Ok(())
+            }
+            _ => {
+                tracing::warn!(
+                    crm = "pipedrive",
+                    deal = id,
+                    call = record.call_id,
+                    "Pipedrive accepted the note but its answer names no note; taken as recorded"
+                );
+                Ok(())
+            }
+        }
+    }
 }
 
 impl Connector for Pipedrive {
@@ -329,8 +377,8 @@ impl Connector for Pipedrive {
         Box::pin(self.won(since, max))
     }
 
-    fn record_call<'a>(&'a self, _deal_id: &'a str, _record: &'a CallRecord) -> BoxFuture<'a, Result<(), CrmError>> {
-        Box::pin(async { Err(CrmError::Invalid("pipedrive: writing the outcome back is being built".into())) })
+    fn record_call<'a>(&'a self, deal_id: &'a str, record: &'a CallRecord) -> BoxFuture<'a, Result<(), CrmError>> {
+        Box::pin(self.record(deal_id, record))
     }
 }
 
@@ -340,6 +388,30 @@ fn deal_number(raw: &str) -> Result<u64, CrmError> {
     digits.then(|| raw.parse::<u64>().ok()).flatten().filter(|n| *n > 0).ok_or_else(|| {
         CrmError::NotFound(format!("pipedrive: '{}' is not a deal id (Pipedrive's deal ids are numbers)", printable_up_to(raw, 40)))
     })
+}
+
+/// The HTML of the note recording a call: the subject in bold as the first paragraph, then one
+/// paragraph per line of the text after it (escaped; a blank line of the rep's notes is an empty
+/// paragraph, as Pipedrive's editor keeps one).
+fn note_html(record: &CallRecord) -> String {
+    let subject = record.subject();
+    let text = record.text();
+    let mut lines = text.lines().peekable();
+    // The text's first line is the subject, shown once, in bold.
+    if lines.peek() == Some(&subject.as_str()) {
+        lines.next();
+    }
+    let mut html = format!("<p><b>{}</b></p>", html_escape::encode_text(&subject));
+    for line in lines {
+        if line.trim().is_empty() {
+            html.push_str("<p><br></p>");
+        } else {
+            html.push_str("<p>");
+            html.push_str(&html_escape::encode_text(line));
+            html.push_str("</p>");
+        }
+    }
+    html
 }
 
 /// A missing owner or organization is an unknown one, not a missing deal.
@@ -392,6 +464,20 @@ fn decimal_text(raw: Option<&RawValue>) -> String {
 #[derive(Deserialize)]
 struct One<T> {
     data: Option<T>,
+}
+
+/// The answer to `POST /api/v1/notes`: `success`, and the note created (its `id` is all that is
+/// read); `error` when Pipedrive says `success: false`.
+#[derive(Deserialize)]
+struct Added {
+    success: Option<bool>,
+    error: Option<String>,
+    data: Option<AddedNote>,
+}
+
+#[derive(Deserialize)]
+struct AddedNote {
+    id: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -638,6 +724,34 @@ mod tests {
         for bad in ["", "0", "-1", "4 2", "42?x=1", "../users/1", "1e3", "１２", "1234567890123456789"] {
             assert!(matches!(deal_number(bad), Err(CrmError::NotFound(_))), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_call_record_is_a_note_of_escaped_paragraphs_under_a_bold_subject() {
+        let record = CallRecord {
+            call_id: 17,
+            event: "done".into(),
+            at: DateTime::parse_from_rfc3339("2026-12-01T10:05:00Z").unwrap().with_timezone(&Utc),
+            outcome: Some("at_risk".into()),
+            notes: Some("Wants <SSO> & audit\r\n\nby Q1".into()),
+            rep_email: "ana@seller.example".into(),
+            call_url: "https://firstcall.example/calls/17?a=1&b=2".into(),
+        };
+        assert_eq!(
+            note_html(&record),
+            "<p><b>First call after the order: done (at risk)</b></p>\
+             <p>Outcome: at risk: the customer expects more than will be delivered</p>\
+             <p>Rep: ana@seller.example</p>\
+             <p>Notes from the call: Wants &lt;SSO&gt; &amp; audit</p><p><br></p><p>by Q1</p>\
+             <p>Call page: https://firstcall.example/calls/17?a=1&amp;b=2</p>\
+             <p>Recorded by firstcall (call 17) at 2026-12-01 10:05 UTC</p>"
+        );
+        // Read back as Pipedrive note text, it is the record's text, line for line.
+        let back = crate::crm::text_of_html(&note_html(&record));
+        let back: Vec<&str> = back.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let want = record.text().replace("\r\n", "\n");
+        let want: Vec<&str> = want.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(back, want);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The Pipedrive connector against a fake Pipedrive: a won deal read into the recap's proposal
 //! as a rep would see it, every page followed, the CRM's rate limits respected, each way
 //! Pipedrive can refuse turned into the error the engine acts on, and the reconciler's question:
-//! the deals won since a time, oldest change first.
+//! the deals won since a time, oldest change first; and a first call's outcome written back to
+//! the deal as a note.
 
 use std::time::{Duration, Instant};
 
@@ -9,10 +10,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use firstcall::config::CrmSettings;
 use firstcall::config::crm::{Credential, PipedriveConnector, RoleMap};
 use firstcall::crm::pipedrive::Pipedrive;
-use firstcall::crm::{Connector, CrmError, WonDeal};
+use firstcall::crm::{CallRecord, Connector, CrmError, WonDeal};
 use firstcall::domain::Source;
 use firstcall::proposals::model::{ActivityKind, ContactRole, Proposal};
-use testkit::crm::pipedrive::{FakePipedrive, NOTES_FIELD_KEY, TOKEN};
+use testkit::crm::pipedrive::{API_USER_ID, FakePipedrive, NOTES_FIELD_KEY, TOKEN};
 use testkit::crm::{SampleDeal, SampleOwner};
 
 const DEAL: u64 = 42;
@@ -423,4 +424,121 @@ async fn won_since_with_a_server_error_is_unavailable_for_the_engine_to_retry() 
     fake.server.set_down(false);
     let deals = c.won_since(won_at(), 100).await.unwrap();
     assert_eq!(ids_and_times(&deals), [("42", won_at())]);
+}
+
+// Writing the call's outcome back: `record_call`.
+
+/// Call 17 on the sample deal, marked done at risk, with notes that hold HTML's special characters.
+fn call_done() -> CallRecord {
+    CallRecord {
+        call_id: 17,
+        event: "done".into(),
+        at: Utc.with_ymd_and_hms(2026, 12, 1, 10, 5, 0).unwrap(),
+        outcome: Some("at_risk".into()),
+        notes: Some("Dana expects <SSO> & audit export by January.\nPriya will confirm the Okta tenant.".into()),
+        rep_email: "ana@seller.example".into(),
+        call_url: "https://firstcall.example/calls/17?view=recap&tab=outcome".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_call_outcome_becomes_one_note_on_the_deal_as_pipedrive_documents_it() {
+    let fake = fake_with_sample().await;
+    let c = connector(&fake, 50);
+    let record = call_done();
+    c.record_call("42", &record).await.unwrap();
+
+    // One request: "Add a note", the token in its header.
+    let sent = fake.server.requests();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!((sent[0].method.as_str(), sent[0].path.as_str(), sent[0].status), ("POST", "/api/v1/notes", 200));
+    assert_eq!(sent[0].api_token.as_deref(), Some(TOKEN));
+    assert!(sent[0].query.is_empty(), "{}", sent[0].query);
+
+    // Its body: the HTML content and the deal's id as a number, nothing else.
+    let bodies = fake.added_notes();
+    assert_eq!(bodies.len(), 1);
+    let keys: Vec<&String> = bodies[0].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["content", "deal_id"]);
+    assert_eq!(bodies[0]["deal_id"], serde_json::json!(42));
+    let content = bodies[0]["content"].as_str().unwrap();
+    assert_eq!(
+        content,
+        "<p><b>First call after the order: done (at risk)</b></p>\
+         <p>Outcome: at risk: the customer expects more than will be delivered</p>\
+         <p>Rep: ana@seller.example</p>\
+         <p>Notes from the call: Dana expects &lt;SSO&gt; &amp; audit export by January.</p>\
+         <p>Priya will confirm the Okta tenant.</p>\
+         <p>Call page: https://firstcall.example/calls/17?view=recap&amp;tab=outcome</p>\
+         <p>Recorded by firstcall (call 17) at 2026-12-01 10:05 UTC</p>"
+    );
+
+    // The deal now has one note more, that note, written by the token's user.
+    let notes = fake.notes_of(DEAL);
+    assert_eq!(notes.len(), 3, "the sample's two notes and the call's");
+    let note = &notes[2];
+    assert_eq!(note["deal_id"], serde_json::json!(DEAL));
+    assert_eq!(note["content"].as_str(), Some(content));
+    assert_eq!(note["user_id"], serde_json::json!(API_USER_ID));
+
+    // Read back with the deal, it is a note whose first line is the subject, its text the
+    // record's (the rep's notes unescaped again).
+    let deal = c.fetch_deal("42").await.unwrap();
+    let recorded: Vec<_> = deal.activities.iter().filter(|a| a.body.as_deref() == Some(content)).collect();
+    assert_eq!(recorded.len(), 1);
+    let text = firstcall::crm::text_of_html(content);
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines, record.text().lines().collect::<Vec<_>>());
+    let p = deal.to_proposal(Source::Pipedrive, "42", &RoleMap::default());
+    let last = p.activities.last().unwrap();
+    assert_eq!((last.kind, last.summary.as_str()), (ActivityKind::Note, "First call after the order: done (at risk)"));
+}
+
+#[tokio::test]
+async fn recording_with_a_server_error_is_unavailable_and_the_retry_adds_the_note() {
+    let fake = fake_with_sample().await;
+    let c = connector(&fake, 50);
+    fake.server.fail_next(1);
+    let err = c.record_call("42", &call_done()).await.unwrap_err();
+    assert!(matches!(err, CrmError::Unavailable(_)), "{err:?}");
+    assert!(err.is_retryable());
+    assert_eq!(fake.notes_of(DEAL).len(), 2, "no note was added");
+
+    // The engine's retry: the note is added once.
+    c.record_call("42", &call_done()).await.unwrap();
+    assert_eq!(fake.notes_of(DEAL).len(), 3);
+    assert_eq!(fake.server.requests_to("/api/v1/notes").len(), 2);
+}
+
+#[tokio::test]
+async fn recording_on_a_deal_pipedrive_does_not_have_is_not_found() {
+    let fake = fake_with_sample().await;
+    let err = connector(&fake, 50).record_call("4242", &call_done()).await.unwrap_err();
+    assert!(matches!(err, CrmError::NotFound(_)), "{err:?}");
+    assert!(!err.is_retryable());
+    let sent = fake.server.requests();
+    assert_eq!(sent.iter().map(|r| (r.method.as_str(), r.status)).collect::<Vec<_>>(), [("POST", 404)]);
+    assert_eq!(fake.notes_of(4242).len(), 0);
+    assert_eq!(fake.notes_of(DEAL).len(), 2);
+}
+
+#[tokio::test]
+async fn recording_on_a_malformed_deal_id_is_not_found_without_asking_pipedrive() {
+    let fake = fake_with_sample().await;
+    let c = connector(&fake, 50);
+    for bad in ["", "abc", "42/../../users/1", "42?limit=1", "-42", "4.2", "0", "99999999999999999999"] {
+        let err = c.record_call(bad, &call_done()).await.unwrap_err();
+        assert!(matches!(err, CrmError::NotFound(_)), "{bad:?}: {err:?}");
+    }
+    assert!(fake.server.requests().is_empty());
+}
+
+#[tokio::test]
+async fn recording_with_a_refused_token_is_unauthorized_and_adds_no_note() {
+    let fake = fake_with_sample().await;
+    fake.set_token("a-regenerated-token");
+    let err = connector(&fake, 50).record_call("42", &call_done()).await.unwrap_err();
+    assert!(matches!(err, CrmError::Unauthorized(_)), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains(TOKEN));
+    assert_eq!(fake.notes_of(DEAL).len(), 2);
 }

@@ -7,6 +7,10 @@
 //! the deal's main person), its role the person's job title; notes are notes; emails, calls,
 //! meetings and tasks are activities of those types; line items are the deal's products.
 //!
+//! Notes can be added (`POST /api/v1/notes`, "Add a note"): a note added to a deal is stored with
+//! the deal's notes, so `GET /api/v1/notes?deal_id=` lists it after; [`FakePipedrive::notes_of`]
+//! gives a deal's notes and [`FakePipedrive::added_notes`] the bodies the fake was sent.
+//!
 //! [`FakePipedrive::put_deal`] stores a won deal updated when it was won;
 //! [`FakePipedrive::set_deal_status`] and [`FakePipedrive::set_deal_update_time`] make it open,
 //! lost or changed later, and the list of deals filters and pages by what they set.
@@ -37,6 +41,9 @@ pub const TOKEN: &str = "3f1c9e0a7b6d4c2e8f5a1b3c5d7e9f0a2b4c6d8e";
 /// The key of the deal custom field (a long text) holding a [`SampleDeal`]'s `notes_field`:
 /// Pipedrive names custom fields by 40-character hashes.
 pub const NOTES_FIELD_KEY: &str = "d4de1c1518b4531717c676029a45911c340390a6";
+
+/// The user the API token belongs to: the author of the notes added through the API.
+pub const API_USER_ID: u64 = 5599;
 
 /// Pipedrive's page when `limit` is not given, and its most.
 const DEFAULT_LIMIT: usize = 100;
@@ -73,6 +80,8 @@ struct Store {
     products: HashMap<u64, Vec<Value>>,
     /// v1 notes, each with its `deal_id`.
     notes: Vec<Value>,
+    /// The bodies of `POST /api/v1/notes` requests, in order, as sent.
+    added_notes: Vec<Value>,
     /// v2 activities, each with its `deal_id`.
     activities: Vec<Value>,
     next_id: u64,
@@ -107,6 +116,7 @@ impl FakePipedrive {
                 .route("/api/v2/persons", web::get().to(get_persons))
                 .route("/api/v2/deals/{id}/products", web::get().to(get_deal_products))
                 .route("/api/v1/notes", web::get().to(get_notes))
+                .route("/api/v1/notes", web::post().to(add_note))
                 .route("/api/v2/activities", web::get().to(get_activities));
         })
         .await;
@@ -291,6 +301,18 @@ impl FakePipedrive {
     /// (`{"field":…,"fieldValue":…,"sortDirection":…,"id":…}`), base64url.
     pub fn update_time_cursor(at: DateTime<Utc>, id: u64) -> String {
         deals_cursor("update_time", &json!(v2_time(at)), "asc", id)
+    }
+
+    /// The notes of deal `id`, oldest first, as `GET /api/v1/notes?deal_id=` lists them: those
+    /// put with the deal and those added since.
+    pub fn notes_of(&self, id: u64) -> Vec<Value> {
+        self.state.store.lock().unwrap().notes.iter().filter(|n| n["deal_id"] == id).cloned().collect()
+    }
+
+    /// The JSON bodies of the `POST /api/v1/notes` requests the fake was sent (every one that was
+    /// JSON, added or refused), in order.
+    pub fn added_notes(&self) -> Vec<Value> {
+        self.state.store.lock().unwrap().added_notes.clone()
     }
 
     /// At most `n` items a page, whatever `limit` the request asks (to force pagination).
@@ -572,6 +594,77 @@ async fn get_notes(req: HttpRequest, st: web::Data<State>, q: Query) -> HttpResp
     }
     let items = by_deal(&st.store.lock().unwrap().notes, &q);
     st.v1_page(&items, &q)
+}
+
+/// A v1 error answer: Pipedrive's error schema (core API concepts, "Responses").
+fn v1_error(status: actix_web::http::StatusCode, error: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({
+        "success": false, "error": error,
+        "error_info": "Please check developers.pipedrive.com for more information about Pipedrive API.",
+        "data": null, "additional_data": null
+    }))
+}
+
+/// POST /api/v1/notes: "Add a note" (API v1 Notes reference; Pipedrive has no notes in v2). A
+/// JSON body with `content` (HTML, required) and the item the note is attached to (`deal_id`,
+/// or one of `lead_id`, `person_id`, `org_id`, `project_id`). The answer is the documented
+/// `200` with the note, in the shape of the reference's example, which `GET /api/v1/notes`
+/// then lists with the deal's notes.
+///
+/// The reference documents no other answer. The fake answers as Pipedrive's general rules say:
+/// a `deal_id` Pipedrive does not have is a resource not found, `404` (Pipedrive's status-code
+/// table), and a body that is not JSON, has no content or names no item is invalid or missing
+/// data, `400`; both with the documented error schema (the `error` texts are the fake's).
+async fn add_note(req: HttpRequest, st: web::Data<State>, body: web::Bytes) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    if let Some(r) = st.refuse(&req) {
+        return r;
+    }
+    let Ok(sent) = serde_json::from_slice::<Value>(&body) else {
+        return v1_error(StatusCode::BAD_REQUEST, "The request body is not JSON.");
+    };
+    let mut store = st.store.lock().unwrap();
+    store.added_notes.push(sent.clone());
+    let content = sent["content"].as_str().unwrap_or_default();
+    if content.trim().is_empty() {
+        return v1_error(StatusCode::BAD_REQUEST, "Note content must be given.");
+    }
+    // v1 takes a number, or a number as text.
+    let deal_id = match &sent["deal_id"] {
+        Value::Null => None,
+        v => match v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())) {
+            Some(id) => Some(id),
+            None => return v1_error(StatusCode::BAD_REQUEST, "deal_id must be an integer."),
+        },
+    };
+    if deal_id.is_none() && ["lead_id", "person_id", "org_id", "project_id"].iter().all(|k| sent[*k].is_null()) {
+        return v1_error(StatusCode::BAD_REQUEST, "The note must be attached to a deal, lead, person, organization or project.");
+    }
+    let deal = match deal_id {
+        None => None,
+        Some(id) => match store.deals.get(&id) {
+            Some(d) => Some((id, d.clone())),
+            None => return v1_error(StatusCode::NOT_FOUND, "Deal not found"),
+        },
+    };
+    let id = store.id();
+    let now = v1_time(Utc::now());
+    let org_id = deal.as_ref().map_or(Value::Null, |(_, d)| d["org_id"].clone());
+    let org_name = org_id.as_u64().and_then(|o| store.organizations.get(&o)).map_or(Value::Null, |o| o["name"].clone());
+    let note = json!({
+        "id": id, "active_flag": true, "add_time": now, "content": content,
+        "deal": deal.as_ref().map(|(_, d)| json!({"title": d["title"]})), "lead_id": sent["lead_id"],
+        "deal_id": deal.as_ref().map(|(id, _)| *id), "last_update_user_id": API_USER_ID,
+        "org_id": org_id, "organization": if org_name.is_null() { Value::Null } else { json!({"name": org_name}) },
+        "person": null, "person_id": sent["person_id"], "project_id": sent["project_id"], "project": null,
+        "pinned_to_lead_flag": false, "pinned_to_deal_flag": false, "pinned_to_organization_flag": false,
+        "pinned_to_person_flag": false, "pinned_to_project_flag": false, "update_time": now,
+        "user": {"email": "firstcall@seller.example", "icon_url": null, "is_you": true, "name": "firstcall"},
+        "user_id": API_USER_ID
+    });
+    store.notes.push(note.clone());
+    drop(store);
+    st.ok(json!({"success": true, "data": note}))
 }
 
 /// GET /api/v2/activities: "Get all activities", filtered by `deal_id`, v2 pages.
