@@ -327,3 +327,95 @@ async fn the_reconcilers_cursor_is_kept_in_the_database_and_moves_to_the_newest_
     assert!(deals.contains(&"1246999".to_string()));
     app.stop().await;
 }
+
+async fn pipedrive_app(deal: &SampleDeal) -> (TestApp, FakePipedrive) {
+    let fake = FakePipedrive::start().await;
+    fake.put_deal(PIPEDRIVE_DEAL, deal);
+    let app = app_with(vec![
+        ("crm.pipedrive.api_token", json!(testkit::crm::pipedrive::TOKEN)),
+        ("crm.pipedrive.base_url", json!(fake.server.base_url)),
+        ("crm.pipedrive.requests_per_second", json!(50)),
+        ("crm.reconcile_interval_minutes", json!(0)),
+    ])
+    .await;
+    (app, fake)
+}
+
+async fn complete(app: &TestApp, id: &Value, body: Value) -> reqwest::Response {
+    app.api(reqwest::Method::POST, &format!("/api/v1/calls/{id}/complete")).json(&body).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_call_marked_done_is_recorded_on_the_pipedrive_deal_with_its_outcome_and_notes() {
+    let (app, fake) = pipedrive_app(&sample()).await;
+    let r = app.post_pipedrive(&fixture("pipedrive/deal_won_v2.json"), PIPEDRIVE_AUTH).await;
+    assert_eq!(r.status(), 200);
+    app.settle().await;
+    let id = app.calls().await[0]["id"].clone();
+    let r = complete(&app, &id, json!({"outcome": "adjusted", "notes": "Moved SSO to February; Dana agreed & signed off."})).await;
+    assert_eq!(r.status(), 200);
+    app.settle().await;
+    let notes = fake.added_notes();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let content = notes[0]["content"].as_str().unwrap();
+    assert_eq!(notes[0]["deal_id"], json!(PIPEDRIVE_DEAL));
+    assert!(content.contains("First call after the order: done (expectations adjusted)"), "{content}");
+    assert!(content.contains("Moved SSO to February; Dana agreed &amp; signed off."), "{content}");
+    assert!(content.contains(&format!("/calls/{id}")), "a link to the call page: {content}");
+    let history = app.column(&format!("SELECT action FROM audit_log WHERE entity = 'call' AND entity_id = {id} ORDER BY id")).await;
+    assert_eq!(history.last().map(String::as_str), Some("written_to_crm"), "{history:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_call_cancelled_with_its_order_is_recorded_on_the_pipedrive_deal() {
+    let (app, fake) = pipedrive_app(&sample()).await;
+    assert_eq!(app.post_pipedrive(&fixture("pipedrive/deal_won_v2.json"), PIPEDRIVE_AUTH).await.status(), 200);
+    app.settle().await;
+    assert_eq!(app.post_pipedrive(&fixture("pipedrive/deal_lost_v2.json"), PIPEDRIVE_AUTH).await.status(), 200);
+    app.settle().await;
+    assert_eq!(app.calls().await[0]["state"], "cancelled");
+    let notes = fake.added_notes();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0]["content"].as_str().unwrap().contains("cancelled (the order was cancelled)"), "{notes:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn marking_done_never_waits_for_the_crm_and_a_write_that_keeps_failing_is_retried_from_the_dashboard() {
+    let fake = FakeSalesforce::start().await;
+    fake.put_deal(SALESFORCE_DEAL, &sample());
+    let app = app_with(vec![
+        ("crm.salesforce.client_id", json!(testkit::crm::salesforce::CLIENT_ID)),
+        ("crm.salesforce.client_secret", json!(testkit::crm::salesforce::CLIENT_SECRET)),
+        ("crm.salesforce.base_url", json!(fake.server.base_url)),
+        ("crm.salesforce.requests_per_second", json!(50)),
+        ("crm.reconcile_interval_minutes", json!(0)),
+    ])
+    .await;
+    assert_eq!(app.post_salesforce(&fixture("salesforce/closed_won.xml")).await.status(), 200);
+    app.settle().await;
+    let id = app.calls().await[0]["id"].clone();
+    // Salesforce goes down: marking done still answers at once.
+    fake.server.set_down(true);
+    let r = complete(&app, &id, json!({"outcome": "at_risk", "notes": "Expects SSO in January; we promised February."})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["state"], "done");
+    // The engine keeps asking for hours, then leaves the write on the dashboard with Retry.
+    app.advance_and_settle(TimeDelta::hours(10), TimeDelta::minutes(10)).await;
+    assert!(fake.created_tasks().is_empty());
+    let dead = app.get_json("/api/v1/jobs?state=dead").await["jobs"].as_array().unwrap().clone();
+    let job = dead.iter().find(|j| j["kind"] == "crm.write_back").unwrap_or_else(|| panic!("{dead:?}"));
+    assert!(job["last_error"].as_str().unwrap().contains("503"), "{job}");
+    fake.server.set_down(false);
+    let r = app.api(reqwest::Method::POST, &format!("/api/v1/jobs/{}/retry", job["id"])).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    app.settle().await;
+    let tasks = fake.created_tasks();
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!(tasks[0]["WhatId"], SALESFORCE_DEAL);
+    assert_eq!(tasks[0]["Status"], "Completed");
+    assert!(tasks[0]["Subject"].as_str().unwrap().contains("at risk"), "{tasks:?}");
+    assert!(tasks[0]["Description"].as_str().unwrap().contains("Expects SSO in January"), "{tasks:?}");
+    app.stop().await;
+}
