@@ -90,8 +90,8 @@ pub struct HubspotConnector {
     pub base_url: String,
     /// A private app's access token (secret: `FIRSTCALL__CRM__HUBSPOT__TOKEN`). Scopes:
     /// `crm.objects.deals.read`, `crm.objects.contacts.read`, `crm.objects.line_items.read`,
-    /// `crm.objects.owners.read`, `crm.objects.quotes.read`, and `crm.objects.deals.write` for
-    /// write-back.
+    /// `crm.objects.owners.read`, `crm.objects.quotes.read`, and `crm.objects.contacts.write` for
+    /// write-back (the notes API is under the contacts scopes).
     pub token: Option<Credential>,
     /// Requests per second this process makes to HubSpot (private apps may make 100 per 10 s;
     /// leave room for the CRM's other integrations).

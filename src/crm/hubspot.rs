@@ -42,10 +42,30 @@
 //! Buyer`); a contact associated without a label has none. The account is the deal's primary
 //! company (association type 5), else its first company. Property values are text in HubSpot,
 //! numbers included; `hs_timestamp` is ISO 8601, or epoch milliseconds on older records.
+//!
+//! A call's outcome goes back on the deal as a note ([`Connector::record_call`]), created and
+//! associated with the deal in one request (Notes API, "Create a note"; association type 214,
+//! HubSpot's note to deal):
+//!
+//! ```text
+//! 1                                  POST /crm/v3/objects/notes
+//!   {"properties": {"hs_timestamp": "<when it was marked>", "hs_note_body": "<HTML>"},
+//!    "associations": [{"to": {"id": "<dealId>"},
+//!                      "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 214}]}]}
+//! ```
+//!
+//! The body is the record's text, HTML-escaped, one `<br>` per line break, its first line (the
+//! subject) in `<strong>`. The token needs `crm.objects.contacts.write` besides the read scopes:
+//! HubSpot files the notes API under the contacts scopes. A deal HubSpot does not have answers
+//! `400` (`One or more associations are invalid`, `INVALID_OBJECT_IDS`) and nothing is created:
+//! that is [`CrmError::NotFound`]. HubSpot has no idempotency key for a create and firstcall does
+//! not search before it creates: when an answer is lost after HubSpot created the note, the
+//! engine's retry writes a second one. Each note names its call (`Recorded by firstcall (call
+//! 42)`), so a repeat can be told apart and deleted.
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -71,6 +91,9 @@ const SEARCH_MAX_RESULTS: usize = 10_000;
 const PRIMARY_COMPANY_TYPE_ID: i64 = 5;
 /// The longest id HubSpot uses (a 64-bit number).
 const ID_MAX_DIGITS: usize = 20;
+/// HubSpot's association type of a note to a deal (Associations v4, HubSpot-defined types; the
+/// deal's side of it is 213).
+const NOTE_TO_DEAL_TYPE_ID: i64 = 214;
 
 /// One kind of activity on a deal and the properties that tell it.
 struct ActivityType {
@@ -140,7 +163,7 @@ impl HubSpot {
 
     async fn read_deal(&self, deal_id: &str) -> Result<DealContext, CrmError> {
         if !is_id(deal_id) {
-            return Err(CrmError::NotFound(format!("hubspot: '{}' is not a HubSpot deal id (digits only)", printable(deal_id))));
+            return Err(not_a_deal_id(deal_id));
         }
         let mut properties: Vec<&str> = DEAL_PROPERTIES.to_vec();
         properties.extend(self.notes_property.as_deref());
@@ -253,6 +276,44 @@ impl HubSpot {
             notes_field,
             modified_at,
         })
+    }
+
+    /// Creates a note on deal `deal_id` with the call's outcome, associated with the deal in the
+    /// same request.
+    async fn create_note(&self, deal_id: &str, record: &CallRecord) -> Result<(), CrmError> {
+        if !is_id(deal_id) {
+            return Err(not_a_deal_id(deal_id));
+        }
+        let body = json!({
+            "properties": {
+                "hs_timestamp": record.at.to_rfc3339_opts(SecondsFormat::Millis, true),
+                "hs_note_body": note_html(&record.text()),
+            },
+            "associations": [{
+                "to": {"id": deal_id},
+                "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": NOTE_TO_DEAL_TYPE_ID}],
+            }],
+        });
+        let url = self.http.url("/crm/v3/objects/notes");
+        let resp = match self.http.send(|c| c.post(&url).bearer_auth(self.token.expose()).json(&body)).await {
+            Ok(resp) => resp,
+            // The only association is the deal's: HubSpot does not have it (or no longer). The
+            // error keeps only the start of HubSpot's answer, its message.
+            Err(CrmError::Invalid(why)) if why.contains("One or more associations are invalid") || why.contains("INVALID_OBJECT_IDS") => {
+                return Err(CrmError::NotFound(format!("hubspot: deal {deal_id}: {why}")));
+            }
+            Err(e) => return Err(e),
+        };
+        // HubSpot answered 2xx: the note exists. An answer that cannot be read is no failure (a
+        // retry would write the note again); the id is only for the log.
+        let note = resp.json::<Value>().await.ok().and_then(|v| v.get("id").and_then(id_text));
+        tracing::info!(
+            deal = deal_id,
+            call = record.call_id,
+            note = note.as_deref().unwrap_or("?"),
+            "recorded the call on the HubSpot deal"
+        );
+        Ok(())
     }
 
     /// The deals in a won stage last modified at or after `since`, oldest modification first, up
@@ -477,14 +538,37 @@ impl Connector for HubSpot {
         Box::pin(self.won_deals(since, max))
     }
 
-    fn record_call<'a>(&'a self, _deal_id: &'a str, _record: &'a CallRecord) -> BoxFuture<'a, Result<(), CrmError>> {
-        Box::pin(async { Err(CrmError::Invalid("hubspot: writing the outcome back is being built".into())) })
+    fn record_call<'a>(&'a self, deal_id: &'a str, record: &'a CallRecord) -> BoxFuture<'a, Result<(), CrmError>> {
+        Box::pin(self.create_note(deal_id, record))
     }
 }
 
 /// A HubSpot record id: digits only, so it goes into a path as it is.
 fn is_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= ID_MAX_DIGITS && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A deal id that is no HubSpot id: no deal, and no request to find out.
+fn not_a_deal_id(deal_id: &str) -> CrmError {
+    CrmError::NotFound(format!("hubspot: '{}' is not a HubSpot deal id (digits only)", printable(deal_id)))
+}
+
+/// Plain text as a HubSpot note body (rich text): HTML-escaped, one `<br>` per line break
+/// (`\n` or `\r\n`), the first line in `<strong>`. The rep's notes (at most 10,000 characters)
+/// escape to at most 50,000, within the 65,536 HubSpot takes.
+fn note_html(text: &str) -> String {
+    let mut html = String::with_capacity(text.len() + 64);
+    for (i, line) in text.lines().enumerate() {
+        if i == 0 {
+            html.push_str("<strong>");
+            html_escape::encode_text_to_string(line, &mut html);
+            html.push_str("</strong>");
+        } else {
+            html.push_str("<br>");
+            html_escape::encode_text_to_string(line, &mut html);
+        }
+    }
+    html
 }
 
 /// An id HubSpot sends as a number (v4 associations) or as text.
@@ -731,6 +815,27 @@ mod tests {
         for bad in ["", "-", ".", "1e5", "1,000", "12.5.1", "NaN", "12 "] {
             assert!(!is_decimal(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_note_body_is_escaped_html_with_a_bold_first_line() {
+        let html = note_html(
+            "Call <done> & dusted\r\nNotes: they want \"SSO\" <script>alert(1)</script>\n\nCall page: https://x.example/c/1?a=1&b=2",
+        );
+        assert_eq!(
+            html,
+            "<strong>Call &lt;done&gt; &amp; dusted</strong><br>Notes: they want \"SSO\" &lt;script&gt;alert(1)&lt;/script&gt;<br>\
+             <br>Call page: https://x.example/c/1?a=1&amp;b=2"
+        );
+        assert!(looks_like_html(&html));
+        // Read back as the recap reads notes, it is the text again, line for line.
+        let text = crate::crm::text_of_html(&html);
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        assert_eq!(
+            lines,
+            ["Call <done> & dusted", "Notes: they want \"SSO\" <script>alert(1)</script>", "", "Call page: https://x.example/c/1?a=1&b=2"]
+        );
+        assert_eq!(note_html(""), "");
     }
 
     #[test]

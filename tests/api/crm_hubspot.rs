@@ -1,8 +1,9 @@
 //! The HubSpot connector against a fake HubSpot on loopback (`testkit::crm::hubspot`): the
 //! production connector reads the sample deal as the recap needs it, follows every page, waits
 //! out HubSpot's rate limits, and tells apart a server error, a missing deal, a malformed id and
-//! a refused token; and finds the deals won since a time for the reconciler through HubSpot's
-//! CRM search. No database: only the connector and the fake.
+//! a refused token; finds the deals won since a time for the reconciler through HubSpot's CRM
+//! search; and writes a call's outcome back as a note on the deal. No database: only the
+//! connector and the fake.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use firstcall::config::CrmSettings;
 use firstcall::config::crm::{Credential, HubspotConnector, RoleMap};
 use firstcall::crm::hubspot::HubSpot;
-use firstcall::crm::{Connector, CrmActivityKind, CrmError};
+use firstcall::crm::{CallRecord, Connector, CrmActivityKind, CrmError, text_of_html};
 use firstcall::domain::Source;
 use firstcall::proposals::model::{ActivityKind, ContactRole};
 use testkit::crm::hubspot::{FakeHubSpot, NOTES_PROPERTY, TOKEN};
@@ -449,4 +450,132 @@ async fn won_since_on_a_server_error_is_unavailable_and_on_a_refused_token_unaut
     let err = hubspot.won_since(won_at(), 100).await.unwrap_err();
     assert!(matches!(&err, CrmError::Unauthorized(why) if why.contains("INVALID_AUTHENTICATION")), "{err:?}");
     assert_eq!(fake.server.requests().len(), 2, "one search each, no owner lookups");
+}
+
+// Writing the call's outcome back: a note on the deal.
+
+/// Call 42 marked done with `outcome` and `notes`.
+fn call_record(outcome: Option<&str>, notes: Option<&str>) -> CallRecord {
+    CallRecord {
+        call_id: 42,
+        event: if outcome.is_some() { "done" } else { "cancelled" }.into(),
+        at: Utc.with_ymd_and_hms(2026, 12, 3, 16, 45, 0).unwrap(),
+        outcome: outcome.map(String::from),
+        notes: notes.map(String::from),
+        rep_email: "ana@seller.example".into(),
+        call_url: "https://firstcall.example/calls/42?view=recap&tab=outcome".into(),
+    }
+}
+
+#[tokio::test]
+async fn record_call_creates_one_note_on_the_deal_as_hubspot_documents_it() {
+    let fake = fake_with_sample().await;
+    let hubspot = connector(&fake, 50, TOKEN);
+    let record = call_record(Some("adjusted"), Some("Dana wants <SSO> by January & a migration plan.\r\nPriya: \"SAML first\"."));
+
+    hubspot.record_call(DEAL, &record).await.expect("the note is created");
+
+    // One request: the note, created and associated with the deal at once.
+    let requests = fake.server.requests();
+    let sent: Vec<_> = requests.iter().map(|r| (r.method.as_str(), r.path.as_str(), r.status)).collect();
+    assert_eq!(sent, [("POST", "/crm/v3/objects/notes", 201)]);
+    assert_eq!(requests[0].authorization.as_deref(), Some(&*format!("Bearer {TOKEN}")));
+    let notes = fake.created_notes();
+    assert_eq!(notes.len(), 1);
+    let note = &notes[0];
+    assert_eq!(note.deals, [DEAL]);
+    assert_eq!(
+        note.request["associations"],
+        serde_json::json!([{"to": {"id": DEAL}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 214}]}])
+    );
+    assert_eq!(note.timestamp, "2026-12-03T16:45:00.000Z");
+    // The body is HTML: the subject in bold, a line break per line, the rep's text escaped.
+    assert!(
+        note.body.starts_with("<strong>First call after the order: done (expectations adjusted)</strong><br>Outcome: adjusted: "),
+        "{}",
+        note.body
+    );
+    assert!(
+        note.body
+            .contains("<br>Notes from the call: Dana wants &lt;SSO&gt; by January &amp; a migration plan.<br>Priya: \"SAML first\".<br>")
+    );
+    assert!(note.body.contains("<br>Call page: https://firstcall.example/calls/42?view=recap&amp;tab=outcome<br>"));
+    assert!(!note.body.contains('\n') && !note.body.contains("<SSO>"));
+    // Read as HubSpot shows it, it is the record's text line for line, call id included.
+    let shown: Vec<String> = text_of_html(&note.body).lines().map(|l| l.trim().to_string()).collect();
+    let text: Vec<String> = record.text().lines().map(|l| l.trim().to_string()).collect();
+    assert_eq!(shown, text);
+    assert!(shown.last().unwrap().starts_with("Recorded by firstcall (call 42) at 2026-12-03 16:45 UTC"));
+
+    // The deal lists the note now: a later read finds it, summarised by its subject.
+    let deal = hubspot.fetch_deal(DEAL).await.unwrap();
+    assert_eq!(deal.activities.iter().filter(|a| a.kind == CrmActivityKind::Note).count(), 3);
+    let p = deal.to_proposal(Source::Hubspot, DEAL, &RoleMap::default());
+    let last = p.activities.last().unwrap();
+    assert_eq!((last.kind, last.summary.as_str()), (ActivityKind::Note, "First call after the order: done (expectations adjusted)"));
+}
+
+#[tokio::test]
+async fn record_call_waits_out_a_429_and_creates_the_note_once() {
+    let fake = fake_with_sample().await;
+    fake.server.limit(1, 1);
+    let hubspot = connector(&fake, 50, TOKEN);
+    // A first request (a deal HubSpot does not have) uses up the one the fake allows this second.
+    let _ = hubspot.fetch_deal("8154009999").await;
+
+    hubspot.record_call(DEAL, &call_record(None, None)).await.expect("the note is created after the wait");
+
+    assert!(fake.server.throttled() >= 1, "the fake answered no 429");
+    let notes = fake.created_notes();
+    assert_eq!(notes.len(), 1, "a 429 creates nothing: the one note is the request sent again");
+    assert!(notes[0].body.starts_with("<strong>First call after the order: cancelled (the order was cancelled)</strong><br>Rep: "));
+}
+
+#[tokio::test]
+async fn record_call_on_a_server_error_is_unavailable_for_the_engine_to_retry() {
+    let fake = fake_with_sample().await;
+    fake.server.fail_next(1);
+
+    let err = connector(&fake, 50, TOKEN).record_call(DEAL, &call_record(Some("aligned"), None)).await.unwrap_err();
+
+    assert!(matches!(err, CrmError::Unavailable(_)), "{err:?}");
+    assert!(err.is_retryable());
+    assert!(fake.created_notes().is_empty());
+}
+
+#[tokio::test]
+async fn record_call_on_a_deal_hubspot_does_not_have_is_not_found() {
+    let fake = fake_with_sample().await;
+
+    let err = connector(&fake, 50, TOKEN).record_call("8154009999", &call_record(Some("at_risk"), None)).await.unwrap_err();
+
+    // HubSpot answers a create whose association names an unknown deal with a 400.
+    assert!(matches!(&err, CrmError::NotFound(why) if why.contains("8154009999") && why.contains("associations are invalid")), "{err:?}");
+    assert!(!err.is_retryable());
+    assert_eq!(fake.server.requests().iter().map(|r| r.status).collect::<Vec<_>>(), [400]);
+    assert!(fake.created_notes().is_empty());
+}
+
+#[tokio::test]
+async fn record_call_with_a_malformed_deal_id_makes_no_request() {
+    let fake = fake_with_sample().await;
+    let hubspot = connector(&fake, 50, TOKEN);
+
+    for id in ["", "81540O2031", "../owners/5501", "8154002031?archived=true", "123456789012345678901"] {
+        let err = hubspot.record_call(id, &call_record(Some("aligned"), None)).await.unwrap_err();
+        assert!(matches!(err, CrmError::NotFound(_)), "{id:?}: {err:?}");
+    }
+    assert!(fake.server.requests().is_empty());
+}
+
+#[tokio::test]
+async fn record_call_with_a_refused_token_is_unauthorized_and_creates_nothing() {
+    let fake = fake_with_sample().await;
+    fake.set_token("pat-na1-00000000-aaaa-bbbb-cccc-dddddddddddd");
+
+    let err = connector(&fake, 50, TOKEN).record_call(DEAL, &call_record(Some("aligned"), None)).await.unwrap_err();
+
+    assert!(matches!(&err, CrmError::Unauthorized(why) if why.contains("INVALID_AUTHENTICATION")), "{err:?}");
+    assert_eq!(fake.server.requests().len(), 1);
+    assert!(fake.created_notes().is_empty());
 }

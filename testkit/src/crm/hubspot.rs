@@ -11,7 +11,16 @@
 //!   when more results follow; at most 10,000 results for one query, `400` past them);
 //! - `GET /crm/v3/owners/{ownerId}` (CRM API | Owners, "Retrieve an owner");
 //! - `POST /crm/v3/objects/{objectType}/batch/read` (CRM objects, "Retrieve a batch of objects":
-//!   at most 100 inputs; `207` with `errors` when some ids are unknown).
+//!   at most 100 inputs; `207` with `errors` when some ids are unknown);
+//! - `POST /crm/v3/objects/notes` (Activities | Notes, "Create a note": `properties` with
+//!   `hs_timestamp`, required, and `hs_note_body`, at most 65,536 characters; `associations` with
+//!   `to.id` and `types` of `associationCategory` and `associationTypeId`; `201` with the note).
+//!   The fake associates notes with deals only (type 214, note to deal); a deal it does not have
+//!   is a `400` `VALIDATION_ERROR` "One or more associations are invalid" naming it in
+//!   `context.INVALID_OBJECT_IDS` (`DEAL=… is not valid`), HubSpot's answer to an association
+//!   with a record it does not have, and nothing is created. A created note is kept
+//!   ([`FakeHubSpot::created_notes`]) and listed among the deal's notes, so a later read of the
+//!   deal finds it.
 //!
 //! A [`SampleDeal`] becomes HubSpot records: a deal whose properties hold the name, amount,
 //! currency, owner id, close date, stage (`closedwon`, or another one with
@@ -74,6 +83,8 @@ struct State {
     cursors: Mutex<Vec<String>>,
     /// Every search request's body, in order.
     searches: Mutex<Vec<Value>>,
+    /// Every note created through the API, in order.
+    notes: Mutex<Vec<CreatedNote>>,
     limit: Mutex<AppLimit>,
 }
 
@@ -109,6 +120,20 @@ struct Link {
     types: Vec<Value>,
 }
 
+/// A note created through `POST /crm/v3/objects/notes`, as the fake stored it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreatedNote {
+    pub id: String,
+    /// `hs_note_body` as sent (HTML).
+    pub body: String,
+    /// `hs_timestamp` as sent.
+    pub timestamp: String,
+    /// The deals it was associated with (note to deal, type 214).
+    pub deals: Vec<String>,
+    /// The request's body as sent.
+    pub request: Value,
+}
+
 /// HubSpot's association type ids from a deal (Associations v4, "Association type ID values").
 mod type_id {
     pub const CONTACT: u32 = 3;
@@ -120,7 +145,12 @@ mod type_id {
     pub const NOTE: u32 = 213;
     pub const TASK: u32 = 215;
     pub const COMPANY: u32 = 341;
+    /// From a note to a deal (the other way round from [`NOTE`]).
+    pub const NOTE_TO_DEAL: u64 = 214;
 }
+
+/// The most characters HubSpot takes in `hs_note_body`.
+const NOTE_BODY_MAX: usize = 65_536;
 
 impl FakeHubSpot {
     pub async fn start() -> FakeHubSpot {
@@ -130,6 +160,7 @@ impl FakeHubSpot {
             store: Mutex::new(Store { next_id: 41_000_000_001, ..Store::default() }),
             cursors: Mutex::default(),
             searches: Mutex::default(),
+            notes: Mutex::default(),
             limit: Mutex::new(AppLimit { max: 100, interval: Duration::from_secs(10), window: VecDeque::new(), today: 0 }),
         });
         let data = web::Data::from(state.clone());
@@ -139,6 +170,7 @@ impl FakeHubSpot {
                 .route("/crm/v3/objects/deals/search", web::post().to(search_deals))
                 .route("/crm/v3/objects/deals/{dealId}", web::get().to(get_deal))
                 .route("/crm/v4/objects/deals/{dealId}/associations/{toObjectType}", web::get().to(list_associations))
+                .route("/crm/v3/objects/notes", web::post().to(create_note))
                 .route("/crm/v3/owners/{ownerId}", web::get().to(get_owner))
                 .route("/crm/v3/objects/{objectType}/batch/read", web::post().to(batch_read));
         })
@@ -310,6 +342,11 @@ impl FakeHubSpot {
     /// Every associations `paging.next.after` cursor handed out so far, in order.
     pub fn issued_cursors(&self) -> Vec<String> {
         self.state.cursors.lock().unwrap().clone()
+    }
+
+    /// Every note created through the API so far, in order.
+    pub fn created_notes(&self) -> Vec<CreatedNote> {
+        self.state.notes.lock().unwrap().clone()
     }
 }
 
@@ -707,6 +744,101 @@ impl Key {
             _ => self.text.cmp(&other.text),
         }
     }
+}
+
+/// `POST /crm/v3/objects/notes`: Activities | Notes, "Create a note". `properties` (text,
+/// `hs_timestamp` required, ISO 8601 or epoch milliseconds; `hs_note_body` up to 65,536
+/// characters) and `associations`, each `{"to": {"id"}, "types": [{"associationCategory",
+/// "associationTypeId"}]}`; `201 Created` with the note as the object APIs return it. A deal the
+/// fake does not have is HubSpot's `400` for an invalid association, and nothing is created.
+async fn create_note(req: HttpRequest, state: web::Data<State>, body: web::Bytes) -> HttpResponse {
+    let headers = match state.admit(&req) {
+        Ok(h) => h,
+        Err(resp) => return *resp,
+    };
+    let invalid = |message: &str| with_headers(HttpResponse::BadRequest().json(error("VALIDATION_ERROR", message)), headers.clone());
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return invalid("Invalid input JSON on line 1");
+    };
+    let Some(props) = request["properties"].as_object() else {
+        return invalid("Some required fields were not set: [properties]");
+    };
+    let mut properties: Vec<(&str, String)> = Vec::new();
+    for (name, value) in props {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Null => continue,
+            _ => return invalid(&format!("Property values were not valid: {name} must be text")),
+        };
+        properties.push((name.as_str(), text));
+    }
+    let prop = |name: &str| properties.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
+    let Some(timestamp) = prop("hs_timestamp") else {
+        return invalid("Property values were not valid: hs_timestamp is required");
+    };
+    if Key::of(&timestamp).time.is_none() {
+        return invalid(&format!("Property values were not valid: hs_timestamp '{timestamp}' is not a valid date"));
+    }
+    let body_text = prop("hs_note_body").unwrap_or_default();
+    if body_text.chars().count() > NOTE_BODY_MAX {
+        return invalid(&format!("Property values were not valid: hs_note_body is longer than {NOTE_BODY_MAX} characters"));
+    }
+
+    let mut deals: Vec<String> = Vec::new();
+    let associations = match &request["associations"] {
+        Value::Null => Vec::new(),
+        Value::Array(a) => a.clone(),
+        _ => return invalid("associations must be an array"),
+    };
+    let mut store = state.store.lock().unwrap();
+    for a in &associations {
+        let to = match &a["to"]["id"] {
+            Value::String(s) => s.trim().to_string(),
+            Value::Number(n) => n.to_string(),
+            _ => return invalid("Some required fields were not set: [to.id]"),
+        };
+        let Some(types) = a["types"].as_array().filter(|t| !t.is_empty()) else {
+            return invalid("Some required fields were not set: [types]");
+        };
+        for t in types {
+            match (t["associationCategory"].as_str(), t["associationTypeId"].as_u64()) {
+                (Some("HUBSPOT_DEFINED"), Some(type_id::NOTE_TO_DEAL)) => {}
+                (category, type_id) => {
+                    return invalid(&format!(
+                        "The fake HubSpot associates notes with deals only (HUBSPOT_DEFINED 214), not {} {}",
+                        category.unwrap_or("?"),
+                        type_id.map_or("?".to_string(), |t| t.to_string())
+                    ));
+                }
+            }
+        }
+        if !store.deals.contains_key(&to) {
+            // In HubSpot's order of fields (the message first), which a JSON map would sort.
+            let answer = format!(
+                r#"{{"status":"error","message":"One or more associations are invalid","correlationId":"{}","context":{{"INVALID_OBJECT_IDS":[{}],"objectId":[{}],"objectType":["DEAL"]}},"category":"VALIDATION_ERROR"}}"#,
+                uuid::Uuid::new_v4(),
+                json!(format!("DEAL={to} is not valid")),
+                json!(to),
+            );
+            return with_headers(HttpResponse::BadRequest().content_type("application/json").body(answer), headers);
+        }
+        if !deals.contains(&to) {
+            deals.push(to);
+        }
+    }
+
+    let now = Utc::now();
+    let id = store.add("notes", None, properties.iter().map(|(n, v)| (*n, v.clone())), now);
+    for deal in &deals {
+        store.link(deal, "notes", id.clone(), vec![unlabeled(type_id::NOTE, None)]);
+    }
+    let names: Vec<String> = properties.iter().map(|(n, _)| n.to_string()).collect();
+    let created = store.objects["notes"][&id].json(&id, &names);
+    drop(store);
+    state.notes.lock().unwrap().push(CreatedNote { id, body: body_text, timestamp, deals, request });
+    with_headers(HttpResponse::Created().json(created), headers)
 }
 
 /// `GET /crm/v3/owners/{ownerId}`: CRM API | Owners, "Retrieve an owner".
