@@ -306,7 +306,7 @@ fn without_url(e: &reqwest::Error) -> String {
 async fn snippet(resp: Response) -> String {
     let text = resp.text().await.unwrap_or_default();
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    crate::domain::printable(&flat.chars().take(300).collect::<String>())
+    crate::domain::printable_up_to(&flat, 300)
 }
 
 #[cfg(test)]

@@ -87,7 +87,10 @@ impl CallRecord {
         }
         lines.push(format!("Rep: {}", self.rep_email));
         if let Some(n) = self.notes.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
-            lines.push(format!("Notes from the call: {n}"));
+            // Quoted line by line: a rep's line that starts with `#need` is not read back from
+            // the CRM as a requirement.
+            lines.push("Notes from the call:".into());
+            lines.extend(n.lines().map(|l| if l.trim().is_empty() { ">".to_string() } else { format!("> {}", l.trim_end()) }));
         }
         lines.push(format!("Call page: {}", self.call_url));
         lines.push(format!("Recorded by firstcall (call {}) at {}", self.call_id, self.at.format("%Y-%m-%d %H:%M UTC")));
@@ -399,6 +402,23 @@ mod tests {
         // Nothing dropped silently: the bad date and the unreadable price are reported.
         let bad: Vec<_> = p.unreadable.iter().map(|u| u.line.as_str()).collect();
         assert_eq!(bad, ["line item Setup", "#promise sso by someday: SAML"]);
+    }
+
+    #[test]
+    fn a_reps_notes_written_back_are_not_read_back_as_markup() {
+        let record = CallRecord {
+            call_id: 7,
+            event: "done".into(),
+            at: at(9),
+            outcome: Some("aligned".into()),
+            notes: Some("Fine.\n#need sso must: Okta SSO\n\n#promise sso: SAML".into()),
+            rep_email: "ana@seller.example".into(),
+            call_url: "https://firstcall.example/calls/7".into(),
+        };
+        let text = record.text();
+        assert!(text.contains("> #need sso must: Okta SSO"), "{text}");
+        let items = markup::read_notes([Note { text: &text, at: at(9), stated_in: "note".into() }]);
+        assert!(items.requirements.is_empty() && items.commitments.is_empty() && items.unreadable.is_empty(), "{items:?}");
     }
 
     #[test]

@@ -742,7 +742,7 @@ mod tests {
             "<p><b>First call after the order: done (at risk)</b></p>\
              <p>Outcome: at risk: the customer expects more than will be delivered</p>\
              <p>Rep: ana@seller.example</p>\
-             <p>Notes from the call: Wants &lt;SSO&gt; &amp; audit</p><p><br></p><p>by Q1</p>\
+             <p>Notes from the call:</p><p>&gt; Wants &lt;SSO&gt; &amp; audit</p><p>&gt;</p><p>&gt; by Q1</p>\
              <p>Call page: https://firstcall.example/calls/17?a=1&amp;b=2</p>\
              <p>Recorded by firstcall (call 17) at 2026-12-01 10:05 UTC</p>"
         );

@@ -299,6 +299,8 @@ pub async fn complete_call(
 ) -> ApiResult<HttpResponse> {
     let (outcome, notes) = parse_completion(body.outcome.as_deref(), body.notes.as_deref())?;
     let (call, _changed) =
-        crate::workflow::calls::complete(&state.db, &state.first_call, state.clock.now(), *id, outcome, notes, caller.actor).await.map_err(complete_error)?;
+        crate::workflow::calls::complete(&state.db, &state.first_call, state.clock.now(), *id, outcome, notes, caller.actor)
+            .await
+            .map_err(complete_error)?;
     Ok(HttpResponse::Ok().json(CallView::from_model(call, state.clock.now())))
 }

@@ -84,7 +84,12 @@ impl Handler for WriteBack {
         Box::pin(self.write(job))
     }
 
-    fn run<'a>(&'a self, txn: &'a DatabaseTransaction, job: &'a ClaimedJob, now: DateTime<Utc>) -> BoxFuture<'a, Result<Effects, StepError>> {
+    fn run<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        job: &'a ClaimedJob,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<Effects, StepError>> {
         Box::pin(async move {
             let Some(call_id) = job.subject_id else {
                 return Err(StepError::Failed("crm.write_back needs a call".into()));

@@ -95,6 +95,16 @@ async fn a_hubspot_deal_won_reaches_its_owner_with_the_crms_story_in_the_recap()
     // The owners API, the deal, its associations and records were read; nothing was refused.
     assert!(!fake.server.requests_to("/crm/v3/owners/").is_empty());
     assert_eq!(fake.server.throttled(), 0);
+
+    // The rep marks the call done: the outcome goes back to the deal as a HubSpot note.
+    let r = complete(&app, &call["id"], json!({"outcome": "aligned", "notes": "Dana confirmed the SSO date."})).await;
+    assert_eq!(r.status(), 200);
+    app.settle().await;
+    let notes = fake.created_notes();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].deals, [HUBSPOT_DEAL]);
+    assert!(notes[0].body.contains("First call after the order: done (aligned)"), "{}", notes[0].body);
+    assert!(notes[0].body.contains("Dana confirmed the SSO date."), "{}", notes[0].body);
     app.stop().await;
 }
 

@@ -495,10 +495,9 @@ async fn record_call_creates_one_note_on_the_deal_as_hubspot_documents_it() {
         "{}",
         note.body
     );
-    assert!(
-        note.body
-            .contains("<br>Notes from the call: Dana wants &lt;SSO&gt; by January &amp; a migration plan.<br>Priya: \"SAML first\".<br>")
-    );
+    assert!(note.body.contains(
+        "<br>Notes from the call:<br>&gt; Dana wants &lt;SSO&gt; by January &amp; a migration plan.<br>&gt; Priya: \"SAML first\".<br>"
+    ));
     assert!(note.body.contains("<br>Call page: https://firstcall.example/calls/42?view=recap&amp;tab=outcome<br>"));
     assert!(!note.body.contains('\n') && !note.body.contains("<SSO>"));
     // Read as HubSpot shows it, it is the record's text line for line, call id included.

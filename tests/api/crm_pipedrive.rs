@@ -467,8 +467,9 @@ async fn a_call_outcome_becomes_one_note_on_the_deal_as_pipedrive_documents_it()
         "<p><b>First call after the order: done (at risk)</b></p>\
          <p>Outcome: at risk: the customer expects more than will be delivered</p>\
          <p>Rep: ana@seller.example</p>\
-         <p>Notes from the call: Dana expects &lt;SSO&gt; &amp; audit export by January.</p>\
-         <p>Priya will confirm the Okta tenant.</p>\
+         <p>Notes from the call:</p>\
+         <p>&gt; Dana expects &lt;SSO&gt; &amp; audit export by January.</p>\
+         <p>&gt; Priya will confirm the Okta tenant.</p>\
          <p>Call page: https://firstcall.example/calls/17?view=recap&amp;tab=outcome</p>\
          <p>Recorded by firstcall (call 17) at 2026-12-01 10:05 UTC</p>"
     );

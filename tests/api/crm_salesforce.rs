@@ -427,7 +427,7 @@ async fn salesforce_a_call_is_recorded_as_a_completed_task_on_the_opportunity() 
     assert_eq!(task["Description"], record.text().as_str());
     let text = task["Description"].as_str().unwrap();
     assert!(text.contains("Outcome: adjusted: expectations were reset on the call and the customer agreed"));
-    assert!(text.contains("Notes from the call: Migration moved to April; Dana agreed."));
+    assert!(text.contains("Notes from the call:\n> Migration moved to April; Dana agreed."));
     assert!(text.contains("Call page: https://firstcall.example/calls/314"));
     assert!(text.contains("(call 314)"), "the call id, to recognise a task sent twice");
     assert_eq!((task["Status"].as_str(), task["Priority"].as_str()), (Some("Completed"), Some("Normal")));
