@@ -27,7 +27,11 @@ pub struct DealContext {
     /// The deal's currency (ISO 4217), for line items that carry none.
     pub currency: Option<String>,
     pub contacts: Vec<CrmContact>,
+    /// The deal's line items: what was ordered.
     pub line_items: Vec<CrmLineItem>,
+    /// The line items of the deal's quote (HubSpot quotes), the proposal side of the recap's
+    /// order-versus-proposal comparison; `None` when the deal has no quote (or the CRM has none).
+    pub quote_line_items: Option<Vec<CrmLineItem>>,
     /// Notes, emails, calls, meetings and tasks on the deal, in any order.
     pub activities: Vec<CrmActivity>,
     /// The text of the deal field named in config (`notes_property` / `notes_field`).

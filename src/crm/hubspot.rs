@@ -272,6 +272,7 @@ impl HubSpot {
             currency: deal.prop("deal_currency_code"),
             contacts,
             line_items,
+            quote_line_items: None,
             activities,
             notes_field,
             modified_at,

@@ -225,6 +225,7 @@ impl Pipedrive {
             currency: deal.currency.filter(|c| !c.trim().is_empty()),
             contacts,
             line_items,
+            quote_line_items: None,
             activities,
             notes_field,
             modified_at,

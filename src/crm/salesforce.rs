@@ -280,6 +280,7 @@ impl Salesforce {
             currency: self.default_currency.as_ref().map(|c| c.as_str().to_string()).or(opp.currency_iso_code),
             contacts: contacts_of(roles),
             line_items: items.into_iter().map(LineItem::into_item).collect(),
+            quote_line_items: None,
             activities,
             notes_field,
             modified_at: opp.last_modified_date.map(|d| d.0),
