@@ -356,6 +356,7 @@ mod tests {
                 },
                 CrmLineItem { sku: None, name: "Setup".into(), quantity: 1.0, unit_price: "abc".into(), currency: None, description: None },
             ],
+            quote_line_items: None,
             activities: vec![
                 CrmActivity { at: at(5), kind: CrmActivityKind::Email, subject: "Pricing".into(), body: None, html: false },
                 CrmActivity {
