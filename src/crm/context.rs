@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::markup::{self, Note};
 use crate::config::crm::RoleMap;
-use crate::domain::{Currency, EmailAddress, Money, Source, printable_up_to};
+use crate::domain::{Currency, EmailAddress, Money, OrderedItem, Source, printable_up_to};
 use crate::proposals::model::{Account, Activity, ActivityKind, Contact, ContactRole, LineItem, Proposal, Unreadable};
 
 /// What a connector read about one deal.
@@ -197,33 +197,15 @@ impl DealContext {
             })
             .collect();
 
-        let deal_currency = self.currency.as_deref().and_then(|c| Currency::parse(c).ok());
-        let mut line_items = Vec::new();
-        for item in &self.line_items {
-            let currency = item.currency.as_deref().and_then(|c| Currency::parse(c).ok()).or_else(|| deal_currency.clone());
-            let price = currency
-                .ok_or_else(|| "no currency on the line item or the deal".to_string())
-                .and_then(|cur| Money::parse_decimal(&item.unit_price, cur).map_err(|e| e.0));
-            match price {
-                Ok(unit_price) if item.quantity.is_finite() && item.quantity >= 0.0 => line_items.push(LineItem {
-                    sku: printable_up_to(item.sku.as_deref().filter(|s| !s.trim().is_empty()).unwrap_or(&item.name).trim(), 128),
-                    name: printable_up_to(item.name.trim(), 300),
-                    quantity: item.quantity,
-                    unit_price,
-                    rationale: item.description.as_deref().map(str::trim).filter(|d| !d.is_empty()).map(|d| printable_up_to(d, 4000)),
-                }),
-                Ok(_) => unreadable.push(Unreadable {
-                    line: format!("line item {}", printable_up_to(&item.name, 100)),
-                    reason: format!("quantity {} is not a number of zero or more", item.quantity),
-                    stated_in: format!("{crm_name} line items"),
-                }),
-                Err(reason) => unreadable.push(Unreadable {
-                    line: format!("line item {}", printable_up_to(&item.name, 100)),
-                    reason: format!("its price '{}' cannot be read: {reason}", printable_up_to(&item.unit_price, 40)),
-                    stated_in: format!("{crm_name} line items"),
-                }),
-            }
-        }
+        // The quote is the proposal side; the deal's own line items are what was ordered
+        // (`ordered_items`).
+        let line_items = match &self.quote_line_items {
+            Some(items) => self.priced(items, &format!("{crm_name} quote"), &mut unreadable),
+            None => Vec::new(),
+        };
+        // The deal's items are read as the order's (`ordered_items`); one that cannot be read is
+        // reported here too, so it is not dropped silently.
+        self.priced(&self.line_items, &format!("{crm_name} line items"), &mut unreadable);
 
         let mut sorted: Vec<&CrmActivity> = self.activities.iter().collect();
         sorted.sort_by_key(|a| a.at);
@@ -272,6 +254,50 @@ impl DealContext {
             activities,
             unreadable,
         }
+    }
+}
+
+impl DealContext {
+    /// The deal's line items as the order's: what was bought, with prices where they can be read.
+    pub fn ordered_items(&self) -> Vec<OrderedItem> {
+        let mut ignored = Vec::new();
+        self.priced(&self.line_items, "", &mut ignored)
+            .into_iter()
+            .map(|l| OrderedItem { sku: l.sku, name: l.name, quantity: l.quantity, unit_price: Some(l.unit_price) })
+            .collect()
+    }
+
+    /// `items` with their prices read (in the item's currency, else the deal's); an item whose
+    /// price or quantity cannot be read is reported in `unreadable`, as from `where_`.
+    fn priced(&self, items: &[CrmLineItem], where_: &str, unreadable: &mut Vec<Unreadable>) -> Vec<LineItem> {
+        let deal_currency = self.currency.as_deref().and_then(|c| Currency::parse(c).ok());
+        let mut out = Vec::new();
+        for item in items {
+            let currency = item.currency.as_deref().and_then(|c| Currency::parse(c).ok()).or_else(|| deal_currency.clone());
+            let price = currency
+                .ok_or_else(|| "no currency on the line item or the deal".to_string())
+                .and_then(|cur| Money::parse_decimal(&item.unit_price, cur).map_err(|e| e.0));
+            match price {
+                Ok(unit_price) if item.quantity.is_finite() && item.quantity >= 0.0 => out.push(LineItem {
+                    sku: printable_up_to(item.sku.as_deref().filter(|s| !s.trim().is_empty()).unwrap_or(&item.name).trim(), 128),
+                    name: printable_up_to(item.name.trim(), 300),
+                    quantity: item.quantity,
+                    unit_price,
+                    rationale: item.description.as_deref().map(str::trim).filter(|d| !d.is_empty()).map(|d| printable_up_to(d, 4000)),
+                }),
+                Ok(_) => unreadable.push(Unreadable {
+                    line: format!("line item {}", printable_up_to(&item.name, 100)),
+                    reason: format!("quantity {} is not a number of zero or more", item.quantity),
+                    stated_in: where_.to_string(),
+                }),
+                Err(reason) => unreadable.push(Unreadable {
+                    line: format!("line item {}", printable_up_to(&item.name, 100)),
+                    reason: format!("its price '{}' cannot be read: {reason}", printable_up_to(&item.unit_price, 40)),
+                    stated_in: where_.to_string(),
+                }),
+            }
+        }
+        out
     }
 }
 
@@ -393,8 +419,11 @@ mod tests {
                 ("Eve", ContactRole::Other, false)
             ]
         );
-        assert_eq!(p.line_items.len(), 1);
-        assert_eq!(p.line_items[0].unit_price.minor, 4990);
+        // The deal's items are the order's; without a quote the proposal lists none.
+        assert!(p.line_items.is_empty());
+        let ordered = deal().ordered_items();
+        assert_eq!(ordered.len(), 1);
+        assert_eq!((ordered[0].sku.as_str(), ordered[0].unit_price.as_ref().unwrap().minor), ("PRO", 4990));
         // The buying process in time order, a note summarised by its first line.
         let steps: Vec<_> = p.activities.iter().map(|a| (a.kind, a.summary.as_str())).collect();
         assert_eq!(steps, [(ActivityKind::Note, "Discovery"), (ActivityKind::Email, "Pricing"), (ActivityKind::Call, "Follow-up")]);
@@ -424,6 +453,23 @@ mod tests {
         assert!(text.contains("> #need sso must: Okta SSO"), "{text}");
         let items = markup::read_notes([Note { text: &text, at: at(9), stated_in: "note".into() }]);
         assert!(items.requirements.is_empty() && items.commitments.is_empty() && items.unreadable.is_empty(), "{items:?}");
+    }
+
+    #[test]
+    fn a_quote_is_the_proposal_side() {
+        let mut d = deal();
+        d.quote_line_items = Some(vec![CrmLineItem {
+            sku: Some("PRO".into()),
+            name: "Pro seats".into(),
+            quantity: 12.0,
+            unit_price: "45".into(),
+            currency: Some("USD".into()),
+            description: Some("Volume price".into()),
+        }]);
+        let p = d.to_proposal(Source::Hubspot, "42", &RoleMap::default());
+        assert_eq!(p.line_items.len(), 1);
+        assert_eq!((p.line_items[0].quantity, p.line_items[0].unit_price.minor), (12.0, 4500));
+        assert_eq!(p.line_items[0].rationale.as_deref(), Some("Volume price"));
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! so a slow CRM holds no lock and delays no reminder. Then, in the step:
 //! - the deal as read is stored (a repeat of the last pull stores nothing); the deal owner
 //!   becomes the proposal's rep, or the rep directory's `crm_ids` entry for the owner's CRM id;
+//!   the deal's line items become the order's (what was bought; CRM webhooks carry none), and a
+//!   HubSpot quote's the proposal's, so the recap compares the two;
 //! - the call is planned again as for a changed order ([`super::calls::replan_for_order`]), so a
 //!   call that went to the sales-ops inbox for want of an owner moves to the owner;
 //! - a call whose first email has not gone yet gets it now, rather than at the end of the wait;
@@ -23,14 +25,14 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::future::BoxFuture;
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{CallState, FirstCall, calls};
 use crate::audit::{self, Change};
 use crate::crm::CrmError;
-use crate::domain::{DealId, Source};
+use crate::domain::{DealId, OrderedItem, Source};
 use crate::engine::{ClaimedJob, Effects, Handler, JobKind, NewJob, StepError};
 use crate::proposals::model::Proposal;
 use crate::proposals::store::{self, Origin};
@@ -46,7 +48,7 @@ pub struct Target {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Pulled {
-    Deal { proposal: Box<Proposal>, owner_id: Option<String> },
+    Deal { proposal: Box<Proposal>, owner_id: Option<String>, ordered: Vec<OrderedItem> },
     NotFound { reason: String },
 }
 
@@ -72,7 +74,7 @@ impl Enrich {
         let pulled = match connector.fetch_deal(&target.deal_id).await {
             Ok(ctx) => {
                 let proposal = ctx.to_proposal(source, &target.deal_id, &self.0.config.settings.crm.roles);
-                Pulled::Deal { proposal: Box::new(proposal), owner_id: ctx.owner_id }
+                Pulled::Deal { proposal: Box::new(proposal), ordered: ctx.ordered_items(), owner_id: ctx.owner_id }
             }
             Err(CrmError::NotFound(reason)) => Pulled::NotFound { reason },
             Err(e) => return Err(StepError::Failed(e.to_string())),
@@ -113,8 +115,8 @@ async fn apply(db: &impl ConnectionTrait, fc: &FirstCall, job: &ClaimedJob, now:
     let Some(call) = calls::lock(db, call_id).await? else {
         return Ok(fx);
     };
-    let (mut proposal, owner_id) = match pulled {
-        Pulled::Deal { proposal, owner_id } => (*proposal, owner_id),
+    let (mut proposal, owner_id, ordered) = match pulled {
+        Pulled::Deal { proposal, owner_id, ordered } => (*proposal, owner_id, ordered),
         Pulled::NotFound { reason } => {
             tracing::warn!(call = call.id, deal = %call.deal_id, "the CRM does not have the call's deal: {reason}");
             record(db, call.id, "crm_not_found", json!({"reason": reason}), now).await?;
@@ -152,6 +154,19 @@ async fn apply(db: &impl ConnectionTrait, fc: &FirstCall, job: &ClaimedJob, now:
     if !call.state.is_open() {
         return Ok(fx);
     }
+    // The deal's line items are what was ordered: CRM webhooks carry none, so the pull states
+    // them, and each pull states them again.
+    let items = serde_json::to_value(&ordered).map_err(|e| StepError::Failed(e.to_string()))?;
+    let order_changed = match entity::orders::Entity::find_by_id(call.order_id).one(db).await? {
+        Some(order) if order.line_items != items => {
+            let mut am = order.into_active_model();
+            am.line_items = Set(items);
+            am.updated_at = Set(now);
+            am.update(db).await?;
+            true
+        }
+        _ => false,
+    };
     let rep = call.rep_email.clone();
     let call = match entity::orders::Entity::find_by_id(call.order_id).one(db).await? {
         Some(order) => match calls::replan_for_order(db, fc, &order, "crm", now).await? {
@@ -166,7 +181,7 @@ async fn apply(db: &impl ConnectionTrait, fc: &FirstCall, job: &ClaimedJob, now:
     // The rep has the first email already: the short update says what this pull changed. A call
     // that moved to another rep needs none (the new rep gets the whole recap).
     if let Some(before) = before
-        && put.changed
+        && (put.changed || order_changed)
         && call.rep_email == rep
     {
         let after = super::compose::recap_for_call(db, fc, &call).await?;

@@ -92,6 +92,15 @@ async fn a_hubspot_deal_won_reaches_its_owner_with_the_crms_story_in_the_recap()
     assert!(!text.contains("had not answered"), "{text}");
     let call = &app.calls().await[0];
     assert_eq!(call["rep_email"], "ana@seller.example");
+    // The deal's line items are what was ordered (HubSpot's webhook carries none).
+    let recap = app.get_json(&format!("/api/v1/calls/{}/recap", call["id"])).await;
+    let ordered: Vec<(String, f64)> = recap["line_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["sku"].as_str().unwrap().to_string(), l["ordered"]["quantity"].as_f64().unwrap_or(0.0)))
+        .collect();
+    assert_eq!(ordered, [("PRO-SEAT".to_string(), 120.0), ("SSO-ADDON".to_string(), 1.0)], "{recap}");
     // The owners API, the deal, its associations and records were read; nothing was refused.
     assert!(!fake.server.requests_to("/crm/v3/owners/").is_empty());
     assert_eq!(fake.server.throttled(), 0);
