@@ -13,12 +13,24 @@
 //! + 1 if the deal has an owner       GET  /crm/v3/owners/{ownerId}
 //! + 1 if the deal has a company      POST /crm/v3/objects/companies/batch/read (the primary one)
 //! + Σ ⌈n(t) / 100⌉ over 8 types      POST /crm/v3/objects/{t}/batch/read
+//! if the deal has a quote, its newest one's line items (`q`: their pages of associations, at
+//! least 1; `m`: how many):
+//! + q                                GET  /crm/v4/objects/quotes/{quoteId}/associations/line_items
+//! + ⌈m / 100⌉                        POST /crm/v3/objects/line_items/batch/read
 //! ```
 //!
 //! A deal with a company, an owner and a few of each record (up to 500 associations and 100
-//! records of a type) costs 20 requests; the sample deal of the tests (no tasks, no quotes) 18.
+//! records of a type), its newest quote with a few line items, costs 22 requests; the sample deal
+//! of the tests (no tasks, no quotes) 18.
 //! Requests go one after another: the connector's pace (`requests_per_second`) sets the speed anyway, and a
 //! `429` pauses every later request.
+//!
+//! The quote's line items are the proposal side of the recap's order-versus-proposal comparison
+//! ([`DealContext::quote_line_items`]): HubSpot copies line items into a quote, so they are
+//! records of their own, apart from the deal's. Of several quotes the newest by `hs_createdate`
+//! (the record's `createdAt` when unset; the larger id on a tie) is read. The quote's
+//! `hs_status` is not read: a draft or a rejected quote is not skipped. A deal without a quote
+//! has none (`None`); a quote without line items has an empty list.
 //!
 //! The won deals the reconciler asks for ([`Connector::won_since`]) come from the CRM search
 //! (`POST /crm/v3/objects/deals/search`: `dealstage` `IN` the won stages, `hs_lastmodifieddate`
@@ -177,12 +189,12 @@ impl HubSpot {
             })
             .await?;
 
-        let companies = self.associations(deal_id, "companies").await?;
-        let contacts = self.associations(deal_id, "contacts").await?;
-        let line_items = self.associations(deal_id, "line_items").await?;
+        let companies = self.associations("deals", deal_id, "companies").await?;
+        let contacts = self.associations("deals", deal_id, "contacts").await?;
+        let line_items = self.associations("deals", deal_id, "line_items").await?;
         let mut activity_links = Vec::with_capacity(ACTIVITY_TYPES.len());
         for t in &ACTIVITY_TYPES {
-            activity_links.push(self.associations(deal_id, t.object).await?);
+            activity_links.push(self.associations("deals", deal_id, t.object).await?);
         }
 
         let owner_email = match deal.prop("hubspot_owner_id") {
@@ -214,28 +226,22 @@ impl HubSpot {
             })
             .collect();
 
-        let line_item_ids: Vec<String> = line_items.iter().map(|a| a.id.clone()).collect();
-        let line_item_records = self.batch_read("line_items", &LINE_ITEM_PROPERTIES, &line_item_ids).await?;
-        let line_items = line_item_ids
-            .iter()
-            .filter_map(|id| line_item_records.get(id))
-            .map(|r| CrmLineItem {
-                sku: r.prop("hs_sku"),
-                name: r.prop("name").unwrap_or_default(),
-                // HubSpot's line item editor defaults the quantity to 1; an unreadable one is NaN,
-                // which the proposal reports as unreadable.
-                quantity: r.prop("quantity").map_or(Ok(1.0), |q| q.parse::<f64>()).unwrap_or(f64::NAN),
-                unit_price: r.prop("price").unwrap_or_default(),
-                currency: r.prop("hs_line_item_currency_code"),
-                description: r.prop("description"),
-            })
-            .collect();
+        let line_items = self.line_items(&line_items).await?;
 
         let mut activities = Vec::new();
+        // The deal's quotes (their `hs_createdate`), read with the activities.
+        let mut quotes: Vec<(Option<DateTime<Utc>>, String)> = Vec::new();
         for (t, links) in ACTIVITY_TYPES.iter().zip(&activity_links) {
             let ids: Vec<String> = links.iter().map(|a| a.id.clone()).collect();
             let properties: Vec<&str> = [t.subject, t.body, Some(t.time)].into_iter().flatten().collect();
             let records = self.batch_read(t.object, &properties, &ids).await?;
+            if t.kind == CrmActivityKind::Quote {
+                for r in ids.iter().filter_map(|id| records.get(id)) {
+                    let created =
+                        r.raw_prop(t.time).as_deref().and_then(parse_time).or_else(|| r.created_at.as_deref().and_then(parse_time));
+                    quotes.push((created, r.id.clone()));
+                }
+            }
             for r in ids.iter().filter_map(|id| records.get(id)) {
                 let Some(at) = r.raw_prop(t.time).as_deref().and_then(parse_time).or_else(|| r.created_at.as_deref().and_then(parse_time))
                 else {
@@ -252,6 +258,15 @@ impl HubSpot {
                 });
             }
         }
+
+        // The newest quote: the latest creation (none read is the oldest), the larger id on a tie.
+        let newest_quote = quotes.into_iter().max_by(|(a_at, a_id), (b_at, b_id)| {
+            a_at.cmp(b_at).then_with(|| (a_id.len(), a_id.as_str()).cmp(&(b_id.len(), b_id.as_str())))
+        });
+        let quote_line_items = match newest_quote {
+            Some((_, quote_id)) => Some(self.line_items(&self.associations("quotes", &quote_id, "line_items").await?).await?),
+            None => None,
+        };
 
         let notes_field = self.notes_property.as_deref().and_then(|p| deal.raw_prop(p)).filter(|t| !t.trim().is_empty());
         let modified_at = deal
@@ -272,7 +287,7 @@ impl HubSpot {
             currency: deal.prop("deal_currency_code"),
             contacts,
             line_items,
-            quote_line_items: None,
+            quote_line_items,
             activities,
             notes_field,
             modified_at,
@@ -458,9 +473,31 @@ impl HubSpot {
         })
     }
 
-    /// Every association of the deal to `to_type`, following `paging.next.after`.
-    async fn associations(&self, deal_id: &str, to_type: &str) -> Result<Vec<Association>, CrmError> {
-        let path = format!("/crm/v4/objects/deals/{deal_id}/associations/{to_type}");
+    /// The line items associated, in association order, read in batches; those HubSpot no longer
+    /// has are left out.
+    async fn line_items(&self, links: &[Association]) -> Result<Vec<CrmLineItem>, CrmError> {
+        let ids: Vec<String> = links.iter().map(|a| a.id.clone()).collect();
+        let records = self.batch_read("line_items", &LINE_ITEM_PROPERTIES, &ids).await?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| records.get(id))
+            .map(|r| CrmLineItem {
+                sku: r.prop("hs_sku"),
+                name: r.prop("name").unwrap_or_default(),
+                // HubSpot's line item editor defaults the quantity to 1; an unreadable one is NaN,
+                // which the proposal reports as unreadable.
+                quantity: r.prop("quantity").map_or(Ok(1.0), |q| q.parse::<f64>()).unwrap_or(f64::NAN),
+                unit_price: r.prop("price").unwrap_or_default(),
+                currency: r.prop("hs_line_item_currency_code"),
+                description: r.prop("description"),
+            })
+            .collect())
+    }
+
+    /// Every association of record `from_id` (of `from_type`: `deals`, `quotes`) to `to_type`,
+    /// following `paging.next.after`.
+    async fn associations(&self, from_type: &str, from_id: &str, to_type: &str) -> Result<Vec<Association>, CrmError> {
+        let path = format!("/crm/v4/objects/{from_type}/{from_id}/associations/{to_type}");
         let limit = ASSOCIATION_PAGE.to_string();
         let mut out = Vec::new();
         let mut after: Option<String> = None;
@@ -476,7 +513,7 @@ impl HubSpot {
             for a in page.results {
                 match id_text(&a.to_object_id) {
                     Some(id) => out.push(Association { id, types: a.association_types }),
-                    None => tracing::warn!(deal = deal_id, "a HubSpot {to_type} association has no readable id; skipped"),
+                    None => tracing::warn!(record = from_id, "a HubSpot {from_type} to {to_type} association has no readable id; skipped"),
                 }
             }
             match page.paging.and_then(|p| p.next).map(|n| n.after).filter(|a| !a.is_empty()) {

@@ -15,7 +15,7 @@ use firstcall::crm::{CallRecord, Connector, CrmActivityKind, CrmError, text_of_h
 use firstcall::domain::Source;
 use firstcall::proposals::model::{ActivityKind, ContactRole};
 use testkit::crm::hubspot::{FakeHubSpot, NOTES_PROPERTY, TOKEN};
-use testkit::crm::{SampleContact, SampleDeal, SampleOwner};
+use testkit::crm::{SampleContact, SampleDeal, SampleLineItem, SampleOwner};
 
 const DEAL: &str = "8154002031";
 
@@ -160,6 +160,110 @@ async fn with_one_record_a_page_every_page_is_followed_by_its_cursor() {
     let mut sent_sorted = sent.clone();
     sent_sorted.sort();
     assert_eq!(sent_sorted, issued_sorted);
+}
+
+fn item(sku: &str, name: &str, quantity: f64, price: &str) -> SampleLineItem {
+    SampleLineItem { sku: sku.into(), name: name.into(), quantity, price: price.into() }
+}
+
+/// A line item as (sku, name, quantity, unit price, currency).
+type Priced<'a> = (Option<&'a str>, &'a str, f64, &'a str, Option<&'a str>);
+
+fn priced(items: &[firstcall::crm::CrmLineItem]) -> Vec<Priced<'_>> {
+    items.iter().map(|i| (i.sku.as_deref(), i.name.as_str(), i.quantity, i.unit_price.as_str(), i.currency.as_deref())).collect()
+}
+
+#[tokio::test]
+async fn a_deal_with_two_quotes_gets_the_newest_quotes_line_items_beside_its_own() {
+    let fake = fake_with_sample().await;
+    // The newer quote is added first: the connector goes by `hs_createdate`, not by id.
+    let newest = fake.put_quote(
+        DEAL,
+        "Acme proposal v2",
+        won_at() - chrono::TimeDelta::days(5),
+        &[item("PRO-SEAT", "Pro seat (annual)", 100.0, "399.99"), item("SSO-ADDON", "SSO add-on", 1.0, "12500.50")],
+    );
+    let older = fake.put_quote(
+        DEAL,
+        "Acme proposal v1",
+        won_at() - chrono::TimeDelta::days(20),
+        &[item("PRO-SEAT", "Pro seat (annual)", 80.0, "450.00")],
+    );
+
+    let deal = connector(&fake, 100, TOKEN).fetch_deal(DEAL).await.expect("the deal is read");
+
+    assert_eq!(
+        priced(deal.quote_line_items.as_deref().expect("the deal has a quote")),
+        [
+            (Some("PRO-SEAT"), "Pro seat (annual)", 100.0, "399.99", Some("USD")),
+            (Some("SSO-ADDON"), "SSO add-on", 1.0, "12500.50", Some("USD")),
+        ]
+    );
+    // The deal's own line items stay its own, not the quotes' copies.
+    assert_eq!(
+        priced(&deal.line_items),
+        [
+            (Some("PRO-SEAT"), "Pro seat (annual)", 120.0, "420.00", Some("USD")),
+            (Some("SSO-ADDON"), "SSO add-on", 1.0, "14000.00", Some("USD")),
+        ]
+    );
+    // Both quotes are in the buying process; only the newest one's line items were asked for.
+    let mut quotes: Vec<_> = deal.activities.iter().filter(|a| a.kind == CrmActivityKind::Quote).map(|a| a.subject.as_str()).collect();
+    quotes.sort();
+    assert_eq!(quotes, ["Acme proposal v1", "Acme proposal v2"]);
+    assert_eq!(fake.server.requests_to(&format!("/crm/v4/objects/quotes/{newest}/associations/line_items")).len(), 1);
+    assert!(fake.server.requests_to(&format!("/crm/v4/objects/quotes/{older}/")).is_empty());
+    // The module doc's count: the sample's 18, the quotes' batch read, the quote's line items'
+    // association page and their batch read.
+    let requests = fake.server.requests();
+    assert_eq!(requests.len(), 18 + 3, "{:#?}", requests.iter().map(|r| &r.path).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_deal_without_a_quote_has_no_quote_line_items() {
+    let fake = fake_with_sample().await;
+
+    let deal = connector(&fake, 100, TOKEN).fetch_deal(DEAL).await.unwrap();
+
+    assert_eq!(deal.quote_line_items, None);
+    assert_eq!(deal.line_items.len(), 2);
+    assert!(fake.server.requests_to("/crm/v4/objects/quotes/").is_empty());
+}
+
+#[tokio::test]
+async fn a_quote_without_line_items_has_an_empty_list() {
+    let fake = fake_with_sample().await;
+    fake.put_quote(DEAL, "Empty quote", won_at() - chrono::TimeDelta::days(3), &[]);
+
+    let deal = connector(&fake, 100, TOKEN).fetch_deal(DEAL).await.unwrap();
+
+    assert_eq!(deal.quote_line_items, Some(Vec::new()));
+    // No line items, no batch read for them beyond the deal's own.
+    assert_eq!(fake.server.requests_to("/crm/v3/objects/line_items/batch/read").len(), 1);
+}
+
+#[tokio::test]
+async fn the_quotes_line_items_are_read_page_by_page() {
+    let fake = fake_with_sample().await;
+    let items: Vec<SampleLineItem> =
+        (1..=5).map(|i| item(&format!("SKU-{i}"), &format!("Item {i}"), i as f64, &format!("{i}0.05"))).collect();
+    let quote = fake.put_quote(DEAL, "Acme proposal", won_at() - chrono::TimeDelta::days(5), &items);
+    fake.set_page_size(2);
+
+    let deal = connector(&fake, 200, TOKEN).fetch_deal(DEAL).await.unwrap();
+
+    let read: Vec<_> = deal.quote_line_items.as_deref().unwrap().iter().map(|i| (i.sku.clone().unwrap(), i.unit_price.clone())).collect();
+    let expected: Vec<_> = (1..=5).map(|i| (format!("SKU-{i}"), format!("{i}0.05"))).collect();
+    assert_eq!(read, expected);
+    // Five line items at two a page: three pages, the first without a cursor, each later one
+    // with the cursor the page before handed out.
+    let pages = fake.server.requests_to(&format!("/crm/v4/objects/quotes/{quote}/associations/line_items"));
+    let afters: Vec<Vec<String>> = pages.iter().map(|r| query_values(&r.query, "after")).collect();
+    assert_eq!(afters.len(), 3);
+    assert!(afters[0].is_empty());
+    assert!(afters[1..].iter().all(|a| a.len() == 1));
+    let issued = fake.issued_cursors();
+    assert!(afters[1..].iter().all(|a| issued.contains(&a[0])));
 }
 
 #[tokio::test]

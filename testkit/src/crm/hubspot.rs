@@ -2,9 +2,10 @@
 //! bearer token, with bodies shaped as HubSpot documents them:
 //!
 //! - `GET /crm/v3/objects/deals/{dealId}?properties=…` (CRM API | Deals, "Retrieve a deal");
-//! - `GET /crm/v4/objects/deals/{dealId}/associations/{toObjectType}?limit=&after=` (Associations
-//!   v4, "List associations of an object by type": `toObjectId`, `associationTypes` with
-//!   `category`, `typeId` and `label`, `paging.next.after`);
+//! - `GET /crm/v4/objects/{objectType}/{objectId}/associations/{toObjectType}?limit=&after=`
+//!   (Associations v4, "List associations of an object by type": `toObjectId`, `associationTypes`
+//!   with `category`, `typeId` and `label`, `paging.next.after`), from deals and from quotes
+//!   (`/crm/v4/objects/quotes/{quoteId}/associations/line_items`, a quote's line items);
 //! - `POST /crm/v3/objects/deals/search` (CRM API | Search, "Search the CRM": `filterGroups`
 //!   ORed, their `filters` ANDed, `sorts`, `properties`, `limit` up to 200 and the `after`
 //!   cursor; `{"total", "results", "paging": {"next": {"after": "100", "link"}}}`, `paging` only
@@ -28,7 +29,9 @@
 //! [`FakeHubSpot::set_modified`]) and the notes property ([`NOTES_PROPERTY`]); an owner; a primary
 //! company; contacts whose `role` is a `USER_DEFINED` association label (no role: only the
 //! unlabeled `HUBSPOT_DEFINED` type); line items, notes, emails, calls, meetings and tasks with
-//! numeric ids, associated with the deal.
+//! numeric ids, associated with the deal. [`FakeHubSpot::put_quote`] adds a quote to a deal
+//! (`hs_title`, `hs_createdate`) with line items of its own, copies apart from the deal's as
+//! HubSpot makes them, associated with the quote and served by the same batch read.
 //!
 //! Besides the shared faults ([`FakeServer`]), the fake refuses any bearer token but the one it
 //! holds (`401`, HubSpot's `INVALID_AUTHENTICATION` body; [`FakeHubSpot::set_token`] rotates
@@ -48,7 +51,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use super::{FakeServer, SampleDeal, page};
+use super::{FakeServer, SampleDeal, SampleLineItem, page};
 
 /// The private app token the fake accepts until [`FakeHubSpot::set_token`] changes it.
 pub const TOKEN: &str = "pat-na1-5f0c2b1e-7d4a-4c3e-9b8f-1a2b3c4d5e6f";
@@ -102,8 +105,9 @@ struct Store {
     owners: HashMap<String, Value>,
     /// Records by object type (`contacts`, `line_items`, `notes`, …), then id.
     objects: HashMap<&'static str, HashMap<String, Record>>,
-    /// A deal's associations by object type, in id order as HubSpot lists them.
-    links: HashMap<(String, &'static str), Vec<Link>>,
+    /// A record's associations (its object type, its id, the type associated), in id order as
+    /// HubSpot lists them.
+    links: HashMap<(&'static str, String, &'static str), Vec<Link>>,
     /// Association labels and their `USER_DEFINED` type ids.
     labels: HashMap<String, u32>,
     next_id: u64,
@@ -145,6 +149,10 @@ mod type_id {
     pub const NOTE: u32 = 213;
     pub const TASK: u32 = 215;
     pub const COMPANY: u32 = 341;
+    /// From a deal to a quote.
+    pub const QUOTE: u32 = 64;
+    /// From a quote to a line item.
+    pub const QUOTE_LINE_ITEM: u32 = 67;
     /// From a note to a deal (the other way round from [`NOTE`]).
     pub const NOTE_TO_DEAL: u64 = 214;
 }
@@ -169,7 +177,9 @@ impl FakeHubSpot {
             cfg.app_data(data.clone())
                 .route("/crm/v3/objects/deals/search", web::post().to(search_deals))
                 .route("/crm/v3/objects/deals/{dealId}", web::get().to(get_deal))
-                .route("/crm/v4/objects/deals/{dealId}/associations/{toObjectType}", web::get().to(list_associations))
+                // Associations v4, "List associations of an object by type": a deal's, and a quote's line
+                // items (`/crm/v4/objects/quotes/{quoteId}/associations/line_items`).
+                .route("/crm/v4/objects/{objectType}/{objectId}/associations/{toObjectType}", web::get().to(list_associations))
                 .route("/crm/v3/objects/notes", web::post().to(create_note))
                 .route("/crm/v3/owners/{ownerId}", web::get().to(get_owner))
                 .route("/crm/v3/objects/{objectType}/batch/read", web::post().to(batch_read));
@@ -218,7 +228,7 @@ impl FakeHubSpot {
         s.deals.insert(id.to_string(), Record::new(props, created, deal.won_at));
         let deal_id = id.to_string();
         for kind in ["companies", "contacts", "line_items", "notes", "emails", "calls", "meetings", "tasks", "quotes"] {
-            s.links.insert((deal_id.clone(), kind), Vec::new());
+            s.links.insert(("deals", deal_id.clone(), kind), Vec::new());
         }
 
         let company = s.add("companies", None, [("name", deal.account.clone())], created);
@@ -288,6 +298,36 @@ impl FakeHubSpot {
             let id = s.add(object, None, props, a.at);
             s.link(&deal_id, object, id, vec![unlabeled(type_id, None)]);
         }
+    }
+
+    /// Adds a quote to deal `deal_id`: titled `title`, created at `created_at`, with `items` as
+    /// line items of its own (in the deal's currency), apart from the deal's. Returns the quote's id.
+    pub fn put_quote(&self, deal_id: &str, title: &str, created_at: DateTime<Utc>, items: &[SampleLineItem]) -> String {
+        let mut s = self.state.store.lock().unwrap();
+        let currency = s
+            .deals
+            .get(deal_id)
+            .unwrap_or_else(|| panic!("the fake has no deal {deal_id}"))
+            .properties
+            .get("deal_currency_code")
+            .cloned()
+            .unwrap_or_default();
+        let stamp = created_at.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let quote = s.add("quotes", None, [("hs_title", title.to_string()), ("hs_createdate", stamp)], created_at);
+        s.link(deal_id, "quotes", quote.clone(), vec![unlabeled(type_id::QUOTE, None)]);
+        s.links.entry(("quotes", quote.clone(), "line_items")).or_default();
+        for item in items {
+            let props = [
+                ("name", item.name.clone()),
+                ("hs_sku", item.sku.clone()),
+                ("quantity", item.quantity.to_string()),
+                ("price", item.price.clone()),
+                ("hs_line_item_currency_code", currency.clone()),
+            ];
+            let line_item = s.add("line_items", None, props, created_at);
+            s.link_from("quotes", &quote, "line_items", line_item, vec![unlabeled(type_id::QUOTE_LINE_ITEM, None)]);
+        }
+        quote
     }
 
     /// The private app token the fake accepts from now on (the connector's becomes refused).
@@ -407,8 +447,13 @@ impl Store {
         id
     }
 
+    /// Associates deal `deal` with record `to` of `object`.
     fn link(&mut self, deal: &str, object: &'static str, to: String, types: Vec<Value>) {
-        let links = self.links.entry((deal.to_string(), object)).or_default();
+        self.link_from("deals", deal, object, to, types);
+    }
+
+    fn link_from(&mut self, from_type: &'static str, from: &str, object: &'static str, to: String, types: Vec<Value>) {
+        let links = self.links.entry((from_type, from.to_string(), object)).or_default();
         links.retain(|l| l.to != to);
         links.push(Link { to, types });
         links.sort_by_key(|l| l.to.parse::<u64>().unwrap_or(u64::MAX));
@@ -513,15 +558,20 @@ async fn get_deal(req: HttpRequest, state: web::Data<State>, path: web::Path<Str
     with_headers(resp, headers)
 }
 
-/// `GET /crm/v4/objects/deals/{dealId}/associations/{toObjectType}`: Associations v4, "List
-/// associations of an object by type" (`limit` up to 500, cursor `after`; `paging` only when
-/// more pages follow).
-async fn list_associations(req: HttpRequest, state: web::Data<State>, path: web::Path<(String, String)>) -> HttpResponse {
+/// `GET /crm/v4/objects/{objectType}/{objectId}/associations/{toObjectType}`: Associations v4,
+/// "List associations of an object by type" (`limit` up to 500, cursor `after`; `paging` only
+/// when more pages follow). From deals, and from quotes
+/// (`GET /crm/v4/objects/quotes/{quoteId}/associations/line_items`, the quote's line items).
+async fn list_associations(req: HttpRequest, state: web::Data<State>, path: web::Path<(String, String, String)>) -> HttpResponse {
     let headers = match state.admit(&req) {
         Ok(h) => h,
         Err(resp) => return *resp,
     };
-    let (deal, to_type) = path.into_inner();
+    let (from_type, from, to_type) = path.into_inner();
+    if !["deals", "quotes"].contains(&from_type.as_str()) {
+        let message = format!("The fake HubSpot lists associations from deals and quotes only, not {from_type}");
+        return with_headers(HttpResponse::BadRequest().json(error("VALIDATION_ERROR", &message)), headers);
+    }
     let query = query_pairs(&req);
     let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let mut limit = get("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(DEFAULT_LIMIT).clamp(1, DEFAULT_LIMIT);
@@ -537,7 +587,8 @@ async fn list_associations(req: HttpRequest, state: web::Data<State>, path: web:
         },
     };
     let store = state.store.lock().unwrap();
-    let links: &[Link] = store.links.iter().find(|((d, t), _)| *d == deal && *t == to_type).map_or(&[], |(_, l)| l.as_slice());
+    let links: &[Link] =
+        store.links.iter().find(|((f, d, t), _)| *f == from_type && *d == from && *t == to_type).map_or(&[], |(_, l)| l.as_slice());
     let (items, next) = page(&links.iter().map(|l| (l.to.clone(), l.types.clone())).collect::<Vec<_>>(), start, limit);
     let results: Vec<Value> = items
         .into_iter()
@@ -548,7 +599,7 @@ async fn list_associations(req: HttpRequest, state: web::Data<State>, path: web:
         let after = BASE64.encode(next.to_string());
         state.cursors.lock().unwrap().push(after.clone());
         let host = req.connection_info().host().to_string();
-        let link = format!("http://{host}/crm/v4/objects/deals/{deal}/associations/{to_type}?limit={limit}&after={after}");
+        let link = format!("http://{host}/crm/v4/objects/{from_type}/{from}/associations/{to_type}?limit={limit}&after={after}");
         body["paging"] = json!({"next": {"after": after, "link": link}});
     }
     with_headers(HttpResponse::Ok().json(body), headers)
