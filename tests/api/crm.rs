@@ -165,6 +165,27 @@ async fn a_later_change_to_the_deal_is_read_again_and_sent_as_a_short_update() {
 }
 
 #[tokio::test]
+async fn the_recap_compares_what_was_ordered_in_hubspot_with_the_quote() {
+    let deal = sample();
+    let (app, fake) = hubspot(&deal).await;
+    // The quote proposed 100 seats at a lower price, and no SSO add-on.
+    let seats =
+        testkit::crm::SampleLineItem { sku: "PRO-SEAT".into(), name: "Pro seat (annual)".into(), quantity: 100.0, price: "400.00".into() };
+    fake.put_quote(HUBSPOT_DEAL, "Acme - 100 seats", deal.won_at - TimeDelta::days(15), &[seats]);
+    post_hubspot_won(&app).await;
+    app.settle().await;
+    let recap = app.get_json(&format!("/api/v1/calls/{}/recap", app.calls().await[0]["id"])).await;
+    let items: Vec<(String, String, bool)> = recap["line_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["sku"].as_str().unwrap().into(), l["status"].as_str().unwrap().into(), l["quantity_changed"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(items, [("PRO-SEAT".into(), "changed".into(), true), ("SSO-ADDON".into(), "added".into(), false)], "{recap}");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn when_the_crm_is_down_the_recap_goes_on_time_and_the_crms_story_follows_as_a_short_update() {
     let mut deal = sample();
     deal.owner = None;
