@@ -70,11 +70,16 @@ async fn the_sample_deal_reads_into_the_recap_the_rep_gets() {
             ("Sam Otieno", ContactRole::Other, None),
         ]
     );
-    // Both line items at their exact prices.
-    let items: Vec<_> = p
-        .line_items
+    // Both line items at their exact prices: what was ordered (the deal has no quote, so the
+    // proposal lists none).
+    assert!(p.line_items.is_empty());
+    let ordered = deal.ordered_items();
+    let items: Vec<_> = ordered
         .iter()
-        .map(|i| (i.sku.as_str(), i.name.as_str(), i.quantity, i.unit_price.minor, i.unit_price.currency.as_str()))
+        .map(|i| {
+            let price = i.unit_price.as_ref().unwrap();
+            (i.sku.as_str(), i.name.as_str(), i.quantity, price.minor, price.currency.as_str())
+        })
         .collect();
     assert_eq!(items, [("PRO-SEAT", "Pro seat (annual)", 120.0, 42_000, "USD"), ("SSO-ADDON", "SSO add-on", 1.0, 1_400_000, "USD")]);
     // The buying process in time order: notes, the email, the call, the meeting.

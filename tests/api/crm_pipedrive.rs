@@ -55,7 +55,8 @@ async fn proposal(c: &Pipedrive, deal: &str) -> Proposal {
 async fn a_won_deal_reads_into_the_recap_a_rep_expects() {
     let fake = fake_with_sample().await;
     let c = connector(&fake, 50);
-    let p = proposal(&c, "42").await;
+    let deal = c.fetch_deal("42").await.unwrap();
+    let p = deal.to_proposal(Source::Pipedrive, "42", &RoleMap::default());
 
     assert_eq!(p.account.name, "Acme Corp");
     assert_eq!(p.rep_email.as_ref().map(|e| e.as_str()), Some("ana@seller.example"));
@@ -68,8 +69,16 @@ async fn a_won_deal_reads_into_the_recap_a_rep_expects() {
             ("Sam Otieno", None, ContactRole::Other),
         ]
     );
-    let items: Vec<_> =
-        p.line_items.iter().map(|l| (l.name.as_str(), l.quantity, l.unit_price.minor, l.unit_price.currency.to_string())).collect();
+    // What was ordered: the deal's products (Pipedrive has no quote; the proposal lists none).
+    assert!(p.line_items.is_empty());
+    let ordered = deal.ordered_items();
+    let items: Vec<_> = ordered
+        .iter()
+        .map(|l| {
+            let price = l.unit_price.as_ref().unwrap();
+            (l.name.as_str(), l.quantity, price.minor, price.currency.to_string())
+        })
+        .collect();
     assert_eq!(items, [("Pro seat (annual)", 120.0, 42_000, "USD".to_string()), ("SSO add-on", 1.0, 1_400_000, "USD".to_string())]);
 
     // The buying process in time order: notes, the email, the call, the meeting.
@@ -126,9 +135,9 @@ async fn every_page_is_read_following_pipedrive_s_cursors() {
     assert_eq!(deal.contacts.len(), 3);
     assert_eq!(deal.line_items.len(), 2);
     assert_eq!(deal.activities.len(), 5, "two notes, an email, a call and a meeting");
+    assert_eq!(deal.ordered_items().len(), 2);
     let p = deal.to_proposal(Source::Pipedrive, "42", &RoleMap::default());
     assert_eq!(p.requirements.len(), 2);
-    assert_eq!(p.line_items.len(), 2);
 
     let queries = |path: &str| fake.server.requests_to(path).into_iter().map(|r| r.query).collect::<Vec<_>>();
     // v1 lists: `start` moves to each `next_start`.
@@ -159,8 +168,9 @@ async fn a_429_storm_pauses_the_connector_until_pipedrive_allows_it() {
     let fake = fake_with_sample().await;
     fake.server.limit(2, 1);
     let c = connector(&fake, 20);
-    let p = proposal(&c, "42").await;
-    assert_eq!(p.line_items.len(), 2);
+    let deal = c.fetch_deal("42").await.unwrap();
+    assert_eq!(deal.ordered_items().len(), 2);
+    let p = deal.to_proposal(Source::Pipedrive, "42", &RoleMap::default());
     assert_eq!(p.contacts.len(), 3);
 
     let sent = fake.server.requests();

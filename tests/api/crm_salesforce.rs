@@ -61,11 +61,16 @@ async fn salesforce_a_won_opportunity_becomes_the_recap_proposal() {
     assert_eq!(p.contacts[0].email.as_ref().unwrap().as_str(), "dana@acme.example");
     assert_eq!(p.contacts[1].title.as_deref(), Some("IT Director"));
 
-    // Both line items, by product name, at their exact prices in the opportunity's currency.
-    let items: Vec<_> = p
-        .line_items
+    // Both line items, by product name, at their exact prices in the opportunity's currency:
+    // what was ordered (the proposal lists none without a quote).
+    assert!(p.line_items.is_empty());
+    let ordered = deal.ordered_items();
+    let items: Vec<_> = ordered
         .iter()
-        .map(|l| (l.sku.as_str(), l.name.as_str(), l.quantity, l.unit_price.minor, l.unit_price.currency.as_str()))
+        .map(|l| {
+            let price = l.unit_price.as_ref().unwrap();
+            (l.sku.as_str(), l.name.as_str(), l.quantity, price.minor, price.currency.as_str())
+        })
         .collect();
     assert_eq!(items, [("PRO-SEAT", "Pro seat (annual)", 120.0, 42_000, "USD"), ("SSO-ADDON", "SSO add-on", 1.0, 1_400_000, "USD")]);
 
@@ -245,8 +250,9 @@ async fn salesforce_an_org_without_multi_currency_needs_its_currency_set() {
     let mut s = settings(&fake, 50);
     s.salesforce.default_currency = Some(Currency::parse("EUR").unwrap());
     let deal = connector(&s).fetch_deal(&id).await.unwrap();
-    let p = deal.to_proposal(Source::Salesforce, &id, &RoleMap::default());
-    assert!(p.line_items.iter().all(|l| l.unit_price.currency.as_str() == "EUR"));
+    let ordered = deal.ordered_items();
+    assert_eq!(ordered.len(), 2);
+    assert!(ordered.iter().all(|l| l.unit_price.as_ref().is_some_and(|p| p.currency.as_str() == "EUR")), "{ordered:?}");
     let last_query = fake.server.requests().into_iter().rfind(|r| r.path.ends_with("/query")).unwrap();
     assert!(!last_query.query.contains("CurrencyIsoCode"));
 }
