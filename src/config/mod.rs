@@ -449,20 +449,15 @@ fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
     if let Some((key, reason)) = s.retention.problem() {
         return fail(&format!("retention.{key}"), &reason);
     }
+    for (key, value) in s.crm.credentials() {
+        if value.is_some()
+            && let Some(file) = file_origin(figment, key)
+        {
+            return Err(secret_in_file(file, key));
+        }
+    }
     if let Some((key, reason)) = s.crm.problem() {
         return fail(&format!("crm.{key}"), &reason);
-    }
-    for (key, value) in s.crm.credentials() {
-        if value.is_some() && file_origin(figment, key).is_some() {
-            return Err(ConfigError {
-                origin: origin_of(figment, key),
-                key: key.into(),
-                reason: format!(
-                    "secrets must not be written in config files; set FIRSTCALL__{} in the environment",
-                    key.replace('.', "__").to_uppercase()
-                ),
-            });
-        }
     }
     // Secrets come from the environment, never from files that get committed.
     for (key, list) in [
@@ -479,14 +474,7 @@ fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
         if let Some(file) = file_origin(figment, key)
             && has_plain_value(list)
         {
-            return Err(ConfigError {
-                origin: file,
-                key: key.into(),
-                reason: format!(
-                    "secrets must not be written in config files; set FIRSTCALL__{} in the environment",
-                    key.replace('.', "__").to_uppercase()
-                ),
-            });
+            return Err(secret_in_file(file, key));
         }
         if let Err(reason) = list.secrets() {
             return fail(key, &reason);
@@ -510,14 +498,24 @@ fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
             ),
         );
     }
-    if s.mail.smtp.password.is_some() && file_origin(figment, "mail.smtp.password").is_some() {
-        return Err(ConfigError {
-            origin: origin_of(figment, "mail.smtp.password"),
-            key: "mail.smtp.password".into(),
-            reason: "secrets must not be written in config files; set FIRSTCALL__MAIL__SMTP__PASSWORD in the environment".into(),
-        });
+    if s.mail.smtp.password.is_some()
+        && let Some(file) = file_origin(figment, "mail.smtp.password")
+    {
+        return Err(secret_in_file(file, "mail.smtp.password"));
     }
     Ok(())
+}
+
+/// A secret written in config file `file` at `key`: refused, naming the variable to use instead.
+fn secret_in_file(file: String, key: &str) -> ConfigError {
+    ConfigError {
+        origin: file,
+        key: key.into(),
+        reason: format!(
+            "secrets must not be written in config files; set FIRSTCALL__{} in the environment",
+            key.replace('.', "__").to_uppercase()
+        ),
+    }
 }
 
 /// `mail.allowed_recipient_domains`, lower-cased, each checked to be a domain name: an address,

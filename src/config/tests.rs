@@ -135,3 +135,41 @@ fn the_smtp_password_is_not_printed_with_the_settings() {
     assert!(!printed.contains("hunter2-smtp-password"), "{printed}");
     assert!(printed.contains("password: Some(\"<redacted>\")") && printed.contains("username: Some(\"firstcall\")"), "{printed}");
 }
+
+/// Loads `config/default.toml` with `production.toml` holding `extra`.
+fn load_with_file(extra: &str) -> Result<Config, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml"), dir.path().join("default.toml")).unwrap();
+    std::fs::write(dir.path().join("production.toml"), extra).unwrap();
+    ConfigSource { dir: dir.path().to_path_buf(), env_name: Some("production".into()), use_env: false }.load()
+}
+
+#[test]
+fn crm_credentials_written_in_a_file_are_refused_and_not_shown() {
+    for (section, key, var) in [
+        ("hubspot", "token", "FIRSTCALL__CRM__HUBSPOT__TOKEN"),
+        ("pipedrive", "api_token", "FIRSTCALL__CRM__PIPEDRIVE__API_TOKEN"),
+        ("salesforce", "client_secret", "FIRSTCALL__CRM__SALESFORCE__CLIENT_SECRET"),
+    ] {
+        let e = load_with_file(&format!("[crm.{section}]\n{key} = \"crm-secret-in-a-file-123\"\n")).expect_err(key);
+        assert_eq!(e.key, format!("crm.{section}.{key}"), "{e}");
+        assert!(e.origin.ends_with("production.toml") && e.reason.contains(var), "{e}");
+        assert!(!e.to_string().contains("crm-secret-in-a-file-123"), "{e}");
+    }
+    // From the environment (here: an override) they are accepted.
+    let ok = load(&[("crm.hubspot.token", json!("pat-na1-123"))]).unwrap();
+    assert_eq!(ok.settings.crm.hubspot.token.unwrap().expose(), "pat-na1-123");
+}
+
+#[test]
+fn sales_ops_map_crm_role_names_in_a_file() {
+    let c = load_with_file("[crm.roles]\ndecision_maker = [\"Champion\"]\nfunctional_decision_maker = [\"IT Lead\"]\n").unwrap();
+    let roles = &c.settings.crm.roles;
+    use crate::proposals::model::ContactRole;
+    assert_eq!(crate::crm::context::role_of(&["champion".into()], roles), ContactRole::DecisionMaker);
+    assert_eq!(crate::crm::context::role_of(&["IT lead".into()], roles), ContactRole::FunctionalDecisionMaker);
+    // The defaults are replaced, not added to.
+    assert_eq!(crate::crm::context::role_of(&["Economic Buyer".into()], roles), ContactRole::Other);
+    let e = load_with_file("[crm.roles]\ndecision_makers = [\"Champion\"]\n").expect_err("misspelt key");
+    assert!(e.to_string().contains("decision_makers"), "{e}");
+}

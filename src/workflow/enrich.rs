@@ -67,10 +67,7 @@ impl Enrich {
             .clone()
             .and_then(|p| serde_json::from_value(p).ok())
             .ok_or_else(|| StepError::Failed("crm.enrich needs a payload with source and deal_id".into()))?;
-        let source = Source::parse(&target.source).map_err(|e| StepError::Failed(e.0))?;
-        let connector = self.0.connectors.get(source).ok_or_else(|| {
-            StepError::Failed(format!("no {source} connector is on in this process; set its credentials ([crm.{source}])"))
-        })?;
+        let (source, connector) = self.0.connector_for(&target.source)?;
         let pulled = match connector.fetch_deal(&target.deal_id).await {
             Ok(ctx) => {
                 let proposal = ctx.to_proposal(source, &target.deal_id, &self.0.config.settings.crm.roles);
@@ -157,18 +154,18 @@ async fn apply(db: &impl ConnectionTrait, fc: &FirstCall, job: &ClaimedJob, now:
     // The deal's line items are what was ordered: CRM webhooks carry none, so the pull states
     // them, and each pull states them again.
     let items = serde_json::to_value(&ordered).map_err(|e| StepError::Failed(e.to_string()))?;
-    let order_changed = match entity::orders::Entity::find_by_id(call.order_id).one(db).await? {
+    let order = entity::orders::Entity::find_by_id(call.order_id).one(db).await?;
+    let (order, order_changed) = match order {
         Some(order) if order.line_items != items => {
             let mut am = order.into_active_model();
             am.line_items = Set(items);
             am.updated_at = Set(now);
-            am.update(db).await?;
-            true
+            (Some(am.update(db).await?), true)
         }
-        _ => false,
+        other => (other, false),
     };
     let rep = call.rep_email.clone();
-    let call = match entity::orders::Entity::find_by_id(call.order_id).one(db).await? {
+    let call = match order {
         Some(order) => match calls::replan_for_order(db, fc, &order, "crm", now).await? {
             Some(_) => calls::lock(db, call.id).await?.unwrap_or(call),
             None => call,

@@ -60,6 +60,19 @@ impl FirstCall {
         }
     }
 
+    /// The connector for `source` (as a job's payload names it), or why a job for it cannot run
+    /// in this process.
+    pub fn connector_for(
+        &self,
+        source: &str,
+    ) -> Result<(crate::domain::Source, &Arc<dyn crate::crm::Connector>), crate::engine::StepError> {
+        let source = crate::domain::Source::parse(source).map_err(|e| crate::engine::StepError::Failed(e.0))?;
+        let connector = self.connectors.get(source).ok_or_else(|| {
+            crate::engine::StepError::Failed(format!("no {source} connector is on in this process; set its credentials ([crm.{source}])"))
+        })?;
+        Ok((source, connector))
+    }
+
     /// Whether calls of `source`'s deals wait for the CRM's context.
     pub fn enriches(&self, source: crate::domain::Source) -> bool {
         self.connectors.get(source).is_some()

@@ -95,10 +95,7 @@ impl Reconciler {
 
     async fn ask(&self, job: &ClaimedJob) -> Result<serde_json::Value, StepError> {
         let cursor = cursor_of(job)?;
-        let source = Source::parse(&cursor.source).map_err(|e| StepError::Failed(e.0))?;
-        let connector = self.fc.connectors.get(source).ok_or_else(|| {
-            StepError::Failed(format!("no {source} connector is on in this process; set its credentials ([crm.{source}])"))
-        })?;
+        let (_, connector) = self.fc.connector_for(&cursor.source)?;
         let deals = connector
             .won_since(cursor.since, cursor.take.unwrap_or(PER_RUN).clamp(1, TAKE_MAX))
             .await
@@ -146,17 +143,20 @@ impl Reconciler {
             .clone()
             .and_then(|v| serde_json::from_value(v).ok())
             .ok_or_else(|| StepError::Failed("crm.reconcile ran without its answer".into()))?;
-        let mut events: Vec<IntakeEvent> = Vec::with_capacity(deals.len());
-        for d in &deals {
-            let Some(mut ev) = event_of(source, d) else { continue };
-            // The rep directory's crm_ids override the owner's email, as for a webhook.
-            if let Some(id) = d.owner_id.as_deref()
-                && let Some(rep) = crate::reps::email_for_crm_user(db, source, id).await?
-            {
-                ev.facts.rep_email = Some(rep);
-            }
-            events.push(ev);
-        }
+        // The rep directory's crm_ids override the owner's email, as for a webhook (one query for
+        // the run).
+        let owners: Vec<String> = deals.iter().filter_map(|d| d.owner_id.clone()).collect();
+        let directory = if owners.is_empty() { Default::default() } else { crate::reps::emails_for_crm_users(db, source, &owners).await? };
+        let events: Vec<IntakeEvent> = deals
+            .iter()
+            .filter_map(|d| {
+                let mut ev = event_of(source, d)?;
+                if let Some(rep) = d.owner_id.as_ref().and_then(|id| directory.get(id)) {
+                    ev.facts.rep_email = Some(rep.clone());
+                }
+                Some(ev)
+            })
+            .collect();
         let results = super::orders::apply_events(db, &self.fc, &events, now).await?;
         let opened = results.iter().filter(|r| r.outcome == "opened").count();
         let mut fx = Effects { jobs_due_now: opened, ..Effects::default() };

@@ -63,10 +63,7 @@ impl WriteBack {
             .clone()
             .and_then(|v| serde_json::from_value(v).ok())
             .ok_or_else(|| StepError::Failed("crm.write_back needs a payload with the deal and the record".into()))?;
-        let source = Source::parse(&p.source).map_err(|e| StepError::Failed(e.0))?;
-        let connector = self.0.connectors.get(source).ok_or_else(|| {
-            StepError::Failed(format!("no {source} connector is on in this process; set its credentials ([crm.{source}])"))
-        })?;
+        let (_, connector) = self.0.connector_for(&p.source)?;
         match connector.record_call(&p.deal_id, &p.record).await {
             Ok(()) => Ok(json!({"written": true})),
             Err(CrmError::NotFound(reason)) => Ok(json!({"written": false, "reason": reason})),
