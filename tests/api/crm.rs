@@ -26,16 +26,47 @@ async fn app_with(overrides: Vec<(&'static str, Value)>) -> TestApp {
     TestApp::spawn_with(Options { overrides, ..Options::default() }).await
 }
 
-async fn hubspot(deal: &SampleDeal) -> (TestApp, FakeHubSpot) {
-    let fake = FakeHubSpot::start().await;
-    fake.put_deal(HUBSPOT_DEAL, deal);
-    let app = app_with(vec![
+/// The settings of an app whose HubSpot connector reads `fake`, with the reconciler asking every
+/// `reconcile_minutes` (0: off; the webhook tests follow the webhooks alone).
+fn hubspot_settings(fake: &FakeHubSpot, reconcile_minutes: u32) -> Vec<(&'static str, Value)> {
+    vec![
         ("crm.hubspot.token", json!(testkit::crm::hubspot::TOKEN)),
         ("crm.hubspot.base_url", json!(fake.server.base_url)),
         ("crm.hubspot.requests_per_second", json!(50)),
         // So that HubSpot's amount changes are applied (they carry no currency).
         ("webhooks.hubspot.default_currency", json!("USD")),
-        // These tests follow the webhooks; the reconciler has tests of its own.
+        ("crm.reconcile_interval_minutes", json!(reconcile_minutes)),
+    ]
+}
+
+/// A fake HubSpot holding `deal` (if any), and an app reading it.
+async fn hubspot_with(deal: Option<&SampleDeal>, reconcile_minutes: u32) -> (TestApp, FakeHubSpot) {
+    let fake = FakeHubSpot::start().await;
+    if let Some(deal) = deal {
+        fake.put_deal(HUBSPOT_DEAL, deal);
+    }
+    let app = app_with(hubspot_settings(&fake, reconcile_minutes)).await;
+    (app, fake)
+}
+
+async fn hubspot(deal: &SampleDeal) -> (TestApp, FakeHubSpot) {
+    hubspot_with(Some(deal), 0).await
+}
+
+/// With the reconciler on.
+async fn hubspot_reconciling(deal: &SampleDeal) -> (TestApp, FakeHubSpot) {
+    hubspot_with(Some(deal), 15).await
+}
+
+/// A fake Salesforce org holding `deal`, and an app reading it.
+async fn salesforce(deal: &SampleDeal) -> (TestApp, FakeSalesforce) {
+    let fake = FakeSalesforce::start().await;
+    fake.put_deal(SALESFORCE_DEAL, deal);
+    let app = app_with(vec![
+        ("crm.salesforce.client_id", json!(testkit::crm::salesforce::CLIENT_ID)),
+        ("crm.salesforce.client_secret", json!(testkit::crm::salesforce::CLIENT_SECRET)),
+        ("crm.salesforce.base_url", json!(fake.server.base_url)),
+        ("crm.salesforce.requests_per_second", json!(50)),
         ("crm.reconcile_interval_minutes", json!(0)),
     ])
     .await;
@@ -223,10 +254,7 @@ async fn when_the_crm_is_down_the_recap_goes_on_time_and_the_crms_story_follows_
 
 #[tokio::test]
 async fn a_deal_the_crm_does_not_have_is_recorded_and_the_recap_goes_at_once() {
-    let fake = FakeHubSpot::start().await;
-    let app =
-        app_with(vec![("crm.hubspot.token", json!(testkit::crm::hubspot::TOKEN)), ("crm.hubspot.base_url", json!(fake.server.base_url))])
-            .await;
+    let (app, _fake) = hubspot_with(None, 0).await;
     post_hubspot_won(&app).await;
     app.settle().await;
     let mails = mails_titled(&app, "First call with");
@@ -278,16 +306,7 @@ async fn a_pipedrive_deal_won_reaches_its_owner_with_the_crms_story_in_the_recap
 
 #[tokio::test]
 async fn a_salesforce_opportunity_won_reaches_its_owner_with_the_crms_story_in_the_recap() {
-    let fake = FakeSalesforce::start().await;
-    fake.put_deal(SALESFORCE_DEAL, &sample());
-    let app = app_with(vec![
-        ("crm.salesforce.client_id", json!(testkit::crm::salesforce::CLIENT_ID)),
-        ("crm.salesforce.client_secret", json!(testkit::crm::salesforce::CLIENT_SECRET)),
-        ("crm.salesforce.base_url", json!(fake.server.base_url)),
-        ("crm.salesforce.requests_per_second", json!(50)),
-        ("crm.reconcile_interval_minutes", json!(0)),
-    ])
-    .await;
+    let (app, _fake) = salesforce(&sample()).await;
     assert_eq!(app.post_salesforce(&fixture("salesforce/closed_won.xml")).await.status(), 200);
     app.settle().await;
     let mails = mails_titled(&app, "First call with");
@@ -296,20 +315,6 @@ async fn a_salesforce_opportunity_won_reaches_its_owner_with_the_crms_story_in_t
     assert_eq!(mails[0].to[0].address, "ana.silva@example.com");
     assert_recap_of_the_sample_deal(&mails[0].text.clone().unwrap());
     app.stop().await;
-}
-
-/// An app whose HubSpot connector and reconciler are on, with `deal` in the fake HubSpot.
-async fn hubspot_reconciling(deal: &SampleDeal) -> (TestApp, FakeHubSpot) {
-    let fake = FakeHubSpot::start().await;
-    fake.put_deal(HUBSPOT_DEAL, deal);
-    let app = app_with(vec![
-        ("crm.hubspot.token", json!(testkit::crm::hubspot::TOKEN)),
-        ("crm.hubspot.base_url", json!(fake.server.base_url)),
-        ("crm.hubspot.requests_per_second", json!(50)),
-        ("crm.reconcile_interval_minutes", json!(15)),
-    ])
-    .await;
-    (app, fake)
 }
 
 #[tokio::test]
@@ -357,6 +362,16 @@ async fn the_reconcilers_cursor_is_kept_in_the_database_and_moves_to_the_newest_
     let cursor: Value = serde_json::from_str(&cursor[0]).unwrap();
     let since: chrono::DateTime<chrono::Utc> = serde_json::from_value(cursor["since"].clone()).unwrap();
     assert_eq!(since, deal.won_at - TimeDelta::minutes(5), "{cursor}");
+    // A restart: another process starts on the same database and plans the reconciler's first
+    // question (from 48 hours back) unless one is planned: the planned one keeps its cursor.
+    let config = test_config(app.db.url(), app.smtp.port(), &Options { overrides: hubspot_settings(&fake, 15), ..Options::default() });
+    let services = firstcall::startup::Services { http: true, engine: false, mailer: false };
+    let clock: firstcall::clock::SharedClock = app.clock.clone();
+    let restarted = firstcall::startup::Application::build(config, clock, services).await.unwrap().spawn();
+    restarted.stop().await;
+    let after = app.column("SELECT CAST(payload AS TEXT) FROM jobs WHERE kind = 'crm.reconcile'").await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(serde_json::from_str::<Value>(&after[0]).unwrap(), cursor, "the cursor survives the restart");
     // A second deal won later is found by the next question, and only it is new.
     let mut later = sample();
     later.won_at = app.now();
@@ -423,16 +438,7 @@ async fn a_call_cancelled_with_its_order_is_recorded_on_the_pipedrive_deal() {
 
 #[tokio::test]
 async fn marking_done_never_waits_for_the_crm_and_a_write_that_keeps_failing_is_retried_from_the_dashboard() {
-    let fake = FakeSalesforce::start().await;
-    fake.put_deal(SALESFORCE_DEAL, &sample());
-    let app = app_with(vec![
-        ("crm.salesforce.client_id", json!(testkit::crm::salesforce::CLIENT_ID)),
-        ("crm.salesforce.client_secret", json!(testkit::crm::salesforce::CLIENT_SECRET)),
-        ("crm.salesforce.base_url", json!(fake.server.base_url)),
-        ("crm.salesforce.requests_per_second", json!(50)),
-        ("crm.reconcile_interval_minutes", json!(0)),
-    ])
-    .await;
+    let (app, fake) = salesforce(&sample()).await;
     assert_eq!(app.post_salesforce(&fixture("salesforce/closed_won.xml")).await.status(), 200);
     app.settle().await;
     let id = app.calls().await[0]["id"].clone();
