@@ -170,23 +170,35 @@ impl Engine {
         Ok(n)
     }
 
-    /// Records a failed attempt of a job this worker holds (backoff, or dead after the last).
+    /// Records a failed attempt of a job this worker holds (its outside work failed, outside
+    /// any transaction: the token is checked).
     async fn fail_attempt(&self, job: &ClaimedJob, token: &str, err: &str) -> Result<(), EngineError> {
-        let cfg = &self.settings;
         let now = self.clock.now();
-        let is_dead = job.attempts >= job.max_attempts;
-        let state = if is_dead { QUEUE.dead_state } else { "pending" };
-        let retry_at = now + backoff(job.attempts as u32, cfg.retry_base_secs, cfg.retry_max_secs);
-        let finish = Finish { state, due: retry_at, error: Some(err.to_string()), set: vec![] };
+        let (finish, dead) = self.failure(job, err, now);
         if QUEUE.finish(&self.db, job.id, Some(token), finish, now).await? {
-            if is_dead {
-                self.metrics.job_dead();
-                tracing::error!(job_id = job.id, kind = %job.kind, subject_id = ?job.subject_id, attempts = job.attempts, error = %err, "outside work failed too often; job is dead until retried");
-            } else {
-                tracing::warn!(job_id = job.id, kind = %job.kind, subject_id = ?job.subject_id, attempt = job.attempts, error = %err, "outside work failed; will retry");
-            }
+            self.report_failure(job, err, dead, "outside work");
         }
         Ok(())
+    }
+
+    /// How a failed attempt ends: pending again after a backoff, or dead after the last attempt
+    /// (the `bool`).
+    fn failure(&self, job: &ClaimedJob, err: &str, now: chrono::DateTime<chrono::Utc>) -> (Finish, bool) {
+        let cfg = &self.settings;
+        let dead = job.attempts >= job.max_attempts;
+        let state = if dead { QUEUE.dead_state } else { "pending" };
+        let due = now + backoff(job.attempts as u32, cfg.retry_base_secs, cfg.retry_max_secs);
+        (Finish { state, due, error: Some(err.to_string()), set: vec![] }, dead)
+    }
+
+    /// Logs (and counts, when dead) a failed attempt once its outcome is committed.
+    fn report_failure(&self, job: &ClaimedJob, err: &str, dead: bool, what: &str) {
+        if dead {
+            self.metrics.job_dead();
+            tracing::error!(job_id = job.id, kind = %job.kind, subject_id = ?job.subject_id, attempts = job.attempts, error = %err, "{what} failed too often; job is dead until retried");
+        } else {
+            tracing::warn!(job_id = job.id, kind = %job.kind, subject_id = ?job.subject_id, attempt = job.attempts, error = %err, "{what} failed; will retry");
+        }
     }
 
     /// Runs every job that is due now, batch after batch, until none is left (tests and tools).
@@ -203,7 +215,6 @@ impl Engine {
 
     /// Runs the jobs of a lease this process holds.
     pub async fn execute(&self, lease: Lease<ClaimedJob>) -> Result<(), EngineError> {
-        let cfg = &self.settings;
         let now = self.clock.now();
         // Jobs with nothing to run are completed by one statement that checks the lease as it
         // deletes; a batch of only those needs no transaction of its own.
@@ -251,26 +262,18 @@ impl Engine {
             }
         }
         QUEUE.delete(&txn, &done).await?;
-        let mut dead = Vec::new();
+        let mut outcomes = Vec::with_capacity(failed.len());
         for (job, err) in &failed {
-            let is_dead = job.attempts >= job.max_attempts;
-            let retry_at = now + backoff(job.attempts as u32, cfg.retry_base_secs, cfg.retry_max_secs);
-            let state = if is_dead { QUEUE.dead_state } else { "pending" };
+            let (finish, dead) = self.failure(job, err, now);
             // The rows are locked by this transaction (`lock_held`): no token check needed.
-            QUEUE.finish(&txn, job.id, None, Finish { state, due: retry_at, error: Some(err.clone()), set: vec![] }, now).await?;
-            if is_dead {
-                dead.push((*job, err));
-            }
+            QUEUE.finish(&txn, job.id, None, finish, now).await?;
+            outcomes.push((*job, err, dead));
         }
         txn.commit().await?;
 
         self.metrics.jobs_done(done.len() as u64 + noops_done);
-        for (job, err) in &failed {
-            tracing::warn!(job_id = job.id, kind = %job.kind, subject_id = ?job.subject_id, attempt = job.attempts, error = %err, "step failed; will retry");
-        }
-        for (job, err) in &dead {
-            self.metrics.job_dead();
-            tracing::error!(job_id = job.id, kind = %job.kind, subject_id = ?job.subject_id, attempts = job.attempts, error = %err, "step failed too often; job is dead until retried");
+        for (job, err, dead) in outcomes {
+            self.report_failure(job, err, dead, "step");
         }
         if effects.emails > 0 {
             self.signals.mailer.notify_one();
