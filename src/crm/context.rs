@@ -209,19 +209,13 @@ impl DealContext {
 
         let mut sorted: Vec<&CrmActivity> = self.activities.iter().collect();
         sorted.sort_by_key(|a| a.at);
-        let texts: Vec<(String, &CrmActivity)> = sorted
+        // Each activity with the plain text of its body (the markup is read from these).
+        let read: Vec<(&CrmActivity, Option<String>)> =
+            sorted.iter().map(|a| (*a, a.body.as_deref().map(|b| if a.html { super::text_of_html(b) } else { b.to_string() }))).collect();
+        let activities = read
             .iter()
-            .filter_map(|a| a.body.as_deref().map(|b| (if a.html { super::text_of_html(b) } else { b.to_string() }, *a)))
-            .collect();
-        let activities = sorted
-            .iter()
-            .map(|a| {
-                let first_line = || {
-                    texts
-                        .iter()
-                        .find(|(_, x)| std::ptr::eq(*x, *a))
-                        .and_then(|(t, _)| t.lines().map(str::trim).find(|l| !l.is_empty()).map(String::from))
-                };
+            .map(|(a, text)| {
+                let first_line = || text.as_deref().and_then(|t| t.lines().map(str::trim).find(|l| !l.is_empty()).map(String::from));
                 let subject = Some(a.subject.trim()).filter(|s| !s.is_empty()).map(String::from).or_else(first_line);
                 Activity {
                     at: a.at,
@@ -231,9 +225,12 @@ impl DealContext {
             })
             .collect();
 
-        let mut notes: Vec<Note<'_>> = texts
+        let mut notes: Vec<Note<'_>> = read
             .iter()
-            .map(|(t, a)| Note { text: t.as_str(), at: a.at, stated_in: format!("{crm_name} {}, {}", kind_word(a.kind), day(a.at)) })
+            .filter_map(|(a, t)| {
+                let text = t.as_deref()?;
+                Some(Note { text, at: a.at, stated_in: format!("{crm_name} {}, {}", kind_word(a.kind), day(a.at)) })
+            })
             .collect();
         if let Some(field) = &self.notes_field {
             // The deal field is the deal's current word: it is read after every note.
