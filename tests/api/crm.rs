@@ -453,9 +453,15 @@ async fn marking_done_never_waits_for_the_crm_and_a_write_that_keeps_failing_is_
     let dead = app.get_json("/api/v1/jobs?state=dead").await["jobs"].as_array().unwrap().clone();
     let job = dead.iter().find(|j| j["kind"] == "crm.write_back").unwrap_or_else(|| panic!("{dead:?}"));
     assert!(job["last_error"].as_str().unwrap().contains("503"), "{job}");
+    // Sales ops see it on the dashboard, named, and retry it there once Salesforce is back.
     fake.server.set_down(false);
-    let r = app.api(reqwest::Method::POST, &format!("/api/v1/jobs/{}/retry", job["id"])).send().await.unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(crate::pages::log_in(&app, API_TOKEN).await.status, 303);
+    let board = crate::pages::get(&app, "/").await;
+    assert!(board.html.contains(&format!("id=\"retry-job-{}\"", job["id"])), "{}", board.html);
+    assert!(board.html.contains("outcome on the CRM deal"), "{}", board.html);
+    let retry = format!("/dashboard/jobs/{}/retry", job["id"]);
+    let r = crate::pages::post_form(&app.client, &app, &retry, &[("csrf", &board.csrf())]).await;
+    assert_eq!(r.status, 303);
     app.settle().await;
     let tasks = fake.created_tasks();
     assert_eq!(tasks.len(), 1, "{tasks:?}");

@@ -11,10 +11,10 @@ use crate::helpers::*;
 const REP: &str = "ana@seller.example";
 const PAYLOAD: &str = "<script>alert(1)</script>\" onmouseover=\"alert(2)";
 
-struct Page {
-    status: StatusCode,
+pub(crate) struct Page {
+    pub(crate) status: StatusCode,
     headers: HeaderMap,
-    html: String,
+    pub(crate) html: String,
 }
 
 impl Page {
@@ -34,7 +34,7 @@ impl Page {
     }
 
     /// The CSRF token of the page's first form.
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let at = self.html.find("name=\"csrf\" value=\"").unwrap_or_else(|| panic!("no CSRF field in\n{}", self.html)) + 19;
         self.html[at..].chars().take_while(|c| *c != '"').collect()
     }
@@ -44,11 +44,11 @@ impl Page {
     }
 }
 
-async fn get(app: &TestApp, path: &str) -> Page {
+pub(crate) async fn get(app: &TestApp, path: &str) -> Page {
     Page::of(app.client.get(app.url(path)).send().await.unwrap()).await
 }
 
-async fn post_form(client: &reqwest::Client, app: &TestApp, path: &str, form: &[(&str, &str)]) -> Page {
+pub(crate) async fn post_form(client: &reqwest::Client, app: &TestApp, path: &str, form: &[(&str, &str)]) -> Page {
     Page::of(client.post(app.url(path)).form(form).send().await.unwrap()).await
 }
 
@@ -218,7 +218,7 @@ async fn the_database_going_away_shows_a_503_page() {
     app.stop().await;
 }
 
-async fn log_in(app: &TestApp, token: &str) -> Page {
+pub(crate) async fn log_in(app: &TestApp, token: &str) -> Page {
     let form = get(app, "/login").await;
     assert_eq!(form.status, 200);
     post_form(&app.client, app, "/login", &[("csrf", &form.csrf()), ("token", token), ("next", "/")]).await
