@@ -160,16 +160,3 @@ fn crm_credentials_written_in_a_file_are_refused_and_not_shown() {
     let ok = load(&[("crm.hubspot.token", json!("pat-na1-123"))]).unwrap();
     assert_eq!(ok.settings.crm.hubspot.token.unwrap().expose(), "pat-na1-123");
 }
-
-#[test]
-fn sales_ops_map_crm_role_names_in_a_file() {
-    let c = load_with_file("[crm.roles]\ndecision_maker = [\"Champion\"]\nfunctional_decision_maker = [\"IT Lead\"]\n").unwrap();
-    let roles = &c.settings.crm.roles;
-    use crate::proposals::model::ContactRole;
-    assert_eq!(crate::crm::context::role_of(&["champion".into()], roles), ContactRole::DecisionMaker);
-    assert_eq!(crate::crm::context::role_of(&["IT lead".into()], roles), ContactRole::FunctionalDecisionMaker);
-    // The defaults are replaced, not added to.
-    assert_eq!(crate::crm::context::role_of(&["Economic Buyer".into()], roles), ContactRole::Other);
-    let e = load_with_file("[crm.roles]\ndecision_makers = [\"Champion\"]\n").expect_err("misspelt key");
-    assert!(e.to_string().contains("decision_makers"), "{e}");
-}

@@ -470,6 +470,25 @@ mod tests {
     }
 
     #[test]
+    fn sales_ops_map_crm_role_names_in_a_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        std::fs::copy(repo.join("config/default.toml"), dir.path().join("default.toml")).unwrap();
+        let load = |roles: &str| {
+            std::fs::write(dir.path().join("production.toml"), roles).unwrap();
+            crate::config::ConfigSource { dir: dir.path().to_path_buf(), env_name: Some("production".into()), use_env: false }.load()
+        };
+        let c = load("[crm.roles]\ndecision_maker = [\"Champion\"]\nfunctional_decision_maker = [\"IT Lead\"]\n").unwrap();
+        let roles = &c.settings.crm.roles;
+        assert_eq!(role_of(&["champion".into()], roles), ContactRole::DecisionMaker);
+        assert_eq!(role_of(&["IT lead".into()], roles), ContactRole::FunctionalDecisionMaker);
+        // The defaults are replaced, not added to.
+        assert_eq!(role_of(&["Economic Buyer".into()], roles), ContactRole::Other);
+        let e = load("[crm.roles]\ndecision_makers = [\"Champion\"]\n").expect_err("misspelt key");
+        assert!(e.to_string().contains("decision_makers"), "{e}");
+    }
+
+    #[test]
     fn a_deal_with_nothing_but_an_id_still_names_the_account() {
         let p = DealContext::default().to_proposal(Source::Pipedrive, "7", &RoleMap::default());
         assert_eq!(p.account.name, "Pipedrive deal 7");
