@@ -13,7 +13,7 @@ use firstcall::engine::Engine;
 use firstcall::mail::mailer::Mailer;
 use firstcall::startup::{Application, RunningApp, Services};
 use serde_json::{Value, json};
-use testkit::db::TestDb;
+use testkit::db::{Backend, TestDb};
 use testkit::smtp::SmtpSink;
 
 pub const API_TOKEN: &str = "test-api-token-0123456789";
@@ -34,11 +34,14 @@ pub struct Options {
     pub overrides: Vec<(&'static str, Value)>,
     /// Override the config directory (defaults to the repository's `config/`).
     pub config_dir: Option<std::path::PathBuf>,
+    /// The database backend whatever `FIRSTCALL_TEST_DB` asks for: for a promise that holds on
+    /// one backend only, so its test never runs against the other.
+    pub backend: Option<Backend>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { real_time: false, start: monday_morning(), overrides: vec![], config_dir: None }
+        Options { real_time: false, start: monday_morning(), overrides: vec![], config_dir: None, backend: None }
     }
 }
 
@@ -102,7 +105,11 @@ impl TestApp {
 
     pub async fn spawn_with(opts: Options) -> TestApp {
         firstcall::crm::client::install_tls_provider();
-        let db = TestDb::create().await;
+        let db = match opts.backend {
+            Some(Backend::Postgres) => TestDb::postgres().await,
+            Some(Backend::Sqlite) => TestDb::sqlite(),
+            None => TestDb::create().await,
+        };
         let smtp = SmtpSink::start().await;
         let config = test_config(db.url(), smtp.port(), &opts);
         let clock = ManualClock::new(opts.start);
@@ -240,6 +247,27 @@ impl TestApp {
     }
 }
 
+/// For a test of an outage: requests give up waiting for a connection after a second.
+pub fn quick_outage() -> Options {
+    Options { overrides: vec![("database.connect_timeout_secs", json!(1))], ..Options::default() }
+}
+
+/// The database kept from the service, from [`TestApp::database_down`] until [`Outage::end`].
+pub enum Outage {
+    Postgres(String),
+    Sqlite(sea_orm::DatabaseTransaction),
+}
+
+impl Outage {
+    /// The database is back.
+    pub async fn end(self) {
+        match self {
+            Outage::Postgres(name) => testkit::db::terminate_connections(&name, false).await,
+            Outage::Sqlite(held) => held.rollback().await.expect("release the SQLite connection"),
+        }
+    }
+}
+
 /// A generic `order.created` event for `deal`.
 pub fn order_created(id: &str, deal: &str, rep: &str, at: DateTime<Utc>) -> Value {
     json!({
@@ -369,6 +397,25 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// Takes the database away from the running service until [`Outage::end`]. On PostgreSQL
+    /// the server refuses new connections and ends the open ones, as when it goes down. On
+    /// SQLite the database lives in the process behind one connection, so what the service meets
+    /// when it cannot have its database is that connection held elsewhere: the outage holds it
+    /// (in a transaction that also takes the file's write lock), and every request waits
+    /// `database.connect_timeout_secs` for it and gives up, as it would for an unreachable server.
+    pub async fn database_down(&self) -> Outage {
+        match self.db.backend() {
+            Backend::Postgres => {
+                testkit::db::terminate_connections(self.db.name(), true).await;
+                Outage::Postgres(self.db.name().to_string())
+            }
+            Backend::Sqlite => {
+                use sea_orm::TransactionTrait;
+                Outage::Sqlite(self.state.db.begin().await.expect("the SQLite connection is free to take"))
+            }
+        }
     }
 
     /// Every call, open and closed, as the API lists them.

@@ -43,18 +43,15 @@ async fn metrics_count_what_happened() {
 
 #[tokio::test]
 async fn readiness_fails_while_the_database_is_away_and_recovers() {
-    if testkit::db::Backend::from_env() != testkit::db::Backend::Postgres {
-        return;
-    }
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(quick_outage()).await;
     assert_eq!(app.client.get(app.url("/readyz")).send().await.unwrap().status(), 200);
-    testkit::db::terminate_connections(app.db.name(), true).await;
+    let outage = app.database_down().await;
     let r = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 503);
     let b: Value = r.json().await.unwrap();
     assert!(b["reason"].as_str().unwrap().contains("database"), "{b}");
     assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), 200, "the process itself is fine");
-    testkit::db::terminate_connections(app.db.name(), false).await;
+    outage.end().await;
     let mut status = 0;
     for _ in 0..50 {
         status = app.client.get(app.url("/readyz")).send().await.unwrap().status().as_u16();
