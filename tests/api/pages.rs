@@ -314,6 +314,91 @@ async fn a_session_cookie_kept_after_logout_no_longer_opens_anything() {
 }
 
 #[tokio::test]
+async fn a_call_marked_done_on_the_dashboard_is_recorded_as_done_from_the_dashboard() {
+    // README: "Logged in, every call page opens without a link (`/calls/{id}`), and a call
+    // marked done there is recorded as done from the dashboard."
+    let app = TestApp::spawn().await;
+    let (id, _) = call_with_link(&app, "D-1").await;
+    assert_eq!(log_in(&app, API_TOKEN).await.status, StatusCode::SEE_OTHER);
+    let path = format!("/calls/{id}");
+    let page = get(&app, &path).await;
+    assert_eq!(page.status, 200);
+    // The done form as the page has it (the page's first form is the logout's).
+    let at = page.html.find("id=\"done-form\"").expect("the done form is on the page");
+    let form = &page.html[page.html[..at].rfind("<form").unwrap()..];
+    let field = |prefix: &str| -> String {
+        let at = form.find(prefix).unwrap_or_else(|| panic!("{prefix} in {form}")) + prefix.len();
+        form[at..].chars().take_while(|c| *c != '"').collect()
+    };
+    let (action, csrf) = (field("action=\"").replace("&#x2f;", "/"), field("name=\"csrf\" value=\""));
+    assert_eq!(action, format!("{path}/done"), "the form posts without a link token");
+    let notes = "Budget moved to Q1; call again in January.";
+    let r = post_form(&app.client, &app, &action, &[("csrf", &csrf), ("outcome", "at_risk"), ("notes", notes)]).await;
+    assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, path.as_str()), "back to the page, without a link token");
+    let call = app.api(reqwest::Method::GET, &path.replace("/calls/", "/api/v1/calls/")).send().await.unwrap();
+    let call: serde_json::Value = call.json().await.unwrap();
+    assert_eq!(
+        (call["state"].as_str(), call["outcome"].as_str(), call["notes"].as_str(), call["completed_by"].as_str()),
+        (Some("done"), Some("at_risk"), Some(notes), Some("dashboard")),
+        "{call}"
+    );
+    let done = get(&app, &path).await;
+    assert!(done.text().contains("Marked done") && done.text().contains("(dashboard)"), "{}", done.text());
+    let actors =
+        app.column(&format!("SELECT actor FROM audit_log WHERE entity = 'call' AND entity_id = {id} AND action = 'completed'")).await;
+    assert_eq!(actors, vec!["dashboard"], "the audit trail names the dashboard");
+    app.stop().await;
+}
+
+/// The `Set-Cookie` of a login's session, and the cookie to send back (`name=value`).
+async fn session_cookie(app: &TestApp) -> (String, String) {
+    let ok = log_in(app, API_TOKEN).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    let set = ok
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("firstcall_session="))
+        .expect("a session cookie");
+    let pair = set.split(';').next().unwrap().to_string();
+    (set, pair)
+}
+
+#[tokio::test]
+async fn a_dashboard_session_lasts_12_hours_and_its_cookie_says_so() {
+    // README: the session "lasts 12 hours".
+    let app = TestApp::spawn().await;
+    let (set, pair) = session_cookie(&app).await;
+    assert!(set.split("; ").any(|a| a == "Max-Age=43200"), "the browser keeps it 12 hours: {set}");
+    app.advance(chrono::TimeDelta::hours(12) - chrono::TimeDelta::minutes(1));
+    assert_eq!(get_with_cookie(&app, "/", &pair).await, StatusCode::OK, "still open a minute before");
+    assert_eq!(get_with_cookie(&app, "/api/v1/calls", &pair).await, StatusCode::OK);
+    // A browser that kept the cookie longer (or a copy of it) opens nothing once the 12 hours are up.
+    app.advance(chrono::TimeDelta::minutes(1));
+    assert_eq!(get_with_cookie(&app, "/", &pair).await, StatusCode::SEE_OTHER, "back to the login");
+    assert_eq!(get_with_cookie(&app, "/api/v1/calls", &pair).await, StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_when_the_public_url_is_https() {
+    // README: the cookie is "HttpOnly, SameSite=Lax, Secure when `http.public_url` is https"
+    // (over plain http it is not: `the_dashboard_needs_a_login_and_logout_ends_it`).
+    let https = Options { overrides: vec![("http.public_url", json!("https://firstcall.test"))], ..Options::default() };
+    let app = TestApp::spawn_with(https).await;
+    let (set, pair) = session_cookie(&app).await;
+    let attributes: Vec<&str> = set.split("; ").skip(1).collect();
+    for wanted in ["Secure", "HttpOnly", "SameSite=Lax"] {
+        assert!(attributes.contains(&wanted), "{wanted} missing: {set}");
+    }
+    // The test talks plain http to the server, so it sends the cookie itself, as a browser
+    // would over https.
+    assert_eq!(get_with_cookie(&app, "/", &pair).await, StatusCode::OK);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn the_dashboard_lists_overdue_calls_first_and_filters() {
     let app = TestApp::spawn().await;
     let other = "bo@seller.example";
