@@ -745,6 +745,92 @@ fn reminder_dates_to(app: &TestApp, to: &str) -> Vec<String> {
         .collect()
 }
 
+/// A schedule for the tests below: hourly reminders in UTC office hours, due at the end of the day.
+fn schedule(name: &str, matcher: Option<serde_json::Value>, escalation: serde_json::Value) -> serde_json::Value {
+    let mut s = json!({
+        "name": name, "due_within_business_hours": 8, "reminder_cron": "0 * * * *", "escalation": escalation,
+        "business_hours": {"start": "09:00", "end": "18:00", "days": ["mon", "tue", "wed", "thu", "fri"]},
+    });
+    if let Some(m) = matcher {
+        s["match"] = m;
+    }
+    s
+}
+
+#[tokio::test]
+async fn the_first_schedule_whose_match_fits_an_order_applies_by_amount_currency_source_and_segment() {
+    // README: "The first `[[schedules]]` entry whose `match` fits an order applies; one without
+    // `match` must exist." Bounds are in their currency: `min_amount` is "at least",
+    // `max_amount` "below"; segments compare without case.
+    let schedules = json!([
+        schedule("from-salesforce", Some(json!({"sources": ["salesforce"]})), json!([])),
+        schedule("enterprise", Some(json!({"segments": ["enterprise"]})), json!([])),
+        schedule("big-usd", Some(json!({"min_amount": "50000", "currency": "USD"})), json!([])),
+        schedule("small-eur", Some(json!({"max_amount": "1000", "currency": "EUR"})), json!([])),
+        schedule("default", None, json!([])),
+    ]);
+    let app = TestApp::spawn_with(Options { overrides: vec![("schedules", schedules)], ..Options::default() }).await;
+    // (deal, amount, currency, segment, the schedule it must get)
+    let cases = [
+        ("D-1", "60000.00", "USD", None, "big-usd"),
+        ("D-2", "50000.00", "USD", None, "big-usd"),
+        ("D-3", "49999.99", "USD", None, "default"),
+        ("D-4", "60000.00", "EUR", None, "default"),
+        ("D-5", "999.99", "EUR", None, "small-eur"),
+        ("D-6", "1000.00", "EUR", None, "default"),
+        ("D-7", "500.00", "USD", Some("Enterprise"), "enterprise"),
+        ("D-8", "500.00", "EUR", Some("smb"), "small-eur"),
+        ("D-9", "60000.00", "USD", Some("enterprise"), "enterprise"),
+    ];
+    for (deal, amount, currency, segment, _) in cases {
+        let mut order = order_created(&format!("e-{deal}"), deal, REP, app.now());
+        order["order"]["amount"] = json!(amount);
+        order["order"]["currency"] = json!(currency);
+        if let Some(seg) = segment {
+            order["order"]["segment"] = json!(seg);
+        }
+        assert_eq!(app.post_generic(&order).await.status(), 200, "{deal}");
+    }
+    // 48,000 USD from Salesforce: its source comes first.
+    let sf = app.post_salesforce(&fixture("salesforce/closed_won.xml")).await;
+    assert_eq!(sf.status(), 200, "{}", sf.text().await.unwrap());
+    app.settle().await;
+    let calls = app.calls().await;
+    let got: HashMap<String, String> =
+        calls.iter().map(|c| (c["deal_id"].as_str().unwrap().to_string(), c["schedule"].as_str().unwrap().to_string())).collect();
+    for (deal, amount, currency, segment, expected) in cases {
+        assert_eq!(got.get(deal).map(String::as_str), Some(expected), "{deal}: {amount} {currency}, segment {segment:?}");
+    }
+    let salesforce: Vec<&serde_json::Value> = calls.iter().filter(|c| c["source"] == "salesforce").collect();
+    assert_eq!(salesforce.len(), 1, "{calls:?}");
+    assert_eq!(salesforce[0]["schedule"], "from-salesforce");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_escalation_after_n_reminders_goes_with_the_nth_reminder_and_not_before() {
+    // README: `{ after_reminders = 2, to = "manager" }`; steps fire in order, each once.
+    let escalation = json!([{"after_reminders": 2, "to": "manager"}, {"after_reminders": 4, "to": "manager_of_manager"}]);
+    let schedules = json!([schedule("default", None, escalation)]);
+    let app = TestApp::spawn_with(Options { overrides: vec![("schedules", schedules)], ..Options::default() }).await;
+    directory(&app, "UTC").await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    // Monday 09:00 order, due 17:00, so nothing is overdue while the hourly reminders go out.
+    assert_eq!(app.calls().await[0]["due_at"], "2026-11-23T17:00:00Z");
+    for n in 1..=5usize {
+        app.advance_and_settle(TimeDelta::hours(1), TimeDelta::minutes(30)).await;
+        let reminders = kinds(&app.mails_to(REP)).iter().filter(|k| *k == "reminder").count();
+        assert_eq!(reminders, n, "one reminder an hour");
+        let to_manager = kinds(&app.mails_to(MANAGER));
+        let to_director = kinds(&app.mails_to(DIRECTOR));
+        assert_eq!(to_manager, if n >= 2 { vec!["escalation"] } else { vec![] }, "the manager after reminder {n}");
+        assert_eq!(to_director, if n >= 4 { vec!["escalation"] } else { vec![] }, "the manager's manager after reminder {n}");
+    }
+    assert!(kinds(&app.mails_to(REP)).iter().all(|k| k != "escalation"), "the rep is not escalated to");
+    app.stop().await;
+}
+
 /// Promises about PostgreSQL alone, so these run on PostgreSQL whatever `FIRSTCALL_TEST_DB`
 /// says, and the SQLite pass of `scripts/test.sh` leaves them out (`--skip postgres_only::`,
 /// counted as filtered out) instead of reporting them passed there:
