@@ -16,6 +16,9 @@ const REP: &str = "ana@seller.example";
 const SMTP_USER: &str = "firstcall";
 const SMTP_PASSWORD: &str = "smtp-password-5f1c2e9a";
 const LINK_KEY: &str = "link-signing-key-0123456789";
+const HUBSPOT_CRM_TOKEN: &str = testkit::crm::hubspot::TOKEN;
+const PIPEDRIVE_CRM_TOKEN: &str = "pipedrive-api-token-8c1d5e";
+const SALESFORCE_CRM_SECRET: &str = "salesforce-client-secret-3b9f07";
 
 /// What a client on a raw socket saw of the server: what it read back, when the first byte of
 /// that arrived, and when the server closed the connection, each counted from the client's start.
@@ -70,6 +73,10 @@ async fn secrets_never_appear_in_the_logs() {
     // The real binary, logging at debug level, its output captured as an operator would see it.
     let db = testkit::db::TestDb::create().await;
     let smtp = testkit::SmtpSink::start_with_auth(SMTP_USER, SMTP_PASSWORD).await;
+    let hubspot = testkit::crm::hubspot::FakeHubSpot::start().await;
+    for deal in ["1246965", "1246978"] {
+        hubspot.put_deal(deal, &testkit::crm::SampleDeal::acme(chrono::Utc::now()));
+    }
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let log = tempfile::NamedTempFile::new().unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_firstcall"))
@@ -93,6 +100,15 @@ async fn secrets_never_appear_in_the_logs() {
         .env("FIRSTCALL__WEBHOOKS__PIPEDRIVE__BASIC_AUTH", PIPEDRIVE_AUTH)
         .env("FIRSTCALL__WEBHOOKS__SALESFORCE__ORGANIZATION_IDS", format!("[{SALESFORCE_ORG:?}]"))
         .env("FIRSTCALL__WEBHOOKS__SALESFORCE__PATH_SECRETS", SALESFORCE_PATH_SECRET)
+        // CRM connectors: HubSpot's reads the fake; Pipedrive's and Salesforce's find nobody
+        // listening, so their failures are logged too.
+        .env("FIRSTCALL__CRM__HUBSPOT__TOKEN", HUBSPOT_CRM_TOKEN)
+        .env("FIRSTCALL__CRM__HUBSPOT__BASE_URL", &hubspot.server.base_url)
+        .env("FIRSTCALL__CRM__PIPEDRIVE__API_TOKEN", PIPEDRIVE_CRM_TOKEN)
+        .env("FIRSTCALL__CRM__PIPEDRIVE__BASE_URL", "http://127.0.0.1:9")
+        .env("FIRSTCALL__CRM__SALESFORCE__BASE_URL", "http://127.0.0.1:9")
+        .env("FIRSTCALL__CRM__SALESFORCE__CLIENT_ID", "firstcall-client-id")
+        .env("FIRSTCALL__CRM__SALESFORCE__CLIENT_SECRET", SALESFORCE_CRM_SECRET)
         .env_remove("RUST_LOG")
         .stdout(log.reopen().unwrap())
         .stderr(log.reopen().unwrap())
@@ -111,43 +127,135 @@ async fn secrets_never_appear_in_the_logs() {
     }
     assert!(up, "the service came up: {}", std::fs::read_to_string(log.path()).unwrap_or_default());
 
-    // Every way a secret could be presented, right and wrong.
+    // Every way a secret could be presented, right and wrong, each with its exact outcome: a
+    // refusal that turned into a 500 (or an acceptance of a wrong secret) is a failure here too.
     let now = chrono::Utc::now();
     // The real clock: the event happened just now (events older than max_event_age_days are refused).
     let raw =
         String::from_utf8(fixture("generic/order_created.json")).unwrap().replace("2026-03-02T14:05:00Z", &now.to_rfc3339()).into_bytes();
     let post = |path: &str, body: Vec<u8>| client.post(format!("{base}{path}")).header("content-type", "application/json").body(body);
+    let mut outcomes: Vec<(&str, u16, String)> = Vec::new();
+    async fn seen(r: reqwest::Response) -> (u16, String) {
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap_or_default();
+        let code = serde_json::from_str::<Value>(&body).ok().and_then(|b| b["error"]["code"].as_str().map(String::from));
+        (status, code.unwrap_or(body))
+    }
     let wrong = firstcall::intake::signature::sign_generic(b"wrong-generic-secret-1", now.timestamp(), &raw);
-    assert_eq!(post("/webhooks/generic", raw.clone()).header("X-Firstcall-Signature", wrong).send().await.unwrap().status(), 401);
-    let uri = "http://firstcall.test/webhooks/hubspot";
-    let hub = fixture("hubspot/closed_won_batch.json");
-    let bad_hub = firstcall::intake::signature::sign_hubspot_v3(b"wrong-hubspot-secret", "POST", uri, &hub, now.timestamp_millis());
-    let r = post("/webhooks/hubspot", hub.clone())
-        .header("X-HubSpot-Signature-v3", bad_hub)
-        .header("X-HubSpot-Request-Timestamp", now.timestamp_millis().to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    let pd = fixture("pipedrive/deal_won_v2.json");
-    for creds in ["pipedrive:not-the-password", PIPEDRIVE_AUTH] {
-        let r = post("/webhooks/pipedrive", pd.clone()).basic_auth(creds.split(':').next().unwrap(), creds.split(':').nth(1)).send().await;
-        assert!(r.unwrap().status().as_u16() < 500);
-    }
-    for token in ["not-the-api-token", API_TOKEN] {
-        assert!(client.get(format!("{base}/api/v1/calls")).bearer_auth(token).send().await.unwrap().status().as_u16() < 500);
-    }
-    // The Salesforce path secret is part of the URL, which the request log records.
-    let sf = String::from_utf8(fixture("salesforce/closed_won.xml")).unwrap().replace("2026-03-02T14:05:00.000Z", &now.to_rfc3339());
-    for path in [format!("/webhooks/salesforce/{SALESFORCE_PATH_SECRET}"), format!("/webhooks/salesforce/{SALESFORCE_PATH_SECRET}x")] {
-        let r = client.post(format!("{base}{path}")).header("content-type", "text/xml").body(sf.clone()).send().await.unwrap();
-        assert!(r.status().as_u16() < 500);
-    }
+    let (st, code) = seen(post("/webhooks/generic", raw.clone()).header("X-Firstcall-Signature", wrong).send().await.unwrap()).await;
+    outcomes.push(("generic, wrong secret", st, code));
     let good = firstcall::intake::signature::sign_generic(GENERIC_SECRET.as_bytes(), now.timestamp(), &raw);
-    assert_eq!(post("/webhooks/generic", raw.clone()).header("X-Firstcall-Signature", good).send().await.unwrap().status(), 200);
-    // The recap goes out through SMTP with the password.
-    assert!(!smtp.wait_for(2, Duration::from_secs(30)).await.is_empty(), "mail was sent");
+    let (st, _) = seen(post("/webhooks/generic", raw.clone()).header("X-Firstcall-Signature", good).send().await.unwrap()).await;
+    outcomes.push(("generic, right secret", st, String::new()));
+
+    let uri = "http://firstcall.test/webhooks/hubspot";
+    let ms = now.timestamp_millis().to_string();
+    let hub = String::from_utf8(fixture("hubspot/closed_won_batch.json")).unwrap();
+    let hub = hub.replace("1772460300000", &ms).replace("1772460301000", &ms).into_bytes();
+    for (what, secret) in [("hubspot, wrong secret", "wrong-hubspot-secret"), ("hubspot, right secret", HUBSPOT_SECRET)] {
+        let sig = firstcall::intake::signature::sign_hubspot_v3(secret.as_bytes(), "POST", uri, &hub, now.timestamp_millis());
+        let r = post("/webhooks/hubspot", hub.clone())
+            .header("X-HubSpot-Signature-v3", sig)
+            .header("X-HubSpot-Request-Timestamp", now.timestamp_millis().to_string())
+            .send()
+            .await
+            .unwrap();
+        let (st, code) = seen(r).await;
+        outcomes.push((what, st, if st == 200 { String::new() } else { code }));
+    }
+    let pd = String::from_utf8(fixture("pipedrive/deal_won_v2.json")).unwrap();
+    let pd = pd.replace("2026-03-02T14:05:00.481Z", &now.to_rfc3339()).into_bytes();
+    for (what, creds) in [("pipedrive, wrong password", "pipedrive:not-the-password"), ("pipedrive, right password", PIPEDRIVE_AUTH)] {
+        let (user, password) = creds.split_once(':').unwrap();
+        let (st, code) = seen(post("/webhooks/pipedrive", pd.clone()).basic_auth(user, Some(password)).send().await.unwrap()).await;
+        outcomes.push((what, st, if st == 200 { String::new() } else { code }));
+    }
+    for (what, token) in [("api, wrong token", "not-the-api-token"), ("api, right token", API_TOKEN)] {
+        let (st, code) = seen(client.get(format!("{base}/api/v1/calls")).bearer_auth(token).send().await.unwrap()).await;
+        outcomes.push((what, st, if st == 200 { String::new() } else { code }));
+    }
+    // The Salesforce path secret is part of the URL, which the request log records; the org id
+    // is checked behind it.
+    let sf = String::from_utf8(fixture("salesforce/closed_won.xml")).unwrap().replace("2026-03-02T14:05:00.000Z", &now.to_rfc3339());
+    let foreign = sf.replace(SALESFORCE_ORG, "00D000000000001AAA");
+    for (what, path, body) in [
+        ("salesforce, right path secret", format!("/webhooks/salesforce/{SALESFORCE_PATH_SECRET}"), sf.clone()),
+        ("salesforce, wrong path secret", format!("/webhooks/salesforce/{SALESFORCE_PATH_SECRET}x"), sf.clone()),
+        ("salesforce, another org", format!("/webhooks/salesforce/{SALESFORCE_PATH_SECRET}"), foreign),
+    ] {
+        let r = client.post(format!("{base}{path}")).header("content-type", "text/xml").body(body).send().await.unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        let outcome = if body.contains("<Ack>true</Ack>") {
+            "ack"
+        } else if body.contains("path secret") {
+            "fault: path secret"
+        } else if body.contains("Fault") && body.contains("organization") {
+            "fault: organization"
+        } else {
+            "other"
+        };
+        outcomes.push((what, status, if outcome == "other" { body } else { outcome.into() }));
+    }
+    // The dashboard login trades a token for a session cookie.
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap();
+    let mut session = String::new();
+    for (what, token) in [("login, wrong token", "not-the-api-token"), ("login, right token", API_TOKEN)] {
+        let form = browser.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
+        let at = form.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+        let csrf: String = form[at..].chars().take_while(|c| *c != '"').collect();
+        let r =
+            browser.post(format!("{base}/login")).form(&[("csrf", csrf.as_str()), ("token", token), ("next", "/")]).send().await.unwrap();
+        if let Some(c) =
+            r.headers().get_all("set-cookie").iter().filter_map(|c| c.to_str().ok()).find(|c| c.starts_with("firstcall_session="))
+        {
+            session = c.trim_start_matches("firstcall_session=").split(';').next().unwrap().to_string();
+        }
+        outcomes.push((what, r.status().as_u16(), String::new()));
+    }
+    let (st, _) = seen(browser.get(format!("{base}/")).send().await.unwrap()).await;
+    outcomes.push(("dashboard, session cookie", st, String::new()));
+
+    // The recap goes out through SMTP with the password, its link signed with the link key.
+    let mails = smtp.wait_for(2, Duration::from_secs(30)).await;
+    assert!(!mails.is_empty(), "mail was sent");
     assert_eq!(smtp.logins().first().map(String::as_str), Some(SMTP_USER));
+    let (call, link_token) = link_in(&mails[0].parse());
+    let page = |t: String| client.get(format!("{base}/calls/{call}?t={t}")).send();
+    outcomes.push(("call link, as signed", page(link_token.clone()).await.unwrap().status().as_u16(), String::new()));
+    let mut changed = link_token.clone();
+    let last = changed.pop().unwrap();
+    changed.push(if last == 'A' { 'B' } else { 'A' });
+    outcomes.push(("call link, changed", page(changed).await.unwrap().status().as_u16(), String::new()));
+    // The HubSpot connector read the won deals with its token.
+    let reads = hubspot.server.requests();
+    assert!(
+        reads.iter().any(|r| r.status == 200 && r.authorization.as_deref() == Some(&format!("Bearer {HUBSPOT_CRM_TOKEN}"))),
+        "the connector used its token: {reads:?}"
+    );
+
+    let expected: Vec<(&str, u16, String)> = [
+        ("generic, wrong secret", 401, "invalid_signature"),
+        ("generic, right secret", 200, ""),
+        ("hubspot, wrong secret", 401, "invalid_signature"),
+        ("hubspot, right secret", 200, ""),
+        ("pipedrive, wrong password", 401, "invalid_signature"),
+        ("pipedrive, right password", 200, ""),
+        ("api, wrong token", 401, "bad_token"),
+        ("api, right token", 200, ""),
+        ("salesforce, right path secret", 200, "ack"),
+        ("salesforce, wrong path secret", 401, "fault: path secret"),
+        ("salesforce, another org", 401, "fault: organization"),
+        ("login, wrong token", 401, ""),
+        ("login, right token", 303, ""),
+        ("dashboard, session cookie", 200, ""),
+        ("call link, as signed", 200, ""),
+        ("call link, changed", 403, ""),
+    ]
+    .into_iter()
+    .map(|(w, s, c)| (w, s, c.to_string()))
+    .collect();
+    assert_eq!(outcomes, expected);
 
     terminate(&mut child);
     let output = std::fs::read_to_string(log.path()).unwrap();
@@ -158,7 +266,13 @@ async fn secrets_never_appear_in_the_logs() {
     use base64::Engine;
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let pipedrive_password = PIPEDRIVE_AUTH.split(':').nth(1).unwrap();
+    assert!(!session.is_empty() && !link_token.is_empty());
     for secret in [
+        session.clone(),
+        link_token.clone(),
+        HUBSPOT_CRM_TOKEN.to_string(),
+        PIPEDRIVE_CRM_TOKEN.to_string(),
+        SALESFORCE_CRM_SECRET.to_string(),
         GENERIC_SECRET.to_string(),
         HUBSPOT_SECRET.to_string(),
         pipedrive_password.to_string(),
@@ -170,7 +284,7 @@ async fn secrets_never_appear_in_the_logs() {
         b64(&format!("\0{SMTP_USER}\0{SMTP_PASSWORD}")),
         SALESFORCE_PATH_SECRET.to_string(),
     ] {
-        assert!(!output.contains(&secret), "a secret ({}…) appears in the log", &secret[..4]);
+        assert!(!output.contains(&secret), "a secret ({}…) appears in the log", &secret[..6]);
     }
 }
 
