@@ -528,9 +528,9 @@ async fn slow_clients_are_cut_off_after_the_client_timeout_and_the_service_keeps
     // others are served". Measured from outside, on raw sockets: the server gives up on each
     // slow client (answers 408 or hangs up) after the timeout, not before (slower than it is
     // what gets a client cut off), and the connection is closed within a margin (after a 408,
-    // actix waits up to 2 s for the client to hang up first; plus scheduling).
+    // actix waits up to 2 s for the client to hang up first; plus scheduling on a busy machine).
     let timeout = Duration::from_secs(2);
-    let margin = Duration::from_secs(3);
+    let margin = Duration::from_secs(5);
     let app =
         TestApp::spawn_with(Options { overrides: vec![("http.client_timeout_secs", json!(timeout.as_secs()))], ..Options::default() })
             .await;
@@ -551,7 +551,7 @@ async fn slow_clients_are_cut_off_after_the_client_timeout_and_the_service_keeps
         served
     };
     let (cut, served) = tokio::join!(clients, others);
-    assert!(served.len() >= 8 && served.iter().all(|(s, took)| *s == 200 && *took < Duration::from_secs(1)), "{served:?}");
+    assert!(served.len() >= 8 && served.iter().all(|(s, took)| *s == 200 && *took < Duration::from_secs(2)), "{served:?}");
     for (pace, seen) in paces.iter().zip(&cut) {
         let answer = &seen.answer;
         assert!(seen.gave_up() >= timeout, "{pace:?}: given up on after {:?}, before the {timeout:?} timeout: {answer:?}", seen.gave_up());
