@@ -102,6 +102,11 @@ pub fn unique_orders(prefix: &str, count: usize) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// The deal of an event made by [`unique_orders`] or [`batched_orders`].
+pub fn deal_of(event_id: &str) -> String {
+    event_id.replacen("-evt-", "-", 1)
+}
+
 /// The same events in batches of `size` per request (a batch is acknowledged or not as a whole),
 /// keyed by the batch's first event id.
 pub fn batched_orders(prefix: &str, count: usize, size: usize) -> Vec<(String, Vec<u8>)> {

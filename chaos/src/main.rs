@@ -10,6 +10,7 @@
 //! Prints one row per promise and exits non-zero when any promise failed.
 
 mod crm;
+mod mailbox;
 mod pg;
 mod promises;
 mod report;

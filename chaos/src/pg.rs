@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 pub async fn pool(url: &str) -> anyhow::Result<PgPool> {
@@ -20,30 +20,32 @@ pub async fn count(pool: &PgPool, sql: &str) -> anyhow::Result<i64> {
 }
 
 /// Records every change of a job row in `chaos_job_history`, with the session's
-/// `application_name` (which process did it). Installed after the service created the schema.
+/// `application_name` (which process did it) and the database's clock at that moment
+/// (`logged_at`); `lease_until` is the claim's lease as the claim wrote it. Installed after the
+/// service created the schema.
 pub async fn record_job_history(pool: &PgPool) -> anyhow::Result<()> {
     for sql in [
         "CREATE TABLE IF NOT EXISTS chaos_job_history (seq bigserial PRIMARY KEY, job_id bigint NOT NULL, event text NOT NULL, \
-         kind text NOT NULL, call_id bigint, session text NOT NULL, token text, lease_until timestamptz, at timestamptz NOT NULL, \
+         kind text NOT NULL, call_id bigint, session text NOT NULL, token text, lease_until timestamptz, \
          logged_at timestamptz NOT NULL DEFAULT clock_timestamp())",
         "CREATE OR REPLACE FUNCTION chaos_job_history() RETURNS trigger LANGUAGE plpgsql AS $$ \
          DECLARE app text := current_setting('application_name'); \
          BEGIN \
            IF TG_OP = 'INSERT' THEN \
-             INSERT INTO chaos_job_history (job_id, event, kind, call_id, session, at) VALUES (NEW.id, 'created', NEW.kind, NEW.subject_id, app, NEW.created_at); \
+             INSERT INTO chaos_job_history (job_id, event, kind, call_id, session) VALUES (NEW.id, 'created', NEW.kind, NEW.subject_id, app); \
              RETURN NEW; \
            ELSIF TG_OP = 'UPDATE' THEN \
              IF NEW.lease_token IS NOT NULL AND NEW.lease_token IS DISTINCT FROM OLD.lease_token THEN \
-               INSERT INTO chaos_job_history (job_id, event, kind, call_id, session, token, lease_until, at) \
-                 VALUES (NEW.id, 'claimed', NEW.kind, NEW.subject_id, app, NEW.lease_token, NEW.lease_until, NEW.updated_at); \
+               INSERT INTO chaos_job_history (job_id, event, kind, call_id, session, token, lease_until) \
+                 VALUES (NEW.id, 'claimed', NEW.kind, NEW.subject_id, app, NEW.lease_token, NEW.lease_until); \
              ELSIF NEW.lease_token IS NULL AND OLD.lease_token IS NOT NULL THEN \
-               INSERT INTO chaos_job_history (job_id, event, kind, call_id, session, token, at) \
-                 VALUES (NEW.id, 'released', NEW.kind, NEW.subject_id, app, OLD.lease_token, NEW.updated_at); \
+               INSERT INTO chaos_job_history (job_id, event, kind, call_id, session, token) \
+                 VALUES (NEW.id, 'released', NEW.kind, NEW.subject_id, app, OLD.lease_token); \
              END IF; \
              RETURN NEW; \
            ELSE \
-             INSERT INTO chaos_job_history (job_id, event, kind, call_id, session, token, at) \
-               VALUES (OLD.id, 'completed', OLD.kind, OLD.subject_id, app, OLD.lease_token, clock_timestamp()); \
+             INSERT INTO chaos_job_history (job_id, event, kind, call_id, session, token) \
+               VALUES (OLD.id, 'completed', OLD.kind, OLD.subject_id, app, OLD.lease_token); \
              RETURN OLD; \
            END IF; \
          END $$",
@@ -62,19 +64,29 @@ pub struct JobEvent {
     pub kind: String,
     pub session: String,
     pub token: Option<String>,
+    /// The end of the lease a claim took (claims only).
     pub lease_until: Option<DateTime<Utc>>,
-    pub at: DateTime<Utc>,
+    /// When the trigger ran, on the database's clock: never a time the service wrote.
+    pub logged_at: DateTime<Utc>,
 }
 
 pub async fn job_history(pool: &PgPool) -> anyhow::Result<Vec<JobEvent>> {
     type RowTuple = (i64, String, String, String, Option<String>, Option<DateTime<Utc>>, DateTime<Utc>);
     let rows: Vec<RowTuple> =
-        sqlx::query_as("SELECT job_id, event, kind, session, token, lease_until, at FROM chaos_job_history ORDER BY seq")
+        sqlx::query_as("SELECT job_id, event, kind, session, token, lease_until, logged_at FROM chaos_job_history ORDER BY seq")
             .fetch_all(pool)
             .await?;
     Ok(rows
         .into_iter()
-        .map(|(job_id, event, kind, session, token, lease_until, at)| JobEvent { job_id, event, kind, session, token, lease_until, at })
+        .map(|(job_id, event, kind, session, token, lease_until, logged_at)| JobEvent {
+            job_id,
+            event,
+            kind,
+            session,
+            token,
+            lease_until,
+            logged_at,
+        })
         .collect())
 }
 
@@ -87,6 +99,9 @@ pub struct JobAudit {
     pub overlapping_claims: Vec<String>,
     /// A completion by a session that did not make the job's latest claim: a stale commit.
     pub stale_completions: Vec<String>,
+    /// A claim whose lease does not end the configured length after the claim on the database's
+    /// clock: the lease was not set by that clock, so the overlap check cannot trust it.
+    pub foreign_leases: Vec<String>,
     /// Jobs claimed again after a lease ran out unfinished (the first holder's fate unknown).
     pub reclaimed: usize,
     /// Completions per session.
@@ -95,12 +110,32 @@ pub struct JobAudit {
     pub last_claim: HashMap<i64, (String, String)>,
 }
 
-pub fn audit_jobs(history: &[JobEvent]) -> JobAudit {
+impl JobAudit {
+    /// A few of each finding, as failures.
+    pub fn findings(&self) -> Vec<String> {
+        [&self.overlapping_claims, &self.stale_completions, &self.foreign_leases]
+            .into_iter()
+            .flat_map(|f| f.iter().take(5).cloned())
+            .collect()
+    }
+}
+
+/// How much earlier than `logged_at + lease` a claim's lease may end: the trigger runs when the
+/// claim statement ends, a little after the statement set the lease.
+const CLAIM_STATEMENT_SLACK: TimeDelta = TimeDelta::seconds(2);
+
+/// Audits a job history whose claims took leases of `lease`. Every time compared is the
+/// database's clock: `logged_at`, and `lease_until`, which the claim sets on PostgreSQL as
+/// `clock_timestamp() + lease` (`src/db/lease.rs`); a lease that does not match that is itself a
+/// finding. A claim logged before the lease it replaced ended overlaps it: the claim's own check
+/// ran no later than its trigger.
+pub fn audit_jobs(history: &[JobEvent], lease: Duration) -> JobAudit {
     struct Lease {
         session: String,
         token: String,
         until: DateTime<Utc>,
     }
+    let lease = TimeDelta::from_std(lease).unwrap_or(TimeDelta::MAX);
     let mut a = JobAudit::default();
     let mut current: HashMap<i64, Option<Lease>> = HashMap::new();
     for e in history {
@@ -108,11 +143,17 @@ pub fn audit_jobs(history: &[JobEvent]) -> JobAudit {
             "created" => a.created += 1,
             "claimed" => {
                 let (Some(token), Some(until)) = (e.token.clone(), e.lease_until) else { continue };
+                if until > e.logged_at + lease || until < e.logged_at + lease - CLAIM_STATEMENT_SLACK {
+                    a.foreign_leases.push(format!(
+                        "job {} claimed by {} at {} with a lease until {until}, not {lease} later by the database's clock",
+                        e.job_id, e.session, e.logged_at
+                    ));
+                }
                 if let Some(Some(held)) = current.get(&e.job_id) {
-                    if e.at < held.until {
+                    if e.logged_at < held.until {
                         a.overlapping_claims.push(format!(
                             "job {} claimed by {} at {} while {} held it until {}",
-                            e.job_id, e.session, e.at, held.session, held.until
+                            e.job_id, e.session, e.logged_at, held.session, held.until
                         ));
                     } else {
                         a.reclaimed += 1;
@@ -239,59 +280,70 @@ mod tests {
 
     use super::*;
 
+    const LEASE: Duration = Duration::from_secs(5);
+
     fn at(s: i64) -> DateTime<Utc> {
         Utc.timestamp_opt(1_790_000_000 + s, 0).single().expect("time")
     }
 
-    fn event(job: i64, event: &str, session: &str, token: Option<&str>, at_s: i64, until_s: Option<i64>) -> JobEvent {
+    /// An event logged at `at_s` on the database's clock; a claim's lease ends `LEASE` later.
+    fn event(job: i64, event: &str, session: &str, token: Option<&str>, at_s: i64) -> JobEvent {
         JobEvent {
             job_id: job,
             event: event.into(),
             kind: "call.start".into(),
             session: session.into(),
             token: token.map(String::from),
-            lease_until: until_s.map(at),
-            at: at(at_s),
+            lease_until: (event == "claimed").then(|| at(at_s + LEASE.as_secs() as i64)),
+            logged_at: at(at_s),
         }
     }
 
     #[test]
     fn a_clean_history_has_no_findings() {
-        let h = vec![
-            event(1, "created", "http", None, 0, None),
-            event(1, "claimed", "a", Some("t1"), 1, Some(6)),
-            event(1, "completed", "a", Some("t1"), 2, None),
-        ];
-        let a = audit_jobs(&h);
+        let h =
+            vec![event(1, "created", "http", None, 0), event(1, "claimed", "a", Some("t1"), 1), event(1, "completed", "a", Some("t1"), 2)];
+        let a = audit_jobs(&h, LEASE);
         assert_eq!((a.created, a.completed, a.reclaimed), (1, 1, 0));
-        assert!(a.overlapping_claims.is_empty() && a.stale_completions.is_empty());
+        assert!(a.findings().is_empty(), "{:?}", a.findings());
         assert_eq!(a.completed_by.get("a"), Some(&1));
     }
 
     #[test]
-    fn a_claim_inside_anothers_lease_is_an_overlap_and_after_it_a_reclaim() {
-        let overlap = vec![event(1, "claimed", "a", Some("t1"), 1, Some(6)), event(1, "claimed", "b", Some("t2"), 5, Some(10))];
-        assert_eq!(audit_jobs(&overlap).overlapping_claims.len(), 1);
-        let reclaim = vec![event(1, "claimed", "a", Some("t1"), 1, Some(6)), event(1, "claimed", "b", Some("t2"), 7, Some(12))];
-        let a = audit_jobs(&reclaim);
+    fn a_claim_logged_inside_anothers_lease_is_an_overlap_and_after_it_a_reclaim() {
+        let overlap = vec![event(1, "claimed", "a", Some("t1"), 1), event(1, "claimed", "b", Some("t2"), 5)];
+        assert_eq!(audit_jobs(&overlap, LEASE).overlapping_claims.len(), 1);
+        let reclaim = vec![event(1, "claimed", "a", Some("t1"), 1), event(1, "claimed", "b", Some("t2"), 7)];
+        let a = audit_jobs(&reclaim, LEASE);
         assert!(a.overlapping_claims.is_empty());
         assert_eq!(a.reclaimed, 1);
         // A released lease (a failed step) may be claimed again at once.
         let released = vec![
-            event(1, "claimed", "a", Some("t1"), 1, Some(6)),
-            event(1, "released", "a", Some("t1"), 2, None),
-            event(1, "claimed", "b", Some("t2"), 3, Some(8)),
+            event(1, "claimed", "a", Some("t1"), 1),
+            event(1, "released", "a", Some("t1"), 2),
+            event(1, "claimed", "b", Some("t2"), 3),
         ];
-        assert!(audit_jobs(&released).overlapping_claims.is_empty());
+        assert!(audit_jobs(&released, LEASE).overlapping_claims.is_empty());
+    }
+
+    #[test]
+    fn a_lease_not_set_by_the_database_clock_is_a_finding() {
+        // A lease ending later than the claim plus its length (a process clock running ahead)
+        // would hide overlaps; one ending far sooner would invent them.
+        for until_s in [1 + 5 + 3, 1 + 5 - 4] {
+            let mut claim = event(1, "claimed", "a", Some("t1"), 1);
+            claim.lease_until = Some(at(until_s));
+            assert_eq!(audit_jobs(&[claim], LEASE).foreign_leases.len(), 1, "lease until {until_s}");
+        }
     }
 
     #[test]
     fn a_completion_by_anyone_but_the_latest_claimant_is_stale() {
         let h = vec![
-            event(1, "claimed", "a", Some("t1"), 1, Some(6)),
-            event(1, "claimed", "b", Some("t2"), 7, Some(12)),
-            event(1, "completed", "a", Some("t2"), 8, None),
+            event(1, "claimed", "a", Some("t1"), 1),
+            event(1, "claimed", "b", Some("t2"), 7),
+            event(1, "completed", "a", Some("t2"), 8),
         ];
-        assert_eq!(audit_jobs(&h).stale_completions.len(), 1);
+        assert_eq!(audit_jobs(&h, LEASE).stale_completions.len(), 1);
     }
 }

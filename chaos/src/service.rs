@@ -14,6 +14,8 @@ use anyhow::{Context, bail};
 
 pub const GENERIC_SECRET: &str = "chaos-generic-secret-0123456789";
 pub const API_TOKEN: &str = "chaos-api-token-0123456789";
+/// The host of `http.public_url`, which ends every `Message-ID` the service writes.
+pub const PUBLIC_HOST: &str = "firstcall.chaos";
 
 /// How reminders fire in a run: every `every_secs` seconds, at most `max` per call; `None` for
 /// (practically) never.
@@ -66,7 +68,6 @@ impl Setup {
         for (k, v) in [
             ("FIRSTCALL_ENV", "chaos"),
             ("FIRSTCALL__HTTP__HOST", "127.0.0.1"),
-            ("FIRSTCALL__HTTP__PUBLIC_URL", "http://firstcall.chaos"),
             ("FIRSTCALL__HTTP__RATE_LIMIT_PER_MINUTE", "0"),
             ("FIRSTCALL__HTTP__WORKERS", "2"),
             ("FIRSTCALL__DATABASE__MAX_CONNECTIONS", "8"),
@@ -94,6 +95,7 @@ impl Setup {
         ] {
             env.insert(k.to_string(), v.to_string());
         }
+        env.insert("FIRSTCALL__HTTP__PUBLIC_URL".into(), format!("http://{PUBLIC_HOST}"));
         env.insert("FIRSTCALL_CONFIG_DIR".into(), config.display().to_string());
         env.insert("FIRSTCALL__DATABASE__URL".into(), db_url.to_string());
         env.insert("FIRSTCALL__MAIL__SMTP__PORT".into(), smtp_port.to_string());

@@ -232,6 +232,11 @@ impl Engine {
         let txn = crate::db::begin_write(&self.db).await?;
         let noops_done = QUEUE.delete_held(&txn, &noop_ids, &lease.token).await?;
         let held = QUEUE.lock_held(&txn, &ids, &lease.token).await?;
+        // A worker paused or slowed past its lease learns here that its jobs are another's: it
+        // says so once per job (the fault suite counts these), and commits nothing of them.
+        for id in ids.iter().filter(|id| held.binary_search(id).is_err()) {
+            tracing::warn!(job_id = id, "step lease lost: another worker took the job over; its step does not run here");
+        }
         // A step may plan the next job of its own kind (the next reminder): its own row must not
         // count as that kind's pending job.
         QUEUE.set_running(&txn, &held).await?;

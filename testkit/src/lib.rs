@@ -13,4 +13,4 @@ pub mod db;
 pub mod mail;
 pub mod smtp;
 
-pub use smtp::{Captured, Mode, SmtpSink};
+pub use smtp::{Captured, Delivery, Mode, SmtpSink, Verdict};

@@ -56,12 +56,41 @@ impl Captured {
     }
 }
 
+/// What the sink did with a message that arrived whole (its final dot was read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Answered `250`: the client knows it was delivered.
+    Accepted,
+    /// Never answered ([`Mode::StallData`]): the client cannot know whether it arrived.
+    Stalled,
+    /// Taken, but the connection ended (the sink went down, the client vanished) before the
+    /// `250` was written: the client cannot know either.
+    Cut,
+}
+
+/// One message that arrived whole, with the sink's verdict and when it arrived.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub message: Captured,
+    pub verdict: Verdict,
+    pub at: std::time::Instant,
+    /// Tells deliveries apart while a verdict is still being given.
+    seq: u64,
+}
+
 #[derive(Default)]
 struct Record {
-    messages: Vec<Captured>,
-    stalled: Vec<Captured>,
+    deliveries: Vec<Delivery>,
+    next_seq: u64,
+    refusals: usize,
     connections: usize,
     logins: Vec<String>,
+}
+
+impl Record {
+    fn with_verdict(&self, wanted: impl Fn(Verdict) -> bool) -> Vec<Captured> {
+        self.deliveries.iter().filter(|d| wanted(d.verdict)).map(|d| d.message.clone()).collect()
+    }
 }
 
 struct Shared {
@@ -78,6 +107,30 @@ impl Shared {
 
     fn mode(&self) -> Mode {
         *self.mode.borrow()
+    }
+
+    /// Records a message that arrived whole; returns its number for [`Shared::settle`].
+    fn deliver(&self, message: Captured, verdict: Verdict) -> u64 {
+        let seq = {
+            let mut record = self.record();
+            let seq = record.next_seq;
+            record.next_seq += 1;
+            record.deliveries.push(Delivery { message, verdict, at: std::time::Instant::now(), seq });
+            seq
+        };
+        self.changed.notify_waiters();
+        seq
+    }
+
+    /// Changes the verdict on delivery `seq` (gone after [`SmtpSink::clear`]: nothing to do).
+    fn settle(&self, seq: u64, verdict: Verdict) {
+        if let Some(d) = self.record().deliveries.iter_mut().rev().find(|d| d.seq == seq) {
+            d.verdict = verdict;
+        }
+    }
+
+    fn refused(&self) {
+        self.record().refusals += 1;
     }
 }
 
@@ -151,9 +204,19 @@ impl SmtpSink {
         }
     }
 
-    /// Messages accepted so far, in arrival order.
+    /// Messages accepted so far, in arrival order (with those cut before their `250`).
     pub fn messages(&self) -> Vec<Captured> {
-        self.shared.record().messages.clone()
+        self.shared.record().with_verdict(|v| v != Verdict::Stalled)
+    }
+
+    /// Every message that arrived whole, with what the sink did with it, in arrival order.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.shared.record().deliveries.clone()
+    }
+
+    /// Replies that refused a recipient or a message (`451`, `550`, `554`).
+    pub fn refusals(&self) -> usize {
+        self.shared.record().refusals
     }
 
     /// Waits until at least `n` messages were accepted or `timeout` passed, and returns what
@@ -165,9 +228,9 @@ impl SmtpSink {
             tokio::pin!(notified);
             notified.as_mut().enable();
             {
-                let record = self.shared.record();
-                if record.messages.len() >= n {
-                    return record.messages.clone();
+                let messages = self.shared.record().with_verdict(|v| v != Verdict::Stalled);
+                if messages.len() >= n {
+                    return messages;
                 }
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
@@ -179,12 +242,12 @@ impl SmtpSink {
     /// DATA transactions whose outcome the client could not learn: the whole message arrived
     /// and the sink never answered (see [`Mode::StallData`]).
     pub fn unknown_outcomes(&self) -> usize {
-        self.shared.record().stalled.len()
+        self.shared.record().deliveries.iter().filter(|d| d.verdict == Verdict::Stalled).count()
     }
 
     /// The messages behind [`SmtpSink::unknown_outcomes`].
     pub fn stalled(&self) -> Vec<Captured> {
-        self.shared.record().stalled.clone()
+        self.shared.record().with_verdict(|v| v == Verdict::Stalled)
     }
 
     /// Connections accepted so far (a pooled client reuses them).
@@ -197,7 +260,7 @@ impl SmtpSink {
         self.shared.record().logins.clone()
     }
 
-    /// Forgets the messages, stalls, connections and logins counted so far.
+    /// Forgets the messages, stalls, refusals, connections and logins counted so far.
     pub fn clear(&self) {
         *self.shared.record() = Record::default();
     }
@@ -366,6 +429,7 @@ mod tests {
         say(&mut r, &mut w, "DATA\r\n").await;
         assert!(say(&mut r, &mut w, "x\r\n.\r\n").await.starts_with("451"));
         assert!(sink.messages().is_empty());
+        assert_eq!(sink.refusals(), 3);
 
         sink.set_mode(Mode::Down).await;
         let mut buf = [0u8; 16];
@@ -374,6 +438,28 @@ mod tests {
         sink.set_mode(Mode::Accept).await;
         let (mut r, mut w) = connect(&sink).await;
         assert!(say(&mut r, &mut w, "NOOP\r\n").await.starts_with("250"));
+    }
+
+    #[tokio::test]
+    async fn each_whole_message_carries_the_verdict_it_got() {
+        let sink = SmtpSink::start().await;
+        let (mut r, mut w) = connect(&sink).await;
+        say(&mut r, &mut w, "EHLO me\r\n").await;
+        for _ in 0..2 {
+            say(&mut r, &mut w, "MAIL FROM:<a@b>\r\n").await;
+            say(&mut r, &mut w, "RCPT TO:<c@d>\r\n").await;
+            say(&mut r, &mut w, "DATA\r\n").await;
+            if sink.deliveries().is_empty() {
+                assert!(say(&mut r, &mut w, "Message-ID: <one@x>\r\n\r\nhi\r\n.\r\n").await.starts_with("250"));
+                sink.set_mode(Mode::StallData).await;
+            } else {
+                w.write_all(b"Message-ID: <two@x>\r\n\r\nhi\r\n.\r\n").await.expect("writes");
+            }
+        }
+        sink.wait_for(usize::MAX, Duration::from_millis(200)).await;
+        let got: Vec<(Option<String>, Verdict)> = sink.deliveries().iter().map(|d| (d.message.parse().message_id, d.verdict)).collect();
+        assert_eq!(got, vec![(Some("one@x".into()), Verdict::Accepted), (Some("two@x".into()), Verdict::Stalled)]);
+        assert_eq!((sink.messages().len(), sink.stalled().len(), sink.unknown_outcomes()), (1, 1, 1));
     }
 
     #[tokio::test]

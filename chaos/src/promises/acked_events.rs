@@ -1,17 +1,20 @@
 //! Promise 1: every signed event that got a 2xx ends in exactly one call. Several thousand
 //! unique order events, each delivered one to three times at once, while the service is killed
 //! with SIGKILL and restarted several times; events never acknowledged are re-sent, as a CRM
-//! would. The final read counts calls per deal.
+//! would. The final read counts calls per deal, and reads the SMTP server for every
+//! acknowledged order's first email (call ids through the API): a call left without its first
+//! step, or an email left unsent, shows there.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use testkit::SmtpSink;
 use testkit::db::TestDb;
 
 use crate::Ctx;
-use crate::crm::{Crm, History, resend_unacknowledged, unique_orders};
+use crate::crm::{Crm, History, deal_of, resend_unacknowledged, unique_orders};
+use crate::mailbox;
 use crate::report::Row;
 use crate::service::{Reminders, Setup, free_port};
 
@@ -56,14 +59,14 @@ pub async fn run(ctx: &Ctx, name: &'static str) -> anyhow::Result<Row> {
         load_done.store(true, Ordering::SeqCst);
     };
     let killer = async {
-        let mut kills = 0;
-        while kills < MAX_KILLS && !load_done.load(Ordering::SeqCst) {
+        let mut kills = Vec::new();
+        while kills.len() < MAX_KILLS && !load_done.load(Ordering::SeqCst) {
             tokio::time::sleep(KILL_EVERY).await;
             if load_done.load(Ordering::SeqCst) {
                 break;
             }
             service.kill();
-            kills += 1;
+            kills.push(Instant::now());
             tokio::time::sleep(Duration::from_millis(300)).await;
             service = setup.spawn("firstcall", "serve", Some(port))?;
             service.ready(Duration::from_secs(30)).await?;
@@ -74,6 +77,21 @@ pub async fn run(ctx: &Ctx, name: &'static str) -> anyhow::Result<Row> {
     let kills = kills?;
     let during = history.tally();
     resend_unacknowledged(&crm, &base, &events, &history, 20).await?;
+
+    // Every acknowledged order's first email reaches the SMTP server. An email being sent when
+    // the service was killed waits for its lease to run out (send timeout + 30 s).
+    let waiting = Instant::now();
+    let calls = mailbox::calls_by_deal(&base).await?;
+    let deals: Vec<String> = events.iter().map(|(id, _)| id).filter(|id| history.acknowledged(id)).map(|id| deal_of(id)).collect();
+    let (expected, _) = mailbox::first_emails(&calls, deals.iter().map(String::as_str));
+    let received = mailbox::wait_for(&smtp, &expected, waiting + Duration::from_secs(60)).await;
+    // A copy accepted just before a SIGKILL may never have been recorded as sent, so it goes out
+    // again: an extra copy is explained when a kill fell between it and the one before.
+    let judged = mailbox::judge(&received, &expected, |copies| {
+        copies.accepted.windows(2).filter(|w| kills.iter().any(|k| *k > w[0] && *k <= w[1])).count()
+    });
+    row.notes.push(judged.summary("first emails", waiting));
+    judged.fail_into(&mut row, "first emails");
 
     let pool = crate::pg::pool(db.url()).await?;
     super::read_calls(&mut row, &pool, &[("KILL", events.len())], &history).await?;
@@ -88,6 +106,7 @@ pub async fn run(ctx: &Ctx, name: &'static str) -> anyhow::Result<Row> {
         during.unknown,
         t.operations - during.operations
     ));
+    let kills = kills.len();
     row.notes.push(format!("service killed with SIGKILL and restarted {kills} times during the load"));
     for r in history.unknown_reasons() {
         row.notes.push(format!("unknown outcome, e.g.: {r}"));

@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 
-use super::{Captured, Mode, Shared};
+use super::{Captured, Mode, Shared, Verdict};
 
 /// Longest command line taken (RFC 5321 asks for 512; some clients send long parameters).
 const MAX_COMMAND_LINE: usize = 4096;
@@ -177,8 +177,14 @@ impl Session {
             return "501 5.5.4 syntax: RCPT TO:<address>";
         };
         match self.shared.mode() {
-            Mode::TempFailAtRcpt => "451 4.3.0 try again later",
-            Mode::PermFail => "550 5.1.1 mailbox unavailable",
+            Mode::TempFailAtRcpt => {
+                self.shared.refused();
+                "451 4.3.0 try again later"
+            }
+            Mode::PermFail => {
+                self.shared.refused();
+                "550 5.1.1 mailbox unavailable"
+            }
             _ => {
                 transaction.rcpt_to.push(to);
                 "250 2.1.5 recipient ok"
@@ -228,19 +234,26 @@ impl Session {
         }
         let captured = Captured { mail_from: transaction.mail_from, rcpt_to: transaction.rcpt_to, raw };
         match self.shared.mode() {
-            Mode::TempFail => reply(writer, "451 4.3.0 temporary failure, try again later").await?,
-            Mode::PermFailAtData => reply(writer, "554 5.6.0 message refused").await?,
+            Mode::TempFail => {
+                self.shared.refused();
+                reply(writer, "451 4.3.0 temporary failure, try again later").await?
+            }
+            Mode::PermFailAtData => {
+                self.shared.refused();
+                reply(writer, "554 5.6.0 message refused").await?
+            }
             Mode::StallData => {
-                self.shared.record().stalled.push(captured);
-                self.shared.changed.notify_waiters();
+                self.shared.deliver(captured, Verdict::Stalled);
                 // Never answer; wait for the client to give up.
                 while !matches!(read_line(reader, MAX_COMMAND_LINE).await?, Line::Eof) {}
                 return Ok(false);
             }
             _ => {
-                self.shared.record().messages.push(captured);
-                self.shared.changed.notify_waiters();
+                // Cut until the 250 is out: a connection dropped meanwhile (this task is
+                // cancelled when the sink goes down) leaves it so.
+                let seq = self.shared.deliver(captured, Verdict::Cut);
                 reply(writer, "250 2.0.0 queued").await?;
+                self.shared.settle(seq, Verdict::Accepted);
             }
         }
         Ok(true)
