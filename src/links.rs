@@ -9,13 +9,10 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 
 use crate::config::Secret;
 use crate::config::secrets::{SecretBytes, sha256};
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// Version byte of the link token layout below; a new layout gets a new number.
 const LINK_VERSION: u8 = 1;
@@ -52,7 +49,7 @@ impl Key {
     }
 
     fn mac(&self, context: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-        let mut mac = HmacSha256::new_from_slice(self.value.expose()).expect("HMAC takes keys of any length");
+        let mut mac = self.value.hmac_sha256();
         mac.update(context);
         for p in parts {
             mac.update(&(p.len() as u64).to_be_bytes());

@@ -44,7 +44,7 @@ impl Security {
             link_keys.push(Secret::from_value(&stored_link_key(db, now).await?));
         }
         Ok(Security {
-            api_prefixes: api_tokens.iter().map(|t| (SecretBytes::new(&t.sha256.expose()[..TOKEN_PREFIX_LEN]), t.expires_at)).collect(),
+            api_prefixes: api_tokens.iter().map(|t| (t.sha256.prefix(TOKEN_PREFIX_LEN), t.expires_at)).collect(),
             api: ApiAuth::new(api_tokens),
             links: std::sync::Arc::new(LinkSigner::new(link_keys).map_err(|_| DbErr::Custom("no usable link-signing key".into()))?),
             generic: parse(&s.webhooks.generic.secrets),

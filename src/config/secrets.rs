@@ -14,6 +14,7 @@
 use std::borrow::Borrow;
 
 use chrono::{DateTime, Utc};
+use hmac::{Hmac, KeyInit};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -52,9 +53,16 @@ impl SecretBytes {
         SecretBytes(bytes.into().into_boxed_slice())
     }
 
-    /// The bytes, to key an HMAC with; never to compare (use [`SecretBytes::matches`]).
-    pub fn expose(&self) -> &[u8] {
-        &self.0
+    /// An HMAC-SHA256 keyed with these bytes: the bytes themselves never leave this type.
+    pub fn hmac_sha256(&self) -> Hmac<Sha256> {
+        // HMAC hashes long keys and pads short ones: no key length is refused.
+        let Ok(mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0) else { unreachable!("HMAC accepts keys of any length") };
+        mac
+    }
+
+    /// The first `len` bytes (all of them if there are fewer), still secret.
+    pub fn prefix(&self, len: usize) -> SecretBytes {
+        SecretBytes::new(&self.0[..len.min(self.0.len())])
     }
 
     /// Whether `candidate` holds exactly these bytes, in time independent of where they differ.

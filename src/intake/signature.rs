@@ -12,8 +12,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 
 use crate::config::secrets::{Secret, SecretBytes, sha256};
 use crate::domain::{Source, printable};
@@ -99,13 +98,12 @@ fn malformed(header: &'static str, reason: impl Into<String>) -> SignatureError 
 }
 
 /// The keys of the secrets that can compute an HMAC now: active and holding their value.
-fn hmac_keys(secrets: &[Secret], now: DateTime<Utc>) -> Vec<&[u8]> {
-    secrets.iter().filter(|s| s.active_at(now)).filter_map(|s| s.value.as_ref().map(SecretBytes::expose)).collect()
+fn hmac_keys(secrets: &[Secret], now: DateTime<Utc>) -> Vec<&SecretBytes> {
+    secrets.iter().filter(|s| s.active_at(now)).filter_map(|s| s.value.as_ref()).collect()
 }
 
-fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    // HMAC hashes long keys and pads short ones: no key length is refused.
-    let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(key) else { unreachable!("HMAC accepts keys of any length") };
+fn hmac_sha256(key: &SecretBytes, parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = key.hmac_sha256();
     for part in parts {
         mac.update(part);
     }
@@ -149,7 +147,7 @@ fn ceil_secs(ms: i64) -> i64 {
 /// `t=<t>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
 pub fn sign_generic(secret: &[u8], t: i64, body: &[u8]) -> String {
     let t = t.to_string();
-    let mac = hmac_sha256(secret, &[t.as_bytes(), b".", body]);
+    let mac = hmac_sha256(&SecretBytes::new(secret), &[t.as_bytes(), b".", body]);
     format!("t={t},v1={}", hex::encode(mac))
 }
 
@@ -238,7 +236,7 @@ fn hubspot_uri(uri: &str) -> Vec<u8> {
     out
 }
 
-fn hubspot_mac(secret: &[u8], method: &str, uri: &str, body: &[u8], timestamp: &str) -> [u8; 32] {
+fn hubspot_mac(secret: &SecretBytes, method: &str, uri: &str, body: &[u8], timestamp: &str) -> [u8; 32] {
     let uri = hubspot_uri(uri);
     hmac_sha256(secret, &[method.as_bytes(), &uri, body, timestamp.as_bytes()])
 }
@@ -247,7 +245,7 @@ fn hubspot_mac(secret: &[u8], method: &str, uri: &str, body: &[u8], timestamp: &
 /// HMAC-SHA256(client secret, method + URI + body + timestamp), where the URI is the full URL
 /// HubSpot called with HubSpot's listed percent-encodings decoded.
 pub fn sign_hubspot_v3(secret: &[u8], method: &str, uri: &str, body: &[u8], timestamp_ms: i64) -> String {
-    BASE64.encode(hubspot_mac(secret, method, uri, body, &timestamp_ms.to_string()))
+    BASE64.encode(hubspot_mac(&SecretBytes::new(secret), method, uri, body, &timestamp_ms.to_string()))
 }
 
 /// Verifies HubSpot's signature v3. `uri` is the full URL HubSpot called, as HubSpot sent it:
