@@ -9,14 +9,10 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
-use subtle::{Choice, ConstantTimeEq};
+use hmac::Mac;
 
 use crate::config::Secret;
-use crate::config::secrets::sha256;
-
-type HmacSha256 = Hmac<Sha256>;
+use crate::config::secrets::{SecretBytes, sha256};
 
 /// Version byte of the link token layout below; a new layout gets a new number.
 const LINK_VERSION: u8 = 1;
@@ -43,7 +39,7 @@ pub enum LinkError {
 pub struct NoSigningKey;
 
 struct Key {
-    value: Vec<u8>,
+    value: SecretBytes,
     expires_at: Option<DateTime<Utc>>,
 }
 
@@ -53,7 +49,7 @@ impl Key {
     }
 
     fn mac(&self, context: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-        let mut mac = HmacSha256::new_from_slice(&self.value).expect("HMAC takes keys of any length");
+        let mut mac = self.value.hmac_sha256();
         mac.update(context);
         for p in parts {
             mac.update(&(p.len() as u64).to_be_bytes());
@@ -88,8 +84,7 @@ impl LinkSigner {
     /// A signer with a random key, for a development setup without configured keys: its links
     /// stop working when the process restarts.
     pub fn ephemeral() -> LinkSigner {
-        let mut value = vec![0u8; 32];
-        rand::fill(&mut value[..]);
+        let value = SecretBytes::new(rand::random::<[u8; 32]>());
         LinkSigner { keys: vec![Key { value, expires_at: None }] }
     }
 
@@ -162,12 +157,8 @@ impl LinkSigner {
 
     /// Compares `tag` with the tag of every key active at `now`, all of them, in constant time.
     fn any_active_key_matches(&self, now: DateTime<Utc>, tag: &[u8], expected: impl Fn(&Key) -> [u8; 32]) -> bool {
-        let mut matched = Choice::from(0);
-        for key in &self.keys {
-            let active = Choice::from(u8::from(key.active_at(now)));
-            matched |= active & expected(key).as_slice().ct_eq(tag);
-        }
-        matched.into()
+        // Which keys are active is no secret; the tags are compared all of them, in constant time.
+        SecretBytes::matches_any(self.keys.iter().filter(|k| k.active_at(now)).map(|k| SecretBytes::new(expected(k))), tag)
     }
 }
 
@@ -184,7 +175,7 @@ pub enum AuthError {
 
 /// Checks API bearer tokens against the SHA-256 hashes of the configured ones.
 pub struct ApiAuth {
-    tokens: Vec<([u8; 32], Option<DateTime<Utc>>)>,
+    tokens: Vec<(SecretBytes, Option<DateTime<Utc>>)>,
 }
 
 impl ApiAuth {
@@ -219,16 +210,13 @@ impl ApiAuth {
             return Err(AuthError::Missing);
         }
         let hash = sha256(token.as_bytes());
-        let (mut active_match, mut expired_match) = (Choice::from(0), Choice::from(0));
-        for (stored, expires_at) in &self.tokens {
-            let equal = stored.ct_eq(&hash);
-            let active = Choice::from(u8::from(expires_at.is_none_or(|t| now < t)));
-            active_match |= equal & active;
-            expired_match |= equal & !active;
-        }
-        if bool::from(active_match) {
+        let (active, expired): (Vec<_>, Vec<_>) = self.tokens.iter().partition(|(_, until)| until.is_none_or(|t| now < t));
+        // Both sets are compared in full, so the time taken says nothing about the token either.
+        let active_match = SecretBytes::matches_any(active.iter().map(|(h, _)| h), &hash);
+        let expired_match = SecretBytes::matches_any(expired.iter().map(|(h, _)| h), &hash);
+        if active_match {
             Ok(())
-        } else if bool::from(expired_match) {
+        } else if expired_match {
             Err(AuthError::Expired)
         } else {
             Err(AuthError::Invalid)
@@ -239,6 +227,7 @@ impl ApiAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::secrets::{one_byte_changes, one_char_changes};
     use chrono::{TimeDelta, TimeZone};
 
     fn t(h: i64) -> DateTime<Utc> {
@@ -308,7 +297,7 @@ mod tests {
 
     #[test]
     fn signer_needs_a_key_with_a_value() {
-        let hashed_only = Secret { value: None, sha256: [0; 32], expires_at: None };
+        let hashed_only = Secret::from_sha256([0; 32], None);
         assert_eq!(LinkSigner::new(vec![hashed_only]).err(), Some(NoSigningKey));
         assert_eq!(LinkSigner::new(vec![]).err(), Some(NoSigningKey));
         let e = LinkSigner::ephemeral();
@@ -336,7 +325,7 @@ mod tests {
 
     #[test]
     fn api_tokens_by_hash_with_expiry() {
-        let hashed = Secret { value: None, sha256: sha256(b"hashed-token-123"), expires_at: None };
+        let hashed = Secret::from_sha256(sha256(b"hashed-token-123"), None);
         let auth = ApiAuth::new(vec![key("current-token-123", None), key("old-token-12345", Some(t(24))), hashed]);
         assert_eq!(auth.check(Some("Bearer current-token-123"), t(0)), Ok(()));
         assert_eq!(auth.check(Some("bearer   current-token-123 "), t(0)), Ok(()));
@@ -350,6 +339,26 @@ mod tests {
         assert_eq!(auth.check(Some(""), t(0)), Err(AuthError::Missing));
         assert_eq!(auth.check(None, t(0)), Err(AuthError::Missing));
         assert_eq!(ApiAuth::new(vec![]).check(Some("Bearer anything-at-all"), t(0)), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn a_link_csrf_token_or_api_token_one_byte_off_is_refused() {
+        let s = signer();
+        let link = URL_SAFE_NO_PAD.decode(s.sign(42, t(48))).unwrap();
+        for changed in one_byte_changes(&link) {
+            assert_eq!(s.verify(&URL_SAFE_NO_PAD.encode(&changed), 42, t(0)), Err(LinkError::Malformed));
+        }
+        let csrf = URL_SAFE_NO_PAD.decode(s.csrf_token(42, "nonce-a")).unwrap();
+        for changed in one_byte_changes(&csrf) {
+            assert_eq!(s.verify_csrf(&URL_SAFE_NO_PAD.encode(&changed), 42, "nonce-a", t(0)), Err(LinkError::Malformed));
+        }
+        let auth = ApiAuth::new(vec![key("current-token-123", None), Secret::from_sha256(sha256(b"hashed-token-123"), None)]);
+        for right in ["current-token-123", "hashed-token-123"] {
+            assert_eq!(auth.check(Some(right), t(0)), Ok(()));
+            for changed in one_char_changes(right) {
+                assert_eq!(auth.check(Some(&changed), t(0)), Err(AuthError::Invalid), "{changed}");
+            }
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
 
 use crate::config::Settings;
-use crate::config::secrets::{Secret, sha256};
+use crate::config::secrets::{Secret, SecretBytes, sha256};
 use crate::domain::Source;
 use crate::links::{ApiAuth, LinkSigner};
 
@@ -26,7 +26,8 @@ pub struct Security {
     /// No link-signing key is configured: links (and the CSRF tokens of forms) are signed with a
     /// key generated once and kept in plain text in the database.
     pub link_key_from_database: bool,
-    api_hashes: Vec<([u8; 32], Option<DateTime<Utc>>)>,
+    /// The first bytes of each API token's hash (what a session names it by), and its expiry.
+    api_prefixes: Vec<(SecretBytes, Option<DateTime<Utc>>)>,
 }
 
 const LINK_KEY: &str = "link_signing_key";
@@ -43,7 +44,7 @@ impl Security {
             link_keys.push(Secret::from_value(&stored_link_key(db, now).await?));
         }
         Ok(Security {
-            api_hashes: api_tokens.iter().map(|t| (t.sha256, t.expires_at)).collect(),
+            api_prefixes: api_tokens.iter().map(|t| (t.sha256.prefix(TOKEN_PREFIX_LEN), t.expires_at)).collect(),
             api: ApiAuth::new(api_tokens),
             links: std::sync::Arc::new(LinkSigner::new(link_keys).map_err(|_| DbErr::Custom("no usable link-signing key".into()))?),
             generic: parse(&s.webhooks.generic.secrets),
@@ -57,14 +58,18 @@ impl Security {
     /// How a dashboard session names the API token it was opened with: a prefix of the token's
     /// hash, never the token.
     pub fn token_prefix(token: &str) -> String {
-        hex::encode(&sha256(token.as_bytes())[..8])
+        hex::encode(&sha256(token.as_bytes())[..TOKEN_PREFIX_LEN])
     }
 
     /// Whether the API token that `prefix` names is configured and not expired at `now`.
     pub fn token_live(&self, prefix: &str, now: DateTime<Utc>) -> bool {
-        self.api_hashes.iter().any(|(h, until)| hex::encode(&h[..8]) == prefix && until.is_none_or(|u| now < u))
+        let Ok(presented) = hex::decode(prefix) else { return false };
+        SecretBytes::matches_any(self.api_prefixes.iter().filter(|(_, until)| until.is_none_or(|u| now < u)).map(|(p, _)| p), &presented)
     }
 }
+
+/// Bytes of a token's SHA-256 that name it in a session row.
+const TOKEN_PREFIX_LEN: usize = 8;
 
 async fn stored_link_key(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<String, DbErr> {
     use entity::kv_store;
@@ -150,9 +155,37 @@ fn client_key(addr: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use std::net::IpAddr;
+    use std::sync::Arc;
     use std::time::Duration;
 
-    use super::FailedAuth;
+    use chrono::{TimeZone, Utc};
+
+    use super::{FailedAuth, Security, TOKEN_PREFIX_LEN};
+    use crate::config::secrets::{Secret, SecretBytes, one_char_changes, sha256};
+    use crate::links::{ApiAuth, LinkSigner};
+
+    #[test]
+    fn a_session_names_a_live_token_only_by_its_exact_prefix() {
+        let now = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+        let prefix = |t: &str| SecretBytes::new(&sha256(t.as_bytes())[..TOKEN_PREFIX_LEN]);
+        let security = Security {
+            api: ApiAuth::new(vec![Secret::from_value("api-token-0001")]),
+            links: Arc::new(LinkSigner::ephemeral()),
+            generic: vec![],
+            hubspot: vec![],
+            pipedrive: vec![],
+            salesforce_path: vec![],
+            link_key_from_database: false,
+            api_prefixes: vec![(prefix("api-token-0001"), None), (prefix("retired-token-01"), Some(now))],
+        };
+        let live = Security::token_prefix("api-token-0001");
+        assert!(security.token_live(&live, now));
+        assert!(!security.token_live(&Security::token_prefix("retired-token-01"), now), "expired");
+        for changed in one_char_changes(&live) {
+            assert!(!security.token_live(&changed, now), "{changed}");
+        }
+        assert!(!security.token_live("", now) && !security.token_live("not hex", now));
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::Currency;
 
 /// A credential: printed as `<redacted>`, never its value.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Credential(pub String);
 
@@ -24,7 +24,7 @@ impl Credential {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CrmSettings {
     /// How long a call's first email waits for the CRM's context before it goes with what is
@@ -83,7 +83,7 @@ impl Default for RoleMap {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HubspotConnector {
     /// `https://api.hubapi.com` (also serves EU portals), or another HubSpot API host.
@@ -106,7 +106,7 @@ impl Default for HubspotConnector {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipedriveConnector {
     /// The company domain, `https://<company>.pipedrive.com`.
@@ -124,7 +124,7 @@ impl Default for PipedriveConnector {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SalesforceConnector {
     /// The org's My Domain, `https://<mydomain>.my.salesforce.com` (a sandbox:

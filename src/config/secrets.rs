@@ -7,13 +7,85 @@
 //!
 //! API tokens may also be given as SHA-256 hashes (`{sha256 = "<hex>"}`) so the plain token
 //! never needs to be stored anywhere firstcall reads; plain tokens are hashed on load.
+//!
+//! Every comparison of a secret (or of a value derived from one: a hash, an expected signature)
+//! goes through [`SecretBytes`], which compares in constant time and has no `==`.
+
+use std::borrow::Borrow;
 
 use chrono::{DateTime, Utc};
+use hmac::{Hmac, KeyInit};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// Bytes of a secret, or derived from one (a key, a token's hash, the signature a request should
+/// carry), that can only be compared in constant time: the time taken never tells an attacker
+/// how many leading bytes of a guess were right. It has no `PartialEq`, so `==` on a secret does
+/// not compile, and its `Debug` never shows the bytes.
+///
+/// ```
+/// use firstcall::config::secrets::SecretBytes;
+/// let stored = SecretBytes::new(*b"token-0001");
+/// assert!(stored.matches(b"token-0001"));
+/// assert!(!stored.matches(b"token-0002"));
+/// assert_eq!(format!("{stored:?}"), "SecretBytes(<redacted>)");
+/// ```
+///
+/// ```compile_fail,E0369
+/// use firstcall::config::secrets::SecretBytes;
+/// let stored = SecretBytes::new(*b"token-0001");
+/// let presented = SecretBytes::new(*b"token-0001");
+/// assert!(stored == presented);
+/// ```
+#[derive(Clone)]
+pub struct SecretBytes(Box<[u8]>);
+
+impl std::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretBytes(<redacted>)")
+    }
+}
+
+// The only place the crate compares secret bytes: `clippy.toml` forbids `subtle` elsewhere.
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
+impl SecretBytes {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> SecretBytes {
+        SecretBytes(bytes.into().into_boxed_slice())
+    }
+
+    /// An HMAC-SHA256 keyed with these bytes: the bytes themselves never leave this type.
+    pub fn hmac_sha256(&self) -> Hmac<Sha256> {
+        // HMAC hashes long keys and pads short ones: no key length is refused.
+        let Ok(mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0) else { unreachable!("HMAC accepts keys of any length") };
+        mac
+    }
+
+    /// The first `len` bytes (all of them if there are fewer), still secret.
+    pub fn prefix(&self, len: usize) -> SecretBytes {
+        SecretBytes::new(&self.0[..len.min(self.0.len())])
+    }
+
+    /// Whether `candidate` holds exactly these bytes, in time independent of where they differ.
+    /// A different length never matches (lengths are not secret: they are fixed per kind).
+    pub fn matches(&self, candidate: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.ct_eq(candidate).into()
+    }
+
+    /// Whether `candidate` matches any of `secrets`. Every one is compared, also after a match,
+    /// so the time taken does not tell which secret (say, which rotated key) matched.
+    pub fn matches_any<S: Borrow<SecretBytes>>(secrets: impl IntoIterator<Item = S>, candidate: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        let mut found = subtle::Choice::from(0);
+        for s in secrets {
+            found |= s.borrow().0.ct_eq(candidate);
+        }
+        found.into()
+    }
+}
+
 /// One secret as written in config.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum SecretEntry {
     Plain(String),
@@ -28,7 +100,7 @@ pub enum SecretEntry {
 }
 
 /// A setting holding zero or more secrets.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum SecretList {
     #[default]
@@ -40,8 +112,8 @@ pub enum SecretList {
 /// A usable secret: its bytes (or only its hash) and when it stops being accepted.
 #[derive(Clone)]
 pub struct Secret {
-    pub value: Option<Vec<u8>>,
-    pub sha256: [u8; 32],
+    pub value: Option<SecretBytes>,
+    pub sha256: SecretBytes,
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -54,7 +126,12 @@ impl std::fmt::Debug for Secret {
 
 impl Secret {
     pub fn from_value(v: &str) -> Secret {
-        Secret { value: Some(v.as_bytes().to_vec()), sha256: sha256(v.as_bytes()), expires_at: None }
+        Secret { value: Some(SecretBytes::new(v.as_bytes())), sha256: SecretBytes::new(sha256(v.as_bytes())), expires_at: None }
+    }
+
+    /// A secret known only by its SHA-256: it can verify a presented value, never sign.
+    pub fn from_sha256(hash: [u8; 32], expires_at: Option<DateTime<Utc>>) -> Secret {
+        Secret { value: None, sha256: SecretBytes::new(hash), expires_at }
     }
 
     pub fn active_at(&self, now: DateTime<Utc>) -> bool {
@@ -104,7 +181,7 @@ impl SecretList {
                 SecretEntry::Full { value: None, sha256: Some(h), expires_at } => {
                     let bytes = hex::decode(h.trim()).map_err(|_| format!("entry {i}: sha256 is not hex"))?;
                     let sha256: [u8; 32] = bytes.try_into().map_err(|_| format!("entry {i}: sha256 must be 64 hex digits"))?;
-                    Secret { value: None, sha256, expires_at }
+                    Secret::from_sha256(sha256, expires_at)
                 }
                 SecretEntry::Full { .. } => {
                     return Err(format!("entry {i} needs exactly one of value or sha256"));
@@ -113,5 +190,45 @@ impl SecretList {
             out.push(secret);
         }
         Ok(out)
+    }
+}
+
+/// `bytes` with one byte changed, for each position in turn (to `x`, or `y` where it was `x`, so
+/// ASCII text stays ASCII text): what a comparison of secrets must refuse, wherever it differs.
+#[cfg(test)]
+pub(crate) fn one_byte_changes(bytes: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
+    (0..bytes.len()).map(|i| {
+        let mut changed = bytes.to_vec();
+        changed[i] = if changed[i] == b'x' { b'y' } else { b'x' };
+        changed
+    })
+}
+
+/// [`one_byte_changes`] of a text.
+#[cfg(test)]
+pub(crate) fn one_char_changes(text: &str) -> impl Iterator<Item = String> + '_ {
+    one_byte_changes(text.as_bytes()).map(|b| String::from_utf8(b).expect("ASCII in, ASCII out"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SecretBytes, one_byte_changes};
+
+    #[test]
+    fn a_secret_matches_only_its_exact_bytes() {
+        let secret = SecretBytes::new(*b"api-token-0123456789");
+        assert!(secret.matches(b"api-token-0123456789"));
+        for changed in one_byte_changes(b"api-token-0123456789") {
+            assert!(!secret.matches(&changed), "{}", String::from_utf8_lossy(&changed));
+        }
+        for other_length in [&b"api-token-012345678"[..], b"api-token-0123456789\0", b""] {
+            assert!(!secret.matches(other_length));
+        }
+        let rotated = [SecretBytes::new(*b"old-key-0001"), SecretBytes::new(*b"new-key-0001")];
+        assert!(SecretBytes::matches_any(&rotated, b"old-key-0001"));
+        assert!(SecretBytes::matches_any(&rotated, b"new-key-0001"));
+        assert!(one_byte_changes(b"new-key-0001").all(|c| !SecretBytes::matches_any(&rotated, &c)));
+        assert!(!SecretBytes::matches_any(Vec::<SecretBytes>::new(), b""), "no secret matches nothing");
+        assert_eq!(format!("{:?}", rotated[0]), "SecretBytes(<redacted>)");
     }
 }

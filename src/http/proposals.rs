@@ -73,7 +73,8 @@ pub async fn put_proposal(
 /// The newest stored proposal version for a deal.
 #[utoipa::path(get, path = "/api/v1/proposals/{source}/{deal_id}", tag = "proposals",
     params(("source" = String, Path), ("deal_id" = String, Path)),
-    responses((status = 200, body = serde_json::Value), (status = 401, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)),
+    responses((status = 200, body = serde_json::Value), (status = 401, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody, description = "The deal id is not one firstcall accepts")),
     security(("bearer" = [])))]
 pub async fn get_proposal(_caller: ApiCaller, state: web::Data<AppState>, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
     let (source, deal) = parse_deal(&path.0, &path.1)?;

@@ -27,6 +27,7 @@ use super::json::{BODY, parse_rfc3339};
 use super::signature::SignatureError;
 use super::xml::{Element, parse_document};
 use crate::config::SalesforceWebhook;
+use crate::config::secrets::SecretBytes;
 use crate::domain::{Currency, DealId, EmailAddress, Money, Source, printable};
 
 const SOAP_ENVELOPE_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
@@ -247,7 +248,8 @@ pub fn check_organization(org_id: Option<&str>, cfg: &SalesforceWebhook) -> Resu
         (matches!(id.len(), 15 | 18) && id.bytes().all(|b| b.is_ascii_alphanumeric())).then(|| id[..15].to_string())
     };
     let presented = key(org_id).ok_or_else(|| SignatureError::UnknownOrganization(printable(org_id)))?;
-    if cfg.organization_ids.iter().filter_map(|id| key(id)).any(|k| k == presented) {
+    let accepted: Vec<SecretBytes> = cfg.organization_ids.iter().filter_map(|id| key(id)).map(SecretBytes::new).collect();
+    if SecretBytes::matches_any(&accepted, presented.as_bytes()) {
         Ok(())
     } else {
         Err(SignatureError::UnknownOrganization(printable(org_id)))

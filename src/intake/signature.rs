@@ -4,7 +4,7 @@
 //! [`super::salesforce::check_organization`]; it returns this module's error too).
 //! Pure functions: the caller passes the headers, the raw body, the configured secrets and `now`.
 //!
-//! Every comparison of secret-derived bytes is constant-time (`subtle`), every active secret is
+//! Every comparison of secret-derived bytes is constant-time ([`SecretBytes`]), every active secret is
 //! tried (so a secret can be rotated with an overlap) and a secret past its `expires_at` is never
 //! accepted. Error messages tell a CRM admin what to fix and never contain a secret or the
 //! signature firstcall expected.
@@ -12,11 +12,9 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
-use subtle::{Choice, ConstantTimeEq};
+use hmac::Mac;
 
-use crate::config::secrets::{Secret, sha256};
+use crate::config::secrets::{Secret, SecretBytes, sha256};
 use crate::domain::{Source, printable};
 
 /// The generic webhook's signature header.
@@ -100,13 +98,12 @@ fn malformed(header: &'static str, reason: impl Into<String>) -> SignatureError 
 }
 
 /// The keys of the secrets that can compute an HMAC now: active and holding their value.
-fn hmac_keys(secrets: &[Secret], now: DateTime<Utc>) -> Vec<&[u8]> {
-    secrets.iter().filter(|s| s.active_at(now)).filter_map(|s| s.value.as_deref()).collect()
+fn hmac_keys(secrets: &[Secret], now: DateTime<Utc>) -> Vec<&SecretBytes> {
+    secrets.iter().filter(|s| s.active_at(now)).filter_map(|s| s.value.as_ref()).collect()
 }
 
-fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    // HMAC hashes long keys and pads short ones: no key length is refused.
-    let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(key) else { unreachable!("HMAC accepts keys of any length") };
+fn hmac_sha256(key: &SecretBytes, parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = key.hmac_sha256();
     for part in parts {
         mac.update(part);
     }
@@ -115,14 +112,13 @@ fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 
 /// True if any presented signature equals any expected one; looks at all pairs so the time taken
 /// does not depend on which secret or which entry matched.
-fn any_match(expected: &[[u8; 32]], presented: &[[u8; 32]]) -> bool {
-    let mut found = Choice::from(0);
-    for e in expected {
-        for p in presented {
-            found |= e.ct_eq(p);
-        }
-    }
-    found.into()
+fn any_match(expected: &[SecretBytes], presented: &[[u8; 32]]) -> bool {
+    presented.iter().fold(false, |found, p| SecretBytes::matches_any(expected, p) | found)
+}
+
+/// The SHA-256 of every secret active at `now`, to compare a presented value's hash with.
+fn active_hashes(secrets: &[Secret], now: DateTime<Utc>) -> Vec<SecretBytes> {
+    secrets.iter().filter(|s| s.active_at(now)).map(|s| s.sha256.clone()).collect()
 }
 
 /// Refuses a signing time (Unix milliseconds) outside `now ± tolerance`, in either direction.
@@ -151,7 +147,7 @@ fn ceil_secs(ms: i64) -> i64 {
 /// `t=<t>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
 pub fn sign_generic(secret: &[u8], t: i64, body: &[u8]) -> String {
     let t = t.to_string();
-    let mac = hmac_sha256(secret, &[t.as_bytes(), b".", body]);
+    let mac = hmac_sha256(&SecretBytes::new(secret), &[t.as_bytes(), b".", body]);
     format!("t={t},v1={}", hex::encode(mac))
 }
 
@@ -177,7 +173,7 @@ pub fn verify_generic(
     let (t_text, presented) = parse_generic_header(header)?;
     let t: i64 = t_text.parse().map_err(|_| malformed(H, "t= must be a Unix time in whole seconds"))?;
     check_window(t.saturating_mul(1000), now, tolerance_secs)?;
-    let expected: Vec<[u8; 32]> = keys.iter().map(|k| hmac_sha256(k, &[t_text.as_bytes(), b".", body])).collect();
+    let expected: Vec<SecretBytes> = keys.iter().map(|k| SecretBytes::new(hmac_sha256(k, &[t_text.as_bytes(), b".", body]))).collect();
     if any_match(&expected, &presented) { Ok(()) } else { Err(SignatureError::Mismatch { header: H }) }
 }
 
@@ -240,7 +236,7 @@ fn hubspot_uri(uri: &str) -> Vec<u8> {
     out
 }
 
-fn hubspot_mac(secret: &[u8], method: &str, uri: &str, body: &[u8], timestamp: &str) -> [u8; 32] {
+fn hubspot_mac(secret: &SecretBytes, method: &str, uri: &str, body: &[u8], timestamp: &str) -> [u8; 32] {
     let uri = hubspot_uri(uri);
     hmac_sha256(secret, &[method.as_bytes(), &uri, body, timestamp.as_bytes()])
 }
@@ -249,7 +245,7 @@ fn hubspot_mac(secret: &[u8], method: &str, uri: &str, body: &[u8], timestamp: &
 /// HMAC-SHA256(client secret, method + URI + body + timestamp), where the URI is the full URL
 /// HubSpot called with HubSpot's listed percent-encodings decoded.
 pub fn sign_hubspot_v3(secret: &[u8], method: &str, uri: &str, body: &[u8], timestamp_ms: i64) -> String {
-    BASE64.encode(hubspot_mac(secret, method, uri, body, &timestamp_ms.to_string()))
+    BASE64.encode(hubspot_mac(&SecretBytes::new(secret), method, uri, body, &timestamp_ms.to_string()))
 }
 
 /// Verifies HubSpot's signature v3. `uri` is the full URL HubSpot called, as HubSpot sent it:
@@ -282,7 +278,7 @@ pub fn verify_hubspot_v3(
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| malformed(HUBSPOT_SIGNATURE_HEADER, "expected the base64 of a 32-byte HMAC-SHA256"))?;
     check_window(signed_at_ms, now, tolerance_secs)?;
-    let expected: Vec<[u8; 32]> = keys.iter().map(|k| hubspot_mac(k, method, uri, body, timestamp)).collect();
+    let expected: Vec<SecretBytes> = keys.iter().map(|k| SecretBytes::new(hubspot_mac(k, method, uri, body, timestamp))).collect();
     if any_match(&expected, &[presented]) { Ok(()) } else { Err(SignatureError::Mismatch { header: HUBSPOT_SIGNATURE_HEADER }) }
 }
 
@@ -295,8 +291,7 @@ pub fn verify_hubspot_v3(
 /// hash (`{sha256 = "…"}`) work too.
 pub fn verify_basic_auth(authorization: Option<&str>, credentials: &[Secret], now: DateTime<Utc>) -> Result<(), SignatureError> {
     const H: &str = AUTHORIZATION_HEADER;
-    let active: Vec<[u8; 32]> =
-        credentials.iter().filter(|c| c.active_at(now)).map(|c| c.value.as_deref().map(sha256).unwrap_or(c.sha256)).collect();
+    let active = active_hashes(credentials, now);
     if active.is_empty() {
         return Err(SignatureError::NotConfigured {
             crm: Source::Pipedrive,
@@ -326,8 +321,7 @@ pub fn verify_path_secret(presented: Option<&str>, secrets: &[Secret], now: Date
         Some(_) if secrets.is_empty() => Err(SignatureError::PathSecretNotConfigured),
         None => Err(SignatureError::MissingPathSecret),
         Some(segment) => {
-            let active: Vec<[u8; 32]> =
-                secrets.iter().filter(|s| s.active_at(now)).map(|s| s.value.as_deref().map(sha256).unwrap_or(s.sha256)).collect();
+            let active = active_hashes(secrets, now);
             if any_match(&active, &[sha256(segment.as_bytes())]) { Ok(()) } else { Err(SignatureError::WrongPathSecret) }
         }
     }

@@ -57,6 +57,15 @@ fn malformed(reason: impl std::fmt::Display) -> PayloadError {
     PayloadError::Malformed(format!("the body is not well-formed XML: {reason}"))
 }
 
+/// Refuses a character XML 1.0 does not allow (most control characters, U+FFFE, U+FFFF), also
+/// one written as a character reference: PostgreSQL cannot store U+0000 in text.
+fn allowed_chars(text: &str) -> Result<(), PayloadError> {
+    match text.chars().find(|c| matches!(c, '\0'..='\x08' | '\x0B' | '\x0C' | '\x0E'..='\x1F' | '\u{FFFE}' | '\u{FFFF}')) {
+        Some(c) => Err(malformed(format!("character U+{:04X} is not allowed in XML", u32::from(c)))),
+        None => Ok(()),
+    }
+}
+
 fn namespace(res: ResolveResult<'_>) -> Result<Option<String>, PayloadError> {
     match res {
         ResolveResult::Bound(ns) => Ok(Some(ns.0.to_string())),
@@ -84,6 +93,7 @@ fn open(reader: &NsReader<&[u8]>, ns: Option<String>, e: &BytesStart<'_>, start:
 
 /// Parses a whole document into its root element.
 pub(crate) fn parse_document(text: &str) -> Result<Element, PayloadError> {
+    allowed_chars(text)?;
     let mut reader = NsReader::from_str(text);
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
@@ -152,6 +162,7 @@ pub(crate) fn parse_document(text: &str) -> Result<Element, PayloadError> {
 
 /// Character data belongs to the innermost open element; outside the root only whitespace may stand.
 fn push_text(stack: &mut [Element], text: &str) -> Result<(), PayloadError> {
+    allowed_chars(text)?;
     match stack.last_mut() {
         Some(e) => {
             e.text.push_str(text);
@@ -165,6 +176,15 @@ fn push_text(stack: &mut [Element], text: &str) -> Result<(), PayloadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn characters_xml_does_not_allow_are_refused_written_or_referenced() {
+        for doc in ["<a>x\u{0}y</a>", "<a>x&#0;y</a>", "<a>x&#x1F;y</a>", "<a k=\"\u{1}\"/>", "<a>\u{FFFF}</a>"] {
+            let result = parse_document(doc);
+            assert!(matches!(&result, Err(PayloadError::Malformed(m)) if m.contains("not") && m.contains("XML")), "{doc:?}: {result:?}");
+        }
+        assert_eq!(parse_document("<a>tab\there\r\nnew line</a>").unwrap().text, "tab\there\nnew line", "allowed (CR LF read as LF)");
+    }
 
     #[test]
     fn builds_a_namespaced_tree_with_spans() {

@@ -186,6 +186,15 @@ fn only_configured_organizations_are_accepted() {
 }
 
 #[test]
+fn an_organization_id_one_character_off_is_refused() {
+    // The first 15 characters are the id (the last 3 a checksum of its case): any one changed is another org.
+    for changed in crate::config::secrets::one_char_changes("00D5e000000KQ2e") {
+        let result = check_organization(Some(&changed), &cfg());
+        assert!(matches!(result, Err(SignatureError::UnknownOrganization(_))), "{changed}: {result:?}");
+    }
+}
+
+#[test]
 fn the_ack_is_what_salesforce_expects() {
     let ack = salesforce_ack();
     let envelope = parse_document(&ack).unwrap();

@@ -1,6 +1,7 @@
 use chrono::TimeZone;
 
 use super::*;
+use crate::config::secrets::{one_byte_changes, one_char_changes};
 
 const SECRET: &str = "generic-secret-0001";
 const OTHER: &str = "generic-secret-0002";
@@ -14,7 +15,7 @@ fn expiring(value: &str, at: DateTime<Utc>) -> Secret {
 }
 
 fn hash_only(value: &str) -> Secret {
-    Secret { value: None, sha256: sha256(value.as_bytes()), expires_at: None }
+    Secret::from_sha256(sha256(value.as_bytes()), None)
 }
 
 fn no_secret_in(err: &SignatureError, secrets: &[&str], expected: &[String]) {
@@ -333,5 +334,54 @@ fn a_path_secret_is_required_once_configured_and_refused_when_not() {
     assert_eq!(verify_path_secret(Some("anything-at-all"), &[], now()), Err(SignatureError::PathSecretNotConfigured));
     for e in [SignatureError::MissingPathSecret, SignatureError::WrongPathSecret, SignatureError::PathSecretNotConfigured] {
         no_secret_in(&e, &["sf-path-new-0001", "sf-path-old-0001"], &[]);
+    }
+}
+
+// ---- one-byte differences ---------------------------------------------------------------------
+// Each comparison refuses a presented value that differs from the right one in any single byte.
+
+#[test]
+fn a_generic_signature_one_byte_off_is_refused() {
+    let secrets = [Secret::from_value(SECRET)];
+    let signed = sign_generic(SECRET.as_bytes(), 1_700_000_000, BODY);
+    let (head, sig) = signed.split_once("v1=").unwrap();
+    assert_eq!(verify(Some(&signed), BODY, &secrets), Ok(()));
+    for changed in one_byte_changes(&hex::decode(sig).unwrap()) {
+        let header = format!("{head}v1={}", hex::encode(changed));
+        assert_eq!(verify(Some(&header), BODY, &secrets), Err(SignatureError::Mismatch { header: GENERIC_SIGNATURE_HEADER }));
+    }
+}
+
+#[test]
+fn a_hubspot_signature_one_byte_off_is_refused() {
+    let secrets = [Secret::from_value(HS_SECRET)];
+    for changed in one_byte_changes(&BASE64.decode(HS_VECTOR).unwrap()) {
+        let sig = BASE64.encode(changed);
+        let result = hs_verify(Some(&sig), Some(HS_TS), HS_URI, HS_BODY, &secrets);
+        assert_eq!(result, Err(SignatureError::Mismatch { header: HUBSPOT_SIGNATURE_HEADER }), "{sig}");
+    }
+}
+
+#[test]
+fn basic_auth_one_byte_off_is_refused_plain_or_hashed() {
+    const RIGHT: &str = "pipedrive:first-password";
+    for creds in [[Secret::from_value(RIGHT)], [hash_only(RIGHT)]] {
+        assert_eq!(verify_basic_auth(Some(&basic(RIGHT)), &creds, now()), Ok(()));
+        // Changing the colon makes the header malformed, not a wrong password.
+        for changed in one_char_changes(RIGHT).filter(|c| c.contains(':')) {
+            let result = verify_basic_auth(Some(&basic(&changed)), &creds, now());
+            assert_eq!(result, Err(SignatureError::Mismatch { header: AUTHORIZATION_HEADER }), "{changed}");
+        }
+    }
+}
+
+#[test]
+fn a_path_secret_one_byte_off_is_refused_plain_or_hashed() {
+    const RIGHT: &str = "sf-path-new-0001";
+    for secrets in [[Secret::from_value(RIGHT)], [hash_only(RIGHT)]] {
+        assert_eq!(verify_path_secret(Some(RIGHT), &secrets, now()), Ok(()));
+        for changed in one_char_changes(RIGHT) {
+            assert_eq!(verify_path_secret(Some(&changed), &secrets, now()), Err(SignatureError::WrongPathSecret), "{changed}");
+        }
     }
 }
