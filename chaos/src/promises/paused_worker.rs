@@ -22,7 +22,8 @@ use crate::pg;
 use crate::report::Row;
 use crate::service::Reminders;
 
-const ORDERS: usize = 400;
+/// Enough that A, slowed by the pauses that miss, still holds jobs when one lands.
+const ORDERS: usize = 1000;
 const LEASE_SECS: u64 = 3;
 /// Small batches keep each step transaction short, so a pause often lands outside one.
 const BATCH: u32 = 2;
@@ -33,7 +34,7 @@ const SESSION_LOST: &str = "cannot reach the database";
 
 pub async fn run(ctx: &Ctx, name: &'static str) -> anyhow::Result<Row> {
     let mut row = Row::new(name);
-    let engines = super::Engines::start(
+    let mut engines = super::Engines::start(
         ctx,
         "4-paused-worker",
         ORDERS,
@@ -41,6 +42,10 @@ pub async fn run(ctx: &Ctx, name: &'static str) -> anyhow::Result<Row> {
         super::EngineTuning { batch: BATCH, loops: 1, lease_secs: LEASE_SECS },
     )
     .await?;
+    // The pause must not pass for a database outage: a wait for a pooled connection that was under
+    // way when A stopped would time out the moment A resumes (its clock ran on), and A would give
+    // the batch up instead of trying to commit it. Longer than any pause here.
+    engines.setup.set("FIRSTCALL__DATABASE__CONNECT_TIMEOUT_SECS", 120);
     let mut a = engines.setup.spawn("worker-a", "worker", None)?;
 
     // Pause worker A while it holds claimed jobs outside any transaction.
@@ -50,7 +55,7 @@ pub async fn run(ctx: &Ctx, name: &'static str) -> anyhow::Result<Row> {
     let busy_sql = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'worker-a' AND state <> 'idle'";
     let mut held: Vec<(i64, String)> = Vec::new();
     let mut tries = 0;
-    while held.is_empty() && tries < 300 {
+    while held.is_empty() && tries < 600 {
         let claimed: Vec<(i64, String)> = sqlx::query_as(held_sql).fetch_all(&engines.pool).await?;
         if !claimed.is_empty() {
             tries += 1;
@@ -84,7 +89,7 @@ pub async fn run(ctx: &Ctx, name: &'static str) -> anyhow::Result<Row> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let taken_over = paused.elapsed();
-    engines.wait_started(ORDERS, Duration::from_secs(30)).await?;
+    engines.wait_started(ORDERS, Duration::from_secs(60)).await?;
     row.notes.push(format!("worker B finished A's jobs {:.1} s after the pause", taken_over.as_secs_f64()));
 
     // A wakes up and tries to commit what it held: each job must be refused for its lost lease.
