@@ -66,6 +66,9 @@ pub struct RunArgs {
     /// Figure 7: how many deals to pull, instead of the size's.
     #[arg(long)]
     crm_deals: Option<i64>,
+    /// Figures 1 and 4: seconds of webhook load, instead of the size's.
+    #[arg(long)]
+    seconds: Option<f64>,
     /// Figure 4: open calls in the scale database, instead of the size's.
     #[arg(long)]
     scale_calls: Option<i64>,
@@ -185,6 +188,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut plan = Plan::of(args.size);
     plan.crm_limit = args.crm_limit.unwrap_or(plan.crm_limit).max(1);
     plan.crm_deals = args.crm_deals.unwrap_or(plan.crm_deals).max(1);
+    plan.seconds = args.seconds.unwrap_or(plan.seconds).max(0.5);
     plan.scale_calls = args.scale_calls.unwrap_or(plan.scale_calls).max(1);
     plan.backlog = args.backlog.unwrap_or(plan.backlog).max(1);
     let rounds = args.repeat.unwrap_or(3).max(1);
