@@ -47,25 +47,48 @@ pub async fn wait_firstcall(db: &PgPool, range: IdRange, since: Instant, timeout
     Ok(Drain { jobs: range.count, seconds })
 }
 
-/// `n` no-op jobs through firstcall's engine (already running against `db`).
-pub async fn firstcall_noop(db: &PgPool, n: i64, timeout: Duration) -> anyhow::Result<Drain> {
+/// `n` jobs of the engine's own `kind` through firstcall's engine (already running against `db`).
+pub async fn firstcall_noop(db: &PgPool, kind: &str, n: i64, timeout: Duration) -> anyhow::Result<Drain> {
     let mut tx = db.begin().await?;
-    let range = seed::noop_jobs(&mut tx, n).await?;
+    let range = seed::noop_jobs(&mut tx, kind, n).await?;
     sqlx::query("NOTIFY firstcall_jobs").execute(&mut *tx).await?;
     tx.commit().await?;
     wait_firstcall(db, range, Instant::now(), timeout).await
 }
 
-/// `n` no-op jobs through graphile-worker (already running against `db`).
-pub async fn graphile_noop(db: &PgPool, n: i64, timeout: Duration) -> anyhow::Result<Drain> {
+/// `n` jobs of `task` through graphile-worker (already running against `db`), the payload of
+/// job `g` (1..=n) being `payload`, SQL over `g`.
+pub async fn graphile_jobs(db: &PgPool, task: &str, payload: &str, n: i64, timeout: Duration) -> anyhow::Result<Drain> {
     // add_jobs notifies the workers itself.
-    let add = "SELECT count(*) FROM graphile_worker.add_jobs(ARRAY(SELECT ROW('noop', '{}'::json, NULL, NULL, NULL, NULL, NULL, NULL)::graphile_worker.job_spec \
-               FROM generate_series(1, $1::bigint)))";
+    let add = format!(
+        "SELECT count(*) FROM graphile_worker.add_jobs(ARRAY(SELECT ROW('{task}', {payload}, NULL, NULL, NULL, NULL, NULL, NULL)::graphile_worker.job_spec \
+         FROM generate_series(1, $1::bigint) g))"
+    );
     let mut tx = db.begin().await?;
-    let added: i64 = sqlx::query_scalar(add).bind(n).fetch_one(&mut *tx).await?;
+    let added: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(add)).bind(n).fetch_one(&mut *tx).await?;
     tx.commit().await?;
     let since = Instant::now();
     let probe = "SELECT id FROM graphile_worker._private_jobs ORDER BY id LIMIT 1";
     let seconds = wait_drained(db, probe, None, since, timeout).await?;
     Ok(Drain { jobs: added, seconds })
+}
+
+/// Waits until a process has connected to `db` and is listening for notifications (its last
+/// statement on that connection a `LISTEN`): from then on, work committed with a NOTIFY wakes it.
+pub async fn wait_listening(db: &PgPool, timeout: Duration) -> anyhow::Result<()> {
+    let since = Instant::now();
+    loop {
+        let listening: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query ILIKE 'LISTEN%' LIMIT 1",
+        )
+        .fetch_optional(db)
+        .await?;
+        if listening.is_some() {
+            return Ok(());
+        }
+        if since.elapsed() > timeout {
+            anyhow::bail!("no worker listened on the database within {timeout:?}");
+        }
+        tokio::time::sleep(PROBE_EVERY).await;
+    }
 }

@@ -67,14 +67,84 @@ impl Report {
     }
 }
 
-pub fn ratio(a: f64, b: f64) -> String {
-    if b > 0.0 { format!("{:.2}×", a / b) } else { "–".into() }
+/// One measure over the rounds of a run (each figure and its reference run alternately, a
+/// round at a time), in round order: its median and its spread.
+#[derive(Debug, Clone, Default)]
+pub struct Samples(Vec<f64>);
+
+impl Samples {
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Samples {
+        Samples(values.into_iter().collect())
+    }
+
+    /// Round by round, `a` over `b` (rounds without a reference are left out).
+    pub fn ratios(a: &Samples, b: &Samples) -> Samples {
+        Samples::of(a.0.iter().zip(&b.0).filter(|(_, b)| **b > 0.0).map(|(a, b)| a / b))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn sorted(&self) -> Vec<f64> {
+        let mut v = self.0.clone();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    pub fn median(&self) -> f64 {
+        let v = self.sorted();
+        let n = v.len();
+        match n {
+            0 => 0.0,
+            _ if n % 2 == 1 => v[n / 2],
+            _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    }
+
+    /// The median, then the lowest and highest in brackets when there is more than one round:
+    /// `0.23× (0.21–0.25)`.
+    pub fn show(&self, number: impl Fn(f64) -> String, unit: &str) -> String {
+        let v = self.sorted();
+        match (v.first(), v.last()) {
+            (Some(lo), Some(hi)) if v.len() > 1 => format!("{}{unit} ({}–{})", number(self.median()), number(*lo), number(*hi)),
+            (Some(_), _) => format!("{}{unit}", number(self.median())),
+            _ => "–".into(),
+        }
+    }
+
+    /// A rate per second: `1943/s (1900–2010)`.
+    pub fn rate(&self) -> String {
+        self.show(rate_number, "/s")
+    }
+
+    /// A ratio: `0.23× (0.21–0.25)`.
+    pub fn times(&self) -> String {
+        self.show(|v| format!("{v:.2}"), "×")
+    }
+
+    /// Milliseconds: `10.2 ms (5.1–12.0)`.
+    pub fn ms(&self) -> String {
+        self.show(|v| format!("{v:.1}"), " ms")
+    }
 }
 
-pub fn per_s(v: f64) -> String {
-    if v >= 100.0 { format!("{:.0}/s", v) } else { format!("{:.1}/s", v) }
+fn rate_number(v: f64) -> String {
+    if v >= 100.0 { format!("{v:.0}") } else { format!("{v:.1}") }
 }
 
-pub fn mib(kib: Option<u64>) -> String {
-    kib.map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "?".into())
+#[cfg(test)]
+mod tests {
+    use super::Samples;
+
+    #[test]
+    fn ratios_pair_the_rounds_as_they_ran_not_by_rank() {
+        // Round 2's figure is the highest and its reference the lowest: its ratio is the spread's top.
+        let firstcall = Samples::of([10456.0, 10736.0, 10228.0]);
+        let reference = Samples::of([11755.0, 10213.0, 12917.0]);
+        assert_eq!(Samples::ratios(&firstcall, &reference).times(), "0.89× (0.79–1.05)");
+        assert_eq!(firstcall.rate(), "10456/s (10228–10736)");
+        assert_eq!(Samples::of([2.0, 1.0, 4.0, 3.0]).median(), 2.5);
+        assert_eq!(Samples::of([0.5]).times(), "0.50×");
+    }
 }

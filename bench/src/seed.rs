@@ -1,7 +1,7 @@
 //! Rows the figures start from, written with `INSERT … SELECT generate_series` in the shapes
 //! firstcall itself writes (see `migration/`): orders with their webhook events, open calls with
 //! their pending timers and audit rows, open calls of CRM deals waiting for their pull, no-op
-//! jobs, and outbox emails.
+//! jobs, outbox emails, and the tables the graphile-worker step reference writes to.
 
 use sqlx::PgConnection;
 
@@ -35,7 +35,21 @@ pub struct IdRange {
     pub count: i64,
 }
 
-impl Calls<'_> {
+impl<'a> Calls<'a> {
+    /// `n` open calls of deals `D-{tag}-1…n`, ordered now and due tomorrow, each with a
+    /// reminder due now.
+    pub fn reminders_due_now(tag: &'a str, n: i64, history: bool) -> Calls<'a> {
+        Calls {
+            tag,
+            from: 1,
+            to: n,
+            ordered_at: "now()",
+            due_at: "o.ordered_at + interval '1 day'",
+            timers: &[("call.remind", "now()")],
+            history,
+        }
+    }
+
     pub async fn insert(&self, db: &mut PgConnection) -> anyhow::Result<IdRange> {
         let Calls { tag, from, to, ordered_at, due_at, timers, history } = self;
         let history_ctes = if *history {
@@ -94,11 +108,11 @@ pub async fn crm_calls(db: &mut PgConnection, source: &str, first_deal: i64, n: 
     Ok(IdRange { lo: lo.unwrap_or(0), hi: hi.unwrap_or(0), count })
 }
 
-/// `n` no-op jobs due now.
-pub async fn noop_jobs(db: &mut PgConnection, n: i64) -> anyhow::Result<IdRange> {
+/// `n` jobs of the engine's own `kind` (`noop` or `noop.step`) due now.
+pub async fn noop_jobs(db: &mut PgConnection, kind: &str, n: i64) -> anyhow::Result<IdRange> {
     let sql = format!(
         "WITH j AS (INSERT INTO jobs (kind, subject_id, payload, run_at, state, attempts, max_attempts, created_at, updated_at) \
-         SELECT 'noop', NULL, NULL, now(), 'pending', 0, 8, now(), now() FROM generate_series(1, {n}) RETURNING id) \
+         SELECT '{kind}', NULL, NULL, now(), 'pending', 0, 8, now(), now() FROM generate_series(1, {n}) RETURNING id) \
          SELECT min(id), max(id), count(*) FROM j"
     );
     id_range(db, &sql).await
@@ -115,5 +129,21 @@ pub async fn emails(db: &mut PgConnection, n: i64) -> anyhow::Result<()> {
                'First call with Account ' || g || ': recap and invite', $1, $2, NULL, NULL, 'pending', 0, 0, now(), now(), now() \
                FROM generate_series(1, $3::bigint) g";
     sqlx::query(sql).bind(text).bind(html).bind(n).execute(db).await?;
+    Ok(())
+}
+
+/// The reference's own tables for the step comparison: `n` calls, each with a counter its step
+/// raises, and an outbox its step writes one row into.
+pub async fn reference_calls(db: &mut PgConnection, n: i64) -> anyhow::Result<()> {
+    sqlx::query("CREATE TABLE ref_calls (id bigint PRIMARY KEY, reminders_sent integer NOT NULL DEFAULT 0, updated_at timestamptz NOT NULL DEFAULT now())")
+        .execute(&mut *db)
+        .await?;
+    sqlx::query(
+        "CREATE TABLE ref_outbox (id bigserial PRIMARY KEY, call_id bigint NOT NULL, subject text NOT NULL, body text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .execute(&mut *db)
+    .await?;
+    sqlx::query("INSERT INTO ref_calls (id) SELECT g FROM generate_series(1, $1::bigint) g").bind(n).execute(&mut *db).await?;
+    sqlx::query("ANALYZE").execute(&mut *db).await?;
     Ok(())
 }

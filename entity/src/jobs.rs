@@ -46,13 +46,18 @@ pub enum JobState {
 }
 
 /// What a job does. Each workflow registers a handler for its kinds with the engine; `noop`
-/// is the engine's own (it does nothing, to measure the engine).
+/// and `noop.step` are the engine's own (they do nothing, to measure the engine).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize, utoipa::ToSchema)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
 pub enum JobKind {
     #[sea_orm(string_value = "noop")]
     #[serde(rename = "noop")]
     Noop,
+    /// Does nothing, but as a step: in the engine's transaction, under the lease check, like
+    /// every workflow step (`noop` is completed by one statement without a transaction).
+    #[sea_orm(string_value = "noop.step")]
+    #[serde(rename = "noop.step")]
+    NoopStep,
     /// First call: send the recap and invite, plan the reminders.
     #[sea_orm(string_value = "call.start")]
     #[serde(rename = "call.start")]
@@ -96,6 +101,7 @@ impl JobKind {
     pub fn as_str(&self) -> &'static str {
         match self {
             JobKind::Noop => "noop",
+            JobKind::NoopStep => "noop.step",
             JobKind::CallStart => "call.start",
             JobKind::CallRemind => "call.remind",
             JobKind::CallOverdue => "call.overdue",

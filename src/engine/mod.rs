@@ -9,7 +9,9 @@
 //!
 //! The engine is generic: it knows a job's kind only as the key of a [`Handler`] that a
 //! workflow registered at start-up ([`Registry`]), and what a job is about only as its
-//! `subject_id`. `noop` is the engine's own kind (it does nothing; it measures the engine).
+//! `subject_id`. `noop` and `noop.step` are the engine's own kinds: they do nothing, to measure
+//! the engine; `noop` is completed by one statement, `noop.step` runs as a step (transaction,
+//! lease check, handler, completion), so the two show the step path's own cost.
 //!
 //! A handler may have work outside the database ([`Handler::prepare`], a request to a CRM):
 //! the engine runs it after the claim, under the job's lease and before the step's transaction,
@@ -154,14 +156,30 @@ pub trait Handler: Send + Sync {
 }
 
 /// The handlers for each job kind, filled by the workflows at start-up.
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct Registry(HashMap<JobKind, Arc<dyn Handler>>);
+
+impl Default for Registry {
+    /// The engine's own kinds only.
+    fn default() -> Self {
+        Registry(HashMap::from([(JobKind::NoopStep, Arc::new(NoStep) as Arc<dyn Handler>)]))
+    }
+}
+
+/// `noop.step`: a step that writes nothing.
+struct NoStep;
+
+impl Handler for NoStep {
+    fn run<'a>(&'a self, _: &'a DatabaseTransaction, _: &'a ClaimedJob, _: DateTime<Utc>) -> BoxFuture<'a, Result<Effects, StepError>> {
+        Box::pin(std::future::ready(Ok(Effects::default())))
+    }
+}
 
 impl Registry {
     /// Registers `handler` for `kind`. A kind has one handler; registering it twice is a
     /// wiring mistake caught at start-up.
     pub fn register(&mut self, kind: JobKind, handler: Arc<dyn Handler>) {
-        assert!(kind != JobKind::Noop, "noop is the engine's own job kind");
+        assert!(!matches!(kind, JobKind::Noop | JobKind::NoopStep), "{kind} is the engine's own job kind");
         let previous = self.0.insert(kind, handler);
         assert!(previous.is_none(), "job kind {kind} has two handlers");
     }

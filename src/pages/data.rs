@@ -72,7 +72,7 @@ fn job_kind_label(kind: JobKind) -> &'static str {
         JobKind::CrmReconcile => "Look for won deals whose webhook never came",
         JobKind::CrmWriteBack => "Record the call's outcome on the CRM deal",
         JobKind::RetentionSweep => "Remove old data (retention)",
-        JobKind::Noop => "Timer",
+        JobKind::Noop | JobKind::NoopStep => "Timer",
     }
 }
 

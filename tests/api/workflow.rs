@@ -398,6 +398,34 @@ async fn a_loop_holding_a_large_batch_does_not_hide_the_next_due_job_from_the_ot
 }
 
 #[tokio::test]
+async fn the_engines_step_that_writes_nothing_completes_as_a_step_under_its_lease() {
+    use firstcall::engine::{self as queue, JobKind, NewJob};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let app = TestApp::spawn().await;
+    app.run_jobs().await; // the jobs planned at start-up run, then wait
+    let now = app.now();
+    let job = NewJob { kind: JobKind::NoopStep, subject_id: None, payload: None, run_at: now };
+    queue::enqueue_many(&app.state.db, [job.clone(), job], 4, now).await.unwrap();
+    let left = || async {
+        entity::jobs::Entity::find().filter(entity::jobs::Column::Kind.eq(JobKind::NoopStep)).all(&app.state.db).await.unwrap()
+    };
+    // A worker claims both and stalls past its lease; another takes them over.
+    let stale = queue::claim_due(&app.state.db, "stale", now, TimeDelta::seconds(60), 10).await.unwrap();
+    assert_eq!(stale.rows.len(), 2);
+    app.advance_with_leases(TimeDelta::seconds(61)).await;
+    let fresh = queue::claim_due(&app.state.db, "fresh", app.now(), TimeDelta::seconds(60), 10).await.unwrap();
+    assert_eq!(fresh.rows.len(), 2);
+    // The stale worker completes nothing; the one holding the lease completes both, without error.
+    app.engine.execute(stale).await.unwrap();
+    let held = left().await;
+    assert_eq!(held.len(), 2);
+    assert!(held.iter().all(|j| j.last_error.is_none()), "{held:?}");
+    app.engine.execute(fresh).await.unwrap();
+    assert!(left().await.is_empty(), "{:?}", left().await);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn end_to_end_with_the_real_clock_and_a_seconds_cron() {
     let schedules = json!([{
         "name": "fast",
