@@ -153,7 +153,7 @@ impl Handler for Retention {
     ) -> BoxFuture<'a, Result<Effects, StepError>> {
         Box::pin(async move {
             // A payload this version cannot read (or none) starts the walk over: harmless.
-            let walk = job.payload.clone().and_then(|p| serde_json::from_value(p).ok()).unwrap_or_default();
+            let walk = job.payload_as("a retention walk").unwrap_or_default();
             let (swept, walk, full) = self.sweep(txn, walk, now).await?;
             if swept != Swept::default() {
                 tracing::info!(

@@ -84,6 +84,21 @@ impl ClaimedJob {
     pub fn kind(&self) -> Option<JobKind> {
         <JobKind as sea_orm::ActiveEnum>::try_from_value(&self.kind).ok()
     }
+
+    /// The job's payload read as `T`; a payload missing or of another shape fails the step,
+    /// saying what the kind `needs`.
+    pub fn payload_as<T: serde::de::DeserializeOwned>(&self, needs: &str) -> Result<T, StepError> {
+        read_json(self.payload.as_ref(), needs)
+    }
+
+    /// What [`Handler::prepare`] gave, read as `T`; missing or of another shape fails the step.
+    pub fn prepared_as<T: serde::de::DeserializeOwned>(&self, needs: &str) -> Result<T, StepError> {
+        read_json(self.prepared.as_ref(), needs)
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(value: Option<&serde_json::Value>, needs: &str) -> Result<T, StepError> {
+    value.and_then(|v| T::deserialize(v).ok()).ok_or_else(|| StepError::Failed(needs.to_string()))
 }
 
 /// What a step caused, so the engine can wake the mailer or itself after commit.

@@ -62,11 +62,7 @@ pub struct Enrich(pub Arc<FirstCall>);
 
 impl Enrich {
     async fn pull(&self, job: &ClaimedJob) -> Result<serde_json::Value, StepError> {
-        let target: Target = job
-            .payload
-            .clone()
-            .and_then(|p| serde_json::from_value(p).ok())
-            .ok_or_else(|| StepError::Failed("crm.enrich needs a payload with source and deal_id".into()))?;
+        let target: Target = job.payload_as("crm.enrich needs a payload with source and deal_id")?;
         let (source, connector) = self.0.connector_for(&target.source)?;
         let pulled = match connector.fetch_deal(&target.deal_id).await {
             Ok(ctx) => {
@@ -104,11 +100,7 @@ async fn apply(db: &impl ConnectionTrait, fc: &FirstCall, job: &ClaimedJob, now:
     let Some(call_id) = job.subject_id else {
         return Err(StepError::Failed("crm.enrich needs a call".into()));
     };
-    let pulled: Pulled = job
-        .prepared
-        .clone()
-        .and_then(|v| serde_json::from_value(v).ok())
-        .ok_or_else(|| StepError::Failed("crm.enrich ran without its pull".into()))?;
+    let pulled: Pulled = job.prepared_as("crm.enrich ran without its pull")?;
     let Some(call) = calls::lock(db, call_id).await? else {
         return Ok(fx);
     };

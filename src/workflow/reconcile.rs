@@ -109,10 +109,7 @@ fn question(source: Source, since: DateTime<Utc>, take: Option<usize>, at: DateT
 }
 
 fn cursor_of(job: &ClaimedJob) -> Result<Cursor, StepError> {
-    job.payload
-        .clone()
-        .and_then(|p| serde_json::from_value(p).ok())
-        .ok_or_else(|| StepError::Failed("crm.reconcile needs a payload with source and since".into()))
+    job.payload_as("crm.reconcile needs a payload with source and since")
 }
 
 impl Handler for Reconciler {
@@ -138,11 +135,7 @@ impl Reconciler {
     async fn apply(&self, db: &impl ConnectionTrait, job: &ClaimedJob, now: DateTime<Utc>) -> Result<Effects, StepError> {
         let cursor = cursor_of(job)?;
         let source = Source::parse(&cursor.source).map_err(|e| StepError::Failed(e.0))?;
-        let deals: Vec<WonDeal> = job
-            .prepared
-            .clone()
-            .and_then(|v| serde_json::from_value(v).ok())
-            .ok_or_else(|| StepError::Failed("crm.reconcile ran without its answer".into()))?;
+        let deals: Vec<WonDeal> = job.prepared_as("crm.reconcile ran without its answer")?;
         // The rep directory's crm_ids override the owner's email, as for a webhook (one query for
         // the run).
         let owners: Vec<String> = deals.iter().filter_map(|d| d.owner_id.clone()).collect();

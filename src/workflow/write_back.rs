@@ -58,11 +58,7 @@ pub struct WriteBack(pub Arc<FirstCall>);
 
 impl WriteBack {
     async fn write(&self, job: &ClaimedJob) -> Result<serde_json::Value, StepError> {
-        let p: Payload = job
-            .payload
-            .clone()
-            .and_then(|v| serde_json::from_value(v).ok())
-            .ok_or_else(|| StepError::Failed("crm.write_back needs a payload with the deal and the record".into()))?;
+        let p: Payload = job.payload_as("crm.write_back needs a payload with the deal and the record")?;
         let (_, connector) = self.0.connector_for(&p.source)?;
         match connector.record_call(&p.deal_id, &p.record).await {
             Ok(()) => Ok(json!({"written": true})),
