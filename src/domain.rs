@@ -313,6 +313,23 @@ pub fn printable_up_to(s: &str, max: usize) -> String {
     if s.chars().count() > max { format!("{cleaned}…") } else { cleaned }
 }
 
+/// Why a text holding a NUL character is refused: PostgreSQL cannot store one in a text column.
+pub const NUL_REASON: &str = "contains a NUL character (U+0000), which firstcall cannot store; remove it";
+
+/// The path (`requirements[0].text`, `order.line_items[1].name`) of the first string or key in
+/// `value` that holds a NUL character, after `prefix`; `None` when there is none. Text from
+/// outside is checked with it before anything is stored.
+pub fn nul_path(value: &serde_json::Value, prefix: &str) -> Option<String> {
+    use serde_json::Value;
+    let field = |key: &str| if prefix.is_empty() { printable(key) } else { format!("{prefix}.{}", printable(key)) };
+    match value {
+        Value::String(s) if s.contains('\0') => Some(if prefix.is_empty() { "(body)".into() } else { prefix.into() }),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| nul_path(v, &format!("{prefix}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| if k.contains('\0') { Some(field(k)) } else { nul_path(v, &field(k)) }),
+        _ => None,
+    }
+}
+
 /// A line item as ordered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderedItem {
@@ -326,6 +343,16 @@ pub struct OrderedItem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_path_of_a_nul_character_is_found_anywhere() {
+        let v = serde_json::json!({"a": [1, {"b": "ok"}, {"c": "x\u{0}"}], "d": "fine"});
+        assert_eq!(nul_path(&v, "").as_deref(), Some("a[2].c"));
+        assert_eq!(nul_path(&v, "[3]").as_deref(), Some("[3].a[2].c"));
+        assert_eq!(nul_path(&serde_json::json!({"k\u{0}ey": 1}), "").as_deref(), Some("key"));
+        assert_eq!(nul_path(&serde_json::json!("\u{0}"), "").as_deref(), Some("(body)"));
+        assert_eq!(nul_path(&serde_json::json!({"a": "\\u0000 written out", "b": [null, 1.5, true]}), ""), None);
+    }
 
     #[test]
     fn emails_are_lowercased_and_checked() {

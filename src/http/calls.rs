@@ -9,6 +9,7 @@ use super::auth::ApiCaller;
 use super::json::StrictJson;
 use super::{ApiError, ApiResult};
 use crate::app::AppState;
+use crate::domain::EmailAddress;
 use crate::workflow::calls::CompleteError;
 use crate::workflow::queries::{self, CallRecord};
 use crate::workflow::{CallOutcome, CallState};
@@ -82,7 +83,7 @@ pub struct ListQuery {
     /// Which calls: `open` (the default: scheduled, due and overdue), `closed` (done and
     /// cancelled), `all`, or a comma-separated list of states.
     pub state: Option<String>,
-    /// Only this rep's calls.
+    /// Only this rep's calls (an email address, compared lower-case).
     pub rep: Option<String>,
     /// Calls per page: at least 1, default 100, at most 500 (more is read as 500).
     #[param(minimum = 1)]
@@ -129,6 +130,15 @@ pub fn parse_states(raw: Option<&str>) -> ApiResult<Vec<CallState>> {
     Ok(out)
 }
 
+/// Parses a `rep` filter: an email address, or no filter when absent or empty. Anything else is
+/// refused naming the parameter (no call's rep could match it).
+pub fn parse_rep(raw: Option<&str>) -> ApiResult<Option<EmailAddress>> {
+    raw.map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|r| EmailAddress::parse(r).map_err(|e| ApiError::bad_parameter("rep", e.to_string())))
+        .transpose()
+}
+
 /// Calls a page at a time: open ones by due time (the most overdue first), then closed ones,
 /// the most recently closed first. Only open calls unless `state` asks for others. Each page
 /// ends with `next_cursor`, where the next one starts: a call added or changed meanwhile does
@@ -140,13 +150,14 @@ pub async fn list_calls(_caller: ApiCaller, state: web::Data<AppState>, q: web::
         return Err(ApiError::bad_parameter("offset", "is not supported: pass the `next_cursor` of the previous page as `cursor`"));
     }
     let states = parse_states(q.state.as_deref())?;
+    let rep = parse_rep(q.rep.as_deref())?;
     let limit = match q.limit {
         Some(0) => return Err(ApiError::bad_parameter("limit", format!("must be at least 1 (at most {MAX_LIMIT})"))),
         Some(n) => n.min(MAX_LIMIT),
         None => DEFAULT_LIMIT,
     };
     let after = q.cursor.as_deref().map(|c| super::cursor::decode("cursor", c)).transpose()?;
-    let page = queries::page_of_calls(&state.db, &states, q.rep.as_deref(), after, limit).await?;
+    let page = queries::page_of_calls(&state.db, &states, rep.as_ref(), after, limit).await?;
     let now = state.clock.now();
     Ok(HttpResponse::Ok().json(CallList {
         calls: page.calls.into_iter().map(|c| CallView::from_model(c, now)).collect(),
@@ -273,6 +284,9 @@ pub fn parse_completion(outcome: Option<&str>, notes: Option<&str>) -> ApiResult
     let notes = notes.map(str::trim).filter(|n| !n.is_empty()).map(String::from);
     if notes.as_ref().is_some_and(|n| n.chars().count() > 10_000) {
         return Err(ApiError::invalid("notes", "is longer than 10000 characters"));
+    }
+    if notes.as_ref().is_some_and(|n| n.contains('\0')) {
+        return Err(ApiError::invalid("notes", crate::domain::NUL_REASON));
     }
     Ok((outcome, notes))
 }

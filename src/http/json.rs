@@ -48,8 +48,16 @@ impl<T: DeserializeOwned + 'static> FromRequest for StrictJson<T> {
     }
 }
 
-/// Deserializes well-formed JSON into `T`; a value of the wrong shape is a 422 naming its path.
+/// Deserializes well-formed JSON into `T`; a value of the wrong shape, or a text holding a NUL
+/// character (which PostgreSQL cannot store), is a 422 naming its path.
 pub fn decode<T: DeserializeOwned>(text: &str) -> Result<T, ApiError> {
+    // JSON can write a NUL only as this escape, so other bodies are not read twice.
+    if text.contains("\\u0000")
+        && let Ok(value) = serde_json::from_str::<serde_json::Value>(text)
+        && let Some(path) = crate::domain::nul_path(&value, "")
+    {
+        return Err(ApiError::invalid(path, crate::domain::NUL_REASON));
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(&mut de).map_err(shape_error)
 }

@@ -65,6 +65,9 @@ pub(crate) fn split_events(body: &[u8], shape: Shape) -> Result<Vec<RawEvent<'_>
                 let at = if path.is_empty() { BODY.to_string() } else { path };
                 return Err(PayloadError::invalid(at, "expected a JSON object"));
             }
+            if let Some(at) = crate::domain::nul_path(&value, &path) {
+                return Err(PayloadError::invalid(at, crate::domain::NUL_REASON));
+            }
             Ok(RawEvent { path, value, raw: raw.get() })
         })
         .collect()

@@ -42,15 +42,16 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     let q = Fields::query(&req)?;
     let mut status = StatusCode::OK;
     let parsed = crate::http::calls::parse_states(q.non_empty("state")).and_then(|states| {
+        let rep_filter = crate::http::calls::parse_rep(q.non_empty("rep"))?;
         let after = q.non_empty("cursor").map(|c| crate::http::cursor::decode("cursor", c)).transpose()?;
-        Ok((states, after))
+        Ok((states, rep_filter, after))
     });
-    let ((states, after), filter_error) = match parsed {
+    let ((states, rep_filter, after), filter_error) = match parsed {
         Ok(p) => (p, None),
-        Err(e) => ((CallState::OPEN.to_vec(), None), Some(e.message)),
+        Err(e) => ((CallState::OPEN.to_vec(), None, None), Some(e.message)),
     };
     let rep = q.non_empty("rep");
-    let board = super::data::board(&state, &states, rep, after, CALLS_PER_PAGE).await?;
+    let board = super::data::board(&state, &states, rep_filter.as_ref(), after, CALLS_PER_PAGE).await?;
     let state_filter = q.non_empty("state").unwrap_or("open");
     // Query strings of the list's links (every value escaped, so no '/' or '&' of its own).
     let list_query = |states: &str, cursor: Option<String>| {

@@ -260,7 +260,7 @@ pub struct Board {
 pub async fn board(
     state: &AppState,
     states: &[CallState],
-    rep: Option<&str>,
+    rep: Option<&crate::domain::EmailAddress>,
     after: Option<queries::Position>,
     limit: u64,
 ) -> Result<Board, sea_orm::DbErr> {

@@ -5,16 +5,17 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
 use super::CallState;
+use crate::domain::EmailAddress;
 use entity::{calls, emails, jobs};
 
 /// The list filter as a condition: calls in any of `states` (all when empty), of one rep.
-pub fn filter(states: &[CallState], rep: Option<&str>) -> Condition {
+pub fn filter(states: &[CallState], rep: Option<&EmailAddress>) -> Condition {
     let mut c = Condition::all();
     if !states.is_empty() {
         c = c.add(calls::Column::State.is_in(states.iter().copied()));
     }
-    if let Some(r) = rep.map(str::trim).filter(|r| !r.is_empty()) {
-        c = c.add(calls::Column::RepEmail.eq(r.to_lowercase()));
+    if let Some(r) = rep {
+        c = c.add(calls::Column::RepEmail.eq(r.as_str()));
     }
     c
 }
@@ -68,14 +69,14 @@ fn state_list(states: &[CallState]) -> String {
 pub async fn page_of_calls(
     db: &impl ConnectionTrait,
     states: &[CallState],
-    rep: Option<&str>,
+    rep: Option<&EmailAddress>,
     after: Option<Position>,
     limit: u64,
 ) -> Result<CallPage, DbErr> {
     let wanted = |s: &CallState| states.is_empty() || states.contains(s);
     let open: Vec<CallState> = CallState::OPEN.into_iter().filter(wanted).collect();
     let closed: Vec<CallState> = CallState::ALL.into_iter().filter(|s| !s.is_open()).filter(wanted).collect();
-    let rep = rep.map(str::trim).filter(|r| !r.is_empty()).map(str::to_lowercase);
+    let rep = rep.map(EmailAddress::as_str);
     // One more than asked for tells whether another page follows.
     let want = limit.saturating_add(1);
     let mut rows = Vec::new();
@@ -84,14 +85,14 @@ pub async fn page_of_calls(
             Some(Position::Open { due_at, id }) => Some((due_at, id)),
             _ => None,
         };
-        rows = section(db, Section::Open, &open, rep.as_deref(), after, want).await?;
+        rows = section(db, Section::Open, &open, rep, after, want).await?;
     }
     if (rows.len() as u64) < want && !closed.is_empty() {
         let after = match after {
             Some(Position::Closed { closed_at, id }) => Some((closed_at, id)),
             _ => None,
         };
-        rows.extend(section(db, Section::Closed, &closed, rep.as_deref(), after, want - rows.len() as u64).await?);
+        rows.extend(section(db, Section::Closed, &closed, rep, after, want - rows.len() as u64).await?);
     }
     let next = if rows.len() as u64 > limit {
         rows.truncate(limit as usize);

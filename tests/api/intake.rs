@@ -246,6 +246,44 @@ async fn each_class_of_bad_input_gets_its_status_and_writes_nothing() {
 }
 
 #[tokio::test]
+async fn a_nul_character_anywhere_is_refused_naming_the_field_and_nothing_is_stored() {
+    // PostgreSQL cannot store U+0000 in text: every door refuses it with the field, on both backends.
+    let app = TestApp::spawn().await;
+    let refused = |r: reqwest::Response| async move {
+        let status = r.status();
+        let b = body(r).await;
+        assert_eq!(status, 422, "{b}");
+        assert!(b["error"]["message"].as_str().unwrap().contains("NUL character"), "{b}");
+        b["error"]["field"].as_str().unwrap_or_default().to_string()
+    };
+    let before = app.intake_counts().await;
+    let mut order = order_created("e-nul", "D-NUL", "ana@seller.example", app.now());
+    order["order"]["line_items"][1]["name"] = json!("On\u{0}boarding");
+    assert_eq!(refused(app.post_generic(&order).await).await, "order.line_items[1].name");
+    order["order"]["line_items"][1]["name"] = json!("Onboarding");
+    order["order"]["account_name"] = json!("Acme\u{0}");
+    assert_eq!(refused(app.post_generic(&json!([order_created("e-ok", "D-OK", "ana@seller.example", app.now()), order])).await).await, "[1].order.account_name");
+    assert_eq!(app.intake_counts().await, before, "nothing of the batch is stored");
+
+    let mut p = proposal("ana@seller.example");
+    p["requirements"][2]["text"] = json!("Salesforce\u{0} sync");
+    assert_eq!(refused(app.put_proposal("generic", "D-NUL", &p).await).await, "requirements[2].text");
+    let rep = json!({"name": "Ana", "timezone": "UTC", "crm_ids": {"hubspot": "41\u{0}"}});
+    assert_eq!(refused(app.put_rep("ana@seller.example", &rep).await).await, "crm_ids.hubspot");
+    assert_eq!((app.count("proposals").await, app.count("reps").await), (0, 0));
+
+    assert_eq!(app.post_generic(&order_created("e-1", "D-1", "ana@seller.example", app.now())).await.status(), 200);
+    app.settle().await;
+    let call = app.calls().await.remove(0);
+    let id = call["id"].as_i64().unwrap();
+    let done = json!({"outcome": "aligned", "notes": "all good\u{0}"});
+    let r = app.api(reqwest::Method::POST, &format!("/api/v1/calls/{id}/complete")).json(&done).send().await.unwrap();
+    assert_eq!(refused(r).await, "notes");
+    assert_eq!(app.calls().await[0]["state"], call["state"], "the call is not marked done");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn the_database_going_away_answers_503_so_the_crm_retries() {
     // On both backends: what "the database is away" means for each is in `database_down`.
     let app = TestApp::spawn_with(quick_outage()).await;

@@ -445,6 +445,11 @@ async fn the_dashboard_lists_overdue_calls_first_and_filters() {
     let bad = get(&app, "/?state=lost").await;
     assert_eq!(bad.status, 400);
     assert!(bad.text().contains("unknown state 'lost'"));
+    // A rep filter that is no email address (here with a NUL, which PostgreSQL cannot compare)
+    // is refused with the reason, never an error page.
+    let bad_rep = get(&app, "/?rep=ana%00%C2%9E").await;
+    assert_eq!(bad_rep.status, 400);
+    assert!(bad_rep.text().contains("is not a valid email address"), "{}", bad_rep.text());
     app.stop().await;
 }
 
