@@ -334,6 +334,9 @@ pub struct Config {
     /// `mail.from`, parsed once here rather than at every send.
     pub mail_from: lettre::message::Mailbox,
     pub dir: PathBuf,
+    /// Where `serve` keeps the development credentials it runs with (loopback and SQLite only,
+    /// when no API token or generic webhook secret is configured); `None` otherwise.
+    pub dev_credentials: Option<PathBuf>,
 }
 
 /// Where to find the config directory and which environment layer to add.
@@ -409,7 +412,7 @@ impl ConfigSource {
                 "no schedule applies to every order; add one without [match] (usually named \"default\") last".into(),
             ));
         }
-        Ok(Config { settings, schedules, mail_from, dir: self.dir.clone() })
+        Ok(Config { settings, schedules, mail_from, dir: self.dir.clone(), dev_credentials: None })
     }
 }
 

@@ -108,7 +108,14 @@ pub async fn logout(
 
 fn form(req: &HttpRequest, state: &AppState, status: StatusCode, next: &str, error: Option<&str>) -> Result<HttpResponse, PageError> {
     let visitor = Visitor::of(req);
-    let body = render("login.html", minijinja::context! { next, error, hours => SESSION_HOURS, csrf => visitor.csrf(state, LOGIN_FORM) })?;
+    let dev_credentials = state.config.dev_credentials.as_ref().map(|p| p.display().to_string());
+    let body = render(
+        "login.html",
+        minijinja::context! {
+            next, error, hours => SESSION_HOURS, csrf => visitor.csrf(state, LOGIN_FORM),
+            no_tokens => state.security.api.is_empty(), dev_credentials,
+        },
+    )?;
     Ok(form_page(status, &visitor, state, body))
 }
 

@@ -276,6 +276,30 @@ async fn the_dashboard_needs_a_login_and_logout_ends_it() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn without_an_api_token_the_login_page_says_what_to_set_instead_of_a_form() {
+    let app = TestApp::spawn_with(Options { overrides: vec![("api.tokens", json!([]))], ..Options::default() }).await;
+    let page = get(&app, "/login").await;
+    assert_eq!(page.status, 200);
+    let text = page.text();
+    assert!(
+        text.contains("Nobody can log in yet") && text.contains("FIRSTCALL__API__TOKENS") && text.contains("openssl rand -hex 32"),
+        "{text}"
+    );
+    assert!(!text.contains("id=\"login-form\"") && !text.contains("name=\"token\""), "no form that can never succeed: {text}");
+    assert_eq!(
+        (get(&app, "/").await.status, get(&app, "/").await.header("location").to_string()),
+        (StatusCode::SEE_OTHER, "/login".into())
+    );
+    app.stop().await;
+
+    // With a token configured, the form is there and the explanation is not.
+    let app = TestApp::spawn().await;
+    let page = get(&app, "/login").await;
+    assert!(page.text().contains("id=\"login-form\"") && !page.text().contains("Nobody can log in yet"));
+    app.stop().await;
+}
+
 /// A browser without a cookie jar, sending exactly the cookie it is given.
 async fn get_with_cookie(app: &TestApp, path: &str, cookie: &str) -> StatusCode {
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
