@@ -56,13 +56,20 @@ pub async fn connect(s: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> 
     Database::connect(opt).await
 }
 
-fn prepare_sqlite_path(url: &str) -> Result<(), DbErr> {
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+/// The file of a SQLite database URL (`sqlite://data/firstcall.db?mode=rwc` → `data/firstcall.db`);
+/// `None` for an in-memory database or another backend.
+pub fn sqlite_file(url: &str) -> Option<&std::path::Path> {
+    let path = url.strip_prefix("sqlite:")?;
+    let path = path.strip_prefix("//").unwrap_or(path);
     let path = path.split('?').next().unwrap_or("");
-    if path.is_empty() || path == ":memory:" {
+    (!path.is_empty() && path != ":memory:").then(|| std::path::Path::new(path))
+}
+
+fn prepare_sqlite_path(url: &str) -> Result<(), DbErr> {
+    let Some(path) = sqlite_file(url) else {
         return Ok(());
-    }
-    if let Some(parent) = std::path::Path::new(path).parent()
+    };
+    if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
     {
         std::fs::create_dir_all(parent).map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", parent.display())))?;

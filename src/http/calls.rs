@@ -169,6 +169,9 @@ pub async fn list_calls(_caller: ApiCaller, state: web::Data<AppState>, q: web::
 pub struct EmailView {
     pub id: i64,
     pub kind: entity::emails::EmailKind,
+    /// The email's `Message-ID` header (without angle brackets): find it in mail logs, or as
+    /// `<message_id>.eml` in `mail.outbox_dir` with the file transport.
+    pub message_id: String,
     pub to: String,
     pub subject: String,
     pub state: entity::emails::EmailState,
@@ -187,6 +190,7 @@ impl From<emails::Model> for EmailView {
         EmailView {
             id: e.id,
             kind: e.kind,
+            message_id: e.message_id,
             to: e.to_addr,
             subject: e.subject,
             state: e.state,

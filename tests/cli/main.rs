@@ -1,5 +1,6 @@
 //! The `firstcall` binary as operators run it: config checks and previews, layered config and
-//! its errors, migrations, the embedded default start, logs, graceful shutdown, `recap`.
+//! its errors, migrations, the embedded default start, logs, graceful shutdown, `recap`, `demo`
+//! and the development credentials it runs with.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -148,8 +149,11 @@ struct Server {
 impl Server {
     /// `firstcall serve` in `cwd` with no config directory there: the built-in defaults.
     fn start(cwd: &Path, envs: &[(&str, &str)]) -> Server {
+        Self::start_on(cwd, free_port(), envs)
+    }
+
+    fn start_on(cwd: &Path, port: u16, envs: &[(&str, &str)]) -> Server {
         firstcall::crm::client::install_tls_provider();
-        let port = free_port();
         let log = cwd.join("serve.log");
         let mut c = firstcall(&["serve"]);
         c.current_dir(cwd)
@@ -316,4 +320,118 @@ fn a_generated_link_signing_key_is_announced_at_start_up() {
     let log = server.log();
     server.terminate();
     assert!(!log.contains("FIRSTCALL__LINKS__SIGNING_KEYS"), "no warning with a configured key: {log}");
+}
+
+/// A line of `demo`'s summary: the value after `label`.
+fn printed<'a>(stdout: &'a str, label: &str) -> &'a str {
+    let line = stdout.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no '{label}' line: {stdout}"));
+    line[label.len()..].split_whitespace().next().unwrap_or_else(|| panic!("nothing after '{label}': {line}"))
+}
+
+#[test]
+fn demo_shows_the_whole_job_on_the_embedded_default() {
+    let cwd = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let public_url = format!("http://127.0.0.1:{port}");
+    let env = [("FIRSTCALL__HTTP__PORT", port.to_string()), ("FIRSTCALL__HTTP__PUBLIC_URL", public_url.clone())];
+    let demo = || {
+        let mut c = firstcall(&["demo"]);
+        c.current_dir(cwd.path()).envs(env.iter().map(|(k, v)| (k, v)));
+        run(c)
+    };
+    // Before the service runs, demo says to start it.
+    let (out, _, stderr) = demo();
+    assert!(!out.status.success());
+    assert!(stderr.contains("start the service first"), "{stderr}");
+
+    let server = Server::start_on(cwd.path(), port, &[("FIRSTCALL__HTTP__PUBLIC_URL", &public_url)]);
+    let log = server.log();
+    let next = log.lines().find(|l| l.contains("development credentials")).unwrap_or_else(|| panic!("no next step in the log: {log}"));
+    assert!(next.contains("demo") && next.contains("data/dev-credentials.json"), "says what to do next: {next}");
+    assert!(!log.contains("every webhook answers 401"), "the generic webhook has its development secret: {log}");
+
+    let (out, stdout, stderr) = demo();
+    assert!(out.status.success(), "{stdout}{stderr}");
+    for step in
+        ["PUT /api/v1/reps/", "PUT /api/v1/proposals/generic/DEMO-", "POST /webhooks/generic (signed order.created): 200 OK, opened"]
+    {
+        assert!(stdout.contains(step), "names the request {step:?}: {stdout}");
+    }
+
+    // The recap email, as the file transport wrote it.
+    let eml_path = cwd.path().join(printed(&stdout, "Read the recap:"));
+    assert!(eml_path.starts_with(cwd.path().join("outbox")), "{}", eml_path.display());
+    let eml = std::fs::read(&eml_path).unwrap_or_else(|e| panic!("{}: {e}", eml_path.display()));
+    let mail = mail_parser::MessageParser::default().parse(&eml).expect("a MIME message");
+    assert_eq!(mail.to().and_then(|t| t.first()).and_then(|a| a.address()), Some("dana.reyes@seller.example"));
+    assert!(mail.subject().unwrap_or_default().contains("Northwind Logistics"), "{:?}", mail.subject());
+    let text = mail.body_text(0).unwrap_or_default();
+    for expected in ["Single sign-on with Azure AD", "Priya Shah", "Hosting in our Frankfurt region", "Platform seats"] {
+        assert!(text.contains(expected), "the recap shows {expected:?}:\n{text}");
+    }
+    assert!(
+        mail.parts.iter().any(|p| mail_parser::MimeHeaders::is_content_type(p, "text", "calendar")
+            && String::from_utf8_lossy(p.contents()).contains("BEGIN:VCALENDAR")),
+        "the invite is attached"
+    );
+
+    // The call page, from the rep's signed link.
+    let link = printed(&stdout, "Call page:");
+    assert!(link.starts_with(&format!("{public_url}/calls/")) && link.contains("?t="), "{link}");
+    assert!(text.contains(link), "the link is the one in the email");
+    let page = reqwest::blocking::get(link).unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().unwrap();
+    assert!(html.contains("Northwind Logistics") && html.contains("Single sign-on with Azure AD"), "{html}");
+
+    // The dashboard, opened with the printed token.
+    let dashboard = printed(&stdout, "Dashboard:");
+    assert_eq!(dashboard, format!("{public_url}/"));
+    let token = printed(&stdout, "API token:");
+    let client = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    assert_eq!(client.get(dashboard).send().unwrap().status(), 303, "not without logging in");
+    let board = client.get(dashboard).bearer_auth(token).send().unwrap();
+    assert_eq!(board.status(), 200);
+    assert!(board.text().unwrap().contains("dana.reyes@seller.example"));
+    let login = client.get(server.url("/login")).send().unwrap().text().unwrap();
+    assert!(
+        login.contains("id=\"dev-credentials\"") && login.contains("dev-credentials.json"),
+        "the login page says where the token is: {login}"
+    );
+
+    // A second run is a second deal, with a call of its own.
+    let (out, again, stderr) = demo();
+    assert!(out.status.success(), "{stderr}");
+    assert_ne!(printed(&again, "Call page:"), link);
+    let (status, _) = server.terminate();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn development_credentials_and_demo_refuse_a_public_address_and_postgresql() {
+    let db = testkit::db::TestDb::postgres().await;
+    for (env, names) in [
+        (vec![("FIRSTCALL__HTTP__HOST", "0.0.0.0".to_string())], "0.0.0.0"),
+        (vec![("FIRSTCALL__DATABASE__URL", db.url().to_string())], "PostgreSQL"),
+    ] {
+        let cwd = tempfile::tempdir().unwrap();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let server = tokio::task::block_in_place(|| Server::start(cwd.path(), &env));
+        let log = server.log();
+        let warning = log.lines().find(|l| l.contains("no API token is configured")).unwrap_or_else(|| panic!("{names}: {log}"));
+        assert!(warning.contains("WARN") && warning.contains("FIRSTCALL__API__TOKENS") && warning.contains(names), "{warning}");
+        assert!(log.contains("every webhook answers 401"), "{log}");
+        assert!(!cwd.path().join("data/dev-credentials.json").exists(), "{names}: nothing generated");
+        let login = tokio::task::block_in_place(|| reqwest::blocking::get(server.url("/login")).unwrap().text().unwrap());
+        assert!(login.contains("Nobody can log in yet"), "{login}");
+
+        let (out, _, stderr) = tokio::task::block_in_place(|| {
+            let mut c = firstcall(&["demo"]);
+            c.current_dir(cwd.path()).env("FIRSTCALL__HTTP__PORT", server.port.to_string()).envs(env.iter().copied());
+            run(c)
+        });
+        assert!(!out.status.success());
+        assert!(stderr.contains("runs only against a local service") && stderr.contains(names), "{names}: {stderr}");
+        tokio::task::block_in_place(|| server.terminate());
+    }
 }
