@@ -262,7 +262,10 @@ async fn a_nul_character_anywhere_is_refused_naming_the_field_and_nothing_is_sto
     assert_eq!(refused(app.post_generic(&order).await).await, "order.line_items[1].name");
     order["order"]["line_items"][1]["name"] = json!("Onboarding");
     order["order"]["account_name"] = json!("Acme\u{0}");
-    assert_eq!(refused(app.post_generic(&json!([order_created("e-ok", "D-OK", "ana@seller.example", app.now()), order])).await).await, "[1].order.account_name");
+    assert_eq!(
+        refused(app.post_generic(&json!([order_created("e-ok", "D-OK", "ana@seller.example", app.now()), order])).await).await,
+        "[1].order.account_name"
+    );
     assert_eq!(app.intake_counts().await, before, "nothing of the batch is stored");
 
     let mut p = proposal("ana@seller.example");

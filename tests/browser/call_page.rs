@@ -143,6 +143,36 @@ async fn the_call_page_reads_on_a_phone_and_a_desktop() {
 }
 
 #[tokio::test]
+async fn the_recap_email_reads_on_a_phone() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.put_rep(REP, &json!({"name": "Ana Ávila", "timezone": "Europe/Berlin"})).await.status(), 200);
+    app.put_proposal("generic", "D-1", &proposal(REP)).await;
+    assert_eq!(app.post_generic(&order_created("e1", "D-1", REP, app.now())).await.status(), 200);
+    app.settle().await;
+    let mail = app.mails_to(REP).pop().expect("the recap email");
+    // The HTML part as a mail app shows it, from a file (no server behind it).
+    let file = artifacts().join("recap-email.html");
+    std::fs::write(&file, mail.html.as_deref().expect("an HTML part")).unwrap();
+    with_browser(|client| async move {
+        let (width, height) = (375u32, 812u32);
+        client.goto(&format!("file://{}", file.display())).await.unwrap();
+        set_viewport(&client, width, height).await;
+        let shown: String =
+            client.execute("return document.body.innerText", vec![]).await.unwrap().as_str().unwrap_or_default().to_string();
+        for expected in ["Single sign-on with Okta", "Dana Decider", "Pro seats"] {
+            assert!(shown.contains(expected), "the recap shows {expected:?}: {shown}");
+        }
+        let scroll = client.execute("return document.documentElement.scrollWidth", vec![]).await.unwrap().as_u64().unwrap();
+        assert!(scroll <= width as u64, "the email scrolls sideways on a phone ({scroll} px in {width} px)");
+        let png = client.screenshot().await.unwrap();
+        assert_eq!(png_size(&png), (width, height));
+        std::fs::write(artifacts().join("recap-email-phone.png"), &png).unwrap();
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn script_in_crm_text_shows_as_text_and_never_runs() {
     let app = TestApp::spawn().await;
     let payload =

@@ -1,7 +1,7 @@
 //! Browser tests: the pages in headless Chromium, driven over WebDriver (`chromedriver`), against
 //! the real application from the API tests' harness. Chromium and ChromeDriver come from Debian's
 //! packages (`scripts/ensure-chromium.sh`); without them these tests fail, they never skip.
-//! Screenshots land in `tests/artifacts/`.
+//! Screenshots land in `tests/artifacts/`; `scripts/screenshots.sh` copies the README's into `docs/screenshots/`.
 
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
