@@ -28,7 +28,7 @@ async fn wait_drained(db: &PgPool, probe: &str, range: Option<IdRange>, since: I
     loop {
         let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(probe.to_string()));
         if let Some(r) = range {
-            q = q.bind(r.lo).bind(r.hi);
+            q = q.bind(r.lo).bind(r.hi).bind(r.created_at);
         }
         if q.fetch_optional(db).await?.is_none() {
             return Ok(since.elapsed().as_secs_f64());
@@ -40,9 +40,9 @@ async fn wait_drained(db: &PgPool, probe: &str, range: Option<IdRange>, since: I
     }
 }
 
-/// Waits until firstcall's jobs with ids in `range` are all done.
+/// Waits until firstcall's jobs of `range` (its ids, inserted together) are all done.
 pub async fn wait_firstcall(db: &PgPool, range: IdRange, since: Instant, timeout: Duration) -> anyhow::Result<Drain> {
-    let probe = "SELECT id FROM jobs WHERE id BETWEEN $1 AND $2 ORDER BY id LIMIT 1";
+    let probe = "SELECT id FROM jobs WHERE id BETWEEN $1 AND $2 AND created_at = $3 ORDER BY id LIMIT 1";
     let seconds = wait_drained(db, probe, Some(range), since, timeout).await?;
     Ok(Drain { jobs: range.count, seconds })
 }

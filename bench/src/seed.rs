@@ -33,6 +33,9 @@ pub struct IdRange {
     pub lo: i64,
     pub hi: i64,
     pub count: i64,
+    /// When the transaction that inserted them began (their `created_at`): a job another process
+    /// inserted meanwhile (the engine's own retention sweep) may take an id inside the range.
+    pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl<'a> Calls<'a> {
@@ -73,15 +76,16 @@ impl<'a> Calls<'a> {
              SELECT o.id, 'generic', o.deal_id, o.rep_email, 'due', 'default', o.ordered_at, {due_at}, 1, 0, 0, now(), now() FROM o RETURNING id, due_at){history_ctes}, \
              j AS (INSERT INTO jobs (kind, subject_id, payload, run_at, state, attempts, max_attempts, created_at, updated_at) \
              SELECT t.kind, t.subject_id, NULL, t.run_at, 'pending', 0, 8, now(), now() FROM ({jobs}) AS t(kind, subject_id, run_at) RETURNING id) \
-             SELECT min(id), max(id), count(*) FROM j"
+             SELECT min(id), max(id), count(*), now() FROM j"
         );
         id_range(db, &sql).await
     }
 }
 
 async fn id_range(db: &mut PgConnection, sql: &str) -> anyhow::Result<IdRange> {
-    let (lo, hi, count): (Option<i64>, Option<i64>, i64) = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(db).await?;
-    Ok(IdRange { lo: lo.unwrap_or(0), hi: hi.unwrap_or(0), count })
+    let (lo, hi, count, created_at): (Option<i64>, Option<i64>, i64, chrono::DateTime<chrono::Utc>) =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(db).await?;
+    Ok(IdRange { lo: lo.unwrap_or(0), hi: hi.unwrap_or(0), count, created_at })
 }
 
 /// Open calls of `n` won deals of CRM `source` as the opening leaves them before the CRM is read:
@@ -101,11 +105,11 @@ pub async fn crm_calls(db: &mut PgConnection, source: &str, first_deal: i64, n: 
          RETURNING id, deal_id), \
          j AS (INSERT INTO jobs (kind, subject_id, payload, run_at, state, attempts, max_attempts, created_at, updated_at) \
          SELECT 'crm.enrich', c.id, json_build_object('source', $1::text, 'deal_id', c.deal_id), now(), 'pending', 0, 8, now(), now() FROM c RETURNING id) \
-         SELECT min(id), max(id), count(*) FROM j"
+         SELECT min(id), max(id), count(*), now() FROM j"
     );
-    let (lo, hi, count): (Option<i64>, Option<i64>, i64) =
+    let (lo, hi, count, created_at): (Option<i64>, Option<i64>, i64, chrono::DateTime<chrono::Utc>) =
         sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(source).bind(first_deal).bind(n).fetch_one(db).await?;
-    Ok(IdRange { lo: lo.unwrap_or(0), hi: hi.unwrap_or(0), count })
+    Ok(IdRange { lo: lo.unwrap_or(0), hi: hi.unwrap_or(0), count, created_at })
 }
 
 /// `n` jobs of the engine's own `kind` (`noop` or `noop.step`) due now.
@@ -113,7 +117,7 @@ pub async fn noop_jobs(db: &mut PgConnection, kind: &str, n: i64) -> anyhow::Res
     let sql = format!(
         "WITH j AS (INSERT INTO jobs (kind, subject_id, payload, run_at, state, attempts, max_attempts, created_at, updated_at) \
          SELECT '{kind}', NULL, NULL, now(), 'pending', 0, 8, now(), now() FROM generate_series(1, {n}) RETURNING id) \
-         SELECT min(id), max(id), count(*) FROM j"
+         SELECT min(id), max(id), count(*), now() FROM j"
     );
     id_range(db, &sql).await
 }
