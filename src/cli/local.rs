@@ -65,7 +65,11 @@ pub fn read(settings: &Settings) -> Result<DevCredentials, String> {
         ),
         _ => format!("cannot read {}: {e}", path.display()),
     })?;
-    serde_json::from_str(&text)
+    parse(&path, &text)
+}
+
+fn parse(path: &Path, text: &str) -> Result<DevCredentials, String> {
+    serde_json::from_str(text)
         .map_err(|e| format!("{} is not what `firstcall serve` wrote ({e}); delete it and restart serve", path.display()))
 }
 
@@ -137,8 +141,7 @@ fn load_or_create(path: &Path) -> Result<DevCredentials, String> {
         Ok(()) => Ok(fresh),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            serde_json::from_str(&text)
-                .map_err(|e| format!("{} is not what `firstcall serve` wrote ({e}); delete it and restart", path.display()))
+            parse(path, &text)
         }
         Err(e) => Err(format!("cannot write {}: {e}", path.display())),
     }
