@@ -60,10 +60,13 @@ for _ in $(seq 1 100); do
 done
 
 status=0
+# One worker: with two threads, hypothesis's lambda descriptions call ast.parse concurrently,
+# which CPython 3.11 can fail with "AST constructor recursion depth mismatch" (a tool error, not
+# a finding; seen once in CI).
 SCHEMATHESIS_HOOKS=scripts/schemathesis_hooks.py SCHEMATHESIS_COUNTS="$work/counts.json" \
 "$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
   --checks not_a_server_error,status_code_conformance,response_schema_conformance \
-  --max-time "$budget" --workers 2 --seed 1 --no-color || status=$?
+  --max-time "$budget" --workers 1 --seed 1 --no-color || status=$?
 # How many webhook requests got past the signature check to the parser: without that, "no 5xx"
 # says nothing about the parsers and the database.
 python3 - "$work/counts.json" <<'PY' || status=1
