@@ -3,7 +3,7 @@
 //! database's clock) shows every claim, and no job is claimed while another process's lease on
 //! it is still valid, by that clock; each job is
 //! completed by the process that claimed it last; and the audit trail shows each call's first
-//! step once and each reminder number once.
+//! step once, each reminder number once, and every state change following the one before it.
 
 use std::time::{Duration, Instant};
 
@@ -66,7 +66,7 @@ async fn run_with(ctx: &Ctx, name: &'static str, n: usize) -> anyhow::Result<Row
     let history: Vec<pg::JobEvent> =
         pg::job_history(&engines.pool).await?.into_iter().filter(|e| e.kind == "call.start" || e.kind == "call.remind").collect();
     let audit = pg::audit_jobs(&history, Duration::from_secs(LEASE_SECS));
-    let (lost_starts, dup_starts) = engines.first_steps_committed().await?;
+    let states = engines.first_steps_committed().await?;
     // Each reminder number once per call, and as many as the call counted.
     let reminders: Vec<(i64, i64, i64, i32)> = sqlx::query_as(
         "SELECT c.id, count(a.id), count(DISTINCT a.detail->>'reminder'), c.reminders_sent FROM calls c \
@@ -80,11 +80,11 @@ async fn run_with(ctx: &Ctx, name: &'static str, n: usize) -> anyhow::Result<Row
 
     row.sent = audit.created;
     row.acknowledged = audit.completed;
-    row.lost = lost_starts + lost_reminders;
-    row.duplicated = dup_starts + dup_reminders + audit.overlapping_claims.len();
+    row.lost = states.lost + lost_reminders;
+    row.duplicated = states.duplicated + dup_reminders + audit.overlapping_claims.len();
     row.unexplained = row.duplicated;
     row.unknown = audit.reclaimed;
-    row.unexpected = audit.stale_completions.len() + miscounted;
+    row.unexpected = audit.stale_completions.len() + miscounted + states.broken.len();
     let mut shares: Vec<String> = audit.completed_by.iter().map(|(s, c)| format!("{s}: {c}")).collect();
     shares.sort();
     row.notes.push(format!(
@@ -97,6 +97,7 @@ async fn run_with(ctx: &Ctx, name: &'static str, n: usize) -> anyhow::Result<Row
     row.check(workers_busy == n, format!("only {workers_busy} of {n} engines completed any step: the test did not exercise concurrency"));
     row.check(miscounted == 0, format!("{miscounted} calls whose reminder count disagrees with their reminders"));
     row.failures.extend(audit.findings());
+    row.failures.extend(states.broken);
     engines.stop().await;
     Ok(row)
 }

@@ -90,6 +90,16 @@ pub struct Engines {
     _db: testkit::db::TestDb,
 }
 
+/// What the audit trail shows of the calls' state changes ([`Engines::first_steps_committed`]).
+pub struct StateChanges {
+    /// Calls whose first step never committed.
+    pub lost: usize,
+    /// Commits of a first step beyond the one.
+    pub duplicated: usize,
+    /// Changes out of chain, described.
+    pub broken: Vec<String>,
+}
+
 impl Engines {
     pub async fn start(
         ctx: &Ctx,
@@ -129,8 +139,10 @@ impl Engines {
         }
     }
 
-    /// From the audit trail: (calls whose first step never committed, extra commits of it).
-    pub async fn first_steps_committed(&self) -> anyhow::Result<(usize, usize)> {
+    /// From the audit trail: calls whose first step never committed, extra commits of it, and
+    /// state changes that break a call's chain (a step that ran again on a state another step
+    /// already left, or stayed where it was: what a stale worker's commit would write).
+    pub async fn first_steps_committed(&self) -> anyhow::Result<StateChanges> {
         let per_call: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT c.id, count(a.id) FROM calls c LEFT JOIN audit_log a ON a.entity = 'call' AND a.entity_id = c.id \
              AND a.action = 'state' AND a.from_state = 'scheduled' GROUP BY c.id",
@@ -139,7 +151,21 @@ impl Engines {
         .await?;
         let lost = per_call.iter().filter(|(_, n)| *n == 0).count();
         let duplicated = per_call.iter().map(|(_, n)| (*n as usize).saturating_sub(1)).sum();
-        Ok((lost, duplicated))
+        // Each change leaves the state the one before it entered (the first leaves `scheduled`)
+        // and enters another.
+        let broken: Vec<(i64, String, String, String)> = sqlx::query_as(
+            "SELECT entity_id, coalesce(prev, 'scheduled'), coalesce(from_state, '-'), coalesce(to_state, '-') FROM ( \
+               SELECT entity_id, from_state, to_state, lag(to_state) OVER (PARTITION BY entity_id ORDER BY id) AS prev \
+               FROM audit_log WHERE entity = 'call' AND action = 'state') s \
+             WHERE from_state IS DISTINCT FROM coalesce(prev, 'scheduled') OR from_state = to_state ORDER BY entity_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let broken = broken
+            .into_iter()
+            .map(|(call, entered, from, to)| format!("call {call}: a state change {from} -> {to} after the call had entered {entered}"))
+            .collect();
+        Ok(StateChanges { lost, duplicated, broken })
     }
 
     pub async fn stop(mut self) {

@@ -12,7 +12,8 @@
 //! Final read: worker A's log after it resumed (one "step lease lost" warning per held job:
 //! each stale commit was tried and refused), the job history (who claimed and who completed each
 //! job, recorded by a trigger) and the calls' audit trail (each call's first step committed
-//! exactly once).
+//! exactly once, and every state change leaves the state the one before it entered: a stale step
+//! that ran anyway, on a call another worker already started, would break that chain).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -136,14 +137,14 @@ pub async fn run(ctx: &Ctx, name: &'static str) -> anyhow::Result<Row> {
             by_b += 1;
         }
     }
-    let (lost, duplicated) = engines.first_steps_committed().await?;
+    let states = engines.first_steps_committed().await?;
     row.sent = audit.created;
     row.acknowledged = audit.completed;
     row.unknown = held.len();
-    row.lost = lost;
-    row.duplicated = duplicated + audit.overlapping_claims.len();
+    row.lost = states.lost;
+    row.duplicated = states.duplicated + audit.overlapping_claims.len();
     row.unexplained = row.duplicated;
-    row.unexpected = stale.len() + audit.stale_completions.len();
+    row.unexpected = stale.len() + audit.stale_completions.len() + states.broken.len();
     row.notes.push(format!(
         "{by_b} of A's {} held jobs completed by worker B; {} jobs reclaimed after a lease ran out",
         held.len(),
@@ -152,6 +153,7 @@ pub async fn run(ctx: &Ctx, name: &'static str) -> anyhow::Result<Row> {
     row.check(by_b == held.len(), format!("only {by_b} of the {} jobs A held were completed by B", held.len()));
     row.failures.extend(stale);
     row.failures.extend(audit.findings());
+    row.failures.extend(states.broken);
     engines.stop().await;
     Ok(row.finish())
 }
