@@ -28,6 +28,10 @@ pub struct Model {
     /// Why the call went to the sales-ops inbox instead of the address the CRM named (that
     /// address may not receive firstcall's mail); `None` otherwise.
     pub fallback_reason: Option<String>,
+    /// The escalation steps sent for the call, by their names in the schedule
+    /// (`config::schedule::EscalationStep::id`), as a JSON array in the order sent. `None` for a
+    /// call escalated before steps had names: its first `escalation_level` steps count as sent.
+    pub escalated_steps: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -13,6 +13,7 @@ mod m20261130_000001_call_fallback_reason;
 mod m20261130_000002_retention;
 mod m20261130_000003_sessions;
 mod m20261201_000001_proposal_origin;
+mod m20261202_000001_escalated_steps;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000002_retention::Migration),
             Box::new(m20261130_000003_sessions::Migration),
             Box::new(m20261201_000001_proposal_origin::Migration),
+            Box::new(m20261202_000001_escalated_steps::Migration),
         ]
     }
 }

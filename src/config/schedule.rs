@@ -85,6 +85,11 @@ pub struct EscalationSettings {
     pub after_hours_overdue: Option<f64>,
     /// `manager`, `manager_of_manager`, or an email address.
     pub to: String,
+    /// What names the step to the calls it was sent for (letters, digits, `-`, `_`, `.`, `@`).
+    /// Omitted: the target, numbered from its second step (`manager`, `manager#2`). A step keeps
+    /// its name when others are inserted or moved around it, so a call never gets it twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// A parsed, trusted schedule.
@@ -160,6 +165,9 @@ pub enum EscalationTarget {
 
 #[derive(Debug, Clone)]
 pub struct EscalationStep {
+    /// The step's identity within its schedule ([`EscalationSettings::id`]): what a call records
+    /// once the step was sent for it.
+    pub id: String,
     pub after_reminders: Option<u32>,
     pub after_minutes_overdue: Option<i64>,
     pub to: EscalationTarget,
@@ -327,7 +335,35 @@ impl ScheduleSettings {
                         .map_err(|_| err(key("to"), format!("'{other}' is not manager, manager_of_manager or an email address")))?,
                 ),
             };
+            let id = match &e.id {
+                Some(id) => {
+                    let id = id.trim();
+                    if id.is_empty()
+                        || id.len() > 64
+                        || !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
+                    {
+                        return Err(err(key("id"), format!("'{id}' is not a step name: 1 to 64 letters, digits, '-', '_', '.' or '@'")));
+                    }
+                    id.to_string()
+                }
+                None => {
+                    let target = match &to {
+                        EscalationTarget::Manager => "manager".to_string(),
+                        EscalationTarget::ManagerOfManager => "manager_of_manager".to_string(),
+                        EscalationTarget::Address(a) => a.to_string(),
+                    };
+                    let earlier = escalation.iter().filter(|s: &&EscalationStep| s.to == to).count();
+                    if earlier == 0 { target } else { format!("{target}#{}", earlier + 1) }
+                }
+            };
+            if escalation.iter().any(|s: &EscalationStep| s.id == id) {
+                return Err(err(
+                    key("id"),
+                    format!("'{id}' names an earlier step too; give each step of a schedule its own id (escalation[].id)"),
+                ));
+            }
             escalation.push(EscalationStep {
+                id,
                 after_reminders: e.after_reminders,
                 after_minutes_overdue: e.after_hours_overdue.map(|h| (h * 60.0).round() as i64),
                 to,

@@ -8,6 +8,7 @@
 pub mod calls;
 pub mod compose;
 pub mod enrich;
+pub mod escalation;
 pub mod opening;
 pub mod orders;
 pub mod preview;

@@ -23,6 +23,9 @@ pub struct SchedulePreview {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EscalationPreview {
     pub level: usize,
+    /// The step's name, by which a call remembers it had the step (`escalation[].id`, else its
+    /// `to`).
+    pub step: String,
     pub to: String,
     /// When the step is reached if the call is never marked done.
     pub at: Option<DateTime<Utc>>,
@@ -61,7 +64,7 @@ fn preview(s: &Schedule, at: DateTime<Utc>, tz: Timezone, n: usize) -> ScheduleP
                 EscalationTarget::ManagerOfManager => "the manager's manager".to_string(),
                 EscalationTarget::Address(a) => a.to_string(),
             };
-            EscalationPreview { level: i + 1, to, at, because: because.join(" or ") }
+            EscalationPreview { level: i + 1, step: e.id.clone(), to, at, because: because.join(" or ") }
         })
         .collect::<Vec<_>>();
     // Steps fire in order: a later step is never reached before an earlier one.
@@ -119,7 +122,7 @@ pub fn render(config: &Config, at: DateTime<Utc>, tz: Timezone, reminders: usize
         }
         for e in &p.escalations {
             let when = e.at.map(|t| local(t, tz)).unwrap_or_else(|| "never (not enough reminders)".into());
-            out.push_str(&format!("  escalate {}:  {} to {} ({})\n", e.level, when, e.to, e.because));
+            out.push_str(&format!("  escalate {}:  {} to {} ({}; step \"{}\")\n", e.level, when, e.to, e.because, e.step));
         }
     }
     out

@@ -178,10 +178,9 @@ async fn plan_escalation_timer(
 ) -> Result<(), StepError> {
     engine::cancel_pending(db, call.id, &[JobKind::CallEscalate]).await?;
     let schedule = schedule_of(db, fc, call).await?;
-    let next = schedule
-        .escalation
-        .iter()
-        .skip(call.escalation_level.max(0) as usize)
+    let sent = super::escalation::sent(call, schedule);
+    let next = super::escalation::ahead(schedule, &sent)
+        .into_iter()
         .filter_map(|s| s.after_minutes_overdue)
         .map(|m| call.due_at + chrono::TimeDelta::minutes(m))
         .filter(|t| *t > now)
@@ -271,9 +270,10 @@ async fn overdue(
     Ok(())
 }
 
-/// Sends every escalation step whose condition now holds, in order: a later step reached first
-/// (say 48 hours overdue before the third reminder) also sends the steps before it, so the
-/// manager hears before the manager's manager.
+/// Sends every escalation step ahead of the call whose condition now holds, in order: a later
+/// step reached first (say 48 hours overdue before the third reminder) also sends the steps
+/// before it, so the manager hears before the manager's manager. Steps are known by name
+/// ([`super::escalation`]): one sent before the schedule was edited is never sent again.
 async fn escalate_due_steps(
     db: &impl ConnectionTrait,
     fc: &FirstCall,
@@ -282,18 +282,22 @@ async fn escalate_due_steps(
     fx: &mut StepEffects,
 ) -> Result<call_entity::Model, StepError> {
     let schedule = schedule_of(db, fc, &call).await?.clone();
-    let level = call.escalation_level.max(0) as usize;
+    let mut sent = super::escalation::sent(&call, &schedule);
+    let ahead = super::escalation::ahead(&schedule, &sent);
     let overdue_minutes = (now - call.due_at).num_minutes();
-    let mut reached = schedule.escalation.iter().enumerate().skip(level).filter(|(_, s)| {
+    let reached = ahead.iter().rposition(|s| {
         s.after_reminders.is_some_and(|n| call.reminders_sent as u32 >= n)
             || s.after_minutes_overdue.is_some_and(|m| now >= call.due_at && overdue_minutes >= m)
     });
-    let Some((last, _)) = reached.next_back() else {
+    let Some(last) = reached else {
         return Ok(call);
     };
     let rep = EmailAddress::parse(&call.rep_email).unwrap_or_else(|_| fc.config.settings.defaults.unassigned_email.clone());
     let rep_info = crate::reps::recipient(db, &rep, fc.config.settings.defaults.timezone).await?;
-    for (i, step) in schedule.escalation.iter().enumerate().take(last + 1).skip(level) {
+    // The call's escalations are numbered in the order sent (their Message-IDs too), whatever
+    // the steps' places in the schedule.
+    let mut level = call.escalation_level.max(sent.len() as i32);
+    for step in &ahead[..=last] {
         let (to, role, note) = match &step.to {
             EscalationTarget::Manager => match &rep_info.manager_email {
                 Some(m) => (m.clone(), "manager", None),
@@ -319,8 +323,8 @@ async fn escalate_due_steps(
             }
             EscalationTarget::Address(a) => (a.clone(), "escalation_contact", None),
         };
-        let level_no = i as i32 + 1;
-        let email = compose::escalation(db, fc, &call, &to, role, level_no, note.as_deref(), now).await?;
+        level += 1;
+        let email = compose::escalation(db, fc, &call, &to, role, level, note.as_deref(), now).await?;
         add_email(db, email, now, fx).await?;
         audit::record(
             db,
@@ -331,14 +335,16 @@ async fn escalate_due_steps(
                 action: "escalated",
                 from_state: None,
                 to_state: None,
-                detail: Some(json!({"level": level_no, "to": to.as_str(), "role": role})),
+                detail: Some(json!({"level": level, "step": step.id, "to": to.as_str(), "role": role})),
             },
             now,
         )
         .await?;
+        sent.push(step.id.clone());
     }
     let mut am = call.into_active_model();
-    am.escalation_level = Set(last as i32 + 1);
+    am.escalation_level = Set(level);
+    am.escalated_steps = Set(Some(serde_json::to_string(&sent).map_err(|e| StepError::Failed(format!("escalated steps: {e}")))?));
     am.updated_at = Set(now);
     Ok(am.update(db).await?)
 }

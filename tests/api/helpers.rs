@@ -431,6 +431,19 @@ impl TestApp {
     }
 
     /// The first column of every row of a query, as text.
+    /// Another process on this app's database, SMTP sink and clock, configured by `opts` (say,
+    /// with sales ops' edit of the schedules, as after a redeploy); its engine and mailer are
+    /// driven by hand.
+    pub async fn another_process(&self, opts: &Options) -> firstcall::startup::Application {
+        firstcall::startup::Application::build(
+            test_config(self.db.url(), self.smtp.port(), opts),
+            self.state.clock.clone(),
+            firstcall::startup::Services { http: false, engine: false, mailer: false },
+        )
+        .await
+        .expect("another process starts")
+    }
+
     pub async fn column(&self, sql: &str) -> Vec<String> {
         use sea_orm::{ConnectionTrait, Statement};
         let backend = self.state.db.get_database_backend();

@@ -341,13 +341,7 @@ async fn two_engines_on_one_database_run_every_step_exactly_once() {
     let raw = serde_json::to_vec(&events).unwrap();
     assert_eq!(app.post_generic_raw(&raw, GENERIC_SECRET, app.now().timestamp()).await.status(), 200);
     // A second engine process on the same database.
-    let other = firstcall::startup::Application::build(
-        crate::helpers::test_config(app.db.url(), app.smtp.port(), &Options::default()),
-        app.state.clock.clone(),
-        firstcall::startup::Services { http: false, engine: false, mailer: false },
-    )
-    .await
-    .unwrap();
+    let other = app.another_process(&Options::default()).await;
     // Engine A holds a lease on a batch; engine B, running meanwhile, must skip it and take the rest.
     let lease = firstcall::engine::claim_due(&app.state.db, "engine-a", app.now(), chrono::TimeDelta::seconds(300), 50).await.unwrap();
     assert_eq!(lease.rows.len(), 50);
@@ -482,17 +476,7 @@ async fn a_schedule_edit_applies_to_open_calls_from_their_next_reminder() {
         "max_reminders": 3,
         "business_hours": {"start": "09:00", "end": "17:00", "days": ["mon", "tue", "wed", "thu", "fri"]},
     }]);
-    let edited = firstcall::startup::Application::build(
-        crate::helpers::test_config(
-            app.db.url(),
-            app.smtp.port(),
-            &Options { overrides: vec![("schedules", schedules)], ..Options::default() },
-        ),
-        app.state.clock.clone(),
-        firstcall::startup::Services { http: false, engine: false, mailer: false },
-    )
-    .await
-    .unwrap();
+    let edited = app.another_process(&Options { overrides: vec![("schedules", schedules)], ..Options::default() }).await;
     let run = |until: &str| {
         let target = chrono::DateTime::parse_from_rfc3339(until).unwrap().with_timezone(&chrono::Utc);
         let (engine, mailer) = (edited.engine.clone(), edited.mailer.clone());
@@ -707,17 +691,7 @@ async fn a_renamed_schedule_keeps_its_calls_on_the_schedule_their_order_matches(
     app.settle().await;
     assert_eq!(app.calls().await[0]["schedule"], "big");
     // Sales ops rename "big" to "large" and redeploy: a new process with the new config.
-    let edited = firstcall::startup::Application::build(
-        crate::helpers::test_config(
-            app.db.url(),
-            app.smtp.port(),
-            &Options { overrides: vec![("schedules", schedules("large"))], ..Options::default() },
-        ),
-        app.state.clock.clone(),
-        firstcall::startup::Services { http: false, engine: false, mailer: false },
-    )
-    .await
-    .unwrap();
+    let edited = app.another_process(&Options { overrides: vec![("schedules", schedules("large"))], ..Options::default() }).await;
     while app.now() < utc("2026-11-24T12:00:00Z") {
         app.advance(TimeDelta::minutes(30));
         edited.engine.run_due().await.unwrap();
@@ -856,6 +830,57 @@ async fn an_escalation_after_n_reminders_goes_with_the_nth_reminder_and_not_befo
         assert_eq!(to_director, if n >= 4 { vec!["escalation"] } else { vec![] }, "the manager's manager after reminder {n}");
     }
     assert!(kinds(&app.mails_to(REP)).iter().all(|k| k != "escalation"), "the rep is not escalated to");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn escalation_steps_inserted_or_moved_while_a_call_is_open_never_send_a_step_twice() {
+    // Sales ops insert a step before the one a call already had and another after it, and
+    // redeploy (a new process with the new config, on the same database): the step sent before
+    // is not sent again, the one inserted before it is passed, the one after it goes when due.
+    let (ops, vp) = ("ops@seller.example", "vp@seller.example");
+    let before = json!([{"after_reminders": 2, "to": "manager"}, {"after_reminders": 4, "to": "manager_of_manager"}]);
+    let app =
+        TestApp::spawn_with(Options { overrides: vec![("schedules", json!([schedule("default", None, before)]))], ..Options::default() })
+            .await;
+    directory(&app, "UTC").await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    // Monday 09:00: reminders at 10:00 and 11:00, the manager with the second.
+    app.advance_and_settle(TimeDelta::hours(2), TimeDelta::minutes(30)).await;
+    assert_eq!(kinds(&app.mails_to(MANAGER)), ["escalation"]);
+
+    let edited = json!([
+        {"after_reminders": 1, "to": ops},
+        {"after_reminders": 2, "to": "manager"},
+        {"after_reminders": 3, "to": vp},
+        {"after_reminders": 4, "to": "manager_of_manager"},
+    ]);
+    let next = app
+        .another_process(&Options { overrides: vec![("schedules", json!([schedule("default", None, edited)]))], ..Options::default() })
+        .await;
+    // Reminders 3, 4 and 5 at 12:00, 13:00 and 14:00, run by the process with the edited schedule.
+    while app.now() < utc("2026-11-23T14:30:00Z") {
+        app.advance(TimeDelta::minutes(30));
+        next.engine.run_due().await.unwrap();
+        next.mailer.run_due().await.unwrap();
+    }
+    assert_eq!(kinds(&app.mails_to(REP)).iter().filter(|k| *k == "reminder").count(), 5);
+    assert_eq!(kinds(&app.mails_to(MANAGER)), ["escalation"], "the manager had the step before the edit, once");
+    assert!(app.mails_to(ops).is_empty(), "a step inserted before the one the call had is passed");
+    assert_eq!(kinds(&app.mails_to(vp)), ["escalation"], "the step inserted after it goes with reminder 3");
+    assert_eq!(kinds(&app.mails_to(DIRECTOR)), ["escalation"], "the manager's manager with reminder 4");
+    let ids: Vec<String> = [MANAGER, vp, DIRECTOR].iter().flat_map(|a| app.mails_to(a)).filter_map(|m| m.message_id).collect();
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 3, "each escalation has its own Message-ID: {ids:?}");
+    let call = &app.calls().await[0];
+    assert_eq!(call["escalation_level"], 3, "{call}");
+    let steps = app.column("SELECT CAST(detail AS TEXT) FROM audit_log WHERE action = 'escalated' ORDER BY id").await;
+    let steps: Vec<String> =
+        steps.iter().map(|d| serde_json::from_str::<serde_json::Value>(d).unwrap()["step"].as_str().unwrap_or("").to_string()).collect();
+    assert_eq!(steps, ["manager", vp, "manager_of_manager"], "the audit names each step sent");
     app.stop().await;
 }
 

@@ -58,6 +58,7 @@ fn config_check_previews_each_schedule_in_the_reps_timezone() {
     assert!(default.contains("reminder 1:  Fri 2026-11-27 14:00 EST"), "{stdout}");
     assert!(default.contains("reminder 2:  Mon 2026-11-30 09:00 EST"), "{stdout}");
     assert!(default.contains("escalate 1:  Fri 2026-11-27 23:30 EST to the rep's manager"), "{stdout}");
+    assert!(default.contains("overdue; step \"manager\")"), "each step is shown with its name: {stdout}");
     // Enterprise: 2 business hours inside 08:00-18:00 -> 13:30.
     let enterprise = stdout.split("schedule \"enterprise\"").nth(1).unwrap();
     assert!(enterprise.contains("call due:    Fri 2026-11-27 13:30 EST"), "{stdout}");
