@@ -8,6 +8,7 @@ pub mod background;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod config_versions;
 pub mod crm;
 pub mod db;
 pub mod domain;

@@ -82,6 +82,7 @@ impl Application {
         let templates = crate::mail::templates::Templates::load(&config.templates_dir()).map_err(|e| anyhow::anyhow!("templates: {e}"))?;
         // A template that cannot render would fail every email: refuse to start instead.
         templates.check().map_err(|e| anyhow::anyhow!("templates: {e}"))?;
+        let config_version = config.version(templates.digest());
         let config = Arc::new(config);
         let settings = &config.settings;
         let composer = Composer {
@@ -95,11 +96,27 @@ impl Application {
         for source in connectors.sources() {
             tracing::info!(crm = %source, "CRM connector on: won deals are read from the CRM before the first email");
         }
-        let first_call = Arc::new(FirstCall { config: config.clone(), composer: Arc::new(composer), connectors: Arc::new(connectors) });
+        let first_call = Arc::new(FirstCall {
+            config: config.clone(),
+            config_version: config_version.clone(),
+            composer: Arc::new(composer),
+            connectors: Arc::new(connectors),
+        });
         let signals = Signals::default();
         let shutdown = Shutdown::default();
         let metrics = Arc::new(Metrics::new());
         let instance_id = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
+        let role = if services.http {
+            "serve"
+        } else if services.engine {
+            "worker"
+        } else {
+            "tool"
+        };
+        crate::config_versions::record_load(&db, &config, &config_version, &instance_id, role, clock.now())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot record the configuration version: {e}"))?;
+        tracing::info!(version = %config_version, "configuration loaded: its schedules and templates are version {config_version}");
 
         // Every workflow registers its job kinds with the engine.
         let mut handlers = Registry::default();

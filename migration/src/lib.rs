@@ -14,6 +14,7 @@ mod m20261130_000002_retention;
 mod m20261130_000003_sessions;
 mod m20261201_000001_proposal_origin;
 mod m20261202_000001_escalated_steps;
+mod m20261202_000002_config_versions;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000003_sessions::Migration),
             Box::new(m20261201_000001_proposal_origin::Migration),
             Box::new(m20261202_000001_escalated_steps::Migration),
+            Box::new(m20261202_000002_config_versions::Migration),
         ]
     }
 }

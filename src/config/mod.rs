@@ -638,7 +638,35 @@ fn from_figment(figment: &Figment, e: figment::Error) -> ConfigError {
     ConfigError { origin, key: if key.is_empty() { "(top level)".into() } else { key }, reason: e.kind.to_string() }
 }
 
+/// What a configuration version covers of the schedules: the `[[schedules]]` as written and the
+/// holidays every schedule shares. Kept with the version in the database, so what a process ran
+/// can be compared with an edit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScheduleContent {
+    pub schedules: Vec<ScheduleSettings>,
+    pub holidays: Vec<String>,
+}
+
 impl Config {
+    /// The schedules as written, with the shared holidays.
+    pub fn schedule_content(&self) -> ScheduleContent {
+        ScheduleContent { schedules: self.settings.schedules.clone(), holidays: self.settings.defaults.holidays.clone() }
+    }
+
+    /// The configuration's version: `v` and 12 hex digits of the SHA-256 of the schedules as
+    /// written ([`Config::schedule_content`]) and the templates' digest. Processes with the same
+    /// schedules and wording have the same version, whatever else of their settings differs
+    /// (secrets, addresses, pool sizes).
+    pub fn version(&self, templates_digest: &[u8]) -> String {
+        use sha2::Digest;
+        let content = serde_json::to_vec(&self.schedule_content()).expect("schedule settings serialize");
+        let mut h = sha2::Sha256::new();
+        h.update((content.len() as u64).to_be_bytes());
+        h.update(&content);
+        h.update(templates_digest);
+        format!("v{}", &hex::encode(h.finalize())[..12])
+    }
+
     /// Loads exactly as `serve` does (defaults, files, environment).
     pub fn load() -> Result<Config, ConfigError> {
         ConfigSource::default().load()

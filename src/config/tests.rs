@@ -160,3 +160,19 @@ fn crm_credentials_written_in_a_file_are_refused_and_not_shown() {
     let ok = load(&[("crm.hubspot.token", json!("pat-na1-123"))]).unwrap();
     assert_eq!(ok.settings.crm.hubspot.token.unwrap().expose(), "pat-na1-123");
 }
+
+#[test]
+fn the_version_follows_the_schedules_and_templates_and_nothing_else() {
+    let base = load(&[]).unwrap();
+    let digest = [7u8; 32];
+    let v = base.version(&digest);
+    assert!(v.starts_with('v') && v.len() == 13, "{v}");
+    assert_eq!(load(&[]).unwrap().version(&digest), v, "the same configuration has the same version");
+    let other_settings = load(&[("mail.concurrency", json!(9)), ("http.port", json!(9999))]).unwrap();
+    assert_eq!(other_settings.version(&digest), v, "settings outside the schedules and templates do not count");
+    assert_ne!(base.version(&[8u8; 32]), v, "another wording is another version");
+    let mut edited = base.settings.schedules.clone();
+    edited[0].reminder_cron = "0 10 * * 1-5".into();
+    assert_ne!(load(&[("schedules", serde_json::to_value(&edited).unwrap())]).unwrap().version(&digest), v, "an edited schedule");
+    assert_ne!(load(&[("defaults.holidays", json!(["2026-12-24"]))]).unwrap().version(&digest), v, "shared holidays count");
+}

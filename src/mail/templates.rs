@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::Serde;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value, escape_formatter};
+use sha2::Digest;
 
 pub use context::{EmailContext, EmailKind, EscalationInfo, RecipientRole, duration_in_words, local_time};
 
@@ -94,6 +95,9 @@ pub struct RenderedEmail {
 pub struct Templates {
     env: Environment<'static>,
     origins: BTreeMap<String, TemplateOrigin>,
+    /// SHA-256 of every template's name and source, in name order: what the configuration
+    /// version covers of the wording.
+    digest: [u8; 32],
 }
 
 impl fmt::Debug for Templates {
@@ -129,7 +133,14 @@ impl Templates {
             sources.entry(name.to_string()).or_insert_with(|| (source.to_string(), TemplateOrigin::BuiltIn));
         }
 
-        let mut templates = Templates { env: environment(), origins: BTreeMap::new() };
+        let mut digest = sha2::Sha256::new();
+        for (name, (source, _)) in &sources {
+            for part in [name.as_bytes(), source.as_bytes()] {
+                digest.update((part.len() as u64).to_be_bytes());
+                digest.update(part);
+            }
+        }
+        let mut templates = Templates { env: environment(), origins: BTreeMap::new(), digest: digest.finalize().into() };
         for (name, (source, origin)) in sources {
             templates.origins.insert(name.clone(), origin);
             if let Err(e) = templates.env.add_template_owned(name, source) {
@@ -142,6 +153,11 @@ impl Templates {
     /// Only the compiled-in templates.
     pub fn builtin() -> Result<Templates, TemplateError> {
         Templates::load(Path::new("/nonexistent/firstcall/templates"))
+    }
+
+    /// SHA-256 of the templates' names and sources.
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.digest
     }
 
     /// Where each template came from, by name.

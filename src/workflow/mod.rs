@@ -32,6 +32,9 @@ pub use entity::calls::{CallOutcome, CallState};
 /// the time; nothing else.
 pub struct FirstCall {
     pub config: Arc<Config>,
+    /// The version of `config`'s schedules and templates ([`Config::version`]), which every
+    /// reminder and escalation records.
+    pub config_version: String,
     pub composer: Arc<Composer>,
     /// The CRM connectors that are on: a call of their CRM's deals waits for the deal's context
     /// (`crm.enrich`) before its first email.

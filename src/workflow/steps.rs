@@ -234,7 +234,7 @@ async fn remind(
                 action: "reminded",
                 from_state: None,
                 to_state: None,
-                detail: Some(json!({"reminder": n})),
+                detail: Some(json!({"reminder": n, "config_version": fc.config_version})),
             },
             now,
         )
@@ -335,7 +335,9 @@ async fn escalate_due_steps(
                 action: "escalated",
                 from_state: None,
                 to_state: None,
-                detail: Some(json!({"level": level, "step": step.id, "to": to.as_str(), "role": role})),
+                detail: Some(
+                    json!({"level": level, "step": step.id, "to": to.as_str(), "role": role, "config_version": fc.config_version}),
+                ),
             },
             now,
         )

@@ -434,7 +434,7 @@ impl TestApp {
     /// Another process on this app's database, SMTP sink and clock, configured by `opts` (say,
     /// with sales ops' edit of the schedules, as after a redeploy); its engine and mailer are
     /// driven by hand.
-    pub async fn another_process(&self, opts: &Options) -> firstcall::startup::Application {
+    pub async fn another_process(&self, opts: &Options) -> Application {
         firstcall::startup::Application::build(
             test_config(self.db.url(), self.smtp.port(), opts),
             self.state.clock.clone(),
@@ -442,6 +442,16 @@ impl TestApp {
         )
         .await
         .expect("another process starts")
+    }
+
+    /// Moves the clock in half-hour steps until `until`, running `process`'s engine and mailer
+    /// (not this app's) after each step.
+    pub async fn run_other_until(&self, process: &Application, until: DateTime<Utc>) {
+        while self.now() < until {
+            self.advance(TimeDelta::minutes(30));
+            process.engine.run_due().await.unwrap();
+            process.mailer.run_due().await.unwrap();
+        }
     }
 
     pub async fn column(&self, sql: &str) -> Vec<String> {

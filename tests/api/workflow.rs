@@ -692,11 +692,7 @@ async fn a_renamed_schedule_keeps_its_calls_on_the_schedule_their_order_matches(
     assert_eq!(app.calls().await[0]["schedule"], "big");
     // Sales ops rename "big" to "large" and redeploy: a new process with the new config.
     let edited = app.another_process(&Options { overrides: vec![("schedules", schedules("large"))], ..Options::default() }).await;
-    while app.now() < utc("2026-11-24T12:00:00Z") {
-        app.advance(TimeDelta::minutes(30));
-        edited.engine.run_due().await.unwrap();
-        edited.mailer.run_due().await.unwrap();
-    }
+    app.run_other_until(&edited, utc("2026-11-24T12:00:00Z")).await;
     // Monday 10:00 was planned before the edit; after it the order still matches the renamed
     // schedule (10:00), not the catch-all one (09:00 and 14:00).
     let dates = reminder_dates(&app);
@@ -860,11 +856,7 @@ async fn escalation_steps_inserted_or_moved_while_a_call_is_open_never_send_a_st
         .another_process(&Options { overrides: vec![("schedules", json!([schedule("default", None, edited)]))], ..Options::default() })
         .await;
     // Reminders 3, 4 and 5 at 12:00, 13:00 and 14:00, run by the process with the edited schedule.
-    while app.now() < utc("2026-11-23T14:30:00Z") {
-        app.advance(TimeDelta::minutes(30));
-        next.engine.run_due().await.unwrap();
-        next.mailer.run_due().await.unwrap();
-    }
+    app.run_other_until(&next, utc("2026-11-23T14:30:00Z")).await;
     assert_eq!(kinds(&app.mails_to(REP)).iter().filter(|k| *k == "reminder").count(), 5);
     assert_eq!(kinds(&app.mails_to(MANAGER)), ["escalation"], "the manager had the step before the edit, once");
     assert!(app.mails_to(ops).is_empty(), "a step inserted before the one the call had is passed");
@@ -881,6 +873,61 @@ async fn escalation_steps_inserted_or_moved_while_a_call_is_open_never_send_a_st
     let steps: Vec<String> =
         steps.iter().map(|d| serde_json::from_str::<serde_json::Value>(d).unwrap()["step"].as_str().unwrap_or("").to_string()).collect();
     assert_eq!(steps, ["manager", vp, "manager_of_manager"], "the audit names each step sent");
+    app.stop().await;
+}
+
+/// The configuration version each audit entry of `action` names, in order.
+async fn versions_in_audit(app: &TestApp, action: &str) -> Vec<String> {
+    let details = app.column(&format!("SELECT CAST(detail AS TEXT) FROM audit_log WHERE action = '{action}' ORDER BY id")).await;
+    details
+        .iter()
+        .map(|d| serde_json::from_str::<serde_json::Value>(d).unwrap()["config_version"].as_str().unwrap_or("none").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn each_process_records_its_configuration_version_and_every_reminder_and_escalation_names_its_own() {
+    let before = json!([{"after_reminders": 2, "to": "manager"}]);
+    let app = TestApp::spawn_with(Options {
+        overrides: vec![("schedules", json!([schedule("default", None, before.clone())]))],
+        ..Options::default()
+    })
+    .await;
+    directory(&app, "UTC").await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    // Reminders at 10:00 and 11:00 and the manager with the second, by the first process.
+    app.advance_and_settle(TimeDelta::hours(2), TimeDelta::minutes(30)).await;
+    // A rolling redeploy: a process with an edited schedule (a step added) takes over.
+    let edited = json!([{"after_reminders": 2, "to": "manager"}, {"after_reminders": 3, "to": DIRECTOR}]);
+    let next = app
+        .another_process(&Options { overrides: vec![("schedules", json!([schedule("default", None, edited)]))], ..Options::default() })
+        .await;
+    app.run_other_until(&next, utc("2026-11-23T13:30:00Z")).await;
+    let loads = firstcall::config_versions::loads(&app.state.db).await.unwrap();
+    assert_eq!(loads.len(), 2, "{loads:?}");
+    let (old, new) = (loads[0].version.clone(), loads[1].version.clone());
+    assert_ne!(old, new, "the edited schedule is another version");
+    assert_eq!(loads[1].instance_id, next.engine.instance_id, "the load names its process");
+    let written =
+        firstcall::config_versions::schedules_of(&app.state.db, &new).await.unwrap().expect("the new version's schedules are kept");
+    assert_eq!(written.schedules[0].escalation.len(), 2, "as the edit wrote them");
+
+    assert_eq!(
+        versions_in_audit(&app, "reminded").await,
+        [old.clone(), old.clone(), new.clone(), new.clone()],
+        "each reminder names the version it ran under"
+    );
+    assert_eq!(versions_in_audit(&app, "escalated").await, [old.clone(), new.clone()], "so does each escalation");
+
+    // A third process with the first configuration: another load of the same version.
+    let again = app
+        .another_process(&Options { overrides: vec![("schedules", json!([schedule("default", None, before)]))], ..Options::default() })
+        .await;
+    let loads = firstcall::config_versions::loads(&app.state.db).await.unwrap();
+    assert_eq!(loads.iter().map(|l| l.version.as_str()).collect::<Vec<_>>(), [&old, &new, &old]);
+    assert_eq!(app.column("SELECT count(*) FROM config_versions").await, ["2"]);
+    drop(again);
     app.stop().await;
 }
 

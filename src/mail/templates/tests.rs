@@ -256,3 +256,14 @@ fn an_email_routed_to_sales_ops_says_why_in_text_and_html_and_the_address_stays_
         assert!(!routed.subject.contains("eve@evil.example"), "{kind:?}: the subject stays as it was");
     }
 }
+
+#[test]
+fn the_digest_changes_with_any_templates_wording_and_only_then() {
+    let builtin = Templates::builtin().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(Templates::load(dir.path()).unwrap().digest(), builtin.digest(), "an empty directory: the built-in wording");
+    std::fs::write(dir.path().join("reminder.txt"), "Hi {{ rep_name }}, the call is still open.\n").unwrap();
+    let edited = Templates::load(dir.path()).unwrap();
+    assert_ne!(edited.digest(), builtin.digest(), "one template reworded");
+    assert_eq!(Templates::load(dir.path()).unwrap().digest(), edited.digest(), "the same files, the same digest");
+}
