@@ -82,7 +82,7 @@ impl Application {
         let templates = crate::mail::templates::Templates::load(&config.templates_dir()).map_err(|e| anyhow::anyhow!("templates: {e}"))?;
         // A template that cannot render would fail every email: refuse to start instead.
         templates.check().map_err(|e| anyhow::anyhow!("templates: {e}"))?;
-        let config_version = config.version(templates.digest());
+        let templates_digest = *templates.digest();
         let config = Arc::new(config);
         let settings = &config.settings;
         let composer = Composer {
@@ -98,7 +98,7 @@ impl Application {
         }
         let first_call = Arc::new(FirstCall {
             config: config.clone(),
-            config_version: config_version.clone(),
+            config_version: config.version(&templates_digest),
             composer: Arc::new(composer),
             connectors: Arc::new(connectors),
         });
@@ -113,7 +113,7 @@ impl Application {
         } else {
             "tool"
         };
-        crate::config_versions::record_load(&db, &config, &config_version, &instance_id, role, clock.now())
+        let config_version = crate::config_versions::record_load(&db, &config, &templates_digest, &instance_id, role, clock.now())
             .await
             .map_err(|e| anyhow::anyhow!("cannot record the configuration version: {e}"))?;
         tracing::info!(version = %config_version, "configuration loaded: its schedules and templates are version {config_version}");

@@ -1,5 +1,6 @@
 //! The configurations processes run: each version (a hash of the schedules as written and the
-//! templates) with its schedules, and each load of one, when and by which process.
+//! templates) with its schedules and its templates' digest, and each load of one, when and by
+//! which process.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -15,6 +16,7 @@ impl MigrationTrait for Migration {
                     .table(Alias::new("config_versions"))
                     .col(ColumnDef::new(Alias::new("version")).text().not_null().primary_key())
                     .col(ColumnDef::new(Alias::new("schedules")).text().not_null())
+                    .col(ColumnDef::new(Alias::new("templates_digest")).text().not_null())
                     .col(timestamp_with_time_zone(Alias::new("first_loaded_at")))
                     .to_owned(),
             )

@@ -73,6 +73,10 @@ pub enum ConfigCommand {
         /// Reminders to list per schedule.
         #[arg(long, default_value_t = 5)]
         reminders: usize,
+        /// Also compare with the configuration that runs: the newest one a `serve` or `worker`
+        /// recorded in the database (`database.url`), key by key.
+        #[arg(long)]
+        against_running: bool,
     },
 }
 
@@ -99,11 +103,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve => serve(config, Services { http: true, engine: true, mailer: true }).await,
         Command::Worker => serve(config, Services { http: false, engine: true, mailer: true }).await,
         Command::Migrate => migrate(config).await,
-        Command::Config { command: ConfigCommand::Check { at, tz, reminders } } => {
+        Command::Config { command: ConfigCommand::Check { at, tz, reminders, against_running } } => {
             match config_check(&config, at.as_deref(), tz.as_deref(), reminders) {
                 Ok(report) => {
                     print!("{report}");
-                    Ok(())
+                    if against_running { compare_with_running(&config).await.map(|changes| print!("{changes}")) } else { Ok(()) }
                 }
                 Err(e) => {
                     eprintln!("configuration error: {e}");
@@ -216,6 +220,55 @@ pub fn config_check(config: &Config, at: Option<&str>, tz: Option<&str>, reminde
     out.push_str(&format!("  retention: {}\n", retention_summary(config)));
     out.push('\n');
     out.push_str(&crate::workflow::preview::render(config, at, tz, reminders));
+    Ok(out)
+}
+
+/// `config check --against-running`: what this configuration changes against the one that
+/// runs, as recorded in the database by the newest `serve` or `worker` to start: each schedule's
+/// changed keys, before and after, and whether the templates changed.
+pub async fn compare_with_running(config: &Config) -> anyhow::Result<String> {
+    let templates = crate::mail::templates::Templates::load(&config.templates_dir())?;
+    let version = config.version(templates.digest());
+    let url = crate::startup::redact_url(&config.settings.database.url);
+    if let Some(file) = crate::db::sqlite_file(&config.settings.database.url)
+        && !file.exists()
+    {
+        anyhow::bail!("--against-running: no database at {} (database.url): nothing runs there yet", file.display());
+    }
+    let db =
+        crate::db::connect(&config.settings.database).await.map_err(|e| anyhow::anyhow!("cannot connect to the database at {url}: {e}"))?;
+    let newest = crate::config_versions::newest_running(&db)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read what runs from the database at {url} (is its schema current? firstcall migrate): {e}"))?;
+    let Some(load) = newest else {
+        return Ok(format!("\nagainst what runs: no serve or worker has recorded its configuration in the database at {url} yet\n"));
+    };
+    let running = crate::config_versions::recorded(&db, &load.version)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("version {} was loaded but its schedules are not on record", load.version))?;
+    let mut out = format!(
+        "\nagainst what runs: version {} (loaded {} by {} {})\n  this edit: version {version}\n",
+        load.version,
+        load.loaded_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        load.role,
+        load.instance_id
+    );
+    if version == load.version {
+        out.push_str("  no change: these schedules and templates are what runs\n");
+        return Ok(out);
+    }
+    let changes = crate::config::changes::schedule_changes(&running.schedules, &config.schedule_content());
+    if changes.is_empty() {
+        out.push_str("  schedules: unchanged\n");
+    }
+    for c in changes {
+        out.push_str(&format!("  {c}\n"));
+    }
+    out.push_str(if hex::encode(templates.digest()) == running.templates_digest {
+        "  templates: unchanged\n"
+    } else {
+        "  templates: changed (each one rendered above)\n"
+    });
     Ok(out)
 }
 

@@ -2,6 +2,7 @@
 //! `config/$FIRSTCALL_ENV.toml`, then environment variables `FIRSTCALL__SECTION__KEY`.
 //! Everything is checked at load; an invalid value stops start-up with the file, key and reason.
 
+pub mod changes;
 pub mod crm;
 pub mod retention;
 pub mod schedule;

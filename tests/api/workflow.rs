@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
 
@@ -909,9 +909,8 @@ async fn each_process_records_its_configuration_version_and_every_reminder_and_e
     let (old, new) = (loads[0].version.clone(), loads[1].version.clone());
     assert_ne!(old, new, "the edited schedule is another version");
     assert_eq!(loads[1].instance_id, next.engine.instance_id, "the load names its process");
-    let written =
-        firstcall::config_versions::schedules_of(&app.state.db, &new).await.unwrap().expect("the new version's schedules are kept");
-    assert_eq!(written.schedules[0].escalation.len(), 2, "as the edit wrote them");
+    let written = firstcall::config_versions::recorded(&app.state.db, &new).await.unwrap().expect("the new version's schedules are kept");
+    assert_eq!(written.schedules.schedules[0].escalation.len(), 2, "as the edit wrote them");
 
     assert_eq!(
         versions_in_audit(&app, "reminded").await,
@@ -928,6 +927,44 @@ async fn each_process_records_its_configuration_version_and_every_reminder_and_e
     assert_eq!(loads.iter().map(|l| l.version.as_str()).collect::<Vec<_>>(), [&old, &new, &old]);
     assert_eq!(app.column("SELECT count(*) FROM config_versions").await, ["2"]);
     drop(again);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn config_check_against_running_names_each_changed_key_against_what_the_newest_serve_runs() {
+    let running = json!([schedule("default", None, json!([{"after_reminders": 2, "to": "manager"}]))]);
+    let with = |schedules: &Value| Options { overrides: vec![("schedules", schedules.clone())], ..Options::default() };
+    let app = TestApp::spawn_with(with(&running)).await;
+    let version = firstcall::config_versions::loads(&app.state.db).await.unwrap()[0].version.clone();
+    let config = |schedules: &Value| crate::helpers::test_config(app.db.url(), app.smtp.port(), &with(schedules));
+
+    let same = firstcall::cli::compare_with_running(&config(&running)).await.unwrap();
+    assert!(same.contains(&format!("against what runs: version {version}")), "{same}");
+    assert!(same.contains("no change: these schedules and templates are what runs"), "{same}");
+
+    let mut edit = schedule("default", None, json!([{"after_reminders": 2, "to": "manager"}, {"after_reminders": 4, "to": DIRECTOR}]));
+    edit["reminder_cron"] = json!("30 * * * *");
+    let edited = json!([edit]);
+    let out = firstcall::cli::compare_with_running(&config(&edited)).await.unwrap();
+    assert!(out.contains(&format!("against what runs: version {version}")), "{out}");
+    assert!(!out.contains(&format!("this edit: version {version}")), "an edit is another version: {out}");
+    let changes: Vec<&str> = out.lines().filter(|l| l.starts_with("  schedule")).map(str::trim).collect();
+    assert_eq!(
+        changes,
+        [
+            "schedule \"default\": escalation[1].after_reminders: (not set) -> 4",
+            "schedule \"default\": escalation[1].to: (not set) -> \"dee@seller.example\"",
+            "schedule \"default\": reminder_cron: \"0 * * * *\" -> \"30 * * * *\"",
+        ],
+        "{out}"
+    );
+    assert!(out.contains("  templates: unchanged"), "{out}");
+
+    // A one-off command that loaded the edit (a recap, say) runs nothing: the comparison is still
+    // with what serve runs.
+    let _tool = app.another_process(&with(&edited)).await;
+    let again = firstcall::cli::compare_with_running(&config(&edited)).await.unwrap();
+    assert_eq!(again, out);
     app.stop().await;
 }
 

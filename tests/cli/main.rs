@@ -66,6 +66,30 @@ fn config_check_previews_each_schedule_in_the_reps_timezone() {
 }
 
 #[test]
+fn config_check_against_running_says_when_nothing_runs_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/firstcall.db", dir.path().display());
+    let check = || {
+        let mut c = firstcall(&["--config-dir", repo_config().to_str().unwrap(), "config", "check", "--against-running"]);
+        c.env("FIRSTCALL__DATABASE__URL", &url);
+        run(c)
+    };
+    // No database file: said, and none is created.
+    let (out, _, stderr) = check();
+    assert!(!out.status.success());
+    assert!(stderr.contains("no database at") && stderr.contains("firstcall.db"), "{stderr}");
+    assert!(!dir.path().join("firstcall.db").exists(), "the check creates no database");
+    // A database nobody has served from yet.
+    let (migrated, _, stderr) =
+        run(firstcall(&["--config-dir", repo_config().to_str().unwrap(), "migrate"]).env("FIRSTCALL__DATABASE__URL", &url));
+    assert!(migrated.status.success(), "{stderr}");
+    let (out, stdout, stderr) = check();
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("configuration OK"), "{stdout}");
+    assert!(stdout.contains("against what runs: no serve or worker has recorded its configuration"), "{stdout}");
+}
+
+#[test]
 fn a_bad_value_in_a_file_is_reported_with_file_key_and_reason() {
     let dir = config_copy();
     let path = dir.path().join("default.toml");
