@@ -1,5 +1,5 @@
 //! The configurations processes run, by version ([`Config::version`]): each version with its
-//! schedules as written, and each load of one, when and by which process. So what a process ran
+//! schedules as written and its templates' digest, and each load of one, when and by which process. So what a process ran
 //! is on record, and an edit can be compared with what runs.
 
 use chrono::{DateTime, Utc};
@@ -8,8 +8,9 @@ use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use crate::config::{Config, ScheduleContent};
 use crate::db::stmt;
 
-/// Records that process `instance_id` (`serve` or `worker`: `role`) loaded `config`, whose
-/// version is `version`; a version seen before keeps its first record.
+/// Records that process `instance_id` (`role`: `serve`, `worker`, or `tool` for a one-off
+/// command) loaded `config` with templates of `templates_digest`, and returns the version
+/// ([`Config::version`]); a version seen before keeps its first record.
 pub async fn record_load(
     db: &impl ConnectionTrait,
     config: &Config,
