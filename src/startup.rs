@@ -83,6 +83,18 @@ impl Application {
         // A template that cannot render would fail every email: refuse to start instead.
         templates.check().map_err(|e| anyhow::anyhow!("templates: {e}"))?;
         let templates_digest = *templates.digest();
+        let instance_id = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
+        let role = if services.http {
+            "serve"
+        } else if services.engine {
+            "worker"
+        } else {
+            "tool"
+        };
+        let config_version = crate::config_versions::record_load(&db, &config, &templates_digest, &instance_id, role, clock.now())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot record the configuration version: {e}"))?;
+        tracing::info!(version = %config_version, "configuration loaded: its schedules and templates are version {config_version}");
         let config = Arc::new(config);
         let settings = &config.settings;
         let composer = Composer {
@@ -96,27 +108,11 @@ impl Application {
         for source in connectors.sources() {
             tracing::info!(crm = %source, "CRM connector on: won deals are read from the CRM before the first email");
         }
-        let first_call = Arc::new(FirstCall {
-            config: config.clone(),
-            config_version: config.version(&templates_digest),
-            composer: Arc::new(composer),
-            connectors: Arc::new(connectors),
-        });
+        let first_call =
+            Arc::new(FirstCall { config: config.clone(), config_version, composer: Arc::new(composer), connectors: Arc::new(connectors) });
         let signals = Signals::default();
         let shutdown = Shutdown::default();
         let metrics = Arc::new(Metrics::new());
-        let instance_id = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
-        let role = if services.http {
-            "serve"
-        } else if services.engine {
-            "worker"
-        } else {
-            "tool"
-        };
-        let config_version = crate::config_versions::record_load(&db, &config, &templates_digest, &instance_id, role, clock.now())
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot record the configuration version: {e}"))?;
-        tracing::info!(version = %config_version, "configuration loaded: its schedules and templates are version {config_version}");
 
         // Every workflow registers its job kinds with the engine.
         let mut handlers = Registry::default();

@@ -66,7 +66,7 @@ async fn run_with(ctx: &Ctx, name: &'static str, n: usize) -> anyhow::Result<Row
     let history: Vec<pg::JobEvent> =
         pg::job_history(&engines.pool).await?.into_iter().filter(|e| e.kind == "call.start" || e.kind == "call.remind").collect();
     let audit = pg::audit_jobs(&history, Duration::from_secs(LEASE_SECS));
-    let states = engines.first_steps_committed().await?;
+    let states = engines.state_changes().await?;
     // Each reminder number once per call, and as many as the call counted.
     let reminders: Vec<(i64, i64, i64, i32)> = sqlx::query_as(
         "SELECT c.id, count(a.id), count(DISTINCT a.detail->>'reminder'), c.reminders_sent FROM calls c \

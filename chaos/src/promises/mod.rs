@@ -90,7 +90,7 @@ pub struct Engines {
     _db: testkit::db::TestDb,
 }
 
-/// What the audit trail shows of the calls' state changes ([`Engines::first_steps_committed`]).
+/// What the audit trail shows of the calls' state changes ([`Engines::state_changes`]).
 pub struct StateChanges {
     /// Calls whose first step never committed.
     pub lost: usize,
@@ -142,7 +142,7 @@ impl Engines {
     /// From the audit trail: calls whose first step never committed, extra commits of it, and
     /// state changes that break a call's chain (a step that ran again on a state another step
     /// already left, or stayed where it was: what a stale worker's commit would write).
-    pub async fn first_steps_committed(&self) -> anyhow::Result<StateChanges> {
+    pub async fn state_changes(&self) -> anyhow::Result<StateChanges> {
         let per_call: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT c.id, count(a.id) FROM calls c LEFT JOIN audit_log a ON a.entity = 'call' AND a.entity_id = c.id \
              AND a.action = 'state' AND a.from_state = 'scheduled' GROUP BY c.id",

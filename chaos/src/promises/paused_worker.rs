@@ -137,7 +137,7 @@ pub async fn run(ctx: &Ctx, name: &'static str) -> anyhow::Result<Row> {
             by_b += 1;
         }
     }
-    let states = engines.first_steps_committed().await?;
+    let states = engines.state_changes().await?;
     row.sent = audit.created;
     row.acknowledged = audit.completed;
     row.unknown = held.len();
