@@ -18,7 +18,7 @@ LAYERS = [
     ("domain services", ["intake", "proposals", "recap", "mail", "crm"]),
     ("workflows", ["workflow", "retention"]),
     ("surfaces", ["app", "http", "pages", "openapi"]),
-    ("composition root", ["startup", "cli"]),
+    ("composition root", ["startup", "cli", "reload"]),
 ]
 LEVEL = {m: i for i, (_, mods) in enumerate(LAYERS) for m in mods}
 

@@ -12,12 +12,14 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::security::{FailedAuth, RateLimits, Security};
-use crate::workflow::FirstCall;
+use crate::workflow::Live;
 use crate::workflow::orders::Intake;
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: DatabaseConnection,
+    /// The settings as started. Schedules and templates can change at run time: read them
+    /// from `first_call`.
     pub config: Arc<Config>,
     pub clock: SharedClock,
     pub signals: Signals,
@@ -28,7 +30,9 @@ pub struct AppState {
     pub failed_auth: Arc<FailedAuth>,
     /// The workflow the API and pages read and change calls through (with its composer, whose
     /// templates render recaps).
-    pub first_call: Arc<FirstCall>,
+    pub first_call: Arc<Live>,
+    /// This process, as the list of running processes names it.
+    pub instance_id: String,
     /// Verified webhook events, stored and applied by group commit.
     pub intake: Intake,
 }

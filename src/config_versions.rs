@@ -1,6 +1,8 @@
 //! The configurations processes run, by version ([`Config::version`]): each version with its
-//! schedules as written and its templates' digest, and each load of one, when and by which process. So what a process ran
-//! is on record, and an edit can be compared with what runs.
+//! schedules as written and its templates' digest, and each load of one, when and by which
+//! process. So what a process ran is on record, and an edit can be compared with what runs.
+//! Each running process (`serve`, `worker`) also has a row saying which version it runs now,
+//! when it was last seen and the last edit it refused: the dashboard's list of processes.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
@@ -35,6 +37,17 @@ pub async fn record_load(
         vec![version.as_str().into(), instance_id.into(), role.into(), now.into()],
     ))
     .await?;
+    if role != "tool" {
+        db.execute_raw(stmt(
+            backend,
+            "INSERT INTO processes (instance_id, role, version, started_at, loaded_at, seen_at, load_seq) \
+             VALUES ($1, $2, $3, $4, $4, $4, (SELECT MAX(id) FROM config_loads WHERE instance_id = $1)) \
+             ON CONFLICT (instance_id) DO UPDATE SET version = excluded.version, loaded_at = excluded.loaded_at, \
+             seen_at = excluded.seen_at, load_seq = excluded.load_seq, refused = NULL, refused_at = NULL",
+            vec![instance_id.into(), role.into(), version.as_str().into(), now.into()],
+        ))
+        .await?;
+    }
     Ok(version)
 }
 
@@ -82,4 +95,81 @@ pub async fn newest_running(db: &impl ConnectionTrait) -> Result<Option<Load>, D
     let sql = "SELECT version, instance_id, role, loaded_at FROM config_loads WHERE role IN ('serve', 'worker') \
                ORDER BY loaded_at DESC, id DESC LIMIT 1";
     Load::find_by_statement(stmt(db.get_database_backend(), sql, vec![])).one(db).await
+}
+
+/// Whether version `a` was last loaded after version `b` was (by any process).
+pub async fn loaded_since(db: &impl ConnectionTrait, a: &str, b: &str) -> Result<bool, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        newer: i32,
+    }
+    let sql = "SELECT CASE WHEN (SELECT MAX(loaded_at) FROM config_loads WHERE version = $1) > \
+               COALESCE((SELECT MAX(loaded_at) FROM config_loads WHERE version = $2), (SELECT MIN(loaded_at) FROM config_loads)) \
+               THEN 1 ELSE 0 END AS newer";
+    let row = Row::find_by_statement(stmt(db.get_database_backend(), sql, vec![a.into(), b.into()])).one(db).await?;
+    Ok(row.is_some_and(|r| r.newer == 1))
+}
+
+/// A process counts as running while it was seen within this many seconds (it says it is alive
+/// every [`HEARTBEAT_SECS`]).
+pub const LIVE_SECS: i64 = 60;
+/// How often a running process says it is alive.
+pub const HEARTBEAT_SECS: u64 = 15;
+/// How long a process may run another version than the newest before it says it is stale.
+pub const STALE_AFTER_SECS: i64 = 60;
+
+/// A running process: the configuration version it runs and the last edit it refused.
+#[derive(Debug, Clone, PartialEq, FromQueryResult)]
+pub struct Process {
+    pub instance_id: String,
+    pub role: String,
+    pub version: String,
+    pub started_at: DateTime<Utc>,
+    /// When it loaded `version`.
+    pub loaded_at: DateTime<Utc>,
+    /// The database's order of loads: the higher, the later.
+    pub load_seq: i64,
+    pub seen_at: DateTime<Utc>,
+    /// The last edit of `config/` it refused (file, key and reason), unless it loaded one since.
+    pub refused: Option<String>,
+    pub refused_at: Option<DateTime<Utc>>,
+}
+
+/// The processes seen within [`LIVE_SECS`] of `now`, by role and start.
+pub async fn running(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Vec<Process>, DbErr> {
+    let sql = "SELECT instance_id, role, version, started_at, loaded_at, load_seq, seen_at, refused, refused_at FROM processes \
+               WHERE seen_at >= $1 ORDER BY role, started_at, instance_id";
+    let since = now - chrono::TimeDelta::seconds(LIVE_SECS);
+    Process::find_by_statement(stmt(db.get_database_backend(), sql, vec![since.into()])).all(db).await
+}
+
+/// The newest configuration among running processes: the one loaded last (in the database's
+/// order, whatever the processes' clocks say).
+pub fn newest(running: &[Process]) -> Option<&Process> {
+    running.iter().max_by_key(|p| p.load_seq)
+}
+
+/// Whether `own` (the version a process runs) has differed from the newest running one for more
+/// than [`STALE_AFTER_SECS`]: then the newest.
+pub fn stale<'a>(own: &str, running: &'a [Process], now: DateTime<Utc>) -> Option<&'a Process> {
+    newest(running).filter(|n| n.version != own && now - n.loaded_at > chrono::TimeDelta::seconds(STALE_AFTER_SECS))
+}
+
+/// Says process `instance_id` is alive at `now`.
+pub async fn heartbeat(db: &impl ConnectionTrait, instance_id: &str, now: DateTime<Utc>) -> Result<(), DbErr> {
+    let sql = "UPDATE processes SET seen_at = $2 WHERE instance_id = $1";
+    db.execute_raw(stmt(db.get_database_backend(), sql, vec![instance_id.into(), now.into()])).await.map(|_| ())
+}
+
+/// Records the edit of `config/` that process `instance_id` refused, and why (`None`: the last
+/// edit it loaded passed).
+pub async fn record_refusal(db: &impl ConnectionTrait, instance_id: &str, reason: Option<&str>, now: DateTime<Utc>) -> Result<(), DbErr> {
+    let sql = "UPDATE processes SET refused = $2, refused_at = $3, seen_at = $3 WHERE instance_id = $1";
+    db.execute_raw(stmt(db.get_database_backend(), sql, vec![instance_id.into(), reason.into(), now.into()])).await.map(|_| ())
+}
+
+/// Removes a process that stops from the list of running ones.
+pub async fn stopped(db: &impl ConnectionTrait, instance_id: &str) -> Result<(), DbErr> {
+    let sql = "DELETE FROM processes WHERE instance_id = $1";
+    db.execute_raw(stmt(db.get_database_backend(), sql, vec![instance_id.into()])).await.map(|_| ())
 }

@@ -22,6 +22,7 @@ pub mod openapi;
 pub mod pages;
 pub mod proposals;
 pub mod recap;
+pub mod reload;
 pub mod reps;
 pub mod retention;
 pub mod security;

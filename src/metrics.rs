@@ -58,6 +58,16 @@ pub struct Metrics {
     pub jobs_pending: Gauge,
     pub jobs_dead: Gauge,
     pub emails_failed: Gauge,
+    /// Edits of `config/` this process loaded, by outcome (accepted, unchanged, refused).
+    pub config_reloads: Family<OutcomeLabel, Counter>,
+    /// 1 while this process runs another configuration version than the newest running one,
+    /// for more than a minute.
+    pub config_stale: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
 }
 
 impl Metrics {
@@ -82,6 +92,8 @@ impl Metrics {
             jobs_pending: Gauge::default(),
             jobs_dead: Gauge::default(),
             emails_failed: Gauge::default(),
+            config_reloads: Family::default(),
+            config_stale: Gauge::default(),
         };
         registry.register("webhooks_received", "Webhook requests received, by CRM source", m.webhooks_received.clone());
         registry.register("webhooks_rejected", "Webhook requests rejected, by source and reason", m.webhooks_rejected.clone());
@@ -116,6 +128,16 @@ impl Metrics {
         registry.register("jobs_pending", "Timers waiting to run", m.jobs_pending.clone());
         registry.register("jobs_dead", "Timers marked dead, waiting for an operator to retry them", m.jobs_dead.clone());
         registry.register("emails_failed", "Emails that failed permanently, waiting for an operator", m.emails_failed.clone());
+        registry.register(
+            "config_reloads",
+            "Edits of config/ loaded at run time, by outcome (accepted, unchanged, refused)",
+            m.config_reloads.clone(),
+        );
+        registry.register(
+            "config_stale",
+            "1 while this process has run another configuration version than the newest running one for more than a minute",
+            m.config_stale.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -133,6 +155,10 @@ impl Metrics {
 
     pub fn crm_reconciled(&self, source: &str, outcome: &str, n: u64) {
         self.crm_reconciled.get_or_create(&EventLabel { source: source.into(), outcome: outcome.into() }).inc_by(n);
+    }
+
+    pub fn config_reloaded(&self, outcome: &str) {
+        self.config_reloads.get_or_create(&OutcomeLabel { outcome: outcome.into() }).inc();
     }
 
     pub fn job_claimed(&self, lateness_secs: f64) {

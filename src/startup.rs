@@ -17,6 +17,7 @@ use crate::engine::{Engine, Registry};
 use crate::mail::composer::Composer;
 use crate::mail::mailer::Mailer;
 use crate::metrics::Metrics;
+use crate::reload::{Loader, Reloader};
 use crate::retention::Retention;
 use crate::workflow::FirstCall;
 use crate::workflow::orders::{Intake, Writers};
@@ -37,6 +38,11 @@ pub struct Application {
     /// asked for; tests drive it by hand).
     pub engine: Engine,
     pub mailer: Mailer,
+    /// Reloads `config/` at run time and says the process is alive (run in the background by
+    /// a `serve` or `worker`; tests call it by hand).
+    pub reloader: Arc<Reloader>,
+    /// Whether this process serves or works (not a one-off command).
+    runs: bool,
     shutdown: Shutdown,
     background: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -86,14 +92,26 @@ impl Application {
         let instance_id = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
         let role = if services.http {
             "serve"
-        } else if services.engine {
+        } else if services.engine || services.mailer {
             "worker"
         } else {
             "tool"
         };
+        let previous =
+            crate::config_versions::newest_running(&db).await.map_err(|e| anyhow::anyhow!("cannot read the running configuration: {e}"))?;
         let config_version = crate::config_versions::record_load(&db, &config, &templates_digest, &instance_id, role, clock.now())
             .await
             .map_err(|e| anyhow::anyhow!("cannot record the configuration version: {e}"))?;
+        // A process started with other schedules than the newest running ones re-plans their
+        // open calls, as a reload would.
+        let replan = match previous.filter(|p| p.version != config_version && role != "tool") {
+            Some(p) => crate::config_versions::recorded(&db, &p.version)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot read the running configuration: {e}"))?
+                .map(|r| crate::config::changes::changed_schedules(&r.schedules, &config.schedule_content()))
+                .unwrap_or_default(),
+            None => vec![],
+        };
         tracing::info!(version = %config_version, "configuration loaded: its schedules and templates are version {config_version}");
         let config = Arc::new(config);
         let settings = &config.settings;
@@ -104,12 +122,17 @@ impl Application {
             link_ttl: chrono::TimeDelta::hours(settings.links.ttl_hours as i64),
             from: config.mail_from.clone(),
         };
+        let started_with = crate::reload::settings_json(&config.settings);
         let connectors = crate::crm::Connectors::from_settings(settings).map_err(|e| anyhow::anyhow!("CRM connectors: {e}"))?;
         for source in connectors.sources() {
             tracing::info!(crm = %source, "CRM connector on: won deals are read from the CRM before the first email");
         }
-        let first_call =
-            Arc::new(FirstCall { config: config.clone(), config_version, composer: Arc::new(composer), connectors: Arc::new(connectors) });
+        let first_call = crate::workflow::Live::new(FirstCall {
+            config: config.clone(),
+            config_version,
+            composer: Arc::new(composer),
+            connectors: Arc::new(connectors),
+        });
         let signals = Signals::default();
         let shutdown = Shutdown::default();
         let metrics = Arc::new(Metrics::new());
@@ -140,8 +163,29 @@ impl Application {
             metrics: metrics.clone(),
             signals: signals.clone(),
             shutdown: shutdown.clone(),
-            instance_id,
+            instance_id: instance_id.clone(),
         };
+        if !replan.is_empty() {
+            let job = crate::workflow::replan::job(&first_call.get().config_version, replan, clock.now());
+            crate::engine::enqueue(&db, job, settings.engine.max_attempts, clock.now())
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot plan the re-plan of open calls: {e}"))?;
+        }
+        let dir = config.dir.clone();
+        let reloader = Arc::new(Reloader {
+            load: Arc::new(move || crate::config::ConfigSource { dir: dir.clone(), ..crate::config::ConfigSource::default() }.load()),
+            started_with,
+            live: first_call.clone(),
+            db: db.clone(),
+            clock: clock.clone(),
+            instance_id: instance_id.clone(),
+            role,
+            metrics: metrics.clone(),
+            signals: signals.clone(),
+            shutdown: shutdown.clone(),
+            busy: Default::default(),
+            said_stale: Default::default(),
+        });
         if services.http || services.engine {
             // Plans the retention sweep unless a process already did: the one that serves or
             // works runs it (tests drive the engine by hand).
@@ -160,6 +204,7 @@ impl Application {
             security: Arc::new(security),
             first_call,
             db,
+            instance_id: instance_id.clone(),
             config: config.clone(),
             clock,
             signals,
@@ -181,7 +226,30 @@ impl Application {
         if services.mailer {
             background.push(tokio::spawn(mailer.clone().run()));
         }
-        Ok(Application { port, server, state, engine, mailer, shutdown, background })
+        let runs = services.http || services.engine;
+        Ok(Application { port, server, state, engine, mailer, reloader, runs, shutdown, background })
+    }
+
+    /// Reloads with `load` instead of the config directory as found at start-up, and names the
+    /// settings that need a restart against `started_with` (`serve` passes them as loaded,
+    /// before it adds development credentials).
+    pub fn reload_with(mut self, load: Loader, started_with: &crate::config::Settings) -> Self {
+        let r = &self.reloader;
+        self.reloader = Arc::new(Reloader {
+            load,
+            started_with: crate::reload::settings_json(started_with),
+            live: r.live.clone(),
+            db: r.db.clone(),
+            clock: r.clock.clone(),
+            instance_id: r.instance_id.clone(),
+            role: r.role,
+            metrics: r.metrics.clone(),
+            signals: r.signals.clone(),
+            shutdown: r.shutdown.clone(),
+            busy: Default::default(),
+            said_stale: Default::default(),
+        });
+        self
     }
 
     pub fn port(&self) -> u16 {
@@ -191,6 +259,10 @@ impl Application {
     /// Serves until SIGTERM/SIGINT (or the server stops): then stops claiming work, lets
     /// in-flight steps and requests finish, and returns.
     pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
+        if self.runs {
+            let dir = self.state.config.dir.clone();
+            self.background.push(tokio::spawn(self.reloader.clone().run(dir)));
+        }
         match self.server.take() {
             Some(server) => {
                 // actix handles SIGTERM/SIGINT itself: it stops accepting and drains requests.
@@ -219,6 +291,7 @@ impl Application {
             state: self.state,
             engine: self.engine,
             mailer: self.mailer,
+            reloader: self.reloader,
             shutdown: self.shutdown,
             http: handle,
             background: self.background,
@@ -232,6 +305,7 @@ pub struct RunningApp {
     pub state: AppState,
     pub engine: Engine,
     pub mailer: Mailer,
+    pub reloader: Arc<Reloader>,
     shutdown: Shutdown,
     http: Option<actix_web::dev::ServerHandle>,
     background: Vec<tokio::task::JoinHandle<()>>,

@@ -95,6 +95,11 @@ pub enum JobKind {
     #[sea_orm(string_value = "retention.sweep")]
     #[serde(rename = "retention.sweep")]
     RetentionSweep,
+    /// Re-plan the open calls whose schedule an accepted configuration changed, a batch at a
+    /// time (one job per configuration version).
+    #[sea_orm(string_value = "config.replan")]
+    #[serde(rename = "config.replan")]
+    ConfigReplan,
 }
 
 impl JobKind {
@@ -112,6 +117,7 @@ impl JobKind {
             JobKind::CrmReconcile => "crm.reconcile",
             JobKind::CrmWriteBack => "crm.write_back",
             JobKind::RetentionSweep => "retention.sweep",
+            JobKind::ConfigReplan => "config.replan",
         }
     }
 }

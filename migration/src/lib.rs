@@ -15,6 +15,7 @@ mod m20261130_000003_sessions;
 mod m20261201_000001_proposal_origin;
 mod m20261202_000001_escalated_steps;
 mod m20261202_000002_config_versions;
+mod m20261203_000001_processes;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_proposal_origin::Migration),
             Box::new(m20261202_000001_escalated_steps::Migration),
             Box::new(m20261202_000002_config_versions::Migration),
+            Box::new(m20261203_000001_processes::Migration),
         ]
     }
 }

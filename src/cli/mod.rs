@@ -100,14 +100,18 @@ pub async fn run(cli: Cli) -> ExitCode {
         crate::telemetry::init(&config.settings.log);
     }
     let result = match cli.command {
-        Command::Serve => serve(config, Services { http: true, engine: true, mailer: true }).await,
-        Command::Worker => serve(config, Services { http: false, engine: true, mailer: true }).await,
+        Command::Serve => serve(&source, config, Services { http: true, engine: true, mailer: true }).await,
+        Command::Worker => serve(&source, config, Services { http: false, engine: true, mailer: true }).await,
         Command::Migrate => migrate(config).await,
         Command::Config { command: ConfigCommand::Check { at, tz, reminders, against_running } } => {
             match config_check(&config, at.as_deref(), tz.as_deref(), reminders) {
                 Ok(report) => {
                     print!("{report}");
-                    if against_running { compare_with_running(&config).await.map(|changes| print!("{changes}")) } else { Ok(()) }
+                    if against_running {
+                        compare_with_running(&config, crate::clock::Clock::now(&SystemClock)).await.map(|changes| print!("{changes}"))
+                    } else {
+                        Ok(())
+                    }
                 }
                 Err(e) => {
                     eprintln!("configuration error: {e}");
@@ -127,14 +131,19 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-async fn serve(mut config: Config, mut services: Services) -> anyhow::Result<()> {
+async fn serve(source: &ConfigSource, mut config: Config, mut services: Services) -> anyhow::Result<()> {
     services.engine &= config.settings.engine.enabled || !services.http;
+    // Edits of config/ are loaded as at start-up and compared with the settings as written:
+    // development credentials are this machine's, not an edit.
+    let started_with = config.settings.clone();
+    let reload_from = source.clone();
     let dev = if services.http {
         local::apply(&mut config).map_err(|e| anyhow::anyhow!("development credentials: {e}"))?
     } else {
         local::Applied::NotNeeded
     };
-    let app = Application::build(config, Arc::new(SystemClock), services).await?;
+    let app =
+        Application::build(config, Arc::new(SystemClock), services).await?.reload_with(Arc::new(move || reload_from.load()), &started_with);
     if services.http {
         let s = &app.state.config.settings;
         let address = format!("http://{}:{}", s.http.host, app.port());
@@ -224,9 +233,10 @@ pub fn config_check(config: &Config, at: Option<&str>, tz: Option<&str>, reminde
 }
 
 /// `config check --against-running`: what this configuration changes against the one that
-/// runs, as recorded in the database by the newest `serve` or `worker` to start: each schedule's
-/// changed keys, before and after, and whether the templates changed.
-pub async fn compare_with_running(config: &Config) -> anyhow::Result<String> {
+/// runs, as recorded in the database by the newest `serve` or `worker` to load one: each
+/// schedule's changed keys, before and after, whether the templates changed, and the open calls
+/// whose due time, next reminder or next escalation would move at `now` (the first 50, and a count).
+pub async fn compare_with_running(config: &Config, now: DateTime<Utc>) -> anyhow::Result<String> {
     let templates = crate::mail::templates::Templates::load(&config.templates_dir())?;
     let version = config.version(templates.digest());
     let url = crate::startup::redact_url(&config.settings.database.url);
@@ -269,7 +279,46 @@ pub async fn compare_with_running(config: &Config) -> anyhow::Result<String> {
     } else {
         "  templates: changed (each one rendered above)\n"
     });
+    let changed = crate::config::changes::changed_schedules(&running.schedules, &config.schedule_content());
+    let (moves, total) = crate::workflow::replan::moves(&db, config, &changed, now, MOVES_LISTED).await?;
+    out.push_str(&moves_report(&moves, total, now));
     Ok(out)
+}
+
+/// Open calls listed one by one in `config check --against-running`; the rest are counted.
+const MOVES_LISTED: usize = 50;
+
+/// The open calls an edit moves, each with what moves, before and after in its rep's timezone.
+fn moves_report(moves: &[crate::workflow::replan::Move], total: usize, now: DateTime<Utc>) -> String {
+    use crate::workflow::preview::local;
+    if total == 0 {
+        return "  open calls that move: none\n".into();
+    }
+    let mut out = format!("  open calls that move: {total} (re-planned when the edit is loaded)\n");
+    for m in moves {
+        let at = |t: Option<DateTime<Utc>>| match t {
+            Some(t) if t <= now => "now".to_string(),
+            Some(t) => local(t, m.tz),
+            None => "none".to_string(),
+        };
+        let mut what = Vec::new();
+        if m.before.due_at != m.after.due_at {
+            what.push(format!("due {} -> {}", local(m.before.due_at, m.tz), local(m.after.due_at, m.tz)));
+        }
+        for (label, b, a) in [
+            ("next reminder", m.before.next_reminder, m.after.next_reminder),
+            ("next escalation", m.before.next_escalation, m.after.next_escalation),
+        ] {
+            if at(b) != at(a) {
+                what.push(format!("{label} {} -> {}", at(b), at(a)));
+            }
+        }
+        out.push_str(&format!("    call {} ({}, schedule \"{}\", {}): {}\n", m.call_id, m.rep_email, m.schedule, m.tz, what.join("; ")));
+    }
+    if total > moves.len() {
+        out.push_str(&format!("    ... and {} more\n", total - moves.len()));
+    }
+    out
 }
 
 /// `[retention]` in one line, with the ages that apply.
@@ -294,10 +343,10 @@ async fn recap(config: Config, source: &str, deal: &str, format: RecapFormat) ->
     let app = Application::build(config, Arc::new(SystemClock), Services { http: false, engine: false, mailer: false }).await?;
     let state = &app.state;
     let source = crate::domain::Source::parse(source)?;
-    let recap = crate::workflow::compose::recap_for_deal(&state.db, &state.first_call, source, deal)
+    let recap = crate::workflow::compose::recap_for_deal(&state.db, &state.first_call.get(), source, deal)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no call for {source}/{deal}: firstcall has not received an order for this deal"))?;
-    let templates = &state.first_call.composer.templates;
+    let templates = &state.first_call.get().composer.templates;
     let out = match format {
         RecapFormat::Json => serde_json::to_string_pretty(&recap)?,
         RecapFormat::Html => templates.render_recap_html_fragment(&recap)?,

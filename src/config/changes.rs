@@ -51,6 +51,47 @@ pub fn schedule_changes(running: &ScheduleContent, edited: &ScheduleContent) -> 
     out
 }
 
+/// The schedules (by name) of `running` whose open calls an edit may move: each one the edit
+/// changes or removes, or every one when the shared holidays change. A schedule the edit adds
+/// has no open calls yet; a schedule only moved in the order keeps its calls.
+pub fn changed_schedules(running: &ScheduleContent, edited: &ScheduleContent) -> Vec<String> {
+    let holidays = running.holidays != edited.holidays;
+    running
+        .schedules
+        .iter()
+        .filter(|s| holidays || !edited.schedules.iter().any(|e| e.name.trim() == s.name.trim() && flatten(e) == flatten(s)))
+        .map(|s| s.name.trim().to_string())
+        .collect()
+}
+
+/// The settings (dotted keys; a list is one key) whose values differ between `a` and `b`, both
+/// settings as JSON, leaving out the keys in `except`. Only the keys are named, never a value:
+/// secrets are among them.
+pub fn changed_keys(a: &Value, b: &Value, except: &[&str]) -> Vec<String> {
+    fn leaves(path: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    let key = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    leaves(&key, v, out);
+                }
+            }
+            leaf => {
+                out.insert(path.to_string(), leaf.clone());
+            }
+        }
+    }
+    let (mut x, mut y) = (BTreeMap::new(), BTreeMap::new());
+    leaves("", a, &mut x);
+    leaves("", b, &mut y);
+    let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+    keys.into_iter()
+        .filter(|k| !except.iter().any(|e| *k == e || k.starts_with(&format!("{e}."))))
+        .filter(|k| x.get(*k) != y.get(*k))
+        .cloned()
+        .collect()
+}
+
 /// A schedule as `key → value` leaves, its name left out.
 fn flatten(s: &ScheduleSettings) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
@@ -92,6 +133,28 @@ mod tests {
 
     fn schedule(name: &str, cron: &str, escalation: Value) -> Value {
         json!({"name": name, "due_within_business_hours": 4, "reminder_cron": cron, "escalation": escalation})
+    }
+
+    #[test]
+    fn the_schedules_whose_calls_may_move_are_the_changed_and_removed_ones_or_all_when_holidays_change() {
+        let running = content(json!([schedule("vip", "0 9 * * *", json!([])), schedule("default", "0 * * * *", json!([]))]), &[]);
+        let same = changed_schedules(&running, &running.clone());
+        assert!(same.is_empty(), "{same:?}");
+        let edited = content(json!([schedule("default", "30 * * * *", json!([])), schedule("new", "0 * * * *", json!([]))]), &[]);
+        assert_eq!(changed_schedules(&running, &edited), ["vip", "default"]);
+        let reordered = content(json!([schedule("default", "0 * * * *", json!([])), schedule("vip", "0 9 * * *", json!([]))]), &[]);
+        assert!(changed_schedules(&running, &reordered).is_empty());
+        let holiday =
+            content(json!([schedule("vip", "0 9 * * *", json!([])), schedule("default", "0 * * * *", json!([]))]), &["2026-12-24"]);
+        assert_eq!(changed_schedules(&running, &holiday), ["vip", "default"]);
+    }
+
+    #[test]
+    fn changed_settings_are_named_by_key_without_their_values() {
+        let a = json!({"http": {"port": 8080, "host": "0.0.0.0"}, "api": {"tokens": ["old-secret"]}, "schedules": [1]});
+        let b = json!({"http": {"port": 9090, "host": "0.0.0.0"}, "api": {"tokens": ["new-secret"]}, "schedules": [2]});
+        assert_eq!(changed_keys(&a, &b, &["schedules"]), ["api.tokens", "http.port"]);
+        assert!(changed_keys(&a, &a, &[]).is_empty());
     }
 
     #[test]

@@ -265,7 +265,7 @@ pub async fn get_call(_caller: ApiCaller, state: web::Data<AppState>, id: web::P
 pub async fn get_recap(_caller: ApiCaller, state: web::Data<AppState>, id: web::Path<i64>) -> ApiResult<HttpResponse> {
     let call =
         calls::Entity::find_by_id(*id).one(&state.db).await?.ok_or_else(|| ApiError::not_found(format!("no call has id {}", *id)))?;
-    let recap = crate::workflow::compose::recap_for_call(&state.db, &state.first_call, &call).await?;
+    let recap = crate::workflow::compose::recap_for_call(&state.db, &state.first_call.get(), &call).await?;
     Ok(HttpResponse::Ok().json(recap))
 }
 
@@ -317,7 +317,7 @@ pub async fn complete_call(
 ) -> ApiResult<HttpResponse> {
     let (outcome, notes) = parse_completion(body.outcome.as_deref(), body.notes.as_deref())?;
     let (call, _changed) =
-        crate::workflow::calls::complete(&state.db, &state.first_call, state.clock.now(), *id, outcome, notes, caller.actor)
+        crate::workflow::calls::complete(&state.db, &state.first_call.get(), state.clock.now(), *id, outcome, notes, caller.actor)
             .await
             .map_err(complete_error)?;
     Ok(HttpResponse::Ok().json(CallView::from_model(call, state.clock.now())))

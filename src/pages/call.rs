@@ -86,7 +86,7 @@ pub async fn mark_done(
             return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, sent).await;
         }
     };
-    crate::workflow::calls::complete(&state.db, &state.first_call, state.clock.now(), id, outcome, notes, access.actor())
+    crate::workflow::calls::complete(&state.db, &state.first_call.get(), state.clock.now(), id, outcome, notes, access.actor())
         .await
         .map_err(|e| PageError::from(complete_error(e)))?;
     Ok(see_other(&access.call_path(id)).finish())
@@ -101,7 +101,7 @@ async fn page(
     sent: Sent<'_>,
 ) -> Result<HttpResponse, PageError> {
     let (call, recap): (CallFacts, _) = call_facts(state, id).await?;
-    let recap_html = state.first_call.composer.templates.render_recap_html_fragment(&recap).map_err(|e| {
+    let recap_html = state.first_call.get().composer.templates.render_recap_html_fragment(&recap).map_err(|e| {
         tracing::error!(error = %e, call = id, "recap does not render");
         PageError::internal()
     })?;

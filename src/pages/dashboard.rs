@@ -74,7 +74,7 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     let default_tz = state.config.settings.defaults.timezone;
     let (preview, preview_error, at_input, tz_input) = match preview_at(q.non_empty("at"), q.non_empty("tz"), default_tz, now) {
         Ok((at, tz)) => {
-            let text = crate::workflow::preview::render(&state.config, at, tz, PREVIEW_REMINDERS);
+            let text = crate::workflow::preview::render(&state.first_call.get().config, at, tz, PREVIEW_REMINDERS);
             (Some(text), None, at.with_timezone(&tz.0).format("%Y-%m-%dT%H:%M").to_string(), tz.name().to_string())
         }
         Err(e) => (None, Some(e), q.get("at").unwrap_or_default().to_string(), q.get("tz").unwrap_or_default().to_string()),
@@ -87,6 +87,7 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         Some("email") => Some("The email is queued again and goes out now."),
         _ => None,
     };
+    let configuration = super::data::configuration(&state).await?;
     let visitor = Visitor::of(&req);
     let body = render(
         "dashboard.html",
@@ -99,6 +100,7 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             preview => minijinja::context! { text => preview, error => preview_error, at => at_input, tz => tz_input },
             notice,
             links,
+            configuration => value(&configuration),
         },
     )?;
     Ok(form_page(status, &visitor, &state, body))

@@ -72,6 +72,7 @@ fn job_kind_label(kind: JobKind) -> &'static str {
         JobKind::CrmReconcile => "Look for won deals whose webhook never came",
         JobKind::CrmWriteBack => "Record the call's outcome on the CRM deal",
         JobKind::RetentionSweep => "Remove old data (retention)",
+        JobKind::ConfigReplan => "Re-plan open calls after a configuration change",
         JobKind::Noop | JobKind::NoopStep => "Timer",
     }
 }
@@ -143,7 +144,7 @@ pub struct Upcoming {
 pub async fn call_facts(state: &AppState, id: i64) -> Result<(CallFacts, Recap), PageError> {
     let call =
         calls::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(|| PageError::not_found("There is no call with this number."))?;
-    let recap = crate::workflow::compose::recap_for_call(&state.db, &state.first_call, &call).await?;
+    let recap = crate::workflow::compose::recap_for_call(&state.db, &state.first_call.get(), &call).await?;
     let detail = crate::http::calls::load_detail(state, id).await?;
     let tz = recap.call.rep_timezone.0;
     let c = detail.call;
@@ -253,6 +254,56 @@ pub struct Board {
     pub reps: Vec<String>,
     pub dead_jobs: Vec<JobRow>,
     pub failed_emails: Vec<EmailRow>,
+}
+
+/// A running process as the dashboard lists it.
+#[derive(Debug, Serialize)]
+pub struct ProcessRow {
+    pub instance_id: String,
+    pub role: String,
+    pub version: String,
+    /// When it loaded `version`, in UTC.
+    pub loaded: String,
+    /// Seconds since it last said it was alive.
+    pub seen_secs_ago: i64,
+    /// The process serving this page.
+    pub this: bool,
+    /// It has run another version than the newest for more than a minute.
+    pub stale: bool,
+    /// The last edit of `config/` it refused: when (UTC) and why (file, key, reason).
+    pub refused: Option<String>,
+    pub refused_at: Option<String>,
+}
+
+/// The configuration each running process runs: the version in force here, the newest, and
+/// the processes (`serve`, `worker`) seen in the last minute.
+#[derive(Debug, Serialize)]
+pub struct Configuration {
+    pub version: String,
+    pub newest: Option<String>,
+    pub processes: Vec<ProcessRow>,
+}
+
+pub async fn configuration(state: &AppState) -> Result<Configuration, sea_orm::DbErr> {
+    let now = state.clock.now();
+    let running = crate::config_versions::running(&state.db, now).await?;
+    let newest = crate::config_versions::newest(&running).map(|p| p.version.clone());
+    let utc = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    let processes = running
+        .iter()
+        .map(|p| ProcessRow {
+            instance_id: p.instance_id.clone(),
+            role: p.role.clone(),
+            version: p.version.clone(),
+            loaded: utc(p.loaded_at),
+            seen_secs_ago: (now - p.seen_at).num_seconds().max(0),
+            this: p.instance_id == state.instance_id,
+            stale: crate::config_versions::stale(&p.version, &running, now).is_some(),
+            refused: p.refused.clone(),
+            refused_at: p.refused_at.map(utc),
+        })
+        .collect();
+    Ok(Configuration { version: state.first_call.get().config_version.clone(), newest, processes })
 }
 
 /// The dashboard's data: a page of calls matching `states` and `rep` after `after` (open first,

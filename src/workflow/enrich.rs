@@ -58,15 +58,16 @@ pub fn job(call_id: i64, source: Source, deal_id: &str, at: DateTime<Utc>) -> Ne
 }
 
 /// The engine's handler for `crm.enrich`.
-pub struct Enrich(pub Arc<FirstCall>);
+pub struct Enrich(pub Arc<super::Live>);
 
 impl Enrich {
     async fn pull(&self, job: &ClaimedJob) -> Result<serde_json::Value, StepError> {
         let target: Target = job.payload_as("crm.enrich needs a payload with source and deal_id")?;
-        let (source, connector) = self.0.connector_for(&target.source)?;
+        let fc = self.0.get();
+        let (source, connector) = fc.connector_for(&target.source)?;
         let pulled = match connector.fetch_deal(&target.deal_id).await {
             Ok(ctx) => {
-                let proposal = ctx.to_proposal(source, &target.deal_id, &self.0.config.settings.crm.roles);
+                let proposal = ctx.to_proposal(source, &target.deal_id, &fc.config.settings.crm.roles);
                 Pulled::Deal { proposal: Box::new(proposal), ordered: ctx.ordered_items(), owner_id: ctx.owner_id }
             }
             Err(CrmError::NotFound(reason)) => Pulled::NotFound { reason },
@@ -91,7 +92,7 @@ impl Handler for Enrich {
         job: &'a ClaimedJob,
         now: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<Effects, StepError>> {
-        Box::pin(apply(txn, &self.0, job, now))
+        Box::pin(async move { apply(txn, &self.0.get(), job, now).await })
     }
 }
 

@@ -15,6 +15,7 @@ pub mod preview;
 pub mod queries;
 pub mod recipients;
 pub mod reconcile;
+pub mod replan;
 pub mod steps;
 pub mod timing;
 pub mod write_back;
@@ -41,6 +42,41 @@ pub struct FirstCall {
     pub connectors: Arc<Connectors>,
 }
 
+/// The first-call workflow as it runs now. An accepted edit of `config/` (schedules, holidays,
+/// templates) replaces it whole; a step, a request or a batch takes it once ([`Live::get`]) and
+/// reads one configuration version from start to end.
+pub struct Live(std::sync::RwLock<Arc<FirstCall>>);
+
+impl Live {
+    pub fn new(first_call: FirstCall) -> Arc<Live> {
+        Arc::new(Live(std::sync::RwLock::new(Arc::new(first_call))))
+    }
+
+    /// The workflow with the configuration in force now.
+    pub fn get(&self) -> Arc<FirstCall> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts `first_call` in force for every step and request that starts from now on.
+    pub fn replace(&self, first_call: FirstCall) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(first_call);
+    }
+
+    /// Registers the workflow's handlers with the engine: each reads the workflow in force when
+    /// its step starts. Which CRM connectors are on cannot change at run time.
+    pub fn register(self: &Arc<Self>, registry: &mut Registry) {
+        let handler = Arc::new(steps::Steps(self.clone()));
+        for kind in FirstCall::JOB_KINDS {
+            registry.register(kind, handler.clone());
+        }
+        registry.register(JobKind::ConfigReplan, Arc::new(replan::Replan(self.clone())));
+        if !self.get().connectors.is_empty() {
+            registry.register(JobKind::CrmEnrich, Arc::new(enrich::Enrich(self.clone())));
+            registry.register(JobKind::CrmWriteBack, Arc::new(write_back::WriteBack(self.clone())));
+        }
+    }
+}
+
 impl FirstCall {
     /// The job kinds this workflow runs, each with its handler.
     pub const JOB_KINDS: [JobKind; 6] = [
@@ -51,18 +87,6 @@ impl FirstCall {
         JobKind::CallCancelled,
         JobKind::CallUpdated,
     ];
-
-    /// Registers the workflow's handlers with the engine.
-    pub fn register(self: &Arc<Self>, registry: &mut Registry) {
-        let handler = Arc::new(steps::Steps(self.clone()));
-        for kind in Self::JOB_KINDS {
-            registry.register(kind, handler.clone());
-        }
-        if !self.connectors.is_empty() {
-            registry.register(JobKind::CrmEnrich, Arc::new(enrich::Enrich(self.clone())));
-            registry.register(JobKind::CrmWriteBack, Arc::new(write_back::WriteBack(self.clone())));
-        }
-    }
 
     /// The connector for `source` (as a job's payload names it), or why a job for it cannot run
     /// in this process.

@@ -55,7 +55,7 @@ impl From<&DbErr> for IntakeError {
 pub struct Writers {
     pub db: DatabaseConnection,
     pub clock: SharedClock,
-    pub first_call: Arc<FirstCall>,
+    pub first_call: Arc<super::Live>,
     /// Told when calls were opened, so the engine starts them at once.
     pub signals: Signals,
 }
@@ -95,7 +95,7 @@ impl Intake {
     /// engine, the mailer and the API), one on SQLite, which has a single connection.
     pub fn start(w: Writers) -> Intake {
         let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
-        let db_settings = &w.first_call.config.settings.database;
+        let db_settings = &w.first_call.get().config.settings.database;
         let writers = if !crate::db::is_postgres(&w.db) {
             1
         } else if db_settings.intake_writers > 0 {
@@ -172,7 +172,7 @@ async fn commit_group(w: &Writers, group: Vec<Pending>) {
 async fn commit_set_wise(w: &Writers, group: &[Pending]) -> Result<Vec<Vec<EventResult>>, batch::GroupError> {
     let txn = crate::db::begin_write(&w.db).await?;
     let requests: Vec<&[IntakeEvent]> = group.iter().map(|p| p.events.as_slice()).collect();
-    let applied = batch::apply_group(&txn, &w.first_call, &requests, w.clock.now()).await?;
+    let applied = batch::apply_group(&txn, &w.first_call.get(), &requests, w.clock.now()).await?;
     // The raw events, the orders and the calls with their first timers of every request in
     // the group commit together; only then does each CRM get its 2xx.
     txn.commit().await?;
@@ -217,7 +217,7 @@ async fn commit_one_by_one(w: &Writers, mut group: Vec<Pending>) {
         let mut applied = Vec::with_capacity(group.len());
         let mut failure = None;
         for (i, p) in group.iter().enumerate() {
-            match apply::apply_all(&txn, &w.first_call, w.clock.now(), &p.events).await {
+            match apply::apply_all(&txn, &w.first_call.get(), w.clock.now(), &p.events).await {
                 Ok(results) => applied.push(results),
                 Err(e) => {
                     failure = Some((i, e));

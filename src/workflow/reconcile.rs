@@ -20,7 +20,6 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::FirstCall;
 use crate::crm::WonDeal;
 use crate::domain::{Currency, DealId, EmailAddress, Money, Source};
 use crate::engine::{self, ClaimedJob, Effects, Handler, JobKind, NewJob, Registry, StepError};
@@ -63,19 +62,19 @@ const TAKE_MAX: usize = 20_000;
 
 /// The engine's handler for `crm.reconcile`.
 pub struct Reconciler {
-    pub fc: Arc<FirstCall>,
+    pub fc: Arc<super::Live>,
     pub metrics: Arc<Metrics>,
 }
 
 impl Reconciler {
     fn interval(&self) -> Option<TimeDelta> {
-        let m = self.fc.config.settings.crm.reconcile_interval_minutes;
+        let m = self.fc.get().config.settings.crm.reconcile_interval_minutes;
         (m > 0).then(|| TimeDelta::minutes(m as i64))
     }
 
     /// Registers the handler when a connector is on and the reconciler is not turned off.
     pub fn register(self: &Arc<Self>, registry: &mut Registry) {
-        if self.interval().is_some() && !self.fc.connectors.is_empty() {
+        if self.interval().is_some() && !self.fc.get().connectors.is_empty() {
             registry.register(JobKind::CrmReconcile, self.clone());
         }
     }
@@ -86,8 +85,9 @@ impl Reconciler {
         if self.interval().is_none() {
             return Ok(());
         }
-        let since = now - TimeDelta::hours(self.fc.config.settings.crm.reconcile_lookback_hours as i64);
-        for source in self.fc.connectors.sources() {
+        let fc = self.fc.get();
+        let since = now - TimeDelta::hours(fc.config.settings.crm.reconcile_lookback_hours as i64);
+        for source in fc.connectors.sources() {
             engine::enqueue(db, question(source, since, None, now), ATTEMPTS, now).await?;
         }
         Ok(())
@@ -95,7 +95,8 @@ impl Reconciler {
 
     async fn ask(&self, job: &ClaimedJob) -> Result<serde_json::Value, StepError> {
         let cursor = cursor_of(job)?;
-        let (_, connector) = self.fc.connector_for(&cursor.source)?;
+        let fc = self.fc.get();
+        let (_, connector) = fc.connector_for(&cursor.source)?;
         let deals = connector
             .won_since(cursor.since, cursor.take.unwrap_or(PER_RUN).clamp(1, TAKE_MAX))
             .await
@@ -150,7 +151,7 @@ impl Reconciler {
                 Some(ev)
             })
             .collect();
-        let results = super::orders::apply_events(db, &self.fc, &events, now).await?;
+        let results = super::orders::apply_events(db, &self.fc.get(), &events, now).await?;
         let opened = results.iter().filter(|r| r.outcome == "opened").count();
         let mut fx = Effects { jobs_due_now: opened, ..Effects::default() };
         if !deals.is_empty() {

@@ -7,19 +7,19 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbErr, IntoActiveModel};
 use serde_json::json;
 
 use super::{CallState, FirstCall, calls, compose, timing};
 use crate::audit::{self, Change};
 use crate::config::schedule::{EscalationTarget, Schedule};
-use crate::domain::{EmailAddress, Source};
+use crate::domain::EmailAddress;
 use crate::engine::{self, ClaimedJob, Effects as StepEffects, Handler, JobKind, NewJob, StepError};
 use crate::mail::outbox;
 use entity::calls as call_entity;
 
 /// The engine's handler for every job kind of the workflow.
-pub struct Steps(pub Arc<FirstCall>);
+pub struct Steps(pub Arc<super::Live>);
 
 impl Handler for Steps {
     fn run<'a>(
@@ -28,7 +28,7 @@ impl Handler for Steps {
         job: &'a ClaimedJob,
         now: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<StepEffects, StepError>> {
-        Box::pin(run(txn, &self.0, job, now))
+        Box::pin(async move { run(txn, &self.0.get(), job, now).await })
     }
 }
 
@@ -58,26 +58,13 @@ pub async fn run(db: &impl ConnectionTrait, fc: &FirstCall, job: &ClaimedJob, no
     Ok(fx)
 }
 
-/// The schedule for an open call, read from the current config. A schedule renamed or removed
-/// since the call was opened gives way to the one its order matches now (source, amount and
-/// segment), as when the call was opened, never to the catch-all by default.
+/// The schedule for an open call under the configuration in force.
 async fn schedule_of<'a>(db: &impl ConnectionTrait, fc: &'a FirstCall, call: &call_entity::Model) -> Result<&'a Schedule, DbErr> {
-    if let Some(s) = fc.config.schedule_named(&call.schedule_name) {
-        return Ok(s);
-    }
-    let order = entity::orders::Entity::find_by_id(call.order_id).one(db).await?;
-    let amount = order.as_ref().and_then(calls::order_amount);
-    let segment = match order.and_then(|o| o.segment) {
-        Some(s) => Some(s),
-        None => crate::proposals::store::latest(db, &call.source, &call.deal_id).await?.and_then(|p| p.proposal.account.segment),
-    };
-    let source = Source::parse(&call.source).unwrap_or(Source::Generic);
-    Ok(fc.config.schedule_for(source, amount.as_ref(), segment.as_deref()))
+    super::replan::schedule_of(db, &fc.config, call).await
 }
 
 async fn rep_tz(db: &impl ConnectionTrait, fc: &FirstCall, call: &call_entity::Model) -> Result<chrono_tz::Tz, DbErr> {
-    let email = EmailAddress::parse(&call.rep_email).unwrap_or_else(|_| fc.config.settings.defaults.unassigned_email.clone());
-    Ok(crate::reps::recipient(db, &email, fc.config.settings.defaults.timezone).await?.timezone.0)
+    Ok(super::replan::rep_tz(db, &fc.config, call).await?.0)
 }
 
 async fn add_email(db: &impl ConnectionTrait, e: outbox::NewEmail, now: DateTime<Utc>, fx: &mut StepEffects) -> Result<(), DbErr> {
@@ -158,18 +145,15 @@ async fn plan_next_reminder(
     fx: &mut StepEffects,
 ) -> Result<(), StepError> {
     let schedule = schedule_of(db, fc, call).await?;
-    if schedule.max_reminders > 0 && call.reminders_sent as u32 >= schedule.max_reminders {
-        return Ok(());
-    }
-    let tz = rep_tz(db, fc, call).await?;
-    if let Some(at) = timing::next_reminder_at(&schedule.reminder_cron, &schedule.business_hours, tz, now) {
+    let tz = super::replan::rep_tz(db, &fc.config, call).await?;
+    if let Some(at) = super::replan::next_reminder(call, schedule, tz, now) {
         schedule_job(db, fc, NewJob::new(JobKind::CallRemind, call.id, at), now, fx).await?;
     }
     Ok(())
 }
 
-/// Replaces the call's pending escalation timer with one at the next hour-based step of the
-/// current schedule.
+/// Replaces the call's pending escalation timer with one at the next step of the schedule in
+/// force ([`super::replan::next_escalation`]).
 async fn plan_escalation_timer(
     db: &impl ConnectionTrait,
     fc: &FirstCall,
@@ -178,13 +162,7 @@ async fn plan_escalation_timer(
 ) -> Result<(), StepError> {
     engine::cancel_pending(db, call.id, &[JobKind::CallEscalate]).await?;
     let schedule = schedule_of(db, fc, call).await?;
-    let sent = super::escalation::sent(call, schedule);
-    let next = super::escalation::ahead(schedule, &sent)
-        .into_iter()
-        .filter_map(|s| s.after_minutes_overdue)
-        .map(|m| call.due_at + chrono::TimeDelta::minutes(m))
-        .filter(|t| *t > now)
-        .min();
+    let next = super::replan::next_escalation(call, schedule, now);
     if let Some(at) = next {
         engine::enqueue(db, NewJob::new(JobKind::CallEscalate, call.id, at), fc.max_attempts(), now).await?;
     }

@@ -54,12 +54,13 @@ pub fn job(fc: &FirstCall, call: &calls::Model, event: &str, now: DateTime<Utc>)
 }
 
 /// The engine's handler for `crm.write_back`.
-pub struct WriteBack(pub Arc<FirstCall>);
+pub struct WriteBack(pub Arc<super::Live>);
 
 impl WriteBack {
     async fn write(&self, job: &ClaimedJob) -> Result<serde_json::Value, StepError> {
         let p: Payload = job.payload_as("crm.write_back needs a payload with the deal and the record")?;
-        let (_, connector) = self.0.connector_for(&p.source)?;
+        let fc = self.0.get();
+        let (_, connector) = fc.connector_for(&p.source)?;
         match connector.record_call(&p.deal_id, &p.record).await {
             Ok(()) => Ok(json!({"written": true})),
             Err(CrmError::NotFound(reason)) => Ok(json!({"written": false, "reason": reason})),

@@ -27,6 +27,7 @@ pub fn monday_morning() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-11-23T09:00:00Z").unwrap().with_timezone(&Utc)
 }
 
+#[derive(Clone)]
 pub struct Options {
     /// Use the system clock and run the engine and mailer in the background, as in production.
     pub real_time: bool,
@@ -53,6 +54,9 @@ pub struct TestApp {
     /// The engine and mailer, driven by hand unless the options ask for real time.
     pub engine: Engine,
     pub mailer: Mailer,
+    /// Reloads the test's configuration (its options, with its config directory as edited),
+    /// as SIGHUP does.
+    pub reloader: Arc<firstcall::reload::Reloader>,
     pub smtp: SmtpSink,
     pub db: TestDb,
     running: Option<RunningApp>,
@@ -65,6 +69,11 @@ pub fn config_dir() -> std::path::PathBuf {
 /// The settings every test starts from: the repository's config, a test database, the SMTP
 /// sink, known secrets, and quiet background loops.
 pub fn test_config(db_url: &str, smtp_port: u16, opts: &Options) -> Config {
+    try_test_config(db_url, smtp_port, opts).unwrap_or_else(|e| panic!("test config: {e}"))
+}
+
+/// [`test_config`], or what is wrong with it (a test's edit of its config directory).
+pub fn try_test_config(db_url: &str, smtp_port: u16, opts: &Options) -> Result<Config, firstcall::config::ConfigError> {
     let source = ConfigSource { dir: opts.config_dir.clone().unwrap_or_else(config_dir), env_name: None, use_env: false };
     let mut pairs: Vec<(&str, Value)> = vec![
         ("database.url", json!(db_url)),
@@ -95,7 +104,7 @@ pub fn test_config(db_url: &str, smtp_port: u16, opts: &Options) -> Config {
     ];
     pairs.extend(opts.overrides.iter().cloned());
     let figment = source.figment().merge(Config::overrides(&pairs));
-    source.load_with(figment).unwrap_or_else(|e| panic!("test config: {e}"))
+    source.load_with(figment)
 }
 
 impl TestApp {
@@ -115,7 +124,12 @@ impl TestApp {
         let clock = ManualClock::new(opts.start);
         let shared: SharedClock = if opts.real_time { Arc::new(SystemClock) } else { clock.clone() };
         let services = Services { http: true, engine: opts.real_time, mailer: opts.real_time };
-        let app = Application::build(config, shared, services).await.expect("application starts");
+        let started_with = config.settings.clone();
+        let (url, port, reload_opts) = (db.url().to_string(), smtp.port(), opts.clone());
+        let app = Application::build(config, shared, services)
+            .await
+            .expect("application starts")
+            .reload_with(Arc::new(move || try_test_config(&url, port, &reload_opts)), &started_with);
         let running = app.spawn();
         TestApp {
             address: format!("http://127.0.0.1:{}", running.port),
@@ -124,6 +138,7 @@ impl TestApp {
             state: running.state.clone(),
             engine: running.engine.clone(),
             mailer: running.mailer.clone(),
+            reloader: running.reloader.clone(),
             smtp,
             db,
             running: Some(running),
@@ -442,6 +457,22 @@ impl TestApp {
         )
         .await
         .expect("another process starts")
+    }
+
+    /// Another `worker` on the same database and clock, reloading with `opts`. Its mailer runs
+    /// in the background; the test runs its engine (`engine.run_due`).
+    pub async fn another_worker(&self, opts: &Options) -> Application {
+        let config = test_config(self.db.url(), self.smtp.port(), opts);
+        let started_with = config.settings.clone();
+        let (url, port, reload_opts) = (self.db.url().to_string(), self.smtp.port(), opts.clone());
+        firstcall::startup::Application::build(
+            config,
+            self.state.clock.clone(),
+            firstcall::startup::Services { http: false, engine: false, mailer: true },
+        )
+        .await
+        .expect("another worker starts")
+        .reload_with(Arc::new(move || try_test_config(&url, port, &reload_opts)), &started_with)
     }
 
     /// Moves the clock in half-hour steps until `until`, running `process`'s engine and mailer

@@ -10,6 +10,7 @@ mod crm_salesforce;
 mod foundation;
 mod intake;
 mod listing;
+mod live_config;
 mod mail;
 mod ops;
 mod pages;

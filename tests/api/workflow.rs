@@ -938,14 +938,14 @@ async fn config_check_against_running_names_each_changed_key_against_what_the_ne
     let version = firstcall::config_versions::loads(&app.state.db).await.unwrap()[0].version.clone();
     let config = |schedules: &Value| crate::helpers::test_config(app.db.url(), app.smtp.port(), &with(schedules));
 
-    let same = firstcall::cli::compare_with_running(&config(&running)).await.unwrap();
+    let same = firstcall::cli::compare_with_running(&config(&running), app.now()).await.unwrap();
     assert!(same.contains(&format!("against what runs: version {version}")), "{same}");
     assert!(same.contains("no change: these schedules and templates are what runs"), "{same}");
 
     let mut edit = schedule("default", None, json!([{"after_reminders": 2, "to": "manager"}, {"after_reminders": 4, "to": DIRECTOR}]));
     edit["reminder_cron"] = json!("30 * * * *");
     let edited = json!([edit]);
-    let out = firstcall::cli::compare_with_running(&config(&edited)).await.unwrap();
+    let out = firstcall::cli::compare_with_running(&config(&edited), app.now()).await.unwrap();
     assert!(out.contains(&format!("against what runs: version {version}")), "{out}");
     assert!(!out.contains(&format!("this edit: version {version}")), "an edit is another version: {out}");
     let changes: Vec<&str> = out.lines().filter(|l| l.starts_with("  schedule")).map(str::trim).collect();
@@ -963,7 +963,7 @@ async fn config_check_against_running_names_each_changed_key_against_what_the_ne
     // A one-off command that loaded the edit (a recap, say) runs nothing: the comparison is still
     // with what serve runs.
     let _tool = app.another_process(&with(&edited)).await;
-    let again = firstcall::cli::compare_with_running(&config(&edited)).await.unwrap();
+    let again = firstcall::cli::compare_with_running(&config(&edited), app.now()).await.unwrap();
     assert_eq!(again, out);
     app.stop().await;
 }

@@ -460,3 +460,53 @@ async fn development_credentials_and_demo_refuse_a_public_address_and_postgresql
         tokio::task::block_in_place(|| server.terminate());
     }
 }
+
+/// Waits up to 15 s for a log line containing every one of `parts`; returns it.
+fn wait_for_log(server: &Server, parts: &[&str]) -> String {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(15) {
+        if let Some(line) = server.log().lines().find(|l| parts.iter().all(|p| l.contains(p))) {
+            return line.to_string();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no log line with {parts:?} within 15 s:\n{}", server.log());
+}
+
+#[test]
+fn serve_reloads_config_on_sighup_and_when_a_file_changes_and_refuses_an_invalid_edit() {
+    let cwd = tempfile::tempdir().unwrap();
+    let config = cwd.path().join("config");
+    std::fs::create_dir(&config).unwrap();
+    std::fs::copy(repo_config().join("default.toml"), config.join("default.toml")).unwrap();
+    let edit = |from: &str, to: &str| {
+        let text = std::fs::read_to_string(config.join("default.toml")).unwrap();
+        assert!(text.contains(from), "default.toml has no {from}");
+        std::fs::write(config.join("default.toml"), text.replace(from, to)).unwrap();
+    };
+    let server = Server::start(cwd.path(), &[]);
+    let started = wait_for_log(&server, &["configuration loaded"]);
+    let v1 = started.split("version ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+
+    // SIGHUP with nothing edited: the same version keeps running.
+    unsafe_kill(server.child.id(), "HUP");
+    wait_for_log(&server, &["SIGHUP", "the schedules and templates are unchanged", &v1]);
+
+    // Saving an edit is enough: the file change is noticed and the new version runs.
+    edit(r#"reminder_cron = "0 9,14 * * 1-5""#, r#"reminder_cron = "30 10,15 * * 1-5""#);
+    let accepted = wait_for_log(&server, &["config/ reloaded: version", &format!("replaces {v1}")]);
+    assert!(accepted.contains("reminder_cron"), "the log says what changed: {accepted}");
+
+    // An edit that does not pass is refused with file, key and reason; the process keeps serving.
+    edit(r#"reminder_cron = "30 10,15 * * 1-5""#, r#"reminder_cron = "every monday""#);
+    let refused = wait_for_log(&server, &["config/ edit refused"]);
+    assert!(refused.contains("default.toml") && refused.contains("reminder_cron"), "{refused}");
+    assert_eq!(reqwest::blocking::get(server.url("/readyz")).unwrap().status(), 200);
+
+    // A setting that only takes effect at start-up is named as such.
+    edit(r#"reminder_cron = "every monday""#, r#"reminder_cron = "0 9,14 * * 1-5""#);
+    edit("body_limit_bytes = ", "body_limit_bytes = 1");
+    wait_for_log(&server, &["restart to apply http.body_limit_bytes"]);
+    let (status, _) = server.terminate();
+    assert!(status.success(), "graceful exit: {status}");
+}

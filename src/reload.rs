@@ -1,0 +1,296 @@
+//! Sales ops' edits of `config/` applied to a running `serve` or `worker`, without a restart.
+//! On SIGHUP, and when a file under `config/` changes (debounced), the configuration is loaded
+//! again and checked in full (every setting, every schedule, every template rendered against the
+//! sample recap) before its schedules, holidays and templates replace the running ones. An edit
+//! that does not pass is refused with its file, key and reason, in the log and on the dashboard,
+//! and the running configuration stays. Settings that only take effect at start-up (addresses,
+//! secrets, pools) are named as such. An accepted version is recorded with its load, and the open
+//! calls of the schedules it changed are re-planned by the engine (`config.replan`).
+//!
+//! The same object says the process is alive every few seconds and warns, in the log and in
+//! the `config_stale` metric, while the process runs another version than the newest running one.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::{DatabaseConnection, DbErr};
+
+use crate::background::{Shutdown, Signals};
+use crate::clock::SharedClock;
+use crate::config::{Config, ConfigError, Settings};
+use crate::mail::composer::Composer;
+use crate::mail::templates::{TemplateError, Templates};
+use crate::metrics::Metrics;
+use crate::workflow::{FirstCall, Live};
+
+/// Loads the configuration as the process did at start-up (files and environment).
+pub type Loader = Arc<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
+
+/// The settings a running process takes from an edit; every other setting needs a restart.
+pub const RELOADED: [&str; 2] = ["schedules", "defaults.holidays"];
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reloaded {
+    /// The schedules and templates are the ones that run (a file was saved unchanged, or only
+    /// settings that need a restart changed).
+    Unchanged { version: String, restart_needed: Vec<String> },
+    /// The edit runs now.
+    Accepted {
+        from: String,
+        to: String,
+        /// What the edit changed in the schedules, one line each.
+        changes: Vec<String>,
+        /// The schedules whose open calls are re-planned.
+        replanned: Vec<String>,
+        restart_needed: Vec<String>,
+    },
+}
+
+/// Why an edit was refused; the running configuration stays.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("templates: {0}")]
+    Templates(#[from] TemplateError),
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+}
+
+/// One process's configuration at run time: reloads, heartbeats, staleness.
+pub struct Reloader {
+    pub(crate) load: Loader,
+    /// The settings as loaded at start-up (before development credentials were added): what an
+    /// edit is compared with to name the settings that need a restart.
+    pub(crate) started_with: serde_json::Value,
+    pub(crate) live: Arc<Live>,
+    pub(crate) db: DatabaseConnection,
+    pub(crate) clock: SharedClock,
+    pub(crate) instance_id: String,
+    pub(crate) role: &'static str,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) signals: Signals,
+    pub(crate) shutdown: Shutdown,
+    /// One reload at a time.
+    pub(crate) busy: tokio::sync::Mutex<()>,
+    /// The newest version this process last said it lags behind, so it says so once per version.
+    pub(crate) said_stale: std::sync::Mutex<Option<String>>,
+}
+
+impl Reloader {
+    /// Loads `config/` again (`trigger` says why, for the log) and puts it in force if it passes
+    /// every check; otherwise the running configuration stays and the refusal is logged and
+    /// recorded for the dashboard.
+    pub async fn reload(&self, trigger: &str) -> Result<Reloaded, Refused> {
+        let _one = self.busy.lock().await;
+        let running = self.live.get();
+        match self.accept(&running).await {
+            Ok(r) => {
+                match &r {
+                    Reloaded::Unchanged { version, restart_needed } => {
+                        tracing::info!(trigger, %version, "config/ reloaded: the schedules and templates are unchanged (version {version})");
+                        say_restart_needed(restart_needed);
+                        crate::config_versions::record_refusal(&self.db, &self.instance_id, None, self.clock.now()).await?;
+                        self.metrics.config_reloaded("unchanged");
+                    }
+                    Reloaded::Accepted { from, to, changes, replanned, restart_needed } => {
+                        tracing::info!(
+                            trigger, from = %from, to = %to, changes = %changes.join("; "), replanned = %replanned.join(", "),
+                            "config/ reloaded: version {to} replaces {from}"
+                        );
+                        say_restart_needed(restart_needed);
+                        self.metrics.config_reloaded("accepted");
+                    }
+                }
+                Ok(r)
+            }
+            Err(refused) => {
+                tracing::error!(
+                    trigger, running = %running.config_version,
+                    "config/ edit refused, version {} keeps running: {refused}", running.config_version
+                );
+                self.metrics.config_reloaded("refused");
+                let reason = refused.to_string();
+                crate::config_versions::record_refusal(&self.db, &self.instance_id, Some(&reason), self.clock.now()).await?;
+                Err(refused)
+            }
+        }
+    }
+
+    async fn accept(&self, running: &FirstCall) -> Result<Reloaded, Refused> {
+        let fresh = (self.load)()?;
+        let templates = Templates::load(&running.config.templates_dir())?;
+        // A template that cannot render would fail every email: refused, as at start-up.
+        templates.check()?;
+        let restart_needed =
+            crate::config::changes::changed_keys(&self.started_with, &serde_json::to_value(&fresh.settings).unwrap_or_default(), &RELOADED);
+        let mut config = (*running.config).clone();
+        config.settings.schedules = fresh.settings.schedules;
+        config.settings.defaults.holidays = fresh.settings.defaults.holidays;
+        config.schedules = fresh.schedules;
+        let version = config.version(templates.digest());
+        if version == running.config_version {
+            return Ok(Reloaded::Unchanged { version, restart_needed });
+        }
+        let (before, after) = (running.config.schedule_content(), config.schedule_content());
+        let changes = crate::config::changes::schedule_changes(&before, &after);
+        let replanned = crate::config::changes::changed_schedules(&before, &after);
+        let now = self.clock.now();
+        let version = crate::config_versions::record_load(&self.db, &config, templates.digest(), &self.instance_id, self.role, now).await?;
+        let composer = Composer {
+            templates: Arc::new(templates),
+            links: running.composer.links.clone(),
+            public_url: running.composer.public_url.clone(),
+            link_ttl: running.composer.link_ttl,
+            from: running.composer.from.clone(),
+        };
+        let first_call = FirstCall {
+            config: Arc::new(config),
+            config_version: version.clone(),
+            composer: Arc::new(composer),
+            connectors: running.connectors.clone(),
+        };
+        let attempts = first_call.max_attempts();
+        self.live.replace(first_call);
+        if !replanned.is_empty() {
+            let job = crate::workflow::replan::job(&version, replanned.clone(), now);
+            crate::engine::enqueue(&self.db, job, attempts, now).await?;
+            self.signals.jobs_scheduled();
+        }
+        Ok(Reloaded::Accepted { from: running.config_version.clone(), to: version, changes, replanned, restart_needed })
+    }
+
+    /// Says this process is alive, and whether it lags behind the newest version running: the
+    /// newest when it has for more than a minute (logged once per version, and in the
+    /// `config_stale` metric).
+    pub async fn beat(&self) -> Result<Option<String>, DbErr> {
+        let now = self.clock.now();
+        crate::config_versions::heartbeat(&self.db, &self.instance_id, now).await?;
+        let running = crate::config_versions::running(&self.db, now).await?;
+        let own = self.live.get().config_version.clone();
+        let newest = crate::config_versions::stale(&own, &running, now).map(|p| (p.version.clone(), p.instance_id.clone(), p.loaded_at));
+        self.metrics.config_stale.set(newest.is_some() as i64);
+        let mut said = self.said_stale.lock().unwrap_or_else(|e| e.into_inner());
+        match &newest {
+            Some((version, by, at)) if said.as_deref() != Some(version.as_str()) => {
+                tracing::warn!(
+                    running = %own, newest = %version,
+                    "this process runs configuration version {own}, but {by} has run {version} since {at}: \
+                     reload it (SIGHUP) or give it the same config/"
+                );
+                *said = Some(version.clone());
+            }
+            None => *said = None,
+            _ => {}
+        }
+        Ok(newest.map(|(v, _, _)| v))
+    }
+
+    /// Runs until shutdown: reloads on SIGHUP and when a file under `dir` changes, says the
+    /// process is alive every [`crate::config_versions::HEARTBEAT_SECS`], and takes the process off
+    /// the list of running ones when it stops.
+    pub async fn run(self: Arc<Self>, dir: PathBuf) {
+        let (tx, mut changed) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let _watcher = watch(&dir, tx);
+        let mut hangup = hangups();
+        let mut beat = tokio::time::interval(Duration::from_secs(crate::config_versions::HEARTBEAT_SECS));
+        loop {
+            tokio::select! {
+                _ = self.shutdown.wait() => break,
+                _ = beat.tick() => {
+                    if let Err(e) = self.beat().await {
+                        tracing::warn!("cannot record that this process is alive: {e}");
+                    }
+                }
+                Some(()) = next_hangup(&mut hangup) => {
+                    let _ = self.reload("SIGHUP").await;
+                }
+                Some(()) = changed.recv() => {
+                    let _ = self.reload("a file under config/ changed").await;
+                }
+            }
+        }
+        if let Err(e) = crate::config_versions::stopped(&self.db, &self.instance_id).await {
+            tracing::warn!("cannot take this process off the list of running ones: {e}");
+        }
+    }
+}
+
+fn say_restart_needed(keys: &[String]) {
+    if !keys.is_empty() {
+        tracing::warn!(
+            settings = %keys.join(", "),
+            "config/ changes settings that only take effect at start-up (addresses, secrets, pools, ...): restart to apply {}",
+            keys.join(", ")
+        );
+    }
+}
+
+/// Watches `dir` (and below) and sends on `tx` once per burst of changes; `None` (and a log
+/// line) where the directory cannot be watched, e.g. it does not exist (the built-in defaults).
+fn watch(
+    dir: &std::path::Path,
+    tx: tokio::sync::mpsc::UnboundedSender<()>,
+) -> Option<notify_debouncer_mini::Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>> {
+    use notify_debouncer_mini::notify::RecursiveMode;
+    if !dir.is_dir() {
+        tracing::info!(dir = %dir.display(), "no config directory to watch: the built-in defaults run; SIGHUP still reloads");
+        return None;
+    }
+    let debouncer =
+        notify_debouncer_mini::new_debouncer(Duration::from_millis(500), move |events: notify_debouncer_mini::DebounceEventResult| {
+            if events.is_ok() {
+                let _ = tx.send(());
+            }
+        });
+    match debouncer {
+        Ok(mut d) => match d.watcher().watch(dir, RecursiveMode::Recursive) {
+            Ok(()) => Some(d),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), "cannot watch config/ for changes ({e}); reload with SIGHUP");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!("cannot watch config/ for changes ({e}); reload with SIGHUP");
+            None
+        }
+    }
+}
+
+#[cfg(unix)]
+type Hangups = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangups = Option<()>;
+
+#[cfg(unix)]
+fn hangups() -> Hangups {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| tracing::warn!("cannot listen for SIGHUP ({e}); config/ reloads when its files change"))
+        .ok()
+}
+
+#[cfg(not(unix))]
+fn hangups() -> Hangups {
+    None
+}
+
+#[cfg(unix)]
+async fn next_hangup(h: &mut Hangups) -> Option<()> {
+    match h {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn next_hangup(_: &mut Hangups) -> Option<()> {
+    std::future::pending().await
+}
+
+/// The settings as JSON, for comparing an edit with them.
+pub fn settings_json(settings: &Settings) -> serde_json::Value {
+    serde_json::to_value(settings).unwrap_or_default()
+}

@@ -1,0 +1,258 @@
+//! Sales ops edit `config/` while firstcall runs: a reload puts an edit in force (or refuses it
+//! and keeps what runs), re-plans the open calls the edit moves, and each process says which
+//! version it runs.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const REP: &str = "ana@seller.example";
+const DEFAULT_CRON: &str = r#"reminder_cron = "0 9,14 * * 1-5""#;
+
+/// A config directory of the test's own: the repository's `default.toml`, to edit.
+fn config_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(config_dir().join("default.toml"), dir.path().join("default.toml")).unwrap();
+    dir
+}
+
+/// Replaces `from` with `to` in the directory's `default.toml` (which must contain it).
+fn edit(dir: &tempfile::TempDir, from: &str, to: &str) {
+    let path = dir.path().join("default.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "default.toml has no {from}");
+    std::fs::write(&path, text.replace(from, to)).unwrap();
+}
+
+fn with_dir(dir: &tempfile::TempDir) -> Options {
+    Options { config_dir: Some(dir.path().to_path_buf()), ..Options::default() }
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// A won order of `amount` USD for the rep.
+fn order(id: &str, deal: &str, amount: &str, now: DateTime<Utc>) -> Value {
+    let mut o = order_created(id, deal, REP, now);
+    o["order"]["amount"] = json!(amount);
+    o
+}
+
+/// The pending timer of `kind` for call `id`, if any.
+async fn timer(app: &TestApp, id: &str, kind: &str) -> Option<DateTime<Utc>> {
+    let sql = format!("SELECT CAST(run_at AS TEXT) FROM jobs WHERE subject_id = {id} AND kind = '{kind}'");
+    app.column(&sql).await.first().map(|t| {
+        let t = t.replace(' ', "T");
+        let t = if t.ends_with("+00") {
+            format!("{t}:00")
+        } else if t.contains('+') || t.ends_with('Z') {
+            t
+        } else {
+            format!("{t}Z")
+        };
+        at(&t)
+    })
+}
+
+async fn call_ids(app: &TestApp) -> (String, String) {
+    let ids = app.column("SELECT id FROM calls ORDER BY id").await;
+    (ids[0].clone(), ids[1].clone())
+}
+
+#[tokio::test]
+async fn a_reminder_cron_edit_reloaded_moves_the_next_reminder_of_exactly_the_calls_the_preview_listed() {
+    let dir = config_copy();
+    let app = TestApp::spawn_with(with_dir(&dir)).await;
+    let v1 = app.state.first_call.get().config_version.clone();
+    // Monday 09:00 UTC: a 12,000 USD order follows "default" (reminders at 9 and 14), a
+    // 60,000 USD one "enterprise" (9, 13 and 16).
+    assert_eq!(app.post_generic(&order("e1", "D-1", "12000.00", app.now())).await.status(), 200);
+    assert_eq!(app.post_generic(&order("e2", "D-2", "60000.00", app.now())).await.status(), 200);
+    app.settle().await;
+    let (default_call, enterprise_call) = call_ids(&app).await;
+    assert_eq!(timer(&app, &default_call, "call.remind").await, Some(at("2026-11-23T14:00:00Z")));
+    assert_eq!(timer(&app, &enterprise_call, "call.remind").await, Some(at("2026-11-23T13:00:00Z")));
+
+    edit(&dir, DEFAULT_CRON, r#"reminder_cron = "30 10,15 * * 1-5""#);
+    // The preview against what runs names the key and the one call that moves, in its rep's
+    // timezone.
+    let edited = test_config(app.db.url(), app.smtp.port(), &with_dir(&dir));
+    let preview = firstcall::cli::compare_with_running(&edited, app.now()).await.unwrap();
+    assert!(preview.contains(r#"schedule "default": reminder_cron: "0 9,14 * * 1-5" -> "30 10,15 * * 1-5""#), "{preview}");
+    assert!(preview.contains("open calls that move: 1 "), "{preview}");
+    assert!(
+        preview.contains(&format!(
+            "call {default_call} ({REP}, schedule \"default\", UTC): next reminder Mon 2026-11-23 14:00 UTC -> Mon 2026-11-23 10:30 UTC"
+        )),
+        "{preview}"
+    );
+    assert!(!preview.contains(&format!("call {enterprise_call} ")), "{preview}");
+
+    // SIGHUP (the same reload): the edit runs, and the engine re-plans the open calls.
+    let reloaded = app.reloader.reload("SIGHUP").await.unwrap();
+    let firstcall::reload::Reloaded::Accepted { from, to: v2, replanned, .. } = reloaded else { panic!("{reloaded:?}") };
+    assert_eq!((from.as_str(), replanned), (v1.as_str(), vec!["default".to_string()]));
+    assert_eq!(app.state.first_call.get().config_version, v2);
+    app.run_jobs().await;
+    assert_eq!(timer(&app, &default_call, "call.remind").await, Some(at("2026-11-23T10:30:00Z")));
+    assert_eq!(timer(&app, &enterprise_call, "call.remind").await, Some(at("2026-11-23T13:00:00Z")));
+    let replanned = app.column("SELECT CAST(entity_id AS TEXT) FROM audit_log WHERE action = 'replanned' ORDER BY id").await;
+    assert_eq!(replanned, std::slice::from_ref(&default_call), "exactly the calls the preview listed");
+    let detail = app.column("SELECT CAST(detail AS TEXT) FROM audit_log WHERE action = 'replanned'").await;
+    let detail: Value = serde_json::from_str(&detail[0]).unwrap();
+    assert_eq!(detail["config_version"], json!(v2), "{detail}");
+
+    // The reminder goes at the new time, and names the version it was planned under.
+    app.advance(TimeDelta::minutes(90));
+    app.settle().await;
+    let reminders: Vec<_> = app.mails_to(REP).into_iter().filter(|m| m.message_id.as_deref().unwrap().contains(".reminder.")).collect();
+    assert_eq!(
+        reminders.len(),
+        1,
+        "the default call's, at 10:30: {:?}",
+        app.mails_to(REP).iter().map(|m| &m.message_id).collect::<Vec<_>>()
+    );
+    assert!(reminders.iter().any(|m| m.message_id.as_deref().unwrap().contains(&format!("call-{default_call}.reminder.1@"))));
+    let versions = app.column("SELECT CAST(detail AS TEXT) FROM audit_log WHERE action = 'reminded'").await;
+    assert!(versions[0].contains(&v2), "{versions:?}");
+    // Loading the same files again changes nothing and re-plans nothing.
+    let again = app.reloader.reload("SIGHUP").await.unwrap();
+    assert!(matches!(again, firstcall::reload::Reloaded::Unchanged { ref version, .. } if *version == v2), "{again:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_invalid_edit_is_refused_with_file_key_and_reason_and_the_running_schedules_stay() {
+    let dir = config_copy();
+    let app = TestApp::spawn_with(with_dir(&dir)).await;
+    let v1 = app.state.first_call.get().config_version.clone();
+    app.post_generic(&order("e1", "D-1", "12000.00", app.now())).await;
+    app.settle().await;
+    let (call, _) = (app.column("SELECT id FROM calls").await[0].clone(), ());
+
+    edit(&dir, DEFAULT_CRON, r#"reminder_cron = "every monday""#);
+    let refused = app.reloader.reload("SIGHUP").await.unwrap_err().to_string();
+    assert!(refused.contains("default.toml"), "names the file: {refused}");
+    assert!(
+        refused.contains("schedules") && refused.contains("(default)") && refused.contains("reminder_cron"),
+        "names the key: {refused}"
+    );
+    assert_eq!(app.state.first_call.get().config_version, v1, "the running configuration stays");
+    app.run_jobs().await;
+    assert_eq!(timer(&app, &call, "call.remind").await, Some(at("2026-11-23T14:00:00Z")), "nothing re-planned");
+
+    // The dashboard says so, with the reason.
+    let page = app.api(reqwest::Method::GET, "/").send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Edit refused at"), "{page}");
+    assert!(page.contains("reminder_cron"), "{page}");
+
+    // A template that does not render is refused too, naming the template.
+    edit(&dir, r#"reminder_cron = "every monday""#, DEFAULT_CRON);
+    std::fs::create_dir(dir.path().join("templates")).unwrap();
+    std::fs::write(dir.path().join("templates").join("reminder.txt"), "Hi {{ rep_name }\n").unwrap();
+    let refused = app.reloader.reload("a file under config/ changed").await.unwrap_err().to_string();
+    assert!(refused.starts_with("templates: ") && refused.contains("reminder.txt"), "{refused}");
+    assert_eq!(app.state.first_call.get().config_version, v1);
+
+    // Mended, the edit loads (nothing changed: the same version) and the refusal goes away.
+    std::fs::remove_file(dir.path().join("templates").join("reminder.txt")).unwrap();
+    let mended = app.reloader.reload("SIGHUP").await.unwrap();
+    assert!(matches!(mended, firstcall::reload::Reloaded::Unchanged { .. }), "{mended:?}");
+    let page = app.api(reqwest::Method::GET, "/").send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains("Edit refused at"), "{page}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_process_that_was_not_reloaded_shows_its_version_and_warns_after_a_minute() {
+    let dir = config_copy();
+    let app = TestApp::spawn_with(with_dir(&dir)).await;
+    let worker = app.another_worker(&with_dir(&dir)).await;
+    let v1 = app.state.first_call.get().config_version.clone();
+
+    edit(&dir, DEFAULT_CRON, r#"reminder_cron = "0 10,15 * * 1-5""#);
+    let firstcall::reload::Reloaded::Accepted { to: v2, .. } = app.reloader.reload("SIGHUP").await.unwrap() else { panic!() };
+    assert_eq!(worker.reloader.beat().await.unwrap(), None, "within a minute of the new version, no warning");
+
+    app.advance(TimeDelta::seconds(61));
+    assert_eq!(app.reloader.beat().await.unwrap(), None, "the reloaded process runs the newest");
+    assert_eq!(worker.reloader.beat().await.unwrap(), Some(v2.clone()), "the other one says it runs an older version");
+    let metrics = worker.state.metrics.encode();
+    assert!(metrics.contains("firstcall_config_stale 1"), "{metrics}");
+    assert!(app.state.metrics.encode().contains("firstcall_config_stale 0"));
+
+    // The dashboard lists both, each with its version; the worker's is marked stale.
+    let page = app.api(reqwest::Method::GET, "/").send().await.unwrap().text().await.unwrap();
+    let processes = &page[page.find(r#"id="processes""#).expect("the processes table")..];
+    assert!(processes.contains(&format!("<code>{v2}</code>")) && processes.contains(&format!("<code>{v1}</code>")), "{processes}");
+    assert!(processes.contains(&format!("stale: the newest is {v2}")), "{processes}");
+    assert_eq!(processes.matches("stale: the newest").count(), 1, "{processes}");
+
+    // Reloaded in turn, it is current again.
+    worker.reloader.reload("SIGHUP").await.unwrap();
+    assert_eq!(worker.reloader.beat().await.unwrap(), None);
+    assert!(worker.state.metrics.encode().contains("firstcall_config_stale 0"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_due_time_edit_moves_the_due_time_of_open_calls_and_sends_the_updated_invite() {
+    let dir = config_copy();
+    let app = TestApp::spawn_with(with_dir(&dir)).await;
+    app.post_generic(&order("e1", "D-1", "12000.00", app.now())).await;
+    app.settle().await;
+    let call = app.column("SELECT id FROM calls").await[0].clone();
+    // Due 4 business hours after 09:00; the edit gives 6 (the invite ends at the due time).
+    let path = format!("/api/v1/calls/{call}");
+    let due = || app.get_json(&path);
+    assert_eq!(due().await["due_at"], json!("2026-11-23T13:00:00Z"));
+    edit(&dir, "due_within_business_hours = 4", "due_within_business_hours = 6");
+    let edited = test_config(app.db.url(), app.smtp.port(), &with_dir(&dir));
+    let preview = firstcall::cli::compare_with_running(&edited, app.now()).await.unwrap();
+    assert!(
+        preview.contains(&format!("call {call} ")) && preview.contains("due Mon 2026-11-23 13:00 UTC -> Mon 2026-11-23 15:00 UTC"),
+        "{preview}"
+    );
+
+    app.reloader.reload("SIGHUP").await.unwrap();
+    app.settle().await;
+    assert_eq!(due().await["due_at"], json!("2026-11-23T15:00:00Z"));
+    let invites: Vec<_> = app.mails_to(REP).into_iter().filter_map(|m| m.calendar).collect();
+    assert_eq!(invites.len(), 2, "the first invite and the updated one");
+    assert!(invites[1].body.contains("SEQUENCE:1") && invites[1].body.contains("DTEND;TZID=UTC:20261123T150000"), "{}", invites[1].body);
+    // The call becomes overdue at the new time, not the old one.
+    app.advance(TimeDelta::hours(5));
+    app.settle().await;
+    assert_eq!(due().await["state"], json!("due"));
+    app.advance(TimeDelta::hours(1));
+    app.settle().await;
+    assert_eq!(due().await["state"], json!("overdue"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_process_started_with_an_edit_replans_open_calls_once_and_an_older_process_leaves_it_to_it() {
+    let dir = config_copy();
+    let app = TestApp::spawn_with(with_dir(&dir)).await;
+    app.post_generic(&order("e1", "D-1", "12000.00", app.now())).await;
+    app.settle().await;
+    let call = app.column("SELECT id FROM calls").await[0].clone();
+    edit(&dir, DEFAULT_CRON, r#"reminder_cron = "30 10,15 * * 1-5""#);
+    // A rolling restart: a worker with the edit starts while the old serve still runs.
+    app.advance(TimeDelta::seconds(1));
+    let worker = app.another_worker(&with_dir(&dir)).await;
+    let v2 = worker.state.first_call.get().config_version.clone();
+    // The old process finds the re-plan job of a version it does not run, loaded after its own:
+    // it leaves it (for 30 s) to a process that runs it.
+    app.run_jobs().await;
+    assert_eq!(timer(&app, &call, "call.remind").await, Some(at("2026-11-23T14:00:00Z")));
+    app.advance(TimeDelta::seconds(31));
+    worker.engine.run_due().await.unwrap();
+    assert_eq!(timer(&app, &call, "call.remind").await, Some(at("2026-11-23T10:30:00Z")));
+    let replanned = app.column("SELECT CAST(detail AS TEXT) FROM audit_log WHERE action = 'replanned'").await;
+    assert_eq!(replanned.len(), 1, "{replanned:?}");
+    assert!(replanned[0].contains(&v2), "{replanned:?}");
+    app.stop().await;
+}
