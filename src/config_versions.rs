@@ -155,10 +155,13 @@ pub fn stale<'a>(own: &str, running: &'a [Process], now: DateTime<Utc>) -> Optio
     newest(running).filter(|n| n.version != own && now - n.loaded_at > chrono::TimeDelta::seconds(STALE_AFTER_SECS))
 }
 
-/// Says process `instance_id` is alive at `now`.
+/// Says process `instance_id` is alive at `now`, and forgets processes not seen for a day (a
+/// process killed without stopping).
 pub async fn heartbeat(db: &impl ConnectionTrait, instance_id: &str, now: DateTime<Utc>) -> Result<(), DbErr> {
-    let sql = "UPDATE processes SET seen_at = $2 WHERE instance_id = $1";
-    db.execute_raw(stmt(db.get_database_backend(), sql, vec![instance_id.into(), now.into()])).await.map(|_| ())
+    let backend = db.get_database_backend();
+    db.execute_raw(stmt(backend, "UPDATE processes SET seen_at = $2 WHERE instance_id = $1", vec![instance_id.into(), now.into()])).await?;
+    let gone = now - chrono::TimeDelta::days(1);
+    db.execute_raw(stmt(backend, "DELETE FROM processes WHERE seen_at < $1", vec![gone.into()])).await.map(|_| ())
 }
 
 /// Records the edit of `config/` that process `instance_id` refused, and why (`None`: the last

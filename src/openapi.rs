@@ -33,6 +33,7 @@ use utoipa::{Modify, OpenApi};
         crate::pages::dashboard::show,
         crate::pages::dashboard::retry_job,
         crate::pages::dashboard::retry_email,
+        crate::pages::dashboard::preview_edit,
         crate::pages::call::show,
         crate::pages::call::mark_done,
         crate::pages::login::show,

@@ -267,58 +267,14 @@ pub async fn compare_with_running(config: &Config, now: DateTime<Utc>) -> anyhow
         out.push_str("  no change: these schedules and templates are what runs\n");
         return Ok(out);
     }
-    let changes = crate::config::changes::schedule_changes(&running.schedules, &config.schedule_content());
-    if changes.is_empty() {
-        out.push_str("  schedules: unchanged\n");
-    }
-    for c in changes {
-        out.push_str(&format!("  {c}\n"));
-    }
+    out.push_str(&crate::workflow::preview::schedule_changes_text(&running.schedules, config));
     out.push_str(if hex::encode(templates.digest()) == running.templates_digest {
         "  templates: unchanged\n"
     } else {
         "  templates: changed (each one rendered above)\n"
     });
-    let changed = crate::config::changes::changed_schedules(&running.schedules, &config.schedule_content());
-    let (moves, total) = crate::workflow::replan::moves(&db, config, &changed, now, MOVES_LISTED).await?;
-    out.push_str(&moves_report(&moves, total, now));
+    out.push_str(&crate::workflow::preview::moves_text(&db, &running.schedules, config, now).await?);
     Ok(out)
-}
-
-/// Open calls listed one by one in `config check --against-running`; the rest are counted.
-const MOVES_LISTED: usize = 50;
-
-/// The open calls an edit moves, each with what moves, before and after in its rep's timezone.
-fn moves_report(moves: &[crate::workflow::replan::Move], total: usize, now: DateTime<Utc>) -> String {
-    use crate::workflow::preview::local;
-    if total == 0 {
-        return "  open calls that move: none\n".into();
-    }
-    let mut out = format!("  open calls that move: {total} (re-planned when the edit is loaded)\n");
-    for m in moves {
-        let at = |t: Option<DateTime<Utc>>| match t {
-            Some(t) if t <= now => "now".to_string(),
-            Some(t) => local(t, m.tz),
-            None => "none".to_string(),
-        };
-        let mut what = Vec::new();
-        if m.before.due_at != m.after.due_at {
-            what.push(format!("due {} -> {}", local(m.before.due_at, m.tz), local(m.after.due_at, m.tz)));
-        }
-        for (label, b, a) in [
-            ("next reminder", m.before.next_reminder, m.after.next_reminder),
-            ("next escalation", m.before.next_escalation, m.after.next_escalation),
-        ] {
-            if at(b) != at(a) {
-                what.push(format!("{label} {} -> {}", at(b), at(a)));
-            }
-        }
-        out.push_str(&format!("    call {} ({}, schedule \"{}\", {}): {}\n", m.call_id, m.rep_email, m.schedule, m.tz, what.join("; ")));
-    }
-    if total > moves.len() {
-        out.push_str(&format!("    ... and {} more\n", total - moves.len()));
-    }
-    out
 }
 
 /// `[retention]` in one line, with the ages that apply.

@@ -396,25 +396,43 @@ impl ConfigSource {
             .from
             .parse()
             .map_err(|_| locate("mail.from", "is not a mailbox such as `firstcall <firstcall@example.com>`".into()))?;
-        let mut schedules = Vec::with_capacity(settings.schedules.len());
-        let mut names = std::collections::HashSet::new();
-        for (i, s) in settings.schedules.iter().enumerate() {
-            let parsed = s
-                .parse(&settings.defaults.holidays)
-                .map_err(|e| locate("schedules", format!("[{i}] ({}): {}: {}", s.name, e.key, e.reason)))?;
-            if !names.insert(parsed.name.clone()) {
-                return Err(locate("schedules", format!("[{i}]: the name '{}' is used twice", parsed.name)));
-            }
-            schedules.push(parsed);
-        }
-        if !schedules.iter().any(|s| s.rule.is_catch_all()) {
-            return Err(locate(
-                "schedules",
-                "no schedule applies to every order; add one without [match] (usually named \"default\") last".into(),
-            ));
-        }
+        let schedules = parse_schedules(&settings.schedules, &settings.defaults.holidays).map_err(|reason| locate("schedules", reason))?;
         Ok(Config { settings, schedules, mail_from, dir: self.dir.clone(), dev_credentials: None })
     }
+}
+
+/// The schedules as written, parsed and checked: each one valid, names unique, one that applies
+/// to every order.
+fn parse_schedules(list: &[ScheduleSettings], holidays: &[String]) -> Result<Vec<Schedule>, String> {
+    let mut schedules = Vec::with_capacity(list.len());
+    let mut names = std::collections::HashSet::new();
+    for (i, s) in list.iter().enumerate() {
+        let parsed = s.parse(holidays).map_err(|e| format!("[{i}] ({}): {}: {}", s.name, e.key, e.reason))?;
+        if !names.insert(parsed.name.clone()) {
+            return Err(format!("[{i}]: the name '{}' is used twice", parsed.name));
+        }
+        schedules.push(parsed);
+    }
+    if !schedules.iter().any(|s| s.rule.is_catch_all()) {
+        return Err("no schedule applies to every order; add one without [match] (usually named \"default\") last".into());
+    }
+    Ok(schedules)
+}
+
+/// An edit of the schedules as pasted for a preview: `[[schedules]]` tables as written in
+/// `default.toml`, and optionally `[defaults]` with `holidays`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleEdit {
+    #[serde(default)]
+    schedules: Vec<ScheduleSettings>,
+    defaults: Option<HolidaysEdit>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HolidaysEdit {
+    holidays: Vec<String>,
 }
 
 fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
@@ -666,6 +684,26 @@ impl Config {
         h.update(&content);
         h.update(templates_digest);
         format!("v{}", &hex::encode(h.finalize())[..12])
+    }
+
+    /// This configuration with the schedules (and the shared holidays, if given) of `toml` in
+    /// place of its own, checked as at load: an edit pasted on the dashboard to preview. Errors
+    /// name the key as in `default.toml`; `origin` is `the pasted schedules`.
+    pub fn with_schedules_from(&self, toml: &str) -> Result<Config, ConfigError> {
+        const ORIGIN: &str = "the pasted schedules";
+        let figment = Figment::from(Toml::string(toml));
+        let edit: ScheduleEdit = figment.extract().map_err(|e| ConfigError { origin: ORIGIN.into(), ..from_figment(&figment, e) })?;
+        let fail = |reason: String| ConfigError { origin: ORIGIN.into(), key: "schedules".into(), reason };
+        if edit.schedules.is_empty() {
+            return Err(fail("no [[schedules]] table: paste the schedules as written in config/default.toml".into()));
+        }
+        let holidays = edit.defaults.map_or_else(|| self.settings.defaults.holidays.clone(), |d| d.holidays);
+        let schedules = parse_schedules(&edit.schedules, &holidays).map_err(fail)?;
+        let mut config = self.clone();
+        config.settings.schedules = edit.schedules;
+        config.settings.defaults.holidays = holidays;
+        config.schedules = schedules;
+        Ok(config)
     }
 
     /// Loads exactly as `serve` does (defaults, files, environment).

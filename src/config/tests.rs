@@ -176,3 +176,27 @@ fn the_version_follows_the_schedules_and_templates_and_nothing_else() {
     assert_ne!(load(&[("schedules", serde_json::to_value(&edited).unwrap())]).unwrap().version(&digest), v, "an edited schedule");
     assert_ne!(load(&[("defaults.holidays", json!(["2026-12-24"]))]).unwrap().version(&digest), v, "shared holidays count");
 }
+
+#[test]
+fn pasted_schedules_replace_the_running_ones_only_when_they_pass_every_load_check() {
+    let running = load(&[]).unwrap();
+    let one = r#"
+        [[schedules]]
+        name = "default"
+        due_within_business_hours = 6
+        reminder_cron = "0 10 * * 1-5"
+    "#;
+    let edited = running.with_schedules_from(one).unwrap();
+    assert_eq!(edited.schedules.len(), 1);
+    assert_eq!(edited.settings.defaults.holidays, running.settings.defaults.holidays, "holidays kept unless given");
+    assert_eq!(edited.settings.http.port, running.settings.http.port, "nothing else changes");
+    let with_holidays = format!("{one}\n[defaults]\nholidays = [\"2026-12-24\"]\n");
+    assert_eq!(running.with_schedules_from(&with_holidays).unwrap().settings.defaults.holidays, ["2026-12-24"]);
+
+    let refused = |text: &str| running.with_schedules_from(text).expect_err(text).to_string();
+    assert!(refused("").contains("no [[schedules]] table"));
+    assert!(refused("[http]\nport = 1\n").contains("http"), "only schedules and holidays are previewed");
+    let matched_only = one.replace("[[schedules]]", "[[schedules]]\nmatch = { sources = [\"hubspot\"] }");
+    assert!(refused(&matched_only).contains("no schedule applies to every order"));
+    assert!(refused(&format!("{one}{one}")).contains("used twice"));
+}

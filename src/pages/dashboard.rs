@@ -39,8 +39,48 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     if !signed_in(&req).await? {
         return Ok(see_other("/login").finish());
     }
-    let q = Fields::query(&req)?;
-    let mut status = StatusCode::OK;
+    page(&req, &state, EditPreview::default()).await
+}
+
+/// An edit of the schedules pasted into the dashboard, and what it would change against what
+/// runs here (or why it cannot be read).
+#[derive(Debug, Default, serde::Serialize)]
+struct EditPreview {
+    text: String,
+    report: Option<String>,
+    error: Option<String>,
+}
+
+/// `POST /dashboard/preview`: what an edit of the schedules (pasted as written in
+/// `config/default.toml`) would change against the configuration in force here: each changed key,
+/// and the open calls whose due time, next reminder or next escalation would move. Changes
+/// nothing.
+#[utoipa::path(post, path = "/dashboard/preview", tag = "pages", request_body(content = super::forms::EditPreviewForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "The dashboard with the edit's preview", content_type = "text/html"), (status = 400, description = "Unreadable form or schedules", content_type = "text/html"), (status = 401, description = "Not logged in", content_type = "text/html"), (status = 403, description = "Bad CSRF token", content_type = "text/html"), (status = 415, description = "Not a form", content_type = "text/html")))]
+pub async fn preview_edit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let fields = Fields(form.into_inner());
+    ops_form(&req, &state, &fields).await?;
+    let text = fields.get("schedules").unwrap_or_default().to_string();
+    let running = state.first_call.get();
+    let edit = match running.config.with_schedules_from(&text) {
+        Ok(edited) => {
+            let before = running.config.schedule_content();
+            let mut report = crate::workflow::preview::schedule_changes_text(&before, &edited);
+            report.push_str(&crate::workflow::preview::moves_text(&state.db, &before, &edited, state.clock.now()).await?);
+            EditPreview { text, report: Some(report), error: None }
+        }
+        Err(e) => EditPreview { text, report: None, error: Some(e.to_string()) },
+    };
+    page(&req, &state, edit).await
+}
+
+async fn page(req: &HttpRequest, state: &AppState, edit: EditPreview) -> Result<HttpResponse, PageError> {
+    let q = Fields::query(req)?;
+    let mut status = if edit.error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let parsed = crate::http::calls::parse_states(q.non_empty("state")).and_then(|states| {
         let rep_filter = crate::http::calls::parse_rep(q.non_empty("rep"))?;
         let after = q.non_empty("cursor").map(|c| crate::http::cursor::decode("cursor", c)).transpose()?;
@@ -51,7 +91,7 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         Err(e) => ((CallState::OPEN.to_vec(), None, None), Some(e.message)),
     };
     let rep = q.non_empty("rep");
-    let board = super::data::board(&state, &states, rep_filter.as_ref(), after, CALLS_PER_PAGE).await?;
+    let board = super::data::board(state, &states, rep_filter.as_ref(), after, CALLS_PER_PAGE).await?;
     let state_filter = q.non_empty("state").unwrap_or("open");
     // Query strings of the list's links (every value escaped, so no '/' or '&' of its own).
     let list_query = |states: &str, cursor: Option<String>| {
@@ -87,23 +127,24 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         Some("email") => Some("The email is queued again and goes out now."),
         _ => None,
     };
-    let configuration = super::data::configuration(&state).await?;
-    let visitor = Visitor::of(&req);
+    let configuration = super::data::configuration(state).await?;
+    let visitor = Visitor::of(req);
     let body = render(
         "dashboard.html",
         minijinja::context! {
             board => value(&board),
             signed_in => true,
-            csrf => visitor.csrf(&state, DASHBOARD_FORMS),
+            csrf => visitor.csrf(state, DASHBOARD_FORMS),
             filter => minijinja::context! { state => state_filter, rep => rep.unwrap_or_default(), error => filter_error },
             state_choices => STATE_CHOICES,
             preview => minijinja::context! { text => preview, error => preview_error, at => at_input, tz => tz_input },
             notice,
             links,
             configuration => value(&configuration),
+            edit => value(&edit),
         },
     )?;
-    Ok(form_page(status, &visitor, &state, body))
+    Ok(form_page(status, &visitor, state, body))
 }
 
 /// `value` for a URL's query string: everything but unreserved characters percent-encoded.

@@ -21,6 +21,16 @@ pub struct CsrfForm {
     csrf: String,
 }
 
+/// `POST /dashboard/preview`.
+#[derive(utoipa::ToSchema)]
+pub struct EditPreviewForm {
+    /// `[[schedules]]` tables (and optionally `[defaults]` with `holidays`) as written in
+    /// `config/default.toml`.
+    schedules: String,
+    /// The form's CSRF token.
+    csrf: String,
+}
+
 /// `POST /calls/{id}/done`.
 #[derive(utoipa::ToSchema)]
 pub struct DoneForm {

@@ -39,7 +39,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/login").app_data(form()).route(web::get().to(login::show)).route(web::post().to(login::submit)))
         .service(web::resource("/logout").app_data(form()).route(web::post().to(login::logout)))
         .service(web::resource("/dashboard/jobs/{id}/retry").app_data(form()).route(web::post().to(dashboard::retry_job)))
-        .service(web::resource("/dashboard/emails/{id}/retry").app_data(form()).route(web::post().to(dashboard::retry_email)));
+        .service(web::resource("/dashboard/emails/{id}/retry").app_data(form()).route(web::post().to(dashboard::retry_email)))
+        .service(web::resource("/dashboard/preview").app_data(form()).route(web::post().to(dashboard::preview_edit)));
 }
 
 /// The start of every HTML response: not cached (pages show live state and carry tokens), not

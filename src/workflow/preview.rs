@@ -1,13 +1,14 @@
 //! What `firstcall config check` prints and the dashboard shows: for an order placed at a
 //! given time by a rep in a given timezone, when each schedule makes the call due, when its
-//! reminders fire and when it escalates.
+//! reminders fire and when it escalates; and, against what runs, what an edit changes and which
+//! open calls it moves.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use super::timing;
-use crate::config::Config;
 use crate::config::schedule::{EscalationTarget, Schedule};
+use crate::config::{Config, ScheduleContent};
 use crate::domain::Timezone;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -126,4 +127,57 @@ pub fn render(config: &Config, at: DateTime<Utc>, tz: Timezone, reminders: usize
         }
     }
     out
+}
+
+/// What an edit changes in the schedules against `running`, an indented line each.
+pub fn schedule_changes_text(running: &ScheduleContent, edited: &Config) -> String {
+    let changes = crate::config::changes::schedule_changes(running, &edited.schedule_content());
+    if changes.is_empty() {
+        return "  schedules: unchanged\n".into();
+    }
+    changes.iter().map(|c| format!("  {c}\n")).collect()
+}
+
+/// Open calls listed one by one; the rest are counted.
+const MOVES_LISTED: usize = 50;
+
+/// The open calls whose timers `edited` moves at `now` (of the schedules it changes against
+/// `running`), each with what moves, before and after in its rep's timezone: the first 50 and a
+/// count.
+pub async fn moves_text(
+    db: &impl sea_orm::ConnectionTrait,
+    running: &ScheduleContent,
+    edited: &Config,
+    now: DateTime<Utc>,
+) -> Result<String, sea_orm::DbErr> {
+    let changed = crate::config::changes::changed_schedules(running, &edited.schedule_content());
+    let (moves, total) = super::replan::moves(db, edited, &changed, now, MOVES_LISTED).await?;
+    if total == 0 {
+        return Ok("  open calls that move: none\n".into());
+    }
+    let mut out = format!("  open calls that move: {total} (re-planned when the edit is loaded)\n");
+    for m in &moves {
+        let at = |t: Option<DateTime<Utc>>| match t {
+            Some(t) if t <= now => "now".to_string(),
+            Some(t) => local(t, m.tz),
+            None => "none".to_string(),
+        };
+        let mut what = Vec::new();
+        if m.before.due_at != m.after.due_at {
+            what.push(format!("due {} -> {}", local(m.before.due_at, m.tz), local(m.after.due_at, m.tz)));
+        }
+        for (label, b, a) in [
+            ("next reminder", m.before.next_reminder, m.after.next_reminder),
+            ("next escalation", m.before.next_escalation, m.after.next_escalation),
+        ] {
+            if at(b) != at(a) {
+                what.push(format!("{label} {} -> {}", at(b), at(a)));
+            }
+        }
+        out.push_str(&format!("    call {} ({}, schedule \"{}\", {}): {}\n", m.call_id, m.rep_email, m.schedule, m.tz, what.join("; ")));
+    }
+    if total > moves.len() {
+        out.push_str(&format!("    ... and {} more\n", total - moves.len()));
+    }
+    Ok(out)
 }

@@ -84,7 +84,10 @@ pub fn next_escalation(call: &call_entity::Model, schedule: &Schedule, now: Date
 pub async fn planned(db: &impl ConnectionTrait, config: &Config, call: &call_entity::Model, now: DateTime<Utc>) -> Result<Timers, DbErr> {
     let schedule = schedule_of(db, config, call).await?;
     let tz = rep_tz(db, config, call).await?;
-    let due_at = timing::first_call_due_at(schedule, tz.0, call.ordered_at);
+    // The order's time, as when the call was opened or its order last re-planned it.
+    let order = entity::orders::Entity::find_by_id(call.order_id).one(db).await?;
+    let ordered_at = order.map_or(call.ordered_at, |o| o.ordered_at.unwrap_or(o.created_at));
+    let due_at = timing::first_call_due_at(schedule, tz.0, ordered_at);
     if call.state == CallState::Scheduled {
         return Ok(Timers { due_at, next_reminder: None, next_escalation: None });
     }
@@ -132,7 +135,7 @@ pub struct Move {
     pub after: Timers,
 }
 
-/// Open calls read per query when walking them.
+/// Open calls read per query when previewing.
 const BATCH: u64 = 200;
 
 /// The open calls on `schedules` (by name) after call `after`, in id order, at most `limit`.
@@ -217,16 +220,24 @@ impl Handler for Replan {
             let walk: Walk = job.payload_as("config.replan needs a payload with the version and its schedules")?;
             let fc = self.0.get();
             if walk.version != fc.config_version {
-                // Another version runs here: a newer one re-plans with its own job; a process
-                // that has not reloaded yet leaves the job to one that has.
+                // Another version runs here. A newer one re-plans with its own job; while a
+                // process that runs the job's version is alive, the job waits for it.
+                let running = crate::config_versions::running(txn, now).await?;
                 if crate::config_versions::loaded_since(txn, &fc.config_version, &walk.version).await? {
                     tracing::info!(version = %walk.version, running = %fc.config_version, "re-plan of an older configuration skipped");
-                } else {
+                } else if running.iter().any(|p| p.version == walk.version) {
                     engine::enqueue(txn, walk_on(&walk, now + chrono::TimeDelta::seconds(30)), fc.max_attempts(), now).await?;
+                } else {
+                    tracing::warn!(
+                        version = %walk.version, running = %fc.config_version,
+                        "no running process runs configuration {}: its re-plan of open calls is dropped", walk.version
+                    );
                 }
                 return Ok(Effects::default());
             }
-            let batch = open_calls_on(txn, &walk.schedules, walk.after, BATCH).await?;
+            // As many calls per transaction as the engine claims timers at once.
+            let size = u64::from(fc.config.settings.engine.batch_size);
+            let batch = open_calls_on(txn, &walk.schedules, walk.after, size).await?;
             let mut fx = Effects::default();
             for call in &batch {
                 if let Some(call) = calls::lock(txn, call.id).await?
@@ -235,7 +246,7 @@ impl Handler for Replan {
                     replan_call(txn, &fc, call, now, &mut fx).await?;
                 }
             }
-            if let Some(last) = batch.last().filter(|_| batch.len() as u64 == BATCH) {
+            if let Some(last) = batch.last().filter(|_| batch.len() as u64 == size) {
                 engine::enqueue(txn, walk_on(&Walk { after: last.id, ..walk }, now), fc.max_attempts(), now).await?;
                 fx.jobs_due_now += 1;
             }

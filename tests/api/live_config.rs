@@ -256,3 +256,69 @@ async fn a_process_started_with_an_edit_replans_open_calls_once_and_an_older_pro
     assert!(replanned[0].contains(&v2), "{replanned:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_dashboard_previews_a_pasted_edit_against_what_runs_and_explains_one_it_cannot_read() {
+    use crate::pages::{get, log_in, post_form};
+    let app = TestApp::spawn().await;
+    app.post_generic(&order("e1", "D-1", "12000.00", app.now())).await;
+    app.settle().await;
+    let call = app.column("SELECT id FROM calls").await[0].clone();
+    assert_eq!(log_in(&app, API_TOKEN).await.status, 303);
+    let board = get(&app, "/").await;
+    assert!(board.html.contains(r#"id="edit-form""#));
+
+    // The schedules as written in default.toml, with the default schedule's cron edited.
+    let file = std::fs::read_to_string(config_dir().join("default.toml")).unwrap();
+    let schedules = &file[file.find("[[schedules]]").unwrap()..];
+    let edited = schedules.replace(DEFAULT_CRON, r#"reminder_cron = "30 10,15 * * 1-5""#);
+    let page = post_form(&app.client, &app, "/dashboard/preview", &[("csrf", &board.csrf()), ("schedules", &edited)]).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    let report = page.html.replace("&quot;", "\"").replace("&gt;", ">");
+    assert!(report.contains(r#"schedule "default": reminder_cron: "0 9,14 * * 1-5" -> "30 10,15 * * 1-5""#), "{report}");
+    assert!(
+        report.contains(&format!(
+            "call {call} ({REP}, schedule \"default\", UTC): next reminder Mon 2026-11-23 14:00 UTC -> Mon 2026-11-23 10:30 UTC"
+        )),
+        "{report}"
+    );
+    // A preview changes nothing.
+    assert_eq!(timer(&app, &call, "call.remind").await, Some(at("2026-11-23T14:00:00Z")));
+    assert_eq!(app.column("SELECT COUNT(*) FROM config_versions").await, ["1"]);
+
+    // A schedule it cannot read: 400, the key and the reason, the text kept for mending.
+    let broken = schedules.replace(DEFAULT_CRON, r#"reminder_cron = "every monday""#);
+    let page = post_form(&app.client, &app, "/dashboard/preview", &[("csrf", &board.csrf()), ("schedules", &broken)]).await;
+    assert_eq!(page.status, 400);
+    let error = &page.html[page.html.find(r#"id="edit-error""#).expect("the error")..];
+    assert!(error.contains("the pasted schedules: schedules: [1] (default): reminder_cron"), "{error}");
+    assert!(page.html.contains("every monday"), "the pasted text stays in the form");
+    // Without the CSRF token, nothing is read.
+    let page = post_form(&app.client, &app, "/dashboard/preview", &[("schedules", &edited)]).await;
+    assert_eq!(page.status, 403);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_replan_goes_through_the_open_calls_in_batches_and_moves_each_once() {
+    let dir = config_copy();
+    // Two calls per transaction: five calls take three runs of the job.
+    let opts = Options { overrides: vec![("engine.batch_size", json!(2))], ..with_dir(&dir) };
+    let app = TestApp::spawn_with(opts.clone()).await;
+    for i in 1..=5 {
+        app.post_generic(&order(&format!("e{i}"), &format!("D-{i}"), "12000.00", app.now())).await;
+    }
+    app.settle().await;
+    let ids = app.column("SELECT id FROM calls ORDER BY id").await;
+    assert_eq!(ids.len(), 5);
+    edit(&dir, DEFAULT_CRON, r#"reminder_cron = "30 10,15 * * 1-5""#);
+    app.reloader.reload("SIGHUP").await.unwrap();
+    app.settle().await;
+    for id in &ids {
+        assert_eq!(timer(&app, id, "call.remind").await, Some(at("2026-11-23T10:30:00Z")), "call {id}");
+    }
+    let replanned = app.column("SELECT CAST(entity_id AS TEXT) FROM audit_log WHERE action = 'replanned' ORDER BY entity_id").await;
+    assert_eq!(replanned, ids, "each call once");
+    assert_eq!(app.column("SELECT COUNT(*) FROM jobs WHERE kind = 'config.replan'").await, ["0"], "the walk ended");
+    app.stop().await;
+}
