@@ -43,17 +43,20 @@ fn order(id: &str, deal: &str, amount: &str, now: DateTime<Utc>) -> Value {
 /// The pending timer of `kind` for call `id`, if any.
 async fn timer(app: &TestApp, id: &str, kind: &str) -> Option<DateTime<Utc>> {
     let sql = format!("SELECT CAST(run_at AS TEXT) FROM jobs WHERE subject_id = {id} AND kind = '{kind}'");
-    app.column(&sql).await.first().map(|t| {
-        let t = t.replace(' ', "T");
-        let t = if t.ends_with("+00") {
-            format!("{t}:00")
-        } else if t.contains('+') || t.ends_with('Z') {
-            t
-        } else {
-            format!("{t}Z")
-        };
-        at(&t)
-    })
+    app.column(&sql).await.first().map(|t| db_time(t))
+}
+
+/// A time as either database writes it as text.
+fn db_time(t: &str) -> DateTime<Utc> {
+    let t = t.replace(' ', "T");
+    let t = if t.ends_with("+00") {
+        format!("{t}:00")
+    } else if t.contains('+') || t.ends_with('Z') {
+        t
+    } else {
+        format!("{t}Z")
+    };
+    at(&t)
 }
 
 async fn call_ids(app: &TestApp) -> (String, String) {
@@ -320,5 +323,44 @@ async fn the_replan_goes_through_the_open_calls_in_batches_and_moves_each_once()
     let replanned = app.column("SELECT CAST(entity_id AS TEXT) FROM audit_log WHERE action = 'replanned' ORDER BY entity_id").await;
     assert_eq!(replanned, ids, "each call once");
     assert_eq!(app.column("SELECT COUNT(*) FROM jobs WHERE kind = 'config.replan'").await, ["0"], "the walk ended");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_step_inserted_before_one_already_sent_and_reloaded_sends_nothing_twice() {
+    const MANAGER: &str = "mo@seller.example";
+    const DIRECTOR: &str = "dee@seller.example";
+    const OPS: &str = "ops@seller.example";
+    let dir = config_copy();
+    let app = TestApp::spawn_with(with_dir(&dir)).await;
+    app.put_rep(REP, &json!({"name": "Ana", "timezone": "UTC", "manager_email": MANAGER})).await;
+    app.put_rep(MANAGER, &json!({"name": "Mo", "timezone": "UTC", "manager_email": DIRECTOR})).await;
+    app.post_generic(&order("e1", "D-1", "12000.00", app.now())).await;
+    app.settle().await;
+    // Due at 13:00; eight hours overdue at 21:00 the manager hears.
+    app.advance_and_settle(TimeDelta::hours(12), TimeDelta::minutes(30)).await;
+    assert_eq!(app.mails_to(MANAGER).len(), 1);
+
+    // Sales ops insert a step before the manager's, and one after it sooner than the director's.
+    edit(
+        &dir,
+        "  { after_reminders = 3, after_hours_overdue = 8, to = \"manager\" },",
+        "  { after_reminders = 1, to = \"ops@seller.example\" },\n  { after_reminders = 3, after_hours_overdue = 8, to = \"manager\" },\n  { id = \"desk\", after_hours_overdue = 10, to = \"ops@seller.example\" },",
+    );
+    let reloaded = app.reloader.reload("SIGHUP").await.unwrap();
+    assert!(matches!(reloaded, firstcall::reload::Reloaded::Accepted { .. }), "{reloaded:?}");
+    app.advance_and_settle(TimeDelta::hours(48), TimeDelta::minutes(30)).await;
+    // The inserted earlier step is passed; the new later one goes once, at 10 hours overdue
+    // (re-planned at once: 23:00); the director's at 48 hours; the manager's is not sent again.
+    let to_ops: Vec<_> = app.mails_to(OPS).into_iter().map(|m| m.message_id.unwrap()).collect();
+    assert_eq!(to_ops.len(), 1, "{to_ops:?}");
+    assert_eq!(app.mails_to(MANAGER).len(), 1);
+    assert_eq!(app.mails_to(DIRECTOR).len(), 1);
+    let steps = app.column("SELECT CAST(detail AS TEXT) FROM audit_log WHERE action = 'escalated' ORDER BY id").await;
+    let steps: Vec<String> =
+        steps.iter().map(|d| serde_json::from_str::<Value>(d).unwrap()["step"].as_str().unwrap().to_string()).collect();
+    assert_eq!(steps, ["manager", "desk", "manager_of_manager"]);
+    let times = app.column("SELECT CAST(at AS TEXT) FROM audit_log WHERE action = 'escalated' ORDER BY id").await;
+    assert_eq!(db_time(&times[1]), at("2026-11-23T23:00:00Z"), "the new step's timer was planned when the edit loaded");
     app.stop().await;
 }
