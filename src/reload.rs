@@ -92,7 +92,7 @@ impl Reloader {
                     Reloaded::Unchanged { version, restart_needed } => {
                         tracing::info!(trigger, %version, "config/ reloaded: the schedules and templates are unchanged (version {version})");
                         say_restart_needed(restart_needed);
-                        crate::config_versions::record_refusal(&self.db, &self.instance_id, None, self.clock.now()).await?;
+                        self.note_refusal(None).await;
                         self.metrics.config_reloaded("unchanged");
                     }
                     Reloaded::Accepted { from, to, changes, replanned, restart_needed } => {
@@ -112,10 +112,16 @@ impl Reloader {
                     "config/ edit refused, version {} keeps running: {refused}", running.config_version
                 );
                 self.metrics.config_reloaded("refused");
-                let reason = refused.to_string();
-                crate::config_versions::record_refusal(&self.db, &self.instance_id, Some(&reason), self.clock.now()).await?;
+                self.note_refusal(Some(&refused.to_string())).await;
                 Err(refused)
             }
+        }
+    }
+
+    /// Records for the dashboard the edit this process refused (`None`: it loaded the last one).
+    async fn note_refusal(&self, reason: Option<&str>) {
+        if let Err(e) = crate::config_versions::record_refusal(&self.db, &self.instance_id, reason, self.clock.now()).await {
+            tracing::warn!("cannot record the outcome of the reload for the dashboard: {e}");
         }
     }
 

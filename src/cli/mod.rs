@@ -273,7 +273,7 @@ pub async fn compare_with_running(config: &Config, now: DateTime<Utc>) -> anyhow
     } else {
         "  templates: changed (each one rendered above)\n"
     });
-    out.push_str(&crate::workflow::preview::moves_text(&db, &running.schedules, config, now).await?);
+    out.push_str(&crate::workflow::preview::moves_text(&db, &running.schedules, config, now, None).await?);
     Ok(out)
 }
 

@@ -27,6 +27,8 @@ const STATE_CHOICES: [(&str, &str); 8] = [
     ("done", "Done"),
     ("cancelled", "Cancelled"),
 ];
+/// Open calls a page examines when previewing an edit (the command line examines all).
+const PREVIEW_EXAMINES: usize = 10_000;
 /// Reminders listed per schedule in the preview, as `config check` does by default.
 const PREVIEW_REMINDERS: usize = 5;
 
@@ -70,7 +72,9 @@ pub async fn preview_edit(
         Ok(edited) => {
             let before = running.config.schedule_content();
             let mut report = crate::workflow::preview::schedule_changes_text(&before, &edited);
-            report.push_str(&crate::workflow::preview::moves_text(&state.db, &before, &edited, state.clock.now()).await?);
+            report.push_str(
+                &crate::workflow::preview::moves_text(&state.db, &before, &edited, state.clock.now(), Some(PREVIEW_EXAMINES)).await?,
+            );
             EditPreview { text, report: Some(report), error: None }
         }
         Err(e) => EditPreview { text, report: None, error: Some(e.to_string()) },

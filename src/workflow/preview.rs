@@ -143,20 +143,27 @@ const MOVES_LISTED: usize = 50;
 
 /// The open calls whose timers `edited` moves at `now` (of the schedules it changes against
 /// `running`), each with what moves, before and after in its rep's timezone: the first 50 and a
-/// count.
+/// count, among at most `examine` open calls (`None`: all of them).
 pub async fn moves_text(
     db: &impl sea_orm::ConnectionTrait,
     running: &ScheduleContent,
     edited: &Config,
     now: DateTime<Utc>,
+    examine: Option<usize>,
 ) -> Result<String, sea_orm::DbErr> {
     let changed = crate::config::changes::changed_schedules(running, &edited.schedule_content());
-    let (moves, total) = super::replan::moves(db, edited, &changed, now, MOVES_LISTED).await?;
-    if total == 0 {
-        return Ok("  open calls that move: none\n".into());
+    let found = super::replan::moves(db, edited, &changed, now, MOVES_LISTED, examine).await?;
+    let unexamined = match examine {
+        Some(n) if found.unexamined => format!(
+            "  (only the first {n} open calls of the changed schedules were examined; `firstcall config check --against-running` examines all)\n"
+        ),
+        _ => String::new(),
+    };
+    if found.total == 0 {
+        return Ok(format!("  open calls that move: none\n{unexamined}"));
     }
-    let mut out = format!("  open calls that move: {total} (re-planned when the edit is loaded)\n");
-    for m in &moves {
+    let mut out = format!("  open calls that move: {} (re-planned when the edit is loaded)\n", found.total);
+    for m in &found.listed {
         let at = |t: Option<DateTime<Utc>>| match t {
             Some(t) if t <= now => "now".to_string(),
             Some(t) => local(t, m.tz),
@@ -176,8 +183,9 @@ pub async fn moves_text(
         }
         out.push_str(&format!("    call {} ({}, schedule \"{}\", {}): {}\n", m.call_id, m.rep_email, m.schedule, m.tz, what.join("; ")));
     }
-    if total > moves.len() {
-        out.push_str(&format!("    ... and {} more\n", total - moves.len()));
+    if found.total > found.listed.len() {
+        out.push_str(&format!("    ... and {} more\n", found.total - found.listed.len()));
     }
+    out.push_str(&unexamined);
     Ok(out)
 }

@@ -4,6 +4,7 @@
 //! `firstcall config check --against-running`), and [`Replan`], the engine's step for an
 //! accepted configuration, moves those timers, a batch at a time, once per version.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -36,8 +37,18 @@ pub async fn schedule_of<'a>(db: &impl ConnectionTrait, config: &'a Config, call
         return Ok(s);
     }
     let order = entity::orders::Entity::find_by_id(call.order_id).one(db).await?;
-    let amount = order.as_ref().and_then(calls::order_amount);
-    let segment = match order.and_then(|o| o.segment) {
+    schedule_matching(db, config, call, order.as_ref()).await
+}
+
+/// The schedule the call's order matches under `config`.
+async fn schedule_matching<'a>(
+    db: &impl ConnectionTrait,
+    config: &'a Config,
+    call: &call_entity::Model,
+    order: Option<&entity::orders::Model>,
+) -> Result<&'a Schedule, DbErr> {
+    let amount = order.and_then(calls::order_amount);
+    let segment = match order.and_then(|o| o.segment.clone()) {
         Some(s) => Some(s),
         None => crate::proposals::store::latest(db, &call.source, &call.deal_id).await?.and_then(|p| p.proposal.account.segment),
     };
@@ -79,35 +90,98 @@ pub fn next_escalation(call: &call_entity::Model, schedule: &Schedule, now: Date
     ahead.iter().filter_map(|s| s.after_minutes_overdue).map(|m| call.due_at + chrono::TimeDelta::minutes(m)).min()
 }
 
-/// When the call's timers fall under `config` at `now`. A call whose first email has not gone
-/// out (`scheduled`) has only its due time: its first step plans the rest.
-pub async fn planned(db: &impl ConnectionTrait, config: &Config, call: &call_entity::Model, now: DateTime<Utc>) -> Result<Timers, DbErr> {
-    let schedule = schedule_of(db, config, call).await?;
-    let tz = rep_tz(db, config, call).await?;
-    // The order's time, as when the call was opened or its order last re-planned it.
-    let order = entity::orders::Entity::find_by_id(call.order_id).one(db).await?;
-    let ordered_at = order.map_or(call.ordered_at, |o| o.ordered_at.unwrap_or(o.created_at));
-    let due_at = timing::first_call_due_at(schedule, tz.0, ordered_at);
-    if call.state == CallState::Scheduled {
-        return Ok(Timers { due_at, next_reminder: None, next_escalation: None });
-    }
-    let moved = call_entity::Model { due_at, ..call.clone() };
-    Ok(Timers { due_at, next_reminder: next_reminder(call, schedule, tz, now), next_escalation: next_escalation(&moved, schedule, now) })
+/// What planning a batch of open calls reads, one query each: their orders, their reps'
+/// timezones, and their pending reminders and escalations.
+pub struct Reads {
+    orders: HashMap<i64, entity::orders::Model>,
+    timezones: HashMap<String, Timezone>,
+    timers: HashMap<(i64, JobKind), DateTime<Utc>>,
+    default_tz: Timezone,
 }
 
-/// The timers the call has: its due time and its pending reminder and escalation.
-pub async fn current(db: &impl ConnectionTrait, call: &call_entity::Model) -> Result<Timers, DbErr> {
-    use entity::jobs::{Column, Entity, JobState};
-    let pending = |kind: JobKind| {
-        Entity::find()
-            .filter(Column::SubjectId.eq(call.id))
-            .filter(Column::Kind.eq(kind))
+impl Reads {
+    pub async fn of(db: &impl ConnectionTrait, config: &Config, calls: &[call_entity::Model]) -> Result<Reads, DbErr> {
+        use entity::jobs::{Column, Entity, JobState};
+        let defaults = &config.settings.defaults;
+        let ids: Vec<i64> = calls.iter().map(|c| c.id).collect();
+        let orders = entity::orders::Entity::find()
+            .filter(entity::orders::Column::Id.is_in(calls.iter().map(|c| c.order_id)))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|o| (o.id, o))
+            .collect();
+        let emails: Vec<EmailAddress> = calls.iter().filter_map(|c| EmailAddress::parse(&c.rep_email).ok()).collect();
+        let timezones = crate::reps::recipients(db, &emails, defaults.timezone)
+            .await?
+            .into_iter()
+            .map(|(email, r)| (email.to_string(), r.timezone))
+            .collect();
+        let rows: Vec<(Option<i64>, JobKind, DateTime<Utc>)> = Entity::find()
+            .select_only()
+            .column(Column::SubjectId)
+            .column(Column::Kind)
+            .column_as(Column::RunAt.min(), "run_at")
+            .filter(Column::SubjectId.is_in(ids))
+            .filter(Column::Kind.is_in([JobKind::CallRemind, JobKind::CallEscalate]))
             .filter(Column::State.ne(JobState::Dead))
-            .order_by_asc(Column::RunAt)
-            .one(db)
+            .group_by(Column::SubjectId)
+            .group_by(Column::Kind)
+            .into_tuple()
+            .all(db)
+            .await?;
+        let timers = rows.into_iter().filter_map(|(id, kind, at)| Some(((id?, kind), at))).collect();
+        Ok(Reads { orders, timezones, timers, default_tz: defaults.timezone })
+    }
+
+    /// The timers the call has: its due time and its pending reminder and escalation.
+    pub fn current(&self, call: &call_entity::Model) -> Timers {
+        Timers {
+            due_at: call.due_at,
+            next_reminder: self.timers.get(&(call.id, JobKind::CallRemind)).copied(),
+            next_escalation: self.timers.get(&(call.id, JobKind::CallEscalate)).copied(),
+        }
+    }
+
+    /// The timezone of the call's rep (the directory's, else `defaults.timezone`).
+    pub fn tz(&self, call: &call_entity::Model) -> Timezone {
+        self.timezones.get(&call.rep_email).copied().unwrap_or(self.default_tz)
+    }
+}
+
+/// An open call planned under a configuration: the schedule it follows, its rep's timezone and
+/// its timers.
+pub struct Planned<'a> {
+    pub schedule: &'a Schedule,
+    pub tz: Timezone,
+    pub timers: Timers,
+}
+
+/// When the call's timers fall under `config` at `now`. A call whose first email has not gone
+/// out (`scheduled`) has only its due time: its first step plans the rest.
+pub async fn planned<'a>(
+    db: &impl ConnectionTrait,
+    config: &'a Config,
+    reads: &Reads,
+    call: &call_entity::Model,
+    now: DateTime<Utc>,
+) -> Result<Planned<'a>, DbErr> {
+    let order = reads.orders.get(&call.order_id);
+    let schedule = match config.schedule_named(&call.schedule_name) {
+        Some(s) => s,
+        None => schedule_matching(db, config, call, order).await?,
     };
-    let (reminder, escalation) = (pending(JobKind::CallRemind).await?, pending(JobKind::CallEscalate).await?);
-    Ok(Timers { due_at: call.due_at, next_reminder: reminder.map(|j| j.run_at), next_escalation: escalation.map(|j| j.run_at) })
+    let tz = reads.tz(call);
+    // The order's time, as when the call was opened or its order last re-planned it.
+    let ordered_at = order.map_or(call.ordered_at, |o| o.ordered_at.unwrap_or(o.created_at));
+    let due_at = timing::first_call_due_at(schedule, tz.0, ordered_at);
+    let timers = if call.state == CallState::Scheduled {
+        Timers { due_at, next_reminder: None, next_escalation: None }
+    } else {
+        let moved = call_entity::Model { due_at, ..call.clone() };
+        Timers { due_at, next_reminder: next_reminder(call, schedule, tz, now), next_escalation: next_escalation(&moved, schedule, now) }
+    };
+    Ok(Planned { schedule, tz, timers })
 }
 
 /// How a call's timers would move: what differs between `before` (the call's timers) and
@@ -150,33 +224,58 @@ async fn open_calls_on(db: &impl ConnectionTrait, schedules: &[String], after: i
         .await
 }
 
+/// What [`moves`] found.
+#[derive(Debug, Clone, Default)]
+pub struct Moves {
+    /// The first of the calls that move, in id order.
+    pub listed: Vec<Move>,
+    /// How many of the calls examined move.
+    pub total: usize,
+    /// Open calls of the changed schedules left unexamined (the walk stopped at its limit).
+    pub unexamined: bool,
+}
+
 /// The open calls on `schedules` whose timers would move under `config`, in id order: the first
-/// `keep` of them, and how many there are in all.
+/// `keep` of them and how many there are, among at most `examine` calls (`None`: all).
 pub async fn moves(
     db: &impl ConnectionTrait,
     config: &Config,
     schedules: &[String],
     now: DateTime<Utc>,
     keep: usize,
-) -> Result<(Vec<Move>, usize), DbErr> {
-    let (mut kept, mut total, mut after) = (Vec::new(), 0, 0);
+    examine: Option<usize>,
+) -> Result<Moves, DbErr> {
+    let (mut found, mut after, mut examined) = (Moves::default(), 0, 0);
     loop {
-        let batch = open_calls_on(db, schedules, after, BATCH).await?;
+        let limit = examine.map_or(BATCH, |max| BATCH.min((max - examined) as u64));
+        if limit == 0 {
+            found.unexamined = !open_calls_on(db, schedules, after, 1).await?.is_empty();
+            return Ok(found);
+        }
+        let batch = open_calls_on(db, schedules, after, limit).await?;
+        examined += batch.len();
+        let reads = Reads::of(db, config, &batch).await?;
         for call in &batch {
-            let before = current(db, call).await?;
-            let planned = planned(db, config, call, now).await?;
-            if let Some(after) = moved(&before, &planned, now) {
-                total += 1;
-                if kept.len() < keep {
-                    let schedule = schedule_of(db, config, call).await?.name.clone();
-                    let tz = rep_tz(db, config, call).await?;
-                    kept.push(Move { call_id: call.id, rep_email: call.rep_email.clone(), schedule, tz, before, after });
+            let before = reads.current(call);
+            let planned = planned(db, config, &reads, call, now).await?;
+            if let Some(after) = moved(&before, &planned.timers, now) {
+                found.total += 1;
+                if found.listed.len() < keep {
+                    let schedule = planned.schedule.name.clone();
+                    found.listed.push(Move {
+                        call_id: call.id,
+                        rep_email: call.rep_email.clone(),
+                        schedule,
+                        tz: planned.tz,
+                        before,
+                        after,
+                    });
                 }
             }
         }
         match batch.last() {
-            Some(last) if batch.len() as u64 == BATCH => after = last.id,
-            _ => return Ok((kept, total)),
+            Some(last) if batch.len() as u64 == limit => after = last.id,
+            _ => return Ok(found),
         }
     }
 }
@@ -239,12 +338,18 @@ impl Handler for Replan {
             let size = u64::from(fc.config.settings.engine.batch_size);
             let batch = open_calls_on(txn, &walk.schedules, walk.after, size).await?;
             let mut fx = Effects::default();
+            // Each call locked first (in id order, one at a time as the steps do), then read.
+            let mut locked = Vec::with_capacity(batch.len());
             for call in &batch {
                 if let Some(call) = calls::lock(txn, call.id).await?
                     && call.state.is_open()
                 {
-                    replan_call(txn, &fc, call, now, &mut fx).await?;
+                    locked.push(call);
                 }
+            }
+            let reads = Reads::of(txn, &fc.config, &locked).await?;
+            for call in locked {
+                replan_call(txn, &fc, &reads, call, now, &mut fx).await?;
             }
             if let Some(last) = batch.last().filter(|_| batch.len() as u64 == size) {
                 engine::enqueue(txn, walk_on(&Walk { after: last.id, ..walk }, now), fc.max_attempts(), now).await?;
@@ -260,16 +365,17 @@ impl Handler for Replan {
 async fn replan_call(
     db: &impl ConnectionTrait,
     fc: &FirstCall,
+    reads: &Reads,
     call: call_entity::Model,
     now: DateTime<Utc>,
     fx: &mut Effects,
 ) -> Result<(), StepError> {
-    let before = current(db, &call).await?;
-    let after = planned(db, &fc.config, &call, now).await?;
-    let Some(after) = moved(&before, &after, now) else {
+    let before = reads.current(&call);
+    let planned = planned(db, &fc.config, reads, &call, now).await?;
+    let Some(after) = moved(&before, &planned.timers, now) else {
         return Ok(());
     };
-    let schedule = schedule_of(db, &fc.config, &call).await?.name.clone();
+    let schedule = planned.schedule.name.clone();
     let detail = json!({
         "config_version": fc.config_version,
         "schedule": schedule,

@@ -315,6 +315,14 @@ async fn the_replan_goes_through_the_open_calls_in_batches_and_moves_each_once()
     let ids = app.column("SELECT id FROM calls ORDER BY id").await;
     assert_eq!(ids.len(), 5);
     edit(&dir, DEFAULT_CRON, r#"reminder_cron = "30 10,15 * * 1-5""#);
+    // A preview that may examine only two calls says so (as the dashboard does past its limit).
+    let running = app.state.first_call.get().config.schedule_content();
+    let edited = test_config(app.db.url(), app.smtp.port(), &opts);
+    let capped = firstcall::workflow::preview::moves_text(&app.state.db, &running, &edited, app.now(), Some(2)).await.unwrap();
+    assert!(capped.contains("open calls that move: 2 "), "{capped}");
+    assert!(capped.contains("only the first 2 open calls of the changed schedules were examined"), "{capped}");
+    let all = firstcall::workflow::preview::moves_text(&app.state.db, &running, &edited, app.now(), Some(5)).await.unwrap();
+    assert!(all.contains("open calls that move: 5 ") && !all.contains("only the first"), "{all}");
     app.reloader.reload("SIGHUP").await.unwrap();
     app.settle().await;
     for id in &ids {
