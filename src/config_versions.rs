@@ -10,9 +10,17 @@ use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use crate::config::{Config, ScheduleContent};
 use crate::db::stmt;
 
+/// A recorded load: the version ([`Config::version`]), and whether this load introduced it (a
+/// serve or worker that loads a version no serve or worker ran before).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    pub version: String,
+    pub introduced: bool,
+}
+
 /// Records that process `instance_id` (`role`: `serve`, `worker`, or `tool` for a one-off
-/// command) loaded `config` with templates of `templates_digest`, and returns the version
-/// ([`Config::version`]); a version seen before keeps its first record.
+/// command) loaded `config` with templates of `templates_digest`; a version seen before keeps
+/// its first record.
 pub async fn record_load(
     db: &impl ConnectionTrait,
     config: &Config,
@@ -20,7 +28,7 @@ pub async fn record_load(
     instance_id: &str,
     role: &str,
     now: DateTime<Utc>,
-) -> Result<String, DbErr> {
+) -> Result<Loaded, DbErr> {
     let backend = db.get_database_backend();
     let version = config.version(templates_digest);
     let schedules = serde_json::to_string(&config.schedule_content()).map_err(|e| DbErr::Custom(format!("schedules: {e}")))?;
@@ -31,6 +39,14 @@ pub async fn record_load(
         vec![version.as_str().into(), schedules.into(), hex::encode(templates_digest).into(), now.into()],
     ))
     .await?;
+    // Introduced: no serve or worker ran it before (a one-off command's load runs nothing).
+    #[derive(FromQueryResult)]
+    struct Runs {
+        n: i64,
+    }
+    let sql = "SELECT COUNT(*) AS n FROM config_loads WHERE version = $1 AND role IN ('serve', 'worker')";
+    let before = Runs::find_by_statement(stmt(backend, sql, vec![version.as_str().into()])).one(db).await?.map_or(0, |r| r.n);
+    let introduced = before == 0 && role != "tool";
     db.execute_raw(stmt(
         backend,
         "INSERT INTO config_loads (version, instance_id, role, loaded_at) VALUES ($1, $2, $3, $4)",
@@ -48,7 +64,7 @@ pub async fn record_load(
         ))
         .await?;
     }
-    Ok(version)
+    Ok(Loaded { version, introduced })
 }
 
 /// One load of a configuration.
@@ -127,6 +143,10 @@ pub struct Process {
     pub started_at: DateTime<Utc>,
     /// When it loaded `version`.
     pub loaded_at: DateTime<Utc>,
+    /// When any process first loaded `version`.
+    pub introduced_at: DateTime<Utc>,
+    /// The database's order of first loads: the higher, the later `version` was introduced.
+    pub introduced_seq: i64,
     /// The database's order of loads: the higher, the later.
     pub load_seq: i64,
     pub seen_at: DateTime<Utc>,
@@ -137,22 +157,29 @@ pub struct Process {
 
 /// The processes seen within [`LIVE_SECS`] of `now`, by role and start.
 pub async fn running(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Vec<Process>, DbErr> {
-    let sql = "SELECT instance_id, role, version, started_at, loaded_at, load_seq, seen_at, refused, refused_at FROM processes \
-               WHERE seen_at >= $1 ORDER BY role, started_at, instance_id";
+    let sql = "SELECT p.instance_id, p.role, p.version, p.started_at, p.loaded_at, v.first_loaded_at AS introduced_at, \
+               (SELECT MIN(l.id) FROM config_loads l WHERE l.version = p.version AND l.role IN ('serve', 'worker')) AS introduced_seq, \
+               p.load_seq, \
+               p.seen_at, p.refused, p.refused_at FROM processes p JOIN config_versions v ON v.version = p.version \
+               WHERE p.seen_at >= $1 ORDER BY p.role, p.started_at, p.instance_id";
     let since = now - chrono::TimeDelta::seconds(LIVE_SECS);
     Process::find_by_statement(stmt(db.get_database_backend(), sql, vec![since.into()])).all(db).await
 }
 
-/// The newest configuration among running processes: the one loaded last (in the database's
-/// order, whatever the processes' clocks say).
+/// The newest configuration among running processes: the version introduced last (first loaded
+/// by any process), and of its processes the one that loaded it last, both in the database's
+/// order whatever the processes' clocks say. A process restarted with an older configuration
+/// does not make it the newest.
 pub fn newest(running: &[Process]) -> Option<&Process> {
-    running.iter().max_by_key(|p| p.load_seq)
+    running.iter().max_by_key(|p| (p.introduced_seq, p.load_seq))
 }
 
-/// Whether `own` (the version a process runs) has differed from the newest running one for more
-/// than [`STALE_AFTER_SECS`]: then the newest.
-pub fn stale<'a>(own: &str, running: &'a [Process], now: DateTime<Utc>) -> Option<&'a Process> {
-    newest(running).filter(|n| n.version != own && now - n.loaded_at > chrono::TimeDelta::seconds(STALE_AFTER_SECS))
+/// Whether process `own` has run another version than the newest running one for more than
+/// [`STALE_AFTER_SECS`] (since the newest was introduced, or since `own` loaded its own, whichever
+/// is later): then the newest.
+pub fn stale<'a>(own: &Process, running: &'a [Process], now: DateTime<Utc>) -> Option<&'a Process> {
+    newest(running)
+        .filter(|n| n.version != own.version && now - n.introduced_at.max(own.loaded_at) > chrono::TimeDelta::seconds(STALE_AFTER_SECS))
 }
 
 /// Says process `instance_id` is alive at `now`, and forgets processes not seen for a day (a

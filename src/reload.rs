@@ -144,7 +144,8 @@ impl Reloader {
         let changes = crate::config::changes::schedule_changes(&before, &after);
         let replanned = crate::config::changes::changed_schedules(&before, &after);
         let now = self.clock.now();
-        let version = crate::config_versions::record_load(&self.db, &config, templates.digest(), &self.instance_id, self.role, now).await?;
+        let version =
+            crate::config_versions::record_load(&self.db, &config, templates.digest(), &self.instance_id, self.role, now).await?.version;
         let composer = Composer {
             templates: Arc::new(templates),
             links: running.composer.links.clone(),
@@ -176,7 +177,11 @@ impl Reloader {
         crate::config_versions::heartbeat(&self.db, &self.instance_id, now).await?;
         let running = crate::config_versions::running(&self.db, now).await?;
         let own = self.live.get().config_version.clone();
-        let newest = crate::config_versions::stale(&own, &running, now).map(|p| (p.version.clone(), p.instance_id.clone(), p.loaded_at));
+        let newest = running
+            .iter()
+            .find(|p| p.instance_id == self.instance_id)
+            .and_then(|me| crate::config_versions::stale(me, &running, now))
+            .map(|p| (p.version.clone(), p.instance_id.clone(), p.introduced_at));
         self.metrics.config_stale.set(newest.is_some() as i64);
         let mut said = self.said_stale.lock().unwrap_or_else(|e| e.into_inner());
         match &newest {

@@ -99,12 +99,14 @@ impl Application {
         };
         let previous =
             crate::config_versions::newest_running(&db).await.map_err(|e| anyhow::anyhow!("cannot read the running configuration: {e}"))?;
-        let config_version = crate::config_versions::record_load(&db, &config, &templates_digest, &instance_id, role, clock.now())
+        let loaded = crate::config_versions::record_load(&db, &config, &templates_digest, &instance_id, role, clock.now())
             .await
             .map_err(|e| anyhow::anyhow!("cannot record the configuration version: {e}"))?;
-        // A process started with other schedules than the newest running ones re-plans their
-        // open calls, as a reload would.
-        let replan = match previous.filter(|p| p.version != config_version && role != "tool") {
+        let config_version = loaded.version;
+        // A process that brings a configuration no process ran before (a deploy of an edit)
+        // re-plans the open calls of the schedules it changed, as a reload would; one restarted
+        // with a configuration that ran before does not.
+        let replan = match previous.filter(|_| loaded.introduced && role != "tool") {
             Some(p) => crate::config_versions::recorded(&db, &p.version)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot read the running configuration: {e}"))?

@@ -298,7 +298,7 @@ pub async fn configuration(state: &AppState) -> Result<Configuration, sea_orm::D
             loaded: utc(p.loaded_at),
             seen_secs_ago: (now - p.seen_at).num_seconds().max(0),
             this: p.instance_id == state.instance_id,
-            stale: crate::config_versions::stale(&p.version, &running, now).is_some(),
+            stale: crate::config_versions::stale(p, &running, now).is_some(),
             refused: p.refused.clone(),
             refused_at: p.refused_at.map(utc),
         })

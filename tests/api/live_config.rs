@@ -197,6 +197,20 @@ async fn a_process_that_was_not_reloaded_shows_its_version_and_warns_after_a_min
     worker.reloader.reload("SIGHUP").await.unwrap();
     assert_eq!(worker.reloader.beat().await.unwrap(), None);
     assert!(worker.state.metrics.encode().contains("firstcall_config_stale 0"));
+
+    // A replica restarted later with the old files does not make the old version the newest:
+    // it is the stale one, and it re-plans nothing.
+    let old_files = config_copy();
+    app.advance(TimeDelta::seconds(5));
+    let replans = || app.column("SELECT CAST(payload AS TEXT) FROM jobs WHERE kind = 'config.replan'");
+    let before = replans().await;
+    let old = app.another_worker(&with_dir(&old_files)).await;
+    assert_eq!(old.state.first_call.get().config_version, v1);
+    assert_eq!(replans().await, before, "no re-plan back to the old schedules");
+    app.advance(TimeDelta::seconds(61));
+    assert_eq!(app.reloader.beat().await.unwrap(), None);
+    assert_eq!(worker.reloader.beat().await.unwrap(), None);
+    assert_eq!(old.reloader.beat().await.unwrap(), Some(v2.clone()));
     app.stop().await;
 }
 
