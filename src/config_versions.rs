@@ -113,19 +113,6 @@ pub async fn newest_running(db: &impl ConnectionTrait) -> Result<Option<Load>, D
     Load::find_by_statement(stmt(db.get_database_backend(), sql, vec![])).one(db).await
 }
 
-/// Whether version `a` was last loaded after version `b` was (by any process).
-pub async fn loaded_since(db: &impl ConnectionTrait, a: &str, b: &str) -> Result<bool, DbErr> {
-    #[derive(FromQueryResult)]
-    struct Row {
-        newer: i32,
-    }
-    let sql = "SELECT CASE WHEN (SELECT MAX(loaded_at) FROM config_loads WHERE version = $1) > \
-               COALESCE((SELECT MAX(loaded_at) FROM config_loads WHERE version = $2), (SELECT MIN(loaded_at) FROM config_loads)) \
-               THEN 1 ELSE 0 END AS newer";
-    let row = Row::find_by_statement(stmt(db.get_database_backend(), sql, vec![a.into(), b.into()])).one(db).await?;
-    Ok(row.is_some_and(|r| r.newer == 1))
-}
-
 /// A process counts as running while it was seen within this many seconds (it says it is alive
 /// every [`HEARTBEAT_SECS`]).
 pub const LIVE_SECS: i64 = 60;

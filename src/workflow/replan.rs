@@ -319,15 +319,14 @@ impl Handler for Replan {
             let walk: Walk = job.payload_as("config.replan needs a payload with the version and its schedules")?;
             let fc = self.0.get();
             if walk.version != fc.config_version {
-                // Another version runs here. A newer one re-plans with its own job; while a
-                // process that runs the job's version is alive, the job waits for it.
+                // Only a process that runs the job's version re-plans with it: while one is
+                // alive the job waits for it; when none is (a later version replaced it
+                // everywhere), the job is dropped.
                 let running = crate::config_versions::running(txn, now).await?;
-                if crate::config_versions::loaded_since(txn, &fc.config_version, &walk.version).await? {
-                    tracing::info!(version = %walk.version, running = %fc.config_version, "re-plan of an older configuration skipped");
-                } else if running.iter().any(|p| p.version == walk.version) {
+                if running.iter().any(|p| p.version == walk.version) {
                     engine::enqueue(txn, walk_on(&walk, now + chrono::TimeDelta::seconds(30)), fc.max_attempts(), now).await?;
                 } else {
-                    tracing::warn!(
+                    tracing::info!(
                         version = %walk.version, running = %fc.config_version,
                         "no running process runs configuration {}: its re-plan of open calls is dropped", walk.version
                     );

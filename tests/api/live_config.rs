@@ -271,6 +271,12 @@ async fn a_process_started_with_an_edit_replans_open_calls_once_and_an_older_pro
     let replanned = app.column("SELECT CAST(detail AS TEXT) FROM audit_log WHERE action = 'replanned'").await;
     assert_eq!(replanned.len(), 1, "{replanned:?}");
     assert!(replanned[0].contains(&v2), "{replanned:?}");
+    // The re-plan of a version no running process has is dropped, not retried for ever.
+    let gone = firstcall::workflow::replan::job("v0000000000ff", vec!["default".into()], app.now());
+    firstcall::engine::enqueue(&app.state.db, gone, 3, app.now()).await.unwrap();
+    app.run_jobs().await;
+    assert_eq!(app.column("SELECT COUNT(*) FROM jobs WHERE kind = 'config.replan'").await, ["0"]);
+    assert_eq!(app.column("SELECT COUNT(*) FROM audit_log WHERE action = 'replanned'").await, ["1"]);
     app.stop().await;
 }
 
