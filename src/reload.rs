@@ -59,33 +59,52 @@ pub enum Refused {
     Db(#[from] DbErr),
 }
 
+/// What a process's reloader works with: the workflow in force and the process's shared parts.
+#[derive(Clone)]
+pub struct Runtime {
+    pub live: Arc<Live>,
+    pub db: DatabaseConnection,
+    pub clock: SharedClock,
+    pub instance_id: String,
+    /// `serve`, `worker` or `tool`.
+    pub role: &'static str,
+    pub metrics: Arc<Metrics>,
+    pub signals: Signals,
+    pub shutdown: Shutdown,
+}
+
 /// One process's configuration at run time: reloads, heartbeats, staleness.
 pub struct Reloader {
-    pub(crate) load: Loader,
+    rt: Runtime,
+    load: Loader,
     /// The settings as loaded at start-up (before development credentials were added): what an
     /// edit is compared with to name the settings that need a restart.
-    pub(crate) started_with: serde_json::Value,
-    pub(crate) live: Arc<Live>,
-    pub(crate) db: DatabaseConnection,
-    pub(crate) clock: SharedClock,
-    pub(crate) instance_id: String,
-    pub(crate) role: &'static str,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) signals: Signals,
-    pub(crate) shutdown: Shutdown,
+    started_with: serde_json::Value,
     /// One reload at a time.
-    pub(crate) busy: tokio::sync::Mutex<()>,
+    busy: tokio::sync::Mutex<()>,
     /// The newest version this process last said it lags behind, so it says so once per version.
-    pub(crate) said_stale: std::sync::Mutex<Option<String>>,
+    said_stale: std::sync::Mutex<Option<String>>,
 }
 
 impl Reloader {
+    /// Reloads with `load`, naming the settings that differ from `started_with` as needing a
+    /// restart.
+    pub fn new(rt: Runtime, load: Loader, started_with: &Settings) -> Reloader {
+        let started_with = serde_json::to_value(started_with).unwrap_or_default();
+        Reloader { rt, load, started_with, busy: Default::default(), said_stale: Default::default() }
+    }
+
+    /// The same process's reloader, loading with `load` instead.
+    pub fn reloading_with(&self, load: Loader, started_with: &Settings) -> Reloader {
+        Reloader::new(self.rt.clone(), load, started_with)
+    }
+
     /// Loads `config/` again (`trigger` says why, for the log) and puts it in force if it passes
     /// every check; otherwise the running configuration stays and the refusal is logged and
     /// recorded for the dashboard.
     pub async fn reload(&self, trigger: &str) -> Result<Reloaded, Refused> {
         let _one = self.busy.lock().await;
-        let running = self.live.get();
+        let running = self.rt.live.get();
         match self.accept(&running).await {
             Ok(r) => {
                 match &r {
@@ -93,7 +112,7 @@ impl Reloader {
                         tracing::info!(trigger, %version, "config/ reloaded: the schedules and templates are unchanged (version {version})");
                         say_restart_needed(restart_needed);
                         self.note_refusal(None).await;
-                        self.metrics.config_reloaded("unchanged");
+                        self.rt.metrics.config_reloaded("unchanged");
                     }
                     Reloaded::Accepted { from, to, changes, replanned, restart_needed } => {
                         tracing::info!(
@@ -101,7 +120,7 @@ impl Reloader {
                             "config/ reloaded: version {to} replaces {from}"
                         );
                         say_restart_needed(restart_needed);
-                        self.metrics.config_reloaded("accepted");
+                        self.rt.metrics.config_reloaded("accepted");
                     }
                 }
                 Ok(r)
@@ -111,7 +130,7 @@ impl Reloader {
                     trigger, running = %running.config_version,
                     "config/ edit refused, version {} keeps running: {refused}", running.config_version
                 );
-                self.metrics.config_reloaded("refused");
+                self.rt.metrics.config_reloaded("refused");
                 self.note_refusal(Some(&refused.to_string())).await;
                 Err(refused)
             }
@@ -120,16 +139,15 @@ impl Reloader {
 
     /// Records for the dashboard the edit this process refused (`None`: it loaded the last one).
     async fn note_refusal(&self, reason: Option<&str>) {
-        if let Err(e) = crate::config_versions::record_refusal(&self.db, &self.instance_id, reason, self.clock.now()).await {
+        if let Err(e) = crate::config_versions::record_refusal(&self.rt.db, &self.rt.instance_id, reason, self.rt.clock.now()).await {
             tracing::warn!("cannot record the outcome of the reload for the dashboard: {e}");
         }
     }
 
     async fn accept(&self, running: &FirstCall) -> Result<Reloaded, Refused> {
         let fresh = (self.load)()?;
-        let templates = Templates::load(&running.config.templates_dir())?;
         // A template that cannot render would fail every email: refused, as at start-up.
-        templates.check()?;
+        let templates = Templates::load_checked(&running.config.templates_dir())?;
         let restart_needed =
             crate::config::changes::changed_keys(&self.started_with, &serde_json::to_value(&fresh.settings).unwrap_or_default(), &RELOADED);
         let mut config = (*running.config).clone();
@@ -143,9 +161,11 @@ impl Reloader {
         let (before, after) = (running.config.schedule_content(), config.schedule_content());
         let changes = crate::config::changes::schedule_changes(&before, &after);
         let replanned = crate::config::changes::changed_schedules(&before, &after);
-        let now = self.clock.now();
+        let now = self.rt.clock.now();
         let version =
-            crate::config_versions::record_load(&self.db, &config, templates.digest(), &self.instance_id, self.role, now).await?.version;
+            crate::config_versions::record_load(&self.rt.db, &config, templates.digest(), &self.rt.instance_id, self.rt.role, now)
+                .await?
+                .version;
         let composer = Composer {
             templates: Arc::new(templates),
             links: running.composer.links.clone(),
@@ -160,11 +180,11 @@ impl Reloader {
             connectors: running.connectors.clone(),
         };
         let attempts = first_call.max_attempts();
-        self.live.replace(first_call);
+        self.rt.live.replace(first_call);
         if !replanned.is_empty() {
             let job = crate::workflow::replan::job(&version, replanned.clone(), now);
-            crate::engine::enqueue(&self.db, job, attempts, now).await?;
-            self.signals.jobs_scheduled();
+            crate::engine::enqueue(&self.rt.db, job, attempts, now).await?;
+            self.rt.signals.jobs_scheduled();
         }
         Ok(Reloaded::Accepted { from: running.config_version.clone(), to: version, changes, replanned, restart_needed })
     }
@@ -173,16 +193,16 @@ impl Reloader {
     /// newest when it has for more than a minute (logged once per version, and in the
     /// `config_stale` metric).
     pub async fn beat(&self) -> Result<Option<String>, DbErr> {
-        let now = self.clock.now();
-        crate::config_versions::heartbeat(&self.db, &self.instance_id, now).await?;
-        let running = crate::config_versions::running(&self.db, now).await?;
-        let own = self.live.get().config_version.clone();
+        let now = self.rt.clock.now();
+        crate::config_versions::heartbeat(&self.rt.db, &self.rt.instance_id, now).await?;
+        let running = crate::config_versions::running(&self.rt.db, now).await?;
+        let own = self.rt.live.get().config_version.clone();
         let newest = running
             .iter()
-            .find(|p| p.instance_id == self.instance_id)
+            .find(|p| p.instance_id == self.rt.instance_id)
             .and_then(|me| crate::config_versions::stale(me, &running, now))
             .map(|p| (p.version.clone(), p.instance_id.clone(), p.introduced_at));
-        self.metrics.config_stale.set(newest.is_some() as i64);
+        self.rt.metrics.config_stale.set(newest.is_some() as i64);
         let mut said = self.said_stale.lock().unwrap_or_else(|e| e.into_inner());
         match &newest {
             Some((version, by, at)) if said.as_deref() != Some(version.as_str()) => {
@@ -209,7 +229,7 @@ impl Reloader {
         let mut beat = tokio::time::interval(Duration::from_secs(crate::config_versions::HEARTBEAT_SECS));
         loop {
             tokio::select! {
-                _ = self.shutdown.wait() => break,
+                _ = self.rt.shutdown.wait() => break,
                 _ = beat.tick() => {
                     if let Err(e) = self.beat().await {
                         tracing::warn!("cannot record that this process is alive: {e}");
@@ -223,7 +243,7 @@ impl Reloader {
                 }
             }
         }
-        if let Err(e) = crate::config_versions::stopped(&self.db, &self.instance_id).await {
+        if let Err(e) = crate::config_versions::stopped(&self.rt.db, &self.rt.instance_id).await {
             tracing::warn!("cannot take this process off the list of running ones: {e}");
         }
     }
@@ -299,9 +319,4 @@ async fn next_hangup(h: &mut Hangups) -> Option<()> {
 #[cfg(not(unix))]
 async fn next_hangup(_: &mut Hangups) -> Option<()> {
     std::future::pending().await
-}
-
-/// The settings as JSON, for comparing an edit with them.
-pub fn settings_json(settings: &Settings) -> serde_json::Value {
-    serde_json::to_value(settings).unwrap_or_default()
 }

@@ -17,7 +17,7 @@ use crate::engine::{Engine, Registry};
 use crate::mail::composer::Composer;
 use crate::mail::mailer::Mailer;
 use crate::metrics::Metrics;
-use crate::reload::{Loader, Reloader};
+use crate::reload::{Loader, Reloader, Runtime};
 use crate::retention::Retention;
 use crate::workflow::FirstCall;
 use crate::workflow::orders::{Intake, Writers};
@@ -85,9 +85,9 @@ impl Application {
                 config.settings.defaults.unassigned_email
             );
         }
-        let templates = crate::mail::templates::Templates::load(&config.templates_dir()).map_err(|e| anyhow::anyhow!("templates: {e}"))?;
         // A template that cannot render would fail every email: refuse to start instead.
-        templates.check().map_err(|e| anyhow::anyhow!("templates: {e}"))?;
+        let templates =
+            crate::mail::templates::Templates::load_checked(&config.templates_dir()).map_err(|e| anyhow::anyhow!("templates: {e}"))?;
         let templates_digest = *templates.digest();
         let instance_id = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
         let role = if services.http {
@@ -124,7 +124,6 @@ impl Application {
             link_ttl: chrono::TimeDelta::hours(settings.links.ttl_hours as i64),
             from: config.mail_from.clone(),
         };
-        let started_with = crate::reload::settings_json(&config.settings);
         let connectors = crate::crm::Connectors::from_settings(settings).map_err(|e| anyhow::anyhow!("CRM connectors: {e}"))?;
         for source in connectors.sources() {
             tracing::info!(crm = %source, "CRM connector on: won deals are read from the CRM before the first email");
@@ -174,9 +173,7 @@ impl Application {
                 .map_err(|e| anyhow::anyhow!("cannot plan the re-plan of open calls: {e}"))?;
         }
         let dir = config.dir.clone();
-        let reloader = Arc::new(Reloader {
-            load: Arc::new(move || crate::config::ConfigSource { dir: dir.clone(), ..crate::config::ConfigSource::default() }.load()),
-            started_with,
+        let runtime = Runtime {
             live: first_call.clone(),
             db: db.clone(),
             clock: clock.clone(),
@@ -185,9 +182,10 @@ impl Application {
             metrics: metrics.clone(),
             signals: signals.clone(),
             shutdown: shutdown.clone(),
-            busy: Default::default(),
-            said_stale: Default::default(),
-        });
+        };
+        let load: Loader =
+            Arc::new(move || crate::config::ConfigSource { dir: dir.clone(), ..crate::config::ConfigSource::default() }.load());
+        let reloader = Arc::new(Reloader::new(runtime, load, &config.settings));
         if services.http || services.engine {
             // Plans the retention sweep unless a process already did: the one that serves or
             // works runs it (tests drive the engine by hand).
@@ -236,21 +234,7 @@ impl Application {
     /// settings that need a restart against `started_with` (`serve` passes them as loaded,
     /// before it adds development credentials).
     pub fn reload_with(mut self, load: Loader, started_with: &crate::config::Settings) -> Self {
-        let r = &self.reloader;
-        self.reloader = Arc::new(Reloader {
-            load,
-            started_with: crate::reload::settings_json(started_with),
-            live: r.live.clone(),
-            db: r.db.clone(),
-            clock: r.clock.clone(),
-            instance_id: r.instance_id.clone(),
-            role: r.role,
-            metrics: r.metrics.clone(),
-            signals: r.signals.clone(),
-            shutdown: r.shutdown.clone(),
-            busy: Default::default(),
-            said_stale: Default::default(),
-        });
+        self.reloader = Arc::new(self.reloader.reloading_with(load, started_with));
         self
     }
 

@@ -28,10 +28,17 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(Index::create().name("processes_seen_at").table(Alias::new("processes")).col(Alias::new("seen_at")).to_owned())
+            .await?;
+        // Which version each process runs is compared with when that version was first loaded.
+        manager
+            .create_index(
+                Index::create().name("config_loads_version").table(Alias::new("config_loads")).col(Alias::new("version")).to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_index(Index::drop().name("config_loads_version").table(Alias::new("config_loads")).to_owned()).await?;
         manager.drop_table(Table::drop().table(Alias::new("processes")).to_owned()).await
     }
 }

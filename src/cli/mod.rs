@@ -199,8 +199,7 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
 
 /// Validates templates and renders the schedule preview (also shown on the dashboard).
 pub fn config_check(config: &Config, at: Option<&str>, tz: Option<&str>, reminders: usize) -> anyhow::Result<String> {
-    let templates = crate::mail::templates::Templates::load(&config.templates_dir())?;
-    templates.check()?;
+    let templates = crate::mail::templates::Templates::load_checked(&config.templates_dir())?;
     let at = match at {
         Some(s) => DateTime::parse_from_rfc3339(s)
             .map_err(|_| anyhow::anyhow!("--at: '{s}' is not an RFC 3339 time such as 2026-11-23T09:00:00Z"))?
@@ -273,7 +272,9 @@ pub async fn compare_with_running(config: &Config, now: DateTime<Utc>) -> anyhow
     } else {
         "  templates: changed (each one rendered above)\n"
     });
-    out.push_str(&crate::workflow::preview::moves_text(&db, &running.schedules, config, now, None).await?);
+    out.push_str(
+        &crate::workflow::preview::moves_text(&db, &running.schedules, config, now, crate::workflow::preview::MOVES_LISTED, None).await?,
+    );
     Ok(out)
 }
 

@@ -190,6 +190,14 @@ impl Templates {
         self.render_named("recap.txt", &value)
     }
 
+    /// Loads the templates from `dir` and renders each against the sample recaps: what start-up,
+    /// a reload and `config check` accept.
+    pub fn load_checked(dir: &Path) -> Result<Templates, TemplateError> {
+        let templates = Templates::load(dir)?;
+        templates.check()?;
+        Ok(templates)
+    }
+
     /// Renders every email kind, and the recap fragment, with the sample deal (with and without
     /// a proposal): what `firstcall config check` runs after an edit.
     pub fn check(&self) -> Result<(), TemplateError> {

@@ -73,7 +73,15 @@ pub async fn preview_edit(
             let before = running.config.schedule_content();
             let mut report = crate::workflow::preview::schedule_changes_text(&before, &edited);
             report.push_str(
-                &crate::workflow::preview::moves_text(&state.db, &before, &edited, state.clock.now(), Some(PREVIEW_EXAMINES)).await?,
+                &crate::workflow::preview::moves_text(
+                    &state.db,
+                    &before,
+                    &edited,
+                    state.clock.now(),
+                    crate::workflow::preview::MOVES_LISTED,
+                    Some(PREVIEW_EXAMINES),
+                )
+                .await?,
             );
             EditPreview { text, report: Some(report), error: None }
         }

@@ -138,21 +138,23 @@ pub fn schedule_changes_text(running: &ScheduleContent, edited: &Config) -> Stri
     changes.iter().map(|c| format!("  {c}\n")).collect()
 }
 
-/// Open calls listed one by one; the rest are counted.
-const MOVES_LISTED: usize = 50;
+/// Open calls listed one by one by `config check --against-running` and the dashboard; the rest
+/// are counted.
+pub const MOVES_LISTED: usize = 50;
 
 /// The open calls whose timers `edited` moves at `now` (of the schedules it changes against
-/// `running`), each with what moves, before and after in its rep's timezone: the first 50 and a
-/// count, among at most `examine` open calls (`None`: all of them).
+/// `running`), each with what moves, before and after in its rep's timezone: the first `list`
+/// and a count, among at most `examine` open calls (`None`: all of them).
 pub async fn moves_text(
     db: &impl sea_orm::ConnectionTrait,
     running: &ScheduleContent,
     edited: &Config,
     now: DateTime<Utc>,
+    list: usize,
     examine: Option<usize>,
 ) -> Result<String, sea_orm::DbErr> {
     let changed = crate::config::changes::changed_schedules(running, &edited.schedule_content());
-    let found = super::replan::moves(db, edited, &changed, now, MOVES_LISTED, examine).await?;
+    let found = super::replan::moves(db, edited, &changed, now, list, examine).await?;
     let unexamined = match examine {
         Some(n) if found.unexamined => format!(
             "  (only the first {n} open calls of the changed schedules were examined; `firstcall config check --against-running` examines all)\n"

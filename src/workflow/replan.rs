@@ -47,13 +47,22 @@ async fn schedule_matching<'a>(
     call: &call_entity::Model,
     order: Option<&entity::orders::Model>,
 ) -> Result<&'a Schedule, DbErr> {
-    let amount = order.and_then(calls::order_amount);
     let segment = match order.and_then(|o| o.segment.clone()) {
         Some(s) => Some(s),
         None => crate::proposals::store::latest(db, &call.source, &call.deal_id).await?.and_then(|p| p.proposal.account.segment),
     };
+    Ok(matching(config, call, order, segment.as_deref()))
+}
+
+/// The schedule an order of the call's source, amount and `segment` matches.
+fn matching<'a>(
+    config: &'a Config,
+    call: &call_entity::Model,
+    order: Option<&entity::orders::Model>,
+    segment: Option<&str>,
+) -> &'a Schedule {
     let source = Source::parse(&call.source).unwrap_or(Source::Generic);
-    Ok(config.schedule_for(source, amount.as_ref(), segment.as_deref()))
+    config.schedule_for(source, order.and_then(calls::order_amount).as_ref(), segment)
 }
 
 /// The timezone of the call's rep (the directory's, else `defaults.timezone`).
@@ -96,6 +105,9 @@ pub struct Reads {
     orders: HashMap<i64, entity::orders::Model>,
     timezones: HashMap<String, Timezone>,
     timers: HashMap<(i64, JobKind), DateTime<Utc>>,
+    /// The segment of the newest proposal of each deal whose call's schedule is gone and whose
+    /// order has none: the calls that move to the schedule their order matches now.
+    segments: HashMap<(String, String), Option<String>>,
     default_tz: Timezone,
 }
 
@@ -131,7 +143,23 @@ impl Reads {
             .all(db)
             .await?;
         let timers = rows.into_iter().filter_map(|(id, kind, at)| Some(((id?, kind), at))).collect();
-        Ok(Reads { orders, timezones, timers, default_tz: defaults.timezone })
+        let orders: HashMap<i64, entity::orders::Model> = orders;
+        let rematched: Vec<(String, String)> = calls
+            .iter()
+            .filter(|c| config.schedule_named(&c.schedule_name).is_none())
+            .filter(|c| orders.get(&c.order_id).is_none_or(|o| o.segment.is_none()))
+            .map(|c| (c.source.clone(), c.deal_id.clone()))
+            .collect();
+        let segments = if rematched.is_empty() {
+            HashMap::new()
+        } else {
+            crate::proposals::store::latest_many(db, &rematched)
+                .await?
+                .into_iter()
+                .map(|(deal, p)| (deal, p.proposal.account.segment))
+                .collect()
+        };
+        Ok(Reads { orders, timezones, timers, segments, default_tz: defaults.timezone })
     }
 
     /// The timers the call has: its due time and its pending reminder and escalation.
@@ -159,17 +187,17 @@ pub struct Planned<'a> {
 
 /// When the call's timers fall under `config` at `now`. A call whose first email has not gone
 /// out (`scheduled`) has only its due time: its first step plans the rest.
-pub async fn planned<'a>(
-    db: &impl ConnectionTrait,
-    config: &'a Config,
-    reads: &Reads,
-    call: &call_entity::Model,
-    now: DateTime<Utc>,
-) -> Result<Planned<'a>, DbErr> {
+pub fn planned<'a>(config: &'a Config, reads: &Reads, call: &call_entity::Model, now: DateTime<Utc>) -> Planned<'a> {
     let order = reads.orders.get(&call.order_id);
     let schedule = match config.schedule_named(&call.schedule_name) {
         Some(s) => s,
-        None => schedule_matching(db, config, call, order).await?,
+        None => {
+            let segment = match order.and_then(|o| o.segment.clone()) {
+                Some(s) => Some(s),
+                None => reads.segments.get(&(call.source.clone(), call.deal_id.clone())).cloned().flatten(),
+            };
+            matching(config, call, order, segment.as_deref())
+        }
     };
     let tz = reads.tz(call);
     // The order's time, as when the call was opened or its order last re-planned it.
@@ -181,7 +209,7 @@ pub async fn planned<'a>(
         let moved = call_entity::Model { due_at, ..call.clone() };
         Timers { due_at, next_reminder: next_reminder(call, schedule, tz, now), next_escalation: next_escalation(&moved, schedule, now) }
     };
-    Ok(Planned { schedule, tz, timers })
+    Planned { schedule, tz, timers }
 }
 
 /// How a call's timers would move: what differs between `before` (the call's timers) and
@@ -213,15 +241,13 @@ pub struct Move {
 const BATCH: u64 = 200;
 
 /// The open calls on `schedules` (by name) after call `after`, in id order, at most `limit`.
-async fn open_calls_on(db: &impl ConnectionTrait, schedules: &[String], after: i64, limit: u64) -> Result<Vec<call_entity::Model>, DbErr> {
+fn open_calls_on(schedules: &[String], after: i64, limit: u64) -> sea_orm::Select<call_entity::Entity> {
     call_entity::Entity::find()
         .filter(call_entity::Column::State.is_in(CallState::OPEN))
         .filter(call_entity::Column::ScheduleName.is_in(schedules.iter().cloned()))
         .filter(call_entity::Column::Id.gt(after))
         .order_by_asc(call_entity::Column::Id)
         .limit(limit)
-        .all(db)
-        .await
 }
 
 /// What [`moves`] found.
@@ -249,15 +275,15 @@ pub async fn moves(
     loop {
         let limit = examine.map_or(BATCH, |max| BATCH.min((max - examined) as u64));
         if limit == 0 {
-            found.unexamined = !open_calls_on(db, schedules, after, 1).await?.is_empty();
+            found.unexamined = open_calls_on(schedules, after, 1).one(db).await?.is_some();
             return Ok(found);
         }
-        let batch = open_calls_on(db, schedules, after, limit).await?;
+        let batch = open_calls_on(schedules, after, limit).all(db).await?;
         examined += batch.len();
         let reads = Reads::of(db, config, &batch).await?;
         for call in &batch {
             let before = reads.current(call);
-            let planned = planned(db, config, &reads, call, now).await?;
+            let planned = planned(config, &reads, call, now);
             if let Some(after) = moved(&before, &planned.timers, now) {
                 found.total += 1;
                 if found.listed.len() < keep {
@@ -335,23 +361,18 @@ impl Handler for Replan {
             }
             // As many calls per transaction as the engine claims timers at once.
             let size = u64::from(fc.config.settings.engine.batch_size);
-            let batch = open_calls_on(txn, &walk.schedules, walk.after, size).await?;
+            // Locked in one statement, in id order (PostgreSQL re-checks that each is still
+            // open once locked); a step of one of them waits, or is waited for.
+            let locked = open_calls_on(&walk.schedules, walk.after, size).lock_exclusive().all(txn).await?;
             let mut fx = Effects::default();
-            // Each call locked first (in id order, one at a time as the steps do), then read.
-            let mut locked = Vec::with_capacity(batch.len());
-            for call in &batch {
-                if let Some(call) = calls::lock(txn, call.id).await?
-                    && call.state.is_open()
-                {
-                    locked.push(call);
-                }
-            }
             let reads = Reads::of(txn, &fc.config, &locked).await?;
+            let after = locked.last().map_or(walk.after, |c| c.id);
             for call in locked {
                 replan_call(txn, &fc, &reads, call, now, &mut fx).await?;
             }
-            if let Some(last) = batch.last().filter(|_| batch.len() as u64 == size) {
-                engine::enqueue(txn, walk_on(&Walk { after: last.id, ..walk }, now), fc.max_attempts(), now).await?;
+            // Asked, not inferred from a full batch: a call closed meanwhile drops out of it.
+            if open_calls_on(&walk.schedules, after, 1).one(txn).await?.is_some() {
+                engine::enqueue(txn, walk_on(&Walk { after, ..walk }, now), fc.max_attempts(), now).await?;
                 fx.jobs_due_now += 1;
             }
             Ok(fx)
@@ -370,7 +391,7 @@ async fn replan_call(
     fx: &mut Effects,
 ) -> Result<(), StepError> {
     let before = reads.current(&call);
-    let planned = planned(db, &fc.config, reads, &call, now).await?;
+    let planned = planned(&fc.config, reads, &call, now);
     let Some(after) = moved(&before, &planned.timers, now) else {
         return Ok(());
     };

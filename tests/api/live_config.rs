@@ -69,14 +69,16 @@ async fn a_reminder_cron_edit_reloaded_moves_the_next_reminder_of_exactly_the_ca
     let dir = config_copy();
     let app = TestApp::spawn_with(with_dir(&dir)).await;
     let v1 = app.state.first_call.get().config_version.clone();
-    // Monday 09:00 UTC: a 12,000 USD order follows "default" (reminders at 9 and 14), a
-    // 60,000 USD one "enterprise" (9, 13 and 16).
+    // The rep works in Berlin (UTC+1). Monday 09:00 UTC, 10:00 there: a 12,000 USD order
+    // follows "default" (reminders at 9 and 14 local), a 60,000 USD one "enterprise" (9, 13
+    // and 16 local).
+    assert_eq!(app.put_rep(REP, &json!({"name": "Ana", "timezone": "Europe/Berlin"})).await.status(), 200);
     assert_eq!(app.post_generic(&order("e1", "D-1", "12000.00", app.now())).await.status(), 200);
     assert_eq!(app.post_generic(&order("e2", "D-2", "60000.00", app.now())).await.status(), 200);
     app.settle().await;
     let (default_call, enterprise_call) = call_ids(&app).await;
-    assert_eq!(timer(&app, &default_call, "call.remind").await, Some(at("2026-11-23T14:00:00Z")));
-    assert_eq!(timer(&app, &enterprise_call, "call.remind").await, Some(at("2026-11-23T13:00:00Z")));
+    assert_eq!(timer(&app, &default_call, "call.remind").await, Some(at("2026-11-23T13:00:00Z")));
+    assert_eq!(timer(&app, &enterprise_call, "call.remind").await, Some(at("2026-11-23T12:00:00Z")));
 
     edit(&dir, DEFAULT_CRON, r#"reminder_cron = "30 10,15 * * 1-5""#);
     // The preview against what runs names the key and the one call that moves, in its rep's
@@ -87,7 +89,7 @@ async fn a_reminder_cron_edit_reloaded_moves_the_next_reminder_of_exactly_the_ca
     assert!(preview.contains("open calls that move: 1 "), "{preview}");
     assert!(
         preview.contains(&format!(
-            "call {default_call} ({REP}, schedule \"default\", UTC): next reminder Mon 2026-11-23 14:00 UTC -> Mon 2026-11-23 10:30 UTC"
+            "call {default_call} ({REP}, schedule \"default\", Europe/Berlin): next reminder Mon 2026-11-23 14:00 CET -> Mon 2026-11-23 10:30 CET"
         )),
         "{preview}"
     );
@@ -99,8 +101,8 @@ async fn a_reminder_cron_edit_reloaded_moves_the_next_reminder_of_exactly_the_ca
     assert_eq!((from.as_str(), replanned), (v1.as_str(), vec!["default".to_string()]));
     assert_eq!(app.state.first_call.get().config_version, v2);
     app.run_jobs().await;
-    assert_eq!(timer(&app, &default_call, "call.remind").await, Some(at("2026-11-23T10:30:00Z")));
-    assert_eq!(timer(&app, &enterprise_call, "call.remind").await, Some(at("2026-11-23T13:00:00Z")));
+    assert_eq!(timer(&app, &default_call, "call.remind").await, Some(at("2026-11-23T09:30:00Z")));
+    assert_eq!(timer(&app, &enterprise_call, "call.remind").await, Some(at("2026-11-23T12:00:00Z")));
     let replanned = app.column("SELECT CAST(entity_id AS TEXT) FROM audit_log WHERE action = 'replanned' ORDER BY id").await;
     assert_eq!(replanned, std::slice::from_ref(&default_call), "exactly the calls the preview listed");
     let detail = app.column("SELECT CAST(detail AS TEXT) FROM audit_log WHERE action = 'replanned'").await;
@@ -108,13 +110,13 @@ async fn a_reminder_cron_edit_reloaded_moves_the_next_reminder_of_exactly_the_ca
     assert_eq!(detail["config_version"], json!(v2), "{detail}");
 
     // The reminder goes at the new time, and names the version it was planned under.
-    app.advance(TimeDelta::minutes(90));
+    app.advance(TimeDelta::minutes(30));
     app.settle().await;
     let reminders: Vec<_> = app.mails_to(REP).into_iter().filter(|m| m.message_id.as_deref().unwrap().contains(".reminder.")).collect();
     assert_eq!(
         reminders.len(),
         1,
-        "the default call's, at 10:30: {:?}",
+        "the default call's, at 10:30 in Berlin: {:?}",
         app.mails_to(REP).iter().map(|m| &m.message_id).collect::<Vec<_>>()
     );
     assert!(reminders.iter().any(|m| m.message_id.as_deref().unwrap().contains(&format!("call-{default_call}.reminder.1@"))));
@@ -338,11 +340,18 @@ async fn the_replan_goes_through_the_open_calls_in_batches_and_moves_each_once()
     // A preview that may examine only two calls says so (as the dashboard does past its limit).
     let running = app.state.first_call.get().config.schedule_content();
     let edited = test_config(app.db.url(), app.smtp.port(), &opts);
-    let capped = firstcall::workflow::preview::moves_text(&app.state.db, &running, &edited, app.now(), Some(2)).await.unwrap();
+    let preview = |list: usize, examine: usize| {
+        firstcall::workflow::preview::moves_text(&app.state.db, &running, &edited, app.now(), list, Some(examine))
+    };
+    let capped = preview(50, 2).await.unwrap();
     assert!(capped.contains("open calls that move: 2 "), "{capped}");
     assert!(capped.contains("only the first 2 open calls of the changed schedules were examined"), "{capped}");
-    let all = firstcall::workflow::preview::moves_text(&app.state.db, &running, &edited, app.now(), Some(5)).await.unwrap();
+    let all = preview(50, 5).await.unwrap();
     assert!(all.contains("open calls that move: 5 ") && !all.contains("only the first"), "{all}");
+    // Listed one by one up to the limit, the rest counted.
+    let listed = preview(2, 5).await.unwrap();
+    assert_eq!(listed.lines().filter(|l| l.trim_start().starts_with("call ")).count(), 2, "{listed}");
+    assert!(listed.contains("open calls that move: 5 ") && listed.contains("    ... and 3 more"), "{listed}");
     app.reloader.reload("SIGHUP").await.unwrap();
     app.settle().await;
     for id in &ids {
@@ -390,5 +399,28 @@ async fn a_step_inserted_before_one_already_sent_and_reloaded_sends_nothing_twic
     assert_eq!(steps, ["manager", "desk", "manager_of_manager"]);
     let times = app.column("SELECT CAST(at AS TEXT) FROM audit_log WHERE action = 'escalated' ORDER BY id").await;
     assert_eq!(db_time(&times[1]), at("2026-11-23T23:00:00Z"), "the new step's timer was planned when the edit loaded");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_calls_of_a_removed_schedule_move_to_the_one_their_order_matches_now() {
+    let dir = config_copy();
+    let app = TestApp::spawn_with(with_dir(&dir)).await;
+    app.post_generic(&order("e1", "D-1", "12000.00", app.now())).await;
+    app.settle().await;
+    let call = app.column("SELECT id FROM calls").await[0].clone();
+    // "default" is renamed "standard", with other reminder times.
+    edit(
+        &dir,
+        "name = \"default\"\ndue_within_business_hours = 4\nreminder_cron = \"0 9,14 * * 1-5\"",
+        "name = \"standard\"\ndue_within_business_hours = 4\nreminder_cron = \"0 11 * * 1-5\"",
+    );
+    let edited = test_config(app.db.url(), app.smtp.port(), &with_dir(&dir));
+    let preview = firstcall::cli::compare_with_running(&edited, app.now()).await.unwrap();
+    assert!(preview.contains(&format!("call {call} ({REP}, schedule \"standard\", UTC): next reminder")), "{preview}");
+    app.reloader.reload("SIGHUP").await.unwrap();
+    app.run_jobs().await;
+    assert_eq!(app.get_json(&format!("/api/v1/calls/{call}")).await["schedule"], json!("standard"));
+    assert_eq!(timer(&app, &call, "call.remind").await, Some(at("2026-11-23T11:00:00Z")));
     app.stop().await;
 }

@@ -503,10 +503,12 @@ fn serve_reloads_config_on_sighup_and_when_a_file_changes_and_refuses_an_invalid
     assert!(refused.contains("default.toml") && refused.contains("reminder_cron"), "{refused}");
     assert_eq!(reqwest::blocking::get(server.url("/readyz")).unwrap().status(), 200);
 
-    // A setting that only takes effect at start-up is named as such.
+    // Settings that only take effect at start-up (the listen address, a limit) are named as such.
     edit(r#"reminder_cron = "every monday""#, r#"reminder_cron = "0 9,14 * * 1-5""#);
     edit("body_limit_bytes = ", "body_limit_bytes = 1");
-    wait_for_log(&server, &["restart to apply http.body_limit_bytes"]);
+    edit(r#"host = "127.0.0.1""#, r#"host = "0.0.0.0""#);
+    wait_for_log(&server, &["restart to apply http.body_limit_bytes, http.host"]);
+    assert_eq!(reqwest::blocking::get(server.url("/readyz")).unwrap().status(), 200, "still on the address it started with");
     let (status, _) = server.terminate();
     assert!(status.success(), "graceful exit: {status}");
 }
