@@ -25,6 +25,34 @@ fn edit(dir: &tempfile::TempDir, from: &str, to: &str) {
     std::fs::write(&path, text.replace(from, to)).unwrap();
 }
 
+/// What this thread logs from now until the guard is dropped.
+fn capture_log() -> (Log, tracing::subscriber::DefaultGuard) {
+    let log = Log::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+    (log, tracing::subscriber::set_default(subscriber))
+}
+
+#[derive(Clone, Default)]
+struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Log {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
+    }
+}
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn with_dir(dir: &tempfile::TempDir) -> Options {
     Options { config_dir: Some(dir.path().to_path_buf()), ..Options::default() }
 }
@@ -183,7 +211,15 @@ async fn a_process_that_was_not_reloaded_shows_its_version_and_warns_after_a_min
 
     app.advance(TimeDelta::seconds(61));
     assert_eq!(app.reloader.beat().await.unwrap(), None, "the reloaded process runs the newest");
+    let (log, _capture) = capture_log();
     assert_eq!(worker.reloader.beat().await.unwrap(), Some(v2.clone()), "the other one says it runs an older version");
+    let said = log.text();
+    assert!(
+        said.contains(&format!("this process runs configuration version {v1}, but")) && said.contains(&format!("has run {v2} since")),
+        "{said}"
+    );
+    worker.reloader.beat().await.unwrap();
+    assert_eq!(log.text().matches("this process runs configuration version").count(), 1, "said once per newest version");
     let metrics = worker.state.metrics.encode();
     assert!(metrics.contains("firstcall_config_stale 1"), "{metrics}");
     assert!(app.state.metrics.encode().contains("firstcall_config_stale 0"));
