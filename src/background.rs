@@ -14,6 +14,8 @@ use tokio::sync::Notify;
 pub struct Signals {
     pub engine: Arc<Notify>,
     pub mailer: Arc<Notify>,
+    /// The engine's feeds (the webhook inbox).
+    pub feeds: Arc<Notify>,
     /// Tells other processes on the same PostgreSQL database that work was scheduled.
     pub announce: Arc<Notify>,
 }
@@ -25,10 +27,18 @@ impl Signals {
         self.announce.notify_one();
     }
 
+    /// Events were stored for the engine to apply: wake this process's feeds and tell the
+    /// others.
+    pub fn events_stored(&self) {
+        self.feeds.notify_one();
+        self.announce.notify_one();
+    }
+
     /// Shutdown: every loop that sleeps looks up.
     pub fn wake_all(&self) {
         self.engine.notify_waiters();
         self.mailer.notify_waiters();
+        self.feeds.notify_waiters();
     }
 }
 

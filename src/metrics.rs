@@ -44,6 +44,7 @@ pub struct Metrics {
     pub webhooks_received: Family<SourceLabel, Counter>,
     pub webhooks_rejected: Family<RejectLabel, Counter>,
     pub webhook_events: Family<EventLabel, Counter>,
+    pub events_applied: Family<EventLabel, Counter>,
     pub crm_reconciled: Family<EventLabel, Counter>,
     pub emails: Family<EmailLabel, Counter>,
     pub reminders_sent: Counter,
@@ -92,6 +93,7 @@ impl Metrics {
             jobs_pending: Gauge::default(),
             jobs_dead: Gauge::default(),
             emails_failed: Gauge::default(),
+            events_applied: Family::default(),
             config_reloads: Family::default(),
             config_stale: Gauge::default(),
         };
@@ -99,8 +101,13 @@ impl Metrics {
         registry.register("webhooks_rejected", "Webhook requests rejected, by source and reason", m.webhooks_rejected.clone());
         registry.register(
             "webhook_events",
-            "CRM events accepted, by source and outcome (opened, cancelled, duplicate, ...)",
+            "CRM events received in webhooks, by source and outcome (accepted: stored now; duplicate: stored before)",
             m.webhook_events.clone(),
+        );
+        registry.register(
+            "events_applied",
+            "Stored CRM events the engine applied, by source and outcome (opened, cancelled, updated, recorded, stale, failed)",
+            m.events_applied.clone(),
         );
         registry.register(
             "crm_reconciled",
@@ -151,6 +158,10 @@ impl Metrics {
 
     pub fn webhook_event(&self, source: &str, outcome: &str) {
         self.webhook_events.get_or_create(&EventLabel { source: source.into(), outcome: outcome.into() }).inc();
+    }
+
+    pub fn event_applied(&self, source: &str, outcome: &str) {
+        self.events_applied.get_or_create(&EventLabel { source: source.into(), outcome: outcome.into() }).inc();
     }
 
     pub fn crm_reconciled(&self, source: &str, outcome: &str, n: u64) {

@@ -22,6 +22,7 @@ use utoipa::{Modify, OpenApi};
         crate::http::webhooks::pipedrive_webhook,
         crate::http::webhooks::salesforce_webhook,
         crate::http::webhooks::salesforce_webhook_with_secret,
+        crate::http::events::get_event,
         crate::http::proposals::put_proposal,
         crate::http::proposals::get_proposal,
         crate::http::reps::put_rep,

@@ -201,7 +201,7 @@ async fn remove_email_bodies(db: &impl ConnectionTrait, before: DateTime<Utc>, l
 /// at the `limit` oldest rows and deletes those old enough.
 async fn delete_events(db: &impl ConnectionTrait, before: DateTime<Utc>, limit: i64) -> Result<u64, DbErr> {
     let sql = "DELETE FROM webhook_events WHERE received_at < $1 AND id IN \
-               (SELECT id FROM (SELECT id, received_at FROM webhook_events ORDER BY id LIMIT $2) oldest WHERE received_at < $1)";
+               (SELECT id FROM (SELECT id, received_at, outcome FROM webhook_events ORDER BY id LIMIT $2) oldest WHERE received_at < $1 AND outcome <> 'pending')";
     let r = db.execute_raw(stmt(db.get_database_backend(), sql, vec![before.into(), limit.into()])).await?;
     Ok(r.rows_affected())
 }

@@ -143,6 +143,8 @@ impl Application {
         first_call.register(&mut handlers);
         let reconciler = Arc::new(crate::workflow::reconcile::Reconciler { fc: first_call.clone(), metrics: metrics.clone() });
         reconciler.register(&mut handlers);
+        // The webhook inbox: events stored by the intake, applied by the engine.
+        handlers.feed(Arc::new(crate::workflow::orders::inbox::Inbox { fc: first_call.clone(), metrics: metrics.clone() }));
         let retention = Arc::new(Retention::new(&config));
         retention.register(&mut handlers);
         let engine = Engine {
@@ -220,6 +222,10 @@ impl Application {
             server = Some(run_http(listener, state.clone())?);
         }
         let mut background = Vec::new();
+        if crate::db::is_postgres(&state.db) && (services.http || services.engine) {
+            // Tells the other processes' engines when this one stored events or scheduled jobs.
+            background.push(tokio::spawn(crate::engine::notify::publish(state.db.clone(), state.signals.clone(), shutdown.clone())));
+        }
         if services.engine {
             background.push(tokio::spawn(engine.clone().run()));
         }

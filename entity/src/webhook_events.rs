@@ -16,8 +16,17 @@ pub struct Model {
     pub received_at: DateTimeUtc,
     /// The event exactly as received (one element of a batch).
     pub payload: String,
+    /// `pending` until the engine applies the event; then what applying it did (`opened`,
+    /// `cancelled`, `updated`, `recorded`, `stale`), or `failed` (see `error`).
     pub outcome: String,
     pub order_id: Option<i64>,
+    /// What the event does to the order (`created`, `updated`, `cancelled`), as the intake read it.
+    pub transition: Option<String>,
+    /// The facts the event states (JSON), as the intake read them.
+    pub facts: Option<String>,
+    /// Why applying the event failed, when it did.
+    pub error: Option<String>,
+    pub applied_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,6 +16,7 @@ mod m20261201_000001_proposal_origin;
 mod m20261202_000001_escalated_steps;
 mod m20261202_000002_config_versions;
 mod m20261203_000001_processes;
+mod m20261204_000001_inbox;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_escalated_steps::Migration),
             Box::new(m20261202_000002_config_versions::Migration),
             Box::new(m20261203_000001_processes::Migration),
+            Box::new(m20261204_000001_inbox::Migration),
         ]
     }
 }

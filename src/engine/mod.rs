@@ -27,7 +27,10 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::future::BoxFuture;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, FromQueryResult, TryInsertResult};
+use sea_orm::{
+    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait, FromQueryResult,
+    TryInsertResult,
+};
 
 use crate::db::lease::{Lease, Queue};
 use crate::db::stmt;
@@ -170,14 +173,41 @@ pub trait Handler: Send + Sync {
     ) -> BoxFuture<'a, Result<Effects, StepError>>;
 }
 
-/// The handlers for each job kind, filled by the workflows at start-up.
+/// Work that reaches the engine as rows a workflow stored itself rather than as jobs (the
+/// webhook inbox: one row per event, nothing else written before the 2xx). The engine runs each
+/// registered feed in a loop of its own, woken by [`crate::background::Signals::feeds`] and
+/// polled like the jobs; [`Engine::run_due`] drains the feeds before the jobs.
+pub trait Feed: Send + Sync {
+    /// For logs: what the loop does.
+    fn name(&self) -> &'static str;
+
+    /// Takes and applies one batch in a transaction of its own.
+    fn run_batch<'a>(&'a self, db: &'a DatabaseConnection, now: DateTime<Utc>) -> BoxFuture<'a, Result<FeedBatch, DbErr>>;
+}
+
+/// What one batch of a feed did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FeedBatch {
+    /// Rows taken and applied (or given up as failed).
+    pub taken: usize,
+    /// Whether a full batch was taken: more may be waiting.
+    pub full: bool,
+    /// Another process holds the feed now: it applies what is waiting.
+    pub busy: bool,
+    pub effects: Effects,
+}
+
+/// The handlers for each job kind and the feeds, filled by the workflows at start-up.
 #[derive(Clone)]
-pub struct Registry(HashMap<JobKind, Arc<dyn Handler>>);
+pub struct Registry {
+    handlers: HashMap<JobKind, Arc<dyn Handler>>,
+    feeds: Vec<Arc<dyn Feed>>,
+}
 
 impl Default for Registry {
     /// The engine's own kinds only.
     fn default() -> Self {
-        Registry(HashMap::from([(JobKind::NoopStep, Arc::new(NoStep) as Arc<dyn Handler>)]))
+        Registry { handlers: HashMap::from([(JobKind::NoopStep, Arc::new(NoStep) as Arc<dyn Handler>)]), feeds: Vec::new() }
     }
 }
 
@@ -195,17 +225,26 @@ impl Registry {
     /// wiring mistake caught at start-up.
     pub fn register(&mut self, kind: JobKind, handler: Arc<dyn Handler>) {
         assert!(!matches!(kind, JobKind::Noop | JobKind::NoopStep), "{kind} is the engine's own job kind");
-        let previous = self.0.insert(kind, handler);
+        let previous = self.handlers.insert(kind, handler);
         assert!(previous.is_none(), "job kind {kind} has two handlers");
     }
 
     pub fn get(&self, kind: JobKind) -> Option<&Arc<dyn Handler>> {
-        self.0.get(&kind)
+        self.handlers.get(&kind)
+    }
+
+    /// Registers a feed the engine drains.
+    pub fn feed(&mut self, feed: Arc<dyn Feed>) {
+        self.feeds.push(feed);
+    }
+
+    pub fn feeds(&self) -> &[Arc<dyn Feed>] {
+        &self.feeds
     }
 
     /// The kinds whose handler has work outside the database, sorted.
     pub fn io_kinds(&self) -> Vec<JobKind> {
-        let mut kinds: Vec<JobKind> = self.0.iter().filter(|(_, h)| h.prepares()).map(|(k, _)| *k).collect();
+        let mut kinds: Vec<JobKind> = self.handlers.iter().filter(|(_, h)| h.prepares()).map(|(k, _)| *k).collect();
         kinds.sort_by_key(|k| k.as_str());
         kinds
     }

@@ -22,7 +22,10 @@ pub async fn listen(db: DatabaseConnection, signals: Signals, shutdown: Shutdown
                     loop {
                         tokio::select! {
                             n = listener.recv() => match n {
-                                Ok(_) => signals.engine.notify_one(),
+                                Ok(_) => {
+                                    signals.engine.notify_one();
+                                    signals.feeds.notify_one();
+                                }
                                 Err(_) => break,
                             },
                             _ = shutdown.wait() => return,

@@ -33,15 +33,18 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Runs until shutdown: `engine.concurrency` claim loops, plus PostgreSQL LISTEN/NOTIFY so
-    /// work enqueued by other processes wakes this one at once.
+    /// Runs until shutdown: a loop per feed, `engine.concurrency` claim loops, plus PostgreSQL
+    /// LISTEN so work stored by other processes wakes this one at once.
     pub async fn run(self) {
         if crate::db::is_postgres(&self.db) {
             tokio::spawn(super::notify::listen(self.db.clone(), self.signals.clone(), self.shutdown.clone()));
-            tokio::spawn(super::notify::publish(self.db.clone(), self.signals.clone(), self.shutdown.clone()));
         }
         let loops = self.settings.concurrency.max(1);
         let mut handles = Vec::new();
+        for feed in self.handlers.feeds().iter().cloned() {
+            let engine = self.clone();
+            handles.push(tokio::spawn(async move { engine.feed_loop(feed).await }));
+        }
         for index in 0..loops {
             let engine = self.clone();
             handles.push(tokio::spawn(async move { engine.claim_loop(index, Class::Steps).await }));
@@ -201,9 +204,47 @@ impl Engine {
         }
     }
 
-    /// Runs every job that is due now, batch after batch, until none is left (tests and tools).
-    pub async fn run_due(&self) -> Result<usize, EngineError> {
+    /// Drains a feed: batch after batch while batches come full, then sleeps until woken or
+    /// the poll interval passes (a process that holds the feed elsewhere is left to it).
+    async fn feed_loop(&self, feed: Arc<dyn super::Feed>) {
+        let poll = Duration::from_millis(self.settings.poll_interval_ms.max(10));
+        crate::background::run_loop(&self.shutdown, &self.signals.feeds, feed.name(), || async {
+            let batch = feed.run_batch(&self.db, self.clock.now()).await?;
+            self.after_feed(&batch);
+            Ok::<_, sea_orm::DbErr>(if batch.full { Duration::ZERO } else { poll })
+        })
+        .await;
+    }
+
+    fn after_feed(&self, batch: &super::FeedBatch) {
+        if batch.effects.jobs_due_now > 0 {
+            self.signals.jobs_scheduled();
+        }
+        if batch.effects.emails > 0 {
+            self.signals.mailer.notify_one();
+        }
+    }
+
+    /// Drains every feed until nothing is waiting (tests and tools); returns the rows taken.
+    pub async fn run_feeds(&self) -> Result<usize, EngineError> {
         let mut total = 0;
+        for feed in self.handlers.feeds() {
+            loop {
+                let batch = feed.run_batch(&self.db, self.clock.now()).await?;
+                self.after_feed(&batch);
+                total += batch.taken;
+                if batch.taken == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Drains the feeds, then runs every job that is due now, batch after batch, until none is
+    /// left (tests and tools).
+    pub async fn run_due(&self) -> Result<usize, EngineError> {
+        let mut total = self.run_feeds().await?;
         loop {
             let n = self.run_batch().await? + self.run_io_batch().await?;
             total += n;

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod calls;
 pub mod cursor;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod json;
 pub mod ops;
@@ -31,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, http: &HttpSettings) {
         .app_data(web::QueryConfig::default().error_handler(error::query_error))
         .configure(health::configure)
         .configure(webhooks::configure)
+        .configure(events::configure)
         .configure(proposals::configure)
         .configure(reps::configure)
         .configure(calls::configure)

@@ -7,8 +7,10 @@
 //! read from the body, so only its XML well-formedness (400) comes before it, and its fields are
 //! checked after it (a sender from another org gets 401, never a hint about the fields). Only
 //! authenticated requests spend a source's budget, so forged requests cannot crowd out the CRM's
-//! own. Accepted events are stored and applied in one transaction before the 2xx (503 when the
-//! database is down, so the CRM retries). A redelivery is acknowledged and does nothing twice.
+//! own. An accepted event is answered 2xx once its row is stored (503 when the database is down,
+//! so the CRM retries); the engine applies it to orders and calls right after, and
+//! `GET /api/v1/events/{id}` tells what that did. A redelivery is acknowledged and does nothing
+//! twice.
 
 use std::time::Duration;
 
@@ -22,7 +24,7 @@ use crate::domain::Source;
 use crate::intake::event::{EventWindow, IntakeEvent, PayloadError};
 use crate::intake::signature::{self, SignatureError};
 use crate::intake::{generic, hubspot, pipedrive, salesforce};
-use crate::workflow::orders::EventResult;
+use crate::workflow::orders::Receipt;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/webhooks/generic", web::post().to(generic_webhook))
@@ -40,17 +42,18 @@ pub fn path_for_log(path: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// What firstcall did with a webhook request.
+/// What firstcall did with a webhook request: every event is stored (the engine applies it
+/// next; `GET /api/v1/events/{stored_id}` tells what that did).
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct WebhookAccepted {
     /// Events newly stored (not seen before).
     pub accepted: usize,
     /// Events seen before: acknowledged, nothing done again.
     pub duplicates: usize,
-    pub events: Vec<EventResult>,
+    pub events: Vec<Receipt>,
 }
 
-fn accepted(results: Vec<EventResult>) -> WebhookAccepted {
+fn accepted(results: Vec<Receipt>) -> WebhookAccepted {
     let duplicates = results.iter().filter(|r| r.outcome == "duplicate").count();
     WebhookAccepted { accepted: results.len() - duplicates, duplicates, events: results }
 }
@@ -104,7 +107,7 @@ fn payload_error(e: PayloadError) -> ApiError {
 }
 
 /// Counts the request and its outcome.
-fn observe(state: &AppState, source: Source, r: &ApiResult<Vec<EventResult>>) {
+fn observe(state: &AppState, source: Source, r: &ApiResult<Vec<Receipt>>) {
     let s = source.as_str();
     state.metrics.webhook_received(s);
     match r {
@@ -124,7 +127,7 @@ fn observe(state: &AppState, source: Source, r: &ApiResult<Vec<EventResult>>) {
     }
 }
 
-async fn store_events(state: &AppState, events: &[IntakeEvent]) -> ApiResult<Vec<EventResult>> {
+async fn store_events(state: &AppState, events: &[IntakeEvent]) -> ApiResult<Vec<Receipt>> {
     Ok(state.intake.accept(events).await?)
 }
 

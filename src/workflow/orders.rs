@@ -1,29 +1,38 @@
-//! Stores verified CRM events and applies them to orders and calls. Each request's events are
-//! applied together: the raw event with its dedupe key, the order's new state, and the
-//! workflow's change (a new call with its first timer, a cancellation, a re-plan). The HTTP
-//! layer answers 2xx only after they are committed, so an acknowledged event is never lost, and
-//! a redelivered event finds its key and does nothing twice.
+//! The webhook inbox. A verified event is acknowledged once its one row is durable: the raw
+//! event with its dedupe key and what the intake read from it (transition and facts), gated by
+//! the unique `(source, dedupe_key)` with `ON CONFLICT DO NOTHING`, so a redelivery finds its key
+//! and is a duplicate. The engine applies stored events to orders, calls and timers afterwards
+//! (`inbox`), in order, in batches; `GET /api/v1/events/{id}` tells what applying one did.
 //!
 //! Commits are grouped: requests queue for a few writers, each of which takes every request
-//! waiting, applies them in one transaction and commits them all at once, answering each only
-//! after that commit (a request that fails is answered with its error and the others are applied
-//! again without it). A burst of webhooks then costs one durable flush per group instead of one
-//! per request. `batch` writes a group set-wise; `apply` is the per-event path.
+//! waiting, stores their events with one multi-row statement and commits once, answering each
+//! only after that commit (a request whose rows the database refuses is taken out and answered
+//! with its error, the others stored again without it). A burst of webhooks then costs one
+//! statement and one durable flush per group instead of several of each per event. `apply` is
+//! the per-event path the applier and the reconciler share; `batch` applies won deals firstcall
+//! has never seen set-wise.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use sea_orm::{DatabaseConnection, DbErr};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{OnConflict, Query};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult, QueryFilter, QuerySelect};
 use serde::Serialize;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 mod apply;
 mod batch;
+pub mod inbox;
+
+pub use apply::PENDING;
 
 use super::FirstCall;
 use crate::background::Signals;
 use crate::clock::SharedClock;
 use crate::db::ErrorKind;
 use crate::intake::event::IntakeEvent;
+use entity::webhook_events;
 
 /// Why a request's events were not stored. In every case nothing of the request was stored,
 /// and the CRM may send it again.
@@ -56,11 +65,12 @@ pub struct Writers {
     pub db: DatabaseConnection,
     pub clock: SharedClock,
     pub first_call: Arc<super::Live>,
-    /// Told when calls were opened, so the engine starts them at once.
+    /// Told when events were stored, so the applier takes them at once.
     pub signals: Signals,
 }
 
-/// What became of one event.
+/// What became of one event when it was applied (the reconciler's events, and the record of
+/// a stored webhook event once the engine applied it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EventResult {
     /// The CRM's event id (the dedupe key).
@@ -74,10 +84,25 @@ pub struct EventResult {
     pub call_id: Option<i64>,
 }
 
+/// What the intake did with one event of a webhook request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Receipt {
+    /// The CRM's event id (the dedupe key).
+    pub id: String,
+    pub deal_id: String,
+    /// `accepted` (stored now; the engine applies it next) or `duplicate` (stored before;
+    /// nothing is done again).
+    #[schema(example = "accepted")]
+    pub outcome: &'static str,
+    /// firstcall's id of the stored event: `GET /api/v1/events/{stored_id}` tells what applying
+    /// it did. A duplicate names the event first stored with its key.
+    pub stored_id: i64,
+}
+
 /// Requests a writer takes into one transaction at most.
 const MAX_GROUP: usize = 64;
 
-type Reply = oneshot::Sender<Result<Vec<EventResult>, IntakeError>>;
+type Reply = oneshot::Sender<Result<Vec<Receipt>, IntakeError>>;
 
 struct Pending {
     events: Vec<IntakeEvent>,
@@ -91,8 +116,9 @@ pub struct Intake {
 }
 
 impl Intake {
-    /// Starts the writers: half the database pool on PostgreSQL (the rest stays free for the
-    /// engine, the mailer and the API), one on SQLite, which has a single connection.
+    /// Starts the writers: up to a quarter of the database pool on PostgreSQL (the rest stays
+    /// free for the engine, the mailer and the API), one on SQLite, which has a single
+    /// connection.
     pub fn start(w: Writers) -> Intake {
         let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
         let db_settings = &w.first_call.get().config.settings.database;
@@ -110,8 +136,8 @@ impl Intake {
         Intake { queue: tx }
     }
 
-    /// Stores and applies a request's events together, and returns once they are committed.
-    pub async fn accept(&self, events: &[IntakeEvent]) -> Result<Vec<EventResult>, IntakeError> {
+    /// Stores a request's events, and returns once they are committed.
+    pub async fn accept(&self, events: &[IntakeEvent]) -> Result<Vec<Receipt>, IntakeError> {
         let (reply, answer) = oneshot::channel();
         let gone = || IntakeError::Unavailable("the intake writer stopped".into());
         self.queue.send(Pending { events: events.to_vec(), reply }).await.map_err(|_| gone())?;
@@ -139,44 +165,121 @@ async fn writer(w: Writers, queue: Arc<Mutex<mpsc::Receiver<Pending>>>) {
     }
 }
 
-/// One transaction for a group of requests, written set-wise (`batch`). If that fails for one
-/// request's sake (a constraint, a bad row), the group is applied again request by request: a
-/// request that fails is taken out and answered with its error, the rest committed without it.
-/// A deadlock with another group is retried as it is.
+/// One transaction for a group of requests. If the database refuses a row (a value it cannot
+/// store), the group is stored again request by request: a request that fails is taken out and
+/// answered with its error, the rest committed without it.
 async fn commit_group(w: &Writers, group: Vec<Pending>) {
     // A client that went away was never answered and will send its events again.
-    let group: Vec<Pending> = group.into_iter().filter(|p| !p.reply.is_closed()).collect();
-    if group.is_empty() {
-        return;
-    }
-    for attempt in 1..=3 {
-        match commit_set_wise(w, &group).await {
-            Ok(applied) => return answer(w, group, applied),
-            Err(batch::GroupError::Db(e)) => match crate::db::error_kind(&e) {
-                ErrorKind::Unavailable => return fail_all(group, &e),
-                ErrorKind::Conflict if attempt < 3 => continue,
-                _ => {
-                    tracing::debug!(error = %e, "group not applied set-wise; applying request by request");
-                    break;
+    let mut group: Vec<Pending> = group.into_iter().filter(|p| !p.reply.is_closed()).collect();
+    let mut conflicts = 0;
+    while !group.is_empty() {
+        let requests: Vec<&[IntakeEvent]> = group.iter().map(|p| p.events.as_slice()).collect();
+        let e = match store_group(&w.db, &requests, w.clock.now()).await {
+            Ok(receipts) => return answer(w, group, receipts),
+            Err(e) => e,
+        };
+        match crate::db::error_kind(&e) {
+            ErrorKind::Unavailable => return fail_all(group, &e),
+            ErrorKind::Conflict if conflicts < 5 => conflicts += 1,
+            _ if group.len() == 1 => {
+                let _ = group.remove(0).reply.send(Err(IntakeError::from(&e)));
+            }
+            _ => {
+                tracing::debug!(error = %e, "group not stored together; storing request by request");
+                for p in group {
+                    Box::pin(commit_group(w, vec![p])).await;
                 }
-            },
-            Err(batch::GroupError::NotSetWise(why)) => {
-                tracing::debug!(why = %why, "group not applied set-wise; applying request by request");
-                break;
+                return;
             }
         }
     }
-    commit_one_by_one(w, group).await
 }
 
-async fn commit_set_wise(w: &Writers, group: &[Pending]) -> Result<Vec<Vec<EventResult>>, batch::GroupError> {
-    let txn = crate::db::begin_write(&w.db).await?;
-    let requests: Vec<&[IntakeEvent]> = group.iter().map(|p| p.events.as_slice()).collect();
-    let applied = batch::apply_group(&txn, &w.first_call.get(), &requests, w.clock.now()).await?;
-    // The raw events, the orders and the calls with their first timers of every request in
-    // the group commit together; only then does each CRM get its 2xx.
+/// Stores the group's events in one transaction; returns each request's receipts in its
+/// events' order.
+async fn store_group(db: &DatabaseConnection, requests: &[&[IntakeEvent]], now: DateTime<Utc>) -> Result<Vec<Vec<Receipt>>, DbErr> {
+    let txn = crate::db::begin_write(db).await?;
+    let receipts = store(&txn, requests, now).await?;
     txn.commit().await?;
-    Ok(applied)
+    Ok(receipts)
+}
+
+/// Every event whose key is new is stored once, pending; a later delivery of the same key, in
+/// this group or before, finds it taken and is a duplicate. Rows are written in the order the
+/// events arrived, which is the order the engine applies them in (two groups holding the same
+/// keys in opposite orders can deadlock; the loser is stored again).
+async fn store(db: &impl ConnectionTrait, requests: &[&[IntakeEvent]], now: DateTime<Utc>) -> Result<Vec<Vec<Receipt>>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Stored {
+        id: i64,
+        source: String,
+        dedupe_key: String,
+    }
+    let events: Vec<&IntakeEvent> = requests.iter().flat_map(|r| r.iter()).collect();
+    let mut firsts = std::collections::HashSet::new();
+    let order: Vec<usize> = (0..events.len()).filter(|&i| firsts.insert((events[i].source, events[i].dedupe_key.as_str()))).collect();
+    let backend = db.get_database_backend();
+    let mut new: HashMap<(&str, &str), i64> = HashMap::new();
+    let mut stored: Vec<Stored> = Vec::new();
+    for chunk in order.chunks(500) {
+        let rows = chunk.iter().map(|&i| apply::event_row(events[i], apply::occurred(events[i], now), now));
+        let mut insert = webhook_events::Entity::insert_many(rows)
+            .on_conflict(OnConflict::columns([webhook_events::Column::Source, webhook_events::Column::DedupeKey]).do_nothing().to_owned());
+        // Only the keys come back, not the payloads.
+        let q = sea_orm::QueryTrait::query(&mut insert);
+        q.returning(Query::returning().columns([
+            webhook_events::Column::Id,
+            webhook_events::Column::Source,
+            webhook_events::Column::DedupeKey,
+        ]));
+        stored.extend(Stored::find_by_statement(backend.build(&*q)).all(db).await?);
+    }
+    for s in &stored {
+        new.insert((s.source.as_str(), s.dedupe_key.as_str()), s.id);
+    }
+    // Keys stored before: their first delivery's id.
+    let mut earlier: HashMap<(String, String), i64> = HashMap::new();
+    let seen: Vec<&&IntakeEvent> = events.iter().filter(|e| !new.contains_key(&(e.source.as_str(), e.dedupe_key.as_str()))).collect();
+    for source in crate::domain::Source::ALL {
+        let keys: Vec<&str> = seen.iter().filter(|e| e.source == source).map(|e| e.dedupe_key.as_str()).collect();
+        if keys.is_empty() {
+            continue;
+        }
+        let found: Vec<(i64, String)> = webhook_events::Entity::find()
+            .select_only()
+            .columns([webhook_events::Column::Id, webhook_events::Column::DedupeKey])
+            .filter(webhook_events::Column::Source.eq(source.as_str()))
+            .filter(webhook_events::Column::DedupeKey.is_in(keys))
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (id, key) in found {
+            earlier.insert((source.as_str().to_string(), key), id);
+        }
+    }
+    let mut out = Vec::with_capacity(requests.len());
+    let mut first = std::collections::HashSet::new();
+    for r in requests {
+        let mut receipts = Vec::with_capacity(r.len());
+        for ev in r.iter() {
+            let key = (ev.source.as_str(), ev.dedupe_key.as_str());
+            let (outcome, stored_id) = match new.get(&key) {
+                // The first delivery of a key in the group is the one stored.
+                Some(id) if first.insert(key) => ("accepted", *id),
+                Some(id) => ("duplicate", *id),
+                None => {
+                    let id = earlier
+                        .get(&(key.0.to_string(), key.1.to_string()))
+                        .copied()
+                        .ok_or_else(|| DbErr::Custom(format!("event {} of {} was neither stored nor found", ev.dedupe_key, ev.source)))?;
+                    ("duplicate", id)
+                }
+            };
+            receipts.push(Receipt { id: ev.dedupe_key.clone(), deal_id: ev.deal_id.to_string(), outcome, stored_id });
+        }
+        out.push(receipts);
+    }
+    Ok(out)
 }
 
 /// Answers every request of the group with the error (the database went away: none is stored).
@@ -187,17 +290,17 @@ fn fail_all(group: Vec<Pending>, e: &DbErr) {
     }
 }
 
-fn answer(w: &Writers, group: Vec<Pending>, applied: Vec<Vec<EventResult>>) {
-    if applied.iter().any(|results| results.iter().any(|r| r.call_id.is_some())) {
-        w.signals.jobs_scheduled();
+fn answer(w: &Writers, group: Vec<Pending>, receipts: Vec<Vec<Receipt>>) {
+    if receipts.iter().any(|r| r.iter().any(|r| r.outcome == "accepted")) {
+        w.signals.events_stored();
     }
-    for (p, results) in group.into_iter().zip(applied) {
-        let _ = p.reply.send(Ok(results));
+    for (p, r) in group.into_iter().zip(receipts) {
+        let _ = p.reply.send(Ok(r));
     }
 }
 
-/// Stores and applies `events` inside the caller's transaction, one after another, as a webhook's
-/// would be (the reconciler feeds what it finds in a CRM through here).
+/// Stores and applies `events` inside the caller's transaction, one after another (the
+/// reconciler feeds what it finds in a CRM through here).
 pub async fn apply_events(
     db: &impl sea_orm::ConnectionTrait,
     fc: &FirstCall,
@@ -205,43 +308,4 @@ pub async fn apply_events(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<EventResult>, DbErr> {
     apply::apply_all(db, fc, now, events).await
-}
-
-async fn commit_one_by_one(w: &Writers, mut group: Vec<Pending>) {
-    let mut conflicts = 0;
-    while !group.is_empty() {
-        let txn = match crate::db::begin_write(&w.db).await {
-            Ok(t) => t,
-            Err(e) => return fail_all(group, &e),
-        };
-        let mut applied = Vec::with_capacity(group.len());
-        let mut failure = None;
-        for (i, p) in group.iter().enumerate() {
-            match apply::apply_all(&txn, &w.first_call.get(), w.clock.now(), &p.events).await {
-                Ok(results) => applied.push(results),
-                Err(e) => {
-                    failure = Some((i, e));
-                    break;
-                }
-            }
-        }
-        if let Some((i, e)) = failure {
-            let _ = txn.rollback().await;
-            let kind = crate::db::error_kind(&e);
-            if kind == ErrorKind::Unavailable {
-                return fail_all(group, &e);
-            }
-            conflicts += usize::from(kind == ErrorKind::Conflict);
-            if kind != ErrorKind::Conflict || conflicts > 5 {
-                let _ = group.remove(i).reply.send(Err(IntakeError::from(&e)));
-            }
-            continue;
-        }
-        // A failed commit answers 503 (the CRM retries; a commit that did land makes the retry
-        // a duplicate).
-        match txn.commit().await {
-            Ok(()) => return answer(w, group, applied),
-            Err(e) => return fail_all(group, &e),
-        }
-    }
 }

@@ -190,7 +190,15 @@ impl TestApp {
         self.post_generic_raw(&raw, GENERIC_SECRET, self.now().timestamp()).await
     }
 
+    /// Posts a signed generic webhook and, once it is answered, lets the engine apply what was
+    /// stored (as the service does right after the answer).
     pub async fn post_generic_raw(&self, raw: &[u8], secret: &str, t: i64) -> reqwest::Response {
+        let r = self.send_generic_raw(raw, secret, t).await;
+        self.then_apply(r).await
+    }
+
+    /// Posts a signed generic webhook; what it stored stays pending until the engine runs.
+    pub async fn send_generic_raw(&self, raw: &[u8], secret: &str, t: i64) -> reqwest::Response {
         let sig = firstcall::intake::signature::sign_generic(secret.as_bytes(), t, raw);
         self.client
             .post(self.url("/webhooks/generic"))
@@ -208,6 +216,34 @@ impl TestApp {
 
     pub async fn put_rep(&self, email: &str, body: &Value) -> reqwest::Response {
         self.api(reqwest::Method::PUT, &format!("/api/v1/reps/{email}")).json(body).send().await.unwrap()
+    }
+
+    /// Applies every stored webhook event that is still pending; returns how many.
+    pub async fn apply_events(&self) -> usize {
+        self.engine.run_feeds().await.expect("the inbox is applied")
+    }
+
+    /// After a webhook's 2xx, applies what it stored.
+    async fn then_apply(&self, r: reqwest::Response) -> reqwest::Response {
+        if r.status().is_success() {
+            self.apply_events().await;
+        }
+        r
+    }
+
+    /// What became of each event of a webhook's answer: `duplicate` as answered, else the
+    /// outcome of applying it (`GET /api/v1/events/{stored_id}`).
+    pub async fn outcomes(&self, answer: &Value) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in answer["events"].as_array().expect("events") {
+            if e["outcome"] == "duplicate" {
+                out.push("duplicate".to_string());
+                continue;
+            }
+            let stored = self.get_json(&format!("/api/v1/events/{}", e["stored_id"])).await;
+            out.push(stored["outcome"].as_str().unwrap_or("pending").to_string());
+        }
+        out
     }
 
     /// Runs every timer due at the current (test) time.
@@ -379,7 +415,8 @@ impl TestApp {
 
     /// Posts `body` with a given signature (e.g. one made for another body).
     pub async fn post_hubspot_signed(&self, body: &[u8], sig: &str, timestamp_ms: i64) -> reqwest::Response {
-        self.client
+        let r = self
+            .client
             .post(self.url("/webhooks/hubspot"))
             .header("content-type", "application/json")
             .header("X-HubSpot-Signature-v3", sig)
@@ -387,31 +424,36 @@ impl TestApp {
             .body(body.to_vec())
             .send()
             .await
-            .unwrap()
+            .unwrap();
+        self.then_apply(r).await
     }
 
     pub async fn post_pipedrive(&self, body: &[u8], credentials: &str) -> reqwest::Response {
         use base64::Engine;
         let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials));
-        self.client
+        let r = self
+            .client
             .post(self.url("/webhooks/pipedrive"))
             .header("content-type", "application/json")
             .header("authorization", auth)
             .body(body.to_vec())
             .send()
             .await
-            .unwrap()
+            .unwrap();
+        self.then_apply(r).await
     }
 
     pub async fn post_salesforce(&self, body: &[u8]) -> reqwest::Response {
-        self.client
+        let r = self
+            .client
             .post(self.url("/webhooks/salesforce"))
             .header("content-type", "text/xml; charset=utf-8")
             .header("SOAPAction", "\"\"")
             .body(body.to_vec())
             .send()
             .await
-            .unwrap()
+            .unwrap();
+        self.then_apply(r).await
     }
 
     /// Takes the database away from the running service until [`Outage::end`]. On PostgreSQL

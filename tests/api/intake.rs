@@ -18,7 +18,8 @@ async fn a_signed_order_opens_one_call_for_its_rep() {
     assert_eq!(r.status(), 200);
     let b = body(r).await;
     assert_eq!(b["accepted"], 1);
-    assert_eq!(b["events"][0]["outcome"], "opened");
+    assert_eq!(b["events"][0]["outcome"], "accepted");
+    assert_eq!(app.outcomes(&b).await, ["opened"]);
     let calls = app.calls().await;
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0]["deal_id"], "D-1042");
@@ -40,10 +41,14 @@ async fn ten_concurrent_identical_deliveries_make_one_order_and_one_call() {
     let sends = (0..10).map(|_| app.post_generic_raw(&raw, GENERIC_SECRET, t));
     let responses = futures_util::future::join_all(sends).await;
     let mut outcomes = Vec::new();
+    let mut stored = Vec::new();
     for r in responses {
         assert_eq!(r.status(), 200, "every delivery is acknowledged");
-        outcomes.push(body(r).await["events"][0]["outcome"].as_str().unwrap().to_string());
+        let b = body(r).await;
+        stored.push(b["events"][0]["stored_id"].clone());
+        outcomes.extend(app.outcomes(&b).await);
     }
+    assert!(stored.iter().all(|s| *s == stored[0]), "every delivery names the one stored event: {stored:?}");
     assert_eq!(outcomes.iter().filter(|o| *o == "opened").count(), 1, "{outcomes:?}");
     assert_eq!(outcomes.iter().filter(|o| *o == "duplicate").count(), 9, "{outcomes:?}");
     assert_eq!(app.count("orders").await, 1);
@@ -65,7 +70,7 @@ async fn a_burst_of_orders_is_acknowledged_only_once_each_is_stored_with_its_cal
         assert_eq!(r.status(), 200);
         let b = body(r).await;
         assert_eq!(b["events"][0]["id"], format!("evt-burst-{i}"), "each request is answered about its own event");
-        assert_eq!(b["events"][0]["outcome"], "opened");
+        assert_eq!(app.outcomes(&b).await, ["opened"]);
     }
     assert_eq!(app.count("webhook_events").await, 40);
     assert_eq!(app.count("orders").await, 40);
@@ -89,12 +94,11 @@ async fn a_burst_of_orders_is_acknowledged_only_once_each_is_stored_with_its_cal
 async fn the_same_transition_under_a_new_event_id_does_nothing_twice() {
     let app = TestApp::spawn().await;
     let now = app.now();
-    assert_eq!(
-        body(app.post_generic(&order_created("e1", "D-7", "ana@seller.example", now)).await).await["events"][0]["outcome"],
-        "opened"
-    );
+    let first = body(app.post_generic(&order_created("e1", "D-7", "ana@seller.example", now)).await).await;
+    assert_eq!(app.outcomes(&first).await, ["opened"]);
     let again = body(app.post_generic(&order_created("e2", "D-7", "ana@seller.example", now)).await).await;
-    assert_eq!(again["events"][0]["outcome"], "recorded");
+    assert_eq!(again["events"][0]["outcome"], "accepted", "a new event id is a new event");
+    assert_eq!(app.outcomes(&again).await, ["recorded"]);
     assert_eq!(app.count("calls").await, 1);
     app.stop().await;
 }
@@ -106,9 +110,9 @@ async fn a_cancel_that_arrives_before_its_create_wins() {
     let created_at = now - TimeDelta::minutes(10);
     let cancelled_at = now - TimeDelta::minutes(5);
     let cancel = order_event("c1", "order.cancelled", "D-9", cancelled_at, json!({}));
-    assert_eq!(body(app.post_generic(&cancel).await).await["events"][0]["outcome"], "recorded");
+    assert_eq!(app.outcomes(&body(app.post_generic(&cancel).await).await).await, ["recorded"]);
     let create = order_created("e1", "D-9", "ana@seller.example", created_at);
-    assert_eq!(body(app.post_generic(&create).await).await["events"][0]["outcome"], "stale");
+    assert_eq!(app.outcomes(&body(app.post_generic(&create).await).await).await, ["stale"]);
     assert_eq!(app.count("calls").await, 0, "no call for an order cancelled after it was placed");
     // An update after the cancel changes facts but never reopens the order.
     let update = order_event("u1", "order.updated", "D-9", now, json!({"amount": "99.00", "currency": "USD"}));
@@ -131,7 +135,7 @@ async fn a_deal_won_again_after_a_cancel_gets_a_new_call() {
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0]["state"], "cancelled");
     let r = body(app.post_generic(&order_created("e2", "D-3", "ana@seller.example", now - TimeDelta::hours(1))).await).await;
-    assert_eq!(r["events"][0]["outcome"], "opened");
+    assert_eq!(app.outcomes(&r).await, ["opened"]);
     let states: Vec<String> = app.calls().await.iter().map(|c| c["state"].as_str().unwrap().to_string()).collect();
     assert_eq!(states, vec!["scheduled", "cancelled"]);
     app.stop().await;
@@ -143,8 +147,9 @@ async fn a_batch_applies_each_event() {
     let r = app.post_generic_raw(&fixture("generic/batch.json"), GENERIC_SECRET, app.now().timestamp()).await;
     assert_eq!(r.status(), 200);
     let b = body(r).await;
-    let outcomes: Vec<&str> = b["events"].as_array().unwrap().iter().map(|e| e["outcome"].as_str().unwrap()).collect();
-    assert_eq!(outcomes, vec!["opened", "recorded", "recorded"]);
+    let answered: Vec<&str> = b["events"].as_array().unwrap().iter().map(|e| e["outcome"].as_str().unwrap()).collect();
+    assert_eq!(answered, vec!["accepted"; 3]);
+    assert_eq!(app.outcomes(&b).await, vec!["opened", "recorded", "recorded"]);
     app.stop().await;
 }
 
@@ -309,7 +314,9 @@ async fn the_database_going_away_answers_503_so_the_crm_retries() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
     assert_eq!(r.status(), 200, "after {refused:?}");
-    assert_eq!(body(r).await["events"][0]["outcome"], "opened");
+    let b = body(r).await;
+    assert_eq!(b["events"][0]["outcome"], "accepted");
+    assert_eq!(app.outcomes(&b).await, ["opened"]);
     app.stop().await;
 }
 
@@ -321,7 +328,7 @@ async fn hubspot_batches_are_verified_and_applied() {
     let r = app.post_hubspot(&raw, HUBSPOT_SECRET, ts).await;
     assert_eq!(r.status(), 200);
     let b = body(r).await;
-    assert!(b["events"].as_array().unwrap().iter().any(|e| e["outcome"] == "opened"), "{b}");
+    assert!(app.outcomes(&b).await.iter().any(|o| o == "opened"), "{b}");
     assert_eq!(app.count("calls").await, 1);
     // Redelivered with a later timestamp and attempt number: acknowledged, nothing new.
     let r = app.post_hubspot(&raw, HUBSPOT_SECRET, ts + 1000).await;
@@ -348,7 +355,7 @@ async fn hubspot_batches_are_verified_and_applied() {
     let r = app.post_hubspot(&fixture("hubspot/deal_lost.json"), HUBSPOT_SECRET, ts).await;
     assert_eq!(r.status(), 200);
     let b = body(r).await;
-    assert_eq!(b["events"][0]["outcome"], "cancelled", "{b}");
+    assert_eq!(app.outcomes(&b).await, ["cancelled"], "{b}");
     assert_eq!(app.calls().await[0]["state"], "cancelled");
     app.stop().await;
 }
@@ -371,7 +378,7 @@ async fn pipedrive_v2_webhooks_use_basic_auth() {
 
     let r = app.post_pipedrive(&fixture("pipedrive/deal_won_v2.json"), PIPEDRIVE_AUTH).await;
     assert_eq!(r.status(), 200);
-    assert_eq!(body(r).await["events"][0]["outcome"], "opened");
+    assert_eq!(app.outcomes(&body(r).await).await, ["opened"]);
     let r = app.post_pipedrive(&fixture("pipedrive/deal_won_v2.json"), PIPEDRIVE_AUTH).await;
     assert_eq!(body(r).await["events"][0]["outcome"], "duplicate");
     // A person changed: not a deal, nothing to do, still acknowledged.
@@ -649,7 +656,7 @@ async fn a_mixed_batch_applies_new_deals_together_and_the_rest_in_order() {
     let r = app.post_generic(&Value::Array(events)).await;
     assert_eq!(r.status(), 200);
     let b = body(r).await;
-    let outcomes: Vec<&str> = b["events"].as_array().unwrap().iter().map(|e| e["outcome"].as_str().unwrap()).collect();
+    let outcomes = app.outcomes(&b).await;
     assert_eq!(&outcomes[..30], &["opened"; 30][..]);
     assert_eq!(&outcomes[30..], &["duplicate", "recorded", "opened", "cancelled"]);
     assert_eq!(b["accepted"], 33);
@@ -664,7 +671,7 @@ async fn a_mixed_batch_applies_new_deals_together_and_the_rest_in_order() {
     assert_eq!(starts.len(), 31, "one first step per call still open");
     let events = entity::webhook_events::Entity::find().all(&app.state.db).await.unwrap();
     assert_eq!(events.len(), 34);
-    assert!(events.iter().all(|e| e.order_id.is_some() && e.outcome != "received"), "every event records its outcome");
+    assert!(events.iter().all(|e| e.order_id.is_some() && e.outcome != "pending"), "every event records its outcome");
     let opened_audits =
         entity::audit_log::Entity::find().filter(entity::audit_log::Column::Action.eq("opened")).all(&app.state.db).await.unwrap();
     assert_eq!(opened_audits.len(), 32, "one audit row per opened call");
@@ -729,7 +736,7 @@ async fn event_times_far_in_the_past_or_future_are_refused_naming_the_field_and_
     // A clock a few minutes fast at the CRM is still accepted (and applied as now).
     let r = app.post_hubspot(&hubspot_won_at((now + TimeDelta::minutes(5)).timestamp_millis()), HUBSPOT_SECRET, ts).await;
     assert_eq!(r.status(), 200);
-    assert_eq!(body(r).await["events"][0]["outcome"], "opened");
+    assert_eq!(app.outcomes(&body(r).await).await, ["opened"]);
     app.stop().await;
 }
 
@@ -834,5 +841,131 @@ async fn a_deals_history_delivered_in_any_order_ends_as_delivered_in_order() {
         };
         assert_eq!(in_order, expected, "{name} delivered in order");
     }
+    app.stop().await;
+}
+
+/// Posts a generic event and returns the answer without letting the engine apply it.
+async fn send_unapplied(app: &TestApp, event: &Value) -> Value {
+    let raw = serde_json::to_vec(event).unwrap();
+    let r = app.send_generic_raw(&raw, GENERIC_SECRET, app.now().timestamp()).await;
+    assert_eq!(r.status(), 200);
+    body(r).await
+}
+
+#[tokio::test]
+async fn a_webhook_is_answered_once_its_event_is_stored_and_the_engine_applies_it_after() {
+    let app = TestApp::spawn().await;
+    let before = app.intake_counts().await;
+    let b = send_unapplied(&app, &order_created("e1", "D-1", "ana@seller.example", app.now())).await;
+    assert_eq!((b["accepted"].as_i64(), b["duplicates"].as_i64()), (Some(1), Some(0)));
+    assert_eq!(b["events"][0]["id"], "e1");
+    assert_eq!(b["events"][0]["outcome"], "accepted");
+    let stored = b["events"][0]["stored_id"].as_i64().expect("the stored event's id");
+    // Stored, not applied yet: one row, no order, no call.
+    let mut one_event = before;
+    one_event[0] += 1;
+    assert_eq!(app.intake_counts().await, one_event);
+    let pending = app.get_json(&format!("/api/v1/events/{stored}")).await;
+    assert_eq!(pending["state"], "pending", "{pending}");
+    assert!(pending["outcome"].is_null() && pending["call_id"].is_null(), "{pending}");
+    assert_eq!(
+        (pending["source"].as_str(), pending["crm_event_id"].as_str(), pending["deal_id"].as_str()),
+        (Some("generic"), Some("e1"), Some("D-1"))
+    );
+    // A redelivery before the engine ran names the same stored event.
+    let again = send_unapplied(&app, &order_created("e1", "D-1", "ana@seller.example", app.now())).await;
+    assert_eq!(again["events"][0]["outcome"], "duplicate");
+    assert_eq!(again["events"][0]["stored_id"].as_i64(), Some(stored));
+
+    assert_eq!(app.apply_events().await, 1);
+    let applied = app.get_json(&format!("/api/v1/events/{stored}")).await;
+    assert_eq!(applied["state"], "applied", "{applied}");
+    assert_eq!(applied["outcome"], "opened");
+    let calls = app.calls().await;
+    assert_eq!(calls.len(), 1);
+    assert_eq!(applied["call_id"], calls[0]["id"]);
+    assert_eq!(applied["order_id"], calls[0]["order_id"]);
+    assert!(applied["applied_at"].is_string() && applied["error"].is_null(), "{applied}");
+    assert_eq!(app.apply_events().await, 0, "an applied event is not applied again");
+    assert_eq!(app.count("calls").await, 1);
+
+    // An unknown id is 404; the API token is required.
+    let r = app.api(reqwest::Method::GET, &format!("/api/v1/events/{}", stored + 1000)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(body(r).await["error"]["code"], "not_found");
+    let r = app.client.get(app.url(&format!("/api/v1/events/{stored}"))).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_events_of_one_deal_are_applied_in_the_order_they_were_stored_across_batches() {
+    // Two events a batch: the deal's three events and another deal's land in two batches.
+    let opts = Options { overrides: vec![("engine.batch_size", json!(2))], ..Options::default() };
+    let app = TestApp::spawn_with(opts).await;
+    let now = app.now();
+    let mut stored = Vec::new();
+    for event in [
+        order_created("c-1", "D-1", "ana@seller.example", now - TimeDelta::minutes(3)),
+        order_created("c-2", "D-2", "ana@seller.example", now - TimeDelta::minutes(3)),
+        order_event("u-1", "order.updated", "D-1", now - TimeDelta::minutes(2), json!({"rep_email": "bo@seller.example"})),
+        order_event("x-1", "order.cancelled", "D-1", now - TimeDelta::minutes(1), json!({})),
+    ] {
+        stored.push(send_unapplied(&app, &event).await["events"][0]["stored_id"].as_i64().unwrap());
+    }
+    assert_eq!(app.apply_events().await, 4);
+    let mut outcomes = Vec::new();
+    for id in &stored {
+        outcomes.push(app.get_json(&format!("/api/v1/events/{id}")).await["outcome"].as_str().unwrap().to_string());
+    }
+    assert_eq!(outcomes, ["opened", "opened", "updated", "cancelled"]);
+    let calls = app.calls().await;
+    let d1 = calls.iter().find(|c| c["deal_id"] == "D-1").unwrap();
+    assert_eq!((d1["state"].as_str(), d1["rep_email"].as_str()), (Some("cancelled"), Some("bo@seller.example")));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_stored_event_that_cannot_be_applied_is_marked_failed_and_the_rest_are_applied() {
+    let app = TestApp::spawn().await;
+    let first = send_unapplied(&app, &order_created("e1", "D-1", "ana@seller.example", app.now())).await["events"][0]["stored_id"]
+        .as_i64()
+        .unwrap();
+    let second = send_unapplied(&app, &order_created("e2", "D-2", "ana@seller.example", app.now())).await["events"][0]["stored_id"]
+        .as_i64()
+        .unwrap();
+    // A row this version cannot read (written by a newer one, or edited by hand).
+    app.exec(&format!("UPDATE webhook_events SET transition = 'reopened' WHERE id = {first}")).await;
+    assert_eq!(app.apply_events().await, 2);
+    let failed = app.get_json(&format!("/api/v1/events/{first}")).await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert!(failed["error"].as_str().unwrap().contains("reopened"), "{failed}");
+    assert!(failed["outcome"].is_null());
+    assert_eq!(app.get_json(&format!("/api/v1/events/{second}")).await["outcome"], "opened");
+    assert_eq!(app.count("calls").await, 1);
+    assert_eq!(app.apply_events().await, 0, "a failed event is kept, not taken again");
+    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains(r#"firstcall_events_applied_total{source="generic",outcome="failed"} 1"#), "{text}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn two_processes_applying_the_inbox_at_once_apply_each_event_once() {
+    let app = TestApp::spawn().await;
+    let events: Vec<Value> =
+        (0..120).map(|i| order_created(&format!("e{i}"), &format!("D-{i}"), "ana@seller.example", app.now())).collect();
+    for chunk in events.chunks(10) {
+        send_unapplied(&app, &Value::Array(chunk.to_vec())).await;
+    }
+    let other = app.another_process(&Options::default()).await;
+    let (a, b) = tokio::join!(app.engine.run_feeds(), other.engine.run_feeds());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    // Whoever took what, together they took every event once.
+    assert_eq!(a + b, 120, "{a} + {b}");
+    assert_eq!(app.count("webhook_events WHERE outcome = 'opened'").await, 120);
+    assert_eq!(app.count("orders").await, 120);
+    assert_eq!(app.count("calls").await, 120);
+    assert_eq!(app.count("jobs WHERE kind = 'call.start'").await, 120);
+    assert_eq!(app.count("audit_log WHERE entity = 'order'").await, 120);
     app.stop().await;
 }

@@ -27,7 +27,8 @@ async fn metrics_count_what_happened() {
     let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert_eq!(metric(&text, "firstcall_webhooks_received_total{source=\"generic\"}"), 3.0);
     assert_eq!(metric(&text, "firstcall_webhooks_rejected_total{source=\"generic\",reason=\"invalid_signature\"}"), 1.0);
-    assert_eq!(metric(&text, "firstcall_webhook_events_total{source=\"generic\",outcome=\"opened\"}"), 1.0);
+    assert_eq!(metric(&text, "firstcall_webhook_events_total{source=\"generic\",outcome=\"accepted\"}"), 1.0);
+    assert_eq!(metric(&text, "firstcall_events_applied_total{source=\"generic\",outcome=\"opened\"}"), 1.0);
     assert_eq!(metric(&text, "firstcall_webhook_events_total{source=\"generic\",outcome=\"duplicate\"}"), 1.0);
     assert_eq!(metric(&text, "firstcall_calls{state=\"overdue\"}"), 1.0);
     assert_eq!(metric(&text, "firstcall_calls{state=\"done\"}"), 0.0);

@@ -724,6 +724,7 @@ async fn the_salesforce_endpoint_with_a_path_secret_refuses_every_other_url_as_a
     let r = post(format!("/webhooks/salesforce/{SALESFORCE_PATH_SECRET}")).await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("<Ack>true</Ack>"));
+    app.apply_events().await;
     assert_eq!(app.count("calls").await, 1);
     // The org is still checked behind the secret.
     let foreign = String::from_utf8(raw.clone()).unwrap().replace("00D5e000000KQ2eEAG", "00D000000000001AAA");

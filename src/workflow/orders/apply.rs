@@ -15,6 +15,9 @@ use crate::workflow::{FirstCall, calls};
 use entity::orders::OrderStatus;
 use entity::{orders, webhook_events};
 
+/// A stored event's outcome until the engine has applied it.
+pub const PENDING: &str = "pending";
+
 /// A request's events, in order.
 pub(super) async fn apply_all(
     db: &impl ConnectionTrait,
@@ -63,6 +66,7 @@ pub(super) async fn apply_inserted(
     webhook_events::Entity::update_many()
         .col_expr(webhook_events::Column::Outcome, sea_orm::sea_query::Expr::value(outcome))
         .col_expr(webhook_events::Column::OrderId, sea_orm::sea_query::Expr::value(order.id))
+        .col_expr(webhook_events::Column::AppliedAt, sea_orm::sea_query::Expr::value(now))
         .filter(webhook_events::Column::Id.eq(event_id))
         .exec(db)
         .await?;
@@ -74,7 +78,7 @@ pub(super) fn occurred(ev: &IntakeEvent, now: DateTime<Utc>) -> DateTime<Utc> {
     crate::clock::truncate(ev.occurred_at.min(now))
 }
 
-/// The raw event's row, before its outcome is known.
+/// The raw event's row, pending: with what applying it needs, before its outcome is known.
 pub(super) fn event_row(ev: &IntakeEvent, occurred_at: DateTime<Utc>, now: DateTime<Utc>) -> webhook_events::ActiveModel {
     webhook_events::ActiveModel {
         source: Set(ev.source.as_str().into()),
@@ -84,8 +88,10 @@ pub(super) fn event_row(ev: &IntakeEvent, occurred_at: DateTime<Utc>, now: DateT
         occurred_at: Set(Some(occurred_at)),
         received_at: Set(now),
         payload: Set(ev.raw.clone()),
-        outcome: Set("received".into()),
+        outcome: Set(PENDING.into()),
         order_id: Set(None),
+        transition: Set(Some(ev.transition.as_str().into())),
+        facts: Set(Some(serde_json::to_string(&ev.facts).unwrap_or_else(|_| "{}".into()))),
         ..Default::default()
     }
 }

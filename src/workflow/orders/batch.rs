@@ -1,18 +1,18 @@
-//! The set-based path for a group of webhook requests committed together. The common case of
-//! a burst, a won deal firstcall has never seen, is written with one multi-row statement per
-//! table for the whole group: orders, raw events (with their outcome already known), calls,
-//! audit rows, first timers. Everything else (a deal already known, several events for one
-//! deal in the group, updates, cancellations, out-of-order events) goes through the per-event
-//! path (`apply`), in arrival order, inside the same transaction.
+//! The set-based path for a batch of stored events the engine applies together. The common
+//! case of a burst, a won deal firstcall has never seen, is written with one multi-row
+//! statement per table for the whole batch: orders, the events' outcomes, audit rows, calls,
+//! first timers. Everything else (a deal already known, several events for one deal in the
+//! batch, updates, cancellations, out-of-order events) goes through the per-event path
+//! (`apply`), in the order the events were stored, inside the same transaction.
 //!
-//! Rows are written in key order, so two groups touching the same deals lock them in the same
-//! order and cannot deadlock each other.
+//! Rows are written in key order, so a batch and another writer touching the same deals lock
+//! them in the same order.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, TryInsertResult};
+use sea_orm::sea_query::{CaseStatement, Expr};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, TryInsertResult};
 
 use super::EventResult;
 use super::apply as store;
@@ -22,39 +22,33 @@ use crate::workflow::FirstCall;
 use entity::orders::OrderStatus;
 use entity::{orders, webhook_events};
 
-/// Why a group was not applied set-wise.
-#[derive(Debug, thiserror::Error)]
-pub enum GroupError {
-    #[error(transparent)]
-    Db(#[from] DbErr),
-    /// The group holds something the set-wise path does not handle; apply it request by
-    /// request.
-    #[error("{0}")]
-    NotSetWise(String),
+/// A stored event, as the applier read it back.
+pub struct StoredEvent {
+    /// Its row in `webhook_events`.
+    pub id: i64,
+    pub ev: IntakeEvent,
+    /// When it happened, as stored (never after it was received).
+    pub at: DateTime<Utc>,
 }
 
 struct Item<'a> {
     ev: &'a IntakeEvent,
     at: DateTime<Utc>,
-    /// The stored raw event, when this delivery is the first of its key (and not of a new deal).
-    event_id: Option<i64>,
 }
 
-/// Applies every request of the group inside `db`'s transaction; returns each request's
-/// results in its events' order.
-pub async fn apply_group(
+/// Applies stored events, in the order given, inside `db`'s transaction; returns their results
+/// in that order.
+pub async fn apply_stored(
     db: &impl ConnectionTrait,
     fc: &FirstCall,
-    requests: &[&[IntakeEvent]],
+    stored: &[StoredEvent],
     now: DateTime<Utc>,
-) -> Result<Vec<Vec<EventResult>>, GroupError> {
-    let mut items: Vec<Item> =
-        requests.iter().flat_map(|r| r.iter()).map(|ev| Item { ev, at: store::occurred(ev, now), event_id: None }).collect();
+) -> Result<Vec<EventResult>, DbErr> {
+    let items: Vec<Item> = stored.iter().map(|s| Item { ev: &s.ev, at: s.at }).collect();
 
-    // A Created that is the only delivery for its deal in the group may be for a deal firstcall
+    // A Created that is the only event for its deal in the batch may be for a deal firstcall
     // has never seen: its order is inserted first, already open. If the order exists, the event
-    // goes the per-event way. (A redelivered event always finds its order: its first delivery
-    // created it.)
+    // goes the per-event way.
     let mut per_deal: HashMap<(Source, &str), usize> = HashMap::new();
     for it in &items {
         *per_deal.entry((it.ev.source, it.ev.deal_id.as_str())).or_default() += 1;
@@ -63,32 +57,44 @@ pub async fn apply_group(
         .filter(|&i| items[i].ev.transition == Transition::Created && per_deal[&(items[i].ev.source, items[i].ev.deal_id.as_str())] == 1)
         .collect();
     let new_orders = insert_new_orders(db, &items, &candidates, now).await?;
-
-    // Every raw event is stored once, those of new deals with their outcome already known; for
-    // the others the unique key is the gate, as in the per-event path.
-    gate(db, &mut items, &new_orders, now).await?;
+    mark_opened(db, stored, &new_orders, now).await?;
     let opened = open_calls(db, fc, &items, &new_orders, now).await?;
 
     let mut results: Vec<EventResult> = Vec::with_capacity(items.len());
-    for (i, it) in items.iter().enumerate() {
-        let r = match (opened.get(&i), it.event_id) {
-            (Some(call_id), _) => {
-                EventResult { id: it.ev.dedupe_key.clone(), deal_id: it.ev.deal_id.to_string(), outcome: "opened", call_id: Some(*call_id) }
+    for (i, s) in stored.iter().enumerate() {
+        let r = match opened.get(&i) {
+            Some(call_id) => {
+                EventResult { id: s.ev.dedupe_key.clone(), deal_id: s.ev.deal_id.to_string(), outcome: "opened", call_id: Some(*call_id) }
             }
-            (None, None) => {
-                EventResult { id: it.ev.dedupe_key.clone(), deal_id: it.ev.deal_id.to_string(), outcome: "duplicate", call_id: None }
-            }
-            (None, Some(event_id)) => store::apply_inserted(db, fc, it.ev, event_id, it.at, now).await?,
+            None => store::apply_inserted(db, fc, &s.ev, s.id, s.at, now).await?,
         };
         results.push(r);
     }
+    Ok(results)
+}
 
-    let mut out = Vec::with_capacity(requests.len());
-    let mut rest = results.into_iter();
-    for r in requests {
-        out.push(rest.by_ref().take(r.len()).collect());
+/// Records the outcome of the events that opened new orders, with one statement.
+async fn mark_opened(
+    db: &impl ConnectionTrait,
+    stored: &[StoredEvent],
+    new_orders: &HashMap<usize, orders::Model>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let mut pairs: Vec<(i64, i64)> = new_orders.iter().map(|(i, o)| (stored[*i].id, o.id)).collect();
+    pairs.sort_unstable();
+    for chunk in pairs.chunks(500) {
+        let order_of = chunk
+            .iter()
+            .fold(CaseStatement::new(), |case, (event, order)| case.case(webhook_events::Column::Id.eq(*event), Expr::val(*order)));
+        webhook_events::Entity::update_many()
+            .col_expr(webhook_events::Column::Outcome, Expr::value("opened"))
+            .col_expr(webhook_events::Column::OrderId, order_of.into())
+            .col_expr(webhook_events::Column::AppliedAt, Expr::value(now))
+            .filter(webhook_events::Column::Id.is_in(chunk.iter().map(|(e, _)| *e)))
+            .exec(db)
+            .await?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Inserts, already open, the orders of candidate deals firstcall has never seen. Returns them
@@ -122,64 +128,6 @@ async fn insert_new_orders(
         .iter()
         .filter_map(|&i| by_deal.remove(&(items[i].ev.source.as_str().to_string(), items[i].ev.deal_id.to_string())).map(|o| (i, o)))
         .collect())
-}
-
-/// Stores every raw event whose key is new and notes its id; a later delivery of the same key,
-/// in this group or before, finds it taken and is a duplicate. Events of new deals are stored
-/// with their outcome and order at once.
-async fn gate(
-    db: &impl ConnectionTrait,
-    items: &mut [Item<'_>],
-    new_orders: &HashMap<usize, orders::Model>,
-    now: DateTime<Utc>,
-) -> Result<(), GroupError> {
-    #[derive(FromQueryResult)]
-    struct Stored {
-        id: i64,
-        source: String,
-        dedupe_key: String,
-    }
-    let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_by(|&a, &b| (items[a].ev.source, &items[a].ev.dedupe_key).cmp(&(items[b].ev.source, &items[b].ev.dedupe_key)));
-    let backend = db.get_database_backend();
-    let mut ids: HashMap<(String, String), i64> = HashMap::new();
-    for chunk in order.chunks(500) {
-        let rows = chunk.iter().map(|&i| {
-            let mut row = store::event_row(items[i].ev, items[i].at, now);
-            if let Some(o) = new_orders.get(&i) {
-                row.outcome = Set("opened".into());
-                row.order_id = Set(Some(o.id));
-            }
-            row
-        });
-        let mut insert = webhook_events::Entity::insert_many(rows)
-            .on_conflict(OnConflict::columns([webhook_events::Column::Source, webhook_events::Column::DedupeKey]).do_nothing().to_owned());
-        // Only the keys come back, not the payloads.
-        let q = sea_orm::QueryTrait::query(&mut insert);
-        q.returning(sea_orm::sea_query::Query::returning().columns([
-            webhook_events::Column::Id,
-            webhook_events::Column::Source,
-            webhook_events::Column::DedupeKey,
-        ]));
-        let statement = backend.build(&*q);
-        for r in Stored::find_by_statement(statement).all(db).await? {
-            ids.insert((r.source, r.dedupe_key), r.id);
-        }
-    }
-    for (i, it) in items.iter_mut().enumerate() {
-        let id = ids.remove(&(it.ev.source.as_str().to_string(), it.ev.dedupe_key.clone()));
-        if new_orders.contains_key(&i) {
-            if id.is_none() {
-                // An event id seen before, now for a deal never seen: not a redelivery. Let the
-                // per-event path sort it out.
-                return Err(GroupError::NotSetWise(format!("event {} was seen before for another deal", it.ev.dedupe_key)));
-            }
-        } else {
-            // The first delivery of a key takes its id; the rest find it gone.
-            it.event_id = id;
-        }
-    }
-    Ok(())
 }
 
 /// Audits the new orders and opens their calls; returns the call ids by item index.
