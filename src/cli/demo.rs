@@ -81,11 +81,18 @@ pub async fn run(config: &Config, wait: Duration) -> anyhow::Result<()> {
     }
     println!("  3. order     POST /webhooks/generic (signed order.created): {status}, {}", answer_summary(&answer));
 
-    // 4. The call firstcall opened, and its first email.
+    // 4. The engine applies the stored event: the call firstcall opened, and its first email.
     let deadline = Instant::now() + wait;
-    let call = api.wait_for_call(&deal, deadline).await?;
-    let id = call["id"].as_i64().context("the call has an id")?;
-    println!("  4. call      #{id} for {}, due {}", call["rep_email"].as_str().unwrap_or("?"), rep_time(&call["due_at"]));
+    let stored = answer["events"][0]["stored_id"].as_i64().context("the answer names the stored event")?;
+    let event = api.wait_for_event(stored, deadline).await?;
+    let id = event["call_id"].as_i64().with_context(|| format!("applying the event opened no call: {event}"))?;
+    let call = api.get(&format!("/api/v1/calls/{id}")).await?;
+    println!(
+        "  4. call      GET /api/v1/events/{stored}: {}; call #{id} for {}, due {}",
+        event["outcome"].as_str().unwrap_or("?"),
+        call["rep_email"].as_str().unwrap_or("?"),
+        rep_time(&call["due_at"])
+    );
     let email = api.wait_for_first_email(id, deadline).await?;
     let message_id = email["message_id"].as_str().context("the email has a Message-ID")?;
     println!(
@@ -133,7 +140,7 @@ fn dev_file(config: &Config) -> String {
     super::local::path(&config.settings).map_or_else(|| "the data directory".into(), |p| p.display().to_string())
 }
 
-/// Each event's outcome (`opened`: a first call was scheduled).
+/// What the service did with each event (`accepted`: stored; the engine applies it next).
 fn answer_summary(answer: &Value) -> String {
     let outcomes: Vec<&str> =
         answer["events"].as_array().map(|e| e.iter().filter_map(|e| e["outcome"].as_str()).collect()).unwrap_or_default();
@@ -181,26 +188,20 @@ impl Api<'_> {
         Ok(body)
     }
 
-    /// The call opened for `deal`: the rep's open calls, a page at a time
-    /// (`GET /api/v1/calls?rep=…`, then `&cursor=<next_cursor>`).
-    async fn wait_for_call(&self, deal: &str, deadline: Instant) -> anyhow::Result<Value> {
+    /// The stored event once the engine has applied it (`GET /api/v1/events/{id}`).
+    async fn wait_for_event(&self, id: i64, deadline: Instant) -> anyhow::Result<Value> {
         loop {
-            let mut cursor: Option<String> = None;
-            loop {
-                let after = cursor.as_deref().map(|c| format!("&cursor={c}")).unwrap_or_default();
-                let page = self.get(&format!("/api/v1/calls?rep={REP}&limit=500{after}")).await?;
-                if let Some(call) = page["calls"].as_array().and_then(|c| c.iter().find(|c| c["deal_id"] == deal)) {
-                    return Ok(call.clone());
+            let event = self.get(&format!("/api/v1/events/{id}")).await?;
+            match event["state"].as_str() {
+                Some("applied") => return Ok(event),
+                Some("failed") => bail!("the order event could not be applied: {}", event["error"]),
+                _ if Instant::now() > deadline => {
+                    bail!(
+                        "the order event is still waiting to be applied: is the engine running? (GET /api/v1/events/{id}; see the service's log)"
+                    )
                 }
-                match page["next_cursor"].as_str() {
-                    Some(next) => cursor = Some(next.to_string()),
-                    None => break,
-                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
             }
-            if Instant::now() > deadline {
-                bail!("no call was opened for {deal}: look for warnings in the service's log");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 

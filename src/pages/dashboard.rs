@@ -140,6 +140,7 @@ async fn page(req: &HttpRequest, state: &AppState, edit: EditPreview) -> Result<
         _ => None,
     };
     let configuration = super::data::configuration(state).await?;
+    let inbox = super::data::inbox(state).await?;
     let visitor = Visitor::of(req);
     let body = render(
         "dashboard.html",
@@ -153,6 +154,7 @@ async fn page(req: &HttpRequest, state: &AppState, edit: EditPreview) -> Result<
             notice,
             links,
             configuration => value(&configuration),
+            inbox => value(&inbox),
             edit => value(&edit),
         },
     )?;

@@ -423,3 +423,98 @@ pub async fn board(
         .collect();
     Ok(Board { counts, open, past_due, calls, next, reps, dead_jobs, failed_emails })
 }
+
+/// Pending events counted at most, so a large backlog costs the page no more than this.
+const PENDING_COUNTED: i64 = 10_000;
+/// The latest stored events the dashboard lists.
+const LATEST_EVENTS: u64 = 10;
+
+/// One stored webhook event on the dashboard.
+#[derive(Debug, Serialize)]
+pub struct EventRow {
+    pub id: i64,
+    pub source: String,
+    pub crm_event_id: String,
+    pub deal: String,
+    /// `pending`, what applying it did, or `failed`.
+    pub outcome: String,
+    pub received: String,
+    pub error: Option<String>,
+}
+
+/// The webhook inbox: what waits to be applied, what could not be, and the latest events.
+#[derive(Debug, Serialize)]
+pub struct Inbox {
+    /// Stored events the engine has not applied yet, counted up to `PENDING_COUNTED`.
+    pub pending: i64,
+    pub pending_more: bool,
+    /// Seconds since the oldest of them was received.
+    pub oldest_pending_secs: Option<i64>,
+    pub failed: Vec<EventRow>,
+    pub latest: Vec<EventRow>,
+}
+
+pub async fn inbox(state: &AppState) -> Result<Inbox, sea_orm::DbErr> {
+    use entity::webhook_events::{self, Column as C};
+    use sea_orm::ConnectionTrait;
+    let db = &state.db;
+    let backend = db.get_database_backend();
+    // Both read only the partial indexes of pending and failed events, and the primary key.
+    let counted = db
+        .query_one_raw(crate::db::stmt(
+            backend,
+            "SELECT COUNT(*) AS n FROM (SELECT id FROM webhook_events WHERE outcome = 'pending' LIMIT $1) p",
+            vec![(PENDING_COUNTED + 1).into()],
+        ))
+        .await?
+        .map(|r| r.try_get::<i64>("", "n"))
+        .transpose()?
+        .unwrap_or(0);
+    let oldest: Option<DateTime<Utc>> = webhook_events::Entity::find()
+        .select_only()
+        .column(C::ReceivedAt)
+        .filter(C::Outcome.eq(crate::workflow::orders::PENDING))
+        .order_by_asc(C::Id)
+        .into_tuple()
+        .one(db)
+        .await?;
+    let rows = |outcome: Option<&str>, limit: u64| {
+        let mut q = webhook_events::Entity::find()
+            .select_only()
+            .columns([C::Id, C::Source, C::DedupeKey, C::DealId, C::Outcome, C::ReceivedAt, C::Error])
+            .order_by_desc(C::Id)
+            .limit(limit);
+        if let Some(o) = outcome {
+            q = q.filter(C::Outcome.eq(o));
+        }
+        q.into_tuple::<(i64, String, String, Option<String>, String, DateTime<Utc>, Option<String>)>().all(db)
+    };
+    let row = |(id, source, crm_event_id, deal, outcome, received, error): (
+        i64,
+        String,
+        String,
+        Option<String>,
+        String,
+        DateTime<Utc>,
+        Option<String>,
+    )| {
+        EventRow {
+            id,
+            deal: deal.map(|d| deal_label(&source, &d)).unwrap_or_default(),
+            source,
+            crm_event_id,
+            outcome,
+            received: utc(received),
+            error,
+        }
+    };
+    let failed = rows(Some("failed"), OPS_LIST_LIMIT).await?.into_iter().map(row).collect();
+    let latest = rows(None, LATEST_EVENTS).await?.into_iter().map(row).collect();
+    Ok(Inbox {
+        pending: counted.min(PENDING_COUNTED),
+        pending_more: counted > PENDING_COUNTED,
+        oldest_pending_secs: oldest.map(|t| (state.clock.now() - t).num_seconds().max(0)),
+        failed,
+        latest,
+    })
+}

@@ -651,3 +651,30 @@ async fn the_dashboard_session_reads_the_api_but_cannot_write_to_it_without_a_to
     assert_eq!(app.calls().await[0]["state"], "due", "the call was not marked done");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_dashboard_shows_the_events_waiting_to_be_applied_and_those_that_could_not_be() {
+    let owned = TestApp::spawn().await;
+    let app = &owned;
+    assert_eq!(log_in(app, API_TOKEN).await.status, 303);
+    let sent = |id: &str, deal: &str| {
+        let raw = serde_json::to_vec(&order_created(id, deal, REP, app.now())).unwrap();
+        async move { app.send_generic_raw(&raw, GENERIC_SECRET, app.now().timestamp()).await.json::<serde_json::Value>().await.unwrap() }
+    };
+    let first = sent("e1", "D-1").await["events"][0]["stored_id"].as_i64().unwrap();
+    sent("e2", "D-2").await;
+    let board = get(app, "/").await;
+    let text = board.text();
+    assert!(text.contains("2 stored events waiting to be applied"), "{text}");
+    // One of them cannot be read by this version; the other is applied.
+    app.exec(&format!("UPDATE webhook_events SET transition = 'reopened' WHERE id = {first}")).await;
+    app.apply_events().await;
+    let board = get(app, "/").await;
+    let text = board.text();
+    assert!(text.contains("Every stored event is applied."), "{text}");
+    let failed = &board.html[board.html.find("id=\"failed-events\"").expect("the failed events are listed")..];
+    assert!(failed.contains("e1") && failed.contains("reopened"), "{failed}");
+    let latest = &board.html[board.html.find("id=\"latest-events\"").expect("the latest events are listed")..];
+    assert!(latest.contains("e2") && latest.contains("opened"), "{latest}");
+    owned.stop().await;
+}

@@ -193,3 +193,28 @@ async fn retention_works_in_batches_until_everything_old_is_gone() {
     assert_eq!(app.column("SELECT deal_id FROM orders ORDER BY deal_id").await, ["D-1", "D-2", "D-3"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_stored_event_is_never_removed_before_it_is_applied() {
+    let mut opts = retention(500);
+    opts.overrides.push(("retention.webhook_events_days", json!(1)));
+    let app = TestApp::spawn_with(opts).await;
+    let t0 = app.now();
+    let raw = serde_json::to_vec(&order_created("e-1", "D-1", REP, t0)).unwrap();
+    assert_eq!(app.send_generic_raw(&raw, GENERIC_SECRET, t0.timestamp()).await.status(), 200);
+    // No engine applied it (say, no worker ran for a month); the retention sweep runs alone.
+    app.clock.set(t0 + TimeDelta::days(32));
+    let mut steps = 0;
+    while app.engine.run_batch().await.unwrap() > 0 {
+        steps += 1;
+    }
+    assert!(steps > 0, "the sweep ran");
+    assert_eq!(app.column("SELECT outcome FROM webhook_events").await, ["pending"]);
+    // Applied, it is old data like any other, and the next sweep removes it.
+    assert_eq!(app.apply_events().await, 1);
+    assert_eq!(app.count("calls").await, 1);
+    app.advance(TimeDelta::hours(2));
+    app.settle().await;
+    assert_eq!(app.count("webhook_events").await, 0);
+    app.stop().await;
+}

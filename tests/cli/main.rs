@@ -289,6 +289,14 @@ fn recap_prints_a_deals_recap_from_the_database() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);
+    // The engine applies the stored event right after the answer.
+    let answer: serde_json::Value = r.json().unwrap();
+    let event = server.url(&format!("/api/v1/events/{}", answer["events"][0]["stored_id"]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while client.get(&event).bearer_auth("cli-test-token-123").send().unwrap().json::<serde_json::Value>().unwrap()["state"] != "applied" {
+        assert!(std::time::Instant::now() < deadline, "the event was not applied");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     server.terminate();
     let (out, stdout, stderr) = run(firstcall(&["recap", "--source", "generic", "--deal", "D-77"]).current_dir(cwd.path()));
     assert!(out.status.success(), "{stderr}");
@@ -377,9 +385,12 @@ fn demo_shows_the_whole_job_on_the_embedded_default() {
 
     let (out, stdout, stderr) = demo();
     assert!(out.status.success(), "{stdout}{stderr}");
-    for step in
-        ["PUT /api/v1/reps/", "PUT /api/v1/proposals/generic/DEMO-", "POST /webhooks/generic (signed order.created): 200 OK, opened"]
-    {
+    for step in [
+        "PUT /api/v1/reps/",
+        "PUT /api/v1/proposals/generic/DEMO-",
+        "POST /webhooks/generic (signed order.created): 200 OK, accepted",
+        ": opened; call #",
+    ] {
         assert!(stdout.contains(step), "names the request {step:?}: {stdout}");
     }
 
