@@ -19,6 +19,18 @@ pub fn message_id(call_id: i64, kind: &str, n: u32) -> String {
 }
 
 /// Every call the API lists (open and closed), by deal.
+/// [`calls_by_deal`] once every one of `deals` has a call, or as read at `deadline`: the
+/// service answers a webhook once its event is stored and opens the call right after.
+pub async fn calls_of_deals(base_url: &str, deals: &[String], deadline: Instant) -> anyhow::Result<HashMap<String, Vec<i64>>> {
+    loop {
+        let calls = calls_by_deal(base_url).await?;
+        if deals.iter().all(|d| calls.contains_key(d)) || Instant::now() > deadline {
+            return Ok(calls);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 pub async fn calls_by_deal(base_url: &str) -> anyhow::Result<HashMap<String, Vec<i64>>> {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let mut out: HashMap<String, Vec<i64>> = HashMap::new();

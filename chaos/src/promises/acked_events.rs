@@ -18,7 +18,8 @@ use crate::mailbox;
 use crate::report::Row;
 use crate::service::{Reminders, Setup, free_port};
 
-const KILL_EVERY: Duration = Duration::from_millis(1500);
+/// The service runs at least this long between kills, so each restart gets to store and apply.
+const MIN_UP: Duration = Duration::from_millis(500);
 const MAX_KILLS: usize = 6;
 const MIN_KILLS: usize = 3;
 
@@ -61,7 +62,13 @@ pub async fn run(ctx: &Ctx, name: &'static str) -> anyhow::Result<Row> {
     let killer = async {
         let mut kills = Vec::new();
         while kills.len() < MAX_KILLS && !load_done.load(Ordering::SeqCst) {
-            tokio::time::sleep(KILL_EVERY).await;
+            // Kills are spread over the load by its progress, whatever the service's speed: the
+            // k-th comes once k sevenths of the events are acknowledged.
+            tokio::time::sleep(MIN_UP).await;
+            let due = (kills.len() + 1) * events.len() / (MAX_KILLS + 1);
+            while history.tally().acknowledged < due && !load_done.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             if load_done.load(Ordering::SeqCst) {
                 break;
             }
@@ -81,8 +88,8 @@ pub async fn run(ctx: &Ctx, name: &'static str) -> anyhow::Result<Row> {
     // Every acknowledged order's first email reaches the SMTP server. An email being sent when
     // the service was killed waits for its lease to run out (send timeout + 30 s).
     let waiting = Instant::now();
-    let calls = mailbox::calls_by_deal(&base).await?;
     let deals: Vec<String> = events.iter().map(|(id, _)| id).filter(|id| history.acknowledged(id)).map(|id| deal_of(id)).collect();
+    let calls = mailbox::calls_of_deals(&base, &deals, waiting + Duration::from_secs(60)).await?;
     let (expected, _) = mailbox::first_emails(&calls, deals.iter().map(String::as_str));
     let received = mailbox::wait_for(&smtp, &expected, waiting + Duration::from_secs(60)).await;
     // A copy accepted just before a SIGKILL may never have been recorded as sent, so it goes out
