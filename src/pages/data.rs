@@ -21,6 +21,8 @@ use entity::{calls, emails, jobs, orders, reps};
 
 /// Dead jobs and failed emails listed on the dashboard; more wait in the API's lists.
 const OPS_LIST_LIMIT: u64 = 50;
+/// Reps offered by the dashboard's filter at most.
+const REPS_LISTED: i64 = 1000;
 
 pub fn state_label(state: CallState) -> &'static str {
     match state {
@@ -212,7 +214,8 @@ pub struct CallRow {
 pub struct StateCount {
     pub state: &'static str,
     pub label: &'static str,
-    pub n: i64,
+    /// As shown: exact up to `queries::COUNTED`, then an estimate.
+    pub n: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -242,10 +245,10 @@ pub struct EmailRow {
 pub struct Board {
     /// Calls per state (for the chosen rep, if any).
     pub counts: Vec<StateCount>,
-    /// Open calls (scheduled, due or overdue).
-    pub open: i64,
-    /// Open calls past their due time.
-    pub past_due: u64,
+    /// Open calls (scheduled, due or overdue), as shown.
+    pub open: String,
+    /// Open calls past their due time, as shown.
+    pub past_due: String,
     pub calls: Vec<CallRow>,
     /// Where the next page of calls starts, if there is one.
     #[serde(skip)]
@@ -315,32 +318,19 @@ pub async fn board(
     after: Option<queries::Position>,
     limit: u64,
 ) -> Result<Board, sea_orm::DbErr> {
-    use sea_orm::PaginatorTrait;
     let db = &state.db;
     let now = state.clock.now();
     let page = queries::page_of_calls(db, states, rep, after, limit).await?;
     let (rows, next) = (page.calls, page.next);
 
-    let by_state: Vec<(CallState, i64)> = calls::Entity::find()
-        .select_only()
-        .column(calls::Column::State)
-        .column_as(calls::Column::Id.count(), "n")
-        .filter(queries::filter(&[], rep))
-        .group_by(calls::Column::State)
-        .into_tuple()
-        .all(db)
-        .await?;
-    let counts: Vec<StateCount> = CallState::ALL
-        .iter()
-        .map(|s| StateCount {
-            state: s.as_str(),
-            label: state_label(*s),
-            n: by_state.iter().find(|(st, _)| st == s).map_or(0, |(_, n)| *n),
-        })
-        .collect();
-    let open = by_state.iter().filter(|(s, _)| s.is_open()).map(|(_, n)| *n).sum();
-    let past_due =
-        calls::Entity::find().filter(queries::filter(&CallState::OPEN, rep)).filter(calls::Column::DueAt.lte(now)).count(db).await?;
+    // Every count reads at most `queries::COUNTED` rows of an index, however many calls there are.
+    let mut counts = Vec::with_capacity(CallState::ALL.len());
+    for s in CallState::ALL {
+        let n = queries::count_calls(db, &[s], rep, None).await?;
+        counts.push(StateCount { state: s.as_str(), label: state_label(s), n: n.label() });
+    }
+    let open = queries::count_calls(db, &CallState::OPEN, rep, None).await?.label();
+    let past_due = queries::count_calls(db, &CallState::OPEN, rep, Some(now)).await?.label();
 
     let order_ids: Vec<i64> = rows.iter().map(|c| c.order_id).collect();
     let accounts: HashMap<i64, Option<String>> = orders::Entity::find()
@@ -379,14 +369,7 @@ pub async fn board(
         })
         .collect();
 
-    let reps: Vec<String> = calls::Entity::find()
-        .select_only()
-        .column(calls::Column::RepEmail)
-        .distinct()
-        .order_by_asc(calls::Column::RepEmail)
-        .into_tuple()
-        .all(db)
-        .await?;
+    let reps = queries::reps_with_calls(db, REPS_LISTED).await?;
     let dead_jobs = jobs::Entity::find()
         .filter(jobs::Column::State.eq(JobState::Dead))
         .order_by_asc(jobs::Column::RunAt)

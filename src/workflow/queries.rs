@@ -168,3 +168,120 @@ pub async fn call_record(db: &impl ConnectionTrait, id: i64) -> Result<Option<Ca
         .await?;
     Ok(Some(CallRecord { call, emails, timers }))
 }
+
+/// Rows a count reads at most on a page load: exact up to here; past it, an estimate.
+pub const COUNTED: i64 = 10_000;
+
+/// A count as a page shows it: exact up to [`COUNTED`] calls; above, at least that many, with
+/// the planner's estimate where the database keeps one (PostgreSQL's statistics, refreshed by
+/// autovacuum's ANALYZE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Count {
+    pub n: i64,
+    pub exact: bool,
+}
+
+impl Count {
+    /// `1,234`; `about 1,000,000` for an estimate; `10,000+` when nothing better is known.
+    pub fn label(&self) -> String {
+        let digits = self.n.unsigned_abs().to_string();
+        let mut grouped = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                grouped.push(',');
+            }
+            grouped.push(c);
+        }
+        match (self.exact, self.n > COUNTED) {
+            (true, _) => grouped,
+            (false, true) => format!("about {grouped}"),
+            (false, false) => format!("{grouped}+"),
+        }
+    }
+}
+
+/// Calls in any of `states` (of one rep; due by `due_by`), counted at most [`COUNTED`] deep, so
+/// the cost is bounded however many calls there are. Past the bound, the count is the
+/// planner's estimate for the states (without a rep or time filter, on PostgreSQL) or
+/// "at least".
+pub async fn count_calls(
+    db: &impl ConnectionTrait,
+    states: &[CallState],
+    rep: Option<&EmailAddress>,
+    due_by: Option<DateTime<Utc>>,
+) -> Result<Count, DbErr> {
+    let backend = db.get_database_backend();
+    let mut sql = format!("SELECT COUNT(*) AS n FROM (SELECT 1 FROM calls WHERE state IN ({})", state_list(states));
+    let mut values: Vec<sea_orm::Value> = vec![];
+    if let Some(rep) = rep {
+        values.push(rep.as_str().into());
+        sql.push_str(&format!(" AND rep_email = ${}", values.len()));
+    }
+    if let Some(at) = due_by {
+        values.push(at.into());
+        sql.push_str(&format!(" AND due_at <= ${}", values.len()));
+    }
+    values.push((COUNTED + 1).into());
+    sql.push_str(&format!(" LIMIT ${}) c", values.len()));
+    let n = match db.query_one_raw(crate::db::stmt(backend, &sql, values)).await? {
+        Some(row) => row.try_get::<i64>("", "n")?,
+        None => 0,
+    };
+    if n <= COUNTED {
+        return Ok(Count { n, exact: true });
+    }
+    let estimate = if rep.is_none() && due_by.is_none() { estimated(db, states).await? } else { None };
+    Ok(match estimate {
+        Some(e) if e > COUNTED => Count { n: e, exact: false },
+        _ => Count { n: COUNTED, exact: false },
+    })
+}
+
+/// PostgreSQL's estimate of the calls in `states`: the table's row count times the states'
+/// frequencies in its statistics. `None` without statistics (SQLite, or never analysed).
+async fn estimated(db: &impl ConnectionTrait, states: &[CallState]) -> Result<Option<i64>, DbErr> {
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(None);
+    }
+    let sql = "SELECT c.reltuples::float8 AS rows, s.most_common_vals::text AS vals, s.most_common_freqs::text AS freqs \
+               FROM pg_class c LEFT JOIN pg_stats s ON s.schemaname = current_schema() AND s.tablename = 'calls' AND s.attname = 'state' \
+               WHERE c.oid = 'calls'::regclass";
+    let Some(row) = db.query_one_raw(crate::db::stmt(sea_orm::DbBackend::Postgres, sql, vec![])).await? else { return Ok(None) };
+    let rows: f64 = row.try_get("", "rows")?;
+    let (Some(vals), Some(freqs)) = (row.try_get::<Option<String>>("", "vals")?, row.try_get::<Option<String>>("", "freqs")?) else {
+        return Ok(None);
+    };
+    let list = |t: &str| t.trim_matches(|c| c == '{' || c == '}').split(',').map(|v| v.trim_matches('"').to_string()).collect::<Vec<_>>();
+    let share: f64 = list(&vals)
+        .iter()
+        .zip(list(&freqs))
+        .filter(|(v, _)| states.iter().any(|s| s.as_str() == v.as_str()))
+        .filter_map(|(_, f)| f.parse::<f64>().ok())
+        .sum();
+    Ok((rows > 0.0).then(|| (rows * share).round() as i64))
+}
+
+/// The reps who have calls, in order, at most `limit`: one step of the `calls_rep` index per
+/// rep (a skip scan), not a pass over every call.
+pub async fn reps_with_calls(db: &impl ConnectionTrait, limit: i64) -> Result<Vec<String>, DbErr> {
+    let sql = "WITH RECURSIVE r(rep) AS ( \
+                 SELECT MIN(rep_email) FROM calls \
+                 UNION ALL \
+                 SELECT (SELECT MIN(rep_email) FROM calls WHERE rep_email > r.rep) FROM r WHERE r.rep IS NOT NULL) \
+               SELECT rep FROM r WHERE rep IS NOT NULL LIMIT $1";
+    let rows = db.query_all_raw(crate::db::stmt(db.get_database_backend(), sql, vec![limit.into()])).await?;
+    rows.iter().map(|r| r.try_get::<String>("", "rep")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_read_as_exact_estimated_or_at_least() {
+        let c = |n, exact| Count { n, exact }.label();
+        assert_eq!([c(0, true), c(999, true), c(1_000, true), c(10_000, true)], ["0", "999", "1,000", "10,000"]);
+        assert_eq!(c(1_234_567, false), "about 1,234,567");
+        assert_eq!(c(COUNTED, false), "10,000+");
+    }
+}

@@ -678,3 +678,39 @@ async fn the_dashboard_shows_the_events_waiting_to_be_applied_and_those_that_cou
     assert!(latest.contains("e2") && latest.contains("opened"), "{latest}");
     owned.stop().await;
 }
+
+#[tokio::test]
+async fn the_dashboards_counts_stay_bounded_past_ten_thousand_calls() {
+    use sea_orm::Iterable;
+    let app = TestApp::spawn().await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    // 10,000 more open calls like the first one.
+    let columns: Vec<String> =
+        entity::calls::Column::iter().map(|c| sea_orm::IdenStatic::as_str(&c).to_string()).filter(|c| c != "id").collect();
+    let copied: Vec<String> = columns.iter().map(|c| if c == "deal_id" { "deal_id || '-' || i".to_string() } else { c.clone() }).collect();
+    app.exec(&format!(
+        "INSERT INTO calls ({}) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000) SELECT {} FROM calls, n",
+        columns.join(", "),
+        copied.join(", ")
+    ))
+    .await;
+    assert_eq!(app.count("calls WHERE state = 'scheduled'").await, 10_001);
+    let postgres = app.state.db.get_database_backend() == sea_orm::DbBackend::Postgres;
+    if postgres {
+        app.exec("ANALYZE calls").await;
+    }
+    assert_eq!(log_in(&app, API_TOKEN).await.status, 303);
+    let board = get(&app, "/").await;
+    let shown = |id: &str| {
+        let needle = format!("id=\"count-{id}\"><strong>");
+        let at = board.html.find(&needle).unwrap_or_else(|| panic!("{needle}")) + needle.len();
+        board.html[at..board.html[at..].find('<').unwrap() + at].to_string()
+    };
+    // Past ten thousand, PostgreSQL's statistics give the figure; without them, a floor.
+    let many = if postgres { "about 10,001" } else { "10,000+" };
+    assert_eq!([shown("open"), shown("scheduled"), shown("past-due"), shown("done")], [many, many, "0", "0"]);
+    // One rep's counts read that rep's calls only.
+    let ana = get(&app, &format!("/?rep={REP}")).await;
+    assert!(ana.html.contains("id=\"count-scheduled\"><strong>10,000+</strong>"), "a rep's count has no estimate");
+    app.stop().await;
+}
