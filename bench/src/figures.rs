@@ -1,5 +1,6 @@
-//! The seven figures, each with its reference measured in the same run (on the same PostgreSQL,
-//! or, for the CRM figure, the bound the fake CRM's rate limit sets), and the report they make. Every figure gets a fresh database (copied from a migrated empty
+//! The nine figures, each with its reference measured in the same run (on the same PostgreSQL,
+//! or, for the CRM figure, the bound the fake CRM's rate limit sets; the latency figure has
+//! none), and the report they make. Every figure gets a fresh database (copied from a migrated empty
 //! template, or from the scale template with a million open calls); firstcall runs as the real
 //! release binary in a child process, configured through the environment.
 
@@ -19,7 +20,7 @@ use firstcall::crm::hubspot::HubSpot;
 
 use crate::Size;
 use crate::drain::{self, Drain};
-use crate::ingest::{self, IngestReport};
+use crate::ingest::{self, IngestReport, PacedLoad};
 use crate::pg::{self, Server};
 use crate::proc::{Firstcall, Graphile, Launch};
 use crate::report::{Report, Samples};
@@ -33,6 +34,21 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(900);
 /// The per-source webhook budget in figure 1, per minute: about twenty times the highest rate
 /// measured, so the limiter runs (as deployed) but never refuses.
 const RATE_LIMIT_PER_MINUTE: u32 = 6_000_000;
+/// How long the inbox may take to apply what was stored under a load once the load ends.
+const BACKLOG_TIMEOUT: Duration = Duration::from_secs(300);
+/// How often the bench counts the pending events while it waits for them.
+const BACKLOG_PROBE: Duration = Duration::from_millis(100);
+/// Figure 8: how long after the load every accepted event's first email must have arrived.
+const MAIL_WINDOW: Duration = Duration::from_secs(60);
+/// Figure 8's connections ("a few": each event is one request on one of them).
+const LATENCY_CONNECTIONS: usize = 4;
+/// Figure 9: the rate one paced connection is given at most (a request every 40 ms), so a
+/// higher offered rate gets more connections than figure 1's.
+const STEADY_SHARE_PER_CONNECTION: f64 = 25.0;
+/// Figure 9: most connections it opens, whatever the rate.
+const STEADY_MAX_CONNECTIONS: usize = 1024;
+/// The inbox's backlog: stored events the engine has not applied yet (a partial index holds them).
+const PENDING_SQL: &str = "SELECT count(*) FROM webhook_events WHERE outcome = 'pending'";
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -53,7 +69,7 @@ pub struct RunArgs {
     /// Where the Markdown report goes.
     #[arg(long, default_value = "bench/RESULTS.md")]
     results: PathBuf,
-    /// Only these figures (1-7; 4 needs the ones it repeats); all when absent.
+    /// Only these figures (1-9; 4 needs the ones it repeats); all when absent.
     #[arg(long, value_delimiter = ',')]
     only: Vec<u8>,
     /// Skip pgbench and graphile-worker (for comparing firstcall builds; the report then has
@@ -69,6 +85,15 @@ pub struct RunArgs {
     /// Figures 1 and 4: seconds of webhook load, instead of the size's.
     #[arg(long)]
     seconds: Option<f64>,
+    /// Figure 8: events a second offered (one a request, each a new deal), instead of the size's.
+    #[arg(long)]
+    latency_rate: Option<f64>,
+    /// Figure 8: seconds of that load, instead of the size's.
+    #[arg(long)]
+    latency_seconds: Option<f64>,
+    /// Figure 9: seconds of steady load at half pgbench's rate, instead of the size's.
+    #[arg(long)]
+    steady_seconds: Option<f64>,
     /// Figure 4: open calls in the scale database, instead of the size's.
     #[arg(long)]
     scale_calls: Option<i64>,
@@ -104,6 +129,13 @@ struct Plan {
     crm_limit: u32,
     /// Deals enriched in the CRM figure.
     crm_deals: i64,
+    /// Figure 8: events offered a second, and for how long.
+    latency_rate: f64,
+    latency_seconds: f64,
+    /// Figure 9: how long the steady load runs (a backlog sample a second).
+    steady_seconds: f64,
+    /// Figure 9: the most it offers a second whatever pgbench's rate (the smoke run's is tiny).
+    steady_cap: Option<f64>,
 }
 
 impl Plan {
@@ -124,6 +156,10 @@ impl Plan {
                 settle: Duration::from_secs(2),
                 crm_limit: 40,
                 crm_deals: 100,
+                latency_rate: 50.0,
+                latency_seconds: 20.0,
+                steady_seconds: 60.0,
+                steady_cap: None,
             },
             Size::Smoke => Plan {
                 seconds: 1.0,
@@ -140,6 +176,10 @@ impl Plan {
                 settle: Duration::from_millis(300),
                 crm_limit: 20,
                 crm_deals: 2,
+                latency_rate: 10.0,
+                latency_seconds: 3.0,
+                steady_seconds: 3.0,
+                steady_cap: Some(20.0),
             },
         }
     }
@@ -151,6 +191,12 @@ struct Ctx {
     pg: Server,
     sink: SmtpSink,
     bin: PathBuf,
+}
+
+/// An option that must be a positive number.
+fn positive(option: &str, v: f64) -> anyhow::Result<f64> {
+    anyhow::ensure!(v.is_finite() && v > 0.0, "{option} must be a positive number, not {v}");
+    Ok(v)
 }
 
 fn say(msg: impl AsRef<str>) {
@@ -191,6 +237,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     plan.seconds = args.seconds.unwrap_or(plan.seconds).max(0.5);
     plan.scale_calls = args.scale_calls.unwrap_or(plan.scale_calls).max(1);
     plan.backlog = args.backlog.unwrap_or(plan.backlog).max(1);
+    plan.latency_rate = positive("--latency-rate", args.latency_rate.unwrap_or(plan.latency_rate))?;
+    plan.latency_seconds = positive("--latency-seconds", args.latency_seconds.unwrap_or(plan.latency_seconds))?.max(0.5);
+    plan.steady_seconds = positive("--steady-seconds", args.steady_seconds.unwrap_or(plan.steady_seconds))?.round().max(1.0);
     let rounds = args.repeat.unwrap_or(3).max(1);
     let ctx = Ctx { plan, pg, sink: SmtpSink::start().await, bin, args };
     let mut report = Report {
@@ -214,13 +263,30 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Each figure and its reference run one after the other, a round at a time, so that a
     // change in the shared machine's load falls on both.
     let (mut empty, mut scale) = (Figures::default(), Figures::default());
-    let (mut mail, mut crm) = (Vec::new(), Vec::new());
+    let (mut mail, mut crm, mut latency, mut steady) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut explain, mut explain_backlog) = (None, None);
     for round in 1..=rounds {
         say(format!("round {round} of {rounds}"));
+        let mut pgbench_tps = None;
         if ctx.wants(1) || ctx.wants(4) || ctx.wants(6) {
             say("figure 1: webhook ingest (empty database)");
-            empty.ingest.push(ingest_figure(&ctx, EMPTY_TEMPLATE, "empty", true).await?);
+            let f = ingest_figure(&ctx, EMPTY_TEMPLATE, "empty", true).await?;
+            pgbench_tps = (!ctx.args.no_references).then_some(f.pgbench.tps);
+            empty.ingest.push(f);
+        }
+        if ctx.wants(9) {
+            // Half of this round's pgbench rate: figure 1's, or a run of its own.
+            if pgbench_tps.is_none() && !ctx.args.no_references {
+                say("figure 9: pgbench reference");
+                pgbench_tps = Some(pgbench(&ctx, EMPTY_TEMPLATE, "steady").await?.tps);
+            }
+            match pgbench_tps {
+                Some(tps) => {
+                    say("figure 9: inbox backlog at a steady half of pgbench's rate");
+                    steady.push(steady_figure(&ctx, tps).await?);
+                }
+                None => say("figure 9 skipped: it offers half of pgbench's rate, and --no-references runs no pgbench"),
+            }
         }
         if ctx.wants(2) || ctx.wants(4) {
             say("figure 2: graphile-worker references");
@@ -254,6 +320,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             say("figure 7: CRM enrichment");
             crm.push(crm_figure(&ctx).await?);
         }
+        if ctx.wants(8) {
+            say("figure 8: event accepted → first email handed to SMTP");
+            latency.push(latency_figure(&ctx).await?);
+        }
     }
     let cold = if ctx.wants(6) {
         say("figure 6: cold starts");
@@ -262,7 +332,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         None
     };
 
-    let medians = write_rows(&ctx, &mut report, &empty, &scale, &mail, cold.as_ref(), &crm);
+    let rest = Rest { mail: &mail, crm: &crm, latency: &latency, steady: &steady };
+    let medians = write_rows(&ctx, &mut report, &empty, &scale, cold.as_ref(), &rest);
     report.sections.push(("How each figure is measured".into(), method(&ctx, rounds)));
     if let Some(plan) = explain {
         report.sections.push((
@@ -279,7 +350,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             plans,
         ));
     }
-    report.sections.push(("Raw figures".into(), raw(&empty, &scale, &mail, &crm, &medians)));
+    report.sections.push(("Raw figures".into(), raw(&empty, &scale, &rest, &medians)));
 
     for name in [EMPTY_TEMPLATE, SCALE_TEMPLATE] {
         ctx.pg.drop(name).await?;
@@ -407,8 +478,20 @@ struct IngestFigure {
     stored: i64,
     /// First-call emails the SMTP sink received while the load ran (as deployed).
     mailed: usize,
+    /// Events still pending when the load ended, and the seconds until the engine had applied
+    /// them all (as deployed).
+    backlog: Backlog,
+    /// With the engine off: events found stored and pending afterwards (each accepted one must be).
+    stored_pending: Option<i64>,
     rss_idle_kib: Option<u64>,
     rss_peak_kib: Option<u64>,
+}
+
+/// What the inbox held when a load ended, and how long the engine took to apply it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Backlog {
+    events: i64,
+    seconds: f64,
 }
 
 /// pgbench, then `serve` as deployed under the load, then (with `breakdown`) `serve` with its
@@ -417,13 +500,15 @@ async fn ingest_figure(ctx: &Ctx, template: &str, label: &str, breakdown: bool) 
     let pgbench = if ctx.args.no_references { Pgbench { tps: 0.0, latency_ms: 0.0 } } else { pgbench(ctx, template, label).await? };
     say(format!("  pgbench: {:.0} tps", pgbench.tps));
     let deployed = ingest_run(ctx, template, label, true).await?;
-    let engine_off = if breakdown { Some(ingest_run(ctx, template, &format!("{label}-engine-off"), false).await?.report) } else { None };
+    let engine_off = if breakdown { Some(ingest_run(ctx, template, &format!("{label}-engine-off"), false).await?) } else { None };
     Ok(IngestFigure {
         firstcall: deployed.report,
-        engine_off,
+        stored_pending: engine_off.as_ref().map(|o| o.stored),
+        engine_off: engine_off.map(|o| o.report),
         pgbench,
         stored: deployed.stored,
         mailed: deployed.mailed,
+        backlog: deployed.backlog,
         rss_idle_kib: deployed.rss_idle_kib,
         rss_peak_kib: deployed.rss_peak_kib,
     })
@@ -431,8 +516,11 @@ async fn ingest_figure(ctx: &Ctx, template: &str, label: &str, breakdown: bool) 
 
 struct IngestRun {
     report: IngestReport,
+    /// As deployed: events stored with their order, call and first step; engine off: events
+    /// stored pending.
     stored: i64,
     mailed: usize,
+    backlog: Backlog,
     rss_idle_kib: Option<u64>,
     rss_peak_kib: Option<u64>,
 }
@@ -455,32 +543,99 @@ async fn ingest_run(ctx: &Ctx, template: &str, label: &str, engine: bool) -> any
     tokio::time::sleep(ctx.plan.settle).await;
     let rss_idle_kib = server.rss_kib();
     let tag = format!("{}{}", label.replace('-', ""), &uuid::Uuid::new_v4().simple().to_string()[..6]);
-    let report = ingest::run(&server.base_url(), WEBHOOK_SECRET, CONNECTIONS, Duration::from_secs_f64(ctx.plan.seconds), &tag).await?;
-    let rss_peak_kib = server.peak_rss_kib();
-    // Counted before the server stops: what the mailer delivered while the load ran.
+    let report = ingest::run(&server.base_url(), WEBHOOK_SECRET, CONNECTIONS, Duration::from_secs_f64(ctx.plan.seconds), &tag).await;
+    // Counted at the load's end: what the mailer delivered while the load ran.
     let mailed = ctx.sink.messages().len();
     ctx.sink.clear();
+    // As deployed, the engine applies what the inbox still holds (the server runs until it has).
+    let backlog = match &report {
+        Ok(_) if engine => wait_applied(&db, BACKLOG_TIMEOUT).await,
+        _ => Ok(Backlog::default()),
+    };
+    let rss_peak_kib = server.peak_rss_kib();
+    // A short load may end before the first email goes out: then one must arrive while the
+    // backlog is applied or soon after.
+    let mailed_at_all = mailed > 0 || (engine && backlog.is_ok() && !ctx.sink.wait_for(1, MAIL_WINDOW).await.is_empty());
+    ctx.sink.clear();
     server.stop().await;
-    say(format!("  firstcall{}: {}; {mailed} emails delivered meanwhile", if engine { "" } else { " (engine off)" }, report.summary()));
-    // Each accepted event is stored with its order and call, and the call's first step is either
-    // still queued or done (its first email in the outbox).
-    let stored: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM webhook_events e JOIN calls c ON c.order_id = e.order_id \
-         WHERE e.dedupe_key LIKE $1 AND (EXISTS (SELECT 1 FROM jobs j WHERE j.subject_id = c.id AND j.kind = 'call.start') \
-         OR EXISTS (SELECT 1 FROM emails m WHERE m.call_id = c.id AND m.kind = 'first_call'))",
-    )
-    .bind(format!("evt-{tag}-%"))
-    .fetch_one(&db)
-    .await?;
-    anyhow::ensure!(
-        stored >= report.accepted as i64,
-        "only {stored} of {} acknowledged events are stored with their call and its first step",
-        report.accepted
-    );
-    anyhow::ensure!(!engine || mailed > 0, "serve ran its engine, yet no first email reached the SMTP sink during the load");
+    let (report, backlog) = (report?, backlog?);
+    let events = format!("evt-{tag}-%");
+    let stored = if engine {
+        say(format!(
+            "  firstcall: {}; {mailed} emails delivered meanwhile; backlog after the load: {} events, applied in {:.1} s",
+            report.summary(),
+            backlog.events,
+            backlog.seconds
+        ));
+        // Each accepted event is stored with its order and call, and the call's first step is
+        // either still queued or done (its first email in the outbox).
+        let stored: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM webhook_events e JOIN calls c ON c.order_id = e.order_id \
+             WHERE e.dedupe_key LIKE $1 AND (EXISTS (SELECT 1 FROM jobs j WHERE j.subject_id = c.id AND j.kind = 'call.start') \
+             OR EXISTS (SELECT 1 FROM emails m WHERE m.call_id = c.id AND m.kind = 'first_call'))",
+        )
+        .bind(&events)
+        .fetch_one(&db)
+        .await?;
+        if stored < report.accepted as i64 {
+            let outcomes: Vec<(String, i64)> =
+                sqlx::query_as("SELECT outcome, count(*) FROM webhook_events WHERE dedupe_key LIKE $1 GROUP BY 1 ORDER BY 1")
+                    .bind(&events)
+                    .fetch_all(&db)
+                    .await?;
+            anyhow::bail!(
+                "only {stored} of {} acknowledged events are stored with their call and its first step (their outcomes: {outcomes:?}; see logs/ingest-{label}.log)",
+                report.accepted
+            );
+        }
+        anyhow::ensure!(
+            mailed_at_all,
+            "serve ran its engine, yet no first email reached the SMTP sink during the load, nor within {} s of its backlog applied",
+            MAIL_WINDOW.as_secs()
+        );
+        stored
+    } else {
+        say(format!("  firstcall (engine off): {}", report.summary()));
+        // Each accepted event is stored, pending; nothing applied it.
+        let (pending, orders, calls): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM webhook_events WHERE dedupe_key LIKE $1 AND outcome = 'pending'), \
+             (SELECT count(*) FROM orders WHERE deal_id LIKE $2), (SELECT count(*) FROM calls WHERE deal_id LIKE $2)",
+        )
+        .bind(&events)
+        .bind(format!("D-{tag}-%"))
+        .fetch_one(&db)
+        .await?;
+        anyhow::ensure!(
+            pending >= report.accepted as i64,
+            "only {pending} of {} acknowledged events are stored pending with the engine off",
+            report.accepted
+        );
+        anyhow::ensure!(orders == 0 && calls == 0, "with the engine off, {orders} orders and {calls} calls were written anyway");
+        pending
+    };
     db.close().await;
     ctx.pg.drop("fcbench_ingest").await?;
-    Ok(IngestRun { report, stored, mailed, rss_idle_kib, rss_peak_kib })
+    Ok(IngestRun { report, stored, mailed, backlog, rss_idle_kib, rss_peak_kib })
+}
+
+/// Waits (probing every 100 ms) until no stored event is pending: the engine of the server on
+/// `db` has applied what the inbox held. Returns the backlog found at the start and how long
+/// it took.
+async fn wait_applied(db: &sqlx::PgPool, timeout: Duration) -> anyhow::Result<Backlog> {
+    let since = Instant::now();
+    let mut first = None;
+    loop {
+        let pending: i64 = sqlx::query_scalar(PENDING_SQL).fetch_one(db).await?;
+        let events = *first.get_or_insert(pending);
+        if pending == 0 {
+            return Ok(Backlog { events, seconds: since.elapsed().as_secs_f64() });
+        }
+        anyhow::ensure!(
+            since.elapsed() < timeout,
+            "{pending} of the {events} events pending when the load ended were still pending {timeout:?} later"
+        );
+        tokio::time::sleep(BACKLOG_PROBE).await;
+    }
 }
 
 struct Pgbench {
@@ -1041,6 +1196,337 @@ async fn wait_enriched(db: &sqlx::PgPool, deals: i64, since: Instant, timeout: D
     }
 }
 
+// ---------------------------------------------------------------- figure 8: accepted → first email
+
+/// The 50th and 99th percentiles and the maximum of some latencies, ms.
+#[derive(Debug, Clone, Copy, Default)]
+struct Quantiles {
+    p50: f64,
+    p99: f64,
+    max: f64,
+}
+
+impl Quantiles {
+    /// Nearest rank: the smallest value with at least that share of the values at or below it.
+    fn of(mut v: Vec<f64>) -> Quantiles {
+        v.sort_by(f64::total_cmp);
+        let rank = |q: f64| -> f64 {
+            if v.is_empty() {
+                return 0.0;
+            }
+            let i = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
+            v[i]
+        };
+        Quantiles { p50: rank(0.5), p99: rank(0.99), max: v.last().copied().unwrap_or(0.0) }
+    }
+
+    fn show(&self) -> String {
+        format!("p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms", self.p50, self.p99, self.max)
+    }
+}
+
+struct LatencyFigure {
+    rate: f64,
+    seconds: f64,
+    connections: usize,
+    sent: u64,
+    accepted: u64,
+    errors: u64,
+    first_error: Option<String>,
+    /// Accepted events whose first email the sink received within the window after the load.
+    emailed: usize,
+    /// From the 200 arriving at the client to the sink receiving the deal's first email.
+    from_answer: Quantiles,
+    /// The same from the moment the request was sent.
+    from_sent: Quantiles,
+    /// When the last of those emails arrived, seconds after the load's end.
+    last_after_load: f64,
+}
+
+/// `serve` as deployed gets `latency_rate` new `order.created` events a second for
+/// `latency_seconds` (one a request, over a few connections, each event a new deal); for each
+/// one answered 200, the time from its answer (and from its request) until the SMTP sink in the
+/// bench process received the deal's first email (the deal id is in the recap it carries).
+async fn latency_figure(ctx: &Ctx) -> anyhow::Result<LatencyFigure> {
+    let name = "fcbench_latency";
+    let (url, db) = ctx.database(name, EMPTY_TEMPLATE).await?;
+    let rate_limit = RATE_LIMIT_PER_MINUTE.to_string();
+    let launch = ctx.launch("serve", &url, "latency", &[("FIRSTCALL__HTTP__RATE_LIMIT_PER_MINUTE", rate_limit.as_str())]);
+    ctx.sink.clear();
+    let since = Instant::now();
+    let mut server = Firstcall::start(&launch)?;
+    let (rate, seconds) = (ctx.plan.latency_rate, ctx.plan.latency_seconds);
+    let measured = async {
+        server.wait_ready(since, Duration::from_secs(60)).await?;
+        tokio::time::sleep(ctx.plan.settle).await;
+        let tag = format!("lat{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+        let load = ingest::paced(&PacedLoad {
+            base_url: &server.base_url(),
+            secret: WEBHOOK_SECRET,
+            rate,
+            duration: Duration::from_secs_f64(seconds),
+            connections: LATENCY_CONNECTIONS,
+            tag: &tag,
+            start: Instant::now(),
+            keep: true,
+        })
+        .await?;
+        let load_end = Instant::now();
+        let first = first_emails(ctx, &tag, &load.answered, load_end + MAIL_WINDOW).await;
+        anyhow::Ok((load, load_end, first))
+    }
+    .await;
+    server.stop().await;
+    ctx.sink.clear();
+    db.close().await;
+    ctx.pg.drop(name).await?;
+    let (load, load_end, first) = measured?;
+    let mut from_answer = Vec::with_capacity(first.len());
+    let mut from_sent = Vec::with_capacity(first.len());
+    let mut last = None::<Instant>;
+    for (a, at) in load.answered.iter().zip(&first) {
+        if let Some(at) = *at {
+            from_answer.push(signed_ms(at, a.answered));
+            from_sent.push(signed_ms(at, a.sent));
+            last = last.max(Some(at));
+        }
+    }
+    let f = LatencyFigure {
+        rate,
+        seconds,
+        connections: LATENCY_CONNECTIONS,
+        sent: load.sent,
+        accepted: load.accepted,
+        errors: load.errors,
+        first_error: load.first_error,
+        emailed: from_answer.len(),
+        from_answer: Quantiles::of(from_answer),
+        from_sent: Quantiles::of(from_sent),
+        last_after_load: last.map(|l| signed_ms(l, load_end) / 1000.0).unwrap_or(0.0),
+    };
+    say(format!(
+        "  {} sent, {} accepted, {} errors; first email {}/{} within {} s of the load's end; from the 200: {}; from the request: {}",
+        f.sent,
+        f.accepted,
+        f.errors,
+        f.emailed,
+        f.accepted,
+        MAIL_WINDOW.as_secs(),
+        f.from_answer.show(),
+        f.from_sent.show()
+    ));
+    anyhow::ensure!(f.accepted > 0, "no event was accepted (first error: {})", f.first_error.as_deref().unwrap_or("none"));
+    anyhow::ensure!(
+        f.emailed as u64 == f.accepted,
+        "only {} of {} accepted events had their first email handed to SMTP within {} s of the load's end (see logs/latency.log)",
+        f.emailed,
+        f.accepted,
+        MAIL_WINDOW.as_secs()
+    );
+    Ok(f)
+}
+
+/// `a - b` in milliseconds, negative when `a` came first.
+fn signed_ms(a: Instant, b: Instant) -> f64 {
+    match a.checked_duration_since(b) {
+        Some(d) => d.as_secs_f64() * 1000.0,
+        None => -(b.duration_since(a).as_secs_f64() * 1000.0),
+    }
+}
+
+/// When the sink received each answered event's first email (None: not by `deadline`),
+/// matched by the deal id in the email's text (the recap names its deal), in `answered`'s order.
+async fn first_emails(ctx: &Ctx, tag: &str, answered: &[ingest::Answered], deadline: Instant) -> Vec<Option<Instant>> {
+    let index: std::collections::HashMap<&str, usize> = answered.iter().enumerate().map(|(i, a)| (a.deal.as_str(), i)).collect();
+    let marker = format!("D-{tag}-");
+    let mut first = vec![None; answered.len()];
+    let (mut seen, mut found) = (0, 0);
+    loop {
+        let deliveries = ctx.sink.deliveries();
+        for d in deliveries.iter().skip(seen) {
+            if let Some(deal) = deal_of(&d.message, &marker)
+                && let Some(&i) = index.get(deal.as_str())
+                && first[i].is_none()
+            {
+                first[i] = Some(d.at);
+                found += 1;
+            }
+        }
+        seen = deliveries.len();
+        if found == answered.len() || Instant::now() >= deadline {
+            return first;
+        }
+        tokio::time::sleep(BACKLOG_PROBE).await;
+    }
+}
+
+/// The deal id starting with `marker` that a captured email names (its text part, else its HTML).
+fn deal_of(message: &testkit::Captured, marker: &str) -> Option<String> {
+    let parsed = testkit::mail::try_parse(&message.raw)?;
+    let body = parsed.text.or(parsed.html)?;
+    let start = body.find(marker)?;
+    let id: String = body[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+    Some(id)
+}
+
+// ---------------------------------------------------------------- figure 9: steady load, backlog
+
+struct SteadyFigure {
+    /// This round's pgbench rate, tps.
+    pgbench_tps: f64,
+    /// Events a second offered: half of it (capped in the smoke run).
+    offered: f64,
+    connections: usize,
+    seconds: f64,
+    sent: u64,
+    accepted: u64,
+    errors: u64,
+    first_error: Option<String>,
+    /// From the load's start to its last answer.
+    load_seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    /// Pending events, sampled once a second: seconds since the load's start, count.
+    samples: Vec<(f64, i64)>,
+}
+
+impl SteadyFigure {
+    fn achieved(&self) -> f64 {
+        self.accepted as f64 / self.load_seconds.max(1e-9)
+    }
+
+    /// Events the engine applied a second while the load ran: accepted less what was left.
+    fn applied(&self) -> f64 {
+        (self.accepted as f64 - self.end() as f64).max(0.0) / self.seconds.max(1e-9)
+    }
+
+    /// The intake accepted markedly fewer events than were offered (it could not keep up).
+    fn short(&self) -> bool {
+        (self.accepted as f64) < 0.98 * self.offered * self.seconds
+    }
+
+    /// The sample nearest `t` seconds into the load: when it was taken, and the count.
+    fn at(&self, t: f64) -> (f64, i64) {
+        self.samples.iter().min_by(|a, b| (a.0 - t).abs().total_cmp(&(b.0 - t).abs())).copied().unwrap_or((0.0, 0))
+    }
+
+    fn end(&self) -> i64 {
+        self.samples.last().map(|s| s.1).unwrap_or(0)
+    }
+
+    fn max(&self) -> i64 {
+        self.samples.iter().map(|s| s.1).max().unwrap_or(0)
+    }
+
+    /// Least-squares slope of the backlog over time, events a second.
+    fn slope(&self) -> f64 {
+        let n = self.samples.len() as f64;
+        if self.samples.len() < 2 {
+            return 0.0;
+        }
+        let (mt, my) = (self.samples.iter().map(|s| s.0).sum::<f64>() / n, self.samples.iter().map(|s| s.1 as f64).sum::<f64>() / n);
+        let sxy: f64 = self.samples.iter().map(|s| (s.0 - mt) * (s.1 as f64 - my)).sum();
+        let sxx: f64 = self.samples.iter().map(|s| (s.0 - mt).powi(2)).sum();
+        if sxx > 0.0 { sxy / sxx } else { 0.0 }
+    }
+
+    /// The backlog at the end in seconds of the offered rate (at most 1 for no growth).
+    fn end_seconds(&self) -> f64 {
+        self.end() as f64 / self.offered.max(1e-9)
+    }
+
+    /// The slope as a share of the offered rate (under 1 % for no growth).
+    fn slope_share(&self) -> f64 {
+        self.slope() / self.offered.max(1e-9)
+    }
+}
+
+/// `serve` as deployed (its engine applying the inbox while the load runs) gets a steady half
+/// of this round's pgbench rate in new `order.created` events for `steady_seconds`, each paced
+/// connection sending its share; a separate connection counts the pending events once a second.
+async fn steady_figure(ctx: &Ctx, pgbench_tps: f64) -> anyhow::Result<SteadyFigure> {
+    let name = "fcbench_steady";
+    let half = 0.5 * pgbench_tps;
+    let offered = ctx.plan.steady_cap.map_or(half, |cap| half.min(cap)).max(1.0);
+    let connections = ((offered / STEADY_SHARE_PER_CONNECTION).ceil() as usize).clamp(CONNECTIONS, STEADY_MAX_CONNECTIONS);
+    let seconds = ctx.plan.steady_seconds;
+    let (url, db) = ctx.database(name, EMPTY_TEMPLATE).await?;
+    let rate_limit = RATE_LIMIT_PER_MINUTE.to_string();
+    let launch = ctx.launch("serve", &url, "steady", &[("FIRSTCALL__HTTP__RATE_LIMIT_PER_MINUTE", rate_limit.as_str())]);
+    ctx.sink.clear();
+    let since = Instant::now();
+    let mut server = Firstcall::start(&launch)?;
+    let measured = async {
+        server.wait_ready(since, Duration::from_secs(60)).await?;
+        tokio::time::sleep(ctx.plan.settle).await;
+        let mut probe = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await?;
+        let tag = format!("std{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+        let base_url = server.base_url();
+        let start = Instant::now();
+        let load = PacedLoad {
+            base_url: &base_url,
+            secret: WEBHOOK_SECRET,
+            rate: offered,
+            duration: Duration::from_secs_f64(seconds),
+            connections,
+            tag: &tag,
+            start,
+            keep: false,
+        };
+        let sampler = async {
+            let mut samples = Vec::new();
+            for k in 1..=(seconds as u64) {
+                tokio::time::sleep_until((start + Duration::from_secs(k)).into()).await;
+                let t = start.elapsed().as_secs_f64();
+                let pending: i64 = sqlx::query_scalar(PENDING_SQL).fetch_one(&mut probe).await?;
+                samples.push((t, pending));
+                // Nothing reads this figure's mail; the bench's memory stays flat.
+                ctx.sink.clear();
+            }
+            anyhow::Ok(samples)
+        };
+        let (load, samples) = tokio::join!(ingest::paced(&load), sampler);
+        anyhow::Ok((load?, samples?))
+    }
+    .await;
+    server.stop().await;
+    ctx.sink.clear();
+    db.close().await;
+    ctx.pg.drop(name).await?;
+    let (load, samples) = measured?;
+    let f = SteadyFigure {
+        pgbench_tps,
+        offered,
+        connections,
+        seconds,
+        sent: load.sent,
+        accepted: load.accepted,
+        errors: load.errors,
+        first_error: load.first_error,
+        load_seconds: load.seconds,
+        p50_ms: load.p50_ms,
+        p99_ms: load.p99_ms,
+        samples,
+    };
+    say(format!(
+        "  offered {:.0}/s over {} connections for {:.0} s: {} accepted = {:.0}/s ({} errors); pending at {:.0} s {}, at the end {}, max {}; slope {:+.2} events/s; applied {:.0}/s meanwhile",
+        f.offered,
+        f.connections,
+        f.seconds,
+        f.accepted,
+        f.achieved(),
+        f.errors,
+        f.at(10.0).0,
+        f.at(10.0).1,
+        f.end(),
+        f.max(),
+        f.slope(),
+        f.applied()
+    ));
+    anyhow::ensure!(f.accepted > 0, "no event was accepted (first error: {})", f.first_error.as_deref().unwrap_or("none"));
+    Ok(f)
+}
+
 // ---------------------------------------------------------------- the report
 
 fn yes(b: bool) -> Option<bool> {
@@ -1100,17 +1586,18 @@ impl Rows<'_> {
     }
 }
 
+/// The figures of every round that are not per database.
+struct Rest<'a> {
+    mail: &'a [MailFigure],
+    crm: &'a [CrmFigure],
+    latency: &'a [LatencyFigure],
+    steady: &'a [SteadyFigure],
+}
+
 /// Writes the table's rows; returns the medians and spreads of the ratios for the raw figures.
-fn write_rows(
-    ctx: &Ctx,
-    report: &mut Report,
-    empty: &Figures,
-    scale: &Figures,
-    mail: &[MailFigure],
-    cold: Option<&ColdStart>,
-    crm: &[CrmFigure],
-) -> Vec<String> {
+fn write_rows(ctx: &Ctx, report: &mut Report, empty: &Figures, scale: &Figures, cold: Option<&ColdStart>, rest: &Rest) -> Vec<String> {
     let p = &ctx.plan;
+    let (mail, crm) = (rest.mail, rest.crm);
     let mut r = Rows { report, medians: Vec::new() };
     let pgbench = each(&empty.ingest, |i| i.pgbench.tps);
     let ingest = each(&empty.ingest, |i| i.firstcall.rate());
@@ -1122,13 +1609,16 @@ fn write_rows(
             &format!(
                 "webhook ingest, {CONNECTIONS} connections, `serve` as deployed (engine and mailer running, mail to an SMTP sink on \
                  loopback; the per-source rate limit raised to {RATE_LIMIT_PER_MINUTE}/min, above the offered load): accepted \
-                 `order.created`/s; p50 / p99 latency"
+                 `order.created`/s; p50 / p99 latency; the inbox's backlog when the load ended, and how long the engine took to \
+                 apply it"
             ),
             format!(
-                "{}; {:.1} / {:.1} ms",
+                "{}; {:.1} / {:.1} ms; backlog after the load: {} events, applied in {}",
                 ingest.rate(),
                 each(&empty.ingest, |i| i.firstcall.p50_ms).median(),
-                each(&empty.ingest, |i| i.firstcall.p99_ms).median()
+                each(&empty.ingest, |i| i.firstcall.p99_ms).median(),
+                each(&empty.ingest, |i| i.backlog.events as f64).show(|v| format!("{v:.0}"), ""),
+                each(&empty.ingest, |i| i.backlog.seconds).show(|v| format!("{v:.1}"), " s"),
             ),
             format!("pgbench 1-row INSERT: {} (avg {:.1} ms)", tps(&pgbench), each(&empty.ingest, |i| i.pgbench.latency_ms).median()),
             vs.times(),
@@ -1137,7 +1627,7 @@ fn write_rows(
         let off: Vec<&IngestReport> = empty.ingest.iter().filter_map(|i| i.engine_off.as_ref()).collect();
         r.versus(
             "1",
-            "breakdown: the same with the engine off (`engine.enabled=false`), the intake path alone",
+            "breakdown: the same with the engine off (`engine.enabled=false`), the intake path alone (events stored pending, none applied)",
             &each(&off, |o| o.rate()),
             format!("pgbench: {}", tps(&pgbench)),
             &pgbench,
@@ -1330,7 +1820,75 @@ fn write_rows(
             ("≥ 0.8× and no 429", yes(met)),
         );
     }
+    if !rest.latency.is_empty() {
+        let l = rest.latency;
+        let p99 = each(l, |f| f.from_answer.p99);
+        let errors: u64 = l.iter().map(|f| f.errors).sum();
+        r.report.row(
+            "8",
+            &format!(
+                "event accepted → first email handed to SMTP, {} orders/s for {} s, serve as deployed: p50 / p99; max",
+                rate_text(p.latency_rate),
+                p.latency_seconds
+            ),
+            format!(
+                "{:.1} / {}; {:.1} ms (from the request sent: {:.1} / {:.1} ms); {} of {} emailed within {} s{}",
+                each(l, |f| f.from_answer.p50).median(),
+                p99.ms(),
+                each(l, |f| f.from_answer.max).median(),
+                each(l, |f| f.from_sent.p50).median(),
+                each(l, |f| f.from_sent.p99).median(),
+                l.iter().map(|f| f.emailed).sum::<usize>(),
+                l.iter().map(|f| f.accepted).sum::<u64>(),
+                MAIL_WINDOW.as_secs(),
+                if errors > 0 { format!("; {errors} requests not accepted") } else { String::new() }
+            ),
+            "–".into(),
+            "–".into(),
+            ("–", None),
+        );
+    }
+    if !rest.steady.is_empty() {
+        let st = rest.steady;
+        let end_s = each(st, |f| f.end_seconds());
+        let share = each(st, |f| f.slope_share());
+        let short: Vec<String> =
+            st.iter().filter(|f| f.short()).map(|f| format!("{:.0}/s accepted of {:.0}/s offered", f.achieved(), f.offered)).collect();
+        // An intake that could not take the offered rate did not meet it either.
+        let met = !end_s.is_empty() && end_s.median() <= 1.0 && share.median() < 0.01 && short.is_empty();
+        let capped = p.steady_cap.is_some_and(|cap| st.iter().any(|f| f.offered >= cap));
+        r.report.row(
+            "9",
+            &format!(
+                "inbox backlog at a steady 0.5 × pgbench's rate{} for {} s, serve as deployed (engine applying while the load runs): \
+                 backlog at end / max; slope",
+                if capped { format!(" (capped at {}/s)", rate_text(p.steady_cap.unwrap_or_default())) } else { String::new() },
+                p.steady_seconds
+            ),
+            format!(
+                "{} / {} events; {} events/s; accepted {}, applied {} while the load ran{}",
+                each(st, |f| f.end() as f64).show(|v| format!("{v:.0}"), ""),
+                each(st, |f| f.max() as f64).show(|v| format!("{v:.0}"), ""),
+                each(st, |f| f.slope()).show(|v| format!("{v:+.1}"), ""),
+                each(st, |f| f.achieved()).rate(),
+                each(st, |f| f.applied()).rate(),
+                if short.is_empty() {
+                    String::new()
+                } else {
+                    format!("; the intake fell short of the offered rate ({})", short.join(", "))
+                }
+            ),
+            format!("pgbench {}; offered {}", tps(&each(st, |f| f.pgbench_tps)), each(st, |f| f.offered).rate()),
+            "–".into(),
+            ("no growth", yes(met)),
+        );
+    }
     r.medians
+}
+
+/// A rate as an option gives it: `50`, `12.5`.
+fn rate_text(v: f64) -> String {
+    if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v}") }
 }
 
 /// The binary's size without symbols and debug information (`strip`, when installed).
@@ -1352,12 +1910,18 @@ fn method(ctx: &Ctx, rounds: usize) -> String {
          ratio is taken within each round (the figure over the reference measured next to it), and then its median; targets are \
          judged on medians.\n\
          - **1** {CONNECTIONS} keep-alive connections post unique signed `order.created` events (~1 KB) for {:.0} s; only a 200 naming the \
-         event accepted counts, and afterwards every accepted event is checked to be stored with its order, its call and the call's first \
-         step (queued, or done with its email in the outbox). The headline is `serve` as deployed: its engine runs each new call's first \
-         step and its mailer sends the recap and invite to an SMTP sink in the bench process on loopback while the load runs (the count \
-         the sink received is in the raw figures; the figure fails if it is zero). The only setting changed is the per-source rate limit, \
-         raised to {RATE_LIMIT_PER_MINUTE} a minute (about twenty times the highest rate measured) so that it runs but never refuses. The \
-         breakdown row is the same with the engine off (`engine.enabled=false`): the intake path alone. The reference is pgbench \
+         event accepted counts. A 200 means the event's one row is stored in the inbox (`webhook_events`, outcome `pending`); the engine \
+         applies stored events afterwards, in batches. The headline is `serve` as deployed: its engine applies the inbox, runs each new \
+         call's first step and its mailer sends the recap and invite to an SMTP sink in the bench process on loopback while the load runs \
+         (the count the sink received during the load is in the raw figures; the figure fails if none arrives during the load, nor \
+         while its backlog is applied or within {} s after). When the load ends the \
+         server keeps running until no event is pending (probed every {} ms, at most {} s; the figure fails beyond): the backlog found \
+         then and how long the engine took to apply it are noted in the row (not counted in the rate). Then every accepted event is \
+         checked to be applied: stored with its order, its call and the call's first step (queued, or done with its email in the \
+         outbox). The only setting changed is the per-source rate limit, raised to {RATE_LIMIT_PER_MINUTE} a minute (about twenty times \
+         the highest rate measured) so that it runs but never refuses. The breakdown row is the same with the engine off \
+         (`engine.enabled=false`): the intake path alone; nothing applies its events, so afterwards every accepted event is checked to \
+         be stored and still pending, and no order or call of the load's deals to exist. The reference is pgbench \
          (`-M prepared -c {CONNECTIONS} -j 2`) running one INSERT of the same JSON body with a unique key per transaction, for as long.\n\
          - **2** Jobs are committed in one transaction with a NOTIFY while the worker idles (started and listening); the drain time runs \
          from that commit until a probe (every 10 ms, index-ordered) finds none left. The headline is `noop.step` jobs: the engine's own \
@@ -1380,7 +1944,8 @@ fn method(ctx: &Ctx, rounds: usize) -> String {
          to be in the outbox); its reference is the empty database's reminder steps. The claim query's plan is shown with the backlog \
          due and again once half of it is done.\n\
          - **5** {} outbox emails (~8 KB each) to the bench's SMTP sink on loopback; the rate runs from the first message received to the last.\n\
-         - **6** RSS is read from `/proc` of figure 1's `serve` as deployed (VmRSS {:.1} s after `/readyz`, VmHWM after the load).\n\
+         - **6** RSS is read from `/proc` of figure 1's `serve` as deployed (VmRSS {:.1} s after `/readyz`, VmHWM once the backlog the \
+         load left was applied).\n\
          - **7** A fake HubSpot in the bench process (`testkit::crm::hubspot`, real HTTP on loopback) allows {} requests per second \
          (a sliding one-second window; beyond it `429` with `Retry-After: 1`; its app limit, 100 per 10 s by default, is raised out of \
          reach) and serves {} copies of the tests' sample deal (owner, company, three contacts, two line items, notes, an email, a call, a \
@@ -1390,8 +1955,30 @@ fn method(ctx: &Ctx, rounds: usize) -> String {
          receives until every deal has a proposal of origin `crm` (probed every 10 ms); worker start-up is not counted. The bound is \
          the limit over the requests one order needs (counted beforehand on one pull of the same deal from a fake of its own; 2xx \
          answers beyond deals × that are pulls given up part-way and done again, and show in the raw figures); a one-second window lets the first second's requests \
-         through at once, so a short run can beat it by up to a second's worth. The 429 count (all rounds) and the busiest second (the busiest round) are the fake's.",
+         through at once, so a short run can beat it by up to a second's worth. The 429 count (all rounds) and the busiest second (the busiest round) are the fake's.\n\
+         - **8** `serve` as deployed (engine and mailer on, mail to the bench's SMTP sink on loopback, the per-source rate limit raised \
+         as in figure 1) gets a steady {} signed `order.created` events a second for {} s, one event a request, each a new deal, over \
+         {LATENCY_CONNECTIONS} keep-alive connections each sending its share on a fixed schedule. For each event answered 200, the \
+         latency runs from the moment that answer reached the client to the moment the SMTP sink received the deal's first email (its \
+         final dot; the email is matched to the deal by the deal id its recap names, in the decoded text part); both instants are taken \
+         in the bench process. The same is given from the moment the request was sent, which is comparable with builds whose webhook \
+         applied the event before answering. The figure fails unless every accepted event's first email arrived within {} s of the \
+         load's end. No reference and no target: the issue asks that the p99 stay where it was before the inbox.\n\
+         - **9** In each round, after pgbench's run for figure 1, `serve` as deployed (engine applying the inbox while the load runs; \
+         the per-source rate limit raised as in figure 1) is offered half of that pgbench rate{} in new signed `order.created` events \
+         for {} s, paced: max({CONNECTIONS}, rate / {STEADY_SHARE_PER_CONNECTION}) keep-alive connections each send their share on a fixed \
+         schedule (a connection behind its schedule sends at once until it catches up; what is not sent by the end is not sent, so an \
+         intake that cannot keep up shows as an accepted rate below the offered one, which the row then says). A separate database \
+         connection counts the pending events (`{PENDING_SQL}`) once a second. The row gives the backlog at the end and its maximum, and \
+         the slope of a least-squares line through the per-second samples (events a second); the raw figures add the backlog at 10 s, \
+         every sample, and the rate at which the engine applied events while the load ran (accepted less the backlog at the end, over \
+         the load's length; the server is stopped at the end, not left to apply the rest). Target, judged on the medians: no backlog growth, that is a \
+         backlog at the end of at most one second's worth of the offered rate and a slope under 1 % of the offered rate. With \
+         `--no-references` (no pgbench) the figure is skipped.",
         p.seconds,
+        MAIL_WINDOW.as_secs(),
+        BACKLOG_PROBE.as_millis(),
+        BACKLOG_TIMEOUT.as_secs(),
         p.graphile_default_jobs,
         p.reminder_steps,
         p.reminder_steps,
@@ -1402,28 +1989,50 @@ fn method(ctx: &Ctx, rounds: usize) -> String {
         p.emails,
         p.settle.as_secs_f64(),
         p.crm_limit,
-        p.crm_deals
+        p.crm_deals,
+        rate_text(p.latency_rate),
+        p.latency_seconds,
+        MAIL_WINDOW.as_secs(),
+        p.steady_cap.map(|c| format!(" (at most {}/s in this run)", rate_text(c))).unwrap_or_default(),
+        p.steady_seconds
     )
 }
 
-fn raw(empty: &Figures, scale: &Figures, mail: &[MailFigure], crm: &[CrmFigure], medians: &[String]) -> String {
+fn raw(empty: &Figures, scale: &Figures, rest: &Rest, medians: &[String]) -> String {
+    let (mail, crm) = (rest.mail, rest.crm);
     let mut s = String::from("```text\n");
-    let rounds = [empty.ingest.len(), empty.engine.len(), empty.timers.len(), scale.ingest.len(), mail.len(), crm.len()]
-        .into_iter()
-        .max()
-        .unwrap_or(0);
+    let rounds = [
+        empty.ingest.len(),
+        empty.engine.len(),
+        empty.timers.len(),
+        scale.ingest.len(),
+        mail.len(),
+        crm.len(),
+        rest.latency.len(),
+        rest.steady.len(),
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0);
     for n in 0..rounds {
         let round = format!("round {}", n + 1);
         for (label, f) in [("empty", empty), ("scale", scale)] {
             if let Some(i) = f.ingest.get(n) {
                 s.push_str(&format!(
-                    "{round} {label} ingest as deployed: {} (stored and checked: {}; first emails the sink received meanwhile: {})\n",
+                    "{round} {label} ingest as deployed: {} (first emails the sink received meanwhile: {}; backlog after the load: {} events, \
+                     applied in {:.1} s; then stored and checked: {})\n",
                     i.firstcall.summary(),
-                    i.stored,
-                    i.mailed
+                    i.mailed,
+                    i.backlog.events,
+                    i.backlog.seconds,
+                    i.stored
                 ));
                 if let Some(off) = &i.engine_off {
-                    s.push_str(&format!("{round} {label} ingest, engine off: {}\n", off.summary()));
+                    s.push_str(&format!(
+                        "{round} {label} ingest, engine off: {} (stored pending and checked: {})\n",
+                        off.summary(),
+                        i.stored_pending.unwrap_or(0)
+                    ));
                 }
                 s.push_str(&format!("{round} {label} pgbench: {:.1} tps, latency average {:.2} ms\n", i.pgbench.tps, i.pgbench.latency_ms));
             }
@@ -1475,6 +2084,54 @@ fn raw(empty: &Figures, scale: &Figures, mail: &[MailFigure], crm: &[CrmFigure],
                 c.limit,
                 c.rate(),
                 c.bound()
+            ));
+        }
+        if let Some(l) = rest.latency.get(n) {
+            s.push_str(&format!(
+                "{round} first email: {:.0} events/s offered for {:.0} s over {} connections, {} sent, {} accepted, {} errors{}; {} of them \
+                 emailed within {} s of the load's end (the last {:.2} s after it); from the 200 to the email: {}; from the request sent: {}\n",
+                l.rate,
+                l.seconds,
+                l.connections,
+                l.sent,
+                l.accepted,
+                l.errors,
+                l.first_error.as_deref().map(|e| format!(" (first: {e})")).unwrap_or_default(),
+                l.emailed,
+                MAIL_WINDOW.as_secs(),
+                l.last_after_load,
+                l.from_answer.show(),
+                l.from_sent.show()
+            ));
+        }
+        if let Some(f) = rest.steady.get(n) {
+            let samples: Vec<String> = f.samples.iter().map(|(_, c)| c.to_string()).collect();
+            s.push_str(&format!(
+                "{round} steady load: pgbench {:.1} tps, offered {:.1} events/s over {} connections for {:.0} s; {} sent, {} accepted in \
+                 {:.1} s = {:.1}/s, {} errors{}; intake latency p50 {:.1} ms, p99 {:.1} ms; pending at {:.0} s {}, at the end {} ({:.2} s of the \
+                 offered rate), max {}; slope {:+.2} events/s ({:.3} % of the offered rate); the engine applied {:.1} events/s while the load ran; \
+                 pending each second: {}\n",
+                f.pgbench_tps,
+                f.offered,
+                f.connections,
+                f.seconds,
+                f.sent,
+                f.accepted,
+                f.load_seconds,
+                f.achieved(),
+                f.errors,
+                f.first_error.as_deref().map(|e| format!(" (first: {e})")).unwrap_or_default(),
+                f.p50_ms,
+                f.p99_ms,
+                f.at(10.0).0,
+                f.at(10.0).1,
+                f.end(),
+                f.end_seconds(),
+                f.max(),
+                f.slope(),
+                f.slope_share() * 100.0,
+                f.applied(),
+                samples.join(" ")
             ));
         }
     }

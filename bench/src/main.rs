@@ -1,4 +1,4 @@
-//! firstcall's benchmark suite. `firstcall-bench run` measures seven figures against references
+//! firstcall's benchmark suite. `firstcall-bench run` measures nine figures against references
 //! taken in the same run on the same PostgreSQL (pgbench, graphile-worker) and writes a Markdown
 //! report; `firstcall-bench ingest` is the webhook load generator alone, for profiling a server
 //! started by hand. `bench/run` builds everything and calls `run`.
@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Every figure, with its reference, then the report.
-    Run(figures::RunArgs),
+    Run(Box<figures::RunArgs>),
     /// Signed `order.created` webhooks against a running server, for a while.
     Ingest {
         /// The server's base URL, e.g. http://127.0.0.1:8080
@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
     firstcall::crm::client::install_tls_provider();
     let cli = Cli::parse();
     match cli.command {
-        Command::Run(args) => figures::run(args).await,
+        Command::Run(args) => figures::run(*args).await,
         Command::Ingest { url, secret, connections, seconds } => {
             let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
             let r = ingest::run(&url, &secret, connections, Duration::from_secs_f64(seconds), &tag).await?;
