@@ -325,11 +325,15 @@ pub async fn board(
 
     // Every count reads at most `queries::COUNTED` rows of an index, however many calls there are.
     let mut counts = Vec::with_capacity(CallState::ALL.len());
+    let mut open = Vec::with_capacity(CallState::OPEN.len());
     for s in CallState::ALL {
         let n = queries::count_calls(db, &[s], rep, None).await?;
+        if s.is_open() {
+            open.push(n);
+        }
         counts.push(StateCount { state: s.as_str(), label: state_label(s), n: n.label() });
     }
-    let open = queries::count_calls(db, &CallState::OPEN, rep, None).await?.label();
+    let open = open.into_iter().sum::<queries::Count>().label();
     let past_due = queries::count_calls(db, &CallState::OPEN, rep, Some(now)).await?.label();
 
     let order_ids: Vec<i64> = rows.iter().map(|c| c.order_id).collect();

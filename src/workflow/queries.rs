@@ -172,17 +172,25 @@ pub async fn call_record(db: &impl ConnectionTrait, id: i64) -> Result<Option<Ca
 /// Rows a count reads at most on a page load: exact up to here; past it, an estimate.
 pub const COUNTED: i64 = 10_000;
 
-/// A count as a page shows it: exact up to [`COUNTED`] calls; above, at least that many, with
-/// the planner's estimate where the database keeps one (PostgreSQL's statistics, refreshed by
-/// autovacuum's ANALYZE).
+/// How far a [`Count`] can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Accuracy {
+    Exact,
+    /// The planner's estimate (PostgreSQL's statistics, refreshed by autovacuum's ANALYZE).
+    Estimate,
+    /// At least this many: past [`COUNTED`] with nothing better known.
+    AtLeast,
+}
+
+/// A count as a page shows it: exact up to [`COUNTED`] calls; above, an estimate or a floor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Count {
     pub n: i64,
-    pub exact: bool,
+    pub accuracy: Accuracy,
 }
 
 impl Count {
-    /// `1,234`; `about 1,000,000` for an estimate; `10,000+` when nothing better is known.
+    /// `1,234`; `about 1,000,000` for an estimate; `10,000+` for a floor.
     pub fn label(&self) -> String {
         let digits = self.n.unsigned_abs().to_string();
         let mut grouped = String::new();
@@ -192,11 +200,18 @@ impl Count {
             }
             grouped.push(c);
         }
-        match (self.exact, self.n > COUNTED) {
-            (true, _) => grouped,
-            (false, true) => format!("about {grouped}"),
-            (false, false) => format!("{grouped}+"),
+        match self.accuracy {
+            Accuracy::Exact => grouped,
+            Accuracy::Estimate => format!("about {grouped}"),
+            Accuracy::AtLeast => format!("{grouped}+"),
         }
+    }
+}
+
+impl std::iter::Sum for Count {
+    /// The total of disjoint counts, as sure as the least sure of them.
+    fn sum<I: Iterator<Item = Count>>(counts: I) -> Count {
+        counts.fold(Count { n: 0, accuracy: Accuracy::Exact }, |a, b| Count { n: a.n + b.n, accuracy: a.accuracy.max(b.accuracy) })
     }
 }
 
@@ -228,12 +243,12 @@ pub async fn count_calls(
         None => 0,
     };
     if n <= COUNTED {
-        return Ok(Count { n, exact: true });
+        return Ok(Count { n, accuracy: Accuracy::Exact });
     }
     let estimate = if rep.is_none() && due_by.is_none() { estimated(db, states).await? } else { None };
     Ok(match estimate {
-        Some(e) if e > COUNTED => Count { n: e, exact: false },
-        _ => Count { n: COUNTED, exact: false },
+        Some(e) if e > COUNTED => Count { n: e, accuracy: Accuracy::Estimate },
+        _ => Count { n: COUNTED, accuracy: Accuracy::AtLeast },
     })
 }
 
@@ -279,9 +294,15 @@ mod tests {
 
     #[test]
     fn counts_read_as_exact_estimated_or_at_least() {
-        let c = |n, exact| Count { n, exact }.label();
-        assert_eq!([c(0, true), c(999, true), c(1_000, true), c(10_000, true)], ["0", "999", "1,000", "10,000"]);
-        assert_eq!(c(1_234_567, false), "about 1,234,567");
-        assert_eq!(c(COUNTED, false), "10,000+");
+        let c = |n, accuracy| Count { n, accuracy };
+        let exact = [0, 999, 1_000, 10_000].map(|n| c(n, Accuracy::Exact).label());
+        assert_eq!(exact, ["0", "999", "1,000", "10,000"]);
+        assert_eq!(c(1_234_567, Accuracy::Estimate).label(), "about 1,234,567");
+        assert_eq!(c(COUNTED, Accuracy::AtLeast).label(), "10,000+");
+        // A total is as sure as its least sure part.
+        let total: Count = [c(3, Accuracy::Exact), c(COUNTED, Accuracy::AtLeast), c(20_000, Accuracy::Estimate)].into_iter().sum();
+        assert_eq!(total.label(), "30,003+");
+        let total: Count = [c(3, Accuracy::Exact), c(20_000, Accuracy::Estimate)].into_iter().sum();
+        assert_eq!(total.label(), "about 20,003");
     }
 }
