@@ -246,6 +246,9 @@ pub struct WebhookSettings {
     /// Events whose time lies further back than this many days are refused (422); 1 to 365.
     #[serde(default = "default_max_event_age_days")]
     pub max_event_age_days: u32,
+    /// Stored events the engine applies in one transaction; 1 to 5000.
+    #[serde(default = "default_apply_batch_size")]
+    pub apply_batch_size: u32,
     pub generic: GenericWebhook,
     pub hubspot: HubspotWebhook,
     pub pipedrive: PipedriveWebhook,
@@ -254,6 +257,10 @@ pub struct WebhookSettings {
 
 fn default_max_event_age_days() -> u32 {
     30
+}
+
+fn default_apply_batch_size() -> u32 {
+    1000
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -455,6 +462,9 @@ fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
     }
     if s.engine.batch_size == 0 || s.engine.batch_size > 5000 {
         return fail("engine.batch_size", "must be between 1 and 5000");
+    }
+    if s.webhooks.apply_batch_size == 0 || s.webhooks.apply_batch_size > 5000 {
+        return fail("webhooks.apply_batch_size", "must be between 1 and 5000");
     }
     if s.engine.lease_secs < 2 {
         return fail("engine.lease_secs", "must be at least 2");

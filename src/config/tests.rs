@@ -108,6 +108,17 @@ fn a_salesforce_path_secret_comes_from_the_environment_and_fits_in_a_url_path() 
 }
 
 #[test]
+fn the_inbox_batch_is_checked_naming_the_key() {
+    assert_eq!(load(&[]).unwrap().settings.webhooks.apply_batch_size, 1000);
+    for bad in [0, 5001] {
+        let e = load(&[("webhooks.apply_batch_size", json!(bad))]).expect_err("out of range");
+        assert_eq!(e.key, "webhooks.apply_batch_size", "{e}");
+        assert!(e.reason.contains("between 1 and 5000"), "{e}");
+    }
+    assert_eq!(load(&[("webhooks.apply_batch_size", json!(5000))]).unwrap().settings.webhooks.apply_batch_size, 5000);
+}
+
+#[test]
 fn retention_settings_are_checked_naming_the_key() {
     let r = load(&[]).unwrap().settings.retention;
     assert_eq!(r, RetentionSettings::default(), "config/default.toml states the built-in defaults");

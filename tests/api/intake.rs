@@ -901,7 +901,7 @@ async fn a_webhook_is_answered_once_its_event_is_stored_and_the_engine_applies_i
 #[tokio::test]
 async fn the_events_of_one_deal_are_applied_in_the_order_they_were_stored_across_batches() {
     // Two events a batch: the deal's three events and another deal's land in two batches.
-    let opts = Options { overrides: vec![("engine.batch_size", json!(2))], ..Options::default() };
+    let opts = Options { overrides: vec![("webhooks.apply_batch_size", json!(2))], ..Options::default() };
     let app = TestApp::spawn_with(opts).await;
     let now = app.now();
     let mut stored = Vec::new();

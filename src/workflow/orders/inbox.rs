@@ -1,9 +1,10 @@
 //! The applier: the engine's feed of stored webhook events. It takes pending events in the order
-//! they were stored and applies them to orders, calls and timers in batches, one transaction per
-//! batch, so the events of one deal are applied in order (the newest-wins rule of each order
-//! still decides what an older event may change). On PostgreSQL one process at a time applies a
-//! batch (a transaction-scoped advisory lock; the others find it taken and leave the batch to
-//! it); SQLite writes one transaction at a time anyway.
+//! they were stored and applies them to orders, calls and timers in batches of up to
+//! `webhooks.apply_batch_size`, one transaction per batch, so the events of one deal are applied
+//! in order (the newest-wins rule of each order still decides what an older event may change).
+//! On PostgreSQL one process at a time applies a batch (a transaction-scoped advisory lock; the
+//! others find it taken and leave the batch to it); SQLite writes one transaction at a time
+//! anyway.
 //!
 //! A batch that the database refuses for one event's sake is applied again event by event: an
 //! event that cannot be applied is marked `failed` with the reason (shown by
@@ -46,7 +47,7 @@ impl Feed for Inbox {
     fn run_batch<'a>(&'a self, db: &'a DatabaseConnection, now: DateTime<Utc>) -> BoxFuture<'a, Result<FeedBatch, DbErr>> {
         Box::pin(async move {
             let fc = self.fc.get();
-            let limit = fc.config.settings.engine.batch_size.max(1) as u64;
+            let limit = fc.config.settings.webhooks.apply_batch_size.max(1) as u64;
             apply_pending(db, &fc, &self.metrics, now, limit).await
         })
     }
