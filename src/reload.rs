@@ -239,6 +239,7 @@ impl Reloader {
                     let _ = self.reload("SIGHUP").await;
                 }
                 Some(()) = changed.recv() => {
+                    settle(&mut changed).await;
                     let _ = self.reload("a file under config/ changed").await;
                 }
             }
@@ -259,26 +260,26 @@ fn say_restart_needed(keys: &[String]) {
     }
 }
 
-/// Watches `dir` (and below) and sends on `tx` once per burst of changes; `None` (and a log
-/// line) where the directory cannot be watched, e.g. it does not exist (the built-in defaults).
-fn watch(
-    dir: &std::path::Path,
-    tx: tokio::sync::mpsc::UnboundedSender<()>,
-) -> Option<notify_debouncer_mini::Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>> {
-    use notify_debouncer_mini::notify::RecursiveMode;
+/// Watches `dir` (and below) and sends on `tx` when a file is created, written, renamed or
+/// removed there (reading a file is no change: the reload itself reads them all); `None` (and a
+/// log line) where the directory cannot be watched, e.g. it does not exist (the built-in
+/// defaults).
+fn watch(dir: &std::path::Path, tx: tokio::sync::mpsc::UnboundedSender<()>) -> Option<notify::RecommendedWatcher> {
+    use notify::{EventKind, RecursiveMode, Watcher};
     if !dir.is_dir() {
         tracing::info!(dir = %dir.display(), "no config directory to watch: the built-in defaults run; SIGHUP still reloads");
         return None;
     }
-    let debouncer =
-        notify_debouncer_mini::new_debouncer(Duration::from_millis(500), move |events: notify_debouncer_mini::DebounceEventResult| {
-            if events.is_ok() {
-                let _ = tx.send(());
-            }
-        });
-    match debouncer {
-        Ok(mut d) => match d.watcher().watch(dir, RecursiveMode::Recursive) {
-            Ok(()) => Some(d),
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(e) = event
+            && !matches!(e.kind, EventKind::Access(_))
+        {
+            let _ = tx.send(());
+        }
+    });
+    match watcher {
+        Ok(mut w) => match w.watch(dir, RecursiveMode::Recursive) {
+            Ok(()) => Some(w),
             Err(e) => {
                 tracing::warn!(dir = %dir.display(), "cannot watch config/ for changes ({e}); reload with SIGHUP");
                 None
@@ -290,6 +291,15 @@ fn watch(
         }
     }
 }
+
+/// Waits until no change has come for [`SETTLE`]: an editor's save, or a deployment copying
+/// several files, is one burst and gives one reload.
+async fn settle(changed: &mut tokio::sync::mpsc::UnboundedReceiver<()>) {
+    while let Ok(Some(())) = tokio::time::timeout(SETTLE, changed.recv()).await {}
+}
+
+/// How long `config/` must be quiet after a change before it is loaded again.
+const SETTLE: Duration = Duration::from_millis(500);
 
 #[cfg(unix)]
 type Hangups = Option<tokio::signal::unix::Signal>;

@@ -502,6 +502,10 @@ fn serve_reloads_config_on_sighup_and_when_a_file_changes_and_refuses_an_invalid
     // SIGHUP with nothing edited: the same version keeps running.
     unsafe_kill(server.child.id(), "HUP");
     wait_for_log(&server, &["SIGHUP", "the schedules and templates are unchanged", &v1]);
+    // Reading config/ (as every load does) is no change: nothing is loaded again until a file is
+    // written.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(server.log().matches("config/ reloaded").count(), 1, "one reload, the SIGHUP's:\n{}", server.log());
 
     // Saving an edit is enough: the file change is noticed and the new version runs.
     edit(r#"reminder_cron = "0 9,14 * * 1-5""#, r#"reminder_cron = "30 10,15 * * 1-5""#);
