@@ -23,7 +23,8 @@ use crate::drain::{self, Drain};
 use crate::ingest::{self, IngestReport, PacedLoad};
 use crate::pg::{self, Server};
 use crate::proc::{Firstcall, Graphile, Launch};
-use crate::report::{Report, Samples};
+use crate::reads::{self, Reads};
+use crate::report::{Quantiles, Report, Samples};
 use crate::seed::{self, Calls};
 
 pub const WEBHOOK_SECRET: &str = "bench-webhook-secret";
@@ -69,7 +70,7 @@ pub struct RunArgs {
     /// Where the Markdown report goes.
     #[arg(long, default_value = "bench/RESULTS.md")]
     results: PathBuf,
-    /// Only these figures (1-9; 4 needs the ones it repeats); all when absent.
+    /// Only these figures (1-10; 4 needs the ones it repeats); all when absent.
     #[arg(long, value_delimiter = ',')]
     only: Vec<u8>,
     /// Skip pgbench and graphile-worker (for comparing firstcall builds; the report then has
@@ -136,6 +137,8 @@ struct Plan {
     steady_seconds: f64,
     /// Figure 9: the most it offers a second whatever pgbench's rate (the smoke run's is tiny).
     steady_cap: Option<f64>,
+    /// Figure 10: requests of each read path.
+    reads: reads::Setup,
 }
 
 impl Plan {
@@ -160,6 +163,7 @@ impl Plan {
                 latency_seconds: 20.0,
                 steady_seconds: 60.0,
                 steady_cap: None,
+                reads: reads::Setup { requests: 1_000, warmup: 50, connections: 4, api_limit: 100 },
             },
             Size::Smoke => Plan {
                 seconds: 1.0,
@@ -180,6 +184,7 @@ impl Plan {
                 latency_seconds: 3.0,
                 steady_seconds: 3.0,
                 steady_cap: Some(20.0),
+                reads: reads::Setup { requests: 40, warmup: 4, connections: 4, api_limit: 100 },
             },
         }
     }
@@ -199,7 +204,7 @@ fn positive(option: &str, v: f64) -> anyhow::Result<f64> {
     Ok(v)
 }
 
-fn say(msg: impl AsRef<str>) {
+pub(crate) fn say(msg: impl AsRef<str>) {
     eprintln!("[bench {}] {}", Utc::now().format("%H:%M:%S"), msg.as_ref());
 }
 
@@ -254,7 +259,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     say("preparing the empty template database");
     prepare_empty_template(&ctx).await?;
-    if ctx.wants(4) {
+    if ctx.wants(4) || ctx.wants(10) {
         say(format!("figure 4: seeding {} open calls with their timers", ctx.plan.scale_calls));
         let seeded = prepare_scale_template(&ctx).await?;
         say(format!("seeded in {seeded:.1} s"));
@@ -264,6 +269,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // change in the shared machine's load falls on both.
     let (mut empty, mut scale) = (Figures::default(), Figures::default());
     let (mut mail, mut crm, mut latency, mut steady) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut reads = Vec::new();
     let (mut explain, mut explain_backlog) = (None, None);
     for round in 1..=rounds {
         say(format!("round {round} of {rounds}"));
@@ -324,6 +330,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             say("figure 8: event accepted → first email handed to SMTP");
             latency.push(latency_figure(&ctx).await?);
         }
+        if ctx.wants(10) {
+            say(format!("figure 10: read paths with {} open calls", ctx.plan.scale_calls));
+            reads.push(reads_figure(&ctx, reads.is_empty()).await?);
+        }
     }
     let cold = if ctx.wants(6) {
         say("figure 6: cold starts");
@@ -332,9 +342,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         None
     };
 
-    let rest = Rest { mail: &mail, crm: &crm, latency: &latency, steady: &steady };
+    let rest = Rest { mail: &mail, crm: &crm, latency: &latency, steady: &steady, reads: &reads };
     let medians = write_rows(&ctx, &mut report, &empty, &scale, cold.as_ref(), &rest);
-    report.sections.push(("How each figure is measured".into(), method(&ctx, rounds)));
+    report.sections.push((
+        "How each figure is measured".into(),
+        format!("{}\n{}", method(&ctx, rounds), reads::method(ctx.plan.reads, ctx.plan.scale_calls)),
+    ));
     if let Some(plan) = explain {
         report.sections.push((
             format!("The claim query with {} open calls in the database (EXPLAIN ANALYZE)", ctx.plan.scale_calls),
@@ -349,6 +362,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             ),
             plans,
         ));
+    }
+    if let Some(plans) = reads.iter().find_map(|r| r.plans.as_ref()) {
+        report
+            .sections
+            .push((format!("The read paths' statements with {} open calls (EXPLAIN ANALYZE)", ctx.plan.scale_calls), plans.clone()));
     }
     report.sections.push(("Raw figures".into(), raw(&empty, &scale, &rest, &medians)));
 
@@ -970,6 +988,22 @@ async fn backlog_figure(ctx: &Ctx, explain: bool) -> anyhow::Result<(Drain, Opti
     Ok((d, plans))
 }
 
+// ---------------------------------------------------------------- figure 10: read paths
+
+/// Figure 10 on a copy of the scale database (see `reads`); with `explain`, the plans too, from a
+/// second `serve` whose sessions explain every statement.
+async fn reads_figure(ctx: &Ctx, explain: bool) -> anyhow::Result<Reads> {
+    let name = "fcbench_reads";
+    let (url, db) = ctx.database(name, SCALE_TEMPLATE).await?;
+    let serve = ctx.launch("serve", &url, "reads", &[]);
+    let traced = ctx.launch("serve", &url, "reads-statements", &[("RUST_LOG", "info,sqlx::postgres::notice=info")]);
+    let figure = reads::run(&db, &serve, explain.then_some(&traced), ctx.plan.reads).await;
+    ctx.sink.clear();
+    db.close().await;
+    ctx.pg.drop(name).await?;
+    figure
+}
+
 // ---------------------------------------------------------------- figure 5: mail
 
 struct MailFigure {
@@ -1197,33 +1231,6 @@ async fn wait_enriched(db: &sqlx::PgPool, deals: i64, since: Instant, timeout: D
 }
 
 // ---------------------------------------------------------------- figure 8: accepted → first email
-
-/// The 50th and 99th percentiles and the maximum of some latencies, ms.
-#[derive(Debug, Clone, Copy, Default)]
-struct Quantiles {
-    p50: f64,
-    p99: f64,
-    max: f64,
-}
-
-impl Quantiles {
-    /// Nearest rank: the smallest value with at least that share of the values at or below it.
-    fn of(mut v: Vec<f64>) -> Quantiles {
-        v.sort_by(f64::total_cmp);
-        let rank = |q: f64| -> f64 {
-            if v.is_empty() {
-                return 0.0;
-            }
-            let i = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
-            v[i]
-        };
-        Quantiles { p50: rank(0.5), p99: rank(0.99), max: v.last().copied().unwrap_or(0.0) }
-    }
-
-    fn show(&self) -> String {
-        format!("p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms", self.p50, self.p99, self.max)
-    }
-}
 
 struct LatencyFigure {
     rate: f64,
@@ -1592,6 +1599,7 @@ struct Rest<'a> {
     crm: &'a [CrmFigure],
     latency: &'a [LatencyFigure],
     steady: &'a [SteadyFigure],
+    reads: &'a [Reads],
 }
 
 /// Writes the table's rows; returns the medians and spreads of the ratios for the raw figures.
@@ -1883,6 +1891,31 @@ fn write_rows(ctx: &Ctx, report: &mut Report, empty: &Figures, scale: &Figures, 
             ("no growth", yes(met)),
         );
     }
+    for kind in reads::Kind::ALL {
+        let rounds: Vec<&reads::PathResult> = rest.reads.iter().filter_map(|r| r.path(kind)).collect();
+        if let Some(first) = rounds.first() {
+            let p99 = each(&rounds, |p| p.latency.p99);
+            r.report.row(
+                "10",
+                &format!(
+                    "{} with {} open calls, {} requests over {} connections: p50 / p99; max",
+                    kind.label(),
+                    p.scale_calls,
+                    first.requests,
+                    p.reads.connections
+                ),
+                format!(
+                    "{:.1} / {}; {:.1} ms",
+                    each(&rounds, |p| p.latency.p50).median(),
+                    p99.ms(),
+                    each(&rounds, |p| p.latency.max).median()
+                ),
+                "–".into(),
+                "–".into(),
+                ("p99 ≤ 50 ms", yes(p99.median() <= reads::TARGET_P99_MS)),
+            );
+        }
+    }
     r.medians
 }
 
@@ -2010,6 +2043,7 @@ fn raw(empty: &Figures, scale: &Figures, rest: &Rest, medians: &[String]) -> Str
         crm.len(),
         rest.latency.len(),
         rest.steady.len(),
+        rest.reads.len(),
     ]
     .into_iter()
     .max()
@@ -2133,6 +2167,9 @@ fn raw(empty: &Figures, scale: &Figures, rest: &Rest, medians: &[String]) -> Str
                 f.applied(),
                 samples.join(" ")
             ));
+        }
+        if let Some(r) = rest.reads.get(n) {
+            s.push_str(&r.raw(&round));
         }
     }
     if !medians.is_empty() {

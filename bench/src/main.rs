@@ -1,4 +1,4 @@
-//! firstcall's benchmark suite. `firstcall-bench run` measures nine figures against references
+//! firstcall's benchmark suite. `firstcall-bench run` measures ten figures against references
 //! taken in the same run on the same PostgreSQL (pgbench, graphile-worker) and writes a Markdown
 //! report; `firstcall-bench ingest` is the webhook load generator alone, for profiling a server
 //! started by hand. `bench/run` builds everything and calls `run`.
@@ -8,6 +8,7 @@ mod figures;
 mod ingest;
 mod pg;
 mod proc;
+mod reads;
 mod report;
 mod seed;
 

@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// The API token every firstcall the bench starts accepts (also for the dashboard and call pages).
+pub const API_TOKEN: &str = "bench-api-token";
+
 /// How to start firstcall.
 #[derive(Debug, Clone)]
 pub struct Launch {
@@ -52,7 +55,7 @@ impl Firstcall {
             .env("FIRSTCALL__HTTP__PORT", port.to_string())
             .env("FIRSTCALL__HTTP__PUBLIC_URL", format!("http://127.0.0.1:{port}"))
             .env("FIRSTCALL__WEBHOOKS__GENERIC__SECRETS", crate::figures::WEBHOOK_SECRET)
-            .env("FIRSTCALL__API__TOKENS", "bench-api-token")
+            .env("FIRSTCALL__API__TOKENS", API_TOKEN)
             .env("FIRSTCALL__LINKS__SIGNING_KEYS", "bench-link-signing-key-0123456789abcdef")
             .env("FIRSTCALL__MAIL__TRANSPORT", "smtp")
             .env("FIRSTCALL__MAIL__SMTP__HOST", "127.0.0.1")

@@ -133,6 +133,33 @@ fn rate_number(v: f64) -> String {
     if v >= 100.0 { format!("{v:.0}") } else { format!("{v:.1}") }
 }
 
+/// The 50th and 99th percentiles and the maximum of some latencies, ms.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Quantiles {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Quantiles {
+    /// Nearest rank: the smallest value with at least that share of the values at or below it.
+    pub fn of(mut v: Vec<f64>) -> Quantiles {
+        v.sort_by(f64::total_cmp);
+        let rank = |q: f64| -> f64 {
+            if v.is_empty() {
+                return 0.0;
+            }
+            let i = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
+            v[i]
+        };
+        Quantiles { p50: rank(0.5), p99: rank(0.99), max: v.last().copied().unwrap_or(0.0) }
+    }
+
+    pub fn show(&self) -> String {
+        format!("p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms", self.p50, self.p99, self.max)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Samples;
