@@ -17,6 +17,7 @@ mod m20261202_000001_escalated_steps;
 mod m20261202_000002_config_versions;
 mod m20261203_000001_processes;
 mod m20261204_000001_inbox;
+mod m20261210_000001_read_paths;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000002_config_versions::Migration),
             Box::new(m20261203_000001_processes::Migration),
             Box::new(m20261204_000001_inbox::Migration),
+            Box::new(m20261210_000001_read_paths::Migration),
         ]
     }
 }

@@ -52,6 +52,21 @@ fn query_of(cursor: &Value) -> String {
     cursor.as_str().map(|c| format!("&cursor={c}")).unwrap_or_default()
 }
 
+/// The calls of every page of the list with `filter`, one call a page (at most ten pages).
+async fn one_a_page(app: &TestApp, filter: &str) -> Vec<i64> {
+    let mut walked = vec![];
+    let mut cursor = Value::Null;
+    for _ in 0..10 {
+        let page = app.get_json(&format!("/api/v1/calls?{filter}&limit=1{}", query_of(&cursor))).await;
+        walked.extend(ids(&page));
+        cursor = page["next_cursor"].clone();
+        if cursor.is_null() {
+            break;
+        }
+    }
+    walked
+}
+
 #[tokio::test]
 async fn the_call_list_shows_open_calls_by_default_most_overdue_first() {
     let app = TestApp::spawn().await;
@@ -134,18 +149,46 @@ async fn pages_of_every_state_go_from_open_calls_to_the_most_recently_closed() {
     calls_due_through_the_day(&app).await;
     app.advance(TimeDelta::minutes(5));
     let open_first = ids(&app.get_json("/api/v1/calls?state=all&limit=500").await);
-    let mut walked = vec![];
-    let mut cursor = Value::Null;
-    for _ in 0..10 {
-        let page = app.get_json(&format!("/api/v1/calls?state=all&limit=1{}", query_of(&cursor))).await;
-        walked.extend(ids(&page));
-        cursor = page["next_cursor"].clone();
-        if cursor.is_null() {
-            break;
-        }
-    }
+    let walked = one_a_page(&app, "state=all").await;
     assert_eq!(walked, open_first, "one at a time, the same calls in the same order");
     assert_eq!(walked.len(), 7);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_reps_calls_in_one_state_come_in_due_order_page_after_page() {
+    let app = TestApp::spawn().await;
+    let other = "bo@seller.example";
+    // Two reps' orders interleaved through the morning; at 14:00 the 13:00 calls have turned
+    // overdue and one of Ana's is done.
+    let t0 = app.now();
+    for (n, (minutes, rep)) in
+        [(0, REP), (0, other), (30, REP), (60, other), (60, REP), (90, REP), (120, other), (120, REP)].into_iter().enumerate()
+    {
+        app.clock.set(t0 + TimeDelta::minutes(minutes));
+        let r = app.post_generic(&order_created(&format!("e{n}"), &format!("D-{n}"), rep, app.now())).await;
+        assert_eq!(r.status(), 200);
+    }
+    app.settle().await;
+    let done = app.calls().await.into_iter().find(|c| c["deal_id"] == "D-5").unwrap()["id"].as_i64().unwrap();
+    complete(&app, done).await;
+    app.advance_and_settle(TimeDelta::hours(5) - (app.now() - t0), TimeDelta::minutes(30)).await;
+    let calls = app.calls().await;
+    let expected = |states: &[&str]| {
+        let mut keys: Vec<(String, i64)> = calls
+            .iter()
+            .filter(|c| c["rep_email"] == REP && states.contains(&c["state"].as_str().unwrap()))
+            .map(|c| (c["due_at"].as_str().unwrap().to_string(), c["id"].as_i64().unwrap()))
+            .collect();
+        keys.sort();
+        keys.into_iter().map(|(_, id)| id).collect::<Vec<i64>>()
+    };
+    let (overdue, due) = (expected(&["overdue"]), expected(&["due"]));
+    assert!(overdue.len() >= 2 && !due.is_empty(), "Ana has overdue and due calls: {calls:?}");
+    for (filter, want) in [("overdue", overdue.clone()), ("due", due.clone()), ("open", expected(&["scheduled", "due", "overdue"]))] {
+        let walked = one_a_page(&app, &format!("rep={REP}&state={filter}")).await;
+        assert_eq!(walked, want, "Ana's {filter} calls, one a page, by due time: {calls:?}");
+    }
     app.stop().await;
 }
 
