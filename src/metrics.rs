@@ -125,7 +125,12 @@ impl Metrics {
         );
         registry.register("jobs_completed", "Timer steps completed", m.jobs_completed.clone());
         registry.register("jobs_died", "Timer steps that failed too often and were marked dead", m.jobs_died.clone());
-        registry.register("calls", "First calls by state", m.calls.clone());
+        registry.register(
+            "calls",
+            // The bound is `workflow::queries::COUNTED`, a layer above this one.
+            "First calls by state: exact up to 10000 a state; above, PostgreSQL's estimate from its statistics (or 10000 when it has none)",
+            m.calls.clone(),
+        );
         registry.register("outbox_depth", "Emails waiting to be delivered", m.outbox_depth.clone());
         registry.register(
             "outbox_oldest_age_seconds",

@@ -103,7 +103,12 @@ async fn page(req: &HttpRequest, state: &AppState, edit: EditPreview) -> Result<
         Err(e) => ((CallState::OPEN.to_vec(), None, None), Some(e.message)),
     };
     let rep = q.non_empty("rep");
-    let board = super::data::board(state, &states, rep_filter.as_ref(), after, CALLS_PER_PAGE).await?;
+    // Three independent reads, each on a connection of its own (one after the other on SQLite).
+    let (board, configuration, inbox) = tokio::try_join!(
+        super::data::board(state, &states, rep_filter.as_ref(), after, CALLS_PER_PAGE),
+        super::data::configuration(state),
+        super::data::inbox(state)
+    )?;
     let state_filter = q.non_empty("state").unwrap_or("open");
     // Query strings of the list's links (every value escaped, so no '/' or '&' of its own).
     let list_query = |states: &str, cursor: Option<String>| {
@@ -139,8 +144,6 @@ async fn page(req: &HttpRequest, state: &AppState, edit: EditPreview) -> Result<
         Some("email") => Some("The email is queued again and goes out now."),
         _ => None,
     };
-    let configuration = super::data::configuration(state).await?;
-    let inbox = super::data::inbox(state).await?;
     let visitor = Visitor::of(req);
     let body = render(
         "dashboard.html",

@@ -17,7 +17,7 @@ use crate::workflow::queries;
 use crate::workflow::{CallOutcome, CallState};
 use entity::emails::{EmailKind, EmailState};
 use entity::jobs::{JobKind, JobState};
-use entity::{calls, emails, jobs, orders, reps};
+use entity::{emails, jobs, orders, reps};
 
 /// Dead jobs and failed emails listed on the dashboard; more wait in the API's lists.
 const OPS_LIST_LIMIT: u64 = 50;
@@ -144,10 +144,9 @@ pub struct Upcoming {
 
 /// Loads call `id` with its recap. A call that does not exist is a 404.
 pub async fn call_facts(state: &AppState, id: i64) -> Result<(CallFacts, Recap), PageError> {
-    let call =
-        calls::Entity::find_by_id(id).one(&state.db).await?.ok_or_else(|| PageError::not_found("There is no call with this number."))?;
-    let recap = crate::workflow::compose::recap_for_call(&state.db, &state.first_call.get(), &call).await?;
-    let detail = crate::http::calls::load_detail(state, id).await?;
+    let record = queries::call_record(&state.db, id).await?.ok_or_else(|| PageError::not_found("There is no call with this number."))?;
+    let recap = crate::workflow::compose::recap_for_call(&state.db, &state.first_call.get(), &record.call).await?;
+    let detail = crate::http::calls::CallDetail::new(record, state.clock.now());
     let tz = recap.call.rep_timezone.0;
     let c = detail.call;
     let now = state.clock.now();
@@ -324,17 +323,11 @@ pub async fn board(
     let (rows, next) = (page.calls, page.next);
 
     // Every count reads at most `queries::COUNTED` rows of an index, however many calls there are.
-    let mut counts = Vec::with_capacity(CallState::ALL.len());
-    let mut open = Vec::with_capacity(CallState::OPEN.len());
-    for s in CallState::ALL {
-        let n = queries::count_calls(db, &[s], rep, None).await?;
-        if s.is_open() {
-            open.push(n);
-        }
-        counts.push(StateCount { state: s.as_str(), label: state_label(s), n: n.label() });
-    }
-    let open = open.into_iter().sum::<queries::Count>().label();
-    let past_due = queries::count_calls(db, &CallState::OPEN, rep, Some(now)).await?.label();
+    let (by_state, past_due) = queries::count_calls(db, &CallState::ALL, rep, Some(now)).await?;
+    let open = CallState::ALL.iter().zip(&by_state).filter(|(s, _)| s.is_open()).map(|(_, n)| *n).sum::<queries::Count>().label();
+    let counts =
+        CallState::ALL.iter().zip(&by_state).map(|(s, n)| StateCount { state: s.as_str(), label: state_label(*s), n: n.label() }).collect();
+    let past_due = past_due.map(|n| n.label()).unwrap_or_default();
 
     let order_ids: Vec<i64> = rows.iter().map(|c| c.order_id).collect();
     let accounts: HashMap<i64, Option<String>> = orders::Entity::find()

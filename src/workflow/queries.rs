@@ -215,41 +215,57 @@ impl std::iter::Sum for Count {
     }
 }
 
-/// Calls in any of `states` (of one rep; due by `due_by`), counted at most [`COUNTED`] deep, so
-/// the cost is bounded however many calls there are. Past the bound, the count is the
-/// planner's estimate for the states (without a rep or time filter, on PostgreSQL) or
-/// "at least".
+/// The counts a page shows, in one statement: the calls in each of `states` (of one rep), and,
+/// with `due_by`, the open ones due by then. Each is counted at most [`COUNTED`] deep, so the
+/// cost is bounded however many calls there are; past the bound, a state's count is the
+/// planner's estimate (without a rep, on PostgreSQL) or "at least", and the due count "at least".
 pub async fn count_calls(
     db: &impl ConnectionTrait,
     states: &[CallState],
     rep: Option<&EmailAddress>,
     due_by: Option<DateTime<Utc>>,
-) -> Result<Count, DbErr> {
+) -> Result<(Vec<Count>, Option<Count>), DbErr> {
     let backend = db.get_database_backend();
-    let mut sql = format!("SELECT COUNT(*) AS n FROM (SELECT 1 FROM calls WHERE state IN ({})", state_list(states));
-    let mut values: Vec<sea_orm::Value> = vec![];
-    if let Some(rep) = rep {
-        values.push(rep.as_str().into());
-        sql.push_str(&format!(" AND rep_email = ${}", values.len()));
-    }
+    let mut values: Vec<sea_orm::Value> = vec![(COUNTED + 1).into()];
+    let of_rep = match rep {
+        Some(r) => {
+            values.push(r.as_str().into());
+            format!(" AND rep_email = ${}", values.len())
+        }
+        None => String::new(),
+    };
+    // Each count reads its own index range: `calls_state_due` or, for a rep, `calls_rep_state`.
+    let count = |states: &[CallState], more: &str, name: &str| {
+        format!("(SELECT COUNT(*) FROM (SELECT 1 FROM calls WHERE state IN ({}){of_rep}{more} LIMIT $1) c) AS {name}", state_list(states))
+    };
+    let mut columns: Vec<String> = states.iter().enumerate().map(|(i, s)| count(&[*s], "", &format!("n{i}"))).collect();
     if let Some(at) = due_by {
         values.push(at.into());
-        sql.push_str(&format!(" AND due_at <= ${}", values.len()));
+        columns.push(count(&CallState::OPEN, &format!(" AND due_at <= ${}", values.len()), "due_by"));
     }
-    values.push((COUNTED + 1).into());
-    sql.push_str(&format!(" LIMIT ${}) c", values.len()));
-    let n = match db.query_one_raw(crate::db::stmt(backend, &sql, values)).await? {
-        Some(row) => row.try_get::<i64>("", "n")?,
-        None => 0,
+    let sql = format!("SELECT {}", columns.join(", "));
+    let row = db.query_one_raw(crate::db::stmt(backend, &sql, values)).await?.ok_or_else(|| DbErr::RecordNotFound("counts".into()))?;
+    let mut counts = Vec::with_capacity(states.len());
+    for (i, s) in states.iter().enumerate() {
+        let n = row.try_get::<i64>("", &format!("n{i}"))?;
+        let estimate = if n > COUNTED && rep.is_none() { estimated(db, &[*s]).await? } else { None };
+        counts.push(bounded(n, estimate));
+    }
+    let due = match due_by {
+        Some(_) => Some(bounded(row.try_get::<i64>("", "due_by")?, None)),
+        None => None,
     };
-    if n <= COUNTED {
-        return Ok(Count { n, accuracy: Accuracy::Exact });
-    }
-    let estimate = if rep.is_none() && due_by.is_none() { estimated(db, states).await? } else { None };
-    Ok(match estimate {
+    Ok((counts, due))
+}
+
+/// A count read at most [`COUNTED`] + 1 deep, as shown: exact, else the estimate if it is above
+/// the bound, else "at least".
+fn bounded(n: i64, estimate: Option<i64>) -> Count {
+    match estimate {
+        _ if n <= COUNTED => Count { n, accuracy: Accuracy::Exact },
         Some(e) if e > COUNTED => Count { n: e, accuracy: Accuracy::Estimate },
         _ => Count { n: COUNTED, accuracy: Accuracy::AtLeast },
-    })
+    }
 }
 
 /// PostgreSQL's estimate of the calls in `states`: the table's row count times the states'
