@@ -330,12 +330,15 @@ pub async fn board(
     let past_due = past_due.map(|n| n.label()).unwrap_or_default();
 
     let order_ids: Vec<i64> = rows.iter().map(|c| c.order_id).collect();
+    // The account names alone (an order row carries its line items too).
     let accounts: HashMap<i64, Option<String>> = orders::Entity::find()
+        .select_only()
+        .columns([orders::Column::Id, orders::Column::AccountName])
         .filter(orders::Column::Id.is_in(order_ids))
+        .into_tuple::<(i64, Option<String>)>()
         .all(db)
         .await?
         .into_iter()
-        .map(|o| (o.id, o.account_name))
         .collect();
     let emails_listed: Vec<String> = rows.iter().map(|c| c.rep_email.clone()).collect();
     let directory: HashMap<String, reps::Model> = reps::Entity::find()
@@ -439,25 +442,20 @@ pub async fn inbox(state: &AppState) -> Result<Inbox, sea_orm::DbErr> {
     use sea_orm::ConnectionTrait;
     let db = &state.db;
     let backend = db.get_database_backend();
-    // Both read only the partial indexes of pending and failed events, and the primary key.
-    let counted = db
+    // Every read here takes only the partial indexes of pending and failed events, and the
+    // primary key. The pending events, counted, and the oldest of them in one statement.
+    let pending = db
         .query_one_raw(crate::db::stmt(
             backend,
-            "SELECT COUNT(*) AS n FROM (SELECT id FROM webhook_events WHERE outcome = 'pending' LIMIT $1) p",
-            vec![(PENDING_COUNTED + 1).into()],
+            "SELECT (SELECT COUNT(*) FROM (SELECT id FROM webhook_events WHERE outcome = $1 LIMIT $2) p) AS n, \
+             (SELECT received_at FROM webhook_events WHERE outcome = $1 ORDER BY id LIMIT 1) AS oldest",
+            vec![crate::workflow::orders::PENDING.into(), (PENDING_COUNTED + 1).into()],
         ))
-        .await?
-        .map(|r| r.try_get::<i64>("", "n"))
-        .transpose()?
-        .unwrap_or(0);
-    let oldest: Option<DateTime<Utc>> = webhook_events::Entity::find()
-        .select_only()
-        .column(C::ReceivedAt)
-        .filter(C::Outcome.eq(crate::workflow::orders::PENDING))
-        .order_by_asc(C::Id)
-        .into_tuple()
-        .one(db)
         .await?;
+    let (counted, oldest) = match pending {
+        Some(r) => (r.try_get::<i64>("", "n")?, r.try_get::<Option<DateTime<Utc>>>("", "oldest")?),
+        None => (0, None),
+    };
     let rows = |outcome: Option<&str>, limit: u64| {
         let mut q = webhook_events::Entity::find()
             .select_only()

@@ -663,9 +663,10 @@ async fn the_dashboard_shows_the_events_waiting_to_be_applied_and_those_that_cou
     };
     let first = sent("e1", "D-1").await["events"][0]["stored_id"].as_i64().unwrap();
     sent("e2", "D-2").await;
+    app.advance(chrono::TimeDelta::seconds(90));
     let board = get(app, "/").await;
     let text = board.text();
-    assert!(text.contains("2 stored events waiting to be applied"), "{text}");
+    assert!(text.contains("2 stored events waiting to be applied (the oldest received 90 s ago)"), "{text}");
     // One of them cannot be read by this version; the other is applied.
     app.exec(&format!("UPDATE webhook_events SET transition = 'reopened' WHERE id = {first}")).await;
     app.apply_events().await;
