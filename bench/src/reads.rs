@@ -117,8 +117,8 @@ struct Targets {
     api_limit: usize,
 }
 
-/// Runs the figure: `serve` from `launch` under the reads, then (with `traced`, a launch of the
-/// same database that logs its statements) the plans.
+/// Runs the figure: `serve` from `launch` under the reads, then (with `traced`, a launch on the
+/// same database that logs sqlx's notices) the plans.
 pub async fn run(db: &sqlx::PgPool, launch: &Launch, traced: Option<&Launch>, setup: Setup) -> anyhow::Result<Reads> {
     let calls: i64 = sqlx::query_scalar("SELECT count(*) FROM calls WHERE state IN ('scheduled','due','overdue')").fetch_one(db).await?;
     anyhow::ensure!(calls > 0, "the scale database has no open calls");
