@@ -260,7 +260,7 @@ fn default_max_event_age_days() -> u32 {
 }
 
 fn default_apply_batch_size() -> u32 {
-    1000
+    250
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -109,7 +109,7 @@ fn a_salesforce_path_secret_comes_from_the_environment_and_fits_in_a_url_path() 
 
 #[test]
 fn the_inbox_batch_is_checked_naming_the_key() {
-    assert_eq!(load(&[]).unwrap().settings.webhooks.apply_batch_size, 1000);
+    assert_eq!(load(&[]).unwrap().settings.webhooks.apply_batch_size, 250);
     for bad in [0, 5001] {
         let e = load(&[("webhooks.apply_batch_size", json!(bad))]).expect_err("out of range");
         assert_eq!(e.key, "webhooks.apply_batch_size", "{e}");
