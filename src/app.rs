@@ -35,4 +35,6 @@ pub struct AppState {
     pub instance_id: String,
     /// Verified webhook events, stored and applied by group commit.
     pub intake: Intake,
+    /// The dashboard's rep filter, read again at most every few seconds.
+    pub rep_choices: Arc<crate::workflow::queries::RepChoices>,
 }

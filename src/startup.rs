@@ -198,6 +198,7 @@ impl Application {
             Intake::start(Writers { db: db.clone(), clock: clock.clone(), first_call: first_call.clone(), signals: signals.clone() });
         let state = AppState {
             intake,
+            rep_choices: Arc::default(),
             rate_limits: Arc::new(crate::security::RateLimits::new(settings.http.rate_limit_per_minute)),
             failed_auth: Arc::new(crate::security::FailedAuth::new(
                 settings.http.failed_auth_limit,

@@ -369,7 +369,7 @@ pub async fn board(
         })
         .collect();
 
-    let reps = queries::reps_with_calls(db, REPS_LISTED).await?;
+    let reps = state.rep_choices.get(db, REPS_LISTED).await?.to_vec();
     let dead_jobs = jobs::Entity::find()
         .filter(jobs::Column::State.eq(JobState::Dead))
         .order_by_asc(jobs::Column::RunAt)

@@ -292,8 +292,32 @@ async fn estimated(db: &impl ConnectionTrait, states: &[CallState]) -> Result<Op
     Ok((rows > 0.0).then(|| (rows * share).round() as i64))
 }
 
-/// The reps who have calls, in order, at most `limit`: one step of the `calls_rep` index per
-/// rep (a skip scan), not a pass over every call.
+/// The reps who have calls, as the dashboard's rep filter offers them: read again at most every
+/// [`RepChoices::FRESH_FOR`]. Reading them is a step of an index per rep, the largest statement
+/// of a dashboard load with hundreds of reps, and the list seldom changes.
+#[derive(Default)]
+pub struct RepChoices {
+    read: std::sync::Mutex<Option<(std::time::Instant, std::sync::Arc<Vec<String>>)>>,
+}
+
+impl RepChoices {
+    /// How long a list read stays in use: a rep's first call shows in the filter within this.
+    pub const FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+
+    pub async fn get(&self, db: &impl ConnectionTrait, limit: i64) -> Result<std::sync::Arc<Vec<String>>, DbErr> {
+        if let Some((at, reps)) = self.read.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+            && at.elapsed() < Self::FRESH_FOR
+        {
+            return Ok(reps.clone());
+        }
+        let reps = std::sync::Arc::new(reps_with_calls(db, limit).await?);
+        *self.read.lock().unwrap_or_else(|e| e.into_inner()) = Some((std::time::Instant::now(), reps.clone()));
+        Ok(reps)
+    }
+}
+
+/// The reps who have calls, in order, at most `limit`: one step of the `calls_rep_state` index
+/// per rep (a skip scan), not a pass over every call.
 pub async fn reps_with_calls(db: &impl ConnectionTrait, limit: i64) -> Result<Vec<String>, DbErr> {
     let sql = "WITH RECURSIVE r(rep) AS ( \
                  SELECT MIN(rep_email) FROM calls \

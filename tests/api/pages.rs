@@ -516,6 +516,29 @@ async fn the_dashboard_shows_open_calls_by_default_a_page_at_a_time() {
 }
 
 #[tokio::test]
+async fn the_rep_filter_offers_each_rep_with_calls_and_a_new_one_within_seconds() {
+    let app = TestApp::spawn().await;
+    let other = "otto@example.com";
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    assert_eq!(log_in(&app, API_TOKEN).await.status, 303);
+    let offered = |page: &Page, rep: &str| page.html.contains(&format!("<option value=\"{rep}\""));
+    let first = get(&app, "/").await;
+    assert!(offered(&first, REP), "the rep of the open call is a choice");
+    assert!(!offered(&first, other), "a rep without calls is not");
+
+    app.post_generic(&order_created("e2", "D-2", other, app.now())).await;
+    app.settle().await;
+    // The list is read again at most every few seconds; the new rep is there once it has been.
+    tokio::time::sleep(firstcall::workflow::queries::RepChoices::FRESH_FOR + std::time::Duration::from_millis(200)).await;
+    let later = get(&app, "/").await;
+    assert!(offered(&later, REP) && offered(&later, other), "both reps with calls are choices");
+    let filtered = get(&app, &format!("/?rep={other}")).await;
+    assert_eq!(filtered.html.matches("<tr id=\"call-").count(), 1, "the new rep's one call");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn the_dashboard_retries_dead_jobs_and_failed_emails() {
     let app = TestApp::spawn().await;
     app.smtp.set_mode(testkit::smtp::Mode::PermFail).await;
