@@ -21,8 +21,6 @@ use entity::{emails, jobs, orders, reps};
 
 /// Dead jobs and failed emails listed on the dashboard; more wait in the API's lists.
 const OPS_LIST_LIMIT: u64 = 50;
-/// Reps offered by the dashboard's filter at most.
-const REPS_LISTED: i64 = 1000;
 
 pub fn state_label(state: CallState) -> &'static str {
     match state {
@@ -369,7 +367,7 @@ pub async fn board(
         })
         .collect();
 
-    let reps = state.rep_choices.get(db, REPS_LISTED).await?.to_vec();
+    let reps = state.rep_choices.get(db, now).await?.to_vec();
     let dead_jobs = jobs::Entity::find()
         .filter(jobs::Column::State.eq(JobState::Dead))
         .order_by_asc(jobs::Column::RunAt)

@@ -292,26 +292,32 @@ async fn estimated(db: &impl ConnectionTrait, states: &[CallState]) -> Result<Op
     Ok((rows > 0.0).then(|| (rows * share).round() as i64))
 }
 
-/// The reps who have calls, as the dashboard's rep filter offers them: read again at most every
-/// [`RepChoices::FRESH_FOR`]. Reading them is a step of an index per rep, the largest statement
-/// of a dashboard load with hundreds of reps, and the list seldom changes.
+/// The reps who have calls, as the dashboard's rep filter offers them (the first
+/// [`RepChoices::LISTED`]), read again once [`RepChoices::FRESH_FOR`] has passed on the
+/// process's clock. Reading them is a step of an index per rep, the largest statement of a
+/// dashboard load with hundreds of reps, and the list seldom changes.
 #[derive(Default)]
 pub struct RepChoices {
-    read: std::sync::Mutex<Option<(std::time::Instant, std::sync::Arc<Vec<String>>)>>,
+    /// When the list was read, and the list.
+    read: std::sync::Mutex<Option<ReadAt>>,
 }
+
+type ReadAt = (DateTime<Utc>, std::sync::Arc<Vec<String>>);
 
 impl RepChoices {
     /// How long a list read stays in use: a rep's first call shows in the filter within this.
-    pub const FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+    pub const FRESH_FOR: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+    /// Reps offered at most.
+    pub const LISTED: i64 = 1000;
 
-    pub async fn get(&self, db: &impl ConnectionTrait, limit: i64) -> Result<std::sync::Arc<Vec<String>>, DbErr> {
+    pub async fn get(&self, db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<std::sync::Arc<Vec<String>>, DbErr> {
         if let Some((at, reps)) = self.read.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
-            && at.elapsed() < Self::FRESH_FOR
+            && (*at..*at + Self::FRESH_FOR).contains(&now)
         {
             return Ok(reps.clone());
         }
-        let reps = std::sync::Arc::new(reps_with_calls(db, limit).await?);
-        *self.read.lock().unwrap_or_else(|e| e.into_inner()) = Some((std::time::Instant::now(), reps.clone()));
+        let reps = std::sync::Arc::new(reps_with_calls(db, Self::LISTED).await?);
+        *self.read.lock().unwrap_or_else(|e| e.into_inner()) = Some((now, reps.clone()));
         Ok(reps)
     }
 }

@@ -530,7 +530,7 @@ async fn the_rep_filter_offers_each_rep_with_calls_and_a_new_one_within_seconds(
     app.post_generic(&order_created("e2", "D-2", other, app.now())).await;
     app.settle().await;
     // The list is read again at most every few seconds; the new rep is there once it has been.
-    tokio::time::sleep(firstcall::workflow::queries::RepChoices::FRESH_FOR + std::time::Duration::from_millis(200)).await;
+    app.advance(firstcall::workflow::queries::RepChoices::FRESH_FOR);
     let later = get(&app, "/").await;
     assert!(offered(&later, REP) && offered(&later, other), "both reps with calls are choices");
     let filtered = get(&app, &format!("/?rep={other}")).await;
