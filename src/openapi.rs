@@ -31,6 +31,10 @@ use utoipa::{Modify, OpenApi};
         crate::http::calls::get_call,
         crate::http::calls::get_recap,
         crate::http::calls::complete_call,
+        crate::http::promises::list_promises,
+        crate::http::promises::mark_delivered,
+        crate::http::promises::mark_slipped,
+        crate::http::promises::mark_dropped,
         crate::pages::dashboard::show,
         crate::pages::dashboard::retry_job,
         crate::pages::dashboard::retry_email,
@@ -43,7 +47,7 @@ use utoipa::{Modify, OpenApi};
     ),
     modifiers(&Security),
     tags((name = "webhooks", description = "Order events from CRMs"), (name = "proposals", description = "Proposal data per deal"), (name = "reps", description = "The rep directory"),
-        (name = "calls", description = "First calls"), (name = "operations", description = "Health, metrics, retries"),
+        (name = "calls", description = "First calls"), (name = "promises", description = "What was promised to customers, followed after the first call"), (name = "operations", description = "Health, metrics, retries"),
         (name = "pages", description = "HTML pages for reps (call page) and sales ops (dashboard)"))
 )]
 pub struct ApiDoc;

@@ -10,6 +10,9 @@ pub struct Model {
     pub id: i64,
     pub message_id: String,
     pub call_id: Option<i64>,
+    /// The promise an email is about (its call is `call_id`): one whose promise was delivered or
+    /// dropped before it went is not sent.
+    pub promise_id: Option<i64>,
     pub kind: EmailKind,
     pub to_addr: String,
     pub to_name: Option<String>,
@@ -90,16 +93,20 @@ pub enum EmailKind {
     /// the first email.
     #[sea_orm(string_value = "context_update")]
     ContextUpdate,
+    /// To a promise's owner: its date is near (or today), with links to mark it.
+    #[sea_orm(string_value = "promise_reminder")]
+    PromiseReminder,
 }
 
 impl EmailKind {
-    pub const ALL: [EmailKind; 6] = [
+    pub const ALL: [EmailKind; 7] = [
         EmailKind::FirstCall,
         EmailKind::Reminder,
         EmailKind::Escalation,
         EmailKind::Cancellation,
         EmailKind::Reassigned,
         EmailKind::ContextUpdate,
+        EmailKind::PromiseReminder,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -110,6 +117,7 @@ impl EmailKind {
             EmailKind::Cancellation => "cancellation",
             EmailKind::Reassigned => "reassigned",
             EmailKind::ContextUpdate => "context_update",
+            EmailKind::PromiseReminder => "promise_reminder",
         }
     }
 
@@ -117,6 +125,12 @@ impl EmailKind {
     /// mailer skips them once it is not.
     pub fn needs_open_call(&self) -> bool {
         matches!(self, EmailKind::Reminder | EmailKind::Escalation | EmailKind::ContextUpdate)
+    }
+
+    /// Emails about a promise only make sense while it is to be delivered: the mailer skips them
+    /// once it is delivered or dropped.
+    pub fn needs_open_promise(&self) -> bool {
+        matches!(self, EmailKind::PromiseReminder)
     }
 }
 

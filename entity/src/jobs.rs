@@ -100,6 +100,10 @@ pub enum JobKind {
     #[sea_orm(string_value = "config.replan")]
     #[serde(rename = "config.replan")]
     ConfigReplan,
+    /// Promise ledger: remind a promise's owner ahead of its date (and on the day).
+    #[sea_orm(string_value = "promise.remind")]
+    #[serde(rename = "promise.remind")]
+    PromiseRemind,
 }
 
 impl JobKind {
@@ -118,6 +122,7 @@ impl JobKind {
             JobKind::CrmWriteBack => "crm.write_back",
             JobKind::RetentionSweep => "retention.sweep",
             JobKind::ConfigReplan => "config.replan",
+            JobKind::PromiseRemind => "promise.remind",
         }
     }
 }

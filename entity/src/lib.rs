@@ -7,6 +7,7 @@ pub mod emails;
 pub mod jobs;
 pub mod kv_store;
 pub mod orders;
+pub mod promises;
 pub mod proposal_activities;
 pub mod proposal_commitments;
 pub mod proposal_contacts;
@@ -25,6 +26,7 @@ pub mod prelude {
     pub use super::jobs::Entity as Jobs;
     pub use super::kv_store::Entity as KvStore;
     pub use super::orders::Entity as Orders;
+    pub use super::promises::Entity as Promises;
     pub use super::proposal_activities::Entity as ProposalActivities;
     pub use super::proposal_commitments::Entity as ProposalCommitments;
     pub use super::proposal_contacts::Entity as ProposalContacts;

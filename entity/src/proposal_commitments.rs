@@ -15,6 +15,8 @@ pub struct Model {
     /// JSON array of the requirement ids (`ext_id`) this commitment covers.
     pub covers: Json,
     pub deliver_by: Option<Date>,
+    /// Who delivers it, when not the rep (the onboarding manager, say).
+    pub owner_email: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -18,6 +18,7 @@ mod m20261202_000002_config_versions;
 mod m20261203_000001_processes;
 mod m20261204_000001_inbox;
 mod m20261210_000001_read_paths;
+mod m20261211_000001_promises;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_processes::Migration),
             Box::new(m20261204_000001_inbox::Migration),
             Box::new(m20261210_000001_read_paths::Migration),
+            Box::new(m20261211_000001_promises::Migration),
         ]
     }
 }

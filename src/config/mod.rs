@@ -41,6 +41,9 @@ pub struct Settings {
     /// The CRM connectors; off until their credentials are set.
     #[serde(default)]
     pub crm: CrmSettings,
+    /// The promise ledger kept after the first call.
+    #[serde(default)]
+    pub promises: PromiseSettings,
     #[serde(default)]
     pub schedules: Vec<ScheduleSettings>,
 }
@@ -325,6 +328,36 @@ pub struct DefaultsSettings {
     pub holidays: Vec<String>,
 }
 
+/// `[promises]`: how the promises made to a customer are followed after the first call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromiseSettings {
+    /// Business days before a promise's date that its owner is reminded, at the start of the
+    /// owner's business day (the call's schedule's hours, in the owner's timezone); the day
+    /// itself always gets one.
+    pub remind_business_days_before: Vec<u32>,
+}
+
+impl Default for PromiseSettings {
+    fn default() -> Self {
+        PromiseSettings { remind_business_days_before: vec![5, 1] }
+    }
+}
+
+impl PromiseSettings {
+    /// The first problem, as (key under `promises.`, reason).
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        let days = &self.remind_business_days_before;
+        if let Some(d) = days.iter().find(|d| !(1..=60).contains(*d)) {
+            return Some(("remind_business_days_before", format!("holds {d}; each lead time is between 1 and 60 business days")));
+        }
+        if let Some(d) = days.iter().enumerate().find_map(|(i, d)| days[..i].contains(d).then_some(d)) {
+            return Some(("remind_business_days_before", format!("holds {d} twice")));
+        }
+        None
+    }
+}
+
 /// A configuration problem, located: which file (or environment variable), which key, why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{origin}: {key}: {reason}")]
@@ -480,6 +513,9 @@ fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
     }
     if let Some((key, reason)) = s.retention.problem() {
         return fail(&format!("retention.{key}"), &reason);
+    }
+    if let Some((key, reason)) = s.promises.problem() {
+        return fail(&format!("promises.{key}"), &reason);
     }
     for (key, value) in s.crm.credentials() {
         if value.is_some()

@@ -140,6 +140,19 @@ fn retention_settings_are_checked_naming_the_key() {
 }
 
 #[test]
+fn promise_lead_times_are_checked_naming_the_key() {
+    let p = load(&[]).unwrap().settings.promises;
+    assert_eq!(p, PromiseSettings::default(), "config/default.toml states the built-in defaults");
+    for (value, reason) in [(json!([5, 0]), "holds 0"), (json!([61]), "between 1 and 60"), (json!([3, 1, 3]), "holds 3 twice")] {
+        let e = load(&[("promises.remind_business_days_before", value)]).expect_err("refused");
+        assert_eq!(e.key, "promises.remind_business_days_before", "{e}");
+        assert!(e.reason.contains(reason), "{e}");
+    }
+    let ok = load(&[("promises.remind_business_days_before", json!([]))]).unwrap();
+    assert!(ok.settings.promises.remind_business_days_before.is_empty(), "on the day only");
+}
+
+#[test]
 fn the_smtp_password_is_not_printed_with_the_settings() {
     let c = load(&[("mail.smtp.password", json!("hunter2-smtp-password")), ("mail.smtp.username", json!("firstcall"))]).unwrap();
     let printed = format!("{:?}", c.settings);

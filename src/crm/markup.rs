@@ -238,7 +238,7 @@ fn read_item(kind: Kind, rest: &str) -> Result<Item, String> {
                     covers.push(label);
                 }
             }
-            Item::Promise(Commitment { id, text, covers, deliver_by: options.by })
+            Item::Promise(Commitment { id, text, covers, deliver_by: options.by, owner: None })
         }
     })
 }

@@ -29,7 +29,7 @@ fn need(id: &str, priority: Priority, need_by: Option<NaiveDate>, text: &str, st
 }
 
 fn promise(id: &str, covers: &[&str], deliver_by: Option<NaiveDate>, text: &str) -> Commitment {
-    Commitment { id: id.into(), text: text.into(), covers: covers.iter().map(|c| c.to_string()).collect(), deliver_by }
+    Commitment { id: id.into(), text: text.into(), covers: covers.iter().map(|c| c.to_string()).collect(), deliver_by, owner: None }
 }
 
 /// The one reason `line` cannot be read; it yields no item.

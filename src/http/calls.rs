@@ -96,10 +96,6 @@ pub struct ListQuery {
     pub offset: Option<String>,
 }
 
-/// Calls per page unless `limit` says otherwise, and the most a page holds.
-const DEFAULT_LIMIT: u64 = 100;
-const MAX_LIMIT: u64 = 500;
-
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct CallList {
     pub calls: Vec<CallView>,
@@ -151,11 +147,7 @@ pub async fn list_calls(_caller: ApiCaller, state: web::Data<AppState>, q: web::
     }
     let states = parse_states(q.state.as_deref())?;
     let rep = parse_rep(q.rep.as_deref())?;
-    let limit = match q.limit {
-        Some(0) => return Err(ApiError::bad_parameter("limit", format!("must be at least 1 (at most {MAX_LIMIT})"))),
-        Some(n) => n.min(MAX_LIMIT),
-        None => DEFAULT_LIMIT,
-    };
+    let limit = super::cursor::page_limit(q.limit)?;
     let after = q.cursor.as_deref().map(|c| super::cursor::decode("cursor", c)).transpose()?;
     let page = queries::page_of_calls(&state.db, &states, rep.as_ref(), after, limit).await?;
     let now = state.clock.now();

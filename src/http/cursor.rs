@@ -48,6 +48,19 @@ pub fn decode(field: &str, raw: &str) -> Result<Position, ApiError> {
     }
 }
 
+/// Rows per page unless `limit` says otherwise, and the most a page holds.
+const DEFAULT_LIMIT: u64 = 100;
+const MAX_LIMIT: u64 = 500;
+
+/// A list's `limit` parameter: at least 1, 100 when absent, at most 500 (more is read as 500).
+pub fn page_limit(limit: Option<u64>) -> Result<u64, ApiError> {
+    match limit {
+        Some(0) => Err(ApiError::bad_parameter("limit", format!("must be at least 1 (at most {MAX_LIMIT})"))),
+        Some(n) => Ok(n.min(MAX_LIMIT)),
+        None => Ok(DEFAULT_LIMIT),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ pub mod events;
 pub mod health;
 pub mod json;
 pub mod ops;
+pub mod promises;
 pub mod proposals;
 pub mod reps;
 pub mod webhooks;
@@ -36,6 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, http: &HttpSettings) {
         .configure(proposals::configure)
         .configure(reps::configure)
         .configure(calls::configure)
+        .configure(promises::configure)
         .configure(ops::configure);
 }
 

@@ -137,15 +137,15 @@ impl Mailer {
         // since: renew the lease for this send, or give the email up if another mailer took it
         // over meanwhile; and judge staleness by the call's state now (a reminder claimed just
         // before "done" is not sent after it).
-        match outbox::renew(&self.db, e.id, &e.lease_token, e.call_id, self.clock.now(), self.lease()).await? {
-            Some(call_state) => e.call_state = call_state,
+        match outbox::renew(&self.db, &e, self.clock.now(), self.lease()).await? {
+            Some((call_state, promise_state)) => (e.call_state, e.promise_state) = (call_state, promise_state),
             None => {
                 tracing::warn!(message_id = %e.email.message_id, "lease ran out before the send; another mailer owns this email now");
                 return Ok(());
             }
         }
-        let outcome = if e.is_stale() {
-            Recorded::Skipped(format!("call is {}", e.call_state.map(|s| s.as_str()).unwrap_or("closed")))
+        let outcome = if let Some(why) = e.stale_because() {
+            Recorded::Skipped(why)
         } else {
             match build_message_at(&e.email, &self.from, self.clock.now()) {
                 Err(err) => Recorded::Failed { error: format!("cannot build the message: {err}"), unknown: false },

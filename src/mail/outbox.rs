@@ -11,6 +11,7 @@ use crate::db::lease::{Finish, Queue};
 use crate::db::{id_list, stmt};
 use entity::calls::CallState;
 pub use entity::emails::{EmailKind, EmailState};
+use entity::promises::PromiseState;
 
 /// The `emails` table as a lease queue. A row claimed again while it still carries a lease was
 /// held by a mailer that stopped before recording what happened (killed, or cut off from the
@@ -27,6 +28,8 @@ pub const QUEUE: Queue = Queue {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEmail {
     pub call_id: Option<i64>,
+    /// The promise it is about, if any ([`EmailKind::needs_open_promise`]).
+    pub promise_id: Option<i64>,
     pub kind: EmailKind,
     pub email: OutgoingEmail,
 }
@@ -39,6 +42,7 @@ pub async fn enqueue(db: &impl ConnectionTrait, new: NewEmail, now: DateTime<Utc
     let am = emails::ActiveModel {
         message_id: Set(e.message_id),
         call_id: Set(new.call_id),
+        promise_id: Set(new.promise_id),
         kind: Set(new.kind),
         to_addr: Set(e.to_addr),
         to_name: Set(e.to_name),
@@ -69,19 +73,30 @@ pub async fn enqueue(db: &impl ConnectionTrait, new: NewEmail, now: DateTime<Utc
 pub struct ClaimedEmail {
     pub id: i64,
     pub call_id: Option<i64>,
+    pub promise_id: Option<i64>,
     pub kind: EmailKind,
     pub attempts: i32,
     pub lease_token: String,
     pub call_state: Option<CallState>,
+    /// Read right before the send ([`renew`]).
+    #[sea_orm(skip)]
+    pub promise_state: Option<PromiseState>,
     /// What is sent: the outbox row's message columns.
     #[sea_orm(nested)]
     pub email: OutgoingEmail,
 }
 
 impl ClaimedEmail {
-    /// A reminder or escalation whose call closed meanwhile is not sent.
-    pub fn is_stale(&self) -> bool {
-        self.kind.needs_open_call() && self.call_state.is_some_and(|s| !s.is_open())
+    /// Why the email is not sent: a reminder or escalation whose call closed meanwhile, a
+    /// promise reminder whose promise was delivered or dropped.
+    pub fn stale_because(&self) -> Option<String> {
+        if self.kind.needs_open_call() && self.call_state.is_some_and(|s| !s.is_open()) {
+            return Some(format!("call is {}", self.call_state.map(|s| s.as_str()).unwrap_or("closed")));
+        }
+        match self.promise_state {
+            Some(s) if self.kind.needs_open_promise() && !s.is_open() => Some(format!("promise is {}", s.as_str())),
+            _ => None,
+        }
     }
 }
 
@@ -103,7 +118,7 @@ pub async fn claim_due(
     }
     let ids: Vec<i64> = lease.rows.iter().map(|r| r.id).collect();
     let sql = format!(
-        "SELECT e.id, e.message_id, e.call_id, e.kind, e.to_addr, e.to_name, e.subject, e.body_text, e.body_html, e.ics, e.ics_method, \
+        "SELECT e.id, e.message_id, e.call_id, e.promise_id, e.kind, e.to_addr, e.to_name, e.subject, e.body_text, e.body_html, e.ics, e.ics_method, \
          e.attempts, e.lease_token, c.state AS call_state FROM emails e LEFT JOIN calls c ON c.id = e.call_id WHERE e.id IN ({}) AND e.lease_token = $1 ORDER BY e.id",
         id_list(&ids)
     );
@@ -111,24 +126,27 @@ pub async fn claim_due(
 }
 
 /// Right before a send: extends the email's lease by `lease` if it is still held under `token`,
-/// and reads its call's state as it is now. `None` when another mailer took the email over (its
-/// lease ran out while this one waited its turn): this one must not send it.
+/// and reads the states of its call and promise as they are now. `None` when another mailer
+/// took the email over (its lease ran out while this one waited its turn): this one must not
+/// send it.
 pub async fn renew(
     db: &impl ConnectionTrait,
-    id: i64,
-    token: &str,
-    call_id: Option<i64>,
+    e: &ClaimedEmail,
     now: DateTime<Utc>,
     lease: TimeDelta,
-) -> Result<Option<Option<CallState>>, DbErr> {
-    if !QUEUE.renew(db, id, token, now, lease).await? {
+) -> Result<Option<(Option<CallState>, Option<PromiseState>)>, DbErr> {
+    if !QUEUE.renew(db, e.id, &e.lease_token, now, lease).await? {
         return Ok(None);
     }
-    let state = match call_id {
+    let call = match e.call_id {
         Some(call) => entity::calls::Entity::find_by_id(call).one(db).await?.map(|c| c.state),
         None => None,
     };
-    Ok(Some(state))
+    let promise = match e.promise_id {
+        Some(p) => entity::promises::Entity::find_by_id(p).one(db).await?.map(|p| p.state),
+        None => None,
+    };
+    Ok(Some((call, promise)))
 }
 
 /// How a delivery attempt ended, as recorded.

@@ -23,7 +23,9 @@ use minijinja::value::Serde;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value, escape_formatter};
 use sha2::Digest;
 
-pub use context::{EmailContext, EmailKind, EscalationInfo, RecipientRole, duration_in_words, local_time};
+pub use context::{
+    EmailContext, EmailKind, EscalationInfo, PromiseInfo, RecipientRole, days_from, duration_in_words, local_date, local_time,
+};
 
 use crate::recap::Recap;
 
@@ -50,6 +52,9 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("context_update.subject.txt", include_str!("../../config/templates/context_update.subject.txt")),
     ("context_update.txt", include_str!("../../config/templates/context_update.txt")),
     ("context_update.html", include_str!("../../config/templates/context_update.html")),
+    ("promise_reminder.subject.txt", include_str!("../../config/templates/promise_reminder.subject.txt")),
+    ("promise_reminder.txt", include_str!("../../config/templates/promise_reminder.txt")),
+    ("promise_reminder.html", include_str!("../../config/templates/promise_reminder.html")),
 ];
 
 /// The escaping mode of subject templates: values lose their line breaks.
@@ -341,6 +346,23 @@ pub fn sample_contexts() -> Vec<EmailContext> {
                 "Decision maker on file: Dana Whitfield (COO)".into(),
                 "Gap closed: No proposal is on file for this deal.".into(),
             ],
+        ),
+        EmailContext::promise_reminder(
+            sample_recap(),
+            url,
+            2,
+            PromiseInfo {
+                text: "SAML single sign-on with Okta, live for all 40 users".into(),
+                deliver_by: Some("Mon 14 Dec 2026".into()),
+                due_in: Some("tomorrow".into()),
+                answers: vec!["Single sign-on through our Okta tenant".into()],
+                must_have: true,
+                need_by: Some("Tue 15 Dec 2026".into()),
+                state: "open".into(),
+                reason: None,
+                owner_name: "Sam Okafor".into(),
+                url: format!("{url}#promises"),
+            },
         ),
     ]
 }

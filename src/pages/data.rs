@@ -48,13 +48,15 @@ fn email_kind_label(kind: EmailKind) -> &'static str {
         EmailKind::Cancellation => "Cancellation",
         EmailKind::Reassigned => "Reassignment notice",
         EmailKind::ContextUpdate => "Recap update from the CRM",
+        EmailKind::PromiseReminder => "Promise reminder",
     }
 }
 
-fn email_state_label(state: EmailState) -> &'static str {
+fn email_state_label(state: EmailState, kind: EmailKind) -> &'static str {
     match state {
         EmailState::Pending => "queued",
         EmailState::Sent => "sent",
+        EmailState::Skipped if kind.needs_open_promise() => "not sent: the promise was delivered or dropped",
         EmailState::Skipped => "not sent: the call was no longer open",
         EmailState::Failed => "failed",
     }
@@ -73,6 +75,7 @@ fn job_kind_label(kind: JobKind) -> &'static str {
         JobKind::CrmWriteBack => "Record the call's outcome on the CRM deal",
         JobKind::RetentionSweep => "Remove old data (retention)",
         JobKind::ConfigReplan => "Re-plan open calls after a configuration change",
+        JobKind::PromiseRemind => "Promise reminder",
         JobKind::Noop | JobKind::NoopStep => "Timer",
     }
 }
@@ -175,7 +178,7 @@ pub async fn call_facts(state: &AppState, id: i64) -> Result<(CallFacts, Recap),
                 when: local_time(e.sent_at.unwrap_or(e.created_at), tz),
                 kind: email_kind_label(e.kind),
                 to: e.to,
-                state_label: email_state_label(e.state),
+                state_label: email_state_label(e.state, e.kind),
                 state: e.state.as_str().to_string(),
                 text_removed_after_days: e.body_removed_at.map(|_| state.config.settings.retention.sent_email_bodies_days),
             })

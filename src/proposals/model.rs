@@ -109,6 +109,9 @@ pub struct Commitment {
     pub covers: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deliver_by: Option<NaiveDate>,
+    /// Who delivers it when not the rep (the onboarding manager, say): the promise's owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<EmailAddress>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -255,6 +258,8 @@ pub struct CommitmentBody {
     #[serde(default)]
     pub covers: Vec<serde_json::Value>,
     pub deliver_by: Option<String>,
+    /// The email address of who delivers it, when not the rep.
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -426,6 +431,10 @@ impl ProposalBody {
                 text: required_text(&c.text, &f("text"), TEXT_MAX)?,
                 covers,
                 deliver_by: date(&c.deliver_by, &f("deliver_by"))?,
+                owner: match c.owner.as_deref() {
+                    None => None,
+                    Some(s) => Some(from_parse(EmailAddress::parse(s), &f("owner"))?),
+                },
             });
         }
 

@@ -140,6 +140,7 @@ async fn insert_parts(db: &impl ConnectionTrait, proposal_id: i64, p: &Proposal)
             text: Set(c.text.clone()),
             covers: Set(serde_json::json!(c.covers)),
             deliver_by: Set(c.deliver_by),
+            owner_email: Set(c.owner.as_ref().map(|o| o.to_string())),
             ..Default::default()
         }))
         .exec_without_returning(db)

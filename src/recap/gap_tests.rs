@@ -22,7 +22,13 @@ fn req(id: &str, priority: Priority, need_by: Option<NaiveDate>) -> Requirement 
 }
 
 fn com(id: &str, covers: &[&str], deliver_by: Option<NaiveDate>) -> Commitment {
-    Commitment { id: id.into(), text: format!("promise {id}"), covers: covers.iter().map(|s| s.to_string()).collect(), deliver_by }
+    Commitment {
+        id: id.into(),
+        text: format!("promise {id}"),
+        covers: covers.iter().map(|s| s.to_string()).collect(),
+        deliver_by,
+        owner: None,
+    }
 }
 
 fn dm() -> Contact {

@@ -43,6 +43,7 @@ pub fn sample_input() -> RecapInput {
         text: text.into(),
         covers: covers.iter().map(|s| s.to_string()).collect(),
         deliver_by,
+        owner: None,
     };
     let line = |sku: &str, name: &str, quantity, minor, rationale: &str| LineItem {
         sku: sku.into(),

@@ -80,7 +80,7 @@ pub async fn cancel_for_order(
     let was = call.state;
     let id = call.id;
     let call = transition(db, call, CallState::Cancelled, "cancelled", actor, None, now, |am| am.cancelled_at = Set(Some(now))).await?;
-    engine::cancel_pending(db, id, &[]).await?;
+    engine::cancel_pending(db, id, &FirstCall::timer_kinds()).await?;
     if let Some(job) = super::write_back::job(fc, &call, "cancelled", now) {
         engine::enqueue(db, job, fc.crm_attempts(), now).await?;
     }
@@ -188,13 +188,16 @@ pub async fn complete(
         am.completed_by = Set(Some(actor.to_string()));
     })
     .await?;
-    engine::cancel_pending(&txn, id, &[]).await?;
+    engine::cancel_pending(&txn, id, &FirstCall::timer_kinds()).await?;
+    // What was promised to the customer is followed from now on.
+    super::promises::open_ledger(&txn, fc, &call, now).await?;
     // With a CRM connector, the outcome is recorded on the deal (the engine's job: marking done
     // never waits for the CRM).
     if let Some(job) = super::write_back::job(fc, &call, "done", now) {
         engine::enqueue(&txn, job, fc.crm_attempts(), now).await?;
     }
-    // Done, its outcome, the removal of its timers and the write-back commit together.
+    // Done, its outcome, the removal of its timers, the promises and the write-back commit
+    // together.
     txn.commit().await?;
     Ok((call, true))
 }

@@ -15,7 +15,7 @@ use crate::engine::StepError;
 use crate::mail::ics::{self, InviteInfo, InviteMethod};
 use crate::mail::message::OutgoingEmail;
 use crate::mail::outbox::{EmailKind, NewEmail};
-use crate::mail::templates::{EmailContext, EscalationInfo, RecipientRole};
+use crate::mail::templates::{EmailContext, EscalationInfo, PromiseInfo, RecipientRole, days_from, local_date};
 use crate::recap::{self, CallSnapshot, OrderSnapshot, ProposalVersion, Recap, RecapInput};
 use crate::reps::Recipient;
 use entity::calls;
@@ -158,6 +158,7 @@ pub async fn first_call(db: &impl ConnectionTrait, fc: &FirstCall, call: &calls:
     let r = render(fc, &ctx)?;
     Ok(NewEmail {
         call_id: Some(call.id),
+        promise_id: None,
         kind: EmailKind::FirstCall,
         email: OutgoingEmail {
             message_id: message_id(fc, call.id, EmailKind::FirstCall, call.invite_sequence as i64),
@@ -187,6 +188,7 @@ pub async fn reminder(
     let r = render(fc, &ctx)?;
     Ok(NewEmail {
         call_id: Some(call.id),
+        promise_id: None,
         kind: EmailKind::Reminder,
         email: OutgoingEmail {
             message_id: message_id(fc, call.id, EmailKind::Reminder, n as i64),
@@ -231,6 +233,7 @@ pub async fn escalation(
     let r = render(fc, &ctx)?;
     Ok(NewEmail {
         call_id: Some(call.id),
+        promise_id: None,
         kind: EmailKind::Escalation,
         email: OutgoingEmail {
             message_id: message_id(fc, call.id, EmailKind::Escalation, level as i64),
@@ -262,6 +265,7 @@ pub async fn cancellation(
     let r = render(fc, &ctx)?;
     Ok(NewEmail {
         call_id: Some(call.id),
+        promise_id: None,
         kind: EmailKind::Cancellation,
         email: OutgoingEmail {
             message_id: message_id(fc, call.id, EmailKind::Cancellation, sequence as i64),
@@ -300,6 +304,7 @@ pub async fn reassigned(
     let digest = hex::encode(&crate::config::secrets::sha256(old_rep.as_bytes())[..4]);
     Ok(Some(NewEmail {
         call_id: Some(call.id),
+        promise_id: None,
         kind: EmailKind::Reassigned,
         email: OutgoingEmail {
             message_id: format!("call-{}.reassigned.{}.{digest}@{}", call.id, call.invite_sequence, fc.composer.host()),
@@ -333,11 +338,66 @@ pub async fn context_update(
     let r = render(fc, &ctx)?;
     Ok(NewEmail {
         call_id: Some(call.id),
+        promise_id: None,
         kind: EmailKind::ContextUpdate,
         email: OutgoingEmail {
             message_id: message_id(fc, call.id, EmailKind::ContextUpdate, version as i64),
             to_addr: to.email,
             to_name: to.name,
+            subject: r.subject,
+            body_text: r.text,
+            body_html: r.html,
+            ics: None,
+            ics_method: None,
+        },
+    })
+}
+
+/// To a promise's owner (or sales ops, when firstcall may not email them): the `n`th reminder
+/// of `promise`, with the call page's promises to mark it.
+pub async fn promise_reminder(
+    db: &impl ConnectionTrait,
+    fc: &FirstCall,
+    call: &calls::Model,
+    promise: &entity::promises::Model,
+    n: i32,
+    now: DateTime<Utc>,
+) -> Result<NewEmail, StepError> {
+    let recap = recap_for_call(db, fc, call).await?;
+    let owner = super::promises::owner_of(db, fc, promise).await?;
+    let (to, fallback_reason) = recipients::route(&fc.config, &owner, Named::PromiseOwner);
+    let today = now.with_timezone(&owner.timezone.0).date_naive();
+    let covers: Vec<String> = serde_json::from_value(promise.covers.clone()).unwrap_or_default();
+    let info = PromiseInfo {
+        text: promise.text.clone(),
+        deliver_by: promise.deliver_by.map(local_date),
+        due_in: promise.deliver_by.map(|d| days_from(today, d)),
+        answers: recap.requirements.iter().filter(|r| covers.contains(&r.id)).map(|r| r.text.clone()).collect(),
+        must_have: promise.must_have,
+        need_by: promise.need_by.map(local_date),
+        state: promise.state.as_str().into(),
+        reason: promise.reason.clone(),
+        owner_name: owner.name.clone().unwrap_or_else(|| owner.email.to_string()),
+        url: format!("{}#promises", fc.composer.call_url(call.id, now)),
+    };
+    let url = fc.composer.call_url(call.id, now);
+    let mut ctx = EmailContext::promise_reminder(recap, url, n.max(1) as u32, info);
+    ctx.fallback_reason = fallback_reason;
+    let r = render(fc, &ctx)?;
+    Ok(NewEmail {
+        call_id: Some(call.id),
+        promise_id: Some(promise.id),
+        kind: EmailKind::PromiseReminder,
+        email: OutgoingEmail {
+            // One per reminder of each date the promise had: a slip starts the count again.
+            message_id: format!(
+                "promise-{}.reminder.{}.{n}@{}",
+                promise.id,
+                promise.deliver_by.map_or_else(|| "undated".to_string(), |d| d.format("%Y%m%d").to_string()),
+                fc.composer.host()
+            ),
+            to_addr: to.to_string(),
+            to_name: if to == owner.email { owner.name } else { None },
             subject: r.subject,
             body_text: r.text,
             body_html: r.html,

@@ -12,6 +12,7 @@ pub mod escalation;
 pub mod opening;
 pub mod orders;
 pub mod preview;
+pub mod promises;
 pub mod queries;
 pub mod recipients;
 pub mod reconcile;
@@ -70,6 +71,10 @@ impl Live {
             registry.register(kind, handler.clone());
         }
         registry.register(JobKind::ConfigReplan, Arc::new(replan::Replan(self.clone())));
+        let ledger = Arc::new(promises::Steps(self.clone()));
+        for kind in promises::Steps::JOB_KINDS {
+            registry.register(kind, ledger.clone());
+        }
         if !self.get().connectors.is_empty() {
             registry.register(JobKind::CrmEnrich, Arc::new(enrich::Enrich(self.clone())));
             registry.register(JobKind::CrmWriteBack, Arc::new(write_back::WriteBack(self.clone())));
@@ -87,6 +92,12 @@ impl FirstCall {
         JobKind::CallCancelled,
         JobKind::CallUpdated,
     ];
+
+    /// The timers of an open call, dropped when it closes: the workflow's own kinds and the
+    /// CRM read (a promise's timers have their own subjects and stay).
+    pub fn timer_kinds() -> Vec<JobKind> {
+        Self::JOB_KINDS.into_iter().chain([JobKind::CrmEnrich]).collect()
+    }
 
     /// The connector for `source` (as a job's payload names it), or why a job for it cannot run
     /// in this process.

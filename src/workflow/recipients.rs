@@ -24,6 +24,8 @@ pub enum Named {
     ProposalRep,
     /// The call's rep, checked again when an email about the call is written.
     CallRep,
+    /// A promise's owner (the rep, or who the commitment names).
+    PromiseOwner,
 }
 
 /// Why a call (or one email) went to sales ops: `the owner address x@… is not in the rep
@@ -33,6 +35,7 @@ pub fn refusal(named: Named, email: &EmailAddress) -> String {
         Named::Owner => "the owner address",
         Named::ProposalRep => "the proposal's rep address",
         Named::CallRep => "the call's rep address",
+        Named::PromiseOwner => "the promise owner's address",
     };
     format!("{whose} {email} is not in the rep directory nor in mail.allowed_recipient_domains")
 }

@@ -107,6 +107,39 @@ pub fn reminder_times(schedule: &Schedule, tz: Tz, after: DateTime<Utc>, n: usiz
     out
 }
 
+/// When a promise due on `deliver_by` reminds its owner: `leads` business days before the date
+/// and on the day itself (the last working day on or before it, when the date is a day off),
+/// each at the start of the owner's business day, in order, each time once.
+pub fn promise_reminder_times(deliver_by: NaiveDate, leads: &[u32], bh: &BusinessHours, tz: Tz) -> Vec<DateTime<Utc>> {
+    // The working day `n` working days before `d` (0: `d` itself, or the last one before it).
+    let back = |n: u32| {
+        let mut day = deliver_by;
+        // A calendar without working days (refused by config validation) gives up after a year.
+        for _ in 0..366 {
+            if bh.is_working_day(day) {
+                break;
+            }
+            day = day.pred_opt()?;
+        }
+        let mut left = n;
+        for _ in 0..(366 * 3) {
+            if left == 0 {
+                return Some(day);
+            }
+            day = day.pred_opt()?;
+            if bh.is_working_day(day) {
+                left -= 1;
+            }
+        }
+        None
+    };
+    let mut times: Vec<DateTime<Utc>> =
+        leads.iter().copied().chain([0]).filter_map(back).map(|d| local_to_utc(tz, d.and_time(bh.start))).collect();
+    times.sort();
+    times.dedup();
+    times
+}
+
 /// A local date's weekday short name, for messages.
 pub fn weekday_name(d: NaiveDate) -> &'static str {
     ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"][d.weekday().num_days_from_monday() as usize]
@@ -260,6 +293,21 @@ mod tests {
         let times = reminder_times(&s, tz("UTC"), utc("2026-11-23T00:00:00Z"), 2);
         // Monday 12:00, then Tuesday is a holiday, so Wednesday 12:00.
         assert_eq!(times, vec![utc("2026-11-23T12:00:00Z"), utc("2026-11-25T12:00:00Z")]);
+    }
+
+    #[test]
+    fn promise_reminders_count_business_days_back_in_the_owners_timezone() {
+        let s = schedule(WEEKDAYS);
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        // Due Tuesday 29 Dec 2026 (Friday 25th a holiday): 5 business days back is Monday 21st
+        // (28, 24, 23, 22, 21), 1 back is Monday 28th; each at 09:00 in Tokyo.
+        let times = promise_reminder_times(d("2026-12-29"), &[5, 1], &s.business_hours, tz("Asia/Tokyo"));
+        assert_eq!(times, vec![utc("2026-12-21T00:00:00Z"), utc("2026-12-28T00:00:00Z"), utc("2026-12-29T00:00:00Z")]);
+        // Due on a Sunday: the day's reminder is Friday's, and "1 business day before" is Thursday.
+        let times = promise_reminder_times(d("2026-12-06"), &[1], &s.business_hours, tz("America/New_York"));
+        assert_eq!(times, vec![utc("2026-12-03T14:00:00Z"), utc("2026-12-04T14:00:00Z")]);
+        // No lead times: the day only.
+        assert_eq!(promise_reminder_times(d("2026-12-04"), &[], &s.business_hours, tz("UTC")), vec![utc("2026-12-04T09:00:00Z")]);
     }
 
     #[test]

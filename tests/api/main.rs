@@ -14,6 +14,7 @@ mod live_config;
 mod mail;
 mod ops;
 mod pages;
+mod promises;
 mod recipients;
 mod retention;
 mod security;

@@ -23,6 +23,46 @@ pub enum RecipientRole {
     Contact,
 }
 
+/// A promise made to the customer, as a promise email shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PromiseInfo {
+    pub text: String,
+    /// `Tue 29 Dec 2026`; none for a promise without a date.
+    pub deliver_by: Option<String>,
+    /// `today`, `tomorrow`, `in 5 days` (calendar days in the owner's timezone), `3 days ago`.
+    pub due_in: Option<String>,
+    /// The requirements it answers, as the customer stated them.
+    pub answers: Vec<String>,
+    /// Whether one of them is a must-have.
+    pub must_have: bool,
+    /// `Wed 6 Jan 2027`: the earliest date the customer needs it by.
+    pub need_by: Option<String>,
+    /// `open`, `slipped`, `delivered`, `dropped`.
+    pub state: String,
+    /// Why it slipped or was dropped.
+    pub reason: Option<String>,
+    /// The owner's name, else email address.
+    pub owner_name: String,
+    /// Where the owner marks it delivered, slipped or dropped (the call page's promises).
+    pub url: String,
+}
+
+/// `Tue 29 Dec 2026`.
+pub fn local_date(d: chrono::NaiveDate) -> String {
+    d.format("%a %-d %b %Y").to_string()
+}
+
+/// `today`, `tomorrow`, `in 5 days`, `yesterday`, `3 days ago`: `d` seen from `today`.
+pub fn days_from(today: chrono::NaiveDate, d: chrono::NaiveDate) -> String {
+    match (d - today).num_days() {
+        0 => "today".into(),
+        1 => "tomorrow".into(),
+        -1 => "yesterday".into(),
+        n if n > 1 => format!("in {n} days"),
+        n => format!("{} days ago", -n),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EscalationInfo {
     /// 1 for the first escalation step, 2 for the next.
@@ -74,6 +114,8 @@ pub struct EmailContext {
     pub changes: Vec<String>,
     /// Recap updates only: the CRM the changes came from (`HubSpot`).
     pub crm: Option<String>,
+    /// Promise emails only: the promise.
+    pub promise: Option<PromiseInfo>,
 }
 
 impl EmailContext {
@@ -98,6 +140,7 @@ impl EmailContext {
             context_note: None,
             changes: Vec::new(),
             crm: None,
+            promise: None,
             recap,
         }
     }
@@ -131,6 +174,16 @@ impl EmailContext {
         let mut ctx = Self::new(EmailKind::ContextUpdate, recap, call_url.into());
         ctx.crm = Some(crm.into());
         ctx.changes = changes;
+        ctx
+    }
+
+    /// To a promise's owner: the `number`th reminder of `promise`, whose date is near or today.
+    /// `rep_name` is the owner's.
+    pub fn promise_reminder(recap: Recap, call_url: impl Into<String>, number: u32, promise: PromiseInfo) -> Self {
+        let mut ctx = Self::new(EmailKind::PromiseReminder, recap, call_url.into());
+        ctx.reminder_number = Some(number);
+        ctx.rep_name = promise.owner_name.clone();
+        ctx.promise = Some(promise);
         ctx
     }
 

@@ -121,7 +121,16 @@ fn update_mode_is_refused_in_ci_and_never_passes() {
 #[test]
 fn emails_match_the_golden_files() {
     let t = Templates::builtin().unwrap();
-    let names = ["first_call", "first_call_no_proposal", "reminder", "escalation", "cancellation", "reassigned", "context_update"];
+    let names = [
+        "first_call",
+        "first_call_no_proposal",
+        "reminder",
+        "escalation",
+        "cancellation",
+        "reassigned",
+        "context_update",
+        "promise_reminder",
+    ];
     let contexts = sample_contexts();
     assert_eq!(contexts.len(), names.len());
     let mode = mode_from_env();

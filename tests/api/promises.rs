@@ -1,0 +1,222 @@
+//! The promise ledger: a call marked done turns the proposal's commitments into promises,
+//! each reminded to its owner ahead of its date in the owner's timezone, until it is delivered,
+//! slipped to a new date or dropped.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const REP: &str = "ana@seller.example";
+const ONBOARDING: &str = "oona@seller.example";
+
+fn utc(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// The rep in UTC, the onboarding manager in New York; the proposal names the onboarding manager
+/// as the owner of the SSO promise (due Thursday 10 December). The call is marked done at once.
+async fn done_deal(app: &TestApp) -> Vec<Value> {
+    assert_eq!(app.put_rep(REP, &json!({"name": "Ana Ávila", "timezone": "UTC"})).await.status(), 200);
+    assert_eq!(app.put_rep(ONBOARDING, &json!({"name": "Oona Onboarding", "timezone": "America/New_York"})).await.status(), 200);
+    let mut p = proposal(REP);
+    p["commitments"][0]["owner"] = json!(ONBOARDING);
+    assert!(app.put_proposal("generic", "D-1", &p).await.status().is_success());
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    let id = app.calls().await[0]["id"].as_i64().unwrap();
+    let r =
+        app.api(reqwest::Method::POST, &format!("/api/v1/calls/{id}/complete")).json(&json!({"outcome": "aligned"})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    app.settle().await;
+    let listed = app.get_json("/api/v1/promises").await;
+    listed["promises"].as_array().unwrap().clone()
+}
+
+fn promise_mails(app: &TestApp, to: &str) -> Vec<testkit::mail::ParsedMail> {
+    app.mails_to(to).into_iter().filter(|m| m.message_id.as_deref().is_some_and(|id| id.starts_with("promise-"))).collect()
+}
+
+/// Moves the clock to `t` (nothing is due on the way), then runs what is due.
+async fn jump_to(app: &TestApp, t: DateTime<Utc>) {
+    app.advance(t - app.now());
+    app.settle().await;
+}
+
+async fn post(app: &TestApp, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = app.api(reqwest::Method::POST, path);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn done_makes_promises_reminded_at_lead_times_in_the_owners_timezone_until_delivered() {
+    let app = TestApp::spawn().await;
+    let promises = done_deal(&app).await;
+    assert_eq!(promises.len(), 3, "one per commitment: {promises:?}");
+    let sso = &promises[0];
+    assert_eq!(sso["text"], "SAML SSO configured with Okta");
+    assert_eq!(sso["owner_email"], ONBOARDING, "the commitment names its owner");
+    assert_eq!(sso["deliver_by"], "2026-12-10");
+    assert_eq!(sso["need_by"], "2026-12-15", "the customer's date of the requirement it answers");
+    assert_eq!(sso["must_have"], true);
+    assert_eq!(sso["covers"], json!(["R1"]));
+    assert_eq!(sso["state"], "open");
+    assert_eq!(promises[1]["owner_email"], REP, "the rep by default");
+    assert_eq!(promises[1]["must_have"], false);
+    assert!(promises[2]["deliver_by"].is_null(), "an undated promise is kept too");
+    let sso_id = sso["id"].as_i64().unwrap();
+
+    // Five business days before Thursday 10 December is Thursday 3 December, at 09:00 in New
+    // York (14:00 UTC): nothing at 09:00 UTC or 13:30 UTC.
+    jump_to(&app, utc("2026-12-03T09:30:00Z")).await;
+    app.advance_and_settle(TimeDelta::hours(4), TimeDelta::minutes(30)).await;
+    assert!(promise_mails(&app, ONBOARDING).is_empty(), "not before 09:00 in the owner's timezone");
+    app.advance_and_settle(TimeDelta::hours(1), TimeDelta::minutes(30)).await;
+    let first = promise_mails(&app, ONBOARDING);
+    assert_eq!(first.len(), 1, "one reminder at 14:00 UTC");
+    let m = &first[0];
+    assert_eq!(m.subject.as_deref(), Some("Due in 7 days: your promise to Acme Corp (must-have)"));
+    let text = m.text.as_deref().unwrap();
+    assert!(text.contains("Hi Oona Onboarding"), "{text}");
+    assert!(text.contains("SAML SSO configured with Okta") && text.contains("Thu 10 Dec 2026"), "{text}");
+    assert!(text.contains("Single sign-on with Okta") && text.contains("needs it by Tue 15 Dec 2026"), "{text}");
+    assert!(text.contains("#promises"), "the call page's promises: {text}");
+    assert!(m.html.as_deref().unwrap().contains("Mark it on the call page"));
+    assert!(promise_mails(&app, REP).is_empty(), "the rep's own promises are due in February");
+
+    // One business day before: Wednesday 9 December, 09:00 New York.
+    jump_to(&app, utc("2026-12-09T13:30:00Z")).await;
+    assert_eq!(promise_mails(&app, ONBOARDING).len(), 1);
+    app.advance_and_settle(TimeDelta::hours(1), TimeDelta::minutes(30)).await;
+    let second = promise_mails(&app, ONBOARDING);
+    assert_eq!(second.len(), 2);
+    assert_eq!(second[1].subject.as_deref(), Some("Due tomorrow: your promise to Acme Corp (must-have)"));
+
+    // Delivered: no reminder on the day, nor after.
+    let (status, body) = post(&app, &format!("/api/v1/promises/{sso_id}/delivered"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "delivered");
+    assert!(body["closed_at"].is_string());
+    app.advance_and_settle(TimeDelta::days(3), TimeDelta::hours(1)).await;
+    assert_eq!(promise_mails(&app, ONBOARDING).len(), 2, "nothing after delivery");
+    // Delivered again: the same answer, nothing changes.
+    let (status, again) = post(&app, &format!("/api/v1/promises/{sso_id}/delivered"), None).await;
+    assert_eq!((status, &again["closed_at"]), (200, &body["closed_at"]));
+    let closed = app.get_json("/api/v1/promises?state=closed").await;
+    assert_eq!(closed["promises"].as_array().unwrap().len(), 1);
+    assert_eq!(app.get_json("/api/v1/promises").await["promises"].as_array().unwrap().len(), 2, "two still open");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_slip_moves_the_reminders_a_drop_stops_them_and_bad_marks_change_nothing() {
+    let app = TestApp::spawn().await;
+    let promises = done_deal(&app).await;
+    let (sso, connector, manager) =
+        (promises[0]["id"].as_i64().unwrap(), promises[1]["id"].as_i64().unwrap(), promises[2]["id"].as_i64().unwrap());
+
+    for (body, field, says) in [
+        (json!({"reason": "Okta tenant not ready"}), "deliver_by", "is required"),
+        (json!({"deliver_by": "10/01/2027", "reason": "x"}), "deliver_by", "is not a date"),
+        (json!({"deliver_by": "2026-12-09", "reason": "x"}), "deliver_by", "is not later"),
+        (json!({"deliver_by": "2027-01-08"}), "reason", "is required"),
+        (json!({"deliver_by": "2027-01-08", "reason": "x", "why": "y"}), "why", "is not a known field"),
+    ] {
+        let (status, b) = post(&app, &format!("/api/v1/promises/{sso}/slip"), Some(body.clone())).await;
+        assert_eq!(status, 422, "{body} -> {b}");
+        assert_eq!(b["error"]["field"], field, "{b}");
+        assert!(b["error"]["message"].as_str().unwrap().contains(says), "{b}");
+    }
+    assert_eq!(post(&app, "/api/v1/promises/999999/delivered", None).await.0, 404);
+    assert_eq!(app.get_json("/api/v1/promises").await["promises"][0]["state"], "open", "a refused mark changes nothing");
+
+    // Slipped to Friday 8 January: the December reminders are gone, the January ones come.
+    let (status, b) =
+        post(&app, &format!("/api/v1/promises/{sso}/slip"), Some(json!({"deliver_by": "2027-01-08", "reason": "Okta tenant not ready"})))
+            .await;
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(
+        (b["state"].as_str(), b["deliver_by"].as_str(), b["agreed_deliver_by"].as_str()),
+        (Some("slipped"), Some("2027-01-08"), Some("2026-12-10"))
+    );
+    assert_eq!(b["reason"], "Okta tenant not ready");
+    jump_to(&app, utc("2026-12-11T00:00:00Z")).await;
+    assert!(promise_mails(&app, ONBOARDING).is_empty(), "no reminder for the old date");
+    // Five business days before 8 January: Friday 1 January 2027, 09:00 New York.
+    jump_to(&app, utc("2027-01-01T13:30:00Z")).await;
+    assert!(promise_mails(&app, ONBOARDING).is_empty());
+    app.advance_and_settle(TimeDelta::hours(1), TimeDelta::minutes(30)).await;
+    let january = promise_mails(&app, ONBOARDING);
+    assert_eq!(january.len(), 1, "the new date's first reminder");
+    assert!(
+        january[0].text.as_deref().unwrap().contains("Fri 8 Jan 2027")
+            && january[0].text.as_deref().unwrap().contains("Okta tenant not ready")
+    );
+
+    // Dropped, with a reason; dropped again changes nothing; delivered after that is refused.
+    let (status, b) = post(&app, &format!("/api/v1/promises/{manager}/drop"), Some(json!({"reason": "Customer chose self-serve"}))).await;
+    assert_eq!((status, b["state"].as_str()), (200, Some("dropped")), "{b}");
+    assert_eq!(
+        post(&app, &format!("/api/v1/promises/{manager}/drop"), Some(json!({"reason": "again"}))).await.1["reason"],
+        "Customer chose self-serve"
+    );
+    let (status, b) = post(&app, &format!("/api/v1/promises/{manager}/delivered"), None).await;
+    assert_eq!(status, 409, "{b}");
+    assert!(b["error"]["message"].as_str().unwrap().contains("is dropped already"), "{b}");
+
+    // A reminder written to the outbox and not yet sent when its promise is delivered is not sent.
+    jump_to(&app, utc("2027-01-25T08:30:00Z")).await;
+    app.advance(TimeDelta::hours(1));
+    app.run_jobs().await;
+    let queued = format!("SELECT state FROM emails WHERE kind = 'promise_reminder' AND to_addr = '{REP}'");
+    assert_eq!(app.column(&queued).await, vec!["pending"], "the connector's first reminder is written");
+    let (status, _) = post(&app, &format!("/api/v1/promises/{connector}/delivered"), None).await;
+    assert_eq!(status, 200);
+    app.deliver().await;
+    assert!(promise_mails(&app, REP).is_empty(), "a delivered promise's reminder is not sent");
+    assert_eq!(
+        app.column("SELECT last_error FROM emails WHERE kind = 'promise_reminder' AND state = 'skipped'").await,
+        vec!["promise is delivered"]
+    );
+
+    // Filters.
+    let mine = app.get_json(&format!("/api/v1/promises?state=all&owner={ONBOARDING}")).await;
+    assert_eq!(mine["promises"].as_array().unwrap().len(), 1);
+    let r = app.api(reqwest::Method::GET, "/api/v1/promises?state=late").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let b: Value = r.json().await.unwrap();
+    assert!(b["error"]["message"].as_str().unwrap().contains("unknown state 'late'"), "{b}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn promises_page_with_a_cursor_and_an_owner_that_is_not_an_address_is_refused() {
+    let app = TestApp::spawn().await;
+    done_deal(&app).await;
+    let first = app.get_json("/api/v1/promises?state=all&limit=2").await;
+    assert_eq!(first["promises"].as_array().unwrap().len(), 2);
+    let cursor = first["next_cursor"].as_str().expect("a second page");
+    let second = app.get_json(&format!("/api/v1/promises?state=all&limit=2&cursor={cursor}")).await;
+    assert_eq!(second["promises"].as_array().unwrap().len(), 1);
+    assert!(second["next_cursor"].is_null());
+    assert_ne!(second["promises"][0]["id"], first["promises"][1]["id"]);
+    for (query, param) in [("owner=not-an-address", "owner"), ("cursor=abc", "cursor"), ("limit=0", "limit")] {
+        let r = app.api(reqwest::Method::GET, &format!("/api/v1/promises?{query}")).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{query}");
+        let b: Value = r.json().await.unwrap();
+        assert_eq!(b["error"]["field"], param, "{b}");
+    }
+    // A commitment's owner must be an email address.
+    let mut p = proposal(REP);
+    p["commitments"][0]["owner"] = json!("onboarding team");
+    let r = app.put_proposal("generic", "D-2", &p).await;
+    assert_eq!(r.status(), 422);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["error"]["field"], "commitments[0].owner", "{b}");
+    app.stop().await;
+}
