@@ -96,10 +96,17 @@ pub enum EmailKind {
     /// To a promise's owner: its date is near (or today), with links to mark it.
     #[sea_orm(string_value = "promise_reminder")]
     PromiseReminder,
+    /// To the owner's manager (then up the chain): a promise is overdue.
+    #[sea_orm(string_value = "promise_escalation")]
+    PromiseEscalation,
+    /// To the rep's manager, at once: a call marked at risk, a promise slipped past the
+    /// customer's date, a must-have promise dropped.
+    #[sea_orm(string_value = "manager_alert")]
+    ManagerAlert,
 }
 
 impl EmailKind {
-    pub const ALL: [EmailKind; 7] = [
+    pub const ALL: [EmailKind; 9] = [
         EmailKind::FirstCall,
         EmailKind::Reminder,
         EmailKind::Escalation,
@@ -107,6 +114,8 @@ impl EmailKind {
         EmailKind::Reassigned,
         EmailKind::ContextUpdate,
         EmailKind::PromiseReminder,
+        EmailKind::PromiseEscalation,
+        EmailKind::ManagerAlert,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -118,6 +127,8 @@ impl EmailKind {
             EmailKind::Reassigned => "reassigned",
             EmailKind::ContextUpdate => "context_update",
             EmailKind::PromiseReminder => "promise_reminder",
+            EmailKind::PromiseEscalation => "promise_escalation",
+            EmailKind::ManagerAlert => "manager_alert",
         }
     }
 
@@ -130,7 +141,7 @@ impl EmailKind {
     /// Emails about a promise only make sense while it is to be delivered: the mailer skips them
     /// once it is delivered or dropped.
     pub fn needs_open_promise(&self) -> bool {
-        matches!(self, EmailKind::PromiseReminder)
+        matches!(self, EmailKind::PromiseReminder | EmailKind::PromiseEscalation)
     }
 }
 

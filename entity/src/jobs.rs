@@ -104,6 +104,10 @@ pub enum JobKind {
     #[sea_orm(string_value = "promise.remind")]
     #[serde(rename = "promise.remind")]
     PromiseRemind,
+    /// Promise ledger: escalate an overdue promise to its owner's manager chain.
+    #[sea_orm(string_value = "promise.escalate")]
+    #[serde(rename = "promise.escalate")]
+    PromiseEscalate,
 }
 
 impl JobKind {
@@ -123,6 +127,7 @@ impl JobKind {
             JobKind::RetentionSweep => "retention.sweep",
             JobKind::ConfigReplan => "config.replan",
             JobKind::PromiseRemind => "promise.remind",
+            JobKind::PromiseEscalate => "promise.escalate",
         }
     }
 }

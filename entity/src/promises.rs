@@ -32,7 +32,11 @@ pub struct Model {
     pub state: PromiseState,
     /// Why it slipped or was dropped.
     pub reason: Option<String>,
+    /// Every reminder sent for it (ahead of its date, on the day, and after it).
     pub reminders_sent: i32,
+    /// The reminders sent since it became overdue (its date passed while it was open); a slip
+    /// starts the count again. The schedule's `after_reminders` escalation steps count these.
+    pub overdue_reminders: i32,
     pub escalation_level: i32,
     /// JSON array of the escalation steps sent (by name).
     pub escalated_steps: Option<String>,

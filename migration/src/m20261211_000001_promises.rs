@@ -35,6 +35,7 @@ impl MigrationTrait for Migration {
                     .col(text(name("state")))
                     .col(text_null(name("reason")))
                     .col(integer(name("reminders_sent")).default(0))
+                    .col(integer(name("overdue_reminders")).default(0))
                     .col(integer(name("escalation_level")).default(0))
                     .col(text_null(name("escalated_steps")))
                     .col(timestamp_with_time_zone(name("created_at")))

@@ -312,5 +312,7 @@ pub async fn complete_call(
         crate::workflow::calls::complete(&state.db, &state.first_call.get(), state.clock.now(), *id, outcome, notes, caller.actor)
             .await
             .map_err(complete_error)?;
+    // An alert to the manager (a call at risk) goes at once.
+    state.signals.mailer.notify_one();
     Ok(HttpResponse::Ok().json(CallView::from_model(call, state.clock.now())))
 }

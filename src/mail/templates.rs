@@ -24,7 +24,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value, escape_format
 use sha2::Digest;
 
 pub use context::{
-    EmailContext, EmailKind, EscalationInfo, PromiseInfo, RecipientRole, days_from, duration_in_words, local_date, local_time,
+    AlertInfo, EmailContext, EmailKind, EscalationInfo, PromiseInfo, RecipientRole, days_from, duration_in_words, local_date, local_time,
 };
 
 use crate::recap::Recap;
@@ -55,6 +55,12 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("promise_reminder.subject.txt", include_str!("../../config/templates/promise_reminder.subject.txt")),
     ("promise_reminder.txt", include_str!("../../config/templates/promise_reminder.txt")),
     ("promise_reminder.html", include_str!("../../config/templates/promise_reminder.html")),
+    ("promise_escalation.subject.txt", include_str!("../../config/templates/promise_escalation.subject.txt")),
+    ("promise_escalation.txt", include_str!("../../config/templates/promise_escalation.txt")),
+    ("promise_escalation.html", include_str!("../../config/templates/promise_escalation.html")),
+    ("manager_alert.subject.txt", include_str!("../../config/templates/manager_alert.subject.txt")),
+    ("manager_alert.txt", include_str!("../../config/templates/manager_alert.txt")),
+    ("manager_alert.html", include_str!("../../config/templates/manager_alert.html")),
 ];
 
 /// The escaping mode of subject templates: values lose their line breaks.
@@ -347,24 +353,43 @@ pub fn sample_contexts() -> Vec<EmailContext> {
                 "Gap closed: No proposal is on file for this deal.".into(),
             ],
         ),
-        EmailContext::promise_reminder(
+        EmailContext::promise_reminder(sample_recap(), url, 2, sample_promise(None)),
+        EmailContext::promise_escalation(
             sample_recap(),
             url,
-            2,
-            PromiseInfo {
-                text: "SAML single sign-on with Okta, live for all 40 users".into(),
-                deliver_by: Some("Mon 14 Dec 2026".into()),
-                due_in: Some("tomorrow".into()),
-                answers: vec!["Single sign-on through our Okta tenant".into()],
-                must_have: true,
-                need_by: Some("Tue 15 Dec 2026".into()),
-                state: "open".into(),
-                reason: None,
-                owner_name: "Sam Okafor".into(),
-                url: format!("{url}#promises"),
+            EscalationInfo { level: 1, recipient_role: RecipientRole::Manager, recipient_name: Some("Morgan Reyes".into()), note: None },
+            sample_promise(Some("3 days")),
+        ),
+        EmailContext::manager_alert(
+            sample_recap(),
+            url,
+            AlertInfo {
+                headline: "A promise to Northwind Health slipped past the date the customer needs it by (Tue 15 Dec 2026)".into(),
+                changes: vec!["New date: Mon 11 Jan 2027 (was Mon 14 Dec 2026)".into(), "Why: Okta tenant not provisioned yet".into()],
+                by: "ana.lima@seller.example".into(),
+                recipient_name: Some("Morgan Reyes".into()),
+                note: None,
             },
+            Some(sample_promise(None)),
         ),
     ]
+}
+
+/// The sample promise of the promise emails; `overdue_by` makes it an overdue one.
+fn sample_promise(overdue_by: Option<&str>) -> PromiseInfo {
+    PromiseInfo {
+        text: "SAML single sign-on with Okta, live for all 40 users".into(),
+        deliver_by: Some("Mon 14 Dec 2026".into()),
+        due_in: Some(if overdue_by.is_some() { "3 days ago" } else { "tomorrow" }.into()),
+        overdue_by: overdue_by.map(String::from),
+        answers: vec!["Single sign-on through our Okta tenant".into()],
+        must_have: true,
+        need_by: Some("Tue 15 Dec 2026".into()),
+        state: "open".into(),
+        reason: None,
+        owner_name: "Sam Okafor".into(),
+        url: "https://firstcall.example/calls/42?t=signed-token#promises".into(),
+    }
 }
 
 #[cfg(test)]

@@ -89,6 +89,8 @@ pub async fn mark_done(
     crate::workflow::calls::complete(&state.db, &state.first_call.get(), state.clock.now(), id, outcome, notes, access.actor())
         .await
         .map_err(|e| PageError::from(complete_error(e)))?;
+    // An alert to the manager (a call at risk) goes at once.
+    state.signals.mailer.notify_one();
     Ok(see_other(&access.call_path(id)).finish())
 }
 

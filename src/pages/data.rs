@@ -49,6 +49,8 @@ fn email_kind_label(kind: EmailKind) -> &'static str {
         EmailKind::Reassigned => "Reassignment notice",
         EmailKind::ContextUpdate => "Recap update from the CRM",
         EmailKind::PromiseReminder => "Promise reminder",
+        EmailKind::PromiseEscalation => "Overdue promise escalation",
+        EmailKind::ManagerAlert => "Alert to the manager",
     }
 }
 
@@ -76,6 +78,7 @@ fn job_kind_label(kind: JobKind) -> &'static str {
         JobKind::RetentionSweep => "Remove old data (retention)",
         JobKind::ConfigReplan => "Re-plan open calls after a configuration change",
         JobKind::PromiseRemind => "Promise reminder",
+        JobKind::PromiseEscalate => "Overdue promise escalation",
         JobKind::Noop | JobKind::NoopStep => "Timer",
     }
 }

@@ -191,6 +191,18 @@ pub async fn complete(
     engine::cancel_pending(&txn, id, &FirstCall::timer_kinds()).await?;
     // What was promised to the customer is followed from now on.
     super::promises::open_ledger(&txn, fc, &call, now).await?;
+    // A call marked at risk: the rep's manager hears of it at once.
+    if outcome == CallOutcome::AtRisk {
+        let alert = super::promises::Alert {
+            key: "at_risk".into(),
+            headline: "The first call with {account} was marked at risk".into(),
+            changes: vec![format!("Rep: {}", call.rep_email), format!("Notes: {}", call.notes.as_deref().unwrap_or("none given"))],
+        };
+        let email = super::compose::manager_alert(&txn, fc, &call, None, alert, actor, now)
+            .await
+            .map_err(|e| DbErr::Custom(format!("the alert to the manager: {e}")))?;
+        crate::mail::outbox::enqueue(&txn, email, now).await?;
+    }
     // With a CRM connector, the outcome is recorded on the deal (the engine's job: marking done
     // never waits for the CRM).
     if let Some(job) = super::write_back::job(fc, &call, "done", now) {

@@ -15,7 +15,7 @@ use crate::engine::StepError;
 use crate::mail::ics::{self, InviteInfo, InviteMethod};
 use crate::mail::message::OutgoingEmail;
 use crate::mail::outbox::{EmailKind, NewEmail};
-use crate::mail::templates::{EmailContext, EscalationInfo, PromiseInfo, RecipientRole, days_from, local_date};
+use crate::mail::templates::{AlertInfo, EmailContext, EscalationInfo, PromiseInfo, RecipientRole, days_from, local_date};
 use crate::recap::{self, CallSnapshot, OrderSnapshot, ProposalVersion, Recap, RecapInput};
 use crate::reps::Recipient;
 use entity::calls;
@@ -219,12 +219,7 @@ pub async fn escalation(
     let recap = recap_for_call(db, fc, call).await?;
     let url = fc.composer.call_url(call.id, now);
     let recipient = crate::reps::recipient(db, to, fc.config.settings.defaults.timezone).await?;
-    let recipient_role = match role {
-        "manager" => RecipientRole::Manager,
-        "manager_of_manager" => RecipientRole::ManagerOfManager,
-        "sales_ops" => RecipientRole::SalesOps,
-        _ => RecipientRole::Contact,
-    };
+    let recipient_role = recipient_role(role);
     let overdue = (now > call.due_at).then(|| now - call.due_at);
     let info =
         EscalationInfo { level: level.max(1) as u32, recipient_role, recipient_name: recipient.name.clone(), note: note.map(String::from) };
@@ -353,6 +348,44 @@ pub async fn context_update(
     })
 }
 
+/// A promise as its emails show it, with its owner as the directory knows them.
+async fn promise_info(
+    db: &impl ConnectionTrait,
+    fc: &FirstCall,
+    call: &calls::Model,
+    promise: &entity::promises::Model,
+    recap: &Recap,
+    now: DateTime<Utc>,
+) -> Result<(PromiseInfo, Recipient), DbErr> {
+    let owner = super::promises::owner_of(db, fc, promise).await?;
+    let today = now.with_timezone(&owner.timezone.0).date_naive();
+    let covers: Vec<String> = serde_json::from_value(promise.covers.clone()).unwrap_or_default();
+    let overdue_by = promise.deliver_by.filter(|d| *d < today).map(|d| {
+        let days = (today - d).num_days();
+        if days == 1 { "1 day".to_string() } else { format!("{days} days") }
+    });
+    let info = PromiseInfo {
+        text: promise.text.clone(),
+        deliver_by: promise.deliver_by.map(local_date),
+        due_in: promise.deliver_by.map(|d| days_from(today, d)),
+        overdue_by,
+        answers: recap.requirements.iter().filter(|r| covers.contains(&r.id)).map(|r| r.text.clone()).collect(),
+        must_have: promise.must_have,
+        need_by: promise.need_by.map(local_date),
+        state: promise.state.as_str().into(),
+        reason: promise.reason.clone(),
+        owner_name: owner.name.clone().unwrap_or_else(|| owner.email.to_string()),
+        url: format!("{}#promises", fc.composer.call_url(call.id, now)),
+    };
+    Ok((info, owner))
+}
+
+/// `promise-{id}.{what}.{date}.{n}@host`: one per `n` of each date the promise had.
+fn promise_message_id(fc: &FirstCall, promise: &entity::promises::Model, what: &str, n: i32) -> String {
+    let date = promise.deliver_by.map_or_else(|| "undated".to_string(), |d| d.format("%Y%m%d").to_string());
+    format!("promise-{}.{what}.{date}.{n}@{}", promise.id, fc.composer.host())
+}
+
 /// To a promise's owner (or sales ops, when firstcall may not email them): the `n`th reminder
 /// of `promise`, with the call page's promises to mark it.
 pub async fn promise_reminder(
@@ -364,24 +397,11 @@ pub async fn promise_reminder(
     now: DateTime<Utc>,
 ) -> Result<NewEmail, StepError> {
     let recap = recap_for_call(db, fc, call).await?;
-    let owner = super::promises::owner_of(db, fc, promise).await?;
+    let (info, owner) = promise_info(db, fc, call, promise, &recap, now).await?;
     let (to, fallback_reason) = recipients::route(&fc.config, &owner, Named::PromiseOwner);
-    let today = now.with_timezone(&owner.timezone.0).date_naive();
-    let covers: Vec<String> = serde_json::from_value(promise.covers.clone()).unwrap_or_default();
-    let info = PromiseInfo {
-        text: promise.text.clone(),
-        deliver_by: promise.deliver_by.map(local_date),
-        due_in: promise.deliver_by.map(|d| days_from(today, d)),
-        answers: recap.requirements.iter().filter(|r| covers.contains(&r.id)).map(|r| r.text.clone()).collect(),
-        must_have: promise.must_have,
-        need_by: promise.need_by.map(local_date),
-        state: promise.state.as_str().into(),
-        reason: promise.reason.clone(),
-        owner_name: owner.name.clone().unwrap_or_else(|| owner.email.to_string()),
-        url: format!("{}#promises", fc.composer.call_url(call.id, now)),
-    };
     let url = fc.composer.call_url(call.id, now);
     let mut ctx = EmailContext::promise_reminder(recap, url, n.max(1) as u32, info);
+    ctx.overdue_by = ctx.promise.as_ref().and_then(|p| p.overdue_by.clone());
     ctx.fallback_reason = fallback_reason;
     let r = render(fc, &ctx)?;
     Ok(NewEmail {
@@ -389,15 +409,9 @@ pub async fn promise_reminder(
         promise_id: Some(promise.id),
         kind: EmailKind::PromiseReminder,
         email: OutgoingEmail {
-            // One per reminder of each date the promise had: a slip starts the count again.
-            message_id: format!(
-                "promise-{}.reminder.{}.{n}@{}",
-                promise.id,
-                promise.deliver_by.map_or_else(|| "undated".to_string(), |d| d.format("%Y%m%d").to_string()),
-                fc.composer.host()
-            ),
-            to_addr: to.to_string(),
+            message_id: promise_message_id(fc, promise, "reminder", n),
             to_name: if to == owner.email { owner.name } else { None },
+            to_addr: to.to_string(),
             subject: r.subject,
             body_text: r.text,
             body_html: r.html,
@@ -405,6 +419,104 @@ pub async fn promise_reminder(
             ics_method: None,
         },
     })
+}
+
+/// To `to` (the owner's manager, the manager's manager, a configured address, or sales ops):
+/// `promise` is overdue; escalation `level` of its date.
+pub async fn promise_escalation(
+    db: &impl ConnectionTrait,
+    fc: &FirstCall,
+    call: &calls::Model,
+    promise: &entity::promises::Model,
+    (to, role, note): (&EmailAddress, &str, Option<&str>),
+    level: i32,
+    now: DateTime<Utc>,
+) -> Result<NewEmail, StepError> {
+    let recap = recap_for_call(db, fc, call).await?;
+    let (info, _) = promise_info(db, fc, call, promise, &recap, now).await?;
+    let recipient = crate::reps::recipient(db, to, fc.config.settings.defaults.timezone).await?;
+    let escalation = EscalationInfo {
+        level: level.max(1) as u32,
+        recipient_role: recipient_role(role),
+        recipient_name: recipient.name.clone(),
+        note: note.map(String::from),
+    };
+    let url = fc.composer.call_url(call.id, now);
+    let r = render(fc, &EmailContext::promise_escalation(recap, url, escalation, info))?;
+    Ok(NewEmail {
+        call_id: Some(call.id),
+        promise_id: Some(promise.id),
+        kind: EmailKind::PromiseEscalation,
+        email: OutgoingEmail {
+            message_id: promise_message_id(fc, promise, "escalation", level),
+            to_addr: to.to_string(),
+            to_name: recipient.name,
+            subject: r.subject,
+            body_text: r.text,
+            body_html: r.html,
+            ics: None,
+            ics_method: None,
+        },
+    })
+}
+
+/// To the call's rep's manager (sales ops when the directory names none), at once: `alert`,
+/// with the recap (and the promise it is about).
+pub async fn manager_alert(
+    db: &impl ConnectionTrait,
+    fc: &FirstCall,
+    call: &calls::Model,
+    promise: Option<&entity::promises::Model>,
+    alert: super::promises::Alert,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<NewEmail, StepError> {
+    let rep = rep_of(db, fc, call).await?;
+    let (to, _, note) = super::escalation::recipient(db, fc, &rep.email, &rep, &crate::config::schedule::EscalationTarget::Manager).await?;
+    let recipient = crate::reps::recipient(db, &to, fc.config.settings.defaults.timezone).await?;
+    let recap = recap_for_call(db, fc, call).await?;
+    let account = recap.deal.account_name.clone().unwrap_or_else(|| format!("deal {}", call.deal_id));
+    let info = match promise {
+        Some(p) => Some(promise_info(db, fc, call, p, &recap, now).await?.0),
+        None => None,
+    };
+    let info_alert = AlertInfo {
+        headline: alert.headline.replace("{account}", &account),
+        changes: alert.changes,
+        by: by.to_string(),
+        recipient_name: recipient.name.clone(),
+        note,
+    };
+    let url = fc.composer.call_url(call.id, now);
+    let r = render(fc, &EmailContext::manager_alert(recap, url, info_alert, info))?;
+    let subject = match promise {
+        Some(p) => format!("promise-{}", p.id),
+        None => format!("call-{}", call.id),
+    };
+    Ok(NewEmail {
+        call_id: Some(call.id),
+        promise_id: promise.map(|p| p.id),
+        kind: EmailKind::ManagerAlert,
+        email: OutgoingEmail {
+            message_id: format!("{subject}.alert.{}@{}", alert.key, fc.composer.host()),
+            to_addr: to.to_string(),
+            to_name: recipient.name,
+            subject: r.subject,
+            body_text: r.text,
+            body_html: r.html,
+            ics: None,
+            ics_method: None,
+        },
+    })
+}
+
+fn recipient_role(role: &str) -> RecipientRole {
+    match role {
+        "manager" => RecipientRole::Manager,
+        "manager_of_manager" => RecipientRole::ManagerOfManager,
+        "sales_ops" => RecipientRole::SalesOps,
+        _ => RecipientRole::Contact,
+    }
 }
 
 /// The recap of a deal's newest call (for `firstcall recap`), or `None` when no order of the

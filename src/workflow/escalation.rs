@@ -4,8 +4,41 @@
 //! before the last one a call had is passed, not sent late.
 
 use entity::calls;
+use sea_orm::{ConnectionTrait, DbErr};
 
-use crate::config::schedule::{EscalationStep, Schedule};
+use super::FirstCall;
+use crate::config::schedule::{EscalationStep, EscalationTarget, Schedule};
+use crate::domain::EmailAddress;
+use crate::reps::Recipient;
+
+/// Who a step for `rep` (as the directory knows them: `rep_info`) goes to, in which role, and
+/// why it is sales ops when the directory has no manager to escalate to.
+pub async fn recipient(
+    db: &impl ConnectionTrait,
+    fc: &FirstCall,
+    rep: &EmailAddress,
+    rep_info: &Recipient,
+    target: &EscalationTarget,
+) -> Result<(EmailAddress, &'static str, Option<String>), DbErr> {
+    let sales_ops = || fc.config.settings.defaults.unassigned_email.clone();
+    Ok(match target {
+        EscalationTarget::Manager => match &rep_info.manager_email {
+            Some(m) => (m.clone(), "manager", None),
+            None => (sales_ops(), "sales_ops", Some(format!("{rep} has no manager in the rep directory"))),
+        },
+        EscalationTarget::ManagerOfManager => {
+            let mm = match &rep_info.manager_email {
+                Some(m) => crate::reps::recipient(db, m, fc.config.settings.defaults.timezone).await?.manager_email,
+                None => None,
+            };
+            match mm {
+                Some(m) => (m, "manager_of_manager", None),
+                None => (sales_ops(), "sales_ops", Some(format!("no manager's manager on file for {rep}"))),
+            }
+        }
+        EscalationTarget::Address(a) => (a.clone(), "escalation_contact", None),
+    })
+}
 
 /// The names of the steps sent for `call`, in the order sent. A call escalated before steps had
 /// names (`escalated_steps` unset) had the first `escalation_level` steps of its schedule.
@@ -13,7 +46,8 @@ pub fn sent(call: &calls::Model, schedule: &Schedule) -> Vec<String> {
     recorded(call.escalated_steps.as_deref(), call.escalation_level, schedule)
 }
 
-fn recorded(escalated_steps: Option<&str>, escalation_level: i32, schedule: &Schedule) -> Vec<String> {
+/// The names of the steps sent, from what a call or promise recorded.
+pub fn recorded(escalated_steps: Option<&str>, escalation_level: i32, schedule: &Schedule) -> Vec<String> {
     match escalated_steps.map(serde_json::from_str::<Vec<String>>) {
         Some(Ok(names)) => names,
         _ => schedule.escalation.iter().take(escalation_level.max(0) as usize).map(|s| s.id.clone()).collect(),

@@ -24,8 +24,10 @@ use serde_json::json;
 
 use super::FirstCall;
 use crate::audit::{self, Change};
+use crate::config::schedule::{EscalationStep, Schedule};
 use crate::domain::EmailAddress;
 use crate::engine::{self, ClaimedJob, Effects, Handler, JobKind, NewJob, StepError};
+use crate::mail::templates::local_date;
 use crate::proposals::model::Priority;
 use entity::calls;
 pub use entity::promises::{Model as Promise, PromiseState};
@@ -94,35 +96,116 @@ pub async fn open_ledger(
     .await?;
     let mut jobs = Vec::new();
     for p in &made {
-        if let Some(at) = next_reminder(db, fc, call, p, now).await? {
-            jobs.push(NewJob::new(JobKind::PromiseRemind, p.id, at));
-        }
+        jobs.extend(planned(db, fc, call, p, now).await?.jobs(p.id));
     }
     engine::enqueue_many(db, jobs, fc.max_attempts(), now).await?;
     Ok(made)
 }
 
-/// The first reminder of `promise` after `after`: its reminder times are counted on the call's
-/// schedule's working days, at the start of the owner's business day in the owner's timezone.
-async fn next_reminder(
+/// A promise's next timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// The next reminder: ahead of the date and on the day ([`super::timing::promise_reminder_times`]),
+    /// then each working morning while it is overdue (at most the schedule's `max_reminders` of
+    /// those, when it sets one).
+    pub next_reminder: Option<DateTime<Utc>>,
+    /// The next escalation step's time (an overdue promise escalates along its call's
+    /// schedule's steps).
+    pub next_escalation: Option<DateTime<Utc>>,
+}
+
+impl Plan {
+    fn jobs(&self, id: i64) -> impl Iterator<Item = NewJob> {
+        let remind = self.next_reminder.map(|at| NewJob::new(JobKind::PromiseRemind, id, at));
+        let escalate = self.next_escalation.map(|at| NewJob::new(JobKind::PromiseEscalate, id, at));
+        remind.into_iter().chain(escalate)
+    }
+}
+
+/// Where a promise's time is counted: its call's schedule (working days, hours, escalation
+/// steps) in its owner's timezone.
+struct Calendar<'a> {
+    schedule: &'a Schedule,
+    tz: chrono_tz::Tz,
+}
+
+async fn calendar<'a>(db: &impl ConnectionTrait, fc: &'a FirstCall, call: &calls::Model, promise: &Promise) -> Result<Calendar<'a>, DbErr> {
+    let schedule = super::replan::schedule_of(db, &fc.config, call).await?;
+    Ok(Calendar { schedule, tz: owner_of(db, fc, promise).await?.timezone.0 })
+}
+
+/// When `promise` is overdue (the end of its date in its owner's timezone); none for one without
+/// a date.
+fn overdue_at(promise: &Promise, cal: &Calendar) -> Option<DateTime<Utc>> {
+    promise.deliver_by.map(|d| super::timing::end_of_day(d, cal.tz))
+}
+
+/// The plan of an open promise after `now`; nothing for a closed one or one without a date.
+fn plan(fc: &FirstCall, promise: &Promise, cal: &Calendar, now: DateTime<Utc>) -> Plan {
+    let (Some(deliver_by), true) = (promise.deliver_by, promise.state.is_open()) else {
+        return Plan { next_reminder: None, next_escalation: None };
+    };
+    let bh = &cal.schedule.business_hours;
+    let ahead = super::timing::promise_reminder_times(deliver_by, &fc.config.settings.promises.remind_business_days_before, bh, cal.tz)
+        .into_iter()
+        .find(|t| *t > now);
+    let max = cal.schedule.max_reminders;
+    let overdue_more = max == 0 || (promise.overdue_reminders as u32) < max;
+    let next_reminder = ahead.or_else(|| {
+        let first_day = deliver_by.succ_opt()?;
+        overdue_more.then(|| super::timing::next_working_start(first_day, bh, cal.tz, now)).flatten()
+    });
+    Plan { next_reminder, next_escalation: next_escalation(promise, cal, now) }
+}
+
+/// The steps of the schedule still ahead of `promise`.
+fn steps_ahead<'a>(promise: &Promise, cal: &Calendar<'a>) -> (Vec<String>, Vec<&'a EscalationStep>) {
+    let sent = super::escalation::recorded(promise.escalated_steps.as_deref(), promise.escalation_level, cal.schedule);
+    let ahead = super::escalation::ahead(cal.schedule, &sent);
+    (sent, ahead)
+}
+
+/// Whether `step` is reached for `promise`, overdue since `since`, at `now`.
+fn reached(step: &EscalationStep, promise: &Promise, since: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    now >= since
+        && (step.after_reminders.is_some_and(|n| promise.overdue_reminders as u32 >= n)
+            || step.after_minutes_overdue.is_some_and(|m| now >= since + chrono::TimeDelta::minutes(m)))
+}
+
+/// When the next escalation step of an open promise is reached by time alone (a step counted in
+/// reminders is checked as each reminder goes).
+fn next_escalation(promise: &Promise, cal: &Calendar, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let since = overdue_at(promise, cal)?;
+    let (_, ahead) = steps_ahead(promise, cal);
+    if ahead.iter().any(|s| reached(s, promise, since, now)) {
+        return Some(now);
+    }
+    ahead.iter().filter_map(|s| s.after_minutes_overdue).map(|m| since + chrono::TimeDelta::minutes(m)).min()
+}
+
+/// The plan of `promise` (of `call`) after `now`.
+async fn planned(
     db: &impl ConnectionTrait,
     fc: &FirstCall,
     call: &calls::Model,
     promise: &Promise,
-    after: DateTime<Utc>,
-) -> Result<Option<DateTime<Utc>>, DbErr> {
-    let Some(deliver_by) = promise.deliver_by else {
-        return Ok(None);
-    };
-    let schedule = super::replan::schedule_of(db, &fc.config, call).await?;
-    let tz = owner_of(db, fc, promise).await?.timezone;
-    let times = super::timing::promise_reminder_times(
-        deliver_by,
-        &fc.config.settings.promises.remind_business_days_before,
-        &schedule.business_hours,
-        tz.0,
-    );
-    Ok(times.into_iter().find(|t| *t > after))
+    now: DateTime<Utc>,
+) -> Result<Plan, DbErr> {
+    let cal = calendar(db, fc, call, promise).await?;
+    Ok(plan(fc, promise, &cal, now))
+}
+
+/// Replaces the promise's pending timers with its plan after `now`.
+async fn replan(
+    db: &impl ConnectionTrait,
+    fc: &FirstCall,
+    call: &calls::Model,
+    promise: &Promise,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    engine::cancel_pending(db, promise.id, &Steps::JOB_KINDS).await?;
+    let jobs: Vec<NewJob> = planned(db, fc, call, promise, now).await?.jobs(promise.id).collect();
+    engine::enqueue_many(db, jobs, fc.max_attempts(), now).await
 }
 
 /// The promise's owner as the rep directory knows them.
@@ -207,6 +290,7 @@ pub async fn mark(
         return Err(MarkError::NotLater { id, current, to: *new });
     }
     let from = promise.state;
+    let was = promise.deliver_by;
     let mut detail = json!({"deliver_by": promise.deliver_by});
     let mut am = promise.into_active_model();
     am.state = Set(to);
@@ -218,8 +302,10 @@ pub async fn mark(
             detail["reason"] = json!(reason);
             am.deliver_by = Set(Some(*new));
             am.reason = Set(Some(reason.clone()));
-            // The reminders of the new date are counted afresh.
-            am.reminders_sent = Set(0);
+            // A new date is a new clock: not overdue, no escalation sent for it yet.
+            am.overdue_reminders = Set(0);
+            am.escalation_level = Set(0);
+            am.escalated_steps = Set(None);
         }
         Mark::Drop { reason } => {
             detail["reason"] = json!(reason);
@@ -242,18 +328,52 @@ pub async fn mark(
         now,
     )
     .await?;
-    engine::cancel_pending(&txn, id, &[JobKind::PromiseRemind]).await?;
-    if promise.state.is_open() {
-        let call = calls::Entity::find_by_id(promise.call_id)
-            .one(&txn)
-            .await?
-            .ok_or_else(|| DbErr::RecordNotFound(format!("call {} of promise {}", promise.call_id, promise.id)))?;
-        if let Some(at) = next_reminder(&txn, fc, &call, &promise, now).await? {
-            engine::enqueue(&txn, NewJob::new(JobKind::PromiseRemind, id, at), fc.max_attempts(), now).await?;
-        }
+    let call = call_of(&txn, &promise).await?;
+    replan(&txn, fc, &call, &promise, now).await?;
+    // What the rep's manager hears of at once: a promise slipping past the customer's date, a
+    // must-have dropped.
+    let alert = match &mark {
+        Mark::Slip { to: new, reason } => promise.need_by.filter(|need_by| new > need_by).map(|need_by| Alert {
+            key: format!("slipped.{}", new.format("%Y%m%d")),
+            headline: format!("A promise to {{account}} slipped past the date the customer needs it by ({})", local_date(need_by)),
+            changes: vec![
+                format!("New date: {} (was {})", local_date(*new), was.map_or_else(|| "no date".to_string(), local_date)),
+                format!("Why: {reason}"),
+            ],
+        }),
+        Mark::Drop { reason } if promise.must_have => Some(Alert {
+            key: "dropped".into(),
+            headline: "A promise to {account} that answers a must-have was dropped".into(),
+            changes: vec![format!("Why: {reason}")],
+        }),
+        _ => None,
+    };
+    if let Some(alert) = alert {
+        let email = super::compose::manager_alert(&txn, fc, &call, Some(&promise), alert, actor, now)
+            .await
+            .map_err(|e| DbErr::Custom(format!("the alert to the manager: {e}")))?;
+        crate::mail::outbox::enqueue(&txn, email, now).await?;
     }
     txn.commit().await?;
     Ok((promise, true))
+}
+
+/// A change the rep's manager hears of at once ([`super::compose::manager_alert`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    /// Tells this alert apart from the subject's others (its `Message-ID`).
+    pub key: String,
+    /// One line; `{account}` is replaced by the account's name.
+    pub headline: String,
+    /// What changed, a sentence each.
+    pub changes: Vec<String>,
+}
+
+async fn call_of(db: &impl ConnectionTrait, promise: &Promise) -> Result<calls::Model, DbErr> {
+    calls::Entity::find_by_id(promise.call_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("call {} of promise {}", promise.call_id, promise.id)))
 }
 
 /// The promises of a call, in ledger order.
@@ -295,7 +415,7 @@ pub struct Steps(pub Arc<super::Live>);
 
 impl Steps {
     /// The job kinds of the promise ledger.
-    pub const JOB_KINDS: [JobKind; 1] = [JobKind::PromiseRemind];
+    pub const JOB_KINDS: [JobKind; 2] = [JobKind::PromiseRemind, JobKind::PromiseEscalate];
 }
 
 impl Handler for Steps {
@@ -316,30 +436,43 @@ pub async fn run(db: &impl ConnectionTrait, fc: &FirstCall, job: &ClaimedJob, no
     let Some(promise) = entity::promises::Entity::find_by_id(id).lock_exclusive().one(db).await? else {
         return Ok(Effects::default());
     };
-    match job.kind() {
-        Some(JobKind::PromiseRemind) => remind(db, fc, promise, now).await,
-        _ => Err(StepError::Failed(format!("the promise ledger has no step for job kind '{}'", job.kind))),
+    // A promise delivered or dropped meanwhile has nothing left to do.
+    if !promise.state.is_open() {
+        return Ok(Effects::default());
     }
+    let call = call_of(db, &promise).await?;
+    let mut fx = Effects::default();
+    let promise = match job.kind() {
+        Some(JobKind::PromiseRemind) => remind(db, fc, &call, promise, now, &mut fx).await?,
+        Some(JobKind::PromiseEscalate) => promise,
+        _ => return Err(StepError::Failed(format!("the promise ledger has no step for job kind '{}'", job.kind))),
+    };
+    let promise = escalate_due_steps(db, fc, &call, promise, now, &mut fx).await?;
+    replan(db, fc, &call, &promise, now).await?;
+    Ok(fx)
 }
 
-/// Reminds the owner of an open promise, and plans its next reminder.
-async fn remind(db: &impl ConnectionTrait, fc: &FirstCall, promise: Promise, now: DateTime<Utc>) -> Result<Effects, StepError> {
-    let mut fx = Effects::default();
-    if !promise.state.is_open() {
-        return Ok(fx);
-    }
-    let call = calls::Entity::find_by_id(promise.call_id)
-        .one(db)
-        .await?
-        .ok_or_else(|| StepError::Failed(format!("call {} of promise {} is gone", promise.call_id, promise.id)))?;
+/// Reminds the owner: ahead of the date, on the day, or (overdue) each working morning after.
+async fn remind(
+    db: &impl ConnectionTrait,
+    fc: &FirstCall,
+    call: &calls::Model,
+    promise: Promise,
+    now: DateTime<Utc>,
+    fx: &mut Effects,
+) -> Result<Promise, StepError> {
+    let cal = calendar(db, fc, call, &promise).await?;
+    let overdue = overdue_at(&promise, &cal).is_some_and(|t| now >= t);
     let n = promise.reminders_sent + 1;
-    let email = super::compose::promise_reminder(db, fc, &call, &promise, n, now).await?;
+    let email = super::compose::promise_reminder(db, fc, call, &promise, n, now).await?;
     if crate::mail::outbox::enqueue(db, email, now).await? {
         fx.emails += 1;
     }
     let id = promise.id;
+    let overdue_n = promise.overdue_reminders + i32::from(overdue);
     let mut am = promise.into_active_model();
     am.reminders_sent = Set(n);
+    am.overdue_reminders = Set(overdue_n);
     am.updated_at = Set(now);
     let promise = am.update(db).await?;
     audit::record(
@@ -351,13 +484,62 @@ async fn remind(db: &impl ConnectionTrait, fc: &FirstCall, promise: Promise, now
             action: "reminded",
             from_state: None,
             to_state: None,
-            detail: Some(json!({"reminder": n, "deliver_by": promise.deliver_by, "config_version": fc.config_version})),
+            detail: Some(json!({"reminder": n, "overdue": overdue, "deliver_by": promise.deliver_by, "config_version": fc.config_version})),
         },
         now,
     )
     .await?;
-    if let Some(at) = next_reminder(db, fc, &call, &promise, now).await? {
-        engine::enqueue(db, NewJob::new(JobKind::PromiseRemind, id, at), fc.max_attempts(), now).await?;
+    Ok(promise)
+}
+
+/// Sends every escalation step reached by an overdue promise, in order, to the owner's manager
+/// chain (the call's schedule's steps, known by name as for calls).
+async fn escalate_due_steps(
+    db: &impl ConnectionTrait,
+    fc: &FirstCall,
+    call: &calls::Model,
+    promise: Promise,
+    now: DateTime<Utc>,
+    fx: &mut Effects,
+) -> Result<Promise, StepError> {
+    let cal = calendar(db, fc, call, &promise).await?;
+    let Some(since) = overdue_at(&promise, &cal) else {
+        return Ok(promise);
+    };
+    let (mut sent, ahead) = steps_ahead(&promise, &cal);
+    let Some(last) = ahead.iter().rposition(|s| reached(s, &promise, since, now)) else {
+        return Ok(promise);
+    };
+    let owner = owner_of(db, fc, &promise).await?;
+    let mut level = promise.escalation_level.max(sent.len() as i32);
+    for step in &ahead[..=last] {
+        let (to, role, note) = super::escalation::recipient(db, fc, &owner.email, &owner, &step.to).await?;
+        level += 1;
+        let email = super::compose::promise_escalation(db, fc, call, &promise, (&to, role, note.as_deref()), level, now).await?;
+        if crate::mail::outbox::enqueue(db, email, now).await? {
+            fx.emails += 1;
+        }
+        audit::record(
+            db,
+            Change {
+                actor: "engine",
+                entity: "promise",
+                entity_id: promise.id,
+                action: "escalated",
+                from_state: None,
+                to_state: None,
+                detail: Some(
+                    json!({"level": level, "step": step.id, "to": to.as_str(), "role": role, "config_version": fc.config_version}),
+                ),
+            },
+            now,
+        )
+        .await?;
+        sent.push(step.id.clone());
     }
-    Ok(fx)
+    let mut am = promise.into_active_model();
+    am.escalation_level = Set(level);
+    am.escalated_steps = Set(Some(serde_json::to_string(&sent).map_err(|e| StepError::Failed(format!("escalated steps: {e}")))?));
+    am.updated_at = Set(now);
+    Ok(am.update(db).await?)
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::{CallState, FirstCall, calls, compose, timing};
 use crate::audit::{self, Change};
-use crate::config::schedule::{EscalationTarget, Schedule};
+use crate::config::schedule::Schedule;
 use crate::domain::EmailAddress;
 use crate::engine::{self, ClaimedJob, Effects as StepEffects, Handler, JobKind, NewJob, StepError};
 use crate::mail::outbox;
@@ -276,31 +276,7 @@ async fn escalate_due_steps(
     // the steps' places in the schedule.
     let mut level = call.escalation_level.max(sent.len() as i32);
     for step in &ahead[..=last] {
-        let (to, role, note) = match &step.to {
-            EscalationTarget::Manager => match &rep_info.manager_email {
-                Some(m) => (m.clone(), "manager", None),
-                None => (
-                    fc.config.settings.defaults.unassigned_email.clone(),
-                    "sales_ops",
-                    Some(format!("{} has no manager in the rep directory", rep)),
-                ),
-            },
-            EscalationTarget::ManagerOfManager => {
-                let mm = match &rep_info.manager_email {
-                    Some(m) => crate::reps::recipient(db, m, fc.config.settings.defaults.timezone).await?.manager_email,
-                    None => None,
-                };
-                match mm {
-                    Some(m) => (m, "manager_of_manager", None),
-                    None => (
-                        fc.config.settings.defaults.unassigned_email.clone(),
-                        "sales_ops",
-                        Some(format!("no manager's manager on file for {}", rep)),
-                    ),
-                }
-            }
-            EscalationTarget::Address(a) => (a.clone(), "escalation_contact", None),
-        };
+        let (to, role, note) = super::escalation::recipient(db, fc, &rep, &rep_info, &step.to).await?;
         level += 1;
         let email = compose::escalation(db, fc, &call, &to, role, level, note.as_deref(), now).await?;
         add_email(db, email, now, fx).await?;

@@ -140,6 +140,22 @@ pub fn promise_reminder_times(deliver_by: NaiveDate, leads: &[u32], bh: &Busines
     times
 }
 
+/// The start of the first working day on or after `first_day` that begins after `after`, in
+/// `tz` (the overdue reminders of a promise: one each working morning after its date).
+pub fn next_working_start(first_day: NaiveDate, bh: &BusinessHours, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let from = first_day.max(after.with_timezone(&tz).date_naive().pred_opt()?);
+    (0..800)
+        .filter_map(|i| from.checked_add_days(chrono::Days::new(i)))
+        .filter(|d| bh.is_working_day(*d))
+        .map(|d| local_to_utc(tz, d.and_time(bh.start)))
+        .find(|t| *t > after)
+}
+
+/// The instant a promise due on `deliver_by` is overdue: the end of that day in `tz`.
+pub fn end_of_day(deliver_by: NaiveDate, tz: Tz) -> DateTime<Utc> {
+    local_to_utc(tz, deliver_by.succ_opt().unwrap_or(deliver_by).and_time(NaiveTime::MIN))
+}
+
 /// A local date's weekday short name, for messages.
 pub fn weekday_name(d: NaiveDate) -> &'static str {
     ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"][d.weekday().num_days_from_monday() as usize]

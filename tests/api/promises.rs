@@ -220,3 +220,111 @@ async fn promises_page_with_a_cursor_and_an_owner_that_is_not_an_address_is_refu
     assert_eq!(b["error"]["field"], "commitments[0].owner", "{b}");
     app.stop().await;
 }
+
+const MANAGER: &str = "mo@seller.example";
+const DIRECTOR: &str = "dee@seller.example";
+
+fn subjects(mails: &[testkit::mail::ParsedMail]) -> Vec<String> {
+    mails.iter().map(|m| m.subject.clone().unwrap_or_default()).collect()
+}
+
+#[tokio::test]
+async fn an_overdue_promise_is_reminded_each_working_morning_and_escalates_up_its_owners_chain() {
+    let app = TestApp::spawn().await;
+    assert_eq!(
+        app.put_rep(MANAGER, &json!({"name": "Mo Manager", "timezone": "America/New_York", "manager_email": DIRECTOR})).await.status(),
+        200
+    );
+    assert_eq!(app.put_rep(DIRECTOR, &json!({"name": "Dee Director", "timezone": "America/New_York"})).await.status(), 200);
+    let promises = done_deal(&app).await;
+    assert_eq!(
+        app.put_rep(ONBOARDING, &json!({"name": "Oona Onboarding", "timezone": "America/New_York", "manager_email": MANAGER}))
+            .await
+            .status(),
+        200
+    );
+    let sso = promises[0]["id"].as_i64().unwrap();
+    app.advance_and_settle(utc("2026-12-10T20:00:00Z") - app.now(), TimeDelta::hours(6)).await;
+    assert_eq!(promise_mails(&app, ONBOARDING).len(), 3, "5 and 1 business days before, and on the day");
+
+    // Due Thursday 10 December in New York: overdue from midnight there (05:00 UTC); the
+    // schedule's first step is 8 hours overdue (13:00 UTC), to the owner's manager.
+    app.advance_and_settle(utc("2026-12-11T12:30:00Z") - app.now(), TimeDelta::minutes(30)).await;
+    assert!(promise_mails(&app, MANAGER).is_empty(), "not before 8 hours overdue");
+    app.advance_and_settle(TimeDelta::hours(1), TimeDelta::minutes(30)).await;
+    let to_manager = promise_mails(&app, MANAGER);
+    assert_eq!(subjects(&to_manager), ["Overdue by 1 day: Oona Onboarding's promise to Acme Corp (must-have)"]);
+    let text = to_manager[0].text.as_deref().unwrap();
+    assert!(text.contains("Hi Mo Manager") && text.contains("SAML SSO configured with Okta"), "{text}");
+    // Friday 09:00 New York: the owner's first overdue reminder.
+    app.advance_and_settle(TimeDelta::hours(1), TimeDelta::minutes(30)).await;
+    let to_owner = promise_mails(&app, ONBOARDING);
+    assert_eq!(to_owner.len(), 4);
+    assert_eq!(to_owner[3].subject.as_deref(), Some("Overdue by 1 day: your promise to Acme Corp (must-have)"));
+    // 48 hours overdue (Sunday 05:00 UTC): the manager's manager; no reminder on the weekend.
+    app.advance_and_settle(utc("2026-12-13T06:00:00Z") - app.now(), TimeDelta::hours(1)).await;
+    assert_eq!(subjects(&promise_mails(&app, DIRECTOR)), ["Overdue by 3 days: Oona Onboarding's promise to Acme Corp (must-have)"]);
+    assert_eq!(promise_mails(&app, ONBOARDING).len(), 4, "weekends are not working days");
+    assert_eq!(promise_mails(&app, MANAGER).len(), 1, "each step once");
+    // Monday morning: another reminder; then delivered, and nothing more.
+    jump_to(&app, utc("2026-12-14T15:00:00Z")).await;
+    assert_eq!(promise_mails(&app, ONBOARDING).len(), 5);
+    assert_eq!(post(&app, &format!("/api/v1/promises/{sso}/delivered"), None).await.0, 200);
+    app.advance_and_settle(TimeDelta::days(4), TimeDelta::hours(2)).await;
+    assert_eq!([ONBOARDING, MANAGER, DIRECTOR].map(|a| promise_mails(&app, a).len()), [5, 1, 1], "nothing after delivery");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_slip_past_the_customers_date_a_must_have_dropped_and_a_call_at_risk_alert_the_reps_manager() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.put_rep(REP, &json!({"name": "Ana Ávila", "timezone": "UTC", "manager_email": MANAGER})).await.status(), 200);
+    assert_eq!(app.put_rep(MANAGER, &json!({"name": "Mo Manager", "timezone": "UTC"})).await.status(), 200);
+    assert!(app.put_proposal("generic", "D-1", &proposal(REP)).await.status().is_success());
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    let id = app.calls().await[0]["id"].as_i64().unwrap();
+    let r = app
+        .api(reqwest::Method::POST, &format!("/api/v1/calls/{id}/complete"))
+        .json(&json!({"outcome": "at_risk", "notes": "Okta tenant belongs to the parent company"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    app.settle().await;
+    let alerts = app.mails_to(MANAGER);
+    assert_eq!(subjects(&alerts), ["The first call with Acme Corp was marked at risk"]);
+    let text = alerts[0].text.as_deref().unwrap();
+    assert!(
+        text.contains("Okta tenant belongs to the parent company") && text.contains("Single sign-on with Okta"),
+        "notes and recap: {text}"
+    );
+
+    let promises = app.get_json("/api/v1/promises").await["promises"].as_array().unwrap().clone();
+    let (sso, connector) = (promises[0]["id"].as_i64().unwrap(), promises[1]["id"].as_i64().unwrap());
+    // Still before the customer's date (15 December): no alert.
+    let slip = |to: &str| json!({"deliver_by": to, "reason": "Okta admin on leave"});
+    assert_eq!(post(&app, &format!("/api/v1/promises/{sso}/slip"), Some(slip("2026-12-14"))).await.0, 200);
+    app.settle().await;
+    assert_eq!(app.mails_to(MANAGER).len(), 1);
+    // Past it: the manager hears at once, with what changed.
+    assert_eq!(post(&app, &format!("/api/v1/promises/{sso}/slip"), Some(slip("2026-12-18"))).await.0, 200);
+    app.settle().await;
+    let alerts = app.mails_to(MANAGER);
+    assert_eq!(
+        alerts[1].subject.as_deref(),
+        Some("A promise to Acme Corp slipped past the date the customer needs it by (Tue 15 Dec 2026)")
+    );
+    let text = alerts[1].text.as_deref().unwrap();
+    assert!(text.contains("New date: Fri 18 Dec 2026 (was Mon 14 Dec 2026)") && text.contains("Why: Okta admin on leave"), "{text}");
+    // Dropping a should-have is the rep's call; dropping a must-have is the manager's business.
+    assert_eq!(post(&app, &format!("/api/v1/promises/{connector}/drop"), Some(json!({"reason": "Out of scope"}))).await.0, 200);
+    app.settle().await;
+    assert_eq!(app.mails_to(MANAGER).len(), 2);
+    assert_eq!(post(&app, &format!("/api/v1/promises/{sso}/drop"), Some(json!({"reason": "Customer moves to Azure AD"}))).await.0, 200);
+    app.settle().await;
+    let alerts = app.mails_to(MANAGER);
+    assert_eq!(subjects(&alerts[2..]), ["A promise to Acme Corp that answers a must-have was dropped"]);
+    assert!(alerts[2].text.as_deref().unwrap().contains("Why: Customer moves to Azure AD"));
+    app.stop().await;
+}

@@ -31,6 +31,8 @@ pub struct PromiseInfo {
     pub deliver_by: Option<String>,
     /// `today`, `tomorrow`, `in 5 days` (calendar days in the owner's timezone), `3 days ago`.
     pub due_in: Option<String>,
+    /// `3 days`: how long its date has passed while it was open; none while it is not overdue.
+    pub overdue_by: Option<String>,
     /// The requirements it answers, as the customer stated them.
     pub answers: Vec<String>,
     /// Whether one of them is a must-have.
@@ -45,6 +47,21 @@ pub struct PromiseInfo {
     pub owner_name: String,
     /// Where the owner marks it delivered, slipped or dropped (the call page's promises).
     pub url: String,
+}
+
+/// A change the rep's manager hears of at once.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertInfo {
+    /// One line: `Ana Lima marked the first call with Acme Corp at risk`.
+    pub headline: String,
+    /// What changed, a sentence each.
+    pub changes: Vec<String>,
+    /// Who made the change (`api`, `call page`, the rep's address).
+    pub by: String,
+    /// The manager's name, else none.
+    pub recipient_name: Option<String>,
+    /// Why the manager is sales ops (the rep has no manager in the directory); none otherwise.
+    pub note: Option<String>,
 }
 
 /// `Tue 29 Dec 2026`.
@@ -116,6 +133,8 @@ pub struct EmailContext {
     pub crm: Option<String>,
     /// Promise emails only: the promise.
     pub promise: Option<PromiseInfo>,
+    /// Manager alerts only: what happened.
+    pub alert: Option<AlertInfo>,
 }
 
 impl EmailContext {
@@ -141,6 +160,7 @@ impl EmailContext {
             changes: Vec::new(),
             crm: None,
             promise: None,
+            alert: None,
             recap,
         }
     }
@@ -184,6 +204,25 @@ impl EmailContext {
         ctx.reminder_number = Some(number);
         ctx.rep_name = promise.owner_name.clone();
         ctx.promise = Some(promise);
+        ctx
+    }
+
+    /// To the owner's manager (then up the chain): `promise` is overdue. `rep_name` is the
+    /// owner's.
+    pub fn promise_escalation(recap: Recap, call_url: impl Into<String>, escalation: EscalationInfo, promise: PromiseInfo) -> Self {
+        let mut ctx = Self::new(EmailKind::PromiseEscalation, recap, call_url.into());
+        ctx.escalation = Some(escalation);
+        ctx.rep_name = promise.owner_name.clone();
+        ctx.overdue_by = promise.overdue_by.clone();
+        ctx.promise = Some(promise);
+        ctx
+    }
+
+    /// To the rep's manager: `alert`, about the call (and `promise`, when it is about one).
+    pub fn manager_alert(recap: Recap, call_url: impl Into<String>, alert: AlertInfo, promise: Option<PromiseInfo>) -> Self {
+        let mut ctx = Self::new(EmailKind::ManagerAlert, recap, call_url.into());
+        ctx.alert = Some(alert);
+        ctx.promise = promise;
         ctx
     }
 

@@ -130,6 +130,8 @@ fn emails_match_the_golden_files() {
         "reassigned",
         "context_update",
         "promise_reminder",
+        "promise_escalation",
+        "manager_alert",
     ];
     let contexts = sample_contexts();
     assert_eq!(contexts.len(), names.len());
