@@ -41,6 +41,7 @@ use utoipa::{Modify, OpenApi};
         crate::pages::dashboard::preview_edit,
         crate::pages::call::show,
         crate::pages::call::mark_done,
+        crate::pages::call::mark_promise,
         crate::pages::login::show,
         crate::pages::login::submit,
         crate::pages::login::logout,

@@ -25,6 +25,7 @@ use sha2::Digest;
 
 pub use context::{
     AlertInfo, EmailContext, EmailKind, EscalationInfo, PromiseInfo, RecipientRole, days_from, duration_in_words, local_date, local_time,
+    overdue_in_words,
 };
 
 use crate::recap::Recap;

@@ -7,11 +7,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 use super::access::{Access, DASHBOARD_FORMS, Visitor, call_access};
-use super::data::{CallFacts, call_facts};
+use super::data::{CallFacts, call_facts, promise_facts};
 use super::render::{render, safe, value};
 use super::{Fields, PageError, form_page, parse_id, see_other};
 use crate::app::AppState;
 use crate::http::calls::{complete_error, parse_completion};
+use crate::http::promises::{mark_error, parse_date, parse_reason};
+use crate::workflow::promises::{self, Mark, MarkError};
+use sea_orm::EntityTrait;
 
 /// The choices the form offers, with what each means for the team.
 const OUTCOMES: [(&str, &str, &str); 3] = [
@@ -45,6 +48,8 @@ struct Sent<'a> {
     outcome: Option<&'a str>,
     notes: Option<&'a str>,
     error: Option<String>,
+    /// A promise's form that came back: which promise, and what was wrong.
+    promise_error: Option<(i64, String)>,
 }
 
 /// `GET /calls/{id}?t=<link token>`. Reads only: a mail scanner that follows the link changes
@@ -82,7 +87,7 @@ pub async fn mark_done(
                 Some("outcome") => "Choose how the call went.".to_string(),
                 _ => format!("Please check the form: {}", e.message),
             });
-            let sent = Sent { outcome: fields.get("outcome"), notes: fields.get("notes"), error };
+            let sent = Sent { outcome: fields.get("outcome"), notes: fields.get("notes"), error, ..Sent::default() };
             return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, sent).await;
         }
     };
@@ -94,6 +99,64 @@ pub async fn mark_done(
     Ok(see_other(&access.call_path(id)).finish())
 }
 
+/// `POST /calls/{id}/promises/{promise}`, a form with `action` (`delivered`, `slip` with
+/// `deliver_by` and `reason`, or `drop` with `reason`), `csrf` and (from a link) `t`: marks one
+/// of the call's promises, like the API, and sends the visitor back to it on the page.
+#[utoipa::path(post, path = "/calls/{id}/promises/{promise}", tag = "pages", params(("id" = String, Path), ("promise" = String, Path)),
+    request_body(content = super::forms::PromiseForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Marked; back to the promise on the call page"), (status = 400, description = "Unreadable form", content_type = "text/html"), (status = 403, description = "Bad link or CSRF token", content_type = "text/html"),
+        (status = 404, description = "No such call or promise", content_type = "text/html"), (status = 409, description = "The promise is delivered or dropped already", content_type = "text/html"), (status = 410, description = "Expired link", content_type = "text/html"),
+        (status = 415, description = "Not a form", content_type = "text/html"), (status = 422, description = "A missing or wrong date or reason", content_type = "text/html")))]
+pub async fn mark_promise(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let id = parse_id(&path.0, "call")?;
+    let promise_id = parse_id(&path.1, "promise")?;
+    let fields = Fields(form.into_inner());
+    let access = call_access(&req, &state, id, fields.get("t")).await?;
+    Visitor::of(&req).check(&state, id, fields.get("csrf"))?;
+    let promise = entity::promises::Entity::find_by_id(promise_id)
+        .one(&state.db)
+        .await?
+        .filter(|p| p.call_id == id)
+        .ok_or_else(|| PageError::not_found("This call has no such promise."))?;
+    let parsed = match fields.get("action") {
+        Some("delivered") => Ok(Mark::Delivered),
+        Some("slip") => parse_date("deliver_by", fields.get("deliver_by"))
+            .and_then(|to| parse_reason(fields.get("reason")).map(|reason| Mark::Slip { to, reason })),
+        Some("drop") => parse_reason(fields.get("reason")).map(|reason| Mark::Drop { reason }),
+        _ => Err(crate::http::ApiError::invalid("action", "choose delivered, a new date, or drop")),
+    };
+    let mark = match parsed {
+        Ok(mark) => mark,
+        Err(e) => {
+            let error = match e.field.as_deref() {
+                Some("deliver_by") => "Give the new date.".to_string(),
+                Some("reason") => "Say why, in a sentence the customer could hear.".to_string(),
+                _ => format!("Please check the form: {}", e.message),
+            };
+            let sent = Sent { promise_error: Some((promise.id, error)), ..Sent::default() };
+            return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, sent).await;
+        }
+    };
+    let result = promises::mark(&state.db, &state.first_call.get(), state.clock.now(), promise.id, mark, access.actor()).await;
+    match result {
+        Ok(_) => {}
+        Err(MarkError::NotLater { current, .. }) => {
+            let error = format!("The new date must be later than {}.", crate::mail::templates::local_date(current));
+            let sent = Sent { promise_error: Some((promise.id, error)), ..Sent::default() };
+            return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, sent).await;
+        }
+        Err(e) => return Err(PageError::from(mark_error(e))),
+    }
+    // An alert to the manager (a slip past the customer's date, a must-have dropped) goes at once.
+    state.signals.mailer.notify_one();
+    Ok(see_other(&format!("{}#promise-{}", access.call_path(id), promise.id)).finish())
+}
+
 async fn page(
     req: &HttpRequest,
     state: &AppState,
@@ -103,11 +166,13 @@ async fn page(
     sent: Sent<'_>,
 ) -> Result<HttpResponse, PageError> {
     let (call, recap): (CallFacts, _) = call_facts(state, id).await?;
+    let promises = promise_facts(state, id, &recap, state.clock.now()).await?;
     let recap_html = state.first_call.get().composer.templates.render_recap_html_fragment(&recap).map_err(|e| {
         tracing::error!(error = %e, call = id, "recap does not render");
         PageError::internal()
     })?;
     let visitor = Visitor::of(req);
+    let sent_promise_error = sent.promise_error.as_ref().map(|(p, e)| minijinja::context! { id => *p, message => e.clone() });
     let form = DoneForm {
         action: format!("/calls/{id}/done"),
         csrf: visitor.csrf(state, id),
@@ -124,6 +189,9 @@ async fn page(
         minijinja::context! {
             call => value(&call),
             form => value(&form),
+            promises => value(&promises),
+            promise_action => format!("/calls/{id}/promises"),
+            promise_error => value(&sent_promise_error),
             recap_html => safe(recap_html),
             signed_in => *access == Access::Dashboard,
             csrf => visitor.csrf(state, DASHBOARD_FORMS),

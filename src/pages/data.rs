@@ -11,12 +11,13 @@ use serde::Serialize;
 use super::PageError;
 use crate::app::AppState;
 use crate::domain::Timezone;
-use crate::mail::templates::{duration_in_words, local_time};
+use crate::mail::templates::{duration_in_words, local_date, local_time, overdue_in_words};
 use crate::recap::Recap;
 use crate::workflow::queries;
 use crate::workflow::{CallOutcome, CallState};
 use entity::emails::{EmailKind, EmailState};
 use entity::jobs::{JobKind, JobState};
+use entity::promises::PromiseState;
 use entity::{emails, jobs, orders, reps};
 
 /// Dead jobs and failed emails listed on the dashboard; more wait in the API's lists.
@@ -93,6 +94,67 @@ fn deal_label(source: &str, deal_id: &str) -> String {
 
 fn utc(t: DateTime<Utc>) -> String {
     local_time(t, chrono_tz::UTC)
+}
+
+/// A promise as the call page shows it.
+#[derive(Debug, Serialize)]
+pub struct PromiseFacts {
+    pub id: i64,
+    pub text: String,
+    pub state: &'static str,
+    pub state_label: &'static str,
+    pub open: bool,
+    /// `Thu 10 Dec 2026`; none for a promise without a date.
+    pub deliver_by: Option<String>,
+    /// `2026-12-10`: the date field's value.
+    pub deliver_by_iso: Option<String>,
+    /// The date agreed on the call, when a slip moved it.
+    pub agreed: Option<String>,
+    pub overdue_by: Option<String>,
+    pub need_by: Option<String>,
+    pub must_have: bool,
+    /// The requirements it answers, as stated.
+    pub answers: Vec<String>,
+    /// The owner's name, else email.
+    pub owner: String,
+    pub reason: Option<String>,
+}
+
+fn promise_state_label(state: PromiseState) -> &'static str {
+    match state {
+        PromiseState::Open => "Open",
+        PromiseState::Slipped => "Slipped",
+        PromiseState::Delivered => "Delivered",
+        PromiseState::Dropped => "Dropped",
+    }
+}
+
+/// The promises of call `id`, in ledger order, as of `now`.
+pub async fn promise_facts(state: &AppState, id: i64, recap: &Recap, now: DateTime<Utc>) -> Result<Vec<PromiseFacts>, PageError> {
+    let fc = state.first_call.get();
+    let mut out = Vec::new();
+    for p in crate::workflow::promises::of_call(&state.db, id).await? {
+        let owner = crate::workflow::promises::owner_of(&state.db, &fc, &p).await?;
+        let today = now.with_timezone(&owner.timezone.0).date_naive();
+        let covers: Vec<String> = serde_json::from_value(p.covers.clone()).unwrap_or_default();
+        out.push(PromiseFacts {
+            id: p.id,
+            text: p.text,
+            state: p.state.as_str(),
+            state_label: promise_state_label(p.state),
+            open: p.state.is_open(),
+            deliver_by: p.deliver_by.map(local_date),
+            deliver_by_iso: p.deliver_by.map(|d| d.format("%Y-%m-%d").to_string()),
+            agreed: p.agreed_deliver_by.filter(|a| Some(*a) != p.deliver_by).map(local_date),
+            overdue_by: p.deliver_by.filter(|_| p.state.is_open()).and_then(|d| overdue_in_words(d, today)),
+            need_by: p.need_by.map(local_date),
+            must_have: p.must_have,
+            answers: recap.requirements.iter().filter(|r| covers.contains(&r.id)).map(|r| r.text.clone()).collect(),
+            owner: owner.name.unwrap_or_else(|| owner.email.to_string()),
+            reason: p.reason,
+        });
+    }
+    Ok(out)
 }
 
 /// The call page's facts about one call (the recap is rendered separately).

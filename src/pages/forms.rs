@@ -42,3 +42,18 @@ pub struct DoneForm {
     /// The signed link token from the email (absent when logged in to the dashboard).
     t: Option<String>,
 }
+
+/// `POST /calls/{id}/promises/{promise}`.
+#[derive(utoipa::ToSchema)]
+pub struct PromiseForm {
+    /// delivered, slip or drop.
+    action: String,
+    /// slip: the new date, YYYY-MM-DD.
+    deliver_by: Option<String>,
+    /// slip and drop: why.
+    reason: Option<String>,
+    /// The form's CSRF token.
+    csrf: String,
+    /// The signed link token from the email (absent when logged in to the dashboard).
+    t: Option<String>,
+}

@@ -36,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/").route(web::get().to(dashboard::show)))
         .service(web::resource("/calls/{id}").route(web::get().to(call::show)))
         .service(web::resource("/calls/{id}/done").app_data(form()).route(web::post().to(call::mark_done)))
+        .service(web::resource("/calls/{id}/promises/{promise}").app_data(form()).route(web::post().to(call::mark_promise)))
         .service(web::resource("/login").app_data(form()).route(web::get().to(login::show)).route(web::post().to(login::submit)))
         .service(web::resource("/logout").app_data(form()).route(web::post().to(login::logout)))
         .service(web::resource("/dashboard/jobs/{id}/retry").app_data(form()).route(web::post().to(dashboard::retry_job)))

@@ -15,7 +15,9 @@ use crate::engine::StepError;
 use crate::mail::ics::{self, InviteInfo, InviteMethod};
 use crate::mail::message::OutgoingEmail;
 use crate::mail::outbox::{EmailKind, NewEmail};
-use crate::mail::templates::{AlertInfo, EmailContext, EscalationInfo, PromiseInfo, RecipientRole, days_from, local_date};
+use crate::mail::templates::{
+    AlertInfo, EmailContext, EscalationInfo, PromiseInfo, RecipientRole, days_from, local_date, overdue_in_words,
+};
 use crate::recap::{self, CallSnapshot, OrderSnapshot, ProposalVersion, Recap, RecapInput};
 use crate::reps::Recipient;
 use entity::calls;
@@ -360,10 +362,7 @@ async fn promise_info(
     let owner = super::promises::owner_of(db, fc, promise).await?;
     let today = now.with_timezone(&owner.timezone.0).date_naive();
     let covers: Vec<String> = serde_json::from_value(promise.covers.clone()).unwrap_or_default();
-    let overdue_by = promise.deliver_by.filter(|d| *d < today).map(|d| {
-        let days = (today - d).num_days();
-        if days == 1 { "1 day".to_string() } else { format!("{days} days") }
-    });
+    let overdue_by = promise.deliver_by.and_then(|d| overdue_in_words(d, today));
     let info = PromiseInfo {
         text: promise.text.clone(),
         deliver_by: promise.deliver_by.map(local_date),

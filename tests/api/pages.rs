@@ -738,3 +738,72 @@ async fn the_dashboards_counts_stay_bounded_past_ten_thousand_calls() {
     assert!(ana.html.contains("id=\"count-scheduled\"><strong>10,000+</strong>"), "a rep's count has no estimate");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_promise_form_needs_the_link_the_csrf_token_and_a_promise_of_that_call() {
+    let app = TestApp::spawn().await;
+    let (id, link) = call_with_link(&app, "D-1").await;
+    let (other, _) = call_with_link(&app, "D-2").await;
+    for call in [id, other] {
+        let r = app
+            .api(reqwest::Method::POST, &format!("/api/v1/calls/{call}/complete"))
+            .json(&json!({"outcome": "aligned"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let promises = app.get_json("/api/v1/promises?limit=500").await["promises"].as_array().unwrap().clone();
+    let of = |call: i64| promises.iter().filter(|p| p["call_id"] == call).map(|p| p["id"].as_i64().unwrap()).collect::<Vec<_>>();
+    let (sso, foreign) = (of(id)[0], of(other)[0]);
+    let page = get(&app, &link).await;
+    assert!(
+        page.text().contains("What was promised") && page.html.contains(&format!("id=\"deliver-{sso}\"")),
+        "the promises and their actions"
+    );
+    let (csrf, token) = (page.csrf(), token_of(&link).to_string());
+    let action = format!("/calls/{id}/promises/{sso}");
+    let audit = app.count("audit_log").await;
+
+    assert_eq!(post_form(&app.client, &app, &action, &[("t", &token), ("action", "delivered")]).await.status, 403, "no CSRF token");
+    assert_eq!(post_form(&app.client, &app, &action, &[("t", ""), ("csrf", &csrf), ("action", "delivered")]).await.status, 403, "no link");
+    // The link of one call does not reach another call's promise.
+    let r = post_form(
+        &app.client,
+        &app,
+        &format!("/calls/{id}/promises/{foreign}"),
+        &[("t", &token), ("csrf", &csrf), ("action", "delivered")],
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    // A slip without a reason, or to an earlier date, comes back saying what is wrong.
+    let r =
+        post_form(&app.client, &app, &action, &[("t", &token), ("csrf", &csrf), ("action", "slip"), ("deliver_by", "2026-12-18")]).await;
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("Say why, in a sentence the customer could hear."), "{}", r.text());
+    let early = [("t", token.as_str()), ("csrf", &csrf), ("action", "slip"), ("deliver_by", "2026-12-01"), ("reason", "x")];
+    let r = post_form(&app.client, &app, &action, &early).await;
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("The new date must be later than Thu 10 Dec 2026."), "{}", r.text());
+    assert_eq!(app.count("audit_log").await, audit, "nothing refused changed anything");
+
+    let r = post_form(
+        &app.client,
+        &app,
+        &action,
+        &[("t", &token), ("csrf", &csrf), ("action", "drop"), ("reason", "Customer moves to Azure AD")],
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), format!("{link}#promise-{sso}"));
+    let after = get(&app, &link).await.text();
+    assert!(after.contains("Dropped") && after.contains("Customer moves to Azure AD"), "{after}");
+    // Delivered after dropped: a page that says why.
+    let r = post_form(&app.client, &app, &action, &[("t", &token), ("csrf", &csrf), ("action", "delivered")]).await;
+    assert_eq!(r.status, 409);
+    assert!(r.text().contains("is dropped already"), "{}", r.text());
+    let audit_rows =
+        app.column(&format!("SELECT actor FROM audit_log WHERE entity = 'promise' AND entity_id = {sso} AND action = 'dropped'")).await;
+    assert_eq!(audit_rows, vec!["rep"], "the change is audited as the rep's");
+    app.stop().await;
+}

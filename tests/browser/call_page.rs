@@ -38,6 +38,20 @@ async fn click(client: &Client, id: &str) {
         .unwrap_or_else(|e| panic!("click #{id}: {e}"));
 }
 
+/// Clicks `id`, a button that submits a form, and waits for the page the answer brings.
+async fn submit(client: &Client, id: &str) {
+    client.execute("window.leftBehind = true", vec![]).await.unwrap();
+    click(client, id).await;
+    for _ in 0..200 {
+        let old = client.execute("return window.leftBehind === true", vec![]).await.map(|v| v.as_bool() == Some(true)).unwrap_or(true);
+        if !old {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("#{id} brought no new page within 10 s");
+}
+
 async fn type_into(client: &Client, id: &str, text: &str) {
     client.find(Locator::Id(id)).await.unwrap_or_else(|e| panic!("no #{id}: {e}")).send_keys(text).await.unwrap();
 }
@@ -200,6 +214,55 @@ async fn script_in_crm_text_shows_as_text_and_never_runs() {
             assert!(client.get_alert_text().await.is_err(), "{name}: an alert is open");
         }
         assert!(text_of(&client, &format!("call-{id}")).await.contains(&format!("Acme {payload}")));
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn on_a_phone_a_rep_moves_a_promise_and_marks_another_delivered_from_the_email_link() {
+    let app = TestApp::spawn().await;
+    let (id, link) = call_from_email(&app, "Ana Ávila", proposal(REP), "Acme Corp").await;
+    let r =
+        app.api(reqwest::Method::POST, &format!("/api/v1/calls/{id}/complete")).json(&json!({"outcome": "aligned"})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let promises = app.get_json("/api/v1/promises").await["promises"].as_array().unwrap().clone();
+    let (sso, connector) = (promises[0]["id"].as_i64().unwrap(), promises[1]["id"].as_i64().unwrap());
+    with_browser(|client| async move {
+        let (width, height) = (375u32, 812u32);
+        open(&client, &app, &link).await;
+        set_viewport(&client, width, height).await;
+        let section = text_of(&client, "promises").await;
+        assert!(section.contains("SAML SSO configured with Okta") && section.contains("Native Salesforce connector"), "{section}");
+        assert!(section.contains("Thu 10 Dec 2026") && section.contains("Needed by"), "{section}");
+
+        // It will be late: a new date and why, without the reason first (the page says what is missing).
+        click(&client, &format!("late-{sso}")).await;
+        client.execute(&format!("document.getElementById('slip-date-{sso}').value = '2026-12-18'"), vec![]).await.unwrap();
+        client.execute(&format!("document.getElementById('slip-reason-{sso}').removeAttribute('required')"), vec![]).await.unwrap();
+        submit(&client, &format!("slip-{sso}")).await;
+        assert_eq!(text_of(&client, &format!("promise-error-{sso}")).await, "Say why, in a sentence the customer could hear.");
+        assert_eq!(text_of(&client, &format!("promise-state-{sso}")).await, "Open", "nothing changed");
+        client.execute(&format!("document.getElementById('slip-date-{sso}').value = '2026-12-18'"), vec![]).await.unwrap();
+        type_into(&client, &format!("slip-reason-{sso}"), "Okta admin is on leave until the 17th").await;
+        submit(&client, &format!("slip-{sso}")).await;
+        assert_eq!(text_of(&client, &format!("promise-state-{sso}")).await, "Slipped");
+        assert_eq!(text_of(&client, &format!("promise-reason-{sso}")).await, "Okta admin is on leave until the 17th");
+        assert!(text_of(&client, &format!("promise-{sso}")).await.contains("Fri 18 Dec 2026"));
+
+        submit(&client, &format!("deliver-{connector}")).await;
+        assert_eq!(text_of(&client, &format!("promise-state-{connector}")).await, "Delivered");
+        assert!(client.find(Locator::Id(&format!("deliver-{connector}"))).await.is_err(), "no actions once delivered");
+
+        let scroll = client.execute("return document.documentElement.scrollWidth", vec![]).await.unwrap().as_u64().unwrap();
+        assert!(scroll <= width as u64, "the page scrolls sideways on a phone ({scroll} px in {width} px)");
+        let shot = client.find(Locator::Id("promises")).await.unwrap().screenshot().await.unwrap();
+        assert!(png_size(&shot).0 <= width);
+        std::fs::write(artifacts().join("call-promises-phone.png"), &shot).unwrap();
+        let api = app.get_json("/api/v1/promises?state=all").await;
+        assert_eq!(api["promises"][0]["state"], "slipped");
+        assert_eq!(api["promises"][0]["deliver_by"], "2026-12-18");
+        assert_eq!(api["promises"][1]["state"], "delivered");
         app.stop().await;
     })
     .await;

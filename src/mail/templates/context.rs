@@ -69,6 +69,15 @@ pub fn local_date(d: chrono::NaiveDate) -> String {
     d.format("%a %-d %b %Y").to_string()
 }
 
+/// `1 day`, `3 days`: how long date `d` has passed on `today`; none when it has not.
+pub fn overdue_in_words(d: chrono::NaiveDate, today: chrono::NaiveDate) -> Option<String> {
+    match (today - d).num_days() {
+        n if n < 1 => None,
+        1 => Some("1 day".into()),
+        n => Some(format!("{n} days")),
+    }
+}
+
 /// `today`, `tomorrow`, `in 5 days`, `yesterday`, `3 days ago`: `d` seen from `today`.
 pub fn days_from(today: chrono::NaiveDate, d: chrono::NaiveDate) -> String {
     match (d - today).num_days() {
