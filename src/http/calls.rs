@@ -10,7 +10,7 @@ use super::json::StrictJson;
 use super::{ApiError, ApiResult};
 use crate::app::AppState;
 use crate::domain::EmailAddress;
-use crate::workflow::calls::CompleteError;
+use crate::workflow::calls::{CompleteError, Completion};
 use crate::workflow::queries::{self, CallRecord};
 use crate::workflow::{CallOutcome, CallState};
 use entity::{calls, emails};
@@ -267,6 +267,63 @@ pub struct CompleteBody {
     /// aligned, adjusted or at_risk.
     pub outcome: Option<String>,
     pub notes: Option<String>,
+    /// Dates agreed on the call for commitments of the proposal: commitment id → `YYYY-MM-DD`.
+    /// A date that differs from the proposal's makes the outcome `adjusted` (or `at_risk`).
+    #[serde(default)]
+    pub dates: std::collections::BTreeMap<String, String>,
+    /// Promises made on the call that the proposal does not hold.
+    #[serde(default)]
+    pub added: Vec<AddedPromise>,
+}
+
+/// A promise made on the call.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddedPromise {
+    pub text: Option<String>,
+    /// `YYYY-MM-DD`; leave it out for a promise without a date.
+    pub deliver_by: Option<String>,
+    /// The email address of who delivers it, when not the rep.
+    pub owner: Option<String>,
+}
+
+/// Reads what was agreed on the call (dates of commitments, promises added), naming the field
+/// of anything wrong (`dates.C1`, `added[0].text`).
+pub fn parse_agreed<'a>(
+    dates: impl IntoIterator<Item = (&'a str, &'a str)>,
+    added: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>, Option<&'a str>)>,
+) -> ApiResult<crate::workflow::promises::Agreed> {
+    use crate::workflow::promises::{Added, Agreed};
+    let mut agreed = Agreed::default();
+    for (id, date) in dates {
+        let field = format!("dates.{id}");
+        agreed.dates.insert(id.to_string(), super::promises::parse_date(&field, Some(date))?);
+    }
+    for (i, (text, deliver_by, owner)) in added.into_iter().enumerate() {
+        let f = |k: &str| format!("added[{i}].{k}");
+        if i >= Agreed::MAX_ADDED {
+            return Err(ApiError::invalid("added", format!("holds more than {} promises", Agreed::MAX_ADDED)));
+        }
+        let text = text.map(str::trim).unwrap_or_default();
+        if text.is_empty() {
+            return Err(ApiError::invalid(f("text"), "is required: what was promised"));
+        }
+        if text.chars().count() > crate::proposals::model::TEXT_MAX || text.contains('\0') {
+            return Err(ApiError::invalid(f("text"), format!("must be text of at most {} characters", crate::proposals::model::TEXT_MAX)));
+        }
+        let deliver_by = deliver_by
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(|d| super::promises::parse_date(&f("deliver_by"), Some(d)))
+            .transpose()?;
+        let owner = owner
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(|o| EmailAddress::parse(o).map_err(|e| ApiError::invalid(f("owner"), e.to_string())))
+            .transpose()?;
+        agreed.added.push(Added { text: text.to_string(), deliver_by, owner });
+    }
+    Ok(agreed)
 }
 
 /// Parses the rep's outcome and notes (shared with the call page form).
@@ -291,6 +348,7 @@ pub fn complete_error(e: CompleteError) -> ApiError {
     match e {
         CompleteError::NotFound(id) => ApiError::not_found(format!("no call has id {id}")),
         CompleteError::Cancelled(_) => ApiError::conflict(e.to_string()),
+        CompleteError::Agreed(a) => ApiError::invalid(a.field, a.reason),
         CompleteError::Db(db) => db.into(),
     }
 }
@@ -308,10 +366,20 @@ pub async fn complete_call(
     body: StrictJson<CompleteBody>,
 ) -> ApiResult<HttpResponse> {
     let (outcome, notes) = parse_completion(body.outcome.as_deref(), body.notes.as_deref())?;
-    let (call, _changed) =
-        crate::workflow::calls::complete(&state.db, &state.first_call.get(), state.clock.now(), *id, outcome, notes, caller.actor)
-            .await
-            .map_err(complete_error)?;
+    let agreed = parse_agreed(
+        body.dates.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        body.added.iter().map(|a| (a.text.as_deref(), a.deliver_by.as_deref(), a.owner.as_deref())),
+    )?;
+    let (call, _changed) = crate::workflow::calls::complete(
+        &state.db,
+        &state.first_call.get(),
+        state.clock.now(),
+        *id,
+        Completion { outcome, notes, agreed },
+        caller.actor,
+    )
+    .await
+    .map_err(complete_error)?;
     // An alert to the manager (a call at risk) goes at once.
     state.signals.mailer.notify_one();
     Ok(HttpResponse::Ok().json(CallView::from_model(call, state.clock.now())))

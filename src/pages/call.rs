@@ -11,8 +11,9 @@ use super::data::{CallFacts, call_facts, promise_facts};
 use super::render::{render, safe, value};
 use super::{Fields, PageError, form_page, parse_id, see_other};
 use crate::app::AppState;
-use crate::http::calls::{complete_error, parse_completion};
+use crate::http::calls::{complete_error, parse_agreed, parse_completion};
 use crate::http::promises::{mark_error, parse_date, parse_reason};
+use crate::workflow::calls::{CompleteError, Completion};
 use crate::workflow::promises::{self, Mark, MarkError};
 use sea_orm::EntityTrait;
 
@@ -31,6 +32,18 @@ struct Choice {
     checked: bool,
 }
 
+/// Rows for promises made on the call in the done form.
+const ADDED_ROWS: usize = 3;
+
+/// A commitment of the proposal in the done form, with the date the proposal gives it.
+#[derive(Serialize)]
+struct CommitmentRow {
+    id: String,
+    text: String,
+    /// `YYYY-MM-DD`.
+    date: Option<String>,
+}
+
 /// The done form as shown: empty, or as sent back with what was wrong.
 #[derive(Serialize)]
 struct DoneForm {
@@ -40,6 +53,10 @@ struct DoneForm {
     outcomes: Vec<Choice>,
     notes: String,
     error: Option<String>,
+    /// The proposal's commitments, whose dates the rep may change to what was agreed.
+    commitments: Vec<CommitmentRow>,
+    /// Row numbers for promises made on the call.
+    added: Vec<usize>,
 }
 
 /// What the visitor last sent, when the form comes back with an error.
@@ -91,9 +108,43 @@ pub async fn mark_done(
             return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, sent).await;
         }
     };
-    crate::workflow::calls::complete(&state.db, &state.first_call.get(), state.clock.now(), id, outcome, notes, access.actor())
-        .await
-        .map_err(|e| PageError::from(complete_error(e)))?;
+    let dates = fields.0.iter().filter_map(|(k, v)| Some((k.strip_prefix("date.")?, v.as_str()))).filter(|(_, v)| !v.trim().is_empty());
+    let added = (0..ADDED_ROWS)
+        .map(|i| {
+            (
+                fields.non_empty(&format!("added_text_{i}")),
+                fields.non_empty(&format!("added_date_{i}")),
+                fields.non_empty(&format!("added_owner_{i}")),
+            )
+        })
+        .filter(|(text, date, owner)| text.is_some() || date.is_some() || owner.is_some());
+    let refused =
+        |message: String| Sent { outcome: fields.get("outcome"), notes: fields.get("notes"), error: Some(message), ..Sent::default() };
+    let agreed = match parse_agreed(dates, added) {
+        Ok(agreed) => agreed,
+        Err(e) => {
+            let sent = refused(format!("Please check the promises: {}: {}", e.field.as_deref().unwrap_or("form"), e.message));
+            return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, sent).await;
+        }
+    };
+    match crate::workflow::calls::complete(
+        &state.db,
+        &state.first_call.get(),
+        state.clock.now(),
+        id,
+        Completion { outcome, notes, agreed },
+        access.actor(),
+    )
+    .await
+    {
+        Ok(_) => {}
+        Err(CompleteError::Agreed(a)) => {
+            let message =
+                if a.field == "outcome" { "A date changed on the call: choose Adjusted (or At risk).".to_string() } else { a.to_string() };
+            return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, refused(message)).await;
+        }
+        Err(e) => return Err(PageError::from(complete_error(e))),
+    }
     // An alert to the manager (a call at risk) goes at once.
     state.signals.mailer.notify_one();
     Ok(see_other(&access.call_path(id)).finish())
@@ -183,6 +234,16 @@ async fn page(
             .collect(),
         notes: sent.notes.unwrap_or_default().to_string(),
         error: sent.error,
+        commitments: recap
+            .timeline
+            .iter()
+            .map(|t| CommitmentRow {
+                id: t.commitment_id.clone(),
+                text: t.text.clone(),
+                date: t.deliver_by.map(|d| d.format("%Y-%m-%d").to_string()),
+            })
+            .collect(),
+        added: (0..ADDED_ROWS).collect(),
     };
     let body = render(
         "call.html",

@@ -41,6 +41,15 @@ pub struct DoneForm {
     csrf: String,
     /// The signed link token from the email (absent when logged in to the dashboard).
     t: Option<String>,
+    /// `date.<commitment id>`: the date agreed on the call, `YYYY-MM-DD` (one field per
+    /// commitment of the proposal).
+    #[schema(rename = "date.C1")]
+    date: Option<String>,
+    /// `added_text_0` … `added_text_2`: a promise made on the call (with `added_date_N`,
+    /// `added_owner_N`).
+    added_text_0: Option<String>,
+    added_date_0: Option<String>,
+    added_owner_0: Option<String>,
 }
 
 /// `POST /calls/{id}/promises/{promise}`.

@@ -149,6 +149,15 @@ pub async fn replan_for_order(
     Ok(Some(id))
 }
 
+/// What the rep says when marking a call done: how it went, notes for the team, and what was
+/// agreed on it (dates moved, promises added).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub outcome: CallOutcome,
+    pub notes: Option<String>,
+    pub agreed: super::promises::Agreed,
+}
+
 /// Why a call could not be marked done.
 #[derive(Debug, thiserror::Error)]
 pub enum CompleteError {
@@ -156,6 +165,9 @@ pub enum CompleteError {
     NotFound(i64),
     #[error("call {0} was cancelled (the order was cancelled); it cannot be marked done")]
     Cancelled(i64),
+    /// What was agreed on the call does not fit the deal (a date for a commitment it lacks).
+    #[error(transparent)]
+    Agreed(#[from] super::promises::AgreedError),
     #[error(transparent)]
     Db(#[from] DbErr),
 }
@@ -168,10 +180,10 @@ pub async fn complete(
     fc: &FirstCall,
     now: DateTime<Utc>,
     id: i64,
-    outcome: CallOutcome,
-    notes: Option<String>,
+    completion: Completion,
     actor: &str,
 ) -> Result<(calls::Model, bool), CompleteError> {
+    let Completion { outcome, notes, agreed } = completion;
     let txn = crate::db::begin_write(db).await?;
     let call = lock(&txn, id).await?.ok_or(CompleteError::NotFound(id))?;
     match call.state {
@@ -190,7 +202,7 @@ pub async fn complete(
     .await?;
     engine::cancel_pending(&txn, id, &FirstCall::timer_kinds()).await?;
     // What was promised to the customer is followed from now on.
-    super::promises::open_ledger(&txn, fc, &call, now).await?;
+    super::promises::open_ledger(&txn, fc, &call, &agreed, actor, now).await??;
     // A call marked at risk: the rep's manager hears of it at once.
     if outcome == CallOutcome::AtRisk {
         let alert = super::promises::Alert {

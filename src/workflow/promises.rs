@@ -35,26 +35,80 @@ pub use entity::promises::{Model as Promise, PromiseState};
 /// The longest reason for a slip or a drop.
 pub const REASON_MAX_CHARS: usize = 1000;
 
-/// Turns the commitments of the deal's newest proposal into promises of `call` (just marked
-/// done, inside its transaction) and plans their first reminders. A call whose deal already has
-/// promises from this call adds none (marking done twice changes nothing).
+/// What the rep agreed on the call, given with "done": new dates for commitments of the
+/// proposal (by commitment id), and promises made on the call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Agreed {
+    pub dates: std::collections::BTreeMap<String, NaiveDate>,
+    pub added: Vec<Added>,
+}
+
+/// A promise made on the call, not in the proposal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Added {
+    pub text: String,
+    pub deliver_by: Option<NaiveDate>,
+    /// Who delivers it, when not the rep.
+    pub owner: Option<EmailAddress>,
+}
+
+impl Agreed {
+    /// The most promises one call may add.
+    pub const MAX_ADDED: usize = 20;
+}
+
+/// Why what was agreed cannot be recorded: the field (`dates.C9`) and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct AgreedError {
+    pub field: String,
+    pub reason: String,
+}
+
+/// Turns the commitments of the deal's newest proposal, with the dates agreed on the call, and
+/// the promises added on it, into promises of `call` (just marked done, inside its transaction)
+/// and plans their first reminders. A date for a commitment the proposal does not have refuses
+/// the whole change. A call that already has promises adds none (marking done twice changes
+/// nothing).
 pub async fn open_ledger(
     db: &impl ConnectionTrait,
     fc: &FirstCall,
     call: &calls::Model,
+    agreed: &Agreed,
+    actor: &str,
     now: DateTime<Utc>,
-) -> Result<Vec<Promise>, DbErr> {
+) -> Result<Result<Vec<Promise>, AgreedError>, DbErr> {
+    let aligned = call.outcome == Some(super::CallOutcome::Aligned);
     use entity::promises;
     if promises::Entity::find().filter(promises::Column::CallId.eq(call.id)).one(db).await?.is_some() {
-        return Ok(vec![]);
+        return Ok(Ok(vec![]));
     }
-    let Some(stored) = crate::proposals::store::latest(db, &call.source, &call.deal_id).await? else {
-        return Ok(vec![]);
+    let stored = crate::proposals::store::latest(db, &call.source, &call.deal_id).await?;
+    let (version, commitments, requirements) = match stored {
+        Some(s) => (Some(s.version), s.proposal.commitments, s.proposal.requirements),
+        None => (None, Vec::new(), Vec::new()),
     };
-    let proposal = stored.proposal;
-    let mut made = Vec::with_capacity(proposal.commitments.len());
-    for (i, c) in proposal.commitments.iter().enumerate() {
-        let answered: Vec<_> = proposal.requirements.iter().filter(|r| c.covers.contains(&r.id)).collect();
+    if let Some(unknown) = agreed.dates.keys().find(|id| !commitments.iter().any(|c| &c.id == *id)) {
+        let known: Vec<&str> = commitments.iter().map(|c| c.id.as_str()).collect();
+        let reason = if known.is_empty() {
+            "the deal's proposal has no commitments; add what was promised as new promises".to_string()
+        } else {
+            format!("the proposal has no commitment with this id (it has {})", known.join(", "))
+        };
+        return Ok(Err(AgreedError { field: format!("dates.{unknown}"), reason }));
+    }
+    let moved = commitments.iter().find(|c| agreed.dates.get(&c.id).is_some_and(|d| Some(*d) != c.deliver_by));
+    if let (true, Some(c)) = (aligned, moved) {
+        return Ok(Err(AgreedError {
+            field: "outcome".into(),
+            reason: format!("the date of {} changed on the call, so expectations were adjusted: choose adjusted (or at_risk)", c.id),
+        }));
+    }
+    let mut made = Vec::with_capacity(commitments.len() + agreed.added.len());
+    let mut changes = Vec::new();
+    for (i, c) in commitments.iter().enumerate() {
+        let answered: Vec<_> = requirements.iter().filter(|r| c.covers.contains(&r.id)).collect();
+        let agreed_date = agreed.dates.get(&c.id).copied().filter(|d| Some(*d) != c.deliver_by);
         let am = promises::ActiveModel {
             call_id: Set(call.id),
             source: Set(call.source.clone()),
@@ -66,11 +120,12 @@ pub async fn open_ledger(
             need_by: Set(answered.iter().filter_map(|r| r.need_by).min()),
             must_have: Set(answered.iter().any(|r| r.priority == Priority::Must)),
             owner_email: Set(c.owner.as_ref().map_or_else(|| call.rep_email.clone(), |o| o.to_string())),
-            deliver_by: Set(c.deliver_by),
-            agreed_deliver_by: Set(c.deliver_by),
+            deliver_by: Set(agreed_date.or(c.deliver_by)),
+            agreed_deliver_by: Set(agreed_date.or(c.deliver_by)),
             state: Set(PromiseState::Open),
             reason: Set(None),
             reminders_sent: Set(0),
+            overdue_reminders: Set(0),
             escalation_level: Set(0),
             escalated_steps: Set(None),
             created_at: Set(now),
@@ -78,18 +133,55 @@ pub async fn open_ledger(
             closed_at: Set(None),
             ..Default::default()
         };
-        made.push(am.insert(db).await?);
+        let p = am.insert(db).await?;
+        let mut detail = json!({"call": call.id, "owner": p.owner_email, "deliver_by": p.deliver_by, "proposal_version": version});
+        if agreed_date.is_some() {
+            // Moved on the call: what the proposal said, and who changed it.
+            detail["proposal_deliver_by"] = json!(c.deliver_by);
+            detail["adjusted_by"] = json!(actor);
+        }
+        changes.push((p.id, detail));
+        made.push(p);
+    }
+    for (i, a) in agreed.added.iter().enumerate() {
+        let am = promises::ActiveModel {
+            call_id: Set(call.id),
+            source: Set(call.source.clone()),
+            deal_id: Set(call.deal_id.clone()),
+            position: Set((commitments.len() + i) as i32),
+            commitment_id: Set(None),
+            text: Set(a.text.clone()),
+            covers: Set(json!([])),
+            need_by: Set(None),
+            must_have: Set(false),
+            owner_email: Set(a.owner.as_ref().map_or_else(|| call.rep_email.clone(), |o| o.to_string())),
+            deliver_by: Set(a.deliver_by),
+            agreed_deliver_by: Set(a.deliver_by),
+            state: Set(PromiseState::Open),
+            reason: Set(None),
+            reminders_sent: Set(0),
+            overdue_reminders: Set(0),
+            escalation_level: Set(0),
+            escalated_steps: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            closed_at: Set(None),
+            ..Default::default()
+        };
+        let p = am.insert(db).await?;
+        changes.push((p.id, json!({"call": call.id, "owner": p.owner_email, "deliver_by": p.deliver_by, "added_on_call_by": actor})));
+        made.push(p);
     }
     audit::record_many(
         db,
-        made.iter().map(|p| Change {
-            actor: "engine",
+        changes.into_iter().map(|(id, detail)| Change {
+            actor,
             entity: "promise",
-            entity_id: p.id,
+            entity_id: id,
             action: "promised",
             from_state: None,
-            to_state: Some(p.state.as_str()),
-            detail: Some(json!({"call": call.id, "owner": p.owner_email, "deliver_by": p.deliver_by, "proposal_version": stored.version})),
+            to_state: Some(PromiseState::Open.as_str()),
+            detail: Some(detail),
         }),
         now,
     )
@@ -99,7 +191,7 @@ pub async fn open_ledger(
         jobs.extend(planned(db, fc, call, p, now).await?.jobs(p.id));
     }
     engine::enqueue_many(db, jobs, fc.max_attempts(), now).await?;
-    Ok(made)
+    Ok(Ok(made))
 }
 
 /// A promise's next timers.

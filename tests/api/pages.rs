@@ -807,3 +807,38 @@ async fn a_promise_form_needs_the_link_the_csrf_token_and_a_promise_of_that_call
     assert_eq!(audit_rows, vec!["rep"], "the change is audited as the rep's");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_done_form_records_dates_agreed_on_the_call_and_promises_made_on_it() {
+    let app = TestApp::spawn().await;
+    let (id, link) = call_with_link(&app, "D-1").await;
+    let page = get(&app, &link).await;
+    assert!(page.html.contains("name=\"date.C1\"") && page.html.contains("value=\"2026-12-10\""), "the proposal's dates, to change");
+    let (csrf, token) = (page.csrf(), token_of(&link).to_string());
+    let action = format!("/calls/{id}/done");
+    let form = |outcome: &'static str| {
+        vec![
+            ("t", token.clone()),
+            ("csrf", csrf.clone()),
+            ("outcome", outcome.to_string()),
+            ("date.C1", "2026-12-18".to_string()),
+            ("date.C2", "2027-02-01".to_string()),
+            ("added_text_0", "Weekly check-in call during rollout".to_string()),
+            ("added_date_0", "2026-12-04".to_string()),
+            ("added_text_1", String::new()),
+        ]
+    };
+    let as_refs = |f: &Vec<(&'static str, String)>| f.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>();
+    let r = Page::of(app.client.post(app.url(&action)).form(&as_refs(&form("aligned"))).send().await.unwrap()).await;
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("A date changed on the call: choose Adjusted (or At risk)."), "{}", r.text());
+    assert_eq!(app.get_json(&format!("/api/v1/calls/{id}")).await["state"], "due");
+    let r = Page::of(app.client.post(app.url(&action)).form(&as_refs(&form("adjusted"))).send().await.unwrap()).await;
+    assert_eq!(r.status, 303);
+    let promises = app.get_json("/api/v1/promises").await["promises"].as_array().unwrap().clone();
+    let dates: Vec<_> = promises.iter().map(|p| (p["text"].as_str().unwrap(), p["deliver_by"].as_str())).collect();
+    assert_eq!(dates[0], ("SAML SSO configured with Okta", Some("2026-12-18")));
+    assert_eq!(dates[3], ("Weekly check-in call during rollout", Some("2026-12-04")));
+    assert_eq!(dates.len(), 4, "an empty row adds nothing");
+    app.stop().await;
+}

@@ -328,3 +328,66 @@ async fn a_slip_past_the_customers_date_a_must_have_dropped_and_a_call_at_risk_a
     assert!(alerts[2].text.as_deref().unwrap().contains("Why: Customer moves to Azure AD"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn dates_agreed_on_the_call_and_promises_made_on_it_are_kept_and_a_bad_one_keeps_the_call_open() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.put_rep(REP, &json!({"name": "Ana Ávila", "timezone": "UTC"})).await.status(), 200);
+    assert!(app.put_proposal("generic", "D-1", &proposal(REP)).await.status().is_success());
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    let id = app.calls().await[0]["id"].as_i64().unwrap();
+    let complete = |body: Value| {
+        let app = &app;
+        async move { post(app, &format!("/api/v1/calls/{id}/complete"), Some(body)).await }
+    };
+    for (body, field, says) in [
+        (json!({"outcome": "aligned", "dates": {"C1": "2026-12-18"}}), "outcome", "choose adjusted"),
+        (json!({"outcome": "adjusted", "dates": {"C9": "2026-12-18"}}), "dates.C9", "no commitment with this id (it has C1, C2, C3)"),
+        (json!({"outcome": "adjusted", "dates": {"C1": "18 Dec"}}), "dates.C1", "is not a date"),
+        (json!({"outcome": "adjusted", "added": [{"deliver_by": "2026-12-04"}]}), "added[0].text", "is required"),
+        (json!({"outcome": "adjusted", "added": [{"text": "Weekly call", "owner": "ops team"}]}), "added[0].owner", ""),
+    ] {
+        let (status, b) = complete(body.clone()).await;
+        assert_eq!(status, 422, "{body} -> {b}");
+        assert_eq!(b["error"]["field"], field, "{b}");
+        assert!(b["error"]["message"].as_str().unwrap().contains(says), "{b}");
+    }
+    assert_eq!(app.calls().await[0]["state"], "due", "a refused completion leaves the call open");
+    assert!(app.get_json("/api/v1/promises?state=all").await["promises"].as_array().unwrap().is_empty());
+
+    let (status, b) = complete(json!({
+        "outcome": "adjusted",
+        "dates": {"C1": "2026-12-18", "C2": "2027-02-01"},
+        "added": [{"text": "Weekly check-in call during rollout", "deliver_by": "2026-12-04", "owner": ONBOARDING}]
+    }))
+    .await;
+    assert_eq!(status, 200, "{b}");
+    let promises = app.get_json("/api/v1/promises").await["promises"].as_array().unwrap().clone();
+    assert_eq!(promises.len(), 4);
+    assert_eq!(
+        (promises[0]["deliver_by"].as_str(), promises[0]["agreed_deliver_by"].as_str()),
+        (Some("2026-12-18"), Some("2026-12-18")),
+        "the date agreed on the call"
+    );
+    assert_eq!(promises[1]["deliver_by"], "2027-02-01", "the same date as the proposal's is no change");
+    let added = &promises[3];
+    assert_eq!(
+        (added["text"].as_str(), added["deliver_by"].as_str(), added["owner_email"].as_str()),
+        (Some("Weekly check-in call during rollout"), Some("2026-12-04"), Some(ONBOARDING))
+    );
+    assert!(added["commitment_id"].is_null());
+    let moved = app
+        .column(&format!(
+            "SELECT actor FROM audit_log WHERE entity = 'promise' AND entity_id = {} AND action = 'promised'",
+            promises[0]["id"]
+        ))
+        .await;
+    assert_eq!(moved, vec!["api"], "who set the date is audited");
+    let detail = app
+        .column(&format!("SELECT CAST(detail AS TEXT) FROM audit_log WHERE entity = 'promise' AND entity_id = {}", promises[0]["id"]))
+        .await;
+    let detail: Value = serde_json::from_str(&detail[0]).unwrap();
+    assert_eq!(detail["proposal_deliver_by"], "2026-12-10", "what the proposal said: {detail}");
+    app.stop().await;
+}
