@@ -103,10 +103,13 @@ pub enum EmailKind {
     /// customer's date, a must-have promise dropped.
     #[sea_orm(string_value = "manager_alert")]
     ManagerAlert,
+    /// To the rep: every promise is delivered; call the customer and ask how it went.
+    #[sea_orm(string_value = "check_in")]
+    CheckIn,
 }
 
 impl EmailKind {
-    pub const ALL: [EmailKind; 9] = [
+    pub const ALL: [EmailKind; 10] = [
         EmailKind::FirstCall,
         EmailKind::Reminder,
         EmailKind::Escalation,
@@ -116,6 +119,7 @@ impl EmailKind {
         EmailKind::PromiseReminder,
         EmailKind::PromiseEscalation,
         EmailKind::ManagerAlert,
+        EmailKind::CheckIn,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -129,6 +133,7 @@ impl EmailKind {
             EmailKind::PromiseReminder => "promise_reminder",
             EmailKind::PromiseEscalation => "promise_escalation",
             EmailKind::ManagerAlert => "manager_alert",
+            EmailKind::CheckIn => "check_in",
         }
     }
 

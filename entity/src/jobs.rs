@@ -108,6 +108,15 @@ pub enum JobKind {
     #[sea_orm(string_value = "promise.escalate")]
     #[serde(rename = "promise.escalate")]
     PromiseEscalate,
+    /// Promise ledger: every promise of a call is delivered; ask the rep to check in with the
+    /// customer (subject: the call).
+    #[sea_orm(string_value = "promise.check_in")]
+    #[serde(rename = "promise.check_in")]
+    PromiseCheckIn,
+    /// Record a check-in's answer on the CRM deal (subject: the call).
+    #[sea_orm(string_value = "crm.write_back.check_in")]
+    #[serde(rename = "crm.write_back.check_in")]
+    CrmWriteBackCheckIn,
 }
 
 impl JobKind {
@@ -128,6 +137,8 @@ impl JobKind {
             JobKind::ConfigReplan => "config.replan",
             JobKind::PromiseRemind => "promise.remind",
             JobKind::PromiseEscalate => "promise.escalate",
+            JobKind::PromiseCheckIn => "promise.check_in",
+            JobKind::CrmWriteBackCheckIn => "crm.write_back.check_in",
         }
     }
 }

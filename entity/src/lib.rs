@@ -3,6 +3,7 @@
 
 pub mod audit_log;
 pub mod calls;
+pub mod check_ins;
 pub mod emails;
 pub mod jobs;
 pub mod kv_store;
@@ -22,6 +23,7 @@ pub mod webhook_events;
 pub mod prelude {
     pub use super::audit_log::Entity as AuditLog;
     pub use super::calls::Entity as Calls;
+    pub use super::check_ins::Entity as CheckIns;
     pub use super::emails::Entity as Emails;
     pub use super::jobs::Entity as Jobs;
     pub use super::kv_store::Entity as KvStore;

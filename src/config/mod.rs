@@ -336,11 +336,14 @@ pub struct PromiseSettings {
     /// owner's business day (the call's schedule's hours, in the owner's timezone); the day
     /// itself always gets one.
     pub remind_business_days_before: Vec<u32>,
+    /// Days after the last promise of a call is delivered that the rep is asked to check in
+    /// with the customer (at the start of the rep's next business day from then).
+    pub check_in_after_days: u32,
 }
 
 impl Default for PromiseSettings {
     fn default() -> Self {
-        PromiseSettings { remind_business_days_before: vec![5, 1] }
+        PromiseSettings { remind_business_days_before: vec![5, 1], check_in_after_days: 7 }
     }
 }
 
@@ -353,6 +356,9 @@ impl PromiseSettings {
         }
         if let Some(d) = days.iter().enumerate().find_map(|(i, d)| days[..i].contains(d).then_some(d)) {
             return Some(("remind_business_days_before", format!("holds {d} twice")));
+        }
+        if self.check_in_after_days > 90 {
+            return Some(("check_in_after_days", format!("is {}; write a number of days up to 90", self.check_in_after_days)));
         }
         None
     }

@@ -60,7 +60,7 @@ pub struct WonDeal {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CallRecord {
     pub call_id: i64,
-    /// `done` or `cancelled`.
+    /// `done`, `cancelled`, or `check_in` (the customer's answer after delivery).
     pub event: String,
     /// When it was marked done or cancelled.
     pub at: DateTime<Utc>,
@@ -79,6 +79,8 @@ impl CallRecord {
         match (self.event.as_str(), self.outcome.as_deref()) {
             ("done", Some(o)) => format!("First call after the order: done ({})", outcome_words(o)),
             ("done", None) => "First call after the order: done".into(),
+            ("check_in", Some(a)) => format!("Check-in after delivery: the customer is {}", outcome_words(a)),
+            ("check_in", None) => "Check-in after delivery".into(),
             _ => "First call after the order: cancelled (the order was cancelled)".into(),
         }
     }
@@ -93,7 +95,7 @@ impl CallRecord {
         if let Some(n) = self.notes.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
             // Quoted line by line: a rep's line that starts with `#need` is not read back from
             // the CRM as a requirement.
-            lines.push("Notes from the call:".into());
+            lines.push(if self.event == "check_in" { "What the customer said:" } else { "Notes from the call:" }.into());
             lines.extend(n.lines().map(|l| if l.trim().is_empty() { ">".to_string() } else { format!("> {}", l.trim_end()) }));
         }
         lines.push(format!("Call page: {}", self.call_url));
@@ -107,6 +109,7 @@ fn outcome_words(o: &str) -> &str {
         "aligned" => "aligned",
         "adjusted" => "expectations adjusted",
         "at_risk" => "at risk",
+        "mixed" => "mixed about it",
         other => other,
     }
 }
@@ -116,6 +119,9 @@ fn outcome_meaning(o: &str) -> String {
         "aligned" => "aligned: the customer's expectations match what will be delivered".into(),
         "adjusted" => "adjusted: expectations were reset on the call and the customer agreed".into(),
         "at_risk" => "at risk: the customer expects more than will be delivered".into(),
+        "satisfied" => "satisfied: the customer says what was promised was delivered well".into(),
+        "mixed" => "mixed: the customer is pleased with some of it, not all".into(),
+        "unhappy" => "unhappy: the customer is not satisfied with what was delivered".into(),
         other => other.to_string(),
     }
 }

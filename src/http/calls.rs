@@ -19,7 +19,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/calls", web::get().to(list_calls))
         .route("/api/v1/calls/{id}", web::get().to(get_call))
         .route("/api/v1/calls/{id}/recap", web::get().to(get_recap))
-        .route("/api/v1/calls/{id}/complete", web::post().to(complete_call));
+        .route("/api/v1/calls/{id}/complete", web::post().to(complete_call))
+        .route("/api/v1/calls/{id}/check-in", web::post().to(check_in));
 }
 
 /// A first call as the API shows it.
@@ -214,6 +215,8 @@ pub struct CallDetail {
     pub emails: Vec<EmailView>,
     /// Timers still pending (next reminder, overdue, escalation).
     pub timers: Vec<TimerView>,
+    /// The check-in after delivery, once every promise is delivered; null before.
+    pub check_in: Option<CheckInView>,
 }
 
 impl CallDetail {
@@ -233,14 +236,19 @@ impl CallDetail {
                     last_error: j.last_error,
                 })
                 .collect(),
+            check_in: None,
         }
     }
 }
 
-/// One call with its emails and timers, or 404.
+/// One call with its emails, timers and check-in, or 404.
 pub async fn load_detail(state: &AppState, id: i64) -> ApiResult<CallDetail> {
     let record = queries::call_record(&state.db, id).await?.ok_or_else(|| ApiError::not_found(format!("no call has id {id}")))?;
-    Ok(CallDetail::new(record, state.clock.now()))
+    let mut detail = CallDetail::new(record, state.clock.now());
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let check_in = entity::check_ins::Entity::find().filter(entity::check_ins::Column::CallId.eq(id)).one(&state.db).await?;
+    detail.check_in = check_in.map(CheckInView::from);
+    Ok(detail)
 }
 
 /// One call with its email history and pending timers.
@@ -383,4 +391,83 @@ pub async fn complete_call(
     // An alert to the manager (a call at risk) goes at once.
     state.signals.mailer.notify_one();
     Ok(HttpResponse::Ok().json(CallView::from_model(call, state.clock.now())))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckInBody {
+    /// satisfied, mixed or unhappy.
+    pub answer: Option<String>,
+    /// What the customer said.
+    pub note: Option<String>,
+}
+
+/// The check-in after delivery, as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CheckInView {
+    pub call_id: i64,
+    /// When the rep is (or was) asked to check in.
+    pub due_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub answer: Option<entity::check_ins::CheckInAnswer>,
+    pub note: Option<String>,
+    pub answered_by: Option<String>,
+    pub answered_at: Option<DateTime<Utc>>,
+}
+
+impl From<entity::check_ins::Model> for CheckInView {
+    fn from(c: entity::check_ins::Model) -> Self {
+        CheckInView {
+            call_id: c.call_id,
+            due_at: c.due_at,
+            sent_at: c.sent_at,
+            answer: c.answer,
+            note: c.note,
+            answered_by: c.answered_by,
+            answered_at: c.answered_at,
+        }
+    }
+}
+
+/// Reads a check-in's answer and note (shared with the call page form).
+pub fn parse_check_in(answer: Option<&str>, note: Option<&str>) -> ApiResult<(entity::check_ins::CheckInAnswer, Option<String>)> {
+    let answer = match answer.map(str::trim) {
+        None | Some("") => return Err(ApiError::invalid("answer", "is required: satisfied, mixed or unhappy")),
+        Some(a) => entity::check_ins::CheckInAnswer::parse(a).ok_or_else(|| {
+            ApiError::invalid("answer", format!("'{}' is not one of satisfied, mixed, unhappy", crate::domain::printable(a)))
+        })?,
+    };
+    // The same rules as the call's notes.
+    let (_, note) = parse_completion(Some("aligned"), note).map_err(|e| ApiError::invalid("note", e.message))?;
+    Ok((answer, note))
+}
+
+pub fn check_in_error(e: crate::workflow::promises::CheckInError) -> ApiError {
+    use crate::workflow::promises::CheckInError;
+    match e {
+        CheckInError::NotFound(id) => ApiError::not_found(format!("no call has id {id}")),
+        CheckInError::NotYet(_) => ApiError::conflict(e.to_string()),
+        CheckInError::Db(db) => db.into(),
+    }
+}
+
+/// Records how the customer says it went, once every promise of the call is delivered (409
+/// before). The first answer stays: recording again returns it unchanged. With a CRM connector
+/// it is written to the deal.
+#[utoipa::path(post, path = "/api/v1/calls/{id}/check-in", tag = "calls", params(("id" = i64, Path)), request_body = CheckInBody,
+    responses((status = 200, body = CheckInView), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody), (status = 413, body = super::error::ErrorBody), (status = 415, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody),
+        (status = 429, body = super::error::ErrorBody), (status = 503, body = super::error::ErrorBody)), security(("bearer" = [])))]
+pub async fn check_in(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: StrictJson<CheckInBody>,
+) -> ApiResult<HttpResponse> {
+    let answer = parse_check_in(body.answer.as_deref(), body.note.as_deref())?;
+    let (row, _) =
+        crate::workflow::promises::record_check_in(&state.db, &state.first_call.get(), state.clock.now(), *id, answer, caller.actor)
+            .await
+            .map_err(check_in_error)?;
+    Ok(HttpResponse::Ok().json(CheckInView::from(row)))
 }

@@ -62,6 +62,9 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("manager_alert.subject.txt", include_str!("../../config/templates/manager_alert.subject.txt")),
     ("manager_alert.txt", include_str!("../../config/templates/manager_alert.txt")),
     ("manager_alert.html", include_str!("../../config/templates/manager_alert.html")),
+    ("check_in.subject.txt", include_str!("../../config/templates/check_in.subject.txt")),
+    ("check_in.txt", include_str!("../../config/templates/check_in.txt")),
+    ("check_in.html", include_str!("../../config/templates/check_in.html")),
 ];
 
 /// The escaping mode of subject templates: values lose their line breaks.
@@ -372,6 +375,15 @@ pub fn sample_contexts() -> Vec<EmailContext> {
                 note: None,
             },
             Some(sample_promise(None)),
+        ),
+        EmailContext::check_in(
+            sample_recap(),
+            "https://firstcall.example/calls/42?t=signed-token#check-in",
+            vec![
+                "Delivered Fri 11 Dec 2026, promised for Mon 14 Dec 2026: SAML single sign-on with Okta, live for all 40 users".into(),
+                "Dropped Tue 15 Dec 2026, promised for Fri 18 Dec 2026: Weekly usage report (why: replaced by the built-in dashboard)"
+                    .into(),
+            ],
         ),
     ]
 }

@@ -7,11 +7,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 use super::access::{Access, DASHBOARD_FORMS, Visitor, call_access};
-use super::data::{CallFacts, call_facts, promise_facts};
+use super::data::{CallFacts, call_facts, check_in_facts, promise_facts};
 use super::render::{render, safe, value};
 use super::{Fields, PageError, form_page, parse_id, see_other};
 use crate::app::AppState;
-use crate::http::calls::{complete_error, parse_agreed, parse_completion};
+use crate::http::calls::{check_in_error, complete_error, parse_agreed, parse_check_in, parse_completion};
 use crate::http::promises::{mark_error, parse_date, parse_reason};
 use crate::workflow::calls::{CompleteError, Completion};
 use crate::workflow::promises::{self, Mark, MarkError};
@@ -67,6 +67,8 @@ struct Sent<'a> {
     error: Option<String>,
     /// A promise's form that came back: which promise, and what was wrong.
     promise_error: Option<(i64, String)>,
+    /// The check-in form came back: what was wrong.
+    check_in_error: Option<String>,
 }
 
 /// `GET /calls/{id}?t=<link token>`. Reads only: a mail scanner that follows the link changes
@@ -208,6 +210,40 @@ pub async fn mark_promise(
     Ok(see_other(&format!("{}#promise-{}", access.call_path(id), promise.id)).finish())
 }
 
+/// The answers the check-in form offers.
+const ANSWERS: [(&str, &str); 3] = [("satisfied", "Satisfied"), ("mixed", "Mixed"), ("unhappy", "Unhappy")];
+
+/// `POST /calls/{id}/check-in`, a form with `answer`, `note`, `csrf` and (from a link) `t`:
+/// records how the customer says it went, like the API.
+#[utoipa::path(post, path = "/calls/{id}/check-in", tag = "pages", params(("id" = String, Path)),
+    request_body(content = super::forms::CheckInForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Recorded; back to the call page"), (status = 400, description = "Unreadable form", content_type = "text/html"), (status = 403, description = "Bad link or CSRF token", content_type = "text/html"),
+        (status = 404, description = "No such call", content_type = "text/html"), (status = 409, description = "No check-in yet", content_type = "text/html"), (status = 410, description = "Expired link", content_type = "text/html"),
+        (status = 415, description = "Not a form", content_type = "text/html"), (status = 422, description = "No answer chosen", content_type = "text/html")))]
+pub async fn check_in(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let id = parse_id(&path, "call")?;
+    let fields = Fields(form.into_inner());
+    let access = call_access(&req, &state, id, fields.get("t")).await?;
+    Visitor::of(&req).check(&state, id, fields.get("csrf"))?;
+    let answer = match parse_check_in(fields.get("answer"), fields.get("note")) {
+        Ok(answer) => answer,
+        Err(e) => {
+            let error = if e.field.as_deref() == Some("answer") { "Choose what the customer said.".to_string() } else { e.message };
+            let sent = Sent { check_in_error: Some(error), ..Sent::default() };
+            return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, sent).await;
+        }
+    };
+    promises::record_check_in(&state.db, &state.first_call.get(), state.clock.now(), id, answer, access.actor())
+        .await
+        .map_err(|e| PageError::from(check_in_error(e)))?;
+    Ok(see_other(&format!("{}#check-in", access.call_path(id))).finish())
+}
+
 async fn page(
     req: &HttpRequest,
     state: &AppState,
@@ -218,6 +254,7 @@ async fn page(
 ) -> Result<HttpResponse, PageError> {
     let (call, recap): (CallFacts, _) = call_facts(state, id).await?;
     let promises = promise_facts(state, id, &recap, state.clock.now()).await?;
+    let check_in = check_in_facts(state, id, recap.call.rep_timezone.0).await?;
     let recap_html = state.first_call.get().composer.templates.render_recap_html_fragment(&recap).map_err(|e| {
         tracing::error!(error = %e, call = id, "recap does not render");
         PageError::internal()
@@ -253,6 +290,9 @@ async fn page(
             promises => value(&promises),
             promise_action => format!("/calls/{id}/promises"),
             promise_error => value(&sent_promise_error),
+            check_in => value(&check_in),
+            check_in_error => sent.check_in_error.clone(),
+            answers => ANSWERS.iter().map(|(v, l)| minijinja::context! { value => *v, label => *l }).collect::<Vec<_>>(),
             recap_html => safe(recap_html),
             signed_in => *access == Access::Dashboard,
             csrf => visitor.csrf(state, DASHBOARD_FORMS),

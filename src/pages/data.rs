@@ -52,6 +52,7 @@ fn email_kind_label(kind: EmailKind) -> &'static str {
         EmailKind::PromiseReminder => "Promise reminder",
         EmailKind::PromiseEscalation => "Overdue promise escalation",
         EmailKind::ManagerAlert => "Alert to the manager",
+        EmailKind::CheckIn => "Check-in after delivery",
     }
 }
 
@@ -80,6 +81,8 @@ fn job_kind_label(kind: JobKind) -> &'static str {
         JobKind::ConfigReplan => "Re-plan open calls after a configuration change",
         JobKind::PromiseRemind => "Promise reminder",
         JobKind::PromiseEscalate => "Overdue promise escalation",
+        JobKind::PromiseCheckIn => "Ask the rep to check in with the customer",
+        JobKind::CrmWriteBackCheckIn => "Record the check-in on the CRM deal",
         JobKind::Noop | JobKind::NoopStep => "Timer",
     }
 }
@@ -155,6 +158,37 @@ pub async fn promise_facts(state: &AppState, id: i64, recap: &Recap, now: DateTi
         });
     }
     Ok(out)
+}
+
+/// The check-in after delivery as the call page shows it.
+#[derive(Debug, Serialize)]
+pub struct CheckInFacts {
+    /// When the rep is asked to check in, in the rep's timezone.
+    pub due_local: String,
+    pub sent: bool,
+    pub answer: Option<&'static str>,
+    pub note: Option<String>,
+    pub answered: Option<String>,
+}
+
+fn answer_label(answer: entity::check_ins::CheckInAnswer) -> &'static str {
+    match answer {
+        entity::check_ins::CheckInAnswer::Satisfied => "Satisfied",
+        entity::check_ins::CheckInAnswer::Mixed => "Mixed",
+        entity::check_ins::CheckInAnswer::Unhappy => "Unhappy",
+    }
+}
+
+/// The check-in of call `id`, once there is one.
+pub async fn check_in_facts(state: &AppState, id: i64, tz: chrono_tz::Tz) -> Result<Option<CheckInFacts>, PageError> {
+    let row = entity::check_ins::Entity::find().filter(entity::check_ins::Column::CallId.eq(id)).one(&state.db).await?;
+    Ok(row.map(|c| CheckInFacts {
+        due_local: local_time(c.due_at, tz),
+        sent: c.sent_at.is_some(),
+        answer: c.answer.map(answer_label),
+        note: c.note,
+        answered: c.answered_at.map(|t| format!("{}{}", local_time(t, tz), c.answered_by.map(|b| format!(" ({b})")).unwrap_or_default())),
+    }))
 }
 
 /// The call page's facts about one call (the recap is rendered separately).

@@ -66,3 +66,16 @@ pub struct PromiseForm {
     /// The signed link token from the email (absent when logged in to the dashboard).
     t: Option<String>,
 }
+
+/// `POST /calls/{id}/check-in`.
+#[derive(utoipa::ToSchema)]
+pub struct CheckInForm {
+    /// satisfied, mixed or unhappy.
+    answer: String,
+    /// What the customer said.
+    note: Option<String>,
+    /// The form's CSRF token.
+    csrf: String,
+    /// The signed link token from the email (absent when logged in to the dashboard).
+    t: Option<String>,
+}

@@ -10,6 +10,7 @@
 
 mod access;
 pub mod call;
+pub mod charts;
 pub mod dashboard;
 mod data;
 mod error;
@@ -36,6 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/").route(web::get().to(dashboard::show)))
         .service(web::resource("/calls/{id}").route(web::get().to(call::show)))
         .service(web::resource("/calls/{id}/done").app_data(form()).route(web::post().to(call::mark_done)))
+        .service(web::resource("/calls/{id}/check-in").app_data(form()).route(web::post().to(call::check_in)))
         .service(web::resource("/calls/{id}/promises/{promise}").app_data(form()).route(web::post().to(call::mark_promise)))
         .service(web::resource("/login").app_data(form()).route(web::get().to(login::show)).route(web::post().to(login::submit)))
         .service(web::resource("/logout").app_data(form()).route(web::post().to(login::logout)))

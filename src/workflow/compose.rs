@@ -509,6 +509,53 @@ pub async fn manager_alert(
     })
 }
 
+/// To the call's rep (or sales ops, when firstcall may not email them): every promise is
+/// delivered; call the customer's decision maker, ask how it went, and record the answer.
+pub async fn check_in(
+    db: &impl ConnectionTrait,
+    fc: &FirstCall,
+    call: &calls::Model,
+    promises: &[entity::promises::Model],
+    now: DateTime<Utc>,
+) -> Result<NewEmail, StepError> {
+    use entity::promises::PromiseState;
+    let (recap, to) = recap_and_addressee(db, fc, call).await?;
+    let tz = recap.call.rep_timezone.0;
+    let history = promises
+        .iter()
+        .map(|p| {
+            let promised = p.agreed_deliver_by.map(|d| format!(", promised for {}", local_date(d))).unwrap_or_default();
+            let on = |t: Option<DateTime<Utc>>| t.map(|t| local_date(t.with_timezone(&tz).date_naive())).unwrap_or_default();
+            match p.state {
+                PromiseState::Delivered => format!("Delivered {}{promised}: {}", on(p.closed_at), p.text),
+                PromiseState::Dropped => {
+                    format!("Dropped {}{promised}: {} (why: {})", on(p.closed_at), p.text, p.reason.as_deref().unwrap_or("not given"))
+                }
+                _ => format!("Still open{promised}: {}", p.text),
+            }
+        })
+        .collect();
+    let url = format!("{}#check-in", fc.composer.call_url(call.id, now));
+    let mut ctx = EmailContext::check_in(recap, url, history);
+    ctx.fallback_reason = to.fallback_reason;
+    let r = render(fc, &ctx)?;
+    Ok(NewEmail {
+        call_id: Some(call.id),
+        promise_id: None,
+        kind: EmailKind::CheckIn,
+        email: OutgoingEmail {
+            message_id: message_id(fc, call.id, EmailKind::CheckIn, 1),
+            to_addr: to.email,
+            to_name: to.name,
+            subject: r.subject,
+            body_text: r.text,
+            body_html: r.html,
+            ics: None,
+            ics_method: None,
+        },
+    })
+}
+
 fn recipient_role(role: &str) -> RecipientRole {
     match role {
         "manager" => RecipientRole::Manager,

@@ -77,7 +77,9 @@ impl Live {
         }
         if !self.get().connectors.is_empty() {
             registry.register(JobKind::CrmEnrich, Arc::new(enrich::Enrich(self.clone())));
-            registry.register(JobKind::CrmWriteBack, Arc::new(write_back::WriteBack(self.clone())));
+            let write_back = Arc::new(write_back::WriteBack(self.clone()));
+            registry.register(JobKind::CrmWriteBack, write_back.clone());
+            registry.register(JobKind::CrmWriteBackCheckIn, write_back);
         }
     }
 }

@@ -295,7 +295,7 @@ async fn replan(
     promise: &Promise,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    engine::cancel_pending(db, promise.id, &Steps::JOB_KINDS).await?;
+    engine::cancel_pending(db, promise.id, &Steps::PROMISE_TIMERS).await?;
     let jobs: Vec<NewJob> = planned(db, fc, call, promise, now).await?.jobs(promise.id).collect();
     engine::enqueue_many(db, jobs, fc.max_attempts(), now).await
 }
@@ -422,6 +422,9 @@ pub async fn mark(
     .await?;
     let call = call_of(&txn, &promise).await?;
     replan(&txn, fc, &call, &promise, now).await?;
+    if !promise.state.is_open() {
+        plan_check_in(&txn, fc, &call, now).await?;
+    }
     // What the rep's manager hears of at once: a promise slipping past the customer's date, a
     // must-have dropped.
     let alert = match &mark {
@@ -507,7 +510,9 @@ pub struct Steps(pub Arc<super::Live>);
 
 impl Steps {
     /// The job kinds of the promise ledger.
-    pub const JOB_KINDS: [JobKind; 2] = [JobKind::PromiseRemind, JobKind::PromiseEscalate];
+    pub const JOB_KINDS: [JobKind; 3] = [JobKind::PromiseRemind, JobKind::PromiseEscalate, JobKind::PromiseCheckIn];
+    /// A promise's own timers (subject: the promise); the check-in's subject is the call.
+    pub const PROMISE_TIMERS: [JobKind; 2] = [JobKind::PromiseRemind, JobKind::PromiseEscalate];
 }
 
 impl Handler for Steps {
@@ -523,8 +528,11 @@ impl Handler for Steps {
 
 pub async fn run(db: &impl ConnectionTrait, fc: &FirstCall, job: &ClaimedJob, now: DateTime<Utc>) -> Result<Effects, StepError> {
     let Some(id) = job.subject_id else {
-        return Err(StepError::Failed(format!("job kind {} needs a promise", job.kind)));
+        return Err(StepError::Failed(format!("job kind {} needs a subject", job.kind)));
     };
+    if job.kind() == Some(JobKind::PromiseCheckIn) {
+        return check_in(db, fc, id, now).await;
+    }
     let Some(promise) = entity::promises::Entity::find_by_id(id).lock_exclusive().one(db).await? else {
         return Ok(Effects::default());
     };
@@ -634,4 +642,142 @@ async fn escalate_due_steps(
     am.escalated_steps = Set(Some(serde_json::to_string(&sent).map_err(|e| StepError::Failed(format!("escalated steps: {e}")))?));
     am.updated_at = Set(now);
     Ok(am.update(db).await?)
+}
+
+/// Once no promise of `call` is open and at least one was delivered: the check-in, due
+/// `promises.check_in_after_days` after now at the start of the rep's business day (once per
+/// call).
+async fn plan_check_in(db: &impl ConnectionTrait, fc: &FirstCall, call: &calls::Model, now: DateTime<Utc>) -> Result<(), DbErr> {
+    use entity::check_ins;
+    let promises = of_call(db, call.id).await?;
+    let finished = promises.iter().all(|p| !p.state.is_open());
+    let delivered = promises.iter().any(|p| p.state == PromiseState::Delivered);
+    if !finished || !delivered || check_ins::Entity::find().filter(check_ins::Column::CallId.eq(call.id)).one(db).await?.is_some() {
+        return Ok(());
+    }
+    let schedule = super::replan::schedule_of(db, &fc.config, call).await?;
+    let tz = super::replan::rep_tz(db, &fc.config, call).await?.0;
+    let first_day = now.with_timezone(&tz).date_naive() + chrono::Days::new(fc.config.settings.promises.check_in_after_days.into());
+    let due_at = super::timing::next_working_start(first_day, &schedule.business_hours, tz, now).unwrap_or(now);
+    check_ins::ActiveModel {
+        call_id: Set(call.id),
+        due_at: Set(due_at),
+        sent_at: Set(None),
+        answer: Set(None),
+        note: Set(None),
+        answered_by: Set(None),
+        answered_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    engine::enqueue(db, NewJob::new(JobKind::PromiseCheckIn, call.id, due_at), fc.max_attempts(), now).await?;
+    Ok(())
+}
+
+/// The check-in's step: the email asking the rep to call the customer, once.
+async fn check_in(db: &impl ConnectionTrait, fc: &FirstCall, call_id: i64, now: DateTime<Utc>) -> Result<Effects, StepError> {
+    use entity::check_ins;
+    let mut fx = Effects::default();
+    let Some(row) = check_ins::Entity::find().filter(check_ins::Column::CallId.eq(call_id)).lock_exclusive().one(db).await? else {
+        return Ok(fx);
+    };
+    if row.sent_at.is_some() || row.answer.is_some() {
+        return Ok(fx);
+    }
+    let Some(call) = calls::Entity::find_by_id(call_id).one(db).await? else {
+        return Ok(fx);
+    };
+    let promises = of_call(db, call_id).await?;
+    let email = super::compose::check_in(db, fc, &call, &promises, now).await?;
+    if crate::mail::outbox::enqueue(db, email, now).await? {
+        fx.emails += 1;
+    }
+    let mut am = row.into_active_model();
+    am.sent_at = Set(Some(now));
+    am.updated_at = Set(now);
+    am.update(db).await?;
+    audit::record(
+        db,
+        Change {
+            actor: "engine",
+            entity: "call",
+            entity_id: call_id,
+            action: "check_in_asked",
+            from_state: None,
+            to_state: None,
+            detail: None,
+        },
+        now,
+    )
+    .await?;
+    Ok(fx)
+}
+
+pub use entity::check_ins::{CheckInAnswer, Model as CheckIn};
+
+/// Why a check-in's answer could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckInError {
+    #[error("no call has id {0}")]
+    NotFound(i64),
+    #[error("call {0} has no check-in yet: it comes once every promise of the call is delivered")]
+    NotYet(i64),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// Records the customer's answer to the check-in (the first answer stays: recording again
+/// changes nothing and returns it with `false`), with its audit entry and, with a CRM
+/// connector, the job that writes it to the deal.
+pub async fn record_check_in(
+    db: &DatabaseConnection,
+    fc: &FirstCall,
+    now: DateTime<Utc>,
+    call_id: i64,
+    (answer, note): (CheckInAnswer, Option<String>),
+    actor: &str,
+) -> Result<(CheckIn, bool), CheckInError> {
+    use entity::check_ins;
+    let txn = crate::db::begin_write(db).await?;
+    let call = calls::Entity::find_by_id(call_id).one(&txn).await?.ok_or(CheckInError::NotFound(call_id))?;
+    let row = check_ins::Entity::find()
+        .filter(check_ins::Column::CallId.eq(call_id))
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or(CheckInError::NotYet(call_id))?;
+    if row.answer.is_some() {
+        return Ok((row, false));
+    }
+    let mut am = row.into_active_model();
+    am.answer = Set(Some(answer));
+    am.note = Set(note.clone());
+    am.answered_by = Set(Some(actor.to_string()));
+    am.answered_at = Set(Some(now));
+    am.updated_at = Set(now);
+    let row = am.update(&txn).await?;
+    // Answered before the email went: it is no longer needed.
+    engine::cancel_pending(&txn, call_id, &[JobKind::PromiseCheckIn]).await?;
+    audit::record(
+        &txn,
+        Change {
+            actor,
+            entity: "call",
+            entity_id: call_id,
+            action: "check_in_answered",
+            from_state: None,
+            to_state: None,
+            detail: Some(json!({"answer": answer.as_str(), "note": note})),
+        },
+        now,
+    )
+    .await?;
+    if let Some(job) = super::write_back::check_in_job(fc, &call, &row, now) {
+        engine::enqueue(&txn, job, fc.crm_attempts(), now).await?;
+    }
+    txn.commit().await?;
+    Ok((row, true))
 }

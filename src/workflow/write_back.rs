@@ -53,7 +53,27 @@ pub fn job(fc: &FirstCall, call: &calls::Model, event: &str, now: DateTime<Utc>)
     Some(NewJob::new(JobKind::CrmWriteBack, call.id, now).with_payload(json!(payload)))
 }
 
-/// The engine's handler for `crm.write_back`.
+/// The job recording a check-in's answer on the call's deal (`crm.write_back.check_in`), or
+/// `None` when no connector reads the call's CRM.
+pub fn check_in_job(fc: &FirstCall, call: &calls::Model, check_in: &entity::check_ins::Model, now: DateTime<Utc>) -> Option<NewJob> {
+    let source = Source::parse(&call.source).ok()?;
+    if !fc.enriches(source) {
+        return None;
+    }
+    let record = CallRecord {
+        call_id: call.id,
+        event: "check_in".into(),
+        at: now,
+        outcome: check_in.answer.map(|a| a.as_str().to_string()),
+        notes: check_in.note.clone(),
+        rep_email: call.rep_email.clone(),
+        call_url: fc.composer.call_url(call.id, now),
+    };
+    let payload = Payload { source: call.source.clone(), deal_id: call.deal_id.clone(), record };
+    Some(NewJob::new(JobKind::CrmWriteBackCheckIn, call.id, now).with_payload(json!(payload)))
+}
+
+/// The engine's handler for `crm.write_back` and `crm.write_back.check_in`.
 pub struct WriteBack(pub Arc<super::Live>);
 
 impl WriteBack {

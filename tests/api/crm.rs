@@ -471,3 +471,32 @@ async fn marking_done_never_waits_for_the_crm_and_a_write_that_keeps_failing_is_
     assert!(tasks[0]["Description"].as_str().unwrap().contains("Expects SSO in January"), "{tasks:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_check_in_answer_is_recorded_on_the_pipedrive_deal() {
+    let (app, fake) = pipedrive_app(&sample()).await;
+    assert_eq!(app.post_pipedrive(&fixture("pipedrive/deal_won_v2.json"), PIPEDRIVE_AUTH).await.status(), 200);
+    app.settle().await;
+    let id = app.calls().await[0]["id"].clone();
+    assert_eq!(complete(&app, &id, json!({"outcome": "aligned"})).await.status(), 200);
+    let promises = app.get_json("/api/v1/promises").await["promises"].as_array().unwrap().clone();
+    assert!(!promises.is_empty(), "the #promise lines of the deal's notes are promises");
+    for p in &promises {
+        let r = app.api(reqwest::Method::POST, &format!("/api/v1/promises/{}/delivered", p["id"])).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let r = app
+        .api(reqwest::Method::POST, &format!("/api/v1/calls/{id}/check-in"))
+        .json(&json!({"answer": "unhappy", "note": "Migration ran two weeks late"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    app.settle().await;
+    let notes = fake.added_notes();
+    assert_eq!(notes.len(), 2, "the call done, then the check-in: {notes:?}");
+    let content = notes[1]["content"].as_str().unwrap();
+    assert!(content.contains("Check-in after delivery: the customer is unhappy"), "{content}");
+    assert!(content.contains("Migration ran two weeks late"), "{content}");
+    app.stop().await;
+}

@@ -842,3 +842,31 @@ async fn the_done_form_records_dates_agreed_on_the_call_and_promises_made_on_it(
     assert_eq!(dates.len(), 4, "an empty row adds nothing");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_check_in_form_records_the_customers_answer_once_every_promise_is_delivered() {
+    let app = TestApp::spawn().await;
+    let (id, link) = call_with_link(&app, "D-1").await;
+    let r =
+        app.api(reqwest::Method::POST, &format!("/api/v1/calls/{id}/complete")).json(&json!({"outcome": "aligned"})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(!get(&app, &link).await.html.contains("id=\"check-in\""), "no check-in while promises are open");
+    for p in app.get_json("/api/v1/promises").await["promises"].as_array().unwrap() {
+        let r = app.api(reqwest::Method::POST, &format!("/api/v1/promises/{}/delivered", p["id"])).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let page = get(&app, &link).await;
+    assert!(page.html.contains("id=\"check-in-form\""), "{}", page.html);
+    let (csrf, token) = (page.csrf(), token_of(&link).to_string());
+    let action = format!("/calls/{id}/check-in");
+    let r = post_form(&app.client, &app, &action, &[("t", &token), ("csrf", &csrf), ("note", "Happy overall")]).await;
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("Choose what the customer said."));
+    let r =
+        post_form(&app.client, &app, &action, &[("t", &token), ("csrf", &csrf), ("answer", "satisfied"), ("note", "Happy overall")]).await;
+    assert_eq!(r.status, 303);
+    let text = get(&app, &link).await.text();
+    assert!(text.contains("The customer is <strong id=\"check-in-answer\">Satisfied</strong>") && text.contains("Happy overall"), "{text}");
+    assert_eq!(app.get_json(&format!("/api/v1/calls/{id}")).await["check_in"]["answered_by"], "rep");
+    app.stop().await;
+}

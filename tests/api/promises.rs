@@ -391,3 +391,53 @@ async fn dates_agreed_on_the_call_and_promises_made_on_it_are_kept_and_a_bad_one
     assert_eq!(detail["proposal_deliver_by"], "2026-12-10", "what the proposal said: {detail}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn every_promise_delivered_brings_a_check_in_whose_answer_is_kept() {
+    let app = TestApp::spawn().await;
+    let promises = done_deal(&app).await;
+    let call = promises[0]["call_id"].as_i64().unwrap();
+    let answer = |body: Value| {
+        let app = &app;
+        async move { post(app, &format!("/api/v1/calls/{call}/check-in"), Some(body)).await }
+    };
+    let (status, b) = answer(json!({"answer": "satisfied"})).await;
+    assert_eq!(status, 409, "no check-in while promises are open: {b}");
+    assert!(b["error"]["message"].as_str().unwrap().contains("once every promise of the call is delivered"), "{b}");
+    let ids: Vec<i64> = promises.iter().map(|p| p["id"].as_i64().unwrap()).collect();
+    assert_eq!(post(&app, &format!("/api/v1/promises/{}/delivered", ids[0]), None).await.0, 200);
+    assert_eq!(post(&app, &format!("/api/v1/promises/{}/drop", ids[2]), Some(json!({"reason": "Not needed after all"}))).await.0, 200);
+    assert!(app.get_json(&format!("/api/v1/calls/{call}")).await["check_in"].is_null(), "one is still open");
+    assert_eq!(post(&app, &format!("/api/v1/promises/{}/delivered", ids[1]), None).await.0, 200);
+    // Seven days after the last delivery, at the start of the rep's business day.
+    let detail = app.get_json(&format!("/api/v1/calls/{call}")).await;
+    assert_eq!(detail["check_in"]["due_at"], "2026-11-30T09:00:00Z", "{detail}");
+    assert!(detail["check_in"]["sent_at"].is_null());
+
+    let check_ins = |app: &TestApp| {
+        app.mails_to(REP).into_iter().filter(|m| m.subject.as_deref().is_some_and(|s| s.starts_with("Check in"))).collect::<Vec<_>>()
+    };
+    jump_to(&app, utc("2026-11-30T08:30:00Z")).await;
+    assert!(check_ins(&app).is_empty());
+    app.advance_and_settle(TimeDelta::hours(1), TimeDelta::minutes(30)).await;
+    let mails = check_ins(&app);
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].subject.as_deref(), Some("Check in with Acme Corp: every promise is delivered"));
+    let text = mails[0].text.as_deref().unwrap();
+    assert!(text.contains("Delivered Mon 23 Nov 2026, promised for Thu 10 Dec 2026: SAML SSO configured with Okta"), "{text}");
+    assert!(text.contains("Dropped Mon 23 Nov 2026: Dedicated success manager (why: Not needed after all)"), "{text}");
+    assert!(text.contains("Now call Dana Decider (CFO)") && text.contains("#check-in"), "{text}");
+
+    let (status, b) = answer(json!({"answer": "thrilled"})).await;
+    assert_eq!((status, b["error"]["field"].as_str()), (422, Some("answer")), "{b}");
+    let (status, b) = answer(json!({"answer": "mixed", "note": "SSO was great; the connector came late"})).await;
+    assert_eq!(status, 200, "{b}");
+    assert_eq!((b["answer"].as_str(), b["answered_by"].as_str()), (Some("mixed"), Some("api")));
+    let (status, again) = answer(json!({"answer": "satisfied"})).await;
+    assert_eq!((status, again["answer"].as_str()), (200, Some("mixed")), "the first answer stays");
+    let detail = app.get_json(&format!("/api/v1/calls/{call}")).await;
+    assert_eq!(detail["check_in"]["note"], "SSO was great; the connector came late");
+    app.advance_and_settle(TimeDelta::days(10), TimeDelta::hours(6)).await;
+    assert_eq!(check_ins(&app).len(), 1, "one check-in");
+    app.stop().await;
+}

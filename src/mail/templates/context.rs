@@ -144,6 +144,8 @@ pub struct EmailContext {
     pub promise: Option<PromiseInfo>,
     /// Manager alerts only: what happened.
     pub alert: Option<AlertInfo>,
+    /// Check-ins only: each promise of the call and what became of it, a sentence each.
+    pub promise_history: Vec<String>,
 }
 
 impl EmailContext {
@@ -170,6 +172,7 @@ impl EmailContext {
             crm: None,
             promise: None,
             alert: None,
+            promise_history: Vec::new(),
             recap,
         }
     }
@@ -232,6 +235,14 @@ impl EmailContext {
         let mut ctx = Self::new(EmailKind::ManagerAlert, recap, call_url.into());
         ctx.alert = Some(alert);
         ctx.promise = promise;
+        ctx
+    }
+
+    /// To the rep: every promise is delivered (`history`, a sentence each); time to ask the
+    /// customer how it went. `call_url` leads to the check-in form.
+    pub fn check_in(recap: Recap, call_url: impl Into<String>, history: Vec<String>) -> Self {
+        let mut ctx = Self::new(EmailKind::CheckIn, recap, call_url.into());
+        ctx.promise_history = history;
         ctx
     }
 

@@ -132,6 +132,7 @@ fn emails_match_the_golden_files() {
         "promise_reminder",
         "promise_escalation",
         "manager_alert",
+        "check_in",
     ];
     let contexts = sample_contexts();
     assert_eq!(contexts.len(), names.len());
