@@ -37,6 +37,7 @@ use utoipa::{Modify, OpenApi};
         crate::http::promises::mark_slipped,
         crate::http::promises::mark_dropped,
         crate::pages::dashboard::show,
+        crate::pages::insights::show,
         crate::pages::dashboard::retry_job,
         crate::pages::dashboard::retry_email,
         crate::pages::dashboard::preview_edit,

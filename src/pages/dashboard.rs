@@ -103,11 +103,12 @@ async fn page(req: &HttpRequest, state: &AppState, edit: EditPreview) -> Result<
         Err(e) => ((CallState::OPEN.to_vec(), None, None), Some(e.message)),
     };
     let rep = q.non_empty("rep");
-    // Three independent reads, each on a connection of its own (one after the other on SQLite).
-    let (board, configuration, inbox) = tokio::try_join!(
+    // Independent reads, each on a connection of its own (one after the other on SQLite).
+    let (board, configuration, inbox, promises) = tokio::try_join!(
         super::data::board(state, &states, rep_filter.as_ref(), after, CALLS_PER_PAGE),
         super::data::configuration(state),
-        super::data::inbox(state)
+        super::data::inbox(state),
+        super::data::promises_board(state, state.clock.now())
     )?;
     let state_filter = q.non_empty("state").unwrap_or("open");
     // Query strings of the list's links (every value escaped, so no '/' or '&' of its own).
@@ -158,6 +159,7 @@ async fn page(req: &HttpRequest, state: &AppState, edit: EditPreview) -> Result<
             links,
             configuration => value(&configuration),
             inbox => value(&inbox),
+            promises => value(&promises),
             edit => value(&edit),
         },
     )?;

@@ -596,3 +596,144 @@ pub async fn inbox(state: &AppState) -> Result<Inbox, sea_orm::DbErr> {
         latest,
     })
 }
+
+/// Open promises on the dashboard: the most overdue first; more wait in the API's list.
+const PROMISES_LISTED: u64 = 50;
+/// Deals on the at-risk list.
+const AT_RISK_LISTED: u64 = 20;
+
+/// The dashboard's promises: open ones, overdue first and grouped by owner, and the deals at risk.
+#[derive(Debug, Serialize)]
+pub struct PromisesBoard {
+    pub promises: Vec<PromiseRow>,
+    /// More open promises with a date than listed.
+    pub more: bool,
+    pub at_risk: Vec<AtRiskRow>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PromiseRow {
+    pub id: i64,
+    pub call_id: i64,
+    pub account: String,
+    pub text: String,
+    pub owner: String,
+    pub deliver_by: String,
+    pub overdue: bool,
+    pub state_label: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AtRiskRow {
+    pub call_id: i64,
+    pub account: String,
+    pub rep: String,
+    /// Why the deal is on the list.
+    pub why: String,
+}
+
+/// Account names of calls, by call id (`Deal <id>` when the order has none).
+async fn accounts(state: &AppState, call_ids: &[i64]) -> Result<HashMap<i64, (String, String)>, sea_orm::DbErr> {
+    use entity::calls;
+    let calls = calls::Entity::find().filter(calls::Column::Id.is_in(call_ids.iter().copied())).all(&state.db).await?;
+    let order_ids: Vec<i64> = calls.iter().map(|c| c.order_id).collect();
+    let names: HashMap<i64, Option<String>> = orders::Entity::find()
+        .filter(orders::Column::Id.is_in(order_ids))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|o| (o.id, o.account_name))
+        .collect();
+    Ok(calls
+        .into_iter()
+        .map(|c| {
+            let account = names.get(&c.order_id).cloned().flatten().unwrap_or_else(|| format!("Deal {}", c.deal_id));
+            (c.id, (account, c.rep_email))
+        })
+        .collect())
+}
+
+/// The open promises with a date (the most overdue first, then by owner) and the deals at risk:
+/// calls marked at risk whose promises are still open, and promises moved past the customer's date.
+pub async fn promises_board(state: &AppState, now: DateTime<Utc>) -> Result<PromisesBoard, sea_orm::DbErr> {
+    use entity::{calls, promises};
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    let open = PromiseState::OPEN;
+    let mut rows = promises::Entity::find()
+        .filter(promises::Column::State.is_in(open))
+        .filter(promises::Column::DeliverBy.is_not_null())
+        .order_by_asc(promises::Column::DeliverBy)
+        .order_by_asc(promises::Column::Id)
+        .limit(PROMISES_LISTED + 1)
+        .all(&state.db)
+        .await?;
+    let more = rows.len() as u64 > PROMISES_LISTED;
+    rows.truncate(PROMISES_LISTED as usize);
+    let at_risk_calls = calls::Entity::find()
+        .filter(calls::Column::State.eq(CallState::Done))
+        .filter(calls::Column::Outcome.eq(CallOutcome::AtRisk))
+        .order_by_desc(calls::Column::CompletedAt)
+        .limit(AT_RISK_LISTED)
+        .all(&state.db)
+        .await?;
+    let at_risk_open: Vec<i64> = promises::Entity::find()
+        .select_only()
+        .column(promises::Column::CallId)
+        .filter(promises::Column::CallId.is_in(at_risk_calls.iter().map(|c| c.id)))
+        .filter(promises::Column::State.is_in(open))
+        .distinct()
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    let past_need: Vec<promises::Model> = promises::Entity::find()
+        .filter(promises::Column::State.is_in(open))
+        .filter(Expr::col(promises::Column::DeliverBy).gt(Expr::col(promises::Column::NeedBy)))
+        .order_by_asc(promises::Column::NeedBy)
+        .limit(AT_RISK_LISTED)
+        .all(&state.db)
+        .await?;
+    let mut ids: Vec<i64> =
+        rows.iter().map(|p| p.call_id).chain(at_risk_open.iter().copied()).chain(past_need.iter().map(|p| p.call_id)).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let names = accounts(state, &ids).await?;
+    let name = |call: i64| names.get(&call).cloned().unwrap_or_else(|| (format!("Call {call}"), String::new()));
+    let today = now.date_naive();
+    let mut promises: Vec<PromiseRow> = rows
+        .into_iter()
+        .map(|p| PromiseRow {
+            id: p.id,
+            call_id: p.call_id,
+            account: name(p.call_id).0,
+            owner: p.owner_email.clone(),
+            deliver_by: p.deliver_by.map(local_date).unwrap_or_default(),
+            overdue: p.deliver_by.is_some_and(|d| d < today),
+            state_label: promise_state_label(p.state),
+            text: p.text,
+        })
+        .collect();
+    // Overdue first; within each, by owner, then by date (the query's order).
+    promises.sort_by(|a, b| b.overdue.cmp(&a.overdue).then_with(|| a.owner.cmp(&b.owner)));
+    let mut at_risk: Vec<AtRiskRow> = at_risk_calls
+        .iter()
+        .filter(|c| at_risk_open.contains(&c.id))
+        .map(|c| AtRiskRow {
+            call_id: c.id,
+            account: name(c.id).0,
+            rep: c.rep_email.clone(),
+            why: "The first call was marked at risk, and promises are still open".into(),
+        })
+        .collect();
+    at_risk.extend(past_need.into_iter().map(|p| AtRiskRow {
+        call_id: p.call_id,
+        account: name(p.call_id).0,
+        rep: name(p.call_id).1,
+        why: format!(
+            "\u{201c}{}\u{201d} is due {}, after the customer needs it ({})",
+            p.text,
+            p.deliver_by.map(local_date).unwrap_or_default(),
+            p.need_by.map(local_date).unwrap_or_default()
+        ),
+    }));
+    Ok(PromisesBoard { promises, more, at_risk })
+}

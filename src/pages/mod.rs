@@ -15,6 +15,7 @@ pub mod dashboard;
 mod data;
 mod error;
 mod forms;
+pub mod insights;
 pub mod login;
 mod render;
 
@@ -35,6 +36,7 @@ const CSP: &str =
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let form = || web::FormConfig::default().limit(FORM_LIMIT_BYTES).error_handler(error::form_error);
     cfg.service(web::resource("/").route(web::get().to(dashboard::show)))
+        .service(web::resource("/insights").route(web::get().to(insights::show)))
         .service(web::resource("/calls/{id}").route(web::get().to(call::show)))
         .service(web::resource("/calls/{id}/done").app_data(form()).route(web::post().to(call::mark_done)))
         .service(web::resource("/calls/{id}/check-in").app_data(form()).route(web::post().to(call::check_in)))

@@ -16,6 +16,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("login.html", include_str!("templates/login.html")),
     ("call.html", include_str!("templates/call.html")),
     ("dashboard.html", include_str!("templates/dashboard.html")),
+    ("insights.html", include_str!("templates/insights.html")),
 ];
 
 static PAGES: LazyLock<Result<Environment<'static>, minijinja::Error>> = LazyLock::new(environment);

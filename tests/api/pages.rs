@@ -870,3 +870,58 @@ async fn the_check_in_form_records_the_customers_answer_once_every_promise_is_de
     assert_eq!(app.get_json(&format!("/api/v1/calls/{id}")).await["check_in"]["answered_by"], "rep");
     app.stop().await;
 }
+
+/// The text of the element with `id` in `html`, up to its section's end (a rough cut for
+/// assertions on one part of a page).
+fn section<'a>(html: &'a str, id: &str) -> &'a str {
+    let start = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id} in\n{html}"));
+    let end = html[start..].find("</section>").map_or(html.len(), |e| start + e);
+    &html[start..end]
+}
+
+#[tokio::test]
+async fn the_dashboard_lists_open_promises_overdue_first_and_the_deals_at_risk_and_the_charts_page_counts_them() {
+    let app = TestApp::spawn().await;
+    let (id, _) = call_with_link(&app, "D-1").await;
+    let r = app
+        .api(reqwest::Method::POST, &format!("/api/v1/calls/{id}/complete"))
+        .json(&json!({"outcome": "at_risk", "notes": "Wants SSO before Christmas"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let promises = app.get_json("/api/v1/promises").await["promises"].as_array().unwrap().clone();
+    let (sso, connector) = (promises[0]["id"].as_i64().unwrap(), promises[1]["id"].as_i64().unwrap());
+    // The connector (due 1 February, needed by 10 January) slips further; SSO is due 10 December.
+    let slip = json!({"deliver_by": "2027-02-15", "reason": "Salesforce sandbox not ready"});
+    assert_eq!(
+        app.api(reqwest::Method::POST, &format!("/api/v1/promises/{connector}/slip")).json(&slip).send().await.unwrap().status(),
+        200
+    );
+    app.advance(chrono::DateTime::parse_from_rfc3339("2026-12-14T10:00:00Z").unwrap().with_timezone(&chrono::Utc) - app.now());
+    assert_eq!(log_in(&app, API_TOKEN).await.status, 303);
+    let board = get(&app, "/").await;
+    assert_eq!(board.status, 200);
+    let listed = section(&board.html, "promises");
+    let (at_sso, at_connector) =
+        (listed.find(&format!("id=\"promise-{sso}\"")).unwrap(), listed.find(&format!("id=\"promise-{connector}\"")).unwrap());
+    assert!(at_sso < at_connector, "the overdue promise first:\n{listed}");
+    assert!(listed.contains("Thu 10 Dec 2026 <span class=\"badge late\">overdue</span>"), "{listed}");
+    let at_risk = &listed[listed.find("id=\"at-risk\"").unwrap()..];
+    assert!(at_risk.contains("The first call was marked at risk, and promises are still open"), "{at_risk}");
+    assert!(at_risk.contains("is due Mon 15 Feb 2027, after the customer needs it (Sun 10 Jan 2027)"), "{at_risk}");
+
+    // The charts page: behind the login, one figure per question, with the numbers.
+    let anonymous = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = anonymous.get(app.url("/insights")).send().await.unwrap();
+    assert_eq!((r.status(), r.headers()["location"].to_str().unwrap()), (StatusCode::SEE_OTHER, "/login"));
+    let page = get(&app, "/insights").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.html.matches("<figure class=\"chart\"").count(), 5, "five charts");
+    assert!(!page.html.contains("<script"), "no script on the page");
+    let text = page.text();
+    assert!(text.contains("ana@seller.example"), "the rep's median: {text}");
+    assert!(text.contains("Must-have not covered"), "the recap's gap kinds: {text}");
+    assert!(text.contains("Dec 2026"), "the promise months: {text}");
+    app.stop().await;
+}

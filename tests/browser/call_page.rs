@@ -267,3 +267,33 @@ async fn on_a_phone_a_rep_moves_a_promise_and_marks_another_delivered_from_the_e
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_charts_read_on_a_phone_and_a_desktop() {
+    let app = TestApp::spawn().await;
+    let (id, _) = call_from_email(&app, "Ana Ávila", proposal(REP), "Acme Corp").await;
+    app.advance(TimeDelta::hours(2));
+    let r =
+        app.api(reqwest::Method::POST, &format!("/api/v1/calls/{id}/complete")).json(&json!({"outcome": "adjusted"})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    with_browser(|client| async move {
+        log_in(&client, &app).await;
+        for (name, width, height) in [("phone", 375u32, 812u32), ("desktop", 1280, 900)] {
+            open(&client, &app, "/insights").await;
+            set_viewport(&client, width, height).await;
+            let figure = text_of(&client, "chart-per-week").await;
+            assert!(figure.contains("First calls on time, per week"), "{figure}");
+            let found = client.execute("return document.querySelectorAll('figure.chart svg').length", vec![]).await.unwrap();
+            assert_eq!(found, 5, "{name}: five charts drawn");
+            let scroll = client.execute("return document.documentElement.scrollWidth", vec![]).await.unwrap().as_u64().unwrap();
+            assert!(scroll <= width as u64, "{name}: the page scrolls sideways ({scroll} px in {width} px)");
+            let png = client.screenshot().await.unwrap();
+            assert_eq!(png_size(&png), (width, height));
+            std::fs::write(artifacts().join(format!("charts-{name}.png")), &png).unwrap();
+            let chart = client.find(Locator::Id("chart-order-to-call")).await.unwrap().screenshot().await.unwrap();
+            std::fs::write(artifacts().join(format!("chart-order-to-call-{name}.png")), &chart).unwrap();
+        }
+        app.stop().await;
+    })
+    .await;
+}
