@@ -64,6 +64,17 @@ pub struct Metrics {
     /// 1 while this process runs another configuration version than the newest running one,
     /// for more than a minute.
     pub config_stale: Gauge,
+    /// Promises by state (exact up to 10000 a state).
+    pub promises: Family<StateLabel, Gauge>,
+    /// Promises this process marked delivered, slipped or dropped.
+    pub promise_marks: Family<StateLabel, Counter>,
+    /// Check-in answers this process recorded, by answer.
+    pub check_in_answers: Family<AnswerLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AnswerLabel {
+    pub answer: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -96,6 +107,9 @@ impl Metrics {
             events_applied: Family::default(),
             config_reloads: Family::default(),
             config_stale: Gauge::default(),
+            promises: Family::default(),
+            promise_marks: Family::default(),
+            check_in_answers: Family::default(),
         };
         registry.register("webhooks_received", "Webhook requests received, by CRM source", m.webhooks_received.clone());
         registry.register("webhooks_rejected", "Webhook requests rejected, by source and reason", m.webhooks_rejected.clone());
@@ -150,7 +164,26 @@ impl Metrics {
             "1 while this process has run another configuration version than the newest running one for more than a minute",
             m.config_stale.clone(),
         );
+        registry.register("promises", "Promises made on first calls, by state (exact up to 10000 a state)", m.promises.clone());
+        registry.register(
+            "promise_marks",
+            "Promises marked delivered, slipped or dropped, by the state they moved to",
+            m.promise_marks.clone(),
+        );
+        registry.register(
+            "check_in_answers",
+            "Customers' answers to the check-in after delivery (satisfied, mixed, unhappy)",
+            m.check_in_answers.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    pub fn promise_marked(&self, state: &str) {
+        self.promise_marks.get_or_create(&StateLabel { state: state.into() }).inc();
+    }
+
+    pub fn check_in_answered(&self, answer: &str) {
+        self.check_in_answers.get_or_create(&AnswerLabel { answer: answer.into() }).inc();
     }
 
     pub fn webhook_received(&self, source: &str) {

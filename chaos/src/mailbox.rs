@@ -18,6 +18,13 @@ pub fn message_id(call_id: i64, kind: &str, n: u32) -> String {
     format!("call-{call_id}.{kind}.{n}@{PUBLIC_HOST}")
 }
 
+/// The `Message-ID` firstcall gives an email about a promise:
+/// `promise-{id}.{kind}.{YYYYMMDD of its date}.{n}@{host}` (see `promise_message_id` in
+/// `src/workflow/compose.rs`); its reminders are `reminder` numbered 1, 2, …
+pub fn promise_message_id(promise_id: i64, kind: &str, deliver_by: chrono::NaiveDate, n: u32) -> String {
+    format!("promise-{promise_id}.{kind}.{}.{n}@{PUBLIC_HOST}", deliver_by.format("%Y%m%d"))
+}
+
 /// Every call the API lists (open and closed), by deal.
 /// [`calls_by_deal`] once every one of `deals` has a call, or as read at `deadline`: the
 /// service answers a webhook once its event is stored and opens the call right after.

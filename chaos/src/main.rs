@@ -57,7 +57,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--events" => ctx.events = value()?.parse()?,
             "--only" => only = Some(value()?.split(',').map(|s| s.trim().parse()).collect::<Result<Vec<usize>, _>>()?),
             "-h" | "--help" => {
-                println!("chaos [--bin PATH] [--out DIR] [--events N] [--only 1,2,3,4,5]");
+                println!("chaos [--bin PATH] [--out DIR] [--events N] [--only 1,2,3,4,5,6]");
                 std::process::exit(0);
             }
             other => anyhow::bail!("unknown argument {other} (try --help)"),

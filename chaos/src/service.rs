@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use chrono::NaiveTime;
 
 pub const GENERIC_SECRET: &str = "chaos-generic-secret-0123456789";
 pub const API_TOKEN: &str = "chaos-api-token-0123456789";
@@ -37,6 +38,24 @@ impl Reminders {
     }
 }
 
+/// The calendar a promise's service runs on: its schedule's business hours start at
+/// `business_start` (in the rep's timezone: UTC, `defaults.timezone`, for the reps the tests
+/// use, none of them in the rep directory) and end at 23:59, every day of the week;
+/// `promise_days_before` is `promises.remind_business_days_before` when set (the repository's
+/// default otherwise). A promise's reminders come at the start of business hours.
+#[derive(Debug, Clone)]
+pub struct Calendar {
+    pub business_start: NaiveTime,
+    pub promise_days_before: Option<Vec<u32>>,
+}
+
+impl Default for Calendar {
+    /// Business hours all day, every day; the default promise reminders.
+    fn default() -> Self {
+        Calendar { business_start: NaiveTime::MIN, promise_days_before: None }
+    }
+}
+
 /// Where the binary is and the settings every process of one promise shares.
 pub struct Setup {
     pub binary: PathBuf,
@@ -49,6 +68,20 @@ impl Setup {
     /// A setup for one promise: `dir/config` holds the repository's `default.toml`, a link to its
     /// templates, and `chaos.toml` with the schedule (picked with `FIRSTCALL_ENV=chaos`).
     pub fn new(binary: &Path, repo: &Path, dir: PathBuf, db_url: &str, smtp_port: u16, reminders: Reminders) -> anyhow::Result<Setup> {
+        Self::with_calendar(binary, repo, dir, db_url, smtp_port, reminders, &Calendar::default())
+    }
+
+    /// [`Setup::new`] with a calendar of the promise's own: when the schedule's business hours
+    /// start, and which business days before a promise's date its owner is reminded.
+    pub fn with_calendar(
+        binary: &Path,
+        repo: &Path,
+        dir: PathBuf,
+        db_url: &str,
+        smtp_port: u16,
+        reminders: Reminders,
+        calendar: &Calendar,
+    ) -> anyhow::Result<Setup> {
         let config = dir.join("config");
         fs::create_dir_all(&config)?;
         fs::copy(repo.join("config/default.toml"), config.join("default.toml")).context("copy config/default.toml")?;
@@ -56,13 +89,18 @@ impl Setup {
         if !templates.exists() {
             std::os::unix::fs::symlink(repo.join("config/templates"), &templates).context("link config/templates")?;
         }
-        let schedule = format!(
+        let mut schedule = format!(
             "[[schedules]]\nname = \"chaos\"\ndue_within_business_hours = 1\nreminder_cron = \"{}\"\nmax_reminders = {}\n\
-             business_hours = {{ start = \"00:00\", end = \"23:59\", days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"] }}\n\
+             business_hours = {{ start = \"{}\", end = \"23:59\", days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"] }}\n\
              escalation = []\n",
             reminders.cron(),
-            reminders.max
+            reminders.max,
+            calendar.business_start.format("%H:%M")
         );
+        if let Some(days) = &calendar.promise_days_before {
+            let days: Vec<String> = days.iter().map(u32::to_string).collect();
+            schedule.push_str(&format!("\n[promises]\nremind_business_days_before = [{}]\n", days.join(", ")));
+        }
         fs::write(config.join("chaos.toml"), schedule)?;
         let mut env = BTreeMap::new();
         for (k, v) in [

@@ -465,9 +465,12 @@ pub async fn check_in(
     body: StrictJson<CheckInBody>,
 ) -> ApiResult<HttpResponse> {
     let answer = parse_check_in(body.answer.as_deref(), body.note.as_deref())?;
-    let (row, _) =
+    let (row, changed) =
         crate::workflow::promises::record_check_in(&state.db, &state.first_call.get(), state.clock.now(), *id, answer, caller.actor)
             .await
             .map_err(check_in_error)?;
+    if let (true, Some(a)) = (changed, row.answer) {
+        state.metrics.check_in_answered(a.as_str());
+    }
     Ok(HttpResponse::Ok().json(CheckInView::from(row)))
 }

@@ -36,6 +36,18 @@ pub async fn refresh_gauges(state: &AppState) -> Result<(), sea_orm::DbErr> {
     for (s, n) in states.iter().zip(counts) {
         state.metrics.calls.get_or_create(&crate::metrics::StateLabel { state: s.as_str().into() }).set(n.n);
     }
+    // Promises by state, each count bounded like the calls'.
+    for s in entity::promises::PromiseState::ALL {
+        let n = StateCount::find_by_statement(stmt(
+            backend,
+            "SELECT $1 AS state, COUNT(*) AS n FROM (SELECT 1 FROM promises WHERE state = $1 LIMIT $2) counted",
+            vec![s.as_str().into(), crate::workflow::queries::COUNTED.into()],
+        ))
+        .one(&state.db)
+        .await?
+        .map_or(0, |r| r.n);
+        state.metrics.promises.get_or_create(&crate::metrics::StateLabel { state: s.as_str().into() }).set(n);
+    }
     // Each count reads its own partial index.
     let jobs_by = StateCount::find_by_statement(stmt(
         backend,

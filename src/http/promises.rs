@@ -211,8 +211,11 @@ pub fn mark_error(e: MarkError) -> ApiError {
 }
 
 async fn apply(caller: ApiCaller, state: &AppState, id: i64, mark: Mark) -> ApiResult<HttpResponse> {
-    let (promise, _changed) =
+    let (promise, changed) =
         promises::mark(&state.db, &state.first_call.get(), state.clock.now(), id, mark, caller.actor).await.map_err(mark_error)?;
+    if changed {
+        state.metrics.promise_marked(promise.state.as_str());
+    }
     // An alert to the manager (a slip past the customer's date, a must-have dropped) goes at once.
     state.signals.mailer.notify_one();
     Ok(HttpResponse::Ok().json(PromiseView::from(promise)))

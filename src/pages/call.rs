@@ -197,6 +197,7 @@ pub async fn mark_promise(
     };
     let result = promises::mark(&state.db, &state.first_call.get(), state.clock.now(), promise.id, mark, access.actor()).await;
     match result {
+        Ok((p, true)) => state.metrics.promise_marked(p.state.as_str()),
         Ok(_) => {}
         Err(MarkError::NotLater { current, .. }) => {
             let error = format!("The new date must be later than {}.", crate::mail::templates::local_date(current));
@@ -238,9 +239,12 @@ pub async fn check_in(
             return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, sent).await;
         }
     };
-    promises::record_check_in(&state.db, &state.first_call.get(), state.clock.now(), id, answer, access.actor())
+    let (row, changed) = promises::record_check_in(&state.db, &state.first_call.get(), state.clock.now(), id, answer, access.actor())
         .await
         .map_err(|e| PageError::from(check_in_error(e)))?;
+    if let (true, Some(a)) = (changed, row.answer) {
+        state.metrics.check_in_answered(a.as_str());
+    }
     Ok(see_other(&format!("{}#check-in", access.call_path(id))).finish())
 }
 

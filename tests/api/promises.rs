@@ -437,6 +437,16 @@ async fn every_promise_delivered_brings_a_check_in_whose_answer_is_kept() {
     assert_eq!((status, again["answer"].as_str()), (200, Some("mixed")), "the first answer stays");
     let detail = app.get_json(&format!("/api/v1/calls/{call}")).await;
     assert_eq!(detail["check_in"]["note"], "SSO was great; the connector came late");
+    let metrics = app.client.get(app.url("/metrics")).bearer_auth(API_TOKEN).send().await.unwrap().text().await.unwrap();
+    for line in [
+        "firstcall_promises{state=\"delivered\"} 2",
+        "firstcall_promises{state=\"dropped\"} 1",
+        "firstcall_promises{state=\"open\"} 0",
+        "firstcall_promise_marks_total{state=\"delivered\"} 2",
+        "firstcall_check_in_answers_total{answer=\"mixed\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
     app.advance_and_settle(TimeDelta::days(10), TimeDelta::hours(6)).await;
     assert_eq!(check_ins(&app).len(), 1, "one check-in");
     app.stop().await;

@@ -5,16 +5,18 @@ mod database_outage;
 mod engines;
 mod mail;
 mod paused_worker;
+mod promise_reminders;
 
 use crate::Ctx;
 use crate::report::Row;
 
-pub const NAMES: [&str; 5] = [
+pub const NAMES: [&str; 6] = [
     "every acknowledged event ends in exactly one call (SIGKILL x N)",
     "every due email is sent at least once (SMTP 451, stall, down)",
     "PostgreSQL stopped: 503, no crash, recovery without restart",
     "a paused worker's job is reclaimed; its stale result never commits",
     "several engines on one database: no step runs twice at once",
+    "promise reminders under SIGKILL: none lost, none sent twice",
 ];
 
 pub async fn run(n: usize, ctx: &Ctx) -> anyhow::Result<Row> {
@@ -25,6 +27,7 @@ pub async fn run(n: usize, ctx: &Ctx) -> anyhow::Result<Row> {
         3 => database_outage::run(ctx, name).await,
         4 => paused_worker::run(ctx, name).await,
         5 => engines::run(ctx, name).await,
+        6 => promise_reminders::run(ctx, name).await,
         _ => anyhow::bail!("no promise {n}"),
     }
 }
