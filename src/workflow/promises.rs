@@ -109,31 +109,16 @@ pub async fn open_ledger(
     for (i, c) in commitments.iter().enumerate() {
         let answered: Vec<_> = requirements.iter().filter(|r| c.covers.contains(&r.id)).collect();
         let agreed_date = agreed.dates.get(&c.id).copied().filter(|d| Some(*d) != c.deliver_by);
-        let am = promises::ActiveModel {
-            call_id: Set(call.id),
-            source: Set(call.source.clone()),
-            deal_id: Set(call.deal_id.clone()),
-            position: Set(i as i32),
-            commitment_id: Set(Some(c.id.clone())),
-            text: Set(c.text.clone()),
-            covers: Set(json!(c.covers)),
-            need_by: Set(answered.iter().filter_map(|r| r.need_by).min()),
-            must_have: Set(answered.iter().any(|r| r.priority == Priority::Must)),
-            owner_email: Set(c.owner.as_ref().map_or_else(|| call.rep_email.clone(), |o| o.to_string())),
-            deliver_by: Set(agreed_date.or(c.deliver_by)),
-            agreed_deliver_by: Set(agreed_date.or(c.deliver_by)),
-            state: Set(PromiseState::Open),
-            reason: Set(None),
-            reminders_sent: Set(0),
-            overdue_reminders: Set(0),
-            escalation_level: Set(0),
-            escalated_steps: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            closed_at: Set(None),
-            ..Default::default()
+        let row = NewPromise {
+            commitment_id: Some(c.id.clone()),
+            text: c.text.clone(),
+            covers: c.covers.clone(),
+            need_by: answered.iter().filter_map(|r| r.need_by).min(),
+            must_have: answered.iter().any(|r| r.priority == Priority::Must),
+            owner: c.owner.clone(),
+            deliver_by: agreed_date.or(c.deliver_by),
         };
-        let p = am.insert(db).await?;
+        let p = row.insert(db, call, i, now).await?;
         let mut detail = json!({"call": call.id, "owner": p.owner_email, "deliver_by": p.deliver_by, "proposal_version": version});
         if agreed_date.is_some() {
             // Moved on the call: what the proposal said, and who changed it.
@@ -144,31 +129,16 @@ pub async fn open_ledger(
         made.push(p);
     }
     for (i, a) in agreed.added.iter().enumerate() {
-        let am = promises::ActiveModel {
-            call_id: Set(call.id),
-            source: Set(call.source.clone()),
-            deal_id: Set(call.deal_id.clone()),
-            position: Set((commitments.len() + i) as i32),
-            commitment_id: Set(None),
-            text: Set(a.text.clone()),
-            covers: Set(json!([])),
-            need_by: Set(None),
-            must_have: Set(false),
-            owner_email: Set(a.owner.as_ref().map_or_else(|| call.rep_email.clone(), |o| o.to_string())),
-            deliver_by: Set(a.deliver_by),
-            agreed_deliver_by: Set(a.deliver_by),
-            state: Set(PromiseState::Open),
-            reason: Set(None),
-            reminders_sent: Set(0),
-            overdue_reminders: Set(0),
-            escalation_level: Set(0),
-            escalated_steps: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            closed_at: Set(None),
-            ..Default::default()
+        let row = NewPromise {
+            commitment_id: None,
+            text: a.text.clone(),
+            covers: Vec::new(),
+            need_by: None,
+            must_have: false,
+            owner: a.owner.clone(),
+            deliver_by: a.deliver_by,
         };
-        let p = am.insert(db).await?;
+        let p = row.insert(db, call, commitments.len() + i, now).await?;
         changes.push((p.id, json!({"call": call.id, "owner": p.owner_email, "deliver_by": p.deliver_by, "added_on_call_by": actor})));
         made.push(p);
     }
@@ -192,6 +162,49 @@ pub async fn open_ledger(
     }
     engine::enqueue_many(db, jobs, fc.max_attempts(), now).await?;
     Ok(Ok(made))
+}
+
+/// A promise as the ledger makes it: open, due by the date agreed on the call.
+struct NewPromise {
+    commitment_id: Option<String>,
+    text: String,
+    covers: Vec<String>,
+    need_by: Option<NaiveDate>,
+    must_have: bool,
+    /// The call's rep when none.
+    owner: Option<EmailAddress>,
+    deliver_by: Option<NaiveDate>,
+}
+
+impl NewPromise {
+    async fn insert(self, db: &impl ConnectionTrait, call: &calls::Model, position: usize, now: DateTime<Utc>) -> Result<Promise, DbErr> {
+        entity::promises::ActiveModel {
+            call_id: Set(call.id),
+            source: Set(call.source.clone()),
+            deal_id: Set(call.deal_id.clone()),
+            position: Set(position as i32),
+            commitment_id: Set(self.commitment_id),
+            text: Set(self.text),
+            covers: Set(json!(self.covers)),
+            need_by: Set(self.need_by),
+            must_have: Set(self.must_have),
+            owner_email: Set(self.owner.map_or_else(|| call.rep_email.clone(), |o| o.to_string())),
+            deliver_by: Set(self.deliver_by),
+            agreed_deliver_by: Set(self.deliver_by),
+            state: Set(PromiseState::Open),
+            reason: Set(None),
+            reminders_sent: Set(0),
+            overdue_reminders: Set(0),
+            escalation_level: Set(0),
+            escalated_steps: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            closed_at: Set(None),
+            ..Default::default()
+        }
+        .insert(db)
+        .await
+    }
 }
 
 /// A promise's next timers.
