@@ -342,14 +342,20 @@ pub fn parse_completion(outcome: Option<&str>, notes: Option<&str>) -> ApiResult
             ApiError::invalid("outcome", format!("'{}' is not one of aligned, adjusted, at_risk", crate::domain::printable(o)))
         })?,
     };
-    let notes = notes.map(str::trim).filter(|n| !n.is_empty()).map(String::from);
-    if notes.as_ref().is_some_and(|n| n.chars().count() > 10_000) {
-        return Err(ApiError::invalid("notes", "is longer than 10000 characters"));
+    Ok((outcome, parse_note("notes", notes)?))
+}
+
+/// Free text a person typed (a call's notes, what the customer said at the check-in): trimmed,
+/// none when empty, at most 10000 characters, no NUL; refused naming `field`.
+pub fn parse_note(field: &str, raw: Option<&str>) -> ApiResult<Option<String>> {
+    let note = raw.map(str::trim).filter(|n| !n.is_empty()).map(String::from);
+    if note.as_ref().is_some_and(|n| n.chars().count() > 10_000) {
+        return Err(ApiError::invalid(field, "is longer than 10000 characters"));
     }
-    if notes.as_ref().is_some_and(|n| n.contains('\0')) {
-        return Err(ApiError::invalid("notes", crate::domain::NUL_REASON));
+    if note.as_ref().is_some_and(|n| n.contains('\0')) {
+        return Err(ApiError::invalid(field, crate::domain::NUL_REASON));
     }
-    Ok((outcome, notes))
+    Ok(note)
 }
 
 pub fn complete_error(e: CompleteError) -> ApiError {
@@ -437,9 +443,7 @@ pub fn parse_check_in(answer: Option<&str>, note: Option<&str>) -> ApiResult<(en
             ApiError::invalid("answer", format!("'{}' is not one of satisfied, mixed, unhappy", crate::domain::printable(a)))
         })?,
     };
-    // The same rules as the call's notes.
-    let (_, note) = parse_completion(Some("aligned"), note).map_err(|e| ApiError::invalid("note", e.message))?;
-    Ok((answer, note))
+    Ok((answer, parse_note("note", note)?))
 }
 
 pub fn check_in_error(e: crate::workflow::promises::CheckInError) -> ApiError {

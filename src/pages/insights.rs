@@ -162,8 +162,7 @@ async fn gap_chart(state: &AppState) -> Result<String, DbErr> {
     let fc = state.first_call.get();
     let newest = calls::Entity::find().order_by_desc(calls::Column::Id).limit(RECAPS_READ).all(&state.db).await?;
     let mut counts: HashMap<&'static str, u32> = HashMap::new();
-    for call in &newest {
-        let recap = crate::workflow::compose::recap_for_call(&state.db, &fc, call).await?;
+    for recap in crate::workflow::compose::recaps_for_calls(&state.db, &fc, &newest).await? {
         for gap in recap.gaps {
             *counts.entry(gap_label(gap.gap.kind())).or_default() += 1;
         }

@@ -41,19 +41,26 @@ async fn recap_input_for(db: &impl ConnectionTrait, call: &calls::Model, rep: &R
         .one(db)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound(format!("order {} of call {}", call.order_id, call.id)))?;
-    let proposal = crate::proposals::store::latest(db, &call.source, &call.deal_id).await?.map(|p| ProposalVersion {
-        version: p.version,
-        received_at: p.received_at,
-        proposal: p.proposal,
-    });
+    let proposal = crate::proposals::store::latest(db, &call.source, &call.deal_id).await?;
+    Ok(input_from(call, &order, proposal, rep))
+}
+
+/// What the recap of `call` is built from, given its order, its deal's newest proposal and its rep.
+fn input_from(
+    call: &calls::Model,
+    order: &entity::orders::Model,
+    proposal: Option<crate::proposals::store::StoredProposal>,
+    rep: &Recipient,
+) -> RecapInput {
+    let proposal = proposal.map(|p| ProposalVersion { version: p.version, received_at: p.received_at, proposal: p.proposal });
     let line_items: Vec<OrderedItem> = serde_json::from_value(order.line_items.clone()).unwrap_or_default();
-    Ok(RecapInput {
+    RecapInput {
         proposal,
         order: OrderSnapshot {
             source: Source::parse(&order.source).unwrap_or(Source::Generic),
             deal_id: order.deal_id.clone(),
             account_name: order.account_name.clone(),
-            amount: super::calls::order_amount(&order),
+            amount: super::calls::order_amount(order),
             line_items,
             ordered_at: call.ordered_at,
             segment: order.segment.clone(),
@@ -66,7 +73,36 @@ async fn recap_input_for(db: &impl ConnectionTrait, call: &calls::Model, rep: &R
             rep_timezone: rep.timezone,
             schedule_name: call.schedule_name.clone(),
         },
-    })
+    }
+}
+
+/// The recaps of several calls, read in three queries whatever their number (their orders, their
+/// deals' newest proposals, their reps); a call whose order is gone has none.
+pub async fn recaps_for_calls(db: &impl ConnectionTrait, fc: &FirstCall, calls: &[calls::Model]) -> Result<Vec<Recap>, DbErr> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let defaults = &fc.config.settings.defaults;
+    let orders: std::collections::HashMap<i64, entity::orders::Model> = entity::orders::Entity::find()
+        .filter(entity::orders::Column::Id.is_in(calls.iter().map(|c| c.order_id)))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|o| (o.id, o))
+        .collect();
+    let deals: Vec<(String, String)> = calls.iter().map(|c| (c.source.clone(), c.deal_id.clone())).collect();
+    let proposals = crate::proposals::store::latest_many(db, &deals).await?;
+    let emails: Vec<EmailAddress> =
+        calls.iter().map(|c| EmailAddress::parse(&c.rep_email).unwrap_or_else(|_| defaults.unassigned_email.clone())).collect();
+    let reps = crate::reps::recipients(db, &emails, defaults.timezone).await?;
+    Ok(calls
+        .iter()
+        .zip(&emails)
+        .filter_map(|(call, email)| {
+            let order = orders.get(&call.order_id)?;
+            let proposal = proposals.get(&(call.source.clone(), call.deal_id.clone())).cloned();
+            let rep = reps.get(email).cloned().unwrap_or_else(|| Recipient::unknown(email.clone(), defaults.timezone));
+            Some(recap::build(&input_from(call, order, proposal, &rep)))
+        })
+        .collect())
 }
 
 pub async fn recap_for_call(db: &impl ConnectionTrait, fc: &FirstCall, call: &calls::Model) -> Result<Recap, DbErr> {

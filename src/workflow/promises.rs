@@ -156,9 +156,14 @@ pub async fn open_ledger(
         now,
     )
     .await?;
+    // One calendar per owner (the call's schedule in the owner's timezone), not per promise.
+    let mut calendars: std::collections::HashMap<String, Calendar> = std::collections::HashMap::new();
     let mut jobs = Vec::new();
     for p in &made {
-        jobs.extend(planned(db, fc, call, p, now).await?.jobs(p.id));
+        if !calendars.contains_key(&p.owner_email) {
+            calendars.insert(p.owner_email.clone(), calendar(db, fc, call, p).await?);
+        }
+        jobs.extend(plan(fc, p, &calendars[&p.owner_email], now).jobs(p.id));
     }
     engine::enqueue_many(db, jobs, fc.max_attempts(), now).await?;
     Ok(Ok(made))
@@ -231,12 +236,15 @@ impl Plan {
 /// steps) in its owner's timezone.
 struct Calendar<'a> {
     schedule: &'a Schedule,
+    /// The owner as the rep directory knows them.
+    owner: crate::reps::Recipient,
     tz: chrono_tz::Tz,
 }
 
 async fn calendar<'a>(db: &impl ConnectionTrait, fc: &'a FirstCall, call: &calls::Model, promise: &Promise) -> Result<Calendar<'a>, DbErr> {
     let schedule = super::replan::schedule_of(db, &fc.config, call).await?;
-    Ok(Calendar { schedule, tz: owner_of(db, fc, promise).await?.timezone.0 })
+    let owner = owner_of(db, fc, promise).await?;
+    Ok(Calendar { schedule, tz: owner.timezone.0, owner })
 }
 
 /// When `promise` is overdue (the end of its date in its owner's timezone); none for one without
@@ -288,29 +296,10 @@ fn next_escalation(promise: &Promise, cal: &Calendar, now: DateTime<Utc>) -> Opt
     ahead.iter().filter_map(|s| s.after_minutes_overdue).map(|m| since + chrono::TimeDelta::minutes(m)).min()
 }
 
-/// The plan of `promise` (of `call`) after `now`.
-async fn planned(
-    db: &impl ConnectionTrait,
-    fc: &FirstCall,
-    call: &calls::Model,
-    promise: &Promise,
-    now: DateTime<Utc>,
-) -> Result<Plan, DbErr> {
-    let cal = calendar(db, fc, call, promise).await?;
-    Ok(plan(fc, promise, &cal, now))
-}
-
 /// Replaces the promise's pending timers with its plan after `now`.
-async fn replan(
-    db: &impl ConnectionTrait,
-    fc: &FirstCall,
-    call: &calls::Model,
-    promise: &Promise,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
+async fn replan(db: &impl ConnectionTrait, fc: &FirstCall, promise: &Promise, cal: &Calendar<'_>, now: DateTime<Utc>) -> Result<(), DbErr> {
     engine::cancel_pending(db, promise.id, &Steps::PROMISE_TIMERS).await?;
-    let jobs: Vec<NewJob> = planned(db, fc, call, promise, now).await?.jobs(promise.id).collect();
-    engine::enqueue_many(db, jobs, fc.max_attempts(), now).await
+    engine::enqueue_many(db, plan(fc, promise, cal, now).jobs(promise.id), fc.max_attempts(), now).await
 }
 
 /// The promise's owner as the rep directory knows them.
@@ -434,7 +423,8 @@ pub async fn mark(
     )
     .await?;
     let call = call_of(&txn, &promise).await?;
-    replan(&txn, fc, &call, &promise, now).await?;
+    let cal = calendar(&txn, fc, &call, &promise).await?;
+    replan(&txn, fc, &promise, &cal, now).await?;
     if !promise.state.is_open() {
         plan_check_in(&txn, fc, &call, now).await?;
     }
@@ -554,14 +544,16 @@ pub async fn run(db: &impl ConnectionTrait, fc: &FirstCall, job: &ClaimedJob, no
         return Ok(Effects::default());
     }
     let call = call_of(db, &promise).await?;
+    // The owner and schedule, read once for the whole step.
+    let cal = calendar(db, fc, &call, &promise).await?;
     let mut fx = Effects::default();
     let promise = match job.kind() {
-        Some(JobKind::PromiseRemind) => remind(db, fc, &call, promise, now, &mut fx).await?,
+        Some(JobKind::PromiseRemind) => remind(db, fc, &call, promise, &cal, now, &mut fx).await?,
         Some(JobKind::PromiseEscalate) => promise,
         _ => return Err(StepError::Failed(format!("the promise ledger has no step for job kind '{}'", job.kind))),
     };
-    let promise = escalate_due_steps(db, fc, &call, promise, now, &mut fx).await?;
-    replan(db, fc, &call, &promise, now).await?;
+    let promise = escalate_due_steps(db, fc, &call, promise, &cal, now, &mut fx).await?;
+    replan(db, fc, &promise, &cal, now).await?;
     Ok(fx)
 }
 
@@ -571,11 +563,11 @@ async fn remind(
     fc: &FirstCall,
     call: &calls::Model,
     promise: Promise,
+    cal: &Calendar<'_>,
     now: DateTime<Utc>,
     fx: &mut Effects,
 ) -> Result<Promise, StepError> {
-    let cal = calendar(db, fc, call, &promise).await?;
-    let overdue = overdue_at(&promise, &cal).is_some_and(|t| now >= t);
+    let overdue = overdue_at(&promise, cal).is_some_and(|t| now >= t);
     let n = promise.reminders_sent + 1;
     let email = super::compose::promise_reminder(db, fc, call, &promise, n, now).await?;
     if crate::mail::outbox::enqueue(db, email, now).await? {
@@ -612,21 +604,21 @@ async fn escalate_due_steps(
     fc: &FirstCall,
     call: &calls::Model,
     promise: Promise,
+    cal: &Calendar<'_>,
     now: DateTime<Utc>,
     fx: &mut Effects,
 ) -> Result<Promise, StepError> {
-    let cal = calendar(db, fc, call, &promise).await?;
-    let Some(since) = overdue_at(&promise, &cal) else {
+    let Some(since) = overdue_at(&promise, cal) else {
         return Ok(promise);
     };
-    let (mut sent, ahead) = steps_ahead(&promise, &cal);
+    let (mut sent, ahead) = steps_ahead(&promise, cal);
     let Some(last) = ahead.iter().rposition(|s| reached(s, &promise, since, now)) else {
         return Ok(promise);
     };
-    let owner = owner_of(db, fc, &promise).await?;
+    let owner = &cal.owner;
     let mut level = promise.escalation_level.max(sent.len() as i32);
     for step in &ahead[..=last] {
-        let (to, role, note) = super::escalation::recipient(db, fc, &owner.email, &owner, &step.to).await?;
+        let (to, role, note) = super::escalation::recipient(db, fc, &owner.email, owner, &step.to).await?;
         level += 1;
         let email = super::compose::promise_escalation(db, fc, call, &promise, (&to, role, note.as_deref()), level, now).await?;
         if crate::mail::outbox::enqueue(db, email, now).await? {

@@ -88,6 +88,13 @@ async fn done_makes_promises_reminded_at_lead_times_in_the_owners_timezone_until
     assert!(text.contains("#promises"), "the call page's promises: {text}");
     assert!(m.html.as_deref().unwrap().contains("Mark it on the call page"));
     assert!(promise_mails(&app, REP).is_empty(), "the rep's own promises are due in February");
+    // Its link opens the call page at the promises, where it is marked; opening it changes nothing.
+    let audit = app.count("audit_log").await;
+    let page = app.client.get(app.url(&call_link(m))).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&format!("id=\"deliver-{sso_id}\"")) && html.contains("SAML SSO configured with Okta"), "{html}");
+    assert_eq!(app.count("audit_log").await, audit, "a GET of the link changes nothing");
 
     // One business day before: Wednesday 9 December, 09:00 New York.
     jump_to(&app, utc("2026-12-09T13:30:00Z")).await;
