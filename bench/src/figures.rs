@@ -31,6 +31,7 @@ pub const WEBHOOK_SECRET: &str = "bench-webhook-secret";
 const CONNECTIONS: usize = 64;
 const EMPTY_TEMPLATE: &str = "fcbench_empty";
 const SCALE_TEMPLATE: &str = "fcbench_scale";
+const PROMISES_TEMPLATE: &str = "fcbench_promises";
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(900);
 /// The per-source webhook budget in figure 1, per minute: about twenty times the highest rate
 /// measured, so the limiter runs (as deployed) but never refuses.
@@ -70,7 +71,7 @@ pub struct RunArgs {
     /// Where the Markdown report goes.
     #[arg(long, default_value = "bench/RESULTS.md")]
     results: PathBuf,
-    /// Only these figures (1-10; 4 needs the ones it repeats); all when absent.
+    /// Only these figures (1-11; 4 and 11 run the ones they compare with); all when absent.
     #[arg(long, value_delimiter = ',')]
     only: Vec<u8>,
     /// Skip pgbench and graphile-worker (for comparing firstcall builds; the report then has
@@ -101,6 +102,9 @@ pub struct RunArgs {
     /// Figure 4: reminders due at once among them, instead of the size's.
     #[arg(long)]
     backlog: Option<i64>,
+    /// Figure 11: open promises in its database, instead of the size's.
+    #[arg(long)]
+    promises: Option<i64>,
     /// Rounds: each figure and its reference run alternately this many times, and the report
     /// gives the median and the spread (3 when absent).
     #[arg(long)]
@@ -119,6 +123,8 @@ struct Plan {
     /// How long after seeding the first timer is due (seeding must be done by then).
     timer_lead: Duration,
     scale_calls: i64,
+    /// Figure 11: open promises, [`PROMISES_PER_CALL`] to each call marked done.
+    promises: i64,
     emails: i64,
     cold_starts: usize,
     /// graphile-worker at its defaults runs one job at a time with a commit per step, so its
@@ -153,6 +159,7 @@ impl Plan {
                 timer_span: Duration::from_secs(60),
                 timer_lead: Duration::from_secs(5),
                 scale_calls: 1_000_000,
+                promises: 1_000_000,
                 emails: 2_000,
                 cold_starts: 5,
                 graphile_default_jobs: 10_000,
@@ -174,6 +181,7 @@ impl Plan {
                 timer_span: Duration::from_secs(1),
                 timer_lead: Duration::from_secs(1),
                 scale_calls: 2_000,
+                promises: 2_000,
                 emails: 20,
                 cold_starts: 1,
                 graphile_default_jobs: 100,
@@ -242,6 +250,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     plan.seconds = args.seconds.unwrap_or(plan.seconds).max(0.5);
     plan.scale_calls = args.scale_calls.unwrap_or(plan.scale_calls).max(1);
     plan.backlog = args.backlog.unwrap_or(plan.backlog).max(1);
+    plan.promises = args.promises.unwrap_or(plan.promises).max(PROMISES_PER_CALL);
     plan.latency_rate = positive("--latency-rate", args.latency_rate.unwrap_or(plan.latency_rate))?;
     plan.latency_seconds = positive("--latency-seconds", args.latency_seconds.unwrap_or(plan.latency_seconds))?.max(0.5);
     plan.steady_seconds = positive("--steady-seconds", args.steady_seconds.unwrap_or(plan.steady_seconds))?.round().max(1.0);
@@ -264,10 +273,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         let seeded = prepare_scale_template(&ctx).await?;
         say(format!("seeded in {seeded:.1} s"));
     }
+    if ctx.wants(11) {
+        say(format!("figure 11: seeding {} open promises with their timers", ctx.plan.promises));
+        let seeded = prepare_promises_template(&ctx).await?;
+        say(format!("seeded in {seeded:.1} s"));
+    }
 
     // Each figure and its reference run one after the other, a round at a time, so that a
     // change in the shared machine's load falls on both.
     let (mut empty, mut scale) = (Figures::default(), Figures::default());
+    let mut promised = Vec::new();
     let (mut mail, mut crm, mut latency, mut steady) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut reads = Vec::new();
     let (mut explain, mut explain_backlog) = (None, None);
@@ -300,7 +315,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             say("figure 2: firstcall engine (empty database)");
             empty.engine.push(engine_run(&ctx, EMPTY_TEMPLATE, "empty", false).await?.0);
         }
-        if ctx.wants(3) || ctx.wants(4) {
+        if ctx.wants(3) || ctx.wants(4) || ctx.wants(11) {
             say("figure 3: timer precision (empty database)");
             empty.timers.push(timer_figure(&ctx, EMPTY_TEMPLATE, "empty").await?);
         }
@@ -317,6 +332,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             explain_backlog = explain_backlog.or(plan);
             say("figure 4: timer precision at scale");
             scale.timers.push(timer_figure(&ctx, SCALE_TEMPLATE, "scale").await?);
+        }
+        if ctx.wants(11) {
+            say(format!("figure 11: timer precision with {} open promises", ctx.plan.promises));
+            promised.push(timer_figure(&ctx, PROMISES_TEMPLATE, "promises").await?);
         }
         if ctx.wants(5) {
             say("figure 5: mail");
@@ -342,11 +361,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         None
     };
 
-    let rest = Rest { mail: &mail, crm: &crm, latency: &latency, steady: &steady, reads: &reads };
+    let rest = Rest { mail: &mail, crm: &crm, latency: &latency, steady: &steady, reads: &reads, promised: &promised };
     let medians = write_rows(&ctx, &mut report, &empty, &scale, cold.as_ref(), &rest);
     report.sections.push((
         "How each figure is measured".into(),
-        format!("{}\n{}", method(&ctx, rounds), reads::method(ctx.plan.reads, ctx.plan.scale_calls)),
+        format!("{}\n{}\n{}", method(&ctx, rounds), reads::method(ctx.plan.reads, ctx.plan.scale_calls), promises_method(&ctx)),
     ));
     if let Some(plan) = explain {
         report.sections.push((
@@ -370,7 +389,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     report.sections.push(("Raw figures".into(), raw(&empty, &scale, &rest, &medians)));
 
-    for name in [EMPTY_TEMPLATE, SCALE_TEMPLATE] {
+    for name in [EMPTY_TEMPLATE, SCALE_TEMPLATE, PROMISES_TEMPLATE] {
         ctx.pg.drop(name).await?;
     }
     if let Some(dir) = ctx.args.results.parent() {
@@ -479,6 +498,38 @@ async fn prepare_scale_template(ctx: &Ctx) -> anyhow::Result<f64> {
         .await?;
         from = to + 1;
     }
+    sqlx::query("VACUUM ANALYZE").execute(&db).await?;
+    db.close().await;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// Open promises in figure 11's database to each call marked done (a proposal's usual count of
+/// commitments).
+const PROMISES_PER_CALL: i64 = 4;
+
+/// Figure 11's database: `plan.promises` open promises of calls marked done, each with its
+/// audit row and its pending reminder and escalation (all due days later), as the done form
+/// leaves them. Returns seconds taken.
+async fn prepare_promises_template(ctx: &Ctx) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let url = ctx.pg.recreate(PROMISES_TEMPLATE, Some(EMPTY_TEMPLATE)).await?;
+    let db = pg::pool(&url).await?;
+    let calls = ctx.plan.promises / PROMISES_PER_CALL;
+    let chunk = 25_000i64;
+    let mut from = 1;
+    let mut seeded = 0;
+    while from <= calls {
+        let to = (from + chunk - 1).min(calls);
+        let mut conn = db.acquire().await?;
+        seeded += seed::promises(&mut conn, "promised", from, to, PROMISES_PER_CALL).await?;
+        from = to + 1;
+    }
+    let (open, timers): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM promises WHERE state = 'open'), (SELECT count(*) FROM jobs WHERE kind LIKE 'promise.%' AND state = 'pending')",
+    )
+    .fetch_one(&db)
+    .await?;
+    anyhow::ensure!(open == seeded && timers == 2 * seeded, "seeded {seeded} promises, found {open} open with {timers} pending timers");
     sqlx::query("VACUUM ANALYZE").execute(&db).await?;
     db.close().await;
     Ok(started.elapsed().as_secs_f64())
@@ -1600,6 +1651,8 @@ struct Rest<'a> {
     latency: &'a [LatencyFigure],
     steady: &'a [SteadyFigure],
     reads: &'a [Reads],
+    /// Figure 11: timer lateness with the open promises.
+    promised: &'a [Lateness],
 }
 
 /// Writes the table's rows; returns the medians and spreads of the ratios for the raw figures.
@@ -1746,6 +1799,23 @@ fn write_rows(ctx: &Ctx, report: &mut Report, empty: &Figures, scale: &Figures, 
             (
                 "p99 ≤ 1.2× and < 250 ms",
                 yes(c.median() <= 1.2 && s99.median() < 250.0 && scale.timers.iter().all(|l| l.fired == l.expected)),
+            ),
+        );
+    }
+    if !empty.timers.is_empty() && !rest.promised.is_empty() {
+        let e99 = each(&empty.timers, |l| l.p99_ms);
+        let p99 = each(rest.promised, |l| l.p99_ms);
+        let c = Samples::ratios(&p99, &e99);
+        r.note("11 timer p99 with open promises / empty", &c);
+        r.report.row(
+            "11",
+            &format!("timer lateness p50 / p99 with {} open promises (and their {} pending timers)", p.promises, 2 * p.promises),
+            format!("{:.1} / {}", each(rest.promised, |l| l.p50_ms).median(), p99.ms()),
+            format!("empty database: {:.1} / {}", each(&empty.timers, |l| l.p50_ms).median(), e99.ms()),
+            format!("p99 {}", c.times()),
+            (
+                "p99 ≤ 1.2× and < 250 ms",
+                yes(c.median() <= 1.2 && p99.median() < 250.0 && rest.promised.iter().all(|l| l.fired == l.expected)),
             ),
         );
     }
@@ -1933,6 +2003,21 @@ fn stripped_size(ctx: &Ctx) -> Option<u64> {
     size
 }
 
+fn promises_method(ctx: &Ctx) -> String {
+    let p = &ctx.plan;
+    format!(
+        "- **11** Figure 3 again on a copy of a database holding {} open promises: {} calls marked done (outcome `aligned`), each \
+         with its order and {PROMISES_PER_CALL} promises (owner, covered requirement, dates 7 to 96 days ahead), each promise with its \
+         `promised` audit row and its two pending timers as the ledger plans them (a `promise.remind` the day before its date and a \
+         `promise.escalate` after it, none due during the figure). The same {} overdue checks of open calls are due evenly over {} s \
+         among them; the ratio is this p99 over the empty database's (figure 3) in the same round.",
+        p.promises,
+        p.promises / PROMISES_PER_CALL,
+        p.timers,
+        p.timer_span.as_secs(),
+    )
+}
+
 fn method(ctx: &Ctx, rounds: usize) -> String {
     let p = &ctx.plan;
     format!(
@@ -2044,6 +2129,7 @@ fn raw(empty: &Figures, scale: &Figures, rest: &Rest, medians: &[String]) -> Str
         rest.latency.len(),
         rest.steady.len(),
         rest.reads.len(),
+        rest.promised.len(),
     ]
     .into_iter()
     .max()
@@ -2094,6 +2180,12 @@ fn raw(empty: &Figures, scale: &Figures, rest: &Rest, medians: &[String]) -> Str
                     t.fired, t.expected, t.p50_ms, t.p99_ms, t.max_ms
                 ));
             }
+        }
+        if let Some(t) = rest.promised.get(n) {
+            s.push_str(&format!(
+                "{round} promises timers: {}/{} fired, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
+                t.fired, t.expected, t.p50_ms, t.p99_ms, t.max_ms
+            ));
         }
         if let Some(m) = mail.get(n) {
             s.push_str(&format!(

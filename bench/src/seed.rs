@@ -151,3 +151,36 @@ pub async fn reference_calls(db: &mut PgConnection, n: i64) -> anyhow::Result<()
     sqlx::query("ANALYZE").execute(&mut *db).await?;
     Ok(())
 }
+
+/// Calls marked done whose deals' commitments became open promises, as the done form leaves them:
+/// for orders `from..=to` of deals `D-{tag}-…` an order, its call (`done`, outcome `aligned`) and
+/// `per_call` open promises, each with its `promised` audit row and its two pending timers, a
+/// reminder the working day before its date and an escalation after it. The dates fall 7 to 96
+/// days ahead, so no timer is due while a figure runs. Returns the promises' count.
+pub async fn promises(db: &mut PgConnection, tag: &str, from: i64, to: i64, per_call: i64) -> anyhow::Result<i64> {
+    let sql = format!(
+        "WITH o AS (INSERT INTO orders (source, deal_id, status, amount_minor, currency, rep_email, segment, account_name, line_items, ordered_at, status_at, last_event_at, created_at, updated_at) \
+         SELECT 'generic', 'D-{tag}-' || g, 'open', 4825000, 'USD', 'rep' || (g % 500) || '@bench.example', 'mid-market', 'Account ' || g, '{LINE_ITEMS}'::json, \
+         now() - interval '3 days', now() - interval '3 days', now() - interval '3 days', now(), now() FROM generate_series({from}::bigint, {to}::bigint) g \
+         RETURNING id, deal_id, rep_email, ordered_at), \
+         c AS (INSERT INTO calls (order_id, source, deal_id, rep_email, state, schedule_name, ordered_at, due_at, invite_sequence, reminders_sent, escalation_level, \
+         outcome, completed_at, completed_by, created_at, updated_at) \
+         SELECT o.id, 'generic', o.deal_id, o.rep_email, 'done', 'default', o.ordered_at, o.ordered_at + interval '1 day', 1, 0, 0, \
+         'aligned', now() - interval '1 day', o.rep_email, now(), now() FROM o RETURNING id, deal_id, rep_email), \
+         p AS (INSERT INTO promises (call_id, source, deal_id, position, commitment_id, text, covers, need_by, must_have, owner_email, deliver_by, \
+         state, reminders_sent, overdue_reminders, escalation_level, created_at, updated_at) \
+         SELECT c.id, 'generic', c.deal_id, k - 1, 'C-' || k, 'Commitment ' || k || ': single sign-on for every seat, live before the rollout', ('[\"R-' || k || '\"]')::json, \
+         current_date + (14 + (c.id * {per_call} + k) % 90)::int, k = 1, c.rep_email, current_date + (7 + (c.id * {per_call} + k) % 90)::int, \
+         'open', 0, 0, 0, now() - interval '1 day', now() - interval '1 day' FROM c CROSS JOIN generate_series(1, {per_call}::int) k \
+         RETURNING id, call_id, owner_email, deliver_by), \
+         a AS (INSERT INTO audit_log (at, actor, entity, entity_id, action, from_state, to_state, detail) \
+         SELECT now() - interval '1 day', p.owner_email, 'promise', p.id, 'promised', NULL, 'open', json_build_object('call', p.call_id, 'owner', p.owner_email, 'deliver_by', p.deliver_by) FROM p), \
+         j AS (INSERT INTO jobs (kind, subject_id, payload, run_at, state, attempts, max_attempts, created_at, updated_at) \
+         SELECT t.kind, t.subject_id, NULL, t.run_at, 'pending', 0, 8, now(), now() FROM \
+         (SELECT 'promise.remind', p.id, (p.deliver_by - 1)::timestamp AT TIME ZONE 'UTC' + interval '9 hours' FROM p \
+          UNION ALL SELECT 'promise.escalate', p.id, (p.deliver_by + 2)::timestamp AT TIME ZONE 'UTC' FROM p) AS t(kind, subject_id, run_at) RETURNING 1) \
+         SELECT count(*) FROM p"
+    );
+    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(db).await?;
+    Ok(n)
+}
