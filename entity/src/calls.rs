@@ -32,6 +32,14 @@ pub struct Model {
     /// (`config::schedule::EscalationStep::id`), as a JSON array in the order sent. `None` for a
     /// call escalated before steps had names: its first `escalation_level` steps count as sent.
     pub escalated_steps: Option<String>,
+    /// When the rep booked the call with the customer (the invite starts then), and with whom.
+    pub booked_at: Option<DateTimeUtc>,
+    pub booked_with: Option<String>,
+    /// No reminder goes before this time (the rep snoozed them, or booked the call).
+    pub snoozed_until: Option<DateTimeUtc>,
+    /// The due time before the rep first booked or snoozed the call: sales ops' limit on moving
+    /// it counts from here.
+    pub first_due_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

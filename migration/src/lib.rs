@@ -19,6 +19,7 @@ mod m20261203_000001_processes;
 mod m20261204_000001_inbox;
 mod m20261210_000001_read_paths;
 mod m20261211_000001_promises;
+mod m20261215_000001_call_controls;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_inbox::Migration),
             Box::new(m20261210_000001_read_paths::Migration),
             Box::new(m20261211_000001_promises::Migration),
+            Box::new(m20261215_000001_call_controls::Migration),
         ]
     }
 }

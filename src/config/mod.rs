@@ -44,6 +44,9 @@ pub struct Settings {
     /// The promise ledger kept after the first call.
     #[serde(default)]
     pub promises: PromiseSettings,
+    /// How far a rep may move their own call (booking it, snoozing its reminders).
+    #[serde(default)]
+    pub controls: ControlSettings,
     #[serde(default)]
     pub schedules: Vec<ScheduleSettings>,
 }
@@ -364,6 +367,37 @@ impl PromiseSettings {
     }
 }
 
+/// `[controls]`: what a rep may change of their own call without their manager hearing of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlSettings {
+    /// Business days (the call's schedule's, in the rep's timezone) past the due time the call
+    /// had first that a booking or snooze may move it; the due time still follows a later one,
+    /// and the rep's manager is told at once.
+    pub move_business_days: u32,
+    /// The furthest ahead, in days, a call may be booked or its reminders snoozed.
+    pub max_days_ahead: u32,
+}
+
+impl Default for ControlSettings {
+    fn default() -> Self {
+        ControlSettings { move_business_days: 3, max_days_ahead: 60 }
+    }
+}
+
+impl ControlSettings {
+    /// The first problem, as (key under `controls.`, reason).
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        if self.move_business_days > 60 {
+            return Some(("move_business_days", format!("is {}; write a number of business days up to 60", self.move_business_days)));
+        }
+        if !(1..=365).contains(&self.max_days_ahead) {
+            return Some(("max_days_ahead", format!("is {}; write a number of days from 1 to 365", self.max_days_ahead)));
+        }
+        None
+    }
+}
+
 /// A configuration problem, located: which file (or environment variable), which key, why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{origin}: {key}: {reason}")]
@@ -522,6 +556,9 @@ fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
     }
     if let Some((key, reason)) = s.promises.problem() {
         return fail(&format!("promises.{key}"), &reason);
+    }
+    if let Some((key, reason)) = s.controls.problem() {
+        return fail(&format!("controls.{key}"), &reason);
     }
     for (key, value) in s.crm.credentials() {
         if value.is_some()

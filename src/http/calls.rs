@@ -48,6 +48,13 @@ pub struct CallView {
     pub completed_at: Option<DateTime<Utc>>,
     pub completed_by: Option<String>,
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// When the rep booked the call with the customer (the invite starts then), and with whom.
+    pub booked_at: Option<DateTime<Utc>>,
+    pub booked_with: Option<String>,
+    /// No reminder goes before this time (the rep snoozed them, or booked the call).
+    pub snoozed_until: Option<DateTime<Utc>>,
+    /// The due time the call had before the rep first moved it; null while it has not moved.
+    pub first_due_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -73,6 +80,10 @@ impl CallView {
             completed_at: c.completed_at,
             completed_by: c.completed_by,
             cancelled_at: c.cancelled_at,
+            booked_at: c.booked_at,
+            booked_with: c.booked_with,
+            snoozed_until: c.snoozed_until,
+            first_due_at: c.first_due_at,
             created_at: c.created_at,
             updated_at: c.updated_at,
         }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod calls;
+pub mod controls;
 pub mod cursor;
 pub mod error;
 pub mod events;
@@ -37,6 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, http: &HttpSettings) {
         .configure(proposals::configure)
         .configure(reps::configure)
         .configure(calls::configure)
+        .configure(controls::configure)
         .configure(promises::configure)
         .configure(ops::configure);
 }

@@ -12,8 +12,10 @@ use super::render::{render, safe, value};
 use super::{Fields, PageError, form_page, parse_id, see_other};
 use crate::app::AppState;
 use crate::http::calls::{check_in_error, complete_error, parse_agreed, parse_check_in, parse_completion};
+use crate::http::controls::{parse_why, parse_with, steer_error};
 use crate::http::promises::{mark_error, parse_date, parse_reason};
 use crate::workflow::calls::{CompleteError, Completion};
+use crate::workflow::controls::{self, Steer, SteerError};
 use crate::workflow::promises::{self, Mark, MarkError};
 use sea_orm::EntityTrait;
 
@@ -69,6 +71,8 @@ struct Sent<'a> {
     promise_error: Option<(i64, String)>,
     /// The check-in form came back: what was wrong.
     check_in_error: Option<String>,
+    /// The booking or snooze form came back: which (`book`, `snooze`) and what was wrong.
+    steer_error: Option<(&'static str, String)>,
 }
 
 /// `GET /calls/{id}?t=<link token>`. Reads only: a mail scanner that follows the link changes
@@ -248,6 +252,101 @@ pub async fn check_in(
     Ok(see_other(&format!("{}#check-in", access.call_path(id))).finish())
 }
 
+/// `POST /calls/{id}/book`, a form with `at` (`YYYY-MM-DDTHH:MM` in the rep's timezone),
+/// `with`, `reason`, `csrf` and (from a link) `t`: books the call with the customer, like the API.
+#[utoipa::path(post, path = "/calls/{id}/book", tag = "pages", params(("id" = String, Path)),
+    request_body(content = super::forms::BookForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Booked; back to the call page"), (status = 400, description = "Unreadable form", content_type = "text/html"), (status = 403, description = "Bad link or CSRF token", content_type = "text/html"),
+        (status = 404, description = "No such call", content_type = "text/html"), (status = 409, description = "The call is done or cancelled", content_type = "text/html"), (status = 410, description = "Expired link", content_type = "text/html"),
+        (status = 415, description = "Not a form", content_type = "text/html"), (status = 422, description = "A missing or wrong time or reason", content_type = "text/html")))]
+pub async fn book(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    steer_form(req, state, path, form, "book").await
+}
+
+/// `POST /calls/{id}/snooze`, a form with `until` (`YYYY-MM-DDTHH:MM` in the rep's timezone),
+/// `reason`, `csrf` and (from a link) `t`: snoozes the call's reminders, like the API.
+#[utoipa::path(post, path = "/calls/{id}/snooze", tag = "pages", params(("id" = String, Path)),
+    request_body(content = super::forms::SnoozeForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Snoozed; back to the call page"), (status = 400, description = "Unreadable form", content_type = "text/html"), (status = 403, description = "Bad link or CSRF token", content_type = "text/html"),
+        (status = 404, description = "No such call", content_type = "text/html"), (status = 409, description = "The call is done or cancelled", content_type = "text/html"), (status = 410, description = "Expired link", content_type = "text/html"),
+        (status = 415, description = "Not a form", content_type = "text/html"), (status = 422, description = "A missing or wrong time or reason", content_type = "text/html")))]
+pub async fn snooze(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    steer_form(req, state, path, form, "snooze").await
+}
+
+/// A time typed in a `datetime-local` field, read in the rep's timezone `tz`.
+fn local_input(field: &'static str, raw: Option<&str>, tz: chrono_tz::Tz) -> Result<chrono::DateTime<chrono::Utc>, crate::http::ApiError> {
+    let raw = raw.map(str::trim).unwrap_or_default();
+    if raw.is_empty() {
+        return Err(crate::http::ApiError::invalid(field, "Give the date and time."));
+    }
+    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(raw, f).ok())
+        .map(|local| crate::workflow::timing::local_to_utc(tz, local))
+        .ok_or_else(|| crate::http::ApiError::invalid(field, "Give the date and time, e.g. 2026-12-03 14:00."))
+}
+
+async fn steer_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+    which: &'static str,
+) -> Result<HttpResponse, PageError> {
+    let id = parse_id(&path, "call")?;
+    let fields = Fields(form.into_inner());
+    let access = call_access(&req, &state, id, fields.get("t")).await?;
+    Visitor::of(&req).check(&state, id, fields.get("csrf"))?;
+    let fc = state.first_call.get();
+    let call = entity::calls::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| PageError::not_found("There is no call with this number."))?;
+    let tz = crate::workflow::replan::rep_tz(&state.db, &fc.config, &call).await?.0;
+    let parsed = match which {
+        "book" => local_input("at", fields.get("at"), tz).and_then(|at| {
+            let with = parse_with(fields.get("with"))?;
+            Ok(Steer::Book { at, with, reason: parse_why(fields.get("reason"))? })
+        }),
+        _ => local_input("until", fields.get("until"), tz)
+            .and_then(|until| Ok(Steer::Snooze { until, reason: parse_why(fields.get("reason"))? })),
+    };
+    let refused = |message: String| Sent { steer_error: Some((which, message)), ..Sent::default() };
+    let steer = match parsed {
+        Ok(steer) => steer,
+        Err(e) => {
+            let message = match e.field.as_deref() {
+                Some("reason") => "Say why, for your manager and the call's history.".to_string(),
+                _ => e.message,
+            };
+            return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, refused(message)).await;
+        }
+    };
+    match controls::steer(&state.db, &fc, state.clock.now(), id, steer, access.actor()).await {
+        Ok(_) => {}
+        Err(SteerError::Time { reason, .. }) => {
+            let message = format!("The time {reason}.");
+            return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, refused(message)).await;
+        }
+        Err(e) => return Err(PageError::from(steer_error(e))),
+    }
+    // The updated invite (and an alert to the manager) go at once.
+    state.signals.jobs_scheduled();
+    state.signals.mailer.notify_one();
+    Ok(see_other(&format!("{}#summary", access.call_path(id))).finish())
+}
+
 async fn page(
     req: &HttpRequest,
     state: &AppState,
@@ -296,6 +395,7 @@ async fn page(
             promise_error => value(&sent_promise_error),
             check_in => value(&check_in),
             check_in_error => sent.check_in_error.clone(),
+            steer_error => sent.steer_error.as_ref().map(|(which, message)| minijinja::context! { which => *which, message => message.clone() }),
             answers => ANSWERS.iter().map(|(v, l)| minijinja::context! { value => *v, label => *l }).collect::<Vec<_>>(),
             recap_html => safe(recap_html),
             signed_in => *access == Access::Dashboard,

@@ -209,6 +209,14 @@ pub struct CallFacts {
     /// The due time in the rep's timezone, with the zone's name.
     pub due_local: String,
     pub overdue_by: Option<String>,
+    /// The rep's timezone (the booking and snooze forms' times are in it), and now in it as the
+    /// forms' earliest `datetime-local` value.
+    pub tz: String,
+    pub now_local_input: String,
+    /// When the call is booked with the customer, and with whom, in the rep's timezone.
+    pub booked: Option<String>,
+    /// Until when reminders are snoozed, while they are.
+    pub snoozed_until: Option<String>,
     pub done: Option<Done>,
     /// Every email about the call, oldest first.
     pub history: Vec<HistoryEntry>,
@@ -269,6 +277,13 @@ pub async fn call_facts(state: &AppState, id: i64) -> Result<(CallFacts, Recap),
         cancelled: c.state == CallState::Cancelled,
         due_local: local_time(c.due_at, tz),
         overdue_by: c.overdue.then(|| duration_in_words(now - c.due_at)),
+        tz: tz.name().to_string(),
+        now_local_input: now.with_timezone(&tz).format("%Y-%m-%dT%H:%M").to_string(),
+        booked: c.booked_at.map(|t| match &c.booked_with {
+            Some(with) => format!("{} with {with}", local_time(t, tz)),
+            None => local_time(t, tz),
+        }),
+        snoozed_until: c.snoozed_until.filter(|t| *t > now && c.state.is_open()).map(|t| local_time(t, tz)),
         done,
         history: detail
             .emails

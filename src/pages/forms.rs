@@ -79,3 +79,31 @@ pub struct CheckInForm {
     /// The signed link token from the email (absent when logged in to the dashboard).
     t: Option<String>,
 }
+
+/// `POST /calls/{id}/book`.
+#[derive(utoipa::ToSchema)]
+pub struct BookForm {
+    /// When the call is booked with the customer, `YYYY-MM-DDTHH:MM` in the rep's timezone.
+    at: String,
+    /// Who the call is with.
+    with: Option<String>,
+    /// Why the call moved.
+    reason: String,
+    /// The form's CSRF token.
+    csrf: String,
+    /// The signed link token from the email (absent when logged in to the dashboard).
+    t: Option<String>,
+}
+
+/// `POST /calls/{id}/snooze`.
+#[derive(utoipa::ToSchema)]
+pub struct SnoozeForm {
+    /// No reminder before this time, `YYYY-MM-DDTHH:MM` in the rep's timezone.
+    until: String,
+    /// Why.
+    reason: String,
+    /// The form's CSRF token.
+    csrf: String,
+    /// The signed link token from the email (absent when logged in to the dashboard).
+    t: Option<String>,
+}

@@ -104,7 +104,9 @@ pub async fn replan_for_order(
         return Ok(None);
     };
     let plan = super::opening::plan_many(db, fc, &[order]).await?.remove(0);
-    let (rep, schedule_name, due_at, fallback_reason) = (plan.rep, plan.schedule, plan.due_at, plan.fallback_reason);
+    let (rep, schedule_name, fallback_reason) = (plan.rep, plan.schedule, plan.fallback_reason);
+    // A due time the rep moved (booked with the customer, snoozed) stands.
+    let due_at = if call.first_due_at.is_some() { call.due_at } else { plan.due_at };
     let reassigned = rep.as_str() != call.rep_email;
     let rescheduled = due_at != call.due_at || schedule_name != call.schedule_name;
     // Still with sales ops, for another refused address: only the reason changes.

@@ -7,6 +7,7 @@
 
 pub mod calls;
 pub mod compose;
+pub mod controls;
 pub mod enrich;
 pub mod escalation;
 pub mod opening;

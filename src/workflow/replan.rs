@@ -73,11 +73,17 @@ pub async fn rep_tz(db: &impl ConnectionTrait, config: &Config, call: &call_enti
 }
 
 /// The next reminder of a call that has been reminded `call.reminders_sent` times: the first
-/// tick of the schedule's cron after `after` inside business hours, unless it had them all.
+/// tick of the schedule's cron after `after` inside business hours, unless it had them all. A
+/// call whose reminders the rep snoozed gets none before the snooze ends (a tick at that very
+/// time counts).
 pub fn next_reminder(call: &call_entity::Model, schedule: &Schedule, tz: Timezone, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     if schedule.max_reminders > 0 && call.reminders_sent as u32 >= schedule.max_reminders {
         return None;
     }
+    let after = match call.snoozed_until {
+        Some(until) if until > after => until - chrono::TimeDelta::seconds(1),
+        _ => after,
+    };
     timing::next_reminder_at(&schedule.reminder_cron, &schedule.business_hours, tz.0, after)
 }
 
@@ -202,7 +208,8 @@ pub fn planned<'a>(config: &'a Config, reads: &Reads, call: &call_entity::Model,
     let tz = reads.tz(call);
     // The order's time, as when the call was opened or its order last re-planned it.
     let ordered_at = order.map_or(call.ordered_at, |o| o.ordered_at.unwrap_or(o.created_at));
-    let due_at = timing::first_call_due_at(schedule, tz.0, ordered_at);
+    // A due time the rep moved (booked, snoozed) stands whatever the schedule says.
+    let due_at = if call.first_due_at.is_some() { call.due_at } else { timing::first_call_due_at(schedule, tz.0, ordered_at) };
     let timers = if call.state == CallState::Scheduled {
         Timers { due_at, next_reminder: None, next_escalation: None }
     } else {

@@ -184,6 +184,11 @@ async fn remind(
     if !call.state.is_open() {
         return Ok(());
     }
+    if call.snoozed_until.is_some_and(|until| until > now) {
+        // Snoozed by the rep: the next reminder after the snooze instead.
+        plan_next_reminder(db, fc, &call, now, fx).await?;
+        return Ok(());
+    }
     let schedule = schedule_of(db, fc, &call).await?;
     // A tick that runs late (the engine was down) and now falls outside business hours sends
     // nothing: the next tick inside them is planned instead.

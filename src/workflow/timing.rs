@@ -151,6 +151,13 @@ pub fn next_working_start(first_day: NaiveDate, bh: &BusinessHours, tz: Tz, afte
         .find(|t| *t > after)
 }
 
+/// How many business days later `to` falls than `from`: the working days after `from`'s local
+/// date up to and including `to`'s, in `tz` (0 on the same day or earlier).
+pub fn business_days_later(bh: &BusinessHours, tz: Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> u32 {
+    let (first, last) = (from.with_timezone(&tz).date_naive(), to.with_timezone(&tz).date_naive());
+    first.iter_days().skip(1).take_while(|d| *d <= last).filter(|d| bh.is_working_day(*d)).count() as u32
+}
+
 /// The instant a promise due on `deliver_by` is overdue: the end of that day in `tz`.
 pub fn end_of_day(deliver_by: NaiveDate, tz: Tz) -> DateTime<Utc> {
     local_to_utc(tz, deliver_by.succ_opt().unwrap_or(deliver_by).and_time(NaiveTime::MIN))

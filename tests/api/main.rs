@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod controls;
 mod crm;
 mod crm_hubspot;
 mod crm_pipedrive;

@@ -1,0 +1,174 @@
+//! The rep steers their own call: books it with the customer ("Thursday 14:00 with Larry") or
+//! snoozes its reminders until a time, with a reason. Reminders pause until then; the due time,
+//! and with it the overdue flip and the escalation clock, follow a booking (and a snooze past the
+//! due time). The invite moves with the due time (same UID, higher SEQUENCE). Moving the due time
+//! more than `controls.move_business_days` business days past the one the call had first is
+//! allowed, and the rep's manager is told at once. Each change is audited with who and why.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, DbErr};
+use serde_json::json;
+
+use super::{CallState, FirstCall, calls, replan, timing};
+use crate::engine::{self, JobKind, NewJob};
+use crate::mail::templates::local_time;
+use entity::calls as call_entity;
+
+/// What the rep asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Steer {
+    /// The call is booked with the customer at `at` (the invite starts then), with `with`.
+    Book { at: DateTime<Utc>, with: Option<String>, reason: String },
+    /// No reminder before `until`.
+    Snooze { until: DateTime<Utc>, reason: String },
+}
+
+impl Steer {
+    /// The field that holds the time, and the time.
+    fn time(&self) -> (&'static str, DateTime<Utc>) {
+        match self {
+            Steer::Book { at, .. } => ("at", *at),
+            Steer::Snooze { until, .. } => ("until", *until),
+        }
+    }
+
+    fn reason(&self) -> &str {
+        match self {
+            Steer::Book { reason, .. } | Steer::Snooze { reason, .. } => reason,
+        }
+    }
+}
+
+/// Why a call could not be booked or snoozed.
+#[derive(Debug, thiserror::Error)]
+pub enum SteerError {
+    #[error("no call has id {0}")]
+    NotFound(i64),
+    #[error("call {id} is {state}; only an open call can be booked or snoozed")]
+    Closed { id: i64, state: &'static str },
+    /// The time is not ahead, or too far ahead (`field`, why).
+    #[error("{field}: {reason}")]
+    Time { field: &'static str, reason: String },
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// The call after the change, and how far past the limit its due time moved (business days
+/// past the first due time), when it did.
+#[derive(Debug, Clone)]
+pub struct Steered {
+    pub call: call_entity::Model,
+    pub past_limit: Option<u32>,
+}
+
+/// Books the call or snoozes its reminders, in one transaction with its audit entry, its
+/// timers, the updated invite (when the due time moved) and the manager's alert (when it moved
+/// past the limit). Only an open call can be steered.
+pub async fn steer(
+    db: &DatabaseConnection,
+    fc: &FirstCall,
+    now: DateTime<Utc>,
+    id: i64,
+    steer: Steer,
+    actor: &str,
+) -> Result<Steered, SteerError> {
+    let controls = &fc.config.settings.controls;
+    let (field, at) = steer.time();
+    if at <= now {
+        return Err(SteerError::Time { field, reason: "must be later than now".into() });
+    }
+    if at > now + TimeDelta::days(controls.max_days_ahead.into()) {
+        let reason = format!("is more than {} days ahead (controls.max_days_ahead)", controls.max_days_ahead);
+        return Err(SteerError::Time { field, reason });
+    }
+    let txn = crate::db::begin_write(db).await?;
+    let call = calls::lock(&txn, id).await?.ok_or(SteerError::NotFound(id))?;
+    if !call.state.is_open() {
+        return Err(SteerError::Closed { id, state: call.state.as_str() });
+    }
+    let schedule = replan::schedule_of(&txn, &fc.config, &call).await?;
+    let tz = replan::rep_tz(&txn, &fc.config, &call).await?;
+    // A booking's due time is the end of the call it booked (the invite starts at the booked
+    // time); a snooze past the due time carries the due time along.
+    let minutes = TimeDelta::minutes(fc.config.settings.defaults.call_minutes.into());
+    let due_at = match &steer {
+        Steer::Book { at, .. } => *at + minutes,
+        Steer::Snooze { until, .. } => call.due_at.max(*until),
+    };
+    let first_due = call.first_due_at.unwrap_or(call.due_at);
+    let moved_days = timing::business_days_later(&schedule.business_hours, tz.0, first_due, due_at);
+    let past_limit = (moved_days > controls.move_business_days).then_some(moved_days);
+    let moved = due_at != call.due_at;
+    let invite_sent = call.state != CallState::Scheduled;
+    // An overdue call moved to a later due time is due again.
+    let to = if call.state == CallState::Overdue && due_at > now { CallState::Due } else { call.state };
+    let mut detail = json!({
+        "from_due_at": call.due_at, "due_at": due_at, "reason": steer.reason(),
+        "moved_business_days": moved_days, "limit_business_days": controls.move_business_days,
+    });
+    let action = match &steer {
+        Steer::Book { at, with, .. } => {
+            detail["booked_at"] = json!(at);
+            detail["with"] = json!(with);
+            "booked"
+        }
+        Steer::Snooze { until, .. } => {
+            detail["snoozed_until"] = json!(until);
+            "snoozed"
+        }
+    };
+    let call = calls::transition(&txn, call, to, action, actor, Some(detail), now, |am| {
+        am.due_at = Set(due_at);
+        am.first_due_at = Set(Some(first_due));
+        am.snoozed_until = Set(Some(at));
+        if let Steer::Book { at, with, .. } = &steer {
+            am.booked_at = Set(Some(*at));
+            am.booked_with = Set(with.clone());
+        }
+        if moved && invite_sent {
+            am.invite_sequence = Set(am.invite_sequence.as_ref() + 1);
+        }
+    })
+    .await?;
+    if invite_sent {
+        if moved {
+            // The updated invite and recap go to the rep; its step plans the timers again.
+            engine::cancel_pending(&txn, id, &[JobKind::CallRemind, JobKind::CallOverdue, JobKind::CallEscalate]).await?;
+            let payload = json!({"rescheduled": true});
+            engine::enqueue(&txn, NewJob::new(JobKind::CallUpdated, id, now).with_payload(payload), fc.max_attempts(), now).await?;
+        } else {
+            // The due time stands: only the next reminder moves past the snooze.
+            engine::cancel_pending(&txn, id, &[JobKind::CallRemind]).await?;
+            if let Some(next) = replan::next_reminder(&call, schedule, tz, now) {
+                engine::enqueue(&txn, NewJob::new(JobKind::CallRemind, id, next), fc.max_attempts(), now).await?;
+            }
+        }
+    }
+    if let Some(days) = past_limit {
+        let headline = match &steer {
+            Steer::Book { .. } => "The first call with {account} was booked past its limit",
+            Steer::Snooze { .. } => "The first call with {account} was snoozed past its limit",
+        };
+        let mut changes = vec![
+            format!("Rep: {}", call.rep_email),
+            format!(
+                "Due: {}, {days} business days after {} (the limit is {})",
+                local_time(due_at, tz.0),
+                local_time(first_due, tz.0),
+                controls.move_business_days
+            ),
+        ];
+        if let Steer::Book { at, with, .. } = &steer {
+            let with = with.as_deref().map(|w| format!(" with {w}")).unwrap_or_default();
+            changes.push(format!("Booked for {}{with}", local_time(*at, tz.0)));
+        }
+        changes.push(format!("Reason: {}", steer.reason()));
+        let alert = super::promises::Alert { key: format!("moved.{}", due_at.timestamp()), headline: headline.into(), changes };
+        let email = super::compose::manager_alert(&txn, fc, &call, None, alert, actor, now)
+            .await
+            .map_err(|e| DbErr::Custom(format!("the alert to the manager: {e}")))?;
+        crate::mail::outbox::enqueue(&txn, email, now).await?;
+    }
+    txn.commit().await?;
+    Ok(Steered { call, past_limit })
+}
