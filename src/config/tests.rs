@@ -153,6 +153,26 @@ fn promise_lead_times_are_checked_naming_the_key() {
 }
 
 #[test]
+fn the_reps_controls_limits_are_checked_naming_the_key() {
+    let c = load(&[]).unwrap().settings.controls;
+    assert_eq!(c, ControlSettings::default(), "config/default.toml states the built-in defaults");
+    for (key, value, reason) in [
+        ("controls.move_business_days", json!(61), "up to 60"),
+        ("controls.max_days_ahead", json!(0), "from 1 to 365"),
+        ("controls.max_days_ahead", json!(400), "from 1 to 365"),
+    ] {
+        let e = load(&[(key, value)]).expect_err("refused");
+        assert_eq!(e.key, key, "{e}");
+        assert!(e.reason.contains(reason), "{e}");
+    }
+    assert_eq!(
+        load(&[("controls.move_business_days", json!(0))]).unwrap().settings.controls.move_business_days,
+        0,
+        "any move tells the manager"
+    );
+}
+
+#[test]
 fn the_smtp_password_is_not_printed_with_the_settings() {
     let c = load(&[("mail.smtp.password", json!("hunter2-smtp-password")), ("mail.smtp.username", json!("firstcall"))]).unwrap();
     let printed = format!("{:?}", c.settings);

@@ -283,7 +283,8 @@ pub async fn call_facts(state: &AppState, id: i64) -> Result<(CallFacts, Recap),
             Some(with) => format!("{} with {with}", local_time(t, tz)),
             None => local_time(t, tz),
         }),
-        snoozed_until: c.snoozed_until.filter(|t| *t > now && c.state.is_open()).map(|t| local_time(t, tz)),
+        // A booking's own pause is said by the booking.
+        snoozed_until: c.snoozed_until.filter(|t| *t > now && c.state.is_open() && Some(*t) != c.booked_at).map(|t| local_time(t, tz)),
         done,
         history: detail
             .emails

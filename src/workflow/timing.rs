@@ -319,6 +319,23 @@ mod tests {
     }
 
     #[test]
+    fn business_days_later_counts_working_days_in_the_reps_timezone() {
+        let s = schedule(WEEKDAYS);
+        let bh = &s.business_hours;
+        // Monday 23 November 13:00 to Thursday: Tuesday, Wednesday, Thursday.
+        assert_eq!(business_days_later(bh, tz("UTC"), utc("2026-11-23T13:00:00Z"), utc("2026-11-26T14:30:00Z")), 3);
+        // To the next Monday: the weekend does not count.
+        assert_eq!(business_days_later(bh, tz("UTC"), utc("2026-11-23T13:00:00Z"), utc("2026-11-30T10:30:00Z")), 5);
+        // Later the same day, or earlier: none.
+        assert_eq!(business_days_later(bh, tz("UTC"), utc("2026-11-23T13:00:00Z"), utc("2026-11-23T16:00:00Z")), 0);
+        assert_eq!(business_days_later(bh, tz("UTC"), utc("2026-11-23T13:00:00Z"), utc("2026-11-20T16:00:00Z")), 0);
+        // Sunday 23:30 UTC is already Monday morning in Tokyo: one business day after Friday there,
+        // none in UTC.
+        assert_eq!(business_days_later(bh, tz("Asia/Tokyo"), utc("2026-11-27T09:00:00Z"), utc("2026-11-29T23:30:00Z")), 1);
+        assert_eq!(business_days_later(bh, tz("UTC"), utc("2026-11-27T09:00:00Z"), utc("2026-11-29T23:30:00Z")), 0);
+    }
+
+    #[test]
     fn promise_reminders_count_business_days_back_in_the_owners_timezone() {
         let s = schedule(WEEKDAYS);
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();

@@ -269,6 +269,49 @@ async fn on_a_phone_a_rep_moves_a_promise_and_marks_another_delivered_from_the_e
 }
 
 #[tokio::test]
+async fn on_a_phone_a_rep_books_the_call_with_the_customer_from_the_email_link() {
+    let app = TestApp::spawn().await;
+    let (id, link) = call_from_email(&app, "Ana Ávila", proposal(REP), "Acme Corp").await;
+    with_browser(|client| async move {
+        let (width, height) = (375u32, 812u32);
+        open(&client, &app, &link).await;
+        set_viewport(&client, width, height).await;
+        let section = text_of(&client, "steer").await;
+        assert!(section.contains("Times are in Europe/Berlin"), "{section}");
+
+        // Booked for Wednesday 15:00 in Berlin, first without a reason (the page says what is missing).
+        click(&client, "book-open").await;
+        client.execute("document.getElementById('book-at').value = '2026-11-25T15:00'", vec![]).await.unwrap();
+        type_into(&client, "book-with", "Larry, CTO").await;
+        client.execute("document.getElementById('book-reason').removeAttribute('required')", vec![]).await.unwrap();
+        submit(&client, "book-submit").await;
+        assert_eq!(text_of(&client, "steer-error").await, "Say why, for your manager and the call's history.");
+        assert!(client.find(Locator::Id("booked")).await.is_err(), "nothing changed");
+        client.execute("document.getElementById('book-at').value = '2026-11-25T15:00'", vec![]).await.unwrap();
+        type_into(&client, "book-with", "Larry, CTO").await;
+        type_into(&client, "book-reason", "Larry is travelling until Wednesday").await;
+        submit(&client, "book-submit").await;
+        assert_eq!(text_of(&client, "booked").await, "Wed 25 Nov 2026, 15:00 CET (Europe/Berlin) with Larry, CTO");
+        assert!(text_of(&client, "due").await.starts_with("Wed 25 Nov 2026, 15:30"), "due at the end of the booked call");
+
+        let scroll = client.execute("return document.documentElement.scrollWidth", vec![]).await.unwrap().as_u64().unwrap();
+        assert!(scroll <= width as u64, "the page scrolls sideways on a phone ({scroll} px in {width} px)");
+        let shot = client.find(Locator::Id("steer")).await.unwrap().screenshot().await.unwrap();
+        assert!(png_size(&shot).0 <= width);
+        std::fs::write(artifacts().join("call-booked-phone.png"), &shot).unwrap();
+        // The updated invite went to the rep: the same event at the booked time, a higher SEQUENCE.
+        app.settle().await;
+        let mails = app.mails_to(REP);
+        assert_eq!(mails.len(), 2, "the recap and the updated invite");
+        let invite = &mails[1].calendar.as_ref().expect("an invite").body;
+        assert!(invite.contains("SEQUENCE:1") && invite.contains("DTSTART;TZID=Europe/Berlin:20261125T150000"), "{invite}");
+        assert_eq!(app.get_json(&format!("/api/v1/calls/{id}")).await["booked_with"], "Larry, CTO");
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn the_charts_read_on_a_phone_and_a_desktop() {
     let app = TestApp::spawn().await;
     let (id, _) = call_from_email(&app, "Ana Ávila", proposal(REP), "Acme Corp").await;
