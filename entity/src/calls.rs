@@ -40,6 +40,8 @@ pub struct Model {
     /// The due time before the rep first booked or snoozed the call: sales ops' limit on moving
     /// it counts from here.
     pub first_due_at: Option<DateTimeUtc>,
+    /// Who handed the call to its rep by hand (sales ops); order updates then leave the rep be.
+    pub rep_by_hand: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

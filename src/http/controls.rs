@@ -1,5 +1,5 @@
-//! The rep's controls over their own call, by API: book it with the customer, or snooze its
-//! reminders (`workflow::controls`).
+//! People's controls over a call, by API (`workflow::controls`): the rep's (book it with the
+//! customer, snooze its reminders) and sales ops' (hand it to another rep, cancel it).
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
@@ -10,10 +10,14 @@ use super::calls::CallView;
 use super::json::StrictJson;
 use super::{ApiError, ApiResult};
 use crate::app::AppState;
+use crate::domain::EmailAddress;
 use crate::workflow::controls::{self, Steer, SteerError};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/calls/{id}/book", web::post().to(book)).route("/api/v1/calls/{id}/snooze", web::post().to(snooze));
+    cfg.route("/api/v1/calls/{id}/book", web::post().to(book))
+        .route("/api/v1/calls/{id}/snooze", web::post().to(snooze))
+        .route("/api/v1/calls/{id}/reassign", web::post().to(reassign))
+        .route("/api/v1/calls/{id}/cancel", web::post().to(cancel));
 }
 
 /// The longest reason or name accepted, in characters.
@@ -84,6 +88,7 @@ pub fn steer_error(e: SteerError) -> ApiError {
         SteerError::NotFound(id) => ApiError::not_found(format!("no call has id {id}")),
         SteerError::Closed { .. } => ApiError::conflict(e.to_string()),
         SteerError::Time { field, reason } => ApiError::invalid(field, reason),
+        SteerError::Rep(reason) => ApiError::invalid("rep", reason),
         SteerError::Db(db) => db.into(),
     }
 }
@@ -135,4 +140,74 @@ pub async fn snooze(
     let until = parse_time("until", body.until.as_deref())?;
     let reason = parse_why(body.reason.as_deref())?;
     run(caller, &state, *id, Steer::Snooze { until, reason }).await
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReassignBody {
+    /// The rep who takes the call: an address in the rep directory (or of an allowed domain).
+    pub rep: Option<String>,
+    /// Why, for the audit trail.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    /// Why; the rep's cancellation email says it.
+    pub reason: Option<String>,
+}
+
+/// The rep a call is handed to (required).
+pub fn parse_rep_to(raw: Option<&str>) -> ApiResult<EmailAddress> {
+    match raw.map(str::trim) {
+        None | Some("") => Err(ApiError::invalid("rep", "is required: the email address of the rep who takes the call")),
+        Some(r) => EmailAddress::parse(r).map_err(|e| ApiError::invalid("rep", e.to_string())),
+    }
+}
+
+/// Hands the call to another rep by hand: the new rep gets the recap and the invite at once,
+/// the old one a cancellation of theirs; the call is due under its schedule from now in the new
+/// rep's timezone. The rep picked stands when the order is updated. Handing it to its own rep
+/// changes nothing. Audited with who and why.
+#[utoipa::path(post, path = "/api/v1/calls/{id}/reassign", tag = "calls", params(("id" = i64, Path)), request_body = ReassignBody,
+    responses((status = 200, body = CallView), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody, description = "The call is done or cancelled"), (status = 413, body = super::error::ErrorBody), (status = 415, body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody, description = "A missing field, or a rep firstcall may not email"),
+        (status = 429, body = super::error::ErrorBody), (status = 503, body = super::error::ErrorBody)), security(("bearer" = [])))]
+pub async fn reassign(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: StrictJson<ReassignBody>,
+) -> ApiResult<HttpResponse> {
+    let to = parse_rep_to(body.rep.as_deref())?;
+    let reason = parse_why(body.reason.as_deref())?;
+    let now = state.clock.now();
+    let (call, _) =
+        controls::reassign(&state.db, &state.first_call.get(), now, *id, to, reason, caller.actor).await.map_err(steer_error)?;
+    state.signals.jobs_scheduled();
+    Ok(HttpResponse::Ok().json(CallView::from_model(call, now)))
+}
+
+/// Cancels the call by hand: its rep gets the calendar cancellation, saying who cancelled it and
+/// why, and nothing more is sent. Cancelling it again is harmless; 409 for a call marked done.
+#[utoipa::path(post, path = "/api/v1/calls/{id}/cancel", tag = "calls", params(("id" = i64, Path)), request_body = CancelBody,
+    responses((status = 200, body = CallView), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody, description = "The call is done"), (status = 413, body = super::error::ErrorBody), (status = 415, body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody, description = "No reason given"),
+        (status = 429, body = super::error::ErrorBody), (status = 503, body = super::error::ErrorBody)), security(("bearer" = [])))]
+pub async fn cancel(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: StrictJson<CancelBody>,
+) -> ApiResult<HttpResponse> {
+    let reason = parse_why(body.reason.as_deref())?;
+    let now = state.clock.now();
+    let (call, _) = controls::cancel(&state.db, &state.first_call.get(), now, *id, reason, caller.actor, "sales ops (API)")
+        .await
+        .map_err(steer_error)?;
+    state.signals.jobs_scheduled();
+    Ok(HttpResponse::Ok().json(CallView::from_model(call, now)))
 }

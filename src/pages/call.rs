@@ -12,7 +12,7 @@ use super::render::{render, safe, value};
 use super::{Fields, PageError, form_page, parse_id, see_other};
 use crate::app::AppState;
 use crate::http::calls::{check_in_error, complete_error, parse_agreed, parse_check_in, parse_completion};
-use crate::http::controls::{parse_why, parse_with, steer_error};
+use crate::http::controls::{parse_rep_to, parse_why, parse_with, steer_error};
 use crate::http::promises::{mark_error, parse_date, parse_reason};
 use crate::workflow::calls::{CompleteError, Completion};
 use crate::workflow::controls::{self, Steer, SteerError};
@@ -73,6 +73,9 @@ struct Sent<'a> {
     check_in_error: Option<String>,
     /// The booking or snooze form came back: which (`book`, `snooze`) and what was wrong.
     steer_error: Option<(&'static str, String)>,
+    /// Sales ops' reassign or cancel form came back: which (`reassign`, `cancel`), what was
+    /// wrong, and the rep typed.
+    ops_error: Option<(&'static str, String, String)>,
 }
 
 /// `GET /calls/{id}?t=<link token>`. Reads only: a mail scanner that follows the link changes
@@ -347,6 +350,90 @@ async fn steer_form(
     Ok(see_other(&format!("{}#summary", access.call_path(id))).finish())
 }
 
+/// `POST /calls/{id}/reassign`, a form with `rep`, `reason` and `csrf`: sales ops, signed in,
+/// hand the call to another rep, like the API. A rep's link does not allow it (403).
+#[utoipa::path(post, path = "/calls/{id}/reassign", tag = "pages", params(("id" = String, Path)),
+    request_body(content = super::forms::ReassignForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Handed over; back to the call page"), (status = 400, description = "Unreadable form", content_type = "text/html"), (status = 403, description = "Not signed in to the dashboard, or a bad CSRF token", content_type = "text/html"),
+        (status = 404, description = "No such call", content_type = "text/html"), (status = 409, description = "The call is done or cancelled", content_type = "text/html"),
+        (status = 415, description = "Not a form", content_type = "text/html"), (status = 422, description = "A missing reason, or a rep firstcall may not email", content_type = "text/html")))]
+pub async fn reassign(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    ops_form(req, state, path, form, "reassign").await
+}
+
+/// `POST /calls/{id}/cancel`, a form with `reason` and `csrf`: sales ops, signed in, cancel the
+/// call, like the API. A rep's link does not allow it (403).
+#[utoipa::path(post, path = "/calls/{id}/cancel", tag = "pages", params(("id" = String, Path)),
+    request_body(content = super::forms::CancelForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Cancelled; back to the call page"), (status = 400, description = "Unreadable form", content_type = "text/html"), (status = 403, description = "Not signed in to the dashboard, or a bad CSRF token", content_type = "text/html"),
+        (status = 404, description = "No such call", content_type = "text/html"), (status = 409, description = "The call is done", content_type = "text/html"),
+        (status = 415, description = "Not a form", content_type = "text/html"), (status = 422, description = "No reason given", content_type = "text/html")))]
+pub async fn cancel(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    ops_form(req, state, path, form, "cancel").await
+}
+
+async fn ops_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+    which: &'static str,
+) -> Result<HttpResponse, PageError> {
+    let id = parse_id(&path, "call")?;
+    let fields = Fields(form.into_inner());
+    let access = call_access(&req, &state, id, fields.get("t")).await?;
+    if access != Access::Dashboard {
+        return Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            "Sales ops only",
+            "Handing a call to another rep or cancelling it needs a dashboard sign-in; a rep's link does not allow it.",
+        ));
+    }
+    Visitor::of(&req).check(&state, id, fields.get("csrf"))?;
+    let fc = state.first_call.get();
+    let now = state.clock.now();
+    let typed = fields.get("rep").unwrap_or_default().to_string();
+    let refused = |message: String| Sent { ops_error: Some((which, message, typed.clone())), ..Sent::default() };
+    let result = match which {
+        "reassign" => match parse_rep_to(fields.get("rep")).and_then(|to| Ok((to, parse_why(fields.get("reason"))?))) {
+            Ok((to, reason)) => controls::reassign(&state.db, &fc, now, id, to, reason, access.actor()).await,
+            Err(e) => return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, refused(ops_message(&e))).await,
+        },
+        _ => match parse_why(fields.get("reason")) {
+            Ok(reason) => controls::cancel(&state.db, &fc, now, id, reason, access.actor(), "sales ops (dashboard)").await,
+            Err(e) => return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, refused(ops_message(&e))).await,
+        },
+    };
+    match result {
+        Ok(_) => {}
+        Err(SteerError::Rep(reason)) => {
+            return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, refused(format!("Not handed over: {reason}."))).await;
+        }
+        Err(e) => return Err(PageError::from(steer_error(e))),
+    }
+    state.signals.jobs_scheduled();
+    Ok(see_other(&format!("{}#summary", access.call_path(id))).finish())
+}
+
+/// What a refused sales-ops form says.
+fn ops_message(e: &crate::http::ApiError) -> String {
+    match e.field.as_deref() {
+        Some("reason") => "Say why, for the call's history (and, when cancelling, the rep).".to_string(),
+        Some("rep") => format!("Give the rep's email address: {}", e.message),
+        _ => e.message.clone(),
+    }
+}
+
 async fn page(
     req: &HttpRequest,
     state: &AppState,
@@ -395,6 +482,7 @@ async fn page(
             promise_error => value(&sent_promise_error),
             check_in => value(&check_in),
             check_in_error => sent.check_in_error.clone(),
+            ops_error => sent.ops_error.as_ref().map(|(which, message, rep)| minijinja::context! { which => *which, message => message.clone(), rep => rep.clone() }),
             steer_error => sent.steer_error.as_ref().map(|(which, message)| minijinja::context! { which => *which, message => message.clone() }),
             answers => ANSWERS.iter().map(|(v, l)| minijinja::context! { value => *v, label => *l }).collect::<Vec<_>>(),
             recap_html => safe(recap_html),

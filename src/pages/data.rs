@@ -206,6 +206,8 @@ pub struct CallFacts {
     pub state_label: &'static str,
     pub open: bool,
     pub cancelled: bool,
+    /// Who cancelled the call by hand, and why (none when the order was cancelled).
+    pub cancelled_by_hand: Option<String>,
     /// The due time in the rep's timezone, with the zone's name.
     pub due_local: String,
     pub overdue_by: Option<String>,
@@ -250,6 +252,20 @@ pub struct Upcoming {
     pub kind: &'static str,
 }
 
+/// `sales ops (dashboard): the customer chose another vendor`, for a call cancelled by hand.
+async fn cancelled_by_hand(state: &AppState, id: i64) -> Result<Option<String>, PageError> {
+    use entity::audit_log::{Column, Entity};
+    let row = Entity::find()
+        .filter(Column::Entity.eq("call"))
+        .filter(Column::EntityId.eq(id))
+        .filter(Column::Action.eq("cancelled"))
+        .order_by_desc(Column::Id)
+        .one(&state.db)
+        .await?;
+    let detail = row.and_then(|r| r.detail);
+    Ok(detail.and_then(|d| Some(format!("{}: {}", d.get("by")?.as_str()?, d.get("reason")?.as_str()?))))
+}
+
 /// Loads call `id` with its recap. A call that does not exist is a 404.
 pub async fn call_facts(state: &AppState, id: i64) -> Result<(CallFacts, Recap), PageError> {
     let record = queries::call_record(&state.db, id).await?.ok_or_else(|| PageError::not_found("There is no call with this number."))?;
@@ -275,6 +291,7 @@ pub async fn call_facts(state: &AppState, id: i64) -> Result<(CallFacts, Recap),
         state_label: state_label(c.state),
         open: c.state.is_open(),
         cancelled: c.state == CallState::Cancelled,
+        cancelled_by_hand: if c.state == CallState::Cancelled { cancelled_by_hand(state, id).await? } else { None },
         due_local: local_time(c.due_at, tz),
         overdue_by: c.overdue.then(|| duration_in_words(now - c.due_at)),
         tz: tz.name().to_string(),

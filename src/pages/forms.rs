@@ -107,3 +107,23 @@ pub struct SnoozeForm {
     /// The signed link token from the email (absent when logged in to the dashboard).
     t: Option<String>,
 }
+
+/// `POST /calls/{id}/reassign` (signed in to the dashboard).
+#[derive(utoipa::ToSchema)]
+pub struct ReassignForm {
+    /// The email address of the rep who takes the call.
+    rep: String,
+    /// Why.
+    reason: String,
+    /// The form's CSRF token.
+    csrf: String,
+}
+
+/// `POST /calls/{id}/cancel` (signed in to the dashboard).
+#[derive(utoipa::ToSchema)]
+pub struct CancelForm {
+    /// Why; the rep's cancellation email says it.
+    reason: String,
+    /// The form's CSRF token.
+    csrf: String,
+}

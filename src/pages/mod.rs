@@ -42,6 +42,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/calls/{id}/check-in").app_data(form()).route(web::post().to(call::check_in)))
         .service(web::resource("/calls/{id}/book").app_data(form()).route(web::post().to(call::book)))
         .service(web::resource("/calls/{id}/snooze").app_data(form()).route(web::post().to(call::snooze)))
+        .service(web::resource("/calls/{id}/reassign").app_data(form()).route(web::post().to(call::reassign)))
+        .service(web::resource("/calls/{id}/cancel").app_data(form()).route(web::post().to(call::cancel)))
         .service(web::resource("/calls/{id}/promises/{promise}").app_data(form()).route(web::post().to(call::mark_promise)))
         .service(web::resource("/login").app_data(form()).route(web::get().to(login::show)).route(web::post().to(login::submit)))
         .service(web::resource("/logout").app_data(form()).route(web::post().to(login::logout)))

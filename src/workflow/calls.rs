@@ -77,17 +77,46 @@ pub async fn cancel_for_order(
     let Some(call) = open_call_of_order(db, order.id).await? else {
         return Ok(None);
     };
+    Ok(Some(cancel(db, fc, call, actor, None, now).await?.id))
+}
+
+/// Who cancelled a call by hand, and why, as the rep's cancellation email says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ByHand {
+    /// `sales ops (dashboard)`.
+    pub by: String,
+    pub reason: String,
+}
+
+/// Cancels an open call (locked by the caller), with its audit entry (and, by hand, who and why): pending
+/// timers are dropped; when the rep already has the invite, a step sends the calendar
+/// cancellation; with a CRM connector, the deal hears of it.
+pub async fn cancel(
+    db: &impl ConnectionTrait,
+    fc: &FirstCall,
+    call: calls::Model,
+    actor: &str,
+    by_hand: Option<ByHand>,
+    now: DateTime<Utc>,
+) -> Result<calls::Model, DbErr> {
     let was = call.state;
     let id = call.id;
-    let call = transition(db, call, CallState::Cancelled, "cancelled", actor, None, now, |am| am.cancelled_at = Set(Some(now))).await?;
+    let payload = by_hand.map(|b| json!({"by": b.by, "reason": b.reason}));
+    let call =
+        transition(db, call, CallState::Cancelled, "cancelled", actor, payload.clone(), now, |am| am.cancelled_at = Set(Some(now))).await?;
     engine::cancel_pending(db, id, &FirstCall::timer_kinds()).await?;
     if let Some(job) = super::write_back::job(fc, &call, "cancelled", now) {
         engine::enqueue(db, job, fc.crm_attempts(), now).await?;
     }
     if was != CallState::Scheduled {
-        engine::enqueue(db, NewJob::new(JobKind::CallCancelled, id, now), fc.max_attempts(), now).await?;
+        let job = NewJob::new(JobKind::CallCancelled, id, now);
+        let job = match payload {
+            Some(p) => job.with_payload(p),
+            None => job,
+        };
+        engine::enqueue(db, job, fc.max_attempts(), now).await?;
     }
-    Ok(Some(id))
+    Ok(call)
 }
 
 /// Re-plans the open call after the order changed: a different rep moves the call (and its
@@ -104,9 +133,16 @@ pub async fn replan_for_order(
         return Ok(None);
     };
     let plan = super::opening::plan_many(db, fc, &[order]).await?.remove(0);
-    let (rep, schedule_name, fallback_reason) = (plan.rep, plan.schedule, plan.fallback_reason);
-    // A due time the rep moved (booked with the customer, snoozed) stands.
-    let due_at = if call.first_due_at.is_some() { call.due_at } else { plan.due_at };
+    let (mut rep, schedule_name, mut fallback_reason) = (plan.rep, plan.schedule, plan.fallback_reason);
+    // A rep sales ops picked by hand stands.
+    if call.rep_by_hand.is_some()
+        && let Ok(picked) = crate::domain::EmailAddress::parse(&call.rep_email)
+    {
+        (rep, fallback_reason) = (picked, None);
+    }
+    // A due time the rep moved (booked with the customer, snoozed), or set when sales ops handed
+    // the call over, stands.
+    let due_at = if call.first_due_at.is_some() || call.rep_by_hand.is_some() { call.due_at } else { plan.due_at };
     let reassigned = rep.as_str() != call.rep_email;
     let rescheduled = due_at != call.due_at || schedule_name != call.schedule_name;
     // Still with sales ops, for another refused address: only the reason changes.

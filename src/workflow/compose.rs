@@ -287,6 +287,7 @@ pub async fn cancellation(
     fc: &FirstCall,
     call: &calls::Model,
     sequence: i32,
+    cancel_reason: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<NewEmail, StepError> {
     let (recap, to) = recap_and_addressee(db, fc, call).await?;
@@ -295,6 +296,7 @@ pub async fn cancellation(
     let ics = invite(fc, call, &recap, (InviteMethod::Cancel, sequence), (&to_name, &to.email), &url, now);
     let mut ctx = EmailContext::cancellation(recap, url);
     ctx.fallback_reason = to.fallback_reason;
+    ctx.cancel_reason = cancel_reason;
     let r = render(fc, &ctx)?;
     Ok(NewEmail {
         call_id: Some(call.id),

@@ -3,13 +3,15 @@
 //! and with it the overdue flip and the escalation clock, follow a booking (and a snooze past the
 //! due time). The invite moves with the due time (same UID, higher SEQUENCE). Moving the due time
 //! more than `controls.move_business_days` business days past the one the call had first is
-//! allowed, and the rep's manager is told at once. Each change is audited with who and why.
+//! allowed, and the rep's manager is told at once. Sales ops hand a call to another rep, or cancel
+//! it, by hand. Each change is audited with who and why.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::{ActiveValue::Set, DatabaseConnection, DbErr};
 use serde_json::json;
 
-use super::{CallState, FirstCall, calls, replan, timing};
+use super::{CallState, FirstCall, calls, recipients, replan, timing};
+use crate::domain::EmailAddress;
 use crate::engine::{self, JobKind, NewJob};
 use crate::mail::templates::local_time;
 use entity::calls as call_entity;
@@ -49,6 +51,9 @@ pub enum SteerError {
     /// The time is not ahead, or too far ahead (`field`, why).
     #[error("{field}: {reason}")]
     Time { field: &'static str, reason: String },
+    /// The rep a call was to be handed to may not be emailed.
+    #[error("rep: {0}")]
+    Rep(String),
     #[error(transparent)]
     Db(#[from] DbErr),
 }
@@ -171,4 +176,90 @@ pub async fn steer(
     }
     txn.commit().await?;
     Ok(Steered { call, past_limit })
+}
+
+/// Hands an open call to `to` by hand, with a reason: the new rep gets the recap and the invite
+/// (the same event, a higher SEQUENCE) at once, the old one a cancellation of theirs, and the
+/// call starts afresh for the new rep: due under its schedule in their timezone from now, no
+/// reminders or escalations counted, no booking or snooze. The rep picked stands when the order
+/// is updated. Handing it to its own rep changes nothing. Returns the call and whether it changed.
+pub async fn reassign(
+    db: &DatabaseConnection,
+    fc: &FirstCall,
+    now: DateTime<Utc>,
+    id: i64,
+    to: EmailAddress,
+    reason: String,
+    actor: &str,
+) -> Result<(call_entity::Model, bool), SteerError> {
+    let txn = crate::db::begin_write(db).await?;
+    let call = calls::lock(&txn, id).await?.ok_or(SteerError::NotFound(id))?;
+    if !call.state.is_open() {
+        return Err(SteerError::Closed { id, state: call.state.as_str() });
+    }
+    if call.rep_email == to.as_str() {
+        return Ok((call, false));
+    }
+    let who = crate::reps::recipient(&txn, &to, fc.config.settings.defaults.timezone).await?;
+    if !recipients::may_email(&fc.config, &who) {
+        return Err(SteerError::Rep(format!(
+            "{to} is not in the rep directory nor in mail.allowed_recipient_domains: add them to the directory first"
+        )));
+    }
+    let schedule = replan::schedule_of(&txn, &fc.config, &call).await?;
+    let due_at = timing::first_call_due_at(schedule, who.timezone.0, now);
+    let (old, old_due) = (call.rep_email.clone(), call.due_at);
+    let invite_sent = call.state != CallState::Scheduled;
+    let to_state = if call.state == CallState::Overdue && due_at > now { CallState::Due } else { call.state };
+    let detail =
+        json!({"from_rep": old, "to_rep": to.as_str(), "reason": reason, "by_hand": true, "from_due_at": old_due, "due_at": due_at});
+    let call = calls::transition(&txn, call, to_state, "reassigned", actor, Some(detail), now, |am| {
+        am.rep_email = Set(to.to_string());
+        am.rep_by_hand = Set(Some(actor.to_string()));
+        am.fallback_reason = Set(None);
+        am.due_at = Set(due_at);
+        am.reminders_sent = Set(0);
+        am.last_reminder_at = Set(None);
+        am.escalation_level = Set(0);
+        am.escalated_steps = Set(None);
+        am.booked_at = Set(None);
+        am.booked_with = Set(None);
+        am.snoozed_until = Set(None);
+        am.first_due_at = Set(None);
+        if invite_sent {
+            am.invite_sequence = Set(am.invite_sequence.as_ref() + 1);
+        }
+    })
+    .await?;
+    if invite_sent {
+        engine::cancel_pending(&txn, id, &[JobKind::CallRemind, JobKind::CallOverdue, JobKind::CallEscalate]).await?;
+        let payload = json!({"reassigned_from": old, "rescheduled": true});
+        engine::enqueue(&txn, NewJob::new(JobKind::CallUpdated, id, now).with_payload(payload), fc.max_attempts(), now).await?;
+    }
+    txn.commit().await?;
+    Ok((call, true))
+}
+
+/// Cancels an open call by hand, with a reason: its rep gets the calendar cancellation saying
+/// who cancelled it and why, and nothing more is sent. Cancelling it again changes nothing; a
+/// call marked done cannot be cancelled. Returns the call and whether it changed.
+pub async fn cancel(
+    db: &DatabaseConnection,
+    fc: &FirstCall,
+    now: DateTime<Utc>,
+    id: i64,
+    reason: String,
+    actor: &str,
+    by: &str,
+) -> Result<(call_entity::Model, bool), SteerError> {
+    let txn = crate::db::begin_write(db).await?;
+    let call = calls::lock(&txn, id).await?.ok_or(SteerError::NotFound(id))?;
+    match call.state {
+        CallState::Cancelled => return Ok((call, false)),
+        CallState::Done => return Err(SteerError::Closed { id, state: call.state.as_str() }),
+        _ => {}
+    }
+    let call = calls::cancel(&txn, fc, call, actor, Some(calls::ByHand { by: by.to_string(), reason }), now).await?;
+    txn.commit().await?;
+    Ok((call, true))
 }

@@ -51,7 +51,7 @@ pub async fn run(db: &impl ConnectionTrait, fc: &FirstCall, job: &ClaimedJob, no
                 plan_escalation_timer(db, fc, &call, now).await?;
             }
         }
-        Some(JobKind::CallCancelled) => cancelled(db, fc, call, now, &mut fx).await?,
+        Some(JobKind::CallCancelled) => cancelled(db, fc, call, job.payload.as_ref(), now, &mut fx).await?,
         Some(JobKind::CallUpdated) => updated(db, fc, call, job.payload.as_ref(), now, &mut fx).await?,
         _ => return Err(StepError::Failed(format!("the first-call workflow has no step for job kind '{}'", job.kind))),
     }
@@ -310,10 +310,13 @@ async fn escalate_due_steps(
     Ok(am.update(db).await?)
 }
 
+/// The calendar cancellation to the rep of a cancelled call; the payload of one cancelled by hand
+/// says who did and why (`{"by": …, "reason": …}`).
 async fn cancelled(
     db: &impl ConnectionTrait,
     fc: &FirstCall,
     call: call_entity::Model,
+    payload: Option<&serde_json::Value>,
     now: DateTime<Utc>,
     fx: &mut StepEffects,
 ) -> Result<(), StepError> {
@@ -321,7 +324,9 @@ async fn cancelled(
         return Ok(());
     }
     let seq = call.invite_sequence + 1;
-    let email = compose::cancellation(db, fc, &call, seq, now).await?;
+    let by_hand = payload.and_then(|p| Some((p.get("by")?.as_str()?, p.get("reason")?.as_str()?)));
+    let cancel_reason = by_hand.map(|(by, reason)| format!("{by} cancelled it: {reason}"));
+    let email = compose::cancellation(db, fc, &call, seq, cancel_reason, now).await?;
     add_email(db, email, now, fx).await?;
     let mut am = call.into_active_model();
     am.invite_sequence = Set(seq);

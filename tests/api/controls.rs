@@ -284,3 +284,143 @@ async fn the_call_page_books_and_snoozes_from_the_emails_link_in_the_reps_timezo
     assert!(r.html.contains("id=\"snoozed-until\">Tue 24 Nov 2026, 10:00 CET (Europe&#x2f;Berlin)"), "{}", r.html);
     app.stop().await;
 }
+
+const OPS: &str = "sales-ops@seller.example";
+const BO: &str = "bo@partner.example";
+
+#[tokio::test]
+async fn sales_ops_hand_a_call_from_their_inbox_to_a_rep_who_then_gets_the_invite_and_the_reminders() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.put_rep(BO, &json!({"name": "Bo Berg", "timezone": "UTC", "manager_email": MANAGER})).await.status(), 200);
+    // The CRM names an address firstcall may not email: the call is with sales ops.
+    app.post_generic(&order_created("e1", "D-1", "eve@evil.example", app.now())).await;
+    app.settle().await;
+    let call = &app.calls().await[0];
+    let id = call["id"].as_i64().unwrap();
+    assert_eq!(call["rep_email"], OPS);
+    assert!(call["fallback_reason"].is_string());
+    assert_eq!(kinds(&app.mails_to(OPS)), vec!["first_call"]);
+
+    // Not to somebody firstcall may not email either.
+    let audit = app.count("audit_log").await;
+    let (status, answer) = post(&app, &format!("/api/v1/calls/{id}/reassign"), json!({"rep": "mallory@evil.example", "reason": "x"})).await;
+    assert_eq!((status, answer["error"]["field"].as_str()), (422, Some("rep")), "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("add them to the directory first"), "{answer}");
+    assert_eq!(app.count("audit_log").await, audit);
+
+    // Three hours later, to Bo (in the directory, another domain): due four business hours from now.
+    app.advance_and_settle(TimeDelta::hours(3), TimeDelta::minutes(30)).await;
+    let (status, moved) =
+        post(&app, &format!("/api/v1/calls/{id}/reassign"), json!({"rep": BO, "reason": "Bo owns the Acme account"})).await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["rep_email"], BO);
+    assert!(moved["fallback_reason"].is_null());
+    assert_eq!(moved["due_at"], "2026-11-23T16:00:00Z");
+    app.settle().await;
+    let ops = app.mails_to(OPS);
+    assert_eq!(kinds(&ops), vec!["first_call", "reassigned"], "sales ops' invite is withdrawn");
+    assert_eq!(ops[1].calendar.as_ref().unwrap().method.as_deref(), Some("CANCEL"));
+    let bo = app.mails_to(BO);
+    assert_eq!(kinds(&bo), vec!["first_call"], "the recap and the invite, at once");
+    assert_eq!(ics_line(&bo[0], "UID:"), ics_line(&ops[0], "UID:"), "the same event");
+    assert_eq!(ics_line(&bo[0], "SEQUENCE:"), "SEQUENCE:1");
+    // The reminders go to Bo now; the order's next update leaves him the call.
+    app.post_generic(&order_event("u1", "order.updated", "D-1", app.now(), json!({"amount": "52000.00"}))).await;
+    run_until(&app, utc("2026-11-24T09:30:00Z")).await;
+    assert_eq!(app.calls().await[0]["rep_email"], BO, "the rep sales ops picked stands");
+    assert!(kinds(&app.mails_to(BO)).contains(&"reminder".to_string()), "{:?}", kinds(&app.mails_to(BO)));
+    assert_eq!(app.mails_to(OPS).len(), 2, "nothing more to sales ops");
+    let audit = app
+        .column(&format!("SELECT actor || ' ' || CAST(detail AS TEXT) FROM audit_log WHERE entity_id = {id} AND action = 'reassigned'"))
+        .await;
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert!(audit[0].starts_with("api ") && audit[0].contains("Bo owns the Acme account"), "{audit:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sales_ops_cancel_a_call_and_the_rep_hears_who_did_and_why() {
+    let app = TestApp::spawn().await;
+    let id = open_call(&app).await;
+    let (status, answer) = post(&app, &format!("/api/v1/calls/{id}/cancel"), json!({})).await;
+    assert_eq!((status, answer["error"]["field"].as_str()), (422, Some("reason")), "{answer}");
+    let (status, call) = post(&app, &format!("/api/v1/calls/{id}/cancel"), json!({"reason": "The customer chose another vendor"})).await;
+    assert_eq!(status, 200, "{call}");
+    assert_eq!(call["state"], "cancelled");
+    app.settle().await;
+    let mails = app.mails_to(REP);
+    assert_eq!(kinds(&mails), vec!["first_call", "cancellation"]);
+    assert_eq!(mails[1].subject.as_deref(), Some("Cancelled: first call with Acme Corp"));
+    let text = mails[1].text.as_deref().unwrap();
+    assert!(text.contains("is off: sales ops (API) cancelled it: The customer chose another vendor."), "{text}");
+    assert_eq!(mails[1].calendar.as_ref().unwrap().method.as_deref(), Some("CANCEL"));
+    // Again: harmless. Nothing more is sent.
+    let (status, again) = post(&app, &format!("/api/v1/calls/{id}/cancel"), json!({"reason": "twice"})).await;
+    assert_eq!((status, &again["cancelled_at"]), (200, &call["cancelled_at"]));
+    run_until(&app, utc("2026-11-25T09:00:00Z")).await;
+    assert_eq!(app.mails_to(REP).len(), 2);
+    assert!(app.mails_to(MANAGER).is_empty());
+    // A call marked done cannot be cancelled or handed over.
+    app.post_generic(&order_created("e2", "D-2", REP, app.now())).await;
+    app.settle().await;
+    let other = app.calls().await.into_iter().find(|c| c["deal_id"] == "D-2").unwrap()["id"].as_i64().unwrap();
+    assert_eq!(post(&app, &format!("/api/v1/calls/{other}/complete"), json!({"outcome": "aligned"})).await.0, 200);
+    assert_eq!(post(&app, &format!("/api/v1/calls/{other}/cancel"), json!({"reason": "x"})).await.0, 409);
+    assert_eq!(post(&app, &format!("/api/v1/calls/{other}/reassign"), json!({"rep": MANAGER, "reason": "x"})).await.0, 409);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn only_a_dashboard_sign_in_hands_over_or_cancels_from_the_call_page() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.put_rep(BO, &json!({"name": "Bo Berg", "timezone": "UTC"})).await.status(), 200);
+    app.post_generic(&order_created("e1", "D-1", "eve@evil.example", app.now())).await;
+    app.settle().await;
+    let id = app.calls().await[0]["id"].as_i64().unwrap();
+    // The link in sales ops' email opens the page, without sales ops' controls; posting them is refused.
+    let link = call_link(&app.mails_to(OPS)[0]);
+    let token = link.split("?t=").nth(1).unwrap().to_string();
+    let page = get(&app, &link).await;
+    assert!(!page.html.contains("id=\"assign-form\""), "a link holder does not hand calls over");
+    let csrf = page.csrf();
+    let r = post_form(&app.client, &app, &format!("/calls/{id}/reassign"), &[("t", &token), ("csrf", &csrf), ("rep", BO), ("reason", "x")])
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(app.calls().await[0]["rep_email"], OPS);
+
+    // Signed in: "Pick the rep", open.
+    crate::pages::log_in(&app, API_TOKEN).await;
+    let page = get(&app, &format!("/calls/{id}")).await;
+    assert!(page.html.contains("<h2>Pick the rep</h2>") && page.html.contains("<details id=\"assign\" open>"), "{}", page.html);
+    // The call's forms' token (the first on the page is the header's logout form's).
+    let form = &page.html[page.html.find("id=\"assign-form\"").unwrap()..];
+    let at = form.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf: String = form[at..].chars().take_while(|c| *c != '"').collect();
+    let refused = post_form(
+        &app.client,
+        &app,
+        &format!("/calls/{id}/reassign"),
+        &[("csrf", &csrf), ("rep", "mallory@evil.example"), ("reason", "x")],
+    )
+    .await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.html.contains("id=\"ops-error\"") && refused.html.contains("add them to the directory first"), "{}", refused.html);
+    assert!(refused.html.contains("value=\"mallory@evil.example\""), "what was typed stays");
+    let r =
+        post_form(&app.client, &app, &format!("/calls/{id}/reassign"), &[("csrf", &csrf), ("rep", BO), ("reason", "Bo owns the account")])
+            .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(app.calls().await[0]["rep_email"], BO);
+    let actor = app.column(&format!("SELECT actor FROM audit_log WHERE entity_id = {id} AND action = 'reassigned'")).await;
+    assert_eq!(actor, vec!["dashboard".to_string()]);
+    app.settle().await;
+
+    let r = post_form(&app.client, &app, &format!("/calls/{id}/cancel"), &[("csrf", &csrf), ("reason", "Duplicate of deal D-7")]).await;
+    assert_eq!(r.status, 303);
+    let page = get(&app, &format!("/calls/{id}")).await;
+    assert!(page.html.contains("id=\"cancelled-by\">Cancelled by sales ops (dashboard): Duplicate of deal D-7."), "{}", page.html);
+    app.settle().await;
+    let bo = app.mails_to(BO);
+    assert_eq!(kinds(&bo), vec!["first_call", "cancellation"]);
+    app.stop().await;
+}

@@ -312,6 +312,39 @@ async fn on_a_phone_a_rep_books_the_call_with_the_customer_from_the_email_link()
 }
 
 #[tokio::test]
+async fn on_a_phone_sales_ops_pick_the_rep_for_a_call_in_their_inbox() {
+    let app = TestApp::spawn().await;
+    let bo = "bo@partner.example";
+    assert_eq!(app.put_rep(bo, &json!({"name": "Bo Berg", "timezone": "UTC"})).await.status(), 200);
+    // The CRM names an address firstcall may not email: the call is with sales ops.
+    assert_eq!(app.post_generic(&order_created("e1", "D-1", "eve@evil.example", app.now())).await.status(), 200);
+    app.settle().await;
+    let id = app.calls().await[0]["id"].as_i64().unwrap();
+    with_browser(|client| async move {
+        let (width, height) = (375u32, 812u32);
+        set_viewport(&client, width, height).await;
+        log_in(&client, &app).await;
+        open(&client, &app, &format!("/calls/{id}")).await;
+        let ops = text_of(&client, "ops").await;
+        assert!(ops.starts_with("Pick the rep"), "{ops}");
+        type_into(&client, "assign-rep", bo).await;
+        type_into(&client, "assign-reason", "Bo owns the account").await;
+        let shot = client.find(Locator::Id("ops")).await.unwrap().screenshot().await.unwrap();
+        assert!(png_size(&shot).0 <= width);
+        std::fs::write(artifacts().join("call-pick-rep-phone.png"), &shot).unwrap();
+        submit(&client, "assign-submit").await;
+        assert!(text_of(&client, "rep").await.contains(bo), "the page shows the new rep");
+        assert!(client.find(Locator::Id("fallback-reason")).await.is_err(), "no longer with sales ops");
+        let scroll = client.execute("return document.documentElement.scrollWidth", vec![]).await.unwrap().as_u64().unwrap();
+        assert!(scroll <= width as u64, "the page scrolls sideways on a phone ({scroll} px in {width} px)");
+        app.settle().await;
+        assert_eq!(app.mails_to(bo).len(), 1, "the recap and invite go to the rep picked");
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn the_charts_read_on_a_phone_and_a_desktop() {
     let app = TestApp::spawn().await;
     let (id, _) = call_from_email(&app, "Ana Ávila", proposal(REP), "Acme Corp").await;

@@ -146,6 +146,9 @@ pub struct EmailContext {
     pub alert: Option<AlertInfo>,
     /// Check-ins only: each promise of the call and what became of it, a sentence each.
     pub promise_history: Vec<String>,
+    /// Cancellations by hand only: who cancelled the call and why (`sales ops (dashboard)
+    /// cancelled it: …`); none when the order was cancelled.
+    pub cancel_reason: Option<String>,
 }
 
 impl EmailContext {
@@ -173,6 +176,7 @@ impl EmailContext {
             promise: None,
             alert: None,
             promise_history: Vec::new(),
+            cancel_reason: None,
             recap,
         }
     }

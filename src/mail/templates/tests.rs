@@ -159,6 +159,12 @@ fn each_kind_says_what_it_is_about() {
 
     let cancel = t.render(&EmailContext::cancellation(recap.clone(), url)).unwrap();
     assert_eq!(cancel.subject, "Cancelled: first call with Northwind Health (the order was cancelled)");
+    let mut by_hand = EmailContext::cancellation(recap.clone(), url);
+    by_hand.cancel_reason = Some("sales ops (dashboard) cancelled it: the customer chose another vendor".into());
+    let by_hand = t.render(&by_hand).unwrap();
+    assert_eq!(by_hand.subject, "Cancelled: first call with Northwind Health");
+    assert!(by_hand.text.contains("is off: sales ops (dashboard) cancelled it: the customer chose another vendor."), "{}", by_hand.text);
+    assert!(!by_hand.text.contains("order") && !by_hand.html.contains("order was cancelled"), "{}", by_hand.text);
     let moved = t.render(&EmailContext::reassigned(recap.clone(), url, "Jordan Park")).unwrap();
     assert_eq!(moved.subject, "First call with Northwind Health moved to Ana Lima");
     assert!(moved.text.starts_with("Hi Jordan Park,"));
