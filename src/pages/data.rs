@@ -340,6 +340,9 @@ pub struct CallRow {
     /// In the rep's timezone.
     pub due_local: String,
     pub outcome_label: Option<&'static str>,
+    /// Open and with sales ops because firstcall may not email the rep the CRM named: the row
+    /// links to the call page's "Pick the rep".
+    pub pick_rep: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -496,6 +499,7 @@ pub async fn board(
                 overdue: c.state.is_open() && c.due_at <= now,
                 due_local: local_time(c.due_at, tz.0),
                 outcome_label: c.outcome.map(outcome_label),
+                pick_rep: c.state.is_open() && c.fallback_reason.is_some(),
                 rep_email: c.rep_email,
                 state: c.state.as_str().to_string(),
             }

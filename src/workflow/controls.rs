@@ -102,8 +102,10 @@ pub async fn steer(
     };
     let first_due = call.first_due_at.unwrap_or(call.due_at);
     let moved_days = timing::business_days_later(&schedule.business_hours, tz.0, first_due, due_at);
-    let past_limit = (moved_days > controls.move_business_days).then_some(moved_days);
     let moved = due_at != call.due_at;
+    // The manager hears when a change moves the due time past the limit (a snooze that leaves it
+    // where an earlier move put it says nothing new).
+    let past_limit = (moved && moved_days > controls.move_business_days).then_some(moved_days);
     let invite_sent = call.state != CallState::Scheduled;
     // An overdue call moved to a later due time is due again.
     let to = if call.state == CallState::Overdue && due_at > now { CallState::Due } else { call.state };

@@ -388,8 +388,10 @@ async fn only_a_dashboard_sign_in_hands_over_or_cancels_from_the_call_page() {
     assert_eq!(r.status, 403);
     assert_eq!(app.calls().await[0]["rep_email"], OPS);
 
-    // Signed in: "Pick the rep", open.
+    // Signed in: the dashboard's row and the call page say "Pick the rep".
     crate::pages::log_in(&app, API_TOKEN).await;
+    let board = get(&app, "/").await;
+    assert!(board.html.contains(&format!("id=\"pick-{id}\">Pick the rep</a>")), "{}", board.html);
     let page = get(&app, &format!("/calls/{id}")).await;
     assert!(page.html.contains("<h2>Pick the rep</h2>") && page.html.contains("<details id=\"assign\" open>"), "{}", page.html);
     // The call's forms' token (the first on the page is the header's logout form's).
@@ -413,6 +415,7 @@ async fn only_a_dashboard_sign_in_hands_over_or_cancels_from_the_call_page() {
     assert_eq!(app.calls().await[0]["rep_email"], BO);
     let actor = app.column(&format!("SELECT actor FROM audit_log WHERE entity_id = {id} AND action = 'reassigned'")).await;
     assert_eq!(actor, vec!["dashboard".to_string()]);
+    assert!(!get(&app, "/").await.html.contains(&format!("id=\"pick-{id}\"")), "handed over: nothing to pick");
     app.settle().await;
 
     let r = post_form(&app.client, &app, &format!("/calls/{id}/cancel"), &[("csrf", &csrf), ("reason", "Duplicate of deal D-7")]).await;
