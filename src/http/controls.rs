@@ -95,11 +95,11 @@ pub fn steer_error(e: SteerError) -> ApiError {
 
 async fn run(caller: ApiCaller, state: &AppState, id: i64, steer: Steer) -> ApiResult<HttpResponse> {
     let now = state.clock.now();
-    let steered = controls::steer(&state.db, &state.first_call.get(), now, id, steer, caller.actor).await.map_err(steer_error)?;
+    let call = controls::steer(&state.db, &state.first_call.get(), now, id, steer, caller.actor).await.map_err(steer_error)?;
     // The updated invite (and an alert to the manager) go at once.
     state.signals.jobs_scheduled();
     state.signals.mailer.notify_one();
-    Ok(HttpResponse::Ok().json(CallView::from_model(steered.call, now)))
+    Ok(HttpResponse::Ok().json(CallView::from_model(call, now)))
 }
 
 /// Books the call with the customer: the invite moves to the booked time (same event, higher

@@ -268,7 +268,7 @@ pub async fn book(
     path: web::Path<String>,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    steer_form(req, state, path, form, "book").await
+    steer_form(req, state, path, form, SteerForm::Book).await
 }
 
 /// `POST /calls/{id}/snooze`, a form with `until` (`YYYY-MM-DDTHH:MM` in the rep's timezone),
@@ -284,20 +284,33 @@ pub async fn snooze(
     path: web::Path<String>,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    steer_form(req, state, path, form, "snooze").await
+    steer_form(req, state, path, form, SteerForm::Snooze).await
+}
+
+/// The rep's forms on the "Not today?" card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SteerForm {
+    Book,
+    Snooze,
+}
+
+impl SteerForm {
+    /// The form's name on the page, and the field holding its time.
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            SteerForm::Book => ("book", "at"),
+            SteerForm::Snooze => ("snooze", "until"),
+        }
+    }
 }
 
 /// A time typed in a `datetime-local` field, read in the rep's timezone `tz`.
-fn local_input(field: &'static str, raw: Option<&str>, tz: chrono_tz::Tz) -> Result<chrono::DateTime<chrono::Utc>, crate::http::ApiError> {
-    let raw = raw.map(str::trim).unwrap_or_default();
-    if raw.is_empty() {
-        return Err(crate::http::ApiError::invalid(field, "Give the date and time."));
-    }
+fn local_input(raw: Option<&str>, tz: chrono_tz::Tz) -> Option<chrono::DateTime<chrono::Utc>> {
+    let raw = raw.map(str::trim)?;
     ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
         .iter()
         .find_map(|f| chrono::NaiveDateTime::parse_from_str(raw, f).ok())
         .map(|local| crate::workflow::timing::local_to_utc(tz, local))
-        .ok_or_else(|| crate::http::ApiError::invalid(field, "Give the date and time, e.g. 2026-12-03 14:00."))
 }
 
 async fn steer_form(
@@ -305,7 +318,7 @@ async fn steer_form(
     state: web::Data<AppState>,
     path: web::Path<String>,
     form: web::Form<Vec<(String, String)>>,
-    which: &'static str,
+    which: SteerForm,
 ) -> Result<HttpResponse, PageError> {
     let id = parse_id(&path, "call")?;
     let fields = Fields(form.into_inner());
@@ -317,21 +330,24 @@ async fn steer_form(
         .await?
         .ok_or_else(|| PageError::not_found("There is no call with this number."))?;
     let tz = crate::workflow::replan::rep_tz(&state.db, &fc.config, &call).await?.0;
-    let parsed = match which {
-        "book" => local_input("at", fields.get("at"), tz).and_then(|at| {
-            let with = parse_with(fields.get("with"))?;
-            Ok(Steer::Book { at, with, reason: parse_why(fields.get("reason"))? })
-        }),
-        _ => local_input("until", fields.get("until"), tz)
-            .and_then(|until| Ok(Steer::Snooze { until, reason: parse_why(fields.get("reason"))? })),
-    };
-    let refused = |message: String| Sent { steer_error: Some((which, message)), ..Sent::default() };
+    let (name, time_field) = which.names();
+    let refused = |message: String| Sent { steer_error: Some((name, message)), ..Sent::default() };
+    let parsed = local_input(fields.get(time_field), tz)
+        .ok_or_else(|| crate::http::ApiError::invalid(time_field, "not a date and time"))
+        .and_then(|at| {
+            let reason = parse_why(fields.get("reason"))?;
+            Ok(match which {
+                SteerForm::Book => Steer::Book { at, with: parse_with(fields.get("with"))?, reason },
+                SteerForm::Snooze => Steer::Snooze { until: at, reason },
+            })
+        });
     let steer = match parsed {
         Ok(steer) => steer,
         Err(e) => {
             let message = match e.field.as_deref() {
                 Some("reason") => "Say why, for your manager and the call's history.".to_string(),
-                _ => e.message,
+                Some("with") => format!("Who the call is with: at most {} characters.", crate::http::controls::WITH_MAX_CHARS),
+                _ => "Give the date and time, e.g. 2026-12-03 14:00.".to_string(),
             };
             return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, refused(message)).await;
         }
@@ -363,7 +379,7 @@ pub async fn reassign(
     path: web::Path<String>,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    ops_form(req, state, path, form, "reassign").await
+    ops_form(req, state, path, form, OpsForm::Reassign).await
 }
 
 /// `POST /calls/{id}/cancel`, a form with `reason` and `csrf`: sales ops, signed in, cancel the
@@ -379,7 +395,14 @@ pub async fn cancel(
     path: web::Path<String>,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
-    ops_form(req, state, path, form, "cancel").await
+    ops_form(req, state, path, form, OpsForm::Cancel).await
+}
+
+/// Sales ops' forms on the call page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpsForm {
+    Reassign,
+    Cancel,
 }
 
 async fn ops_form(
@@ -387,7 +410,7 @@ async fn ops_form(
     state: web::Data<AppState>,
     path: web::Path<String>,
     form: web::Form<Vec<(String, String)>>,
-    which: &'static str,
+    which: OpsForm,
 ) -> Result<HttpResponse, PageError> {
     let id = parse_id(&path, "call")?;
     let fields = Fields(form.into_inner());
@@ -403,13 +426,17 @@ async fn ops_form(
     let fc = state.first_call.get();
     let now = state.clock.now();
     let typed = fields.get("rep").unwrap_or_default().to_string();
-    let refused = |message: String| Sent { ops_error: Some((which, message, typed.clone())), ..Sent::default() };
+    let name = match which {
+        OpsForm::Reassign => "reassign",
+        OpsForm::Cancel => "cancel",
+    };
+    let refused = |message: String| Sent { ops_error: Some((name, message, typed.clone())), ..Sent::default() };
     let result = match which {
-        "reassign" => match parse_rep_to(fields.get("rep")).and_then(|to| Ok((to, parse_why(fields.get("reason"))?))) {
+        OpsForm::Reassign => match parse_rep_to(fields.get("rep")).and_then(|to| Ok((to, parse_why(fields.get("reason"))?))) {
             Ok((to, reason)) => controls::reassign(&state.db, &fc, now, id, to, reason, access.actor()).await,
             Err(e) => return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, refused(ops_message(&e))).await,
         },
-        _ => match parse_why(fields.get("reason")) {
+        OpsForm::Cancel => match parse_why(fields.get("reason")) {
             Ok(reason) => controls::cancel(&state.db, &fc, now, id, reason, access.actor(), "sales ops (dashboard)").await,
             Err(e) => return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, refused(ops_message(&e))).await,
         },

@@ -58,17 +58,9 @@ pub enum SteerError {
     Db(#[from] DbErr),
 }
 
-/// The call after the change, and how far past the limit its due time moved (business days
-/// past the first due time), when it did.
-#[derive(Debug, Clone)]
-pub struct Steered {
-    pub call: call_entity::Model,
-    pub past_limit: Option<u32>,
-}
-
 /// Books the call or snoozes its reminders, in one transaction with its audit entry, its
 /// timers, the updated invite (when the due time moved) and the manager's alert (when it moved
-/// past the limit). Only an open call can be steered.
+/// past the limit), and returns the call as changed. Only an open call can be steered.
 pub async fn steer(
     db: &DatabaseConnection,
     fc: &FirstCall,
@@ -76,7 +68,7 @@ pub async fn steer(
     id: i64,
     steer: Steer,
     actor: &str,
-) -> Result<Steered, SteerError> {
+) -> Result<call_entity::Model, SteerError> {
     let controls = &fc.config.settings.controls;
     let (field, at) = steer.time();
     if at <= now {
@@ -177,7 +169,7 @@ pub async fn steer(
         crate::mail::outbox::enqueue(&txn, email, now).await?;
     }
     txn.commit().await?;
-    Ok(Steered { call, past_limit })
+    Ok(call)
 }
 
 /// Hands an open call to `to` by hand, with a reason: the new rep gets the recap and the invite

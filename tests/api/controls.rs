@@ -243,6 +243,24 @@ async fn the_call_page_books_and_snoozes_from_the_emails_link_in_the_reps_timezo
         post_form(&app.client, &app, &format!("/calls/{id}/book"), &[("t", &token), ("csrf", &csrf), ("at", "2026-11-25T15:00")]).await;
     assert_eq!(refused.status, 422);
     assert!(refused.html.contains("id=\"steer-error\"") && refused.html.contains("Say why"), "{}", refused.html);
+    let unreadable = post_form(
+        &app.client,
+        &app,
+        &format!("/calls/{id}/snooze"),
+        &[("t", &token), ("csrf", &csrf), ("until", "next week"), ("reason", "x")],
+    )
+    .await;
+    assert_eq!(unreadable.status, 422);
+    assert!(unreadable.html.contains("id=\"steer-error\">Give the date and time, e.g. 2026-12-03 14:00."), "{}", unreadable.html);
+    let past = post_form(
+        &app.client,
+        &app,
+        &format!("/calls/{id}/snooze"),
+        &[("t", &token), ("csrf", &csrf), ("until", "2026-11-23T09:00"), ("reason", "x")],
+    )
+    .await;
+    assert_eq!(past.status, 422, "09:00 in Berlin is 08:00 UTC, before now");
+    assert!(past.html.contains("The time must be later than now."), "{}", past.html);
     assert_eq!(app.count("audit_log").await, audit);
     // A forged CSRF token is refused.
     let forged = post_form(
@@ -398,6 +416,17 @@ async fn only_a_dashboard_sign_in_hands_over_or_cancels_from_the_call_page() {
     let form = &page.html[page.html.find("id=\"assign-form\"").unwrap()..];
     let at = form.find("name=\"csrf\" value=\"").unwrap() + 19;
     let csrf: String = form[at..].chars().take_while(|c| *c != '"').collect();
+    // Signed in, the rep's controls work too, recorded as the dashboard's.
+    let r = post_form(
+        &app.client,
+        &app,
+        &format!("/calls/{id}/snooze"),
+        &[("csrf", &csrf), ("until", "2026-11-24T09:00"), ("reason", "Finding the right rep")],
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    let actor = app.column(&format!("SELECT actor FROM audit_log WHERE entity_id = {id} AND action = 'snoozed'")).await;
+    assert_eq!(actor, vec!["dashboard".to_string()]);
     let refused = post_form(
         &app.client,
         &app,

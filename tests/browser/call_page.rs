@@ -293,6 +293,12 @@ async fn on_a_phone_a_rep_books_the_call_with_the_customer_from_the_email_link()
         submit(&client, "book-submit").await;
         assert_eq!(text_of(&client, "booked").await, "Wed 25 Nov 2026, 15:00 CET (Europe/Berlin) with Larry, CTO");
         assert!(text_of(&client, "due").await.starts_with("Wed 25 Nov 2026, 15:30"), "due at the end of the booked call");
+        // And no reminders before Tuesday 10:00 in Berlin.
+        click(&client, "snooze-open").await;
+        client.execute("document.getElementById('snooze-until').value = '2026-11-24T10:00'", vec![]).await.unwrap();
+        type_into(&client, "snooze-reason", "Travelling on Monday").await;
+        submit(&client, "snooze-submit").await;
+        assert_eq!(text_of(&client, "snoozed-until").await, "Tue 24 Nov 2026, 10:00 CET (Europe/Berlin)");
 
         let scroll = client.execute("return document.documentElement.scrollWidth", vec![]).await.unwrap().as_u64().unwrap();
         assert!(scroll <= width as u64, "the page scrolls sideways on a phone ({scroll} px in {width} px)");
@@ -339,6 +345,18 @@ async fn on_a_phone_sales_ops_pick_the_rep_for_a_call_in_their_inbox() {
         assert!(scroll <= width as u64, "the page scrolls sideways on a phone ({scroll} px in {width} px)");
         app.settle().await;
         assert_eq!(app.mails_to(bo).len(), 1, "the recap and invite go to the rep picked");
+        // Then cancelled, with a reason the rep reads.
+        click(&client, "cancel-open").await;
+        type_into(&client, "cancel-reason", "The customer chose another vendor").await;
+        submit(&client, "cancel-submit").await;
+        assert_eq!(
+            text_of(&client, "cancelled-by").await,
+            "Cancelled by sales ops (dashboard): The customer chose another vendor. There is nothing to mark."
+        );
+        app.settle().await;
+        let mails = app.mails_to(bo);
+        assert_eq!(mails.len(), 2, "the calendar cancellation");
+        assert!(mails[1].text.as_deref().unwrap().contains("sales ops (dashboard) cancelled it: The customer chose another vendor"));
         app.stop().await;
     })
     .await;
