@@ -42,6 +42,9 @@ pub struct Model {
     pub first_due_at: Option<DateTimeUtc>,
     /// Who handed the call to its rep by hand (sales ops); order updates then leave the rep be.
     pub rep_by_hand: Option<String>,
+    /// Who covered for the rep when the call was opened or handed over (the rep was out of
+    /// office): the call's times are planned on their clock.
+    pub covered_by: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

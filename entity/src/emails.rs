@@ -16,6 +16,9 @@ pub struct Model {
     pub kind: EmailKind,
     pub to_addr: String,
     pub to_name: Option<String>,
+    /// In copy: the rep, when the email goes to who covers for them.
+    pub cc_addr: Option<String>,
+    pub cc_name: Option<String>,
     pub subject: String,
     pub body_text: String,
     pub body_html: String,

@@ -15,6 +15,7 @@ pub mod proposal_contacts;
 pub mod proposal_line_items;
 pub mod proposal_requirements;
 pub mod proposals;
+pub mod rep_absences;
 pub mod rep_crm_ids;
 pub mod reps;
 pub mod sessions;
@@ -35,6 +36,7 @@ pub mod prelude {
     pub use super::proposal_line_items::Entity as ProposalLineItems;
     pub use super::proposal_requirements::Entity as ProposalRequirements;
     pub use super::proposals::Entity as Proposals;
+    pub use super::rep_absences::Entity as RepAbsences;
     pub use super::rep_crm_ids::Entity as RepCrmIds;
     pub use super::reps::Entity as Reps;
     pub use super::sessions::Entity as Sessions;

@@ -20,6 +20,7 @@ mod m20261204_000001_inbox;
 mod m20261210_000001_read_paths;
 mod m20261211_000001_promises;
 mod m20261215_000001_call_controls;
+mod m20261216_000001_absences;
 
 pub struct Migrator;
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000001_read_paths::Migration),
             Box::new(m20261211_000001_promises::Migration),
             Box::new(m20261215_000001_call_controls::Migration),
+            Box::new(m20261216_000001_absences::Migration),
         ]
     }
 }

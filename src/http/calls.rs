@@ -55,6 +55,9 @@ pub struct CallView {
     pub snoozed_until: Option<DateTime<Utc>>,
     /// The due time the call had before the rep first moved it; null while it has not moved.
     pub first_due_at: Option<DateTime<Utc>>,
+    /// Who covered for the rep (out of office) when the call was opened or handed over: its
+    /// times are planned on their clock.
+    pub covered_by: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -84,6 +87,7 @@ impl CallView {
             booked_with: c.booked_with,
             snoozed_until: c.snoozed_until,
             first_due_at: c.first_due_at,
+            covered_by: c.covered_by,
             created_at: c.created_at,
             updated_at: c.updated_at,
         }

@@ -14,13 +14,16 @@ use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 
 /// One email as the outbox stores it, before it is turned into MIME.
-#[derive(Debug, Clone, PartialEq, Eq, sea_orm::FromQueryResult)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, sea_orm::FromQueryResult)]
 pub struct OutgoingEmail {
     /// `id-left@id-right`, stable across retries (e.g. `call-12.first_call.1@firstcall.example.com`),
     /// so a message delivered twice is recognisably the same message.
     pub message_id: String,
     pub to_addr: String,
     pub to_name: Option<String>,
+    /// In copy: the rep, when the email goes to who covers for them while they are away.
+    pub cc_addr: Option<String>,
+    pub cc_name: Option<String>,
     pub subject: String,
     pub body_text: String,
     pub body_html: String,
@@ -54,6 +57,13 @@ pub fn build_message_at(e: &OutgoingEmail, from: &Mailbox, date: DateTime<Utc>) 
     let message_id = parse_message_id(&e.message_id)?;
     let to_address = e.to_addr.trim().parse().map_err(|_| MessageError::InvalidRecipient(printable(&e.to_addr)))?;
     let to_name = e.to_name.as_deref().map(single_line).filter(|n| !n.is_empty());
+    let cc = match &e.cc_addr {
+        Some(addr) => Some(Mailbox::new(
+            e.cc_name.as_deref().map(single_line).filter(|n| !n.is_empty()),
+            addr.trim().parse().map_err(|_| MessageError::InvalidRecipient(printable(addr)))?,
+        )),
+        None => None,
+    };
     let invite = match (&e.ics, &e.ics_method) {
         (Some(ics), method) => Some((ics, parse_method(method.as_deref())?)),
         (None, Some(_)) => return Err(MessageError::MethodWithoutInvite),
@@ -72,13 +82,15 @@ pub fn build_message_at(e: &OutgoingEmail, from: &Mailbox, date: DateTime<Utc>) 
         mixed = mixed.singlepart(Attachment::new("invite.ics".to_string()).body(ics.clone(), content_type("application/ics")));
     }
 
-    Ok(Message::builder()
+    let mut builder = Message::builder()
         .message_id(Some(format!("<{message_id}>")))
         .date(SystemTime::from(date))
         .from(from.clone())
-        .to(Mailbox::new(to_name, to_address))
-        .subject(single_line(&e.subject))
-        .multipart(mixed)?)
+        .to(Mailbox::new(to_name, to_address));
+    if let Some(cc) = cc {
+        builder = builder.cc(cc);
+    }
+    Ok(builder.subject(single_line(&e.subject)).multipart(mixed)?)
 }
 
 /// A content type written in this file; a typo is a bug caught by the tests, not bad input.
@@ -145,6 +157,8 @@ mod tests {
             message_id: "call-12.first_call.1@firstcall.example.com".into(),
             to_addr: "rep@example.com".into(),
             to_name: Some("Jürgen Öztürk".into()),
+            cc_addr: None,
+            cc_name: None,
             subject: "First call: Müller GmbH — 12 seats".into(),
             body_text: "Hello\nline two\n".into(),
             body_html: "<p>Hello</p>".into(),
@@ -178,6 +192,18 @@ mod tests {
         assert_eq!(p.attachments[0].filename.as_deref(), Some("invite.ics"));
         assert_eq!(p.attachments[0].content_type, "application/ics");
         assert!(String::from_utf8_lossy(&p.attachments[0].bytes).contains("METHOD:REQUEST"));
+    }
+
+    #[test]
+    fn a_copy_goes_in_cc_and_a_bad_copy_address_is_refused() {
+        let p = parsed(&OutgoingEmail { cc_addr: Some("ana@example.com".into()), cc_name: Some("Ana\r\nBcc: x@evil.test".into()), ..email() });
+        assert_eq!(p.cc.len(), 1);
+        assert_eq!(p.cc[0].address, "ana@example.com");
+        assert_eq!(p.cc[0].name.as_deref(), Some("Ana Bcc: x@evil.test"));
+        assert_eq!(p.header_count("Bcc"), 0);
+        assert!(parsed(&email()).cc.is_empty());
+        let bad = build_message(&OutgoingEmail { cc_addr: Some("not an address".into()), ..email() }, &from()).expect_err("refused");
+        assert!(matches!(bad, MessageError::InvalidRecipient(_)));
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub async fn enqueue(db: &impl ConnectionTrait, new: NewEmail, now: DateTime<Utc
         kind: Set(new.kind),
         to_addr: Set(e.to_addr),
         to_name: Set(e.to_name),
+        cc_addr: Set(e.cc_addr),
+        cc_name: Set(e.cc_name),
         subject: Set(e.subject),
         body_text: Set(e.body_text),
         body_html: Set(e.body_html),
@@ -118,7 +120,7 @@ pub async fn claim_due(
     }
     let ids: Vec<i64> = lease.rows.iter().map(|r| r.id).collect();
     let sql = format!(
-        "SELECT e.id, e.message_id, e.call_id, e.promise_id, e.kind, e.to_addr, e.to_name, e.subject, e.body_text, e.body_html, e.ics, e.ics_method, \
+        "SELECT e.id, e.message_id, e.call_id, e.promise_id, e.kind, e.to_addr, e.to_name, e.cc_addr, e.cc_name, e.subject, e.body_text, e.body_html, e.ics, e.ics_method, \
          e.attempts, e.lease_token, c.state AS call_state FROM emails e LEFT JOIN calls c ON c.id = e.call_id WHERE e.id IN ({}) AND e.lease_token = $1 ORDER BY e.id",
         id_list(&ids)
     );

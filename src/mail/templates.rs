@@ -24,7 +24,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value, escape_format
 use sha2::Digest;
 
 pub use context::{
-    AlertInfo, EmailContext, EmailKind, EscalationInfo, PromiseInfo, RecipientRole, days_from, duration_in_words, local_date, local_time,
+    AlertInfo, CoverInfo, EmailContext, EmailKind, EscalationInfo, PromiseInfo, RecipientRole, days_from, duration_in_words, local_date, local_time,
     overdue_in_words,
 };
 
@@ -220,7 +220,9 @@ impl Templates {
             self.render(&ctx)?;
             // As sales ops get it when the CRM named an address firstcall may not email.
             let fallback_reason = Some("the owner address eve@elsewhere.example is not in the rep directory".into());
-            self.render(&EmailContext { fallback_reason, ..ctx })?;
+            self.render(&EmailContext { fallback_reason, ..ctx.clone() })?;
+            // As the delegate gets it while the rep is out of office.
+            self.render(&EmailContext { covering: Some(sample_cover()), ..ctx })?;
         }
         for recap in [sample_recap(), sample_recap_without_proposal()] {
             self.render_recap_html_fragment(&recap)?;
@@ -385,7 +387,14 @@ pub fn sample_contexts() -> Vec<EmailContext> {
                     .into(),
             ],
         ),
+        // Ana Lima is out of office: the reminder goes to Jordan Park, who covers.
+        EmailContext { covering: Some(sample_cover()), ..EmailContext::reminder(sample_recap(), url, 1, None) },
     ]
+}
+
+/// The sample rep is out of office and Jordan Park covers.
+fn sample_cover() -> CoverInfo {
+    CoverInfo { rep_name: "Ana Lima".into(), delegate_name: "Jordan Park".into(), until: "Fri 18 Dec 2026".into() }
 }
 
 /// The sample promise of the promise emails; `overdue_by` makes it an overdue one.

@@ -146,6 +146,8 @@ mod tests {
             message_id: format!("call-12.first_call.{n}@firstcall.test"),
             to_addr: "rep@example.com".into(),
             to_name: Some("Renée Rep".into()),
+            cc_addr: None,
+            cc_name: None,
             subject: "First call after your order: Acme — ünïcode".into(),
             body_text: "Recap\n.a line that starts with a dot\n..and two\n".into(),
             body_html: "<h1>Recap</h1>".into(),
@@ -324,6 +326,8 @@ mod tests {
         let t = smtp(&sink);
         let e = OutgoingEmail {
             to_name: Some("Rep\r\nBcc: victim@evil.test".into()),
+            cc_addr: None,
+            cc_name: None,
             subject: "Hello\r\nBcc: victim@evil.test\r\nX-Injected: yes".into(),
             ..email(1)
         };

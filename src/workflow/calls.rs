@@ -132,7 +132,7 @@ pub async fn replan_for_order(
     let Some(call) = open_call_of_order(db, order.id).await? else {
         return Ok(None);
     };
-    let plan = super::opening::plan_many(db, fc, &[order]).await?.remove(0);
+    let plan = super::opening::plan_many(db, fc, &[order], now).await?.remove(0);
     let (mut rep, schedule_name, mut fallback_reason) = (plan.rep, plan.schedule, plan.fallback_reason);
     // A rep sales ops picked by hand stands.
     if call.rep_by_hand.is_some()
@@ -142,7 +142,9 @@ pub async fn replan_for_order(
     }
     // A due time the rep moved (booked with the customer, snoozed), or set when sales ops handed
     // the call over, stands.
-    let due_at = if call.first_due_at.is_some() || call.rep_by_hand.is_some() { call.due_at } else { plan.due_at };
+    let stands = call.first_due_at.is_some() || call.rep_by_hand.is_some();
+    let due_at = if stands { call.due_at } else { plan.due_at };
+    let covered_by = if stands { call.covered_by.clone() } else { plan.covered_by.map(|d| d.to_string()) };
     let reassigned = rep.as_str() != call.rep_email;
     let rescheduled = due_at != call.due_at || schedule_name != call.schedule_name;
     // Still with sales ops, for another refused address: only the reason changes.
@@ -173,6 +175,7 @@ pub async fn replan_for_order(
         am.schedule_name = Set(schedule_name.clone());
         am.due_at = Set(due_at);
         am.fallback_reason = Set(fallback_reason.clone());
+        am.covered_by = Set(covered_by.clone());
         if invite_sent && (reassigned || rescheduled) {
             am.invite_sequence = Set(am.invite_sequence.as_ref() + 1);
         }

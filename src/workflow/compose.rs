@@ -10,13 +10,14 @@ use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
 
 use super::FirstCall;
 use super::recipients::{self, Named};
-use crate::domain::{EmailAddress, OrderedItem, Source};
+use crate::domain::{EmailAddress, OrderedItem, Source, Timezone};
 use crate::engine::StepError;
 use crate::mail::ics::{self, InviteInfo, InviteMethod};
 use crate::mail::message::OutgoingEmail;
 use crate::mail::outbox::{EmailKind, NewEmail};
 use crate::mail::templates::{
-    AlertInfo, EmailContext, EscalationInfo, PromiseInfo, RecipientRole, days_from, local_date, overdue_in_words,
+    AlertInfo, CoverInfo, EmailContext, EscalationInfo, PromiseInfo, RecipientRole, days_from, local_date, local_time,
+    overdue_in_words,
 };
 use crate::recap::{self, CallSnapshot, OrderSnapshot, ProposalVersion, Recap, RecapInput};
 use crate::reps::Recipient;
@@ -109,26 +110,88 @@ pub async fn recap_for_call(db: &impl ConnectionTrait, fc: &FirstCall, call: &ca
     Ok(recap::build(&recap_input(db, fc, call).await?))
 }
 
-/// The recap of `call` and who its rep-bound emails go to: the rep, or sales ops when firstcall
-/// may not email the rep (then the address is sales ops' and the reason says why).
-async fn recap_and_addressee(db: &impl ConnectionTrait, fc: &FirstCall, call: &calls::Model) -> Result<(Recap, Addressee), DbErr> {
+/// The recap of `call` and who its rep-bound emails go to at `now`: the rep; who covers for them
+/// while they are out of office (the rep in copy); or sales ops when firstcall may not email the
+/// rep (then the address is sales ops' and the reason says why).
+async fn recap_and_addressee(
+    db: &impl ConnectionTrait,
+    fc: &FirstCall,
+    call: &calls::Model,
+    now: DateTime<Utc>,
+) -> Result<(Recap, Addressee), DbErr> {
     let rep = rep_of(db, fc, call).await?;
     let recap = recap::build(&recap_input_for(db, call, &rep).await?);
     let addressee = if recipients::may_email(&fc.config, &rep) {
-        Addressee { email: rep.email.to_string(), name: rep.name.clone(), fallback_reason: call.fallback_reason.clone() }
+        let cover = crate::reps::absences::cover(db, &rep, now, fc.config.settings.defaults.timezone)
+            .await?
+            .filter(|c| recipients::may_email(&fc.config, &c.delegate));
+        match cover {
+            Some(c) => {
+                let covering = CoverInfo {
+                    rep_name: rep.name.clone().unwrap_or_else(|| rep.email.to_string()),
+                    delegate_name: c.delegate.name.clone().unwrap_or_else(|| c.delegate.email.to_string()),
+                    until: local_date(c.absence.last_day),
+                };
+                Addressee {
+                    email: c.delegate.email.to_string(),
+                    name: c.delegate.name.clone(),
+                    fallback_reason: call.fallback_reason.clone(),
+                    cc: Some((rep.email.to_string(), rep.name.clone())),
+                    covering: Some((covering, c.delegate.timezone)),
+                }
+            }
+            None => Addressee {
+                email: rep.email.to_string(),
+                name: rep.name.clone(),
+                fallback_reason: call.fallback_reason.clone(),
+                cc: None,
+                covering: None,
+            },
+        }
     } else {
         let reason = recipients::refusal(Named::CallRep, &rep.email);
         tracing::warn!(call = call.id, "an email about the call goes to sales ops: {reason}");
-        Addressee { email: fc.config.settings.defaults.unassigned_email.to_string(), name: None, fallback_reason: Some(reason) }
+        Addressee {
+            email: fc.config.settings.defaults.unassigned_email.to_string(),
+            name: None,
+            fallback_reason: Some(reason),
+            cc: None,
+            covering: None,
+        }
     };
     Ok((recap, addressee))
 }
 
-/// Who an email about a call goes to, and why it is sales ops when it is.
+/// Who an email about a call goes to, and why it is sales ops or a delegate when it is.
 struct Addressee {
     email: String,
     name: Option<String>,
     fallback_reason: Option<String>,
+    /// The rep, in copy of what goes to who covers for them.
+    cc: Option<(String, Option<String>)>,
+    /// The rep is out of office: who covers, and their timezone (the email's times are in it).
+    covering: Option<(CoverInfo, Timezone)>,
+}
+
+impl Addressee {
+    /// What the email says of its addressee: why sales ops got it, or that its reader covers
+    /// for the rep (with the due time on the reader's clock).
+    fn tell(&self, ctx: &mut EmailContext) {
+        ctx.fallback_reason = self.fallback_reason.clone();
+        if let Some((covering, tz)) = &self.covering {
+            ctx.covering = Some(covering.clone());
+            ctx.due_local = local_time(ctx.due_at, tz.0);
+            ctx.timezone = tz.name().to_string();
+        }
+    }
+
+    fn cc_addr(&self) -> Option<String> {
+        self.cc.as_ref().map(|(a, _)| a.clone())
+    }
+
+    fn cc_name(&self) -> Option<String> {
+        self.cc.as_ref().and_then(|(_, n)| n.clone())
+    }
 }
 
 fn message_id(fc: &FirstCall, call_id: i64, kind: EmailKind, n: i64) -> String {
@@ -186,12 +249,12 @@ async fn context_note(db: &impl ConnectionTrait, call: &calls::Model) -> Result<
 /// The recap and calendar invite for the call's rep (also sent again, with a higher
 /// `SEQUENCE`, after a reschedule or reassignment).
 pub async fn first_call(db: &impl ConnectionTrait, fc: &FirstCall, call: &calls::Model, now: DateTime<Utc>) -> Result<NewEmail, StepError> {
-    let (recap, to) = recap_and_addressee(db, fc, call).await?;
+    let (recap, to) = recap_and_addressee(db, fc, call, now).await?;
     let url = fc.composer.call_url(call.id, now);
     let to_name = to.name.clone().unwrap_or_default();
     let ics = invite(fc, call, &recap, (InviteMethod::Request, call.invite_sequence), (&to_name, &to.email), &url, now);
     let mut ctx = EmailContext::first_call(recap, url);
-    ctx.fallback_reason = to.fallback_reason;
+    to.tell(&mut ctx);
     ctx.context_note = context_note(db, call).await?;
     let r = render(fc, &ctx)?;
     Ok(NewEmail {
@@ -200,6 +263,8 @@ pub async fn first_call(db: &impl ConnectionTrait, fc: &FirstCall, call: &calls:
         kind: EmailKind::FirstCall,
         email: OutgoingEmail {
             message_id: message_id(fc, call.id, EmailKind::FirstCall, call.invite_sequence as i64),
+            cc_addr: to.cc_addr(),
+            cc_name: to.cc_name(),
             to_addr: to.email,
             to_name: to.name,
             subject: r.subject,
@@ -218,11 +283,11 @@ pub async fn reminder(
     n: i32,
     now: DateTime<Utc>,
 ) -> Result<NewEmail, StepError> {
-    let (recap, to) = recap_and_addressee(db, fc, call).await?;
+    let (recap, to) = recap_and_addressee(db, fc, call, now).await?;
     let url = fc.composer.call_url(call.id, now);
     let overdue = (now > call.due_at).then(|| now - call.due_at);
     let mut ctx = EmailContext::reminder(recap, url, n.max(1) as u32, overdue);
-    ctx.fallback_reason = to.fallback_reason;
+    to.tell(&mut ctx);
     let r = render(fc, &ctx)?;
     Ok(NewEmail {
         call_id: Some(call.id),
@@ -230,6 +295,8 @@ pub async fn reminder(
         kind: EmailKind::Reminder,
         email: OutgoingEmail {
             message_id: message_id(fc, call.id, EmailKind::Reminder, n as i64),
+            cc_addr: to.cc_addr(),
+            cc_name: to.cc_name(),
             to_addr: to.email,
             to_name: to.name,
             subject: r.subject,
@@ -272,6 +339,8 @@ pub async fn escalation(
             message_id: message_id(fc, call.id, EmailKind::Escalation, level as i64),
             to_addr: to.to_string(),
             to_name: recipient.name,
+            cc_addr: None,
+            cc_name: None,
             subject: r.subject,
             body_text: r.text,
             body_html: r.html,
@@ -290,12 +359,12 @@ pub async fn cancellation(
     cancel_reason: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<NewEmail, StepError> {
-    let (recap, to) = recap_and_addressee(db, fc, call).await?;
+    let (recap, to) = recap_and_addressee(db, fc, call, now).await?;
     let url = fc.composer.call_url(call.id, now);
     let to_name = to.name.clone().unwrap_or_default();
     let ics = invite(fc, call, &recap, (InviteMethod::Cancel, sequence), (&to_name, &to.email), &url, now);
     let mut ctx = EmailContext::cancellation(recap, url);
-    ctx.fallback_reason = to.fallback_reason;
+    to.tell(&mut ctx);
     ctx.cancel_reason = cancel_reason;
     let r = render(fc, &ctx)?;
     Ok(NewEmail {
@@ -304,6 +373,8 @@ pub async fn cancellation(
         kind: EmailKind::Cancellation,
         email: OutgoingEmail {
             message_id: message_id(fc, call.id, EmailKind::Cancellation, sequence as i64),
+            cc_addr: to.cc_addr(),
+            cc_name: to.cc_name(),
             to_addr: to.email,
             to_name: to.name,
             subject: r.subject,
@@ -345,6 +416,8 @@ pub async fn reassigned(
             message_id: format!("call-{}.reassigned.{}.{digest}@{}", call.id, call.invite_sequence, fc.composer.host()),
             to_addr: old_rep.to_string(),
             to_name: old_info.name,
+            cc_addr: None,
+            cc_name: None,
             subject: r.subject,
             body_text: r.text,
             body_html: r.html,
@@ -365,11 +438,11 @@ pub async fn context_update(
     version: i32,
     now: DateTime<Utc>,
 ) -> Result<NewEmail, StepError> {
-    let (recap, to) = recap_and_addressee(db, fc, call).await?;
+    let (recap, to) = recap_and_addressee(db, fc, call, now).await?;
     let url = fc.composer.call_url(call.id, now);
     let crm = crate::recap::format::source_name(Source::parse(&call.source).unwrap_or(Source::Generic));
     let mut ctx = EmailContext::context_update(recap, url, crm, changes);
-    ctx.fallback_reason = to.fallback_reason;
+    to.tell(&mut ctx);
     let r = render(fc, &ctx)?;
     Ok(NewEmail {
         call_id: Some(call.id),
@@ -377,6 +450,8 @@ pub async fn context_update(
         kind: EmailKind::ContextUpdate,
         email: OutgoingEmail {
             message_id: message_id(fc, call.id, EmailKind::ContextUpdate, version as i64),
+            cc_addr: to.cc_addr(),
+            cc_name: to.cc_name(),
             to_addr: to.email,
             to_name: to.name,
             subject: r.subject,
@@ -448,6 +523,8 @@ pub async fn promise_reminder(
         email: OutgoingEmail {
             message_id: promise_message_id(fc, promise, "reminder", n),
             to_name: if to == owner.email { owner.name } else { None },
+            cc_addr: None,
+            cc_name: None,
             to_addr: to.to_string(),
             subject: r.subject,
             body_text: r.text,
@@ -488,6 +565,8 @@ pub async fn promise_escalation(
             message_id: promise_message_id(fc, promise, "escalation", level),
             to_addr: to.to_string(),
             to_name: recipient.name,
+            cc_addr: None,
+            cc_name: None,
             subject: r.subject,
             body_text: r.text,
             body_html: r.html,
@@ -538,6 +617,8 @@ pub async fn manager_alert(
             message_id: format!("{subject}.alert.{}@{}", alert.key, fc.composer.host()),
             to_addr: to.to_string(),
             to_name: recipient.name,
+            cc_addr: None,
+            cc_name: None,
             subject: r.subject,
             body_text: r.text,
             body_html: r.html,
@@ -557,7 +638,7 @@ pub async fn check_in(
     now: DateTime<Utc>,
 ) -> Result<NewEmail, StepError> {
     use entity::promises::PromiseState;
-    let (recap, to) = recap_and_addressee(db, fc, call).await?;
+    let (recap, to) = recap_and_addressee(db, fc, call, now).await?;
     let tz = recap.call.rep_timezone.0;
     let history = promises
         .iter()
@@ -575,7 +656,7 @@ pub async fn check_in(
         .collect();
     let url = format!("{}#check-in", fc.composer.call_url(call.id, now));
     let mut ctx = EmailContext::check_in(recap, url, history);
-    ctx.fallback_reason = to.fallback_reason;
+    to.tell(&mut ctx);
     let r = render(fc, &ctx)?;
     Ok(NewEmail {
         call_id: Some(call.id),
@@ -583,6 +664,8 @@ pub async fn check_in(
         kind: EmailKind::CheckIn,
         email: OutgoingEmail {
             message_id: message_id(fc, call.id, EmailKind::CheckIn, 1),
+            cc_addr: to.cc_addr(),
+            cc_name: to.cc_name(),
             to_addr: to.email,
             to_name: to.name,
             subject: r.subject,

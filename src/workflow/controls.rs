@@ -200,8 +200,13 @@ pub async fn reassign(
             "{to} is not in the rep directory nor in mail.allowed_recipient_domains: add them to the directory first"
         )));
     }
+    // A rep out of office now: the call is due on the clock of who covers for them.
+    let cover = crate::reps::absences::cover(&txn, &who, now, fc.config.settings.defaults.timezone)
+        .await?
+        .map(|c| c.delegate)
+        .filter(|d| recipients::may_email(&fc.config, d));
     let schedule = replan::schedule_of(&txn, &fc.config, &call).await?;
-    let due_at = timing::first_call_due_at(schedule, who.timezone.0, now);
+    let due_at = timing::first_call_due_at(schedule, cover.as_ref().unwrap_or(&who).timezone.0, now);
     let (old, old_due) = (call.rep_email.clone(), call.due_at);
     let invite_sent = call.state != CallState::Scheduled;
     let to_state = if call.state == CallState::Overdue && due_at > now { CallState::Due } else { call.state };
@@ -220,6 +225,7 @@ pub async fn reassign(
         am.booked_with = Set(None);
         am.snoozed_until = Set(None);
         am.first_due_at = Set(None);
+        am.covered_by = Set(cover.as_ref().map(|d| d.email.to_string()));
         if invite_sent {
             am.invite_sequence = Set(am.invite_sequence.as_ref() + 1);
         }

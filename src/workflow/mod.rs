@@ -5,6 +5,7 @@
 //! pure time arithmetic; `compose` turns a call into the emails it causes; `recipients` decides
 //! who may be emailed; `queries` reads calls for the API and the pages.
 
+pub mod absences;
 pub mod calls;
 pub mod compose;
 pub mod controls;

@@ -26,10 +26,19 @@ pub struct Plan {
     /// Why the call goes to the sales-ops inbox instead of the address the order or proposal
     /// names (firstcall may not email that address).
     pub fallback_reason: Option<String>,
+    /// Who covers for the rep, who is out of office now: the call is planned on their clock.
+    pub covered_by: Option<EmailAddress>,
 }
 
-/// Plans a call for each order, reading the newest proposals and the reps in one query each.
-pub async fn plan_many(db: &impl ConnectionTrait, fc: &FirstCall, orders: &[&orders::Model]) -> Result<Vec<Plan>, DbErr> {
+/// Plans a call for each order at `now`, reading the newest proposals, the reps and their
+/// absences in one query each. A call for a rep who is out of office is due on the clock of who
+/// covers for them.
+pub async fn plan_many(
+    db: &impl ConnectionTrait,
+    fc: &FirstCall,
+    orders: &[&orders::Model],
+    now: DateTime<Utc>,
+) -> Result<Vec<Plan>, DbErr> {
     let defaults = &fc.config.settings.defaults;
     let deals: Vec<(String, String)> = orders.iter().map(|o| (o.source.clone(), o.deal_id.clone())).collect();
     let proposals = crate::proposals::store::latest_many(db, &deals).await?;
@@ -62,6 +71,8 @@ pub async fn plan_many(db: &impl ConnectionTrait, fc: &FirstCall, orders: &[&ord
             None => (defaults.unassigned_email.clone(), None),
         })
         .collect();
+    let known: Vec<crate::reps::Recipient> = routed.iter().filter_map(|(rep, _)| directory.get(rep).filter(|r| r.known).cloned()).collect();
+    let covers = crate::reps::absences::covers(db, &known, now, defaults.timezone).await?;
     Ok(orders
         .iter()
         .zip(routed)
@@ -72,9 +83,16 @@ pub async fn plan_many(db: &impl ConnectionTrait, fc: &FirstCall, orders: &[&ord
                 .clone()
                 .or_else(|| proposals.get(&(o.source.clone(), o.deal_id.clone())).and_then(|p| p.proposal.account.segment.clone()));
             let schedule = fc.config.schedule_for(source, super::calls::order_amount(o).as_ref(), segment.as_deref());
-            let tz = directory.get(&rep).map(|r| r.timezone).unwrap_or(defaults.timezone);
+            let cover = covers.get(&rep).map(|c| &c.delegate).filter(|d| recipients::may_email(&fc.config, d));
+            let tz = cover.or(directory.get(&rep)).map(|r| r.timezone).unwrap_or(defaults.timezone);
             let ordered_at = o.ordered_at.unwrap_or(o.created_at);
-            Plan { due_at: timing::first_call_due_at(schedule, tz.0, ordered_at), schedule: schedule.name.clone(), rep, fallback_reason }
+            Plan {
+                due_at: timing::first_call_due_at(schedule, tz.0, ordered_at),
+                schedule: schedule.name.clone(),
+                covered_by: cover.map(|d| d.email.clone()),
+                rep,
+                fallback_reason,
+            }
         })
         .collect())
 }
@@ -92,7 +110,7 @@ pub async fn open_many(
     if orders.is_empty() {
         return Ok(vec![]);
     }
-    let plans = plan_many(db, fc, orders).await?;
+    let plans = plan_many(db, fc, orders, now).await?;
     let rows = orders.iter().zip(&plans).map(|(o, p)| calls::ActiveModel {
         order_id: Set(o.id),
         source: Set(o.source.clone()),
@@ -112,6 +130,7 @@ pub async fn open_many(
         completed_by: Set(None),
         cancelled_at: Set(None),
         fallback_reason: Set(p.fallback_reason.clone()),
+        covered_by: Set(p.covered_by.as_ref().map(|d| d.to_string())),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
@@ -125,6 +144,9 @@ pub async fn open_many(
         let mut detail = json!({"rep": p.rep.as_str(), "schedule": p.schedule, "due_at": p.due_at});
         if let Some(reason) = &p.fallback_reason {
             detail["fallback_reason"] = json!(reason);
+        }
+        if let Some(delegate) = &p.covered_by {
+            detail["covered_by"] = json!(delegate.as_str());
         }
         crate::audit::Change {
             actor,

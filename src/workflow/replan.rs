@@ -65,10 +65,17 @@ fn matching<'a>(
     config.schedule_for(source, order.and_then(calls::order_amount).as_ref(), segment)
 }
 
-/// The timezone of the call's rep (the directory's, else `defaults.timezone`).
+/// Whose clock the call is planned on: who covered for its rep when it was opened or handed
+/// over (the rep was out of office), else its rep.
+pub fn planner(call: &call_entity::Model) -> &str {
+    call.covered_by.as_deref().unwrap_or(&call.rep_email)
+}
+
+/// The timezone the call is planned in: its [`planner`]'s (the directory's, else
+/// `defaults.timezone`).
 pub async fn rep_tz(db: &impl ConnectionTrait, config: &Config, call: &call_entity::Model) -> Result<Timezone, DbErr> {
     let defaults = &config.settings.defaults;
-    let email = EmailAddress::parse(&call.rep_email).unwrap_or_else(|_| defaults.unassigned_email.clone());
+    let email = EmailAddress::parse(planner(call)).unwrap_or_else(|_| defaults.unassigned_email.clone());
     Ok(crate::reps::recipient(db, &email, defaults.timezone).await?.timezone)
 }
 
@@ -129,7 +136,7 @@ impl Reads {
             .into_iter()
             .map(|o| (o.id, o))
             .collect();
-        let emails: Vec<EmailAddress> = calls.iter().filter_map(|c| EmailAddress::parse(&c.rep_email).ok()).collect();
+        let emails: Vec<EmailAddress> = calls.iter().filter_map(|c| EmailAddress::parse(planner(c)).ok()).collect();
         let timezones = crate::reps::recipients(db, &emails, defaults.timezone)
             .await?
             .into_iter()
@@ -177,9 +184,9 @@ impl Reads {
         }
     }
 
-    /// The timezone of the call's rep (the directory's, else `defaults.timezone`).
+    /// The timezone the call is planned in ([`planner`]).
     pub fn tz(&self, call: &call_entity::Model) -> Timezone {
-        self.timezones.get(&call.rep_email).copied().unwrap_or(self.default_tz)
+        self.timezones.get(planner(call)).copied().unwrap_or(self.default_tz)
     }
 }
 
@@ -375,7 +382,7 @@ impl Handler for Replan {
             let reads = Reads::of(txn, &fc.config, &locked).await?;
             let after = locked.last().map_or(walk.after, |c| c.id);
             for call in locked {
-                replan_call(txn, &fc, &reads, call, now, &mut fx).await?;
+                replan_call(txn, &fc, &reads, call, "config", now, &mut fx).await?;
             }
             // Asked, not inferred from a full batch: a call closed meanwhile drops out of it.
             if open_calls_on(&walk.schedules, after, 1).one(txn).await?.is_some() {
@@ -387,13 +394,15 @@ impl Handler for Replan {
     }
 }
 
-/// Moves one open call's timers to where the configuration in force plans them, with an audit
-/// entry naming the version. A moved due time updates the rep's invite (as a reschedule does).
-async fn replan_call(
+/// Moves one open call's timers to where the configuration in force plans them (on its
+/// [`planner`]'s clock), with an audit entry by `actor` naming the version. A moved due time
+/// updates the rep's invite (as a reschedule does).
+pub(super) async fn replan_call(
     db: &impl ConnectionTrait,
     fc: &FirstCall,
     reads: &Reads,
     call: call_entity::Model,
+    actor: &str,
     now: DateTime<Utc>,
     fx: &mut Effects,
 ) -> Result<(), StepError> {
@@ -408,6 +417,7 @@ async fn replan_call(
         "schedule": schedule,
         "from": before,
         "to": after,
+        "covered_by": call.covered_by,
     });
     let id = call.id;
     let invite_sent = call.state != CallState::Scheduled;
@@ -416,7 +426,7 @@ async fn replan_call(
         CallState::Overdue if after.due_at > now => CallState::Due,
         s => s,
     };
-    calls::transition(db, call, to, "replanned", "config", Some(detail), now, |am| {
+    calls::transition(db, call, to, "replanned", actor, Some(detail), now, |am| {
         am.schedule_name = Set(schedule.clone());
         am.due_at = Set(after.due_at);
         if invite_sent && due_moved {

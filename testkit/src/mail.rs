@@ -37,6 +37,7 @@ pub struct ParsedMail {
     pub subject: Option<String>,
     pub from: Vec<MailAddress>,
     pub to: Vec<MailAddress>,
+    pub cc: Vec<MailAddress>,
     /// Top-level headers in order: name as written, value as written (folding removed, not decoded).
     pub headers: Vec<(String, String)>,
     /// The MIME tree, e.g. `multipart/mixed[multipart/alternative[text/plain,text/html],application/ics]`.
@@ -75,6 +76,7 @@ pub fn try_parse(raw: &[u8]) -> Option<ParsedMail> {
         subject: message.subject().map(str::to_string),
         from: addresses(message.from()),
         to: addresses(message.to()),
+        cc: addresses(message.cc()),
         headers,
         structure: structure(&message.parts, 0, 0),
         text: None,

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod absences;
 mod controls;
 mod crm;
 mod crm_hubspot;

@@ -89,6 +89,17 @@ pub fn days_from(today: chrono::NaiveDate, d: chrono::NaiveDate) -> String {
     }
 }
 
+/// Out of office: the email goes to who covers for the call's rep, the rep in copy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CoverInfo {
+    /// The rep who is away: their name, else address.
+    pub rep_name: String,
+    /// Who the email goes to: their name, else address.
+    pub delegate_name: String,
+    /// `Fri 4 Dec 2026`: the rep's last day away.
+    pub until: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EscalationInfo {
     /// 1 for the first escalation step, 2 for the next.
@@ -149,6 +160,9 @@ pub struct EmailContext {
     /// Cancellations by hand only: who cancelled the call and why (`sales ops (dashboard)
     /// cancelled it: …`); none when the order was cancelled.
     pub cancel_reason: Option<String>,
+    /// The call's rep is out of office and the email goes to who covers for them (first call,
+    /// reminder, cancellation); none otherwise.
+    pub covering: Option<CoverInfo>,
 }
 
 impl EmailContext {
@@ -177,6 +191,7 @@ impl EmailContext {
             alert: None,
             promise_history: Vec::new(),
             cancel_reason: None,
+            covering: None,
             recap,
         }
     }

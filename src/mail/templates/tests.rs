@@ -234,7 +234,7 @@ fn an_error_in_a_built_in_copy_says_so() {
     assert_eq!(err.file, dir.path().join("recap.txt").display().to_string());
     assert_eq!(err.line, Some(1));
     assert!(err.reason.starts_with("unknown filter"), "{err}");
-    assert!(err.reason.ends_with("(included from built-in first_call.txt:20)"), "{err}");
+    assert!(err.reason.ends_with("(included from built-in first_call.txt:25)"), "{err}");
     let builtin_err = TemplateError { file: "built-in x.txt".into(), line: None, reason: "r".into() };
     assert_eq!(builtin_err.to_string(), "built-in x.txt: r");
 }

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{EmailAddress, Source, Timezone};
 
+pub mod absences;
+pub use absences::{Absence, Cover};
+
 /// A rep as the directory knows them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Rep {
