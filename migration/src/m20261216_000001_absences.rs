@@ -32,7 +32,12 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(
-                Index::create().name("rep_absences_rep_last_day").table(name("rep_absences")).col(name("rep_email")).col(name("last_day")).to_owned(),
+                Index::create()
+                    .name("rep_absences_rep_last_day")
+                    .table(name("rep_absences"))
+                    .col(name("rep_email"))
+                    .col(name("last_day"))
+                    .to_owned(),
             )
             .await?;
         manager.alter_table(Table::alter().table(name("calls")).add_column(text_null(name("covered_by"))).to_owned()).await?;

@@ -196,7 +196,8 @@ mod tests {
 
     #[test]
     fn a_copy_goes_in_cc_and_a_bad_copy_address_is_refused() {
-        let p = parsed(&OutgoingEmail { cc_addr: Some("ana@example.com".into()), cc_name: Some("Ana\r\nBcc: x@evil.test".into()), ..email() });
+        let p =
+            parsed(&OutgoingEmail { cc_addr: Some("ana@example.com".into()), cc_name: Some("Ana\r\nBcc: x@evil.test".into()), ..email() });
         assert_eq!(p.cc.len(), 1);
         assert_eq!(p.cc[0].address, "ana@example.com");
         assert_eq!(p.cc[0].name.as_deref(), Some("Ana Bcc: x@evil.test"));

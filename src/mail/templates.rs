@@ -24,8 +24,8 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value, escape_format
 use sha2::Digest;
 
 pub use context::{
-    AlertInfo, CoverInfo, EmailContext, EmailKind, EscalationInfo, PromiseInfo, RecipientRole, days_from, duration_in_words, local_date, local_time,
-    overdue_in_words,
+    AlertInfo, CoverInfo, EmailContext, EmailKind, EscalationInfo, PromiseInfo, RecipientRole, days_from, duration_in_words, local_date,
+    local_time, overdue_in_words,
 };
 
 use crate::recap::Recap;

@@ -329,7 +329,10 @@ async fn steer_form(
         .one(&state.db)
         .await?
         .ok_or_else(|| PageError::not_found("There is no call with this number."))?;
-    let tz = crate::workflow::replan::rep_tz(&state.db, &fc.config, &call).await?.0;
+    // The rep's timezone, as the page shows the times.
+    let defaults = &fc.config.settings.defaults;
+    let rep = crate::domain::EmailAddress::parse(&call.rep_email).unwrap_or_else(|_| defaults.unassigned_email.clone());
+    let tz = crate::reps::recipient(&state.db, &rep, defaults.timezone).await?.timezone.0;
     let (name, time_field) = which.names();
     let refused = |message: String| Sent { steer_error: Some((name, message)), ..Sent::default() };
     let parsed = local_input(fields.get(time_field), tz)

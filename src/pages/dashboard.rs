@@ -10,7 +10,8 @@ use super::access::{DASHBOARD_FORMS, Visitor, signed_in};
 use super::render::{render, value};
 use super::{Fields, PageError, form_page, parse_id, see_other};
 use crate::app::AppState;
-use crate::domain::Timezone;
+use crate::domain::{EmailAddress, Timezone};
+use crate::reps::Recipient;
 use crate::workflow::CallState;
 
 /// Calls per page; the counts cover all of them.
@@ -130,10 +131,23 @@ async fn page(req: &HttpRequest, state: &AppState, edit: EditPreview) -> Result<
 
     let now = state.clock.now();
     let default_tz = state.config.settings.defaults.timezone;
-    let (preview, preview_error, at_input, tz_input) = match preview_at(q.non_empty("at"), q.non_empty("tz"), default_tz, now) {
-        Ok((at, tz)) => {
-            let text = crate::workflow::preview::render(&state.first_call.get().config, at, tz, PREVIEW_REMINDERS);
-            (Some(text), None, at.with_timezone(&tz.0).format("%Y-%m-%dT%H:%M").to_string(), tz.name().to_string())
+    let who = q.non_empty("who");
+    let previewed = match preview_rep(state, who).await? {
+        Ok(rep) => {
+            let tz_field = rep.as_ref().map(|r| r.timezone.name()).or(q.non_empty("tz"));
+            preview_at(q.non_empty("at"), tz_field, default_tz, now).map(|(at, tz)| (at, tz, rep))
+        }
+        Err(e) => Err(e),
+    };
+    let (preview, preview_error, at_input, tz_input) = match previewed {
+        Ok((at, tz, rep)) => {
+            let (note, tz) = match &rep {
+                Some(rep) => covering_note(state, rep, at, tz).await?,
+                None => (String::new(), tz),
+            };
+            let text = note + &crate::workflow::preview::render(&state.first_call.get().config, at, tz, PREVIEW_REMINDERS);
+            let rep_tz = rep.map_or(tz, |r| r.timezone);
+            (Some(text), None, at.with_timezone(&rep_tz.0).format("%Y-%m-%dT%H:%M").to_string(), rep_tz.name().to_string())
         }
         Err(e) => (None, Some(e), q.get("at").unwrap_or_default().to_string(), q.get("tz").unwrap_or_default().to_string()),
     };
@@ -154,7 +168,7 @@ async fn page(req: &HttpRequest, state: &AppState, edit: EditPreview) -> Result<
             csrf => visitor.csrf(state, DASHBOARD_FORMS),
             filter => minijinja::context! { state => state_filter, rep => rep.unwrap_or_default(), error => filter_error },
             state_choices => STATE_CHOICES,
-            preview => minijinja::context! { text => preview, error => preview_error, at => at_input, tz => tz_input },
+            preview => minijinja::context! { text => preview, error => preview_error, at => at_input, tz => tz_input, who => who.unwrap_or_default() },
             notice,
             links,
             configuration => value(&configuration),
@@ -177,6 +191,39 @@ fn query_escape(value: &str) -> String {
         }
     }
     out
+}
+
+/// The rep the preview is for, when one is named: they must be in the rep directory.
+async fn preview_rep(state: &AppState, who: Option<&str>) -> Result<Result<Option<Recipient>, String>, PageError> {
+    let Some(who) = who else { return Ok(Ok(None)) };
+    let email = match EmailAddress::parse(who) {
+        Ok(e) => e,
+        Err(e) => return Ok(Err(format!("Rep: {}", e.0))),
+    };
+    let rep = crate::reps::recipient(&state.db, &email, state.config.settings.defaults.timezone).await?;
+    Ok(if rep.known { Ok(Some(rep)) } else { Err(format!("Rep: {email} is not in the rep directory")) })
+}
+
+/// Whose clock the preview's times are on for `rep` ordering at `at`: theirs, or while they are
+/// out of office, who covers for them; and the line that says so.
+async fn covering_note(state: &AppState, rep: &Recipient, at: DateTime<Utc>, tz: Timezone) -> Result<(String, Timezone), PageError> {
+    let who = |r: &Recipient| match &r.name {
+        Some(n) => format!("{n} ({})", r.email),
+        None => r.email.to_string(),
+    };
+    Ok(match crate::reps::absences::cover(&state.db, rep, at, state.config.settings.defaults.timezone).await? {
+        Some(c) => (
+            format!(
+                "{} is out of office then (until {}): {} covers, so the times below are on their clock ({}).\n\n",
+                who(rep),
+                crate::mail::templates::local_date(c.absence.last_day),
+                who(&c.delegate),
+                c.delegate.timezone
+            ),
+            c.delegate.timezone,
+        ),
+        None => (format!("{} is in then: the times below are on their clock ({tz}).\n\n", who(rep)), tz),
+    })
 }
 
 /// The preview's order time and timezone: `at` as RFC 3339 or as a local time in `tz` (what a

@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
 
 use super::PageError;
 use crate::app::AppState;
-use crate::domain::Timezone;
+use crate::domain::{EmailAddress, Timezone};
 use crate::mail::templates::{duration_in_words, local_date, local_time, overdue_in_words};
 use crate::recap::Recap;
 use crate::workflow::queries;
@@ -202,6 +202,11 @@ pub struct CallFacts {
     pub rep_email: String,
     /// Why the call is with sales ops instead of the address the CRM named.
     pub fallback_reason: Option<String>,
+    /// Who covers for the rep, out of office now: `Ana Lima is out of office until Fri 27 Nov
+    /// 2026: Ben Brooks (ben@…) is covering.`
+    pub covering: Option<String>,
+    /// Whose clock the call's times count, when it is not the rep's (who covered when it opened).
+    pub planned_by: Option<String>,
     pub state: String,
     pub state_label: &'static str,
     pub open: bool,
@@ -281,8 +286,16 @@ pub async fn call_facts(state: &AppState, id: i64) -> Result<(CallFacts, Recap),
         at_local: c.completed_at.map(|t| local_time(t, tz)),
         by: c.completed_by.clone(),
     });
+    let covering = if c.state.is_open() { covering(state, &c.rep_email, recap.call.rep_name.as_deref(), now).await? } else { None };
+    let planned_by = c
+        .covered_by
+        .as_ref()
+        .filter(|_| c.state.is_open())
+        .map(|d| format!("The call was opened while its rep was out of office: its due time counts {d}'s business hours."));
     let facts = CallFacts {
         id,
+        covering,
+        planned_by,
         account: recap.deal.account_name.clone().unwrap_or_else(|| format!("Deal {}", recap.deal.deal_id)),
         deal: deal_label(recap.deal.source.as_str(), &recap.deal.deal_id),
         rep_name: recap.call.rep_name.clone().unwrap_or_else(|| c.rep_email.clone()),
@@ -324,6 +337,24 @@ pub async fn call_facts(state: &AppState, id: i64) -> Result<(CallFacts, Recap),
         state: c.state.as_str().to_string(),
     };
     Ok((facts, recap))
+}
+
+/// Who covers for the call's rep at `now`, in a sentence; none while the rep is in.
+async fn covering(state: &AppState, rep_email: &str, rep_name: Option<&str>, now: DateTime<Utc>) -> Result<Option<String>, DbErr> {
+    let default_tz = state.config.settings.defaults.timezone;
+    let Ok(email) = EmailAddress::parse(rep_email) else { return Ok(None) };
+    let rep = crate::reps::recipient(&state.db, &email, default_tz).await?;
+    let Some(cover) = crate::reps::absences::cover(&state.db, &rep, now, default_tz).await? else { return Ok(None) };
+    let delegate = match &cover.delegate.name {
+        Some(n) => format!("{n} ({})", cover.delegate.email),
+        None => cover.delegate.email.to_string(),
+    };
+    Ok(Some(format!(
+        "{} is out of office until {}: {delegate} is covering, and gets the call's emails with {} in copy.",
+        rep_name.unwrap_or(rep_email),
+        local_date(cover.absence.last_day),
+        rep_name.unwrap_or(rep_email)
+    )))
 }
 
 /// One call on the dashboard.

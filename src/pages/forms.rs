@@ -31,6 +31,23 @@ pub struct EditPreviewForm {
     csrf: String,
 }
 
+/// `POST /absences`.
+#[derive(utoipa::ToSchema)]
+pub struct AbsenceForm {
+    /// The rep's email address.
+    rep: String,
+    /// `2026-12-21`, in the rep's timezone.
+    first_day: String,
+    /// The last day away (included).
+    last_day: String,
+    /// Who covers: a rep in the directory.
+    delegate: String,
+    /// Why (optional).
+    reason: Option<String>,
+    /// The form's CSRF token.
+    csrf: String,
+}
+
 /// `POST /calls/{id}/done`.
 #[derive(utoipa::ToSchema)]
 pub struct DoneForm {

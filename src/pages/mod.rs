@@ -8,6 +8,7 @@
 //! and run no scripts. A GET never changes anything; every form posts with a CSRF token bound
 //! to a random value in a cookie. Bad input gets a page that says what happened, never a 500.
 
+pub mod absences;
 mod access;
 pub mod call;
 pub mod charts;
@@ -37,6 +38,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     let form = || web::FormConfig::default().limit(FORM_LIMIT_BYTES).error_handler(error::form_error);
     cfg.service(web::resource("/").route(web::get().to(dashboard::show)))
         .service(web::resource("/insights").route(web::get().to(insights::show)))
+        .service(web::resource("/absences").app_data(form()).route(web::get().to(absences::show)).route(web::post().to(absences::record)))
+        .service(web::resource("/absences/{id}/remove").app_data(form()).route(web::post().to(absences::remove)))
         .service(web::resource("/calls/{id}").route(web::get().to(call::show)))
         .service(web::resource("/calls/{id}/done").app_data(form()).route(web::post().to(call::mark_done)))
         .service(web::resource("/calls/{id}/check-in").app_data(form()).route(web::post().to(call::check_in)))

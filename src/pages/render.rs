@@ -17,6 +17,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("call.html", include_str!("templates/call.html")),
     ("dashboard.html", include_str!("templates/dashboard.html")),
     ("insights.html", include_str!("templates/insights.html")),
+    ("absences.html", include_str!("templates/absences.html")),
 ];
 
 static PAGES: LazyLock<Result<Environment<'static>, minijinja::Error>> = LazyLock::new(environment);

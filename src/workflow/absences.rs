@@ -135,15 +135,7 @@ async fn audit(db: &impl sea_orm::ConnectionTrait, a: &Absence, action: &str, ac
     });
     crate::audit::record(
         db,
-        crate::audit::Change {
-            actor,
-            entity: "absence",
-            entity_id: a.id,
-            action,
-            from_state: None,
-            to_state: None,
-            detail: Some(detail),
-        },
+        crate::audit::Change { actor, entity: "absence", entity_id: a.id, action, from_state: None, to_state: None, detail: Some(detail) },
         now,
     )
     .await

@@ -16,8 +16,7 @@ use crate::mail::ics::{self, InviteInfo, InviteMethod};
 use crate::mail::message::OutgoingEmail;
 use crate::mail::outbox::{EmailKind, NewEmail};
 use crate::mail::templates::{
-    AlertInfo, CoverInfo, EmailContext, EscalationInfo, PromiseInfo, RecipientRole, days_from, local_date, local_time,
-    overdue_in_words,
+    AlertInfo, CoverInfo, EmailContext, EscalationInfo, PromiseInfo, RecipientRole, days_from, local_date, local_time, overdue_in_words,
 };
 use crate::recap::{self, CallSnapshot, OrderSnapshot, ProposalVersion, Recap, RecapInput};
 use crate::reps::Recipient;

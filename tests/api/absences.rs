@@ -156,7 +156,11 @@ async fn a_bad_absence_is_refused_naming_the_field_and_changes_nothing() {
         (json!({"last_day": "2026-12-04", "delegate": DELEGATE}), "first_day", "is required"),
         (json!({"first_day": "30/11/2026", "last_day": "2026-12-04", "delegate": DELEGATE}), "first_day", "not a day such as"),
         (json!({"first_day": "2026-11-30", "last_day": "2026-12-04"}), "delegate", "is required"),
-        (json!({"first_day": "2026-11-30", "last_day": "2026-12-04", "delegate": "zoe@elsewhere.example"}), "delegate", "not in the rep directory"),
+        (
+            json!({"first_day": "2026-11-30", "last_day": "2026-12-04", "delegate": "zoe@elsewhere.example"}),
+            "delegate",
+            "not in the rep directory",
+        ),
         (json!({"first_day": "2026-11-30", "last_day": "2026-12-04", "delegate": REP}), "delegate", "cannot cover for themselves"),
         (json!({"first_day": "2026-12-04", "last_day": "2026-11-30", "delegate": DELEGATE}), "last_day", "is before first_day"),
         (json!({"first_day": "2026-11-01", "last_day": "2026-11-20", "delegate": DELEGATE}), "last_day", "has passed"),
@@ -184,4 +188,92 @@ async fn a_bad_absence_is_refused_naming_the_field_and_changes_nothing() {
     assert_eq!(unauthenticated.status(), 401);
     assert_eq!(app.count("rep_absences").await, 1);
     app.stop().await;
+}
+
+#[tokio::test]
+async fn sales_ops_record_and_remove_an_absence_on_the_page_and_the_call_page_and_preview_say_who_covers() {
+    use crate::pages::{get, log_in, post_form};
+    let owned = TestApp::spawn().await;
+    let app = &owned;
+    directory(app).await;
+    assert_eq!(get(app, "/absences").await.status, 303, "signed out: to the login");
+    log_in(app, API_TOKEN).await;
+    let page = get(app, "/absences").await;
+    assert_eq!(page.status, 200);
+    assert!(page.html.contains("id=\"no-absences\""), "{}", page.html);
+    let csrf = page.csrf();
+
+    // A form without who covers comes back saying so, with what was typed; a forged one is refused.
+    let form = |delegate: &'static str, csrf: String| {
+        vec![
+            ("csrf", csrf),
+            ("rep", REP.to_string()),
+            ("first_day", "2026-11-23".to_string()),
+            ("last_day", "2026-11-27".to_string()),
+            ("delegate", delegate.to_string()),
+            ("reason", "Holiday".to_string()),
+        ]
+    };
+    let post = |fields: Vec<(&'static str, String)>| async move {
+        let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        post_form(&app.client, app, "/absences", &pairs).await
+    };
+    let refused = post(form("", csrf.clone())).await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.html.contains("Who covers: is required"), "{}", refused.html);
+    assert!(refused.html.contains("value=\"2026-11-27\""), "what was typed stays");
+    let stranger = post(form("zoe@elsewhere.example", csrf.clone())).await;
+    assert_eq!(stranger.status, 422);
+    assert!(stranger.html.contains("Who covers: zoe@elsewhere.example is not in the rep directory"), "{}", stranger.html);
+    assert_eq!(post(form(DELEGATE, "forged".into())).await.status, 403);
+    assert_eq!(app.count("rep_absences").await, 0, "nothing recorded");
+
+    let recorded = post(form(DELEGATE, csrf.clone())).await;
+    assert_eq!(recorded.status, 303);
+    let listed = get(app, "/absences?done=recorded").await;
+    assert!(
+        listed.html.contains("Ana Ávila (ana@seller.example)") && listed.html.contains("Ben Brooks (ben@seller.example)"),
+        "{}",
+        listed.html
+    );
+    assert!(listed.html.contains("Mon 23 Nov 2026 to Fri 27 Nov 2026") && listed.html.contains(">away</span>"), "{}", listed.html);
+    let audit = app.column("SELECT actor || ' ' || action FROM audit_log WHERE entity = 'absence'").await;
+    assert_eq!(audit, vec!["dashboard absence_recorded"]);
+
+    // The schedule preview for Ana is on Ben's clock, and says so.
+    let preview = get(app, "/?who=ana%40seller.example&at=2026-11-23T09%3A00#preview").await;
+    assert_eq!(preview.status, 200);
+    assert!(
+        preview.html.contains(
+            "Ana Ávila (ana@seller.example) is out of office then (until Fri 27 Nov 2026): Ben Brooks (ben@seller.example) covers"
+        ),
+        "{}",
+        preview.html
+    );
+    assert!(preview.html.contains("America&#x2f;New_York"), "{}", preview.html);
+    let nobody = get(app, "/?who=zoe%40elsewhere.example#preview").await;
+    assert_eq!(nobody.status, 400);
+    assert!(nobody.html.contains("Rep: zoe@elsewhere.example is not in the rep directory"), "{}", nobody.html);
+
+    // A call opened now: its page says who covers.
+    app.put_proposal("generic", "D-1", &proposal(REP)).await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    let id = app.calls().await[0]["id"].as_i64().unwrap();
+    let call = get(app, &format!("/calls/{id}")).await;
+    assert!(
+        call.html.contains("Ana Ávila is out of office until Fri 27 Nov 2026: Ben Brooks (ben@seller.example) is covering"),
+        "{}",
+        call.html
+    );
+    assert!(call.html.contains("id=\"planned-by\""), "{}", call.html);
+
+    // Removed: the list is empty and the call page no longer says it.
+    let id_absence = app.column("SELECT CAST(id AS TEXT) FROM rep_absences").await.remove(0);
+    let removed = post_form(&app.client, app, &format!("/absences/{id_absence}/remove"), &[("csrf", &csrf)]).await;
+    assert_eq!(removed.status, 303);
+    assert!(get(app, "/absences").await.html.contains("id=\"no-absences\""));
+    assert!(!get(app, &format!("/calls/{id}")).await.html.contains("id=\"covering\""));
+    assert_eq!(post_form(&app.client, app, &format!("/absences/{id_absence}/remove"), &[("csrf", &csrf)]).await.status, 404);
+    owned.stop().await;
 }

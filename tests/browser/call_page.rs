@@ -391,3 +391,47 @@ async fn the_charts_read_on_a_phone_and_a_desktop() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn on_a_phone_sales_ops_record_that_a_rep_is_away_and_the_call_goes_to_who_covers() {
+    let app = TestApp::spawn().await;
+    let ben = "ben@seller.example";
+    assert_eq!(app.put_rep(REP, &json!({"name": "Ana Ávila", "timezone": "UTC"})).await.status(), 200);
+    assert_eq!(app.put_rep(ben, &json!({"name": "Ben Brooks", "timezone": "America/New_York"})).await.status(), 200);
+    with_browser(|client| async move {
+        let (width, height) = (375u32, 812u32);
+        set_viewport(&client, width, height).await;
+        log_in(&client, &app).await;
+        click(&client, "absences-link").await;
+        text_of(&client, "no-absences").await;
+        type_into(&client, "a-rep", REP).await;
+        client.execute("document.getElementById('a-first').value = '2026-11-23'", vec![]).await.unwrap();
+        client.execute("document.getElementById('a-last').value = '2026-11-27'", vec![]).await.unwrap();
+        // Without who covers, the browser's own check is passed and the page says what is missing.
+        client.execute("document.getElementById('a-delegate').removeAttribute('required')", vec![]).await.unwrap();
+        submit(&client, "absence-submit").await;
+        assert_eq!(text_of(&client, "absence-error").await, "Who covers: is required: who covers, a rep in the directory");
+        type_into(&client, "a-delegate", ben).await;
+        type_into(&client, "a-reason", "Holiday").await;
+        let shot = client.find(Locator::Id("record")).await.unwrap().screenshot().await.unwrap();
+        assert!(png_size(&shot).0 <= width);
+        std::fs::write(artifacts().join("absence-phone.png"), &shot).unwrap();
+        submit(&client, "absence-submit").await;
+        let listed = text_of(&client, "absence-list").await;
+        assert!(listed.contains("Ana Ávila") && listed.contains("Ben Brooks") && listed.contains("Holiday"), "{listed}");
+        let scroll = client.execute("return document.documentElement.scrollWidth", vec![]).await.unwrap().as_u64().unwrap();
+        assert!(scroll <= width as u64, "the page scrolls sideways on a phone ({scroll} px in {width} px)");
+
+        // An order now: Ben gets the recap, Ana the copy, and the call page says who covers.
+        assert_eq!(app.post_generic(&order_created("e1", "D-1", REP, app.now())).await.status(), 200);
+        app.settle().await;
+        let to_ben = app.mails_to(ben);
+        assert_eq!(to_ben.len(), 1);
+        assert_eq!(to_ben[0].cc[0].address, REP);
+        let id = app.calls().await[0]["id"].as_i64().unwrap();
+        open(&client, &app, &format!("/calls/{id}")).await;
+        assert!(text_of(&client, "covering").await.starts_with("Ana Ávila is out of office until Fri 27 Nov 2026: Ben Brooks"));
+        app.stop().await;
+    })
+    .await;
+}

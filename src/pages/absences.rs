@@ -1,0 +1,202 @@
+//! `/absences`, for sales ops: who is out of office, when, and who covers; a form to record an
+//! absence and a button to remove one (`workflow::absences`, as the API does). Needs a
+//! dashboard sign-in.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+
+use super::access::{DASHBOARD_FORMS, Visitor, signed_in};
+use super::render::{render, value};
+use super::{Fields, PageError, form_page, parse_id, see_other};
+use crate::app::AppState;
+use crate::domain::EmailAddress;
+use crate::http::reps::{AbsenceBody, absence_error, parse_absence};
+use crate::mail::templates::local_date;
+use crate::workflow::absences::{self, AbsenceError};
+
+/// Absences listed, soonest first.
+const LISTED: u64 = 200;
+
+/// One absence as the page lists it.
+#[derive(Debug, Serialize)]
+struct Row {
+    id: i64,
+    rep: String,
+    delegate: String,
+    days: String,
+    reason: Option<String>,
+    /// Under way today (on the rep's calendar).
+    now: bool,
+}
+
+/// The form as sent, and why it was refused.
+#[derive(Debug, Default, Serialize)]
+struct Sent {
+    rep: String,
+    first_day: String,
+    last_day: String,
+    delegate: String,
+    reason: String,
+    error: Option<String>,
+}
+
+/// `GET /absences`: absences that have not ended, and the form to record one.
+#[utoipa::path(get, path = "/absences", tag = "pages",
+    responses((status = 200, description = "Who is out of office and who covers", content_type = "text/html"), (status = 303, description = "Not logged in: to /login")))]
+pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    if !signed_in(&req).await? {
+        return Ok(see_other("/login").finish());
+    }
+    page(&req, &state, StatusCode::OK, Sent::default()).await
+}
+
+async fn page(req: &HttpRequest, state: &AppState, status: StatusCode, sent: Sent) -> Result<HttpResponse, PageError> {
+    let now = state.clock.now();
+    let default_tz = state.config.settings.defaults.timezone;
+    // Every rep's today is within a day of today in UTC; ended ones are dropped below.
+    let listed = crate::reps::absences::upcoming(&state.db, now.date_naive() - chrono::TimeDelta::days(1), LISTED).await?;
+    let people: Vec<EmailAddress> = listed.iter().flat_map(|a| [a.rep_email.clone(), a.delegate_email.clone()]).collect();
+    let directory = crate::reps::recipients(&state.db, &people, default_tz).await?;
+    let named = |e: &EmailAddress| match directory.get(e).and_then(|r| r.name.clone()) {
+        Some(n) => format!("{n} ({e})"),
+        None => e.to_string(),
+    };
+    let rows: Vec<Row> = listed
+        .iter()
+        .filter_map(|a| {
+            let today = now.with_timezone(&directory.get(&a.rep_email)?.timezone.0).date_naive();
+            (a.last_day >= today).then(|| Row {
+                id: a.id,
+                rep: named(&a.rep_email),
+                delegate: named(&a.delegate_email),
+                days: if a.first_day == a.last_day {
+                    local_date(a.first_day)
+                } else {
+                    format!("{} to {}", local_date(a.first_day), local_date(a.last_day))
+                },
+                reason: a.reason.clone(),
+                now: a.includes(today),
+            })
+        })
+        .collect();
+    let q = Fields::query(req)?;
+    let notice = match q.get("done") {
+        Some("recorded") => Some("The absence is recorded. Emails about the rep's calls go to who covers, the rep in copy."),
+        Some("removed") => Some("The absence is removed. The rep gets their calls' emails again."),
+        _ => None,
+    };
+    let visitor = Visitor::of(req);
+    let body = render(
+        "absences.html",
+        minijinja::context! {
+            signed_in => true,
+            csrf => visitor.csrf(state, DASHBOARD_FORMS),
+            rows => value(&rows),
+            sent => value(&sent),
+            notice,
+            today => now.date_naive().format("%Y-%m-%d").to_string(),
+        },
+    )?;
+    Ok(form_page(status, &visitor, state, body))
+}
+
+/// A form of this page: its sender must be signed in and post the dashboard's CSRF token.
+async fn checked(req: &HttpRequest, state: &AppState, fields: &Fields) -> Result<(), PageError> {
+    if !signed_in(req).await? {
+        return Err(
+            PageError::new(StatusCode::UNAUTHORIZED, "Please log in", "Log in to the dashboard, then try again.").with_login("/absences")
+        );
+    }
+    Visitor::of(req).check(state, DASHBOARD_FORMS, fields.get("csrf"))
+}
+
+/// The label of a form field, as the page shows it.
+fn label(field: &str) -> &str {
+    match field {
+        "rep" => "Rep",
+        "first_day" => "First day away",
+        "last_day" => "Last day away",
+        "delegate" => "Who covers",
+        "reason" => "Why",
+        other => other,
+    }
+}
+
+/// `POST /absences`: records an absence as `POST /api/v1/reps/{email}/absences` does; a form
+/// that cannot be recorded comes back with what to change.
+#[utoipa::path(post, path = "/absences", tag = "pages", request_body(content = super::forms::AbsenceForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Recorded; back to the list"), (status = 401, description = "Not logged in", content_type = "text/html"), (status = 403, description = "Bad CSRF token", content_type = "text/html"), (status = 415, description = "Not a form", content_type = "text/html"), (status = 422, description = "The form, with what to change", content_type = "text/html")))]
+pub async fn record(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let fields = Fields(form.into_inner());
+    checked(&req, &state, &fields).await?;
+    let text = |name: &str| fields.get(name).unwrap_or_default().trim().to_string();
+    let mut sent = Sent {
+        rep: text("rep"),
+        first_day: text("first_day"),
+        last_day: text("last_day"),
+        delegate: text("delegate"),
+        reason: text("reason"),
+        error: None,
+    };
+    let body = AbsenceBody {
+        first_day: Some(sent.first_day.clone()),
+        last_day: Some(sent.last_day.clone()),
+        delegate: Some(sent.delegate.clone()),
+        reason: Some(sent.reason.clone()),
+    };
+    let asked =
+        EmailAddress::parse(&sent.rep).map_err(|e| crate::http::ApiError::invalid("rep", e.0)).and_then(|rep| parse_absence(rep, &body));
+    let outcome = match asked {
+        Ok(ask) => absences::record(&state.db, &state.first_call.get(), state.clock.now(), ask, "dashboard").await.map(|_| ()),
+        Err(e) => Err(AbsenceError::Invalid { field: "", reason: refused(&e) }),
+    };
+    match outcome {
+        Ok(()) => {
+            state.signals.jobs_scheduled();
+            Ok(see_other("/absences?done=recorded#absences").finish())
+        }
+        Err(AbsenceError::Invalid { field, reason }) => {
+            sent.error = Some(if field.is_empty() { reason } else { format!("{}: {reason}", label(field)) });
+            page(&req, &state, StatusCode::UNPROCESSABLE_ENTITY, sent).await
+        }
+        Err(AbsenceError::NotFound(reason)) => {
+            sent.error = Some(format!("Rep: {reason}. Add them to the rep directory first."));
+            page(&req, &state, StatusCode::UNPROCESSABLE_ENTITY, sent).await
+        }
+        Err(e) => Err(PageError::from(absence_error(e))),
+    }
+}
+
+/// A field the API refused, as the page says it.
+fn refused(e: &crate::http::ApiError) -> String {
+    match e.field.as_deref() {
+        Some(f) => format!("{}: {}", label(f), e.message.strip_prefix(&format!("{f}: ")).unwrap_or(&e.message)),
+        None => e.message.clone(),
+    }
+}
+
+/// `POST /absences/{id}/remove`: removes an absence; the calls it moved go back to the rep.
+#[utoipa::path(post, path = "/absences/{id}/remove", tag = "pages", params(("id" = String, Path)), request_body(content = super::forms::CsrfForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Removed; back to the list"), (status = 401, description = "Not logged in", content_type = "text/html"), (status = 403, description = "Bad CSRF token", content_type = "text/html"), (status = 404, description = "No such absence", content_type = "text/html"), (status = 415, description = "Not a form", content_type = "text/html")))]
+pub async fn remove(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let id = parse_id(&path, "absence")?;
+    checked(&req, &state, &Fields(form.into_inner())).await?;
+    let absence = crate::reps::absences::get(&state.db, id)
+        .await?
+        .ok_or_else(|| PageError::not_found("There is no absence with this number; it may have been removed already."))?;
+    absences::remove(&state.db, &state.first_call.get(), state.clock.now(), &absence.rep_email, id, "dashboard")
+        .await
+        .map_err(|e| PageError::from(absence_error(e)))?;
+    state.signals.jobs_scheduled();
+    Ok(see_other("/absences?done=removed#absences").finish())
+}
