@@ -160,8 +160,8 @@ pub struct EmailContext {
     /// Cancellations by hand only: who cancelled the call and why (`sales ops (dashboard)
     /// cancelled it: …`); none when the order was cancelled.
     pub cancel_reason: Option<String>,
-    /// The call's rep is out of office and the email goes to who covers for them (first call,
-    /// reminder, cancellation); none otherwise.
+    /// The call's rep is out of office and the email goes to who covers for them (the emails to
+    /// the call's rep); none otherwise.
     pub covering: Option<CoverInfo>,
 }
 

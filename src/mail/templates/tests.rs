@@ -264,6 +264,24 @@ fn an_email_routed_to_sales_ops_says_why_in_text_and_html_and_the_address_stays_
 }
 
 #[test]
+fn an_email_to_who_covers_greets_them_and_says_for_whom_until_when() {
+    let t = builtin();
+    let recap = recap::build(&sample_input());
+    let covering = CoverInfo { rep_name: "Ana Lima".into(), delegate_name: "Ben <b>Brooks</b>".into(), until: "Fri 27 Nov 2026".into() };
+    let to_the_rep = [EmailKind::FirstCall, EmailKind::Reminder, EmailKind::Cancellation, EmailKind::ContextUpdate, EmailKind::CheckIn];
+    for ctx in contexts_for(&recap).into_iter().filter(|c| to_the_rep.contains(&c.kind)) {
+        let kind = ctx.kind;
+        let plain = t.render(&ctx).unwrap();
+        assert!(!plain.text.contains("out of office"), "{kind:?}: nothing said while the rep is in");
+        let covered = t.render(&EmailContext { covering: Some(covering.clone()), ..ctx }).unwrap();
+        assert!(covered.text.starts_with("Hi Ben <b>Brooks</b>,"), "{kind:?}: {}", covered.text);
+        assert!(covered.text.contains("Ana Lima is out of office until Fri 27 Nov 2026, and you are covering for them"), "{kind:?}");
+        assert!(covered.html.contains("Hi Ben &lt;b&gt;Brooks&lt;/b&gt;,"), "{kind:?}: escaped in HTML: {}", covered.html);
+        assert!(covered.html.contains("id=\"covering\""), "{kind:?}");
+    }
+}
+
+#[test]
 fn the_digest_changes_with_any_templates_wording_and_only_then() {
     let builtin = Templates::builtin().unwrap();
     let dir = tempfile::tempdir().unwrap();
