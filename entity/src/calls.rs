@@ -45,6 +45,9 @@ pub struct Model {
     /// Who covered for the rep when the call was opened or handed over (the rep was out of
     /// office): the call's times are planned on their clock.
     pub covered_by: Option<String>,
+    /// The recap the rep last heard of (JSON): the first email's, or the last change email's.
+    /// Later changes of the proposal or the order are told against it.
+    pub recap_sent: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -77,6 +77,11 @@ pub enum JobKind {
     #[sea_orm(string_value = "call.updated")]
     #[serde(rename = "call.updated")]
     CallUpdated,
+    /// The proposal or the order changed after the rep's recap went out: tell them what changed
+    /// (one job per quiet period, so quick edits give one email).
+    #[sea_orm(string_value = "call.changed")]
+    #[serde(rename = "call.changed")]
+    CallChanged,
     /// Read the call's deal from its CRM (owner, contacts, line items, notes, activities) and
     /// store it as a proposal version.
     #[sea_orm(string_value = "crm.enrich")]
@@ -130,6 +135,7 @@ impl JobKind {
             JobKind::CallEscalate => "call.escalate",
             JobKind::CallCancelled => "call.cancelled",
             JobKind::CallUpdated => "call.updated",
+            JobKind::CallChanged => "call.changed",
             JobKind::CrmEnrich => "crm.enrich",
             JobKind::CrmReconcile => "crm.reconcile",
             JobKind::CrmWriteBack => "crm.write_back",

@@ -21,6 +21,7 @@ mod m20261210_000001_read_paths;
 mod m20261211_000001_promises;
 mod m20261215_000001_call_controls;
 mod m20261216_000001_absences;
+mod m20261217_000001_recap_sent;
 
 pub struct Migrator;
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261211_000001_promises::Migration),
             Box::new(m20261215_000001_call_controls::Migration),
             Box::new(m20261216_000001_absences::Migration),
+            Box::new(m20261217_000001_recap_sent::Migration),
         ]
     }
 }

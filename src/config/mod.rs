@@ -47,6 +47,9 @@ pub struct Settings {
     /// How far a rep may move their own call (booking it, snoozing its reminders).
     #[serde(default)]
     pub controls: ControlSettings,
+    /// When the proposal or the order changes after the recap went out.
+    #[serde(default)]
+    pub recap_changes: RecapChangeSettings,
     #[serde(default)]
     pub schedules: Vec<ScheduleSettings>,
 }
@@ -398,6 +401,42 @@ impl ControlSettings {
     }
 }
 
+/// `[recap_changes]`: how changes of the proposal or the order after the rep's recap went out
+/// are gathered into one short email.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecapChangeSettings {
+    /// The email goes once no change has come for this many minutes...
+    pub quiet_minutes: u32,
+    /// ...and at the latest this many minutes after the first change.
+    pub max_wait_minutes: u32,
+}
+
+impl Default for RecapChangeSettings {
+    fn default() -> Self {
+        RecapChangeSettings { quiet_minutes: 10, max_wait_minutes: 60 }
+    }
+}
+
+impl RecapChangeSettings {
+    /// The first problem, as (key under `recap_changes.`, reason).
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        if self.quiet_minutes > 1440 {
+            return Some(("quiet_minutes", format!("is {}; write a number of minutes up to 1440 (a day)", self.quiet_minutes)));
+        }
+        if self.max_wait_minutes < self.quiet_minutes || self.max_wait_minutes > 10080 {
+            return Some((
+                "max_wait_minutes",
+                format!(
+                    "is {}; write a number of minutes from quiet_minutes ({}) up to 10080 (a week)",
+                    self.max_wait_minutes, self.quiet_minutes
+                ),
+            ));
+        }
+        None
+    }
+}
+
 /// A configuration problem, located: which file (or environment variable), which key, why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{origin}: {key}: {reason}")]
@@ -559,6 +598,9 @@ fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
     }
     if let Some((key, reason)) = s.controls.problem() {
         return fail(&format!("controls.{key}"), &reason);
+    }
+    if let Some((key, reason)) = s.recap_changes.problem() {
+        return fail(&format!("recap_changes.{key}"), &reason);
     }
     for (key, value) in s.crm.credentials() {
         if value.is_some()

@@ -153,6 +153,26 @@ fn promise_lead_times_are_checked_naming_the_key() {
 }
 
 #[test]
+fn the_quiet_period_of_recap_changes_is_checked_naming_the_key() {
+    let c = load(&[]).unwrap().settings.recap_changes;
+    assert_eq!(c, crate::config::RecapChangeSettings::default(), "config/default.toml states the built-in defaults");
+    for (pairs, key, reason) in [
+        (vec![("recap_changes.quiet_minutes", json!(1441))], "recap_changes.quiet_minutes", "up to 1440"),
+        (
+            vec![("recap_changes.quiet_minutes", json!(30)), ("recap_changes.max_wait_minutes", json!(20))],
+            "recap_changes.max_wait_minutes",
+            "from quiet_minutes (30)",
+        ),
+        (vec![("recap_changes.max_wait_minutes", json!(20000))], "recap_changes.max_wait_minutes", "up to 10080"),
+    ] {
+        let e = load(&pairs).expect_err("refused");
+        assert_eq!(e.key, key, "{e}");
+        assert!(e.reason.contains(reason), "{e}");
+    }
+    assert_eq!(load(&[("recap_changes.quiet_minutes", json!(0))]).unwrap().settings.recap_changes.quiet_minutes, 0, "at once");
+}
+
+#[test]
 fn the_reps_controls_limits_are_checked_naming_the_key() {
     let c = load(&[]).unwrap().settings.controls;
     assert_eq!(c, ControlSettings::default(), "config/default.toml states the built-in defaults");

@@ -403,3 +403,31 @@ pub async fn cancel_pending(db: &impl ConnectionTrait, subject_id: i64, kinds: &
     let sql = format!("DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE subject_id = $1 AND state = 'pending'{kind_filter} {lock})");
     Ok(db.execute_raw(stmt(backend, &sql, vec![subject_id.into()])).await?.rows_affected())
 }
+
+/// A pending job of `subject_id` and `kind` not yet claimed, moved to run at `run_at(created_at)`
+/// when that is later than it runs now: a debounce. Returns whether one moved.
+pub async fn postpone_pending(
+    db: &impl ConnectionTrait,
+    subject_id: i64,
+    kind: JobKind,
+    run_at: impl Fn(DateTime<Utc>) -> DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    use entity::jobs;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let Some(job) = jobs::Entity::find()
+        .filter(jobs::Column::SubjectId.eq(subject_id))
+        .filter(jobs::Column::Kind.eq(kind))
+        .filter(jobs::Column::State.eq(jobs::JobState::Pending))
+        .filter(jobs::Column::LeaseToken.is_null())
+        .one(db)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let to = crate::clock::truncate(run_at(job.created_at));
+    if to <= job.run_at {
+        return Ok(false);
+    }
+    let sql = "UPDATE jobs SET run_at = $1 WHERE id = $2 AND state = 'pending' AND lease_token IS NULL";
+    Ok(db.execute_raw(stmt(db.get_database_backend(), sql, vec![to.into(), job.id.into()])).await?.rows_affected() > 0)
+}

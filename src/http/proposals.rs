@@ -32,7 +32,8 @@ pub fn parse_deal(source: &str, deal_id: &str) -> ApiResult<(Source, DealId)> {
 }
 
 /// Stores a proposal snapshot. A changed body becomes a new version (201); an identical body
-/// changes nothing (200). Open calls for the deal use the newest version from their next email.
+/// changes nothing (200). Open calls for the deal use the newest version from their next email;
+/// a rep who has the recap gets one short email with what changed (`[recap_changes]`).
 #[utoipa::path(put, path = "/api/v1/proposals/{source}/{deal_id}", tag = "proposals",
     params(("source" = String, Path, description = "generic, hubspot, pipedrive or salesforce"), ("deal_id" = String, Path, description = "the CRM deal id")),
     request_body(content = ProposalBody, description = "The proposal snapshot: account, rep_email, contacts, requirements, commitments, line_items, activities (see README). Unknown fields are refused (422 naming their path)."),
@@ -52,7 +53,16 @@ pub async fn put_proposal(
         attempt += 1;
         let now = state.clock.now();
         let txn = crate::db::begin_write(&state.db).await?;
-        match crate::proposals::store::put(&txn, source, &deal, &proposal, crate::proposals::store::Origin::Api, now).await {
+        let stored = match crate::proposals::store::put(&txn, source, &deal, &proposal, crate::proposals::store::Origin::Api, now).await {
+            // A new version after the rep's recap went out: they hear what changed.
+            Ok(out) if out.changed => {
+                crate::workflow::changes::deal_changed(&txn, &state.first_call.get(), source.as_str(), deal.as_str(), now)
+                    .await
+                    .map(|_| out)
+            }
+            other => other,
+        };
+        match stored {
             Ok(out) => match txn.commit().await {
                 Ok(()) => break out,
                 Err(e) if attempt < 3 && !crate::db::is_unavailable(&e) => continue,

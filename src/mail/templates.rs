@@ -352,7 +352,7 @@ pub fn sample_contexts() -> Vec<EmailContext> {
         EmailContext::context_update(
             sample_recap(),
             url,
-            "HubSpot",
+            Some("HubSpot".into()),
             vec![
                 "New requirement: Audit log export (should)".into(),
                 "Decision maker on file: Dana Whitfield (COO)".into(),
@@ -385,6 +385,17 @@ pub fn sample_contexts() -> Vec<EmailContext> {
                 "Delivered Fri 11 Dec 2026, promised for Mon 14 Dec 2026: SAML single sign-on with Okta, live for all 40 users".into(),
                 "Dropped Tue 15 Dec 2026, promised for Fri 18 Dec 2026: Weekly usage report (why: replaced by the built-in dashboard)"
                     .into(),
+            ],
+        ),
+        // The proposal and the order changed after the recap went out.
+        EmailContext::context_update(
+            sample_recap(),
+            url,
+            None,
+            vec![
+                "Requirement changed: Audit log export (must, needed by Fri 15 Jan 2027) (was: Audit log export (should))".into(),
+                "Commitment moved: SAML SSO with the Okta connector: Mon 1 Feb 2027 → Mon 15 Feb 2027".into(),
+                "Ordered item changed: Platform seats, 50 × 299.00 USD (was 40 × 299.00 USD)".into(),
             ],
         ),
         // Ana Lima is out of office: the reminder goes to Jordan Park, who covers.

@@ -110,6 +110,25 @@ impl Visitor {
     }
 }
 
+/// When the visitor last opened a call's page (unix milliseconds, kept on their browser only, so
+/// opening the page writes nothing on the server): the page marks what is new since.
+pub const SEEN_COOKIE: &str = "fc_seen";
+
+/// When this visitor last opened call `id`'s page, as their browser remembers it.
+pub fn seen(req: &HttpRequest) -> Option<chrono::DateTime<chrono::Utc>> {
+    let value = req.cookie(SEEN_COOKIE)?;
+    chrono::DateTime::from_timestamp_millis(value.value().parse().ok()?)
+}
+
+/// The cookie that remembers the visitor opened call `id`'s page at `now` (its path is the
+/// page's, so each call has its own).
+pub fn seen_cookie(state: &AppState, id: i64, now: chrono::DateTime<chrono::Utc>) -> Cookie<'static> {
+    let mut c = cookie(state, SEEN_COOKIE, now.timestamp_millis().to_string());
+    c.set_path(format!("/calls/{id}"));
+    c.set_max_age(actix_web::cookie::time::Duration::days(90));
+    c
+}
+
 /// An HttpOnly, SameSite=Lax cookie for the whole site; Secure when the site is served over HTTPS.
 pub fn cookie(state: &AppState, name: &'static str, value: String) -> Cookie<'static> {
     Cookie::build(name, value)

@@ -87,7 +87,12 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>, path: web::Path<
     let id = parse_id(&path, "call")?;
     let query = Fields::query(&req)?;
     let access = call_access(&req, &state, id, query.get("t")).await?;
-    page(&req, &state, id, &access, StatusCode::OK, Sent::default()).await
+    let mut response = page(&req, &state, id, &access, StatusCode::OK, Sent::default()).await?;
+    // The next visit marks what is new since this one.
+    if let Err(e) = response.add_cookie(&super::access::seen_cookie(&state, id, state.clock.now())) {
+        tracing::warn!(error = %e, call = id, "the page's seen cookie could not be set");
+    }
+    Ok(response)
 }
 
 /// `POST /calls/{id}/done`, a form with `outcome`, `notes`, `csrf` and (from a link) `t`.
@@ -475,6 +480,7 @@ async fn page(
     let (call, recap): (CallFacts, _) = call_facts(state, id).await?;
     let promises = promise_facts(state, id, &recap, state.clock.now()).await?;
     let check_in = check_in_facts(state, id, recap.call.rep_timezone.0).await?;
+    let changed = super::data::changes_since(state, id, super::access::seen(req), recap.call.rep_timezone.0).await?;
     let recap_html = state.first_call.get().composer.templates.render_recap_html_fragment(&recap).map_err(|e| {
         tracing::error!(error = %e, call = id, "recap does not render");
         PageError::internal()
@@ -508,6 +514,7 @@ async fn page(
             call => value(&call),
             form => value(&form),
             promises => value(&promises),
+            changed => value(&changed),
             promise_action => format!("/calls/{id}/promises"),
             promise_error => value(&sent_promise_error),
             check_in => value(&check_in),

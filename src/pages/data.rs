@@ -74,6 +74,7 @@ fn job_kind_label(kind: JobKind) -> &'static str {
         JobKind::CallEscalate => "Escalation",
         JobKind::CallCancelled => "Send the cancellation",
         JobKind::CallUpdated => "Send the updated invite",
+        JobKind::CallChanged => "Tell the rep what changed since the recap",
         JobKind::CrmEnrich => "Read the deal from the CRM",
         JobKind::CrmReconcile => "Look for won deals whose webhook never came",
         JobKind::CrmWriteBack => "Record the call's outcome on the CRM deal",
@@ -269,6 +270,46 @@ async fn cancelled_by_hand(state: &AppState, id: i64) -> Result<Option<String>, 
         .await?;
     let detail = row.and_then(|r| r.detail);
     Ok(detail.and_then(|d| Some(format!("{}: {}", d.get("by")?.as_str()?, d.get("reason")?.as_str()?))))
+}
+
+/// What changed in the recap after it went out, one entry per change email.
+#[derive(Debug, Serialize)]
+pub struct ChangeNote {
+    pub when: String,
+    pub lines: Vec<String>,
+}
+
+/// The changes told to call `id`'s rep after `since` (the visitor's last visit; every one when
+/// they have not opened the page before), newest first, at most 20.
+pub async fn changes_since(
+    state: &AppState,
+    id: i64,
+    since: Option<DateTime<Utc>>,
+    tz: chrono_tz::Tz,
+) -> Result<Vec<ChangeNote>, PageError> {
+    use entity::audit_log::{Column, Entity};
+    let mut q = Entity::find()
+        .filter(Column::Entity.eq("call"))
+        .filter(Column::EntityId.eq(id))
+        .filter(Column::Action.eq(crate::workflow::changes::AUDIT_ACTION));
+    if let Some(t) = since {
+        q = q.filter(Column::At.gt(t));
+    }
+    let rows = q.order_by_desc(Column::Id).limit(20).all(&state.db).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ChangeNote {
+            when: local_time(r.at, tz),
+            lines: r
+                .detail
+                .as_ref()
+                .and_then(|d| d.get("changes"))
+                .and_then(|c| c.as_array())
+                .map(|a| a.iter().filter_map(|l| l.as_str().map(String::from)).collect())
+                .unwrap_or_default(),
+        })
+        .filter(|n| !n.lines.is_empty())
+        .collect())
 }
 
 /// Loads call `id` with its recap. A call that does not exist is a 404.

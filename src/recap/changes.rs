@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::format::{human_date, quantity};
+use super::format::{human_date, money, quantity};
 use super::model::{CommitmentRef, ItemTerms, Recap, RequirementRecap};
 use crate::proposals::model::ContactRole;
 
@@ -42,6 +42,25 @@ pub fn changes(before: &Recap, after: &Recap) -> Vec<String> {
     }
     for (_, c) in old.iter().filter(|(id, _)| !new.contains_key(*id)) {
         out.push(format!("Commitment no longer on file: {}", c.text));
+    }
+
+    if before.deal.amount != after.deal.amount {
+        let amount = |r: &Recap| r.deal.amount.as_ref().map(|m| money(Some(m))).unwrap_or_else(|| "none".into());
+        out.push(format!("Order amount: {} (was {})", amount(after), amount(before)));
+    }
+    let ordered = |r: &Recap| -> BTreeMap<String, (String, String)> {
+        r.line_items.iter().filter_map(|l| l.ordered.as_ref().map(|t| (l.sku.clone(), (l.name.clone(), terms(t))))).collect()
+    };
+    let (old, new) = (ordered(before), ordered(after));
+    for (sku, (name, terms)) in &new {
+        match old.get(sku) {
+            None => out.push(format!("Ordered item added: {name}, {terms}")),
+            Some((_, was)) if was != terms => out.push(format!("Ordered item changed: {name}, {terms} (was {was})")),
+            Some(_) => {}
+        }
+    }
+    for (_, (name, _)) in old.iter().filter(|(sku, _)| !new.contains_key(*sku)) {
+        out.push(format!("Ordered item removed: {name}"));
     }
 
     let proposed = |r: &Recap| -> BTreeMap<String, (String, String)> {
@@ -153,6 +172,20 @@ mod tests {
         assert!(lines.contains(&"New requirement: Audit log export (should)".to_string()), "{lines:#?}");
         assert!(lines.iter().any(|l| l.starts_with(&format!("Commitment moved: {moved}:"))), "{lines:#?}");
         assert!(lines.iter().any(|l| l.starts_with("New gap:") && l.contains("Audit log export")), "{lines:#?}");
+    }
+
+    #[test]
+    fn an_order_whose_amount_and_items_changed_lists_both() {
+        let before = sample_input();
+        let mut after = before.clone();
+        let first = after.order.line_items[0].clone();
+        after.order.line_items[0].quantity += 10.0;
+        after.order.line_items.remove(1);
+        after.order.amount = after.order.amount.map(|m| crate::domain::Money { minor: m.minor + 100_000, ..m });
+        let lines = changes(&build(&before), &build(&after));
+        assert!(lines.iter().any(|l| l.starts_with("Order amount: ") && l.contains("(was ")), "{lines:#?}");
+        assert!(lines.iter().any(|l| l.starts_with(&format!("Ordered item changed: {}", first.name))), "{lines:#?}");
+        assert!(lines.iter().any(|l| l.starts_with("Ordered item removed: ")), "{lines:#?}");
     }
 
     #[test]

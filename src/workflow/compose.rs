@@ -246,9 +246,15 @@ async fn context_note(db: &impl ConnectionTrait, call: &calls::Model) -> Result<
 }
 
 /// The recap and calendar invite for the call's rep (also sent again, with a higher
-/// `SEQUENCE`, after a reschedule or reassignment).
-pub async fn first_call(db: &impl ConnectionTrait, fc: &FirstCall, call: &calls::Model, now: DateTime<Utc>) -> Result<NewEmail, StepError> {
+/// `SEQUENCE`, after a reschedule or reassignment), and the recap it holds.
+pub async fn first_call(
+    db: &impl ConnectionTrait,
+    fc: &FirstCall,
+    call: &calls::Model,
+    now: DateTime<Utc>,
+) -> Result<(NewEmail, Recap), StepError> {
     let (recap, to) = recap_and_addressee(db, fc, call, now).await?;
+    let sent = recap.clone();
     let url = fc.composer.call_url(call.id, now);
     let to_name = to.name.clone().unwrap_or_default();
     let ics = invite(fc, call, &recap, (InviteMethod::Request, call.invite_sequence), (&to_name, &to.email), &url, now);
@@ -256,7 +262,7 @@ pub async fn first_call(db: &impl ConnectionTrait, fc: &FirstCall, call: &calls:
     to.tell(&mut ctx);
     ctx.context_note = context_note(db, call).await?;
     let r = render(fc, &ctx)?;
-    Ok(NewEmail {
+    let email = NewEmail {
         call_id: Some(call.id),
         promise_id: None,
         kind: EmailKind::FirstCall,
@@ -272,7 +278,8 @@ pub async fn first_call(db: &impl ConnectionTrait, fc: &FirstCall, call: &calls:
             ics: Some(ics),
             ics_method: Some(InviteMethod::Request.as_str().into()),
         },
-    })
+    };
+    Ok((email, sent))
 }
 
 pub async fn reminder(
@@ -426,29 +433,54 @@ pub async fn reassigned(
     }))
 }
 
-/// To the call's rep: the changes the CRM's view of the deal made to the recap (`changes`,
-/// see [`crate::recap::changes`]), when it arrived after the first email. One per proposal
-/// version (`version`), so a retried step does not send it twice.
-pub async fn context_update(
+/// What changed a recap after its first email: the CRM answered late (its proposal `version`),
+/// or the proposal or the order changed (told by the `call.changed` job `job_id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangedBy {
+    Crm { version: i32 },
+    Deal { job_id: i64 },
+}
+
+/// A short email to the call's rep with what changed, the changes, and the recap as it is now.
+pub struct RecapUpdate {
+    pub email: NewEmail,
+    pub changes: Vec<String>,
+    pub recap: Recap,
+}
+
+/// To the call's rep: what changed in the recap since `baseline`, the one they last heard of
+/// (see [`crate::recap::changes`]); `None` when nothing a rep would notice changed. One per
+/// CRM answer or `call.changed` job, so a retried step does not send it twice.
+pub async fn recap_update(
     db: &impl ConnectionTrait,
     fc: &FirstCall,
     call: &calls::Model,
-    changes: Vec<String>,
-    version: i32,
+    baseline: &Recap,
+    by: ChangedBy,
     now: DateTime<Utc>,
-) -> Result<NewEmail, StepError> {
+) -> Result<Option<RecapUpdate>, StepError> {
     let (recap, to) = recap_and_addressee(db, fc, call, now).await?;
+    let changes = crate::recap::changes(baseline, &recap);
+    if changes.is_empty() {
+        return Ok(None);
+    }
     let url = fc.composer.call_url(call.id, now);
-    let crm = crate::recap::format::source_name(Source::parse(&call.source).unwrap_or(Source::Generic));
-    let mut ctx = EmailContext::context_update(recap, url, crm, changes);
+    let (crm, message_id) = match by {
+        ChangedBy::Crm { version } => (
+            Some(crate::recap::format::source_name(Source::parse(&call.source).unwrap_or(Source::Generic)).to_string()),
+            message_id(fc, call.id, EmailKind::ContextUpdate, version as i64),
+        ),
+        ChangedBy::Deal { job_id } => (None, format!("call-{}.recap_changed.{job_id}@{}", call.id, fc.composer.host())),
+    };
+    let mut ctx = EmailContext::context_update(recap.clone(), url, crm, changes.clone());
     to.tell(&mut ctx);
     let r = render(fc, &ctx)?;
-    Ok(NewEmail {
+    let email = NewEmail {
         call_id: Some(call.id),
         promise_id: None,
         kind: EmailKind::ContextUpdate,
         email: OutgoingEmail {
-            message_id: message_id(fc, call.id, EmailKind::ContextUpdate, version as i64),
+            message_id,
             cc_addr: to.cc_addr(),
             cc_name: to.cc_name(),
             to_addr: to.email,
@@ -459,7 +491,8 @@ pub async fn context_update(
             ics: None,
             ics_method: None,
         },
-    })
+    };
+    Ok(Some(RecapUpdate { email, changes, recap }))
 }
 
 /// A promise as its emails show it, with its owner as the directory knows them.

@@ -29,6 +29,7 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTrans
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::compose::ChangedBy;
 use super::{CallState, FirstCall, calls};
 use crate::audit::{self, Change};
 use crate::crm::CrmError;
@@ -174,14 +175,9 @@ async fn apply(db: &impl ConnectionTrait, fc: &FirstCall, job: &ClaimedJob, now:
         && (put.changed || order_changed)
         && call.rep_email == rep
     {
-        let after = super::compose::recap_for_call(db, fc, &call).await?;
-        let changes = crate::recap::changes(&before, &after);
-        if !changes.is_empty() {
-            let email = super::compose::context_update(db, fc, &call, changes, put.version, now).await?;
-            if crate::mail::outbox::enqueue(db, email, now).await? {
-                fx.emails += 1;
-            }
-        }
+        // Told against the recap the rep last heard of, else the one before this pull.
+        let baseline = super::changes::baseline(&call).unwrap_or(before);
+        super::changes::tell(db, fc, call, &baseline, ChangedBy::Crm { version: put.version }, now, &mut fx).await?;
     }
     Ok(fx)
 }

@@ -7,6 +7,7 @@
 
 pub mod absences;
 pub mod calls;
+pub mod changes;
 pub mod compose;
 pub mod controls;
 pub mod enrich;
@@ -88,13 +89,14 @@ impl Live {
 
 impl FirstCall {
     /// The job kinds this workflow runs, each with its handler.
-    pub const JOB_KINDS: [JobKind; 6] = [
+    pub const JOB_KINDS: [JobKind; 7] = [
         JobKind::CallStart,
         JobKind::CallRemind,
         JobKind::CallOverdue,
         JobKind::CallEscalate,
         JobKind::CallCancelled,
         JobKind::CallUpdated,
+        JobKind::CallChanged,
     ];
 
     /// The timers of an open call, dropped when it closes: the workflow's own kinds and the

@@ -53,6 +53,7 @@ pub async fn run(db: &impl ConnectionTrait, fc: &FirstCall, job: &ClaimedJob, no
         }
         Some(JobKind::CallCancelled) => cancelled(db, fc, call, job.payload.as_ref(), now, &mut fx).await?,
         Some(JobKind::CallUpdated) => updated(db, fc, call, job.payload.as_ref(), now, &mut fx).await?,
+        Some(JobKind::CallChanged) => super::changes::step(db, fc, call, job.id, now, &mut fx).await?,
         _ => return Err(StepError::Failed(format!("the first-call workflow has no step for job kind '{}'", job.kind))),
     }
     Ok(fx)
@@ -109,8 +110,9 @@ async fn start(
     if call.state != CallState::Scheduled {
         return Ok(());
     }
-    let email = compose::first_call(db, fc, &call, now).await?;
+    let (email, recap) = compose::first_call(db, fc, &call, now).await?;
     add_email(db, email, now, fx).await?;
+    let call = super::changes::remember(db, call, &recap).await?;
     let to = if call.due_at <= now { CallState::Overdue } else { CallState::Due };
     let call = set_state(db, call, to, "engine", now).await?;
     plan_timers(db, fc, call, now, fx).await?;
@@ -353,8 +355,9 @@ async fn updated(
     {
         add_email(db, email, now, fx).await?;
     }
-    let email = compose::first_call(db, fc, &call, now).await?;
+    let (email, recap) = compose::first_call(db, fc, &call, now).await?;
     add_email(db, email, now, fx).await?;
+    let call = super::changes::remember(db, call, &recap).await?;
     let call = if call.state == CallState::Due && call.due_at <= now {
         set_state(db, call, CallState::Overdue, "engine", now).await?
     } else {

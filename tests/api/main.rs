@@ -4,6 +4,7 @@
 mod helpers;
 
 mod absences;
+mod changes;
 mod controls;
 mod crm;
 mod crm_hubspot;

@@ -221,9 +221,11 @@ impl EmailContext {
 
     /// To the rep: what the CRM's view of the deal changed in the recap (`changes`, one sentence
     /// each), when it arrived after the first email.
-    pub fn context_update(recap: Recap, call_url: impl Into<String>, crm: impl Into<String>, changes: Vec<String>) -> Self {
+    /// To the rep: what changed in the recap since it went out; `crm` names the CRM whose
+    /// answer changed it, none when the proposal or the order changed.
+    pub fn context_update(recap: Recap, call_url: impl Into<String>, crm: Option<String>, changes: Vec<String>) -> Self {
         let mut ctx = Self::new(EmailKind::ContextUpdate, recap, call_url.into());
-        ctx.crm = Some(crm.into());
+        ctx.crm = crm;
         ctx.changes = changes;
         ctx
     }

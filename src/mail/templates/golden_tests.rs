@@ -133,6 +133,7 @@ fn emails_match_the_golden_files() {
         "promise_escalation",
         "manager_alert",
         "check_in",
+        "recap_changed",
         "reminder_covering",
     ];
     let contexts = sample_contexts();

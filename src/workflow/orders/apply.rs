@@ -142,6 +142,7 @@ async fn transition(
     let newer_status = is_new || at >= order.status_at;
     let before_rep = order.rep_email.clone();
     let before_amount = (order.amount_minor, order.currency.clone(), order.segment.clone());
+    let before_told = (order.amount_minor, order.currency.clone(), order.line_items.clone());
     let am = merge_facts(db, order.clone(), ev, at).await?;
 
     use OrderStatus::{Cancelled, New, Open, Pending};
@@ -173,6 +174,10 @@ async fn transition(
             let changed =
                 order.rep_email != before_rep || (order.amount_minor, order.currency.clone(), order.segment.clone()) != before_amount;
             let replanned = if changed { calls::replan_for_order(db, fc, &order, &actor, now).await? } else { None };
+            // What was ordered changed after the rep's recap went out: they hear what.
+            if (order.amount_minor, order.currency.clone(), order.line_items.clone()) != before_told {
+                crate::workflow::changes::order_changed(db, fc, order.id, now).await?;
+            }
             // The deal changed in the CRM: read it again.
             if fc.enriches(ev.source)
                 && let Some(call) = calls::open_call_of_order(db, order.id).await?
