@@ -435,3 +435,38 @@ async fn on_a_phone_sales_ops_record_that_a_rep_is_away_and_the_call_goes_to_who
     })
     .await;
 }
+
+#[tokio::test]
+async fn on_a_phone_the_call_page_marks_what_changed_since_the_rep_last_opened_it() {
+    let app = TestApp::spawn().await;
+    let mut p = proposal(REP);
+    let (_, link) = call_from_email(&app, "Ana Ávila", p.clone(), "Acme Corp").await;
+    with_browser(|client| async move {
+        let (width, height) = (375u32, 812u32);
+        set_viewport(&client, width, height).await;
+        open(&client, &app, &link).await;
+        assert!(client.find(Locator::Id("changed")).await.is_err(), "nothing changed yet");
+        // The proposal is edited after the recap went out; the change email goes after the
+        // quiet period.
+        p["commitments"][0]["deliver_by"] = json!("2026-12-20");
+        p["requirements"].as_array_mut().unwrap().push(json!({"id": "R4", "text": "Audit log export", "priority": "should"}));
+        assert_eq!(app.put_proposal("generic", "D-1", &p).await.status(), 201);
+        app.advance_and_settle(TimeDelta::minutes(11), TimeDelta::minutes(1)).await;
+        assert_eq!(app.mails_to(REP).len(), 2, "the change email");
+        open(&client, &app, &link).await;
+        let changed = text_of(&client, "changed").await;
+        assert!(changed.starts_with("New since you last opened this page"), "{changed}");
+        assert!(changed.contains("New requirement: Audit log export (should)"), "{changed}");
+        assert!(changed.contains("Commitment moved: SAML SSO configured with Okta"), "{changed}");
+        let shot = client.find(Locator::Id("changed")).await.unwrap().screenshot().await.unwrap();
+        assert!(png_size(&shot).0 <= width);
+        std::fs::write(artifacts().join("call-changed-phone.png"), &shot).unwrap();
+        let scroll = client.execute("return document.documentElement.scrollWidth", vec![]).await.unwrap().as_u64().unwrap();
+        assert!(scroll <= width as u64, "the page scrolls sideways on a phone ({scroll} px in {width} px)");
+        // Opened again: nothing is new.
+        open(&client, &app, &link).await;
+        assert!(client.find(Locator::Id("changed")).await.is_err(), "seen");
+        app.stop().await;
+    })
+    .await;
+}
