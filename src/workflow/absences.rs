@@ -18,6 +18,8 @@ use entity::calls as call_entity;
 
 /// The longest absence one entry may hold.
 const MAX_DAYS: i64 = 366;
+/// The furthest ahead an absence may start.
+const MAX_DAYS_AHEAD: i64 = 731;
 
 /// Why an absence was not recorded or removed.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +72,9 @@ pub async fn record(
     let today = now.with_timezone(&rep.timezone.0).date_naive();
     if ask.last_day < today {
         return Err(invalid("last_day", format!("has passed: today is {today} in {}", rep.timezone)));
+    }
+    if (ask.first_day - today).num_days() > MAX_DAYS_AHEAD {
+        return Err(invalid("first_day", format!("is more than {MAX_DAYS_AHEAD} days ahead (today is {today} in {})", rep.timezone)));
     }
     if (ask.last_day - ask.first_day).num_days() >= MAX_DAYS {
         return Err(invalid("last_day", format!("an absence is at most {MAX_DAYS} days; record a longer one in parts")));

@@ -165,6 +165,7 @@ async fn a_bad_absence_is_refused_naming_the_field_and_changes_nothing() {
         (json!({"first_day": "2026-12-04", "last_day": "2026-11-30", "delegate": DELEGATE}), "last_day", "is before first_day"),
         (json!({"first_day": "2026-11-01", "last_day": "2026-11-20", "delegate": DELEGATE}), "last_day", "has passed"),
         (json!({"first_day": "2026-12-01", "last_day": "2028-01-01", "delegate": DELEGATE}), "last_day", "at most 366 days"),
+        (json!({"first_day": "9999-12-30", "last_day": "9999-12-31", "delegate": DELEGATE}), "first_day", "more than 731 days ahead"),
     ];
     for (body, field, says) in cases {
         let (status, err) = send(&app, reqwest::Method::POST, &path, Some(body.clone())).await;
