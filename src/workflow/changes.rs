@@ -69,11 +69,15 @@ pub fn baseline(call: &call_entity::Model) -> Option<Recap> {
     call.recap_sent.as_deref().and_then(|json| serde_json::from_str(json).ok())
 }
 
+/// `recap` as `calls.recap_sent` keeps it.
+pub fn as_json(recap: &Recap) -> Result<String, StepError> {
+    serde_json::to_string(recap).map_err(|e| StepError::Failed(format!("recap: {e}")))
+}
+
 /// Keeps `recap` as the one the rep last heard of.
 pub async fn remember(db: &impl ConnectionTrait, call: call_entity::Model, recap: &Recap) -> Result<call_entity::Model, StepError> {
-    let json = serde_json::to_string(recap).map_err(|e| StepError::Failed(format!("recap: {e}")))?;
     let mut am = call.into_active_model();
-    am.recap_sent = Set(Some(json));
+    am.recap_sent = Set(Some(as_json(recap)?));
     Ok(am.update(db).await?)
 }
 

@@ -112,9 +112,10 @@ async fn start(
     }
     let (email, recap) = compose::first_call(db, fc, &call, now).await?;
     add_email(db, email, now, fx).await?;
-    let call = super::changes::remember(db, call, &recap).await?;
     let to = if call.due_at <= now { CallState::Overdue } else { CallState::Due };
-    let call = set_state(db, call, to, "engine", now).await?;
+    // The recap the rep now has: later changes are told against it.
+    let sent = super::changes::as_json(&recap)?;
+    let call = calls::transition(db, call, to, "state", "engine", None, now, move |am| am.recap_sent = Set(Some(sent))).await?;
     plan_timers(db, fc, call, now, fx).await?;
     Ok(())
 }
