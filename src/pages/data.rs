@@ -230,6 +230,8 @@ pub struct CallFacts {
     pub history: Vec<HistoryEntry>,
     /// Timers still to fire (next reminder, escalation), soonest first.
     pub upcoming: Vec<Upcoming>,
+    /// What happened to the call, who did it and why, oldest first.
+    pub trail: Vec<TrailEntry>,
 }
 
 #[derive(Debug, Serialize)]
@@ -270,6 +272,92 @@ async fn cancelled_by_hand(state: &AppState, id: i64) -> Result<Option<String>, 
         .await?;
     let detail = row.and_then(|r| r.detail);
     Ok(detail.and_then(|d| Some(format!("{}: {}", d.get("by")?.as_str()?, d.get("reason")?.as_str()?))))
+}
+
+/// One entry of a call's audit trail, as its page shows it.
+#[derive(Debug, Serialize)]
+pub struct TrailEntry {
+    pub when: String,
+    pub who: String,
+    pub what: String,
+}
+
+/// Entries of a call's audit trail a page shows: the newest.
+const TRAIL_ENTRIES: u64 = 100;
+
+/// Call `id`'s audit trail, oldest first (the newest [`TRAIL_ENTRIES`]), each entry in words.
+pub async fn audit_trail(state: &AppState, id: i64, tz: chrono_tz::Tz) -> Result<Vec<TrailEntry>, PageError> {
+    use entity::audit_log::{Column, Entity};
+    let mut rows = Entity::find()
+        .filter(Column::Entity.eq("call"))
+        .filter(Column::EntityId.eq(id))
+        .order_by_desc(Column::Id)
+        .limit(TRAIL_ENTRIES)
+        .all(&state.db)
+        .await?;
+    rows.reverse();
+    Ok(rows
+        .into_iter()
+        .map(|r| TrailEntry {
+            when: local_time(r.at, tz),
+            who: who_did(&r.actor),
+            what: what_happened(&r.action, r.from_state.as_deref(), r.to_state.as_deref(), r.detail.as_ref(), tz),
+        })
+        .collect())
+}
+
+/// Who an audit entry's actor is, in words.
+fn who_did(actor: &str) -> String {
+    match actor {
+        "engine" => "firstcall".into(),
+        "config" => "firstcall (configuration)".into(),
+        "api" => "API".into(),
+        "dashboard" => "sales ops (dashboard)".into(),
+        "rep" => "the rep (email link)".into(),
+        "crm" => "the CRM".into(),
+        other => match other.strip_prefix("webhook:") {
+            Some(source) => format!("{source} webhook"),
+            None => other.to_string(),
+        },
+    }
+}
+
+/// An audit entry in words: what happened, and why when someone said.
+fn what_happened(action: &str, from: Option<&str>, to: Option<&str>, detail: Option<&serde_json::Value>, tz: chrono_tz::Tz) -> String {
+    let text = |key: &str| detail.and_then(|d| d.get(key)).and_then(|v| v.as_str()).map(String::from);
+    let number = |key: &str| detail.and_then(|d| d.get(key)).and_then(|v| v.as_i64());
+    let time = |key: &str| {
+        text(key).and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| local_time(t.with_timezone(&Utc), tz)).unwrap_or_default()
+    };
+    let mut out = match action {
+        "opened" => format!("Opened for {}, due {}", text("rep").unwrap_or_default(), time("due_at")),
+        "state" => format!("Now {}", to.unwrap_or("?")),
+        "reminded" => format!("Reminder {} sent", number("reminder").unwrap_or(0)),
+        "escalated" => format!("Escalation {} sent to {}", number("level").unwrap_or(0), text("to").unwrap_or_default()),
+        "booked" => {
+            let with = text("with").map(|w| format!(" with {w}")).unwrap_or_default();
+            format!("Booked with the customer for {}{with}", time("booked_at"))
+        }
+        "snoozed" => format!("Reminders snoozed until {}", time("snoozed_until")),
+        "reassigned" => format!("Handed to {}", text("to_rep").unwrap_or_default()),
+        "rescheduled" | "replanned" => "Due time or timers re-planned".to_string(),
+        "rerouted" => "Routed to sales ops".to_string(),
+        "cancelled" => "Cancelled".to_string(),
+        "completed" => format!("Marked done: {}", text("outcome").unwrap_or_default().replace('_', " ")),
+        "recap_changed" => {
+            let n = detail.and_then(|d| d.get("changes")).and_then(|c| c.as_array()).map_or(0, Vec::len);
+            format!("The rep was told of {n} change{} to the recap", if n == 1 { "" } else { "s" })
+        }
+        "crm_context" => "The CRM's view of the deal arrived".to_string(),
+        other => match (from, to) {
+            (Some(f), Some(t)) if f != t => format!("{} ({f} → {t})", other.replace('_', " ")),
+            _ => other.replace('_', " "),
+        },
+    };
+    if let Some(reason) = text("reason") {
+        out.push_str(&format!(": {reason}"));
+    }
+    out
 }
 
 /// What changed in the recap after it went out, one entry per change email.
@@ -333,8 +421,10 @@ pub async fn call_facts(state: &AppState, id: i64) -> Result<(CallFacts, Recap),
         .as_ref()
         .filter(|_| c.state.is_open())
         .map(|d| format!("The call was opened while its rep was out of office: its due time counts {d}'s business hours."));
+    let trail = audit_trail(state, id, tz).await?;
     let facts = CallFacts {
         id,
+        trail,
         covering,
         planned_by,
         account: recap.deal.account_name.clone().unwrap_or_else(|| format!("Deal {}", recap.deal.deal_id)),

@@ -456,3 +456,27 @@ async fn only_a_dashboard_sign_in_hands_over_or_cancels_from_the_call_page() {
     assert_eq!(kinds(&bo), vec!["first_call", "cancellation"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_call_page_shows_what_happened_to_the_call_who_did_it_and_why() {
+    let app = TestApp::spawn().await;
+    let id = open_call(&app).await;
+    let body = json!({"at": "2026-11-24T10:00:00Z", "with": "Larry Page", "reason": "Larry is travelling today"});
+    assert_eq!(post(&app, &format!("/api/v1/calls/{id}/book"), body).await.0, 200);
+    run_until(&app, utc("2026-11-24T14:30:00Z")).await;
+    let link = call_link(&app.mails_to(REP)[0]);
+    let page = get(&app, &link).await;
+    let trail = &page.html[page.html.find("id=\"trail-list\"").expect("the trail")..];
+    let entries: Vec<&str> = trail.split("<li>").skip(1).map(|e| e.split("</li>").next().unwrap()).collect();
+    let expected = [
+        ("Opened for ana@seller.example, due Mon 23 Nov 2026, 13:00 UTC", "generic webhook"),
+        ("Now due", "firstcall"),
+        ("Booked with the customer for Tue 24 Nov 2026, 10:00 UTC with Larry Page: Larry is travelling today", "API"),
+    ];
+    for (i, (what, who)) in expected.iter().enumerate() {
+        assert!(entries[i].contains(what) && entries[i].contains(&format!("({who})")), "entry {i}: {}\n{entries:#?}", entries[i]);
+    }
+    assert!(entries.iter().any(|e| e.contains("Reminder 1 sent")), "{entries:#?}");
+    assert!(entries.iter().all(|e| !e.contains('{')), "no raw detail: {entries:#?}");
+    app.stop().await;
+}

@@ -305,6 +305,12 @@ async fn on_a_phone_a_rep_books_the_call_with_the_customer_from_the_email_link()
         let shot = client.find(Locator::Id("steer")).await.unwrap().screenshot().await.unwrap();
         assert!(png_size(&shot).0 <= width);
         std::fs::write(artifacts().join("call-booked-phone.png"), &shot).unwrap();
+        // The call's history says who booked it and why, and fits the phone.
+        click(&client, "trail-open").await;
+        let trail = text_of(&client, "trail-list").await;
+        assert!(trail.contains("Booked with the customer for Wed 25 Nov 2026, 15:00 CET (Europe/Berlin) with Larry, CTO: Larry is travelling until Wednesday (the rep (email link))"), "{trail}");
+        let scroll = client.execute("return document.documentElement.scrollWidth", vec![]).await.unwrap().as_u64().unwrap();
+        assert!(scroll <= width as u64, "the history scrolls sideways on a phone ({scroll} px in {width} px)");
         // The updated invite went to the rep: the same event at the booked time, a higher SEQUENCE.
         app.settle().await;
         let mails = app.mails_to(REP);
