@@ -477,10 +477,9 @@ async fn page(
     status: StatusCode,
     sent: Sent<'_>,
 ) -> Result<HttpResponse, PageError> {
-    let (call, recap): (CallFacts, _) = call_facts(state, id).await?;
+    let (call, recap): (CallFacts, _) = call_facts(state, id, super::access::seen(req)).await?;
     let promises = promise_facts(state, id, &recap, state.clock.now()).await?;
     let check_in = check_in_facts(state, id, recap.call.rep_timezone.0).await?;
-    let changed = super::data::changes_since(state, id, super::access::seen(req), recap.call.rep_timezone.0).await?;
     let recap_html = state.first_call.get().composer.templates.render_recap_html_fragment(&recap).map_err(|e| {
         tracing::error!(error = %e, call = id, "recap does not render");
         PageError::internal()
@@ -514,7 +513,6 @@ async fn page(
             call => value(&call),
             form => value(&form),
             promises => value(&promises),
-            changed => value(&changed),
             promise_action => format!("/calls/{id}/promises"),
             promise_error => value(&sent_promise_error),
             check_in => value(&check_in),

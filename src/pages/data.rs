@@ -232,6 +232,8 @@ pub struct CallFacts {
     pub upcoming: Vec<Upcoming>,
     /// What happened to the call, who did it and why, oldest first.
     pub trail: Vec<TrailEntry>,
+    /// What the rep was told changed in the recap since the visitor last opened the page.
+    pub changed: Vec<ChangeNote>,
 }
 
 #[derive(Debug, Serialize)]
@@ -261,17 +263,9 @@ pub struct Upcoming {
 }
 
 /// `sales ops (dashboard): the customer chose another vendor`, for a call cancelled by hand.
-async fn cancelled_by_hand(state: &AppState, id: i64) -> Result<Option<String>, PageError> {
-    use entity::audit_log::{Column, Entity};
-    let row = Entity::find()
-        .filter(Column::Entity.eq("call"))
-        .filter(Column::EntityId.eq(id))
-        .filter(Column::Action.eq("cancelled"))
-        .order_by_desc(Column::Id)
-        .one(&state.db)
-        .await?;
-    let detail = row.and_then(|r| r.detail);
-    Ok(detail.and_then(|d| Some(format!("{}: {}", d.get("by")?.as_str()?, d.get("reason")?.as_str()?))))
+fn cancelled_by_hand(audit: &[entity::audit_log::Model]) -> Option<String> {
+    let detail = audit.iter().find(|r| r.action == "cancelled")?.detail.as_ref()?;
+    Some(format!("{}: {}", detail.get("by")?.as_str()?, detail.get("reason")?.as_str()?))
 }
 
 /// One entry of a call's audit trail, as its page shows it.
@@ -285,25 +279,30 @@ pub struct TrailEntry {
 /// Entries of a call's audit trail a page shows: the newest.
 const TRAIL_ENTRIES: u64 = 100;
 
-/// Call `id`'s audit trail, oldest first (the newest [`TRAIL_ENTRIES`]), each entry in words.
-pub async fn audit_trail(state: &AppState, id: i64, tz: chrono_tz::Tz) -> Result<Vec<TrailEntry>, PageError> {
+/// Call `id`'s newest audit entries ([`TRAIL_ENTRIES`]), newest first: the page's trail, its
+/// changes since the last visit and who cancelled it by hand all come from this one read.
+async fn call_audit(state: &AppState, id: i64) -> Result<Vec<entity::audit_log::Model>, PageError> {
     use entity::audit_log::{Column, Entity};
-    let mut rows = Entity::find()
+    Ok(Entity::find()
         .filter(Column::Entity.eq("call"))
         .filter(Column::EntityId.eq(id))
         .order_by_desc(Column::Id)
         .limit(TRAIL_ENTRIES)
         .all(&state.db)
-        .await?;
-    rows.reverse();
-    Ok(rows
-        .into_iter()
+        .await?)
+}
+
+/// The audit trail in words, oldest first.
+fn trail(audit: &[entity::audit_log::Model], tz: chrono_tz::Tz) -> Vec<TrailEntry> {
+    audit
+        .iter()
+        .rev()
         .map(|r| TrailEntry {
             when: local_time(r.at, tz),
             who: who_did(&r.actor),
             what: what_happened(&r.action, r.from_state.as_deref(), r.to_state.as_deref(), r.detail.as_ref(), tz),
         })
-        .collect())
+        .collect()
 }
 
 /// Who an audit entry's actor is, in words.
@@ -367,25 +366,12 @@ pub struct ChangeNote {
     pub lines: Vec<String>,
 }
 
-/// The changes told to call `id`'s rep after `since` (the visitor's last visit; every one when
-/// they have not opened the page before), newest first, at most 20.
-pub async fn changes_since(
-    state: &AppState,
-    id: i64,
-    since: Option<DateTime<Utc>>,
-    tz: chrono_tz::Tz,
-) -> Result<Vec<ChangeNote>, PageError> {
-    use entity::audit_log::{Column, Entity};
-    let mut q = Entity::find()
-        .filter(Column::Entity.eq("call"))
-        .filter(Column::EntityId.eq(id))
-        .filter(Column::Action.eq(crate::workflow::changes::AUDIT_ACTION));
-    if let Some(t) = since {
-        q = q.filter(Column::At.gt(t));
-    }
-    let rows = q.order_by_desc(Column::Id).limit(20).all(&state.db).await?;
-    Ok(rows
-        .into_iter()
+/// The changes told to the call's rep after `since` (the visitor's last visit; every one when
+/// they have not opened the page before), newest first.
+fn changes_since(audit: &[entity::audit_log::Model], since: Option<DateTime<Utc>>, tz: chrono_tz::Tz) -> Vec<ChangeNote> {
+    audit
+        .iter()
+        .filter(|r| r.action == crate::workflow::changes::AUDIT_ACTION && since.is_none_or(|t| r.at > t))
         .map(|r| ChangeNote {
             when: local_time(r.at, tz),
             lines: r
@@ -397,11 +383,12 @@ pub async fn changes_since(
                 .unwrap_or_default(),
         })
         .filter(|n| !n.lines.is_empty())
-        .collect())
+        .collect()
 }
 
-/// Loads call `id` with its recap. A call that does not exist is a 404.
-pub async fn call_facts(state: &AppState, id: i64) -> Result<(CallFacts, Recap), PageError> {
+/// Loads call `id` with its recap; `since` is when the visitor last opened its page. A call
+/// that does not exist is a 404.
+pub async fn call_facts(state: &AppState, id: i64, since: Option<DateTime<Utc>>) -> Result<(CallFacts, Recap), PageError> {
     let record = queries::call_record(&state.db, id).await?.ok_or_else(|| PageError::not_found("There is no call with this number."))?;
     let recap = crate::workflow::compose::recap_for_call(&state.db, &state.first_call.get(), &record.call).await?;
     let detail = crate::http::calls::CallDetail::new(record, state.clock.now());
@@ -421,10 +408,11 @@ pub async fn call_facts(state: &AppState, id: i64) -> Result<(CallFacts, Recap),
         .as_ref()
         .filter(|_| c.state.is_open())
         .map(|d| format!("The call was opened while its rep was out of office: its due time counts {d}'s business hours."));
-    let trail = audit_trail(state, id, tz).await?;
+    let audit = call_audit(state, id).await?;
     let facts = CallFacts {
         id,
-        trail,
+        trail: trail(&audit, tz),
+        changed: changes_since(&audit, since, tz),
         covering,
         planned_by,
         account: recap.deal.account_name.clone().unwrap_or_else(|| format!("Deal {}", recap.deal.deal_id)),
@@ -435,7 +423,7 @@ pub async fn call_facts(state: &AppState, id: i64) -> Result<(CallFacts, Recap),
         state_label: state_label(c.state),
         open: c.state.is_open(),
         cancelled: c.state == CallState::Cancelled,
-        cancelled_by_hand: if c.state == CallState::Cancelled { cancelled_by_hand(state, id).await? } else { None },
+        cancelled_by_hand: if c.state == CallState::Cancelled { cancelled_by_hand(&audit) } else { None },
         due_local: local_time(c.due_at, tz),
         overdue_by: c.overdue.then(|| duration_in_words(now - c.due_at)),
         tz: tz.name().to_string(),

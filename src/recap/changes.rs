@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::format::{human_date, money, quantity};
-use super::model::{CommitmentRef, ItemTerms, Recap, RequirementRecap};
+use super::model::{CommitmentRef, ItemTerms, LineItemRecap, Recap, RequirementRecap};
 use crate::proposals::model::ContactRole;
 
 /// The changes from `before` to `after`, in the order of the recap's sections: requirements,
@@ -48,35 +48,14 @@ pub fn changes(before: &Recap, after: &Recap) -> Vec<String> {
         let amount = |r: &Recap| r.deal.amount.as_ref().map(|m| money(Some(m))).unwrap_or_else(|| "none".into());
         out.push(format!("Order amount: {} (was {})", amount(after), amount(before)));
     }
-    let ordered = |r: &Recap| -> BTreeMap<String, (String, String)> {
-        r.line_items.iter().filter_map(|l| l.ordered.as_ref().map(|t| (l.sku.clone(), (l.name.clone(), terms(t))))).collect()
-    };
-    let (old, new) = (ordered(before), ordered(after));
-    for (sku, (name, terms)) in &new {
-        match old.get(sku) {
-            None => out.push(format!("Ordered item added: {name}, {terms}")),
-            Some((_, was)) if was != terms => out.push(format!("Ordered item changed: {name}, {terms} (was {was})")),
-            Some(_) => {}
-        }
-    }
-    for (_, (name, _)) in old.iter().filter(|(sku, _)| !new.contains_key(*sku)) {
-        out.push(format!("Ordered item removed: {name}"));
-    }
-
-    let proposed = |r: &Recap| -> BTreeMap<String, (String, String)> {
-        r.line_items.iter().filter_map(|l| l.proposed.as_ref().map(|t| (l.sku.clone(), (l.name.clone(), terms(t))))).collect()
-    };
-    let (old, new) = (proposed(before), proposed(after));
-    for (sku, (name, terms)) in &new {
-        match old.get(sku) {
-            None => out.push(format!("Proposed item now on file: {name}, {terms}")),
-            Some((_, was)) if was != terms => out.push(format!("Proposed item changed: {name}, {terms} (was {was})")),
-            Some(_) => {}
-        }
-    }
-    for (_, (name, _)) in old.iter().filter(|(sku, _)| !new.contains_key(*sku)) {
-        out.push(format!("Proposed item no longer on file: {name}"));
-    }
+    items(&mut out, before, after, |l| l.ordered.as_ref(), ["Ordered item added", "Ordered item changed", "Ordered item removed"]);
+    items(
+        &mut out,
+        before,
+        after,
+        |l| l.proposed.as_ref(),
+        ["Proposed item now on file", "Proposed item changed", "Proposed item no longer on file"],
+    );
 
     for c in after.agenda.confirm_with.iter().filter(|c| !before.agenda.confirm_with.iter().any(|b| b.name == c.name && b.role == c.role)) {
         let role = match c.role {
@@ -110,6 +89,25 @@ pub fn changes(before: &Recap, after: &Recap) -> Vec<String> {
         out.push(format!("Gap closed: {}", g.message));
     }
     out
+}
+
+/// The line items whose terms `pick` reads (ordered or proposed) that were added, changed or
+/// removed, each said with its phrase of `said` (added, changed, removed).
+fn items(out: &mut Vec<String>, before: &Recap, after: &Recap, pick: impl Fn(&LineItemRecap) -> Option<&ItemTerms>, said: [&str; 3]) {
+    let by_sku = |r: &Recap| -> BTreeMap<String, (String, String)> {
+        r.line_items.iter().filter_map(|l| pick(l).map(|t| (l.sku.clone(), (l.name.clone(), terms(t))))).collect()
+    };
+    let (old, new) = (by_sku(before), by_sku(after));
+    for (sku, (name, terms)) in &new {
+        match old.get(sku) {
+            None => out.push(format!("{}: {name}, {terms}", said[0])),
+            Some((_, was)) if was != terms => out.push(format!("{}: {name}, {terms} (was {was})", said[1])),
+            Some(_) => {}
+        }
+    }
+    for (_, (name, _)) in old.iter().filter(|(sku, _)| !new.contains_key(*sku)) {
+        out.push(format!("{}: {name}", said[2]));
+    }
 }
 
 fn terms(t: &ItemTerms) -> String {
@@ -186,6 +184,18 @@ mod tests {
         assert!(lines.iter().any(|l| l.starts_with("Order amount: ") && l.contains("(was ")), "{lines:#?}");
         assert!(lines.iter().any(|l| l.starts_with(&format!("Ordered item changed: {}", first.name))), "{lines:#?}");
         assert!(lines.iter().any(|l| l.starts_with("Ordered item removed: ")), "{lines:#?}");
+    }
+
+    #[test]
+    fn a_requirement_removed_is_listed_with_the_gap_it_closes() {
+        let before = sample_input();
+        let mut after = before.clone();
+        let p = &mut after.proposal.as_mut().unwrap().proposal;
+        let gone = p.requirements.iter().position(|r| !p.commitments.iter().any(|c| c.covers.contains(&r.id))).expect("an uncovered one");
+        let text = p.requirements.remove(gone).text;
+        let lines = changes(&build(&before), &build(&after));
+        assert!(lines.contains(&format!("Requirement no longer on file: {text}")), "{lines:#?}");
+        assert!(lines.iter().any(|l| l.starts_with("Gap closed:") && l.contains(&text)), "{lines:#?}");
     }
 
     #[test]

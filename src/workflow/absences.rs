@@ -7,7 +7,7 @@
 //! (`compose::recap_and_addressee`).
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, QueryFilter};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::json;
 
 use super::{CallState, FirstCall, replan};
@@ -161,31 +161,36 @@ async fn cover_calls(
     let window_start = absence.first_day.and_hms_opt(0, 0, 0).map(|t| t.and_utc() - TimeDelta::days(1));
     let window_end = absence.last_day.and_hms_opt(0, 0, 0).map(|t| t.and_utc() + TimeDelta::days(2));
     let (Some(start), Some(end)) = (window_start, window_end) else { return Ok(0) };
-    let open = call_entity::Entity::find()
+    let wanted = delegate.map(|d| d.to_string());
+    // Locked in one statement, as the configuration's re-plan locks its calls.
+    let calls: Vec<call_entity::Model> = call_entity::Entity::find()
         .filter(call_entity::Column::RepEmail.eq(absence.rep_email.as_str()))
         .filter(call_entity::Column::State.is_in(CallState::OPEN))
         .filter(call_entity::Column::FirstDueAt.is_null())
         .filter(call_entity::Column::DueAt.gte(start))
         .filter(call_entity::Column::DueAt.lt(end))
+        .lock_exclusive()
         .all(db)
+        .await?
+        .into_iter()
+        .filter(|c| absence.includes(c.due_at.with_timezone(&rep.timezone.0).date_naive()) && c.covered_by != wanted)
+        .map(|c| call_entity::Model { covered_by: wanted.clone(), ..c })
+        .collect();
+    if calls.is_empty() {
+        return Ok(0);
+    }
+    call_entity::Entity::update_many()
+        .col_expr(call_entity::Column::CoveredBy, sea_orm::sea_query::Expr::value(wanted.clone()))
+        .filter(call_entity::Column::Id.is_in(calls.iter().map(|c| c.id)))
+        .exec(db)
         .await?;
-    let wanted = delegate.map(|d| d.to_string());
-    let mut moved = 0;
-    let mut fx = Effects::default();
-    for call in open {
-        if !absence.includes(call.due_at.with_timezone(&rep.timezone.0).date_naive()) || call.covered_by == wanted {
-            continue;
-        }
-        let Some(call) = super::calls::lock(db, call.id).await? else { continue };
-        let mut am = call.into_active_model();
-        am.covered_by = Set(wanted.clone());
-        let call = am.update(db).await?;
-        let reads = replan::Reads::of(db, &fc.config, std::slice::from_ref(&call)).await?;
+    let reads = replan::Reads::of(db, &fc.config, &calls).await?;
+    let (moved, mut fx) = (calls.len(), Effects::default());
+    for call in calls {
         replan::replan_call(db, fc, &reads, call, actor, now, &mut fx).await.map_err(|e| match e {
             StepError::Db(e) => e,
             StepError::Failed(m) => DbErr::Custom(m),
         })?;
-        moved += 1;
     }
     Ok(moved)
 }

@@ -126,9 +126,14 @@ async fn apply(db: &impl ConnectionTrait, fc: &FirstCall, job: &ClaimedJob, now:
         proposal.rep_email = Some(rep);
     }
     let deal = DealId::parse(&call.deal_id).map_err(|e| StepError::Failed(e.0))?;
-    // The recap the rep already has, when the first email went before this pull.
+    // The recap the rep already has, when the first email went before this pull: the one kept
+    // with the call (a call opened before firstcall kept them: the recap as it is before this pull).
     let sent = call.state.is_open() && call.state != CallState::Scheduled;
-    let before = if sent { Some(super::compose::recap_for_call(db, fc, &call).await?) } else { None };
+    let before = match (sent, super::changes::baseline(&call)) {
+        (false, _) => None,
+        (true, Some(kept)) => Some(kept),
+        (true, None) => Some(super::compose::recap_for_call(db, fc, &call).await?),
+    };
     let put = store::put(db, source, &deal, &proposal, Origin::Crm, now).await?;
     if put.changed {
         let detail = json!({
@@ -175,9 +180,7 @@ async fn apply(db: &impl ConnectionTrait, fc: &FirstCall, job: &ClaimedJob, now:
         && (put.changed || order_changed)
         && call.rep_email == rep
     {
-        // Told against the recap the rep last heard of, else the one before this pull.
-        let baseline = super::changes::baseline(&call).unwrap_or(before);
-        super::changes::tell(db, fc, call, &baseline, ChangedBy::Crm { version: put.version }, now, &mut fx).await?;
+        super::changes::tell(db, fc, call, &before, ChangedBy::Crm { version: put.version }, now, &mut fx).await?;
     }
     Ok(fx)
 }
