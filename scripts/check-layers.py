@@ -13,7 +13,7 @@ import sys
 # Lowest first. Same-layer imports are allowed; the cycle check below keeps them acyclic.
 LAYERS = [
     ("foundation", ["clock", "domain", "config", "background", "telemetry", "metrics", "links", "security"]),
-    ("database", ["db", "audit", "reps", "sessions", "config_versions"]),
+    ("database", ["db", "audit", "reps", "people", "sessions", "config_versions"]),
     ("engine", ["engine"]),
     ("domain services", ["intake", "proposals", "recap", "mail", "crm"]),
     ("workflows", ["workflow", "retention"]),

@@ -27,6 +27,13 @@ impl Signals {
         self.announce.notify_one();
     }
 
+    /// Emails were written to the outbox, due now: wake this process's mailer and tell the
+    /// others.
+    pub fn emails_queued(&self) {
+        self.mailer.notify_one();
+        self.announce.notify_one();
+    }
+
     /// Events were stored for the engine to apply: wake this process's feeds and tell the
     /// others.
     pub fn events_stored(&self) {

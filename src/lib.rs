@@ -20,6 +20,7 @@ pub mod mail;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
+pub mod people;
 pub mod proposals;
 pub mod recap;
 pub mod reload;

@@ -109,9 +109,14 @@ pub enum EmailKind {
     /// To the rep: every promise is delivered; call the customer and ask how it went.
     #[sea_orm(string_value = "check_in")]
     CheckIn,
+    /// A one-time sign-in link, asked for on the sign-in page. Written by firstcall itself, not
+    /// from the templates; its body is removed once it is sent.
+    #[sea_orm(string_value = "sign_in")]
+    SignIn,
 }
 
 impl EmailKind {
+    /// The kinds rendered from the templates in `config/templates`.
     pub const ALL: [EmailKind; 10] = [
         EmailKind::FirstCall,
         EmailKind::Reminder,
@@ -137,6 +142,7 @@ impl EmailKind {
             EmailKind::PromiseEscalation => "promise_escalation",
             EmailKind::ManagerAlert => "manager_alert",
             EmailKind::CheckIn => "check_in",
+            EmailKind::SignIn => "sign_in",
         }
     }
 

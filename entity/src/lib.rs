@@ -19,6 +19,7 @@ pub mod rep_absences;
 pub mod rep_crm_ids;
 pub mod reps;
 pub mod sessions;
+pub mod sign_in_links;
 pub mod webhook_events;
 
 pub mod prelude {
@@ -40,5 +41,6 @@ pub mod prelude {
     pub use super::rep_crm_ids::Entity as RepCrmIds;
     pub use super::reps::Entity as Reps;
     pub use super::sessions::Entity as Sessions;
+    pub use super::sign_in_links::Entity as SignInLinks;
     pub use super::webhook_events::Entity as WebhookEvents;
 }

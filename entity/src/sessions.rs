@@ -11,8 +11,11 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
     /// Hex of the first 8 bytes of the SHA-256 of the API token the session was opened with: the
-    /// session ends when that token is retired.
+    /// session ends when that token is retired. Empty for a person's session.
     pub token_prefix: String,
+    /// The person (email address, lower case) who signed in with a one-time link; none for a
+    /// session opened with an API token.
+    pub person: Option<String>,
     pub created_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
 }

@@ -22,6 +22,7 @@ mod m20261211_000001_promises;
 mod m20261215_000001_call_controls;
 mod m20261216_000001_absences;
 mod m20261217_000001_recap_sent;
+mod m20261218_000001_sign_in;
 
 pub struct Migrator;
 
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261215_000001_call_controls::Migration),
             Box::new(m20261216_000001_absences::Migration),
             Box::new(m20261217_000001_recap_sent::Migration),
+            Box::new(m20261218_000001_sign_in::Migration),
         ]
     }
 }

@@ -50,6 +50,9 @@ pub struct Settings {
     /// When the proposal or the order changes after the recap went out.
     #[serde(default)]
     pub recap_changes: RecapChangeSettings,
+    /// Who may sign in to the pages with a link sent by email, and for how long.
+    #[serde(default)]
+    pub sign_in: SignInSettings,
     #[serde(default)]
     pub schedules: Vec<ScheduleSettings>,
 }
@@ -437,6 +440,53 @@ impl RecapChangeSettings {
     }
 }
 
+/// `[sign_in]`: people sign in to the pages with a one-time link sent to their address: reps
+/// and managers of the rep directory, and the sales-ops addresses listed here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignInSettings {
+    /// Sales ops: they see every call, retry jobs and emails, and preview schedule edits.
+    pub sales_ops: Vec<EmailAddress>,
+    /// How long a link works (it works once).
+    pub link_minutes: u32,
+    /// How long a session lasts once signed in.
+    pub session_hours: u32,
+    /// Links asked for one address in an hour; more are refused until the hour has passed.
+    pub per_address_per_hour: u32,
+    /// Links asked for from one client address in an hour.
+    pub per_client_per_hour: u32,
+}
+
+impl Default for SignInSettings {
+    fn default() -> Self {
+        SignInSettings { sales_ops: Vec::new(), link_minutes: 15, session_hours: 12, per_address_per_hour: 5, per_client_per_hour: 20 }
+    }
+}
+
+impl SignInSettings {
+    /// The first problem, as (key under `sign_in.`, reason).
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        if !(1..=1440).contains(&self.link_minutes) {
+            return Some(("link_minutes", format!("is {}; write a number of minutes from 1 to 1440 (a day)", self.link_minutes)));
+        }
+        if !(1..=720).contains(&self.session_hours) {
+            return Some(("session_hours", format!("is {}; write a number of hours from 1 to 720 (30 days)", self.session_hours)));
+        }
+        if !(1..=1000).contains(&self.per_address_per_hour) {
+            return Some(("per_address_per_hour", format!("is {}; write a number from 1 to 1000", self.per_address_per_hour)));
+        }
+        if !(1..=10000).contains(&self.per_client_per_hour) {
+            return Some(("per_client_per_hour", format!("is {}; write a number from 1 to 10000", self.per_client_per_hour)));
+        }
+        None
+    }
+
+    /// Whether `email` is one of the sales-ops addresses.
+    pub fn is_sales_ops(&self, email: &str) -> bool {
+        self.sales_ops.iter().any(|s| s.as_str() == email)
+    }
+}
+
 /// A configuration problem, located: which file (or environment variable), which key, why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{origin}: {key}: {reason}")]
@@ -601,6 +651,9 @@ fn validate(s: &Settings, figment: &Figment) -> Result<(), ConfigError> {
     }
     if let Some((key, reason)) = s.recap_changes.problem() {
         return fail(&format!("recap_changes.{key}"), &reason);
+    }
+    if let Some((key, reason)) = s.sign_in.problem() {
+        return fail(&format!("sign_in.{key}"), &reason);
     }
     for (key, value) in s.crm.credentials() {
         if value.is_some()

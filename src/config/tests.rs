@@ -264,3 +264,23 @@ fn pasted_schedules_replace_the_running_ones_only_when_they_pass_every_load_chec
     assert!(refused(&matched_only).contains("no schedule applies to every order"));
     assert!(refused(&format!("{one}{one}")).contains("used twice"));
 }
+
+#[test]
+fn who_may_sign_in_and_for_how_long_is_checked_naming_the_key() {
+    let c = load(&[]).unwrap().settings.sign_in;
+    assert_eq!(c, crate::config::SignInSettings::default(), "config/default.toml states the built-in defaults");
+    for (key, value, reason) in [
+        ("sign_in.link_minutes", json!(0), "from 1 to 1440"),
+        ("sign_in.session_hours", json!(721), "from 1 to 720"),
+        ("sign_in.per_address_per_hour", json!(0), "from 1 to 1000"),
+        ("sign_in.per_client_per_hour", json!(0), "from 1 to 10000"),
+    ] {
+        let e = load(&[(key, value)]).expect_err("refused");
+        assert_eq!(e.key, key, "{e}");
+        assert!(e.reason.contains(reason), "{e}");
+    }
+    let e = load(&[("sign_in.sales_ops", json!(["ops at seller"]))]).expect_err("not an address");
+    assert!(e.to_string().contains("sign_in.sales_ops") && e.to_string().contains("not a valid email address"), "{e}");
+    let ops = load(&[("sign_in.sales_ops", json!(["Ops@Seller.example"]))]).unwrap().settings.sign_in;
+    assert!(ops.is_sales_ops("ops@seller.example"), "compared in lower case");
+}

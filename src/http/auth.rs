@@ -1,5 +1,6 @@
-//! Bearer-token authentication for the API, and the session cookie of people who logged in to
-//! the dashboard with the same tokens (a session kept on the server: [`crate::sessions`]).
+//! Bearer-token authentication for the API, and the session cookies of the pages (kept on the
+//! server: [`crate::sessions`]): of someone who logged in with an API token, or of a person who
+//! signed in with a link sent by email (that one opens the pages only).
 //! Tokens are compared as SHA-256 hashes in constant time; rotated tokens keep working until
 //! their `expires_at`. A wrong token counts as a failed
 //! attempt of the client's address (`http.failed_auth_limit`); over the limit it gets 429.
@@ -43,7 +44,31 @@ impl FromRequest for ApiCaller {
     }
 }
 
+/// How a request proves who sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// `Authorization: Bearer <API token>`.
+    Bearer,
+    /// The session cookie of someone who logged in with an API token.
+    TokenSession,
+    /// The session cookie of a person who signed in with a link sent to this address.
+    Person(String),
+}
+
+/// The API: for machines, with a token. A person's session only opens the pages.
 pub async fn authenticate(req: &HttpRequest) -> Result<ApiCaller, ApiError> {
+    match credential(req).await? {
+        Credential::Bearer => Ok(ApiCaller { actor: "api" }),
+        Credential::TokenSession => Ok(ApiCaller { actor: "dashboard" }),
+        Credential::Person(_) => Err(ApiError::unauthorized(
+            "bearer_required",
+            "the API is for machines: send `Authorization: Bearer <token>` with an API token; people use the pages",
+        )),
+    }
+}
+
+/// Who sent the request: an API token, or a live session's cookie.
+pub async fn credential(req: &HttpRequest) -> Result<Credential, ApiError> {
     let Some(state) = req.app_data::<web::Data<AppState>>() else {
         return Err(ApiError::internal());
     };
@@ -55,14 +80,16 @@ pub async fn authenticate(req: &HttpRequest) -> Result<ApiCaller, ApiError> {
             return Err(failed_attempt(state, req, refusal));
         };
         return match state.security.api.check(Some(token.trim()), now) {
-            Ok(()) => Ok(ApiCaller { actor: "api" }),
+            Ok(()) => Ok(Credential::Bearer),
             Err(e) => Err(failed_attempt(state, req, ApiError::unauthorized("bad_token", e.to_string()))),
         };
     }
-    if let Some(c) = req.cookie(SESSION_COOKIE)
-        && crate::sessions::is_live(&state.db, &state.security, c.value(), now).await?
-    {
-        return Ok(ApiCaller { actor: "dashboard" });
+    if let Some(c) = req.cookie(SESSION_COOKIE) {
+        match crate::sessions::holder(&state.db, &state.security, c.value(), now).await? {
+            Some(crate::sessions::Holder::Token) => return Ok(Credential::TokenSession),
+            Some(crate::sessions::Holder::Person(email)) => return Ok(Credential::Person(email)),
+            None => {}
+        }
     }
     if state.security.api.is_empty() {
         return Err(ApiError::unauthorized(

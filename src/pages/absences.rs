@@ -1,12 +1,13 @@
-//! `/absences`, for sales ops: who is out of office, when, and who covers; a form to record an
-//! absence and a button to remove one (`workflow::absences`, as the API does). Needs a
-//! dashboard sign-in.
+//! `/absences`: who is out of office, when, and who covers; a form to record an absence and a
+//! button to remove one (`workflow::absences`, as the API does). Sales ops see and record
+//! everyone's; a rep their own (and the ones they cover), a manager also their team's. Needs a
+//! sign-in.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
-use super::access::{DASHBOARD_FORMS, Visitor, signed_in};
+use super::access::{DASHBOARD_FORMS, Viewer, Visitor, viewer};
 use super::render::{render, value};
 use super::{Fields, PageError, form_page, parse_id, see_other};
 use crate::app::AppState;
@@ -45,13 +46,15 @@ struct Sent {
 #[utoipa::path(get, path = "/absences", tag = "pages",
     responses((status = 200, description = "Who is out of office and who covers", content_type = "text/html"), (status = 303, description = "Not logged in: to /login")))]
 pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
-    if !signed_in(&req).await? {
-        return Ok(see_other("/login").finish());
-    }
-    page(&req, &state, StatusCode::OK, Sent::default()).await
+    let Some(me) = viewer(&req, &state).await? else {
+        return Ok(see_other("/login?next=/absences").finish());
+    };
+    // A person records their own absence unless they say otherwise.
+    let rep = me.person().filter(|p| !p.sees_all()).map(|p| p.email.to_string()).unwrap_or_default();
+    page(&req, &state, &me, StatusCode::OK, Sent { rep, ..Sent::default() }).await
 }
 
-async fn page(req: &HttpRequest, state: &AppState, status: StatusCode, sent: Sent) -> Result<HttpResponse, PageError> {
+async fn page(req: &HttpRequest, state: &AppState, me: &Viewer, status: StatusCode, sent: Sent) -> Result<HttpResponse, PageError> {
     let now = state.clock.now();
     let default_tz = state.config.settings.defaults.timezone;
     // Every rep's today is within a day of today in UTC; ended ones are dropped below.
@@ -64,6 +67,7 @@ async fn page(req: &HttpRequest, state: &AppState, status: StatusCode, sent: Sen
     };
     let rows: Vec<Row> = listed
         .iter()
+        .filter(|a| me.speaks_for(a.rep_email.as_str()) || me.person().is_some_and(|p| p.email == a.delegate_email))
         .filter_map(|a| {
             let today = now.with_timezone(&directory.get(&a.rep_email)?.timezone.0).date_naive();
             (a.last_day >= today).then(|| Row {
@@ -91,6 +95,8 @@ async fn page(req: &HttpRequest, state: &AppState, status: StatusCode, sent: Sen
         "absences.html",
         minijinja::context! {
             signed_in => true,
+            me => me.person().map(|p| p.label()),
+            everyone => me.sees_all(),
             csrf => visitor.csrf(state, DASHBOARD_FORMS),
             rows => value(&rows),
             sent => value(&sent),
@@ -102,13 +108,19 @@ async fn page(req: &HttpRequest, state: &AppState, status: StatusCode, sent: Sen
 }
 
 /// A form of this page: its sender must be signed in and post the dashboard's CSRF token.
-async fn checked(req: &HttpRequest, state: &AppState, fields: &Fields) -> Result<(), PageError> {
-    if !signed_in(req).await? {
-        return Err(
-            PageError::new(StatusCode::UNAUTHORIZED, "Please log in", "Log in to the dashboard, then try again.").with_login("/absences")
-        );
-    }
-    Visitor::of(req).check(state, DASHBOARD_FORMS, fields.get("csrf"))
+async fn checked(req: &HttpRequest, state: &AppState, fields: &Fields) -> Result<Viewer, PageError> {
+    let Some(me) = viewer(req, state).await? else {
+        return Err(PageError::new(StatusCode::UNAUTHORIZED, "Please sign in", "Sign in, then try again.").with_login("/absences"));
+    };
+    Visitor::of(req).check(state, DASHBOARD_FORMS, fields.get("csrf"))?;
+    Ok(me)
+}
+
+/// Why `me` may not record or remove `rep`'s absences, if they may not.
+fn not_theirs(me: &Viewer, rep: &str) -> Option<String> {
+    (!me.speaks_for(rep)).then(|| {
+        format!("You are signed in as {}: you may record absences for yourself and the reps of your team, not for {rep}. Ask sales ops or their manager.", me.label())
+    })
 }
 
 /// The label of a form field, as the page shows it.
@@ -133,7 +145,7 @@ pub async fn record(
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
     let fields = Fields(form.into_inner());
-    checked(&req, &state, &fields).await?;
+    let me = checked(&req, &state, &fields).await?;
     let text = |name: &str| fields.get(name).unwrap_or_default().trim().to_string();
     let mut sent = Sent {
         rep: text("rep"),
@@ -151,8 +163,12 @@ pub async fn record(
     };
     let asked =
         EmailAddress::parse(&sent.rep).map_err(|e| crate::http::ApiError::invalid("rep", e.0)).and_then(|rep| parse_absence(rep, &body));
+    if let Some(why) = not_theirs(&me, &sent.rep.to_lowercase()) {
+        sent.error = Some(why);
+        return page(&req, &state, &me, StatusCode::FORBIDDEN, sent).await;
+    }
     let outcome = match asked {
-        Ok(ask) => absences::record(&state.db, &state.first_call.get(), state.clock.now(), ask, "dashboard").await.map(|_| ()),
+        Ok(ask) => absences::record(&state.db, &state.first_call.get(), state.clock.now(), ask, &me.actor()).await.map(|_| ()),
         Err(e) => Err(AbsenceError::Invalid { field: "", reason: refused(&e) }),
     };
     match outcome {
@@ -162,11 +178,11 @@ pub async fn record(
         }
         Err(AbsenceError::Invalid { field, reason }) => {
             sent.error = Some(if field.is_empty() { reason } else { format!("{}: {reason}", label(field)) });
-            page(&req, &state, StatusCode::UNPROCESSABLE_ENTITY, sent).await
+            page(&req, &state, &me, StatusCode::UNPROCESSABLE_ENTITY, sent).await
         }
         Err(AbsenceError::NotFound(reason)) => {
             sent.error = Some(format!("Rep: {reason}. Add them to the rep directory first."));
-            page(&req, &state, StatusCode::UNPROCESSABLE_ENTITY, sent).await
+            page(&req, &state, &me, StatusCode::UNPROCESSABLE_ENTITY, sent).await
         }
         Err(e) => Err(PageError::from(absence_error(e))),
     }
@@ -190,11 +206,14 @@ pub async fn remove(
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
     let id = parse_id(&path, "absence")?;
-    checked(&req, &state, &Fields(form.into_inner())).await?;
+    let me = checked(&req, &state, &Fields(form.into_inner())).await?;
     let absence = crate::reps::absences::get(&state.db, id)
         .await?
         .ok_or_else(|| PageError::not_found("There is no absence with this number; it may have been removed already."))?;
-    absences::remove(&state.db, &state.first_call.get(), state.clock.now(), &absence.rep_email, id, "dashboard")
+    if let Some(why) = not_theirs(&me, absence.rep_email.as_str()) {
+        return Err(PageError::new(StatusCode::FORBIDDEN, "Not your team's absence", why).with_home());
+    }
+    absences::remove(&state.db, &state.first_call.get(), state.clock.now(), &absence.rep_email, id, &me.actor())
         .await
         .map_err(|e| PageError::from(absence_error(e)))?;
     state.signals.jobs_scheduled();

@@ -1,13 +1,19 @@
 //! Who may see and change what on the pages: a rep holding a call's signed link sees and marks
-//! that call; a person logged in to the dashboard (or sending an API bearer token) sees every
-//! call. Forms carry a CSRF token bound to a random value in the `firstcall_form` cookie, which
-//! the page that shows the form sets.
+//! that call; a person signed in sees what their role allows ([`crate::people`]: a rep their own
+//! calls, a manager their team's, sales ops all); someone logged in with an API token (or
+//! sending one) sees every call, as sales ops do. Forms carry a CSRF token bound to a random
+//! value in the `firstcall_form` cookie, which the page that shows the form sets.
 
 use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite};
 
+use actix_web::http::StatusCode;
+use sea_orm::EntityTrait;
+
 use super::PageError;
 use crate::app::AppState;
+use crate::http::auth::Credential;
+use crate::people::Person;
 
 /// The CSRF "call id" of the dashboard's forms (retries, logout); real calls are numbered from 1.
 pub const DASHBOARD_FORMS: i64 = 0;
@@ -16,21 +22,114 @@ pub const LOGIN_FORM: i64 = -1;
 
 pub const FORM_COOKIE: &str = "firstcall_form";
 
+/// Who is signed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Viewer {
+    /// Logged in with an API token, or sending one: sees everything, as sales ops do.
+    Admin,
+    Person(Person),
+}
+
+impl Viewer {
+    /// For the audit trail: the person's address, or `dashboard` for a token's session.
+    pub fn actor(&self) -> String {
+        match self {
+            Viewer::Admin => "dashboard".into(),
+            Viewer::Person(p) => p.actor(),
+        }
+    }
+
+    /// In words, for emails: "Ana Ávila (manager)", "sales ops (dashboard)".
+    pub fn label(&self) -> String {
+        match self {
+            Viewer::Admin => "sales ops (dashboard)".into(),
+            Viewer::Person(p) => p.label(),
+        }
+    }
+
+    /// Sales ops (or a token's session): every call, retries, the schedule preview.
+    pub fn sees_all(&self) -> bool {
+        match self {
+            Viewer::Admin => true,
+            Viewer::Person(p) => p.sees_all(),
+        }
+    }
+
+    pub fn may_see(&self, rep: &str, covered_by: Option<&str>) -> bool {
+        match self {
+            Viewer::Admin => true,
+            Viewer::Person(p) => p.may_see(rep, covered_by),
+        }
+    }
+
+    /// May hand `rep`'s calls to someone else, or cancel them.
+    pub fn leads(&self, rep: &str) -> bool {
+        match self {
+            Viewer::Admin => true,
+            Viewer::Person(p) => p.leads(rep),
+        }
+    }
+
+    /// May record and remove `rep`'s absences.
+    pub fn speaks_for(&self, rep: &str) -> bool {
+        match self {
+            Viewer::Admin => true,
+            Viewer::Person(p) => p.speaks_for(rep),
+        }
+    }
+
+    pub fn person(&self) -> Option<&Person> {
+        match self {
+            Viewer::Admin => None,
+            Viewer::Person(p) => Some(p),
+        }
+    }
+}
+
+/// Who is signed in, if anyone: a token (bearer, or its session) or a person whose address may
+/// still sign in. A database that cannot be asked is an error (503), not a visitor to send to
+/// the login form.
+pub async fn viewer(req: &HttpRequest, state: &AppState) -> Result<Option<Viewer>, PageError> {
+    match crate::http::auth::credential(req).await {
+        Ok(Credential::Bearer | Credential::TokenSession) => Ok(Some(Viewer::Admin)),
+        Ok(Credential::Person(email)) => {
+            Ok(crate::people::resolve(&state.db, &email, &state.config.settings.sign_in).await?.map(Viewer::Person))
+        }
+        Err(e) if e.status.is_server_error() => Err(e.into()),
+        Err(_) => Ok(None),
+    }
+}
+
+/// For sales ops' pages and forms: the viewer, when they see everything. Nobody signed in: 401
+/// with the way to sign in (back to `back`); a rep or manager: 403 saying so.
+pub async fn sales_ops(req: &HttpRequest, state: &AppState, back: &str) -> Result<Viewer, PageError> {
+    match viewer(req, state).await? {
+        Some(v) if v.sees_all() => Ok(v),
+        Some(v) => Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            "Sales ops only",
+            format!("You are signed in as {}. This page is for sales ops; your calls and promises are on your home page.", v.label()),
+        )
+        .with_home()),
+        None => Err(PageError::new(StatusCode::UNAUTHORIZED, "Please sign in", "Sign in, then try again.").with_login(back)),
+    }
+}
+
 /// How a visitor reached a call page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
     /// With the signed link from an email (the token travels with the form).
     Link(String),
-    /// Logged in to the dashboard, or with an API token.
-    Dashboard,
+    /// Signed in, and allowed to see the call.
+    Signed(Viewer),
 }
 
 impl Access {
     /// For the audit trail.
-    pub fn actor(&self) -> &'static str {
+    pub fn actor(&self) -> String {
         match self {
-            Access::Link(_) => "rep",
-            Access::Dashboard => "dashboard",
+            Access::Link(_) => "rep".into(),
+            Access::Signed(v) => v.actor(),
         }
     }
 
@@ -38,38 +137,52 @@ impl Access {
     pub fn call_path(&self, id: i64) -> String {
         match self {
             Access::Link(t) => format!("/calls/{id}?t={t}"),
-            Access::Dashboard => format!("/calls/{id}"),
+            Access::Signed(_) => format!("/calls/{id}"),
         }
     }
 
     pub fn link_token(&self) -> Option<&str> {
         match self {
             Access::Link(t) => Some(t),
-            Access::Dashboard => None,
+            Access::Signed(_) => None,
+        }
+    }
+
+    pub fn viewer(&self) -> Option<&Viewer> {
+        match self {
+            Access::Link(_) => None,
+            Access::Signed(v) => Some(v),
         }
     }
 }
 
-/// Logged in to the dashboard (session cookie) or holding an API token. A database that cannot
-/// be asked about the session is an error (503), not a visitor to send to the login form.
-pub async fn signed_in(req: &HttpRequest) -> Result<bool, PageError> {
-    match crate::http::auth::authenticate(req).await {
-        Ok(_) => Ok(true),
-        Err(e) if e.status.is_server_error() => Err(e.into()),
-        Err(_) => Ok(false),
-    }
-}
-
-/// May this visitor see call `id`? A valid link token for it, or a dashboard session. A bad
-/// link with no session is refused with the link's reason (expired: 410, otherwise 403).
+/// May this visitor see call `id`? A valid link token for it, or someone signed in whose role
+/// covers the call's rep (else 403 saying whose call it is not). A bad link with nobody signed in
+/// is refused with the link's reason (expired: 410, otherwise 403).
 pub async fn call_access(req: &HttpRequest, state: &AppState, id: i64, token: Option<&str>) -> Result<Access, PageError> {
     let token = token.map(str::trim).filter(|t| !t.is_empty());
     let verdict = token.map(|t| state.security.links.verify(t, id, state.clock.now()));
     if let (Some(t), Some(Ok(()))) = (token, &verdict) {
         return Ok(Access::Link(t.to_string()));
     }
-    if signed_in(req).await? {
-        return Ok(Access::Dashboard);
+    if let Some(v) = viewer(req, state).await? {
+        if v.sees_all() {
+            return Ok(Access::Signed(v));
+        }
+        let call = entity::calls::Entity::find_by_id(id).one(&state.db).await?;
+        return match call {
+            Some(c) if v.may_see(&c.rep_email, c.covered_by.as_deref()) => Ok(Access::Signed(v)),
+            Some(_) => Err(PageError::new(
+                StatusCode::FORBIDDEN,
+                "Not your call",
+                format!(
+                    "You are signed in as {}. This call belongs to a rep outside your team, so it is not shown. Ask sales ops if it should be yours.",
+                    v.label()
+                ),
+            )
+            .with_home()),
+            None => Err(PageError::not_found("There is no call with this number.")),
+        };
     }
     match verdict {
         Some(Err(e)) => Err(PageError::link(&e, id)),

@@ -147,7 +147,7 @@ pub async fn mark_done(
         state.clock.now(),
         id,
         Completion { outcome, notes, agreed },
-        access.actor(),
+        &access.actor(),
     )
     .await
     {
@@ -207,7 +207,7 @@ pub async fn mark_promise(
             return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, sent).await;
         }
     };
-    let result = promises::mark(&state.db, &state.first_call.get(), state.clock.now(), promise.id, mark, access.actor()).await;
+    let result = promises::mark(&state.db, &state.first_call.get(), state.clock.now(), promise.id, mark, &access.actor()).await;
     match result {
         Ok((p, true)) => state.metrics.promise_marked(p.state.as_str()),
         Ok(_) => {}
@@ -251,7 +251,7 @@ pub async fn check_in(
             return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, sent).await;
         }
     };
-    let (row, changed) = promises::record_check_in(&state.db, &state.first_call.get(), state.clock.now(), id, answer, access.actor())
+    let (row, changed) = promises::record_check_in(&state.db, &state.first_call.get(), state.clock.now(), id, answer, &access.actor())
         .await
         .map_err(|e| PageError::from(check_in_error(e)))?;
     if let (true, Some(a)) = (changed, row.answer) {
@@ -360,7 +360,7 @@ async fn steer_form(
             return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, refused(message)).await;
         }
     };
-    match controls::steer(&state.db, &fc, state.clock.now(), id, steer, access.actor()).await {
+    match controls::steer(&state.db, &fc, state.clock.now(), id, steer, &access.actor()).await {
         Ok(_) => {}
         Err(SteerError::Time { reason, .. }) => {
             let message = format!("The time {reason}.");
@@ -423,13 +423,14 @@ async fn ops_form(
     let id = parse_id(&path, "call")?;
     let fields = Fields(form.into_inner());
     let access = call_access(&req, &state, id, fields.get("t")).await?;
-    if access != Access::Dashboard {
+    let rep = entity::calls::Entity::find_by_id(id).one(&state.db).await?.map(|c| c.rep_email).unwrap_or_default();
+    let Some(viewer) = access.viewer().filter(|v| v.leads(&rep)) else {
         return Err(PageError::new(
             StatusCode::FORBIDDEN,
-            "Sales ops only",
-            "Handing a call to another rep or cancelling it needs a dashboard sign-in; a rep's link does not allow it.",
+            "Sales ops and the rep's managers only",
+            "Handing a call to another rep or cancelling it needs sales ops, or a manager of the rep, signed in; a rep's link does not allow it.",
         ));
-    }
+    };
     Visitor::of(&req).check(&state, id, fields.get("csrf"))?;
     let fc = state.first_call.get();
     let now = state.clock.now();
@@ -441,11 +442,17 @@ async fn ops_form(
     let refused = |message: String| Sent { ops_error: Some((name, message, typed.clone())), ..Sent::default() };
     let result = match which {
         OpsForm::Reassign => match parse_rep_to(fields.get("rep")).and_then(|to| Ok((to, parse_why(fields.get("reason"))?))) {
-            Ok((to, reason)) => controls::reassign(&state.db, &fc, now, id, to, reason, access.actor()).await,
+            Ok((to, _)) if !viewer.speaks_for(to.as_str()) => {
+                let why = format!(
+                    "{to} is not in your team: a manager hands calls to reps of their team (or to themselves); sales ops to anyone."
+                );
+                return page(&req, &state, id, &access, StatusCode::FORBIDDEN, refused(why)).await;
+            }
+            Ok((to, reason)) => controls::reassign(&state.db, &fc, now, id, to, reason, &access.actor()).await,
             Err(e) => return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, refused(ops_message(&e))).await,
         },
         OpsForm::Cancel => match parse_why(fields.get("reason")) {
-            Ok(reason) => controls::cancel(&state.db, &fc, now, id, reason, access.actor(), "sales ops (dashboard)").await,
+            Ok(reason) => controls::cancel(&state.db, &fc, now, id, reason, &access.actor(), &viewer.label()).await,
             Err(e) => return page(&req, &state, id, &access, StatusCode::UNPROCESSABLE_ENTITY, refused(ops_message(&e))).await,
         },
     };
@@ -521,7 +528,13 @@ async fn page(
             steer_error => sent.steer_error.as_ref().map(|(which, message)| minijinja::context! { which => *which, message => message.clone() }),
             answers => ANSWERS.iter().map(|(v, l)| minijinja::context! { value => *v, label => *l }).collect::<Vec<_>>(),
             recap_html => safe(recap_html),
-            signed_in => *access == Access::Dashboard,
+            signed_in => access.viewer().is_some(),
+            me => access.viewer().map(|v| v.label()),
+            may_lead => access.viewer().is_some_and(|v| v.leads(&call.rep_email)),
+            lead_title => match access.viewer().and_then(|v| v.person()) {
+                Some(p) if !p.sees_all() => "Manager",
+                _ => "Sales ops",
+            },
             csrf => visitor.csrf(state, DASHBOARD_FORMS),
         },
     )?;

@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 
-use super::access::{DASHBOARD_FORMS, Visitor, signed_in};
+use super::access::{DASHBOARD_FORMS, Viewer, Visitor, sales_ops, viewer};
 use super::render::{render, value};
 use super::{Fields, PageError, form_page, parse_id, see_other};
 use crate::app::AppState;
@@ -39,10 +39,12 @@ const PREVIEW_REMINDERS: usize = 5;
 #[utoipa::path(get, path = "/", tag = "pages", params(("state" = Option<String>, Query, description = "open (default), closed, all, or states"), ("rep" = Option<String>, Query), ("cursor" = Option<String>, Query, description = "where the page starts (the Next page link)"), ("at" = Option<String>, Query), ("tz" = Option<String>, Query)),
     responses((status = 200, description = "The dashboard", content_type = "text/html"), (status = 303, description = "Not logged in: to /login"), (status = 400, description = "Bad filter", content_type = "text/html")))]
 pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
-    if !signed_in(&req).await? {
-        return Ok(see_other("/login").finish());
-    }
-    page(&req, &state, EditPreview::default()).await
+    let me = match viewer(&req, &state).await? {
+        None => return Ok(see_other("/login").finish()),
+        Some(v) if !v.sees_all() => return Ok(see_other("/home").finish()),
+        Some(v) => v,
+    };
+    page(&req, &state, EditPreview::default(), &me).await
 }
 
 /// An edit of the schedules pasted into the dashboard, and what it would change against what
@@ -66,7 +68,7 @@ pub async fn preview_edit(
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
     let fields = Fields(form.into_inner());
-    ops_form(&req, &state, &fields).await?;
+    let me = ops_form(&req, &state, &fields).await?;
     let text = fields.get("schedules").unwrap_or_default().to_string();
     let running = state.first_call.get();
     let edit = match running.config.with_schedules_from(&text) {
@@ -88,10 +90,10 @@ pub async fn preview_edit(
         }
         Err(e) => EditPreview { text, report: None, error: Some(e.to_string()) },
     };
-    page(&req, &state, edit).await
+    page(&req, &state, edit, &me).await
 }
 
-async fn page(req: &HttpRequest, state: &AppState, edit: EditPreview) -> Result<HttpResponse, PageError> {
+async fn page(req: &HttpRequest, state: &AppState, edit: EditPreview, me: &Viewer) -> Result<HttpResponse, PageError> {
     let q = Fields::query(req)?;
     let mut status = if edit.error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let parsed = crate::http::calls::parse_states(q.non_empty("state")).and_then(|states| {
@@ -165,6 +167,7 @@ async fn page(req: &HttpRequest, state: &AppState, edit: EditPreview) -> Result<
         minijinja::context! {
             board => value(&board),
             signed_in => true,
+            me => me.person().map(|p| p.label()),
             csrf => visitor.csrf(state, DASHBOARD_FORMS),
             filter => minijinja::context! { state => state_filter, rep => rep.unwrap_or_default(), error => filter_error },
             state_choices => STATE_CHOICES,
@@ -248,11 +251,10 @@ fn preview_at(at: Option<&str>, tz: Option<&str>, default_tz: Timezone, now: Dat
 }
 
 /// A dashboard form's sender must be logged in and post the dashboard's CSRF token.
-async fn ops_form(req: &HttpRequest, state: &AppState, fields: &Fields) -> Result<(), PageError> {
-    if !signed_in(req).await? {
-        return Err(PageError::new(StatusCode::UNAUTHORIZED, "Please log in", "Log in to the dashboard, then try again.").with_login("/"));
-    }
-    Visitor::of(req).check(state, DASHBOARD_FORMS, fields.get("csrf"))
+async fn ops_form(req: &HttpRequest, state: &AppState, fields: &Fields) -> Result<Viewer, PageError> {
+    let viewer = sales_ops(req, state, "/").await?;
+    Visitor::of(req).check(state, DASHBOARD_FORMS, fields.get("csrf"))?;
+    Ok(viewer)
 }
 
 /// `POST /dashboard/jobs/{id}/retry`: a dead timer runs again now, with fresh attempts.

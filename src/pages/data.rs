@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
 
 use super::PageError;
@@ -53,6 +53,7 @@ fn email_kind_label(kind: EmailKind) -> &'static str {
         EmailKind::PromiseEscalation => "Overdue promise escalation",
         EmailKind::ManagerAlert => "Alert to the manager",
         EmailKind::CheckIn => "Check-in after delivery",
+        EmailKind::SignIn => "Sign-in link",
     }
 }
 
@@ -292,14 +293,36 @@ async fn call_audit(state: &AppState, id: i64) -> Result<Vec<entity::audit_log::
         .await?)
 }
 
+/// The names of the people (signed in with their address) among the trail's actors, from the
+/// rep directory: one query.
+async fn actor_names(state: &AppState, audit: &[entity::audit_log::Model]) -> Result<HashMap<String, String>, DbErr> {
+    let mut people: Vec<String> = audit.iter().filter(|r| r.actor.contains('@')).map(|r| r.actor.clone()).collect();
+    people.sort_unstable();
+    people.dedup();
+    if people.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(reps::Entity::find()
+        .filter(reps::Column::Email.is_in(people))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .filter(|r| !r.name.is_empty())
+        .map(|r| (r.email, r.name))
+        .collect())
+}
+
 /// The audit trail in words, oldest first.
-fn trail(audit: &[entity::audit_log::Model], tz: chrono_tz::Tz) -> Vec<TrailEntry> {
+fn trail(audit: &[entity::audit_log::Model], tz: chrono_tz::Tz, names: &HashMap<String, String>) -> Vec<TrailEntry> {
     audit
         .iter()
         .rev()
         .map(|r| TrailEntry {
             when: local_time(r.at, tz),
-            who: who_did(&r.actor),
+            who: match names.get(&r.actor) {
+                Some(name) => format!("{name} ({})", r.actor),
+                None => who_did(&r.actor),
+            },
             what: what_happened(&r.action, r.from_state.as_deref(), r.to_state.as_deref(), r.detail.as_ref(), tz),
         })
         .collect()
@@ -311,7 +334,7 @@ fn who_did(actor: &str) -> String {
         "engine" => "firstcall".into(),
         "config" => "firstcall (configuration)".into(),
         "api" => "API".into(),
-        "dashboard" => "sales ops (dashboard)".into(),
+        "dashboard" => "the dashboard (API token)".into(),
         "rep" => "the rep (email link)".into(),
         "crm" => "the CRM".into(),
         other => match other.strip_prefix("webhook:") {
@@ -411,7 +434,7 @@ pub async fn call_facts(state: &AppState, id: i64, since: Option<DateTime<Utc>>)
     let audit = call_audit(state, id).await?;
     let facts = CallFacts {
         id,
-        trail: trail(&audit, tz),
+        trail: trail(&audit, tz, &actor_names(state, &audit).await?),
         changed: changes_since(&audit, since, tz),
         covering,
         planned_by,
@@ -615,46 +638,7 @@ pub async fn board(
         CallState::ALL.iter().zip(&by_state).map(|(s, n)| StateCount { state: s.as_str(), label: state_label(*s), n: n.label() }).collect();
     let past_due = past_due.map(|n| n.label()).unwrap_or_default();
 
-    let order_ids: Vec<i64> = rows.iter().map(|c| c.order_id).collect();
-    // The account names alone (an order row carries its line items too).
-    let accounts: HashMap<i64, Option<String>> = orders::Entity::find()
-        .select_only()
-        .columns([orders::Column::Id, orders::Column::AccountName])
-        .filter(orders::Column::Id.is_in(order_ids))
-        .into_tuple::<(i64, Option<String>)>()
-        .all(db)
-        .await?
-        .into_iter()
-        .collect();
-    let emails_listed: Vec<String> = rows.iter().map(|c| c.rep_email.clone()).collect();
-    let directory: HashMap<String, reps::Model> = reps::Entity::find()
-        .filter(reps::Column::Email.is_in(emails_listed))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|r| (r.email.clone(), r))
-        .collect();
-    let default_tz = state.config.settings.defaults.timezone;
-    let calls = rows
-        .into_iter()
-        .map(|c| {
-            let rep = directory.get(&c.rep_email);
-            let tz = rep.and_then(|r| Timezone::parse(&r.timezone).ok()).unwrap_or(default_tz);
-            CallRow {
-                id: c.id,
-                account: accounts.get(&c.order_id).cloned().flatten().unwrap_or_else(|| format!("Deal {}", c.deal_id)),
-                deal: deal_label(&c.source, &c.deal_id),
-                rep: rep.map(|r| r.name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| c.rep_email.clone()),
-                state_label: state_label(c.state),
-                overdue: c.state.is_open() && c.due_at <= now,
-                due_local: local_time(c.due_at, tz.0),
-                outcome_label: c.outcome.map(outcome_label),
-                pick_rep: c.state.is_open() && c.fallback_reason.is_some(),
-                rep_email: c.rep_email,
-                state: c.state.as_str().to_string(),
-            }
-        })
-        .collect();
+    let calls = call_rows(state, rows, now).await?;
 
     let reps = state.rep_choices.get(db, now).await?.to_vec();
     let dead_jobs = jobs::Entity::find()
@@ -692,6 +676,106 @@ pub async fn board(
         })
         .collect();
     Ok(Board { counts, open, past_due, calls, next, reps, dead_jobs, failed_emails })
+}
+
+/// Calls as the dashboard and the home page list them: with the account's name, the rep's name
+/// and the due time in the rep's timezone.
+pub async fn call_rows(state: &AppState, rows: Vec<entity::calls::Model>, now: DateTime<Utc>) -> Result<Vec<CallRow>, sea_orm::DbErr> {
+    let db = &state.db;
+    let order_ids: Vec<i64> = rows.iter().map(|c| c.order_id).collect();
+    // The account names alone (an order row carries its line items too).
+    let accounts: HashMap<i64, Option<String>> = orders::Entity::find()
+        .select_only()
+        .columns([orders::Column::Id, orders::Column::AccountName])
+        .filter(orders::Column::Id.is_in(order_ids))
+        .into_tuple::<(i64, Option<String>)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    let emails_listed: Vec<String> = rows.iter().map(|c| c.rep_email.clone()).collect();
+    let directory: HashMap<String, reps::Model> = reps::Entity::find()
+        .filter(reps::Column::Email.is_in(emails_listed))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| (r.email.clone(), r))
+        .collect();
+    let default_tz = state.config.settings.defaults.timezone;
+    Ok(rows
+        .into_iter()
+        .map(|c| {
+            let rep = directory.get(&c.rep_email);
+            let tz = rep.and_then(|r| Timezone::parse(&r.timezone).ok()).unwrap_or(default_tz);
+            CallRow {
+                id: c.id,
+                account: accounts.get(&c.order_id).cloned().flatten().unwrap_or_else(|| format!("Deal {}", c.deal_id)),
+                deal: deal_label(&c.source, &c.deal_id),
+                rep: rep.map(|r| r.name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| c.rep_email.clone()),
+                state_label: state_label(c.state),
+                overdue: c.state.is_open() && c.due_at <= now,
+                due_local: local_time(c.due_at, tz.0),
+                outcome_label: c.outcome.map(outcome_label),
+                pick_rep: c.state.is_open() && c.fallback_reason.is_some(),
+                rep_email: c.rep_email,
+                state: c.state.as_str().to_string(),
+            }
+        })
+        .collect())
+}
+
+/// Calls and promises a home page lists at most, each.
+const HOME_LISTED: u64 = 200;
+
+/// A signed-in person's home page: their open calls (and those they cover), their open promises,
+/// and for a manager their team's.
+#[derive(Debug, Serialize)]
+pub struct Home {
+    pub calls: Vec<CallRow>,
+    pub promises: Vec<PromiseRow>,
+    pub team_calls: Vec<CallRow>,
+    pub team_promises: Vec<PromiseRow>,
+}
+
+pub async fn home(state: &AppState, person: &crate::people::Person, now: DateTime<Utc>) -> Result<Home, sea_orm::DbErr> {
+    use entity::{calls, promises};
+    let me = person.email.to_string();
+    let mut people: Vec<String> = person.team.iter().cloned().collect();
+    people.push(me.clone());
+    let open_calls = calls::Entity::find()
+        .filter(calls::Column::State.is_in(CallState::OPEN))
+        .filter(Condition::any().add(calls::Column::RepEmail.is_in(people.clone())).add(calls::Column::CoveredBy.eq(me.clone())))
+        .order_by_asc(calls::Column::DueAt)
+        .order_by_asc(calls::Column::Id)
+        .limit(HOME_LISTED)
+        .all(&state.db)
+        .await?;
+    let (mine, team): (Vec<_>, Vec<_>) =
+        open_calls.into_iter().partition(|c| c.rep_email == me || c.covered_by.as_deref() == Some(me.as_str()));
+    let open_promises = promises::Entity::find()
+        .filter(promises::Column::State.is_in(PromiseState::OPEN))
+        .filter(promises::Column::OwnerEmail.is_in(people))
+        .order_by_asc(promises::Column::DeliverBy)
+        .order_by_asc(promises::Column::Id)
+        .limit(HOME_LISTED)
+        .all(&state.db)
+        .await?;
+    let ids: Vec<i64> = open_promises.iter().map(|p| p.call_id).collect();
+    let names = accounts(state, &ids).await?;
+    let today = now.date_naive();
+    let (my_promises, team_promises): (Vec<PromiseRow>, Vec<PromiseRow>) = open_promises
+        .into_iter()
+        .map(|p| {
+            let account = names.get(&p.call_id).map(|n| n.0.clone()).unwrap_or_else(|| format!("Call {}", p.call_id));
+            PromiseRow::of(p, account, today)
+        })
+        .partition(|p| p.owner == me);
+    Ok(Home {
+        calls: call_rows(state, mine, now).await?,
+        promises: my_promises,
+        team_calls: call_rows(state, team, now).await?,
+        team_promises,
+    })
 }
 
 /// Pending events counted at most, so a large backlog costs the page no more than this.
@@ -810,6 +894,21 @@ pub struct PromiseRow {
     pub state_label: &'static str,
 }
 
+impl PromiseRow {
+    fn of(p: entity::promises::Model, account: String, today: chrono::NaiveDate) -> PromiseRow {
+        PromiseRow {
+            id: p.id,
+            call_id: p.call_id,
+            account,
+            owner: p.owner_email,
+            deliver_by: p.deliver_by.map(local_date).unwrap_or_default(),
+            overdue: p.deliver_by.is_some_and(|d| d < today),
+            state_label: promise_state_label(p.state),
+            text: p.text,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct AtRiskRow {
     pub call_id: i64,
@@ -888,15 +987,9 @@ pub async fn promises_board(state: &AppState, now: DateTime<Utc>) -> Result<Prom
     let today = now.date_naive();
     let mut promises: Vec<PromiseRow> = rows
         .into_iter()
-        .map(|p| PromiseRow {
-            id: p.id,
-            call_id: p.call_id,
-            account: name(p.call_id).0,
-            owner: p.owner_email.clone(),
-            deliver_by: p.deliver_by.map(local_date).unwrap_or_default(),
-            overdue: p.deliver_by.is_some_and(|d| d < today),
-            state_label: promise_state_label(p.state),
-            text: p.text,
+        .map(|p| {
+            let account = name(p.call_id).0;
+            PromiseRow::of(p, account, today)
         })
         .collect();
     // Overdue first; within each, by owner, then by date (the query's order).

@@ -16,17 +16,27 @@ pub struct PageError {
     pub status: StatusCode,
     pub title: String,
     pub message: String,
-    /// Where a person can log in instead (sales ops on a page a rep's link opens).
+    /// Where a person can sign in instead (on a page a rep's link opens, say).
     pub login: Option<String>,
+    /// Whether to point to the signed-in person's home page.
+    pub home: bool,
+    /// Seconds to wait before trying again (a 429), sent as `Retry-After`.
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl PageError {
     pub fn new(status: StatusCode, title: impl Into<String>, message: impl Into<String>) -> Self {
-        PageError { status, title: title.into(), message: message.into(), login: None }
+        PageError { status, title: title.into(), message: message.into(), login: None, home: false, retry_after: None }
     }
 
     pub fn with_login(mut self, next: impl Into<String>) -> Self {
         self.login = Some(format!("/login?next={}", next.into()));
+        self
+    }
+
+    pub fn with_home(mut self) -> Self {
+        self.home = true;
         self
     }
 
@@ -99,7 +109,7 @@ impl PageError {
         Self::new(
             StatusCode::FORBIDDEN,
             "This page needs the link from your email",
-            "Open the call from the link in the email firstcall sent you. Sales ops can log in to see every call.",
+            "Open the call from the link in the email firstcall sent you, or sign in: reps see their calls, managers their team's, sales ops all.",
         )
         .with_login(format!("/calls/{call_id}"))
     }
@@ -115,7 +125,7 @@ impl From<ApiError> for PageError {
             StatusCode::NOT_FOUND => "Not found",
             StatusCode::CONFLICT => "This cannot be done",
             StatusCode::UNPROCESSABLE_ENTITY => "Please check the form",
-            StatusCode::UNAUTHORIZED => "Please log in",
+            StatusCode::UNAUTHORIZED => "Please sign in",
             StatusCode::SERVICE_UNAVAILABLE => return PageError::unavailable(),
             s if s.is_server_error() => return PageError::internal(),
             _ => "This request cannot be done",
@@ -139,6 +149,9 @@ impl ResponseError for PageError {
         let mut b = super::html(self.status);
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             b.insert_header(("Retry-After", "30"));
+        }
+        if let Some(secs) = self.retry_after {
+            b.insert_header(("Retry-After", secs.to_string()));
         }
         match super::render::render("error.html", minijinja::context! { error => super::render::value(self) }) {
             Ok(page) => b.body(page),

@@ -14,6 +14,28 @@ pub struct LoginForm {
     csrf: String,
 }
 
+/// `POST /login/email`.
+#[derive(utoipa::ToSchema)]
+pub struct SignInEmailForm {
+    /// The address to send the link to: in the rep directory, or a sales-ops address.
+    email: String,
+    /// Where to go after signing in (a path on this site).
+    next: Option<String>,
+    /// The form's CSRF token.
+    csrf: String,
+}
+
+/// `POST /login/link`.
+#[derive(utoipa::ToSchema)]
+pub struct SignInLinkForm {
+    /// The link's secret (its `t`).
+    t: String,
+    /// Where to go after signing in (a path on this site).
+    next: Option<String>,
+    /// The form's CSRF token.
+    csrf: String,
+}
+
 /// `POST /logout`, `POST /dashboard/jobs/{id}/retry`, `POST /dashboard/emails/{id}/retry`.
 #[derive(utoipa::ToSchema)]
 pub struct CsrfForm {

@@ -6,11 +6,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Datelike, Days, Months, NaiveDate, TimeDelta, Utc};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use super::access::{Visitor, signed_in};
+use super::access::{Visitor, sales_ops};
 use super::charts::{self, GapCount, MonthPromises, RepMedian, WeekOnTime};
 use super::render::{render, safe};
 use super::{PageError, form_page, see_other};
@@ -33,9 +34,10 @@ const RECAPS_READ: u64 = 100;
 #[utoipa::path(get, path = "/insights", tag = "pages",
     responses((status = 200, description = "Charts: time to first call, on-time rate, promises kept, gap kinds", content_type = "text/html"), (status = 303, description = "Not logged in: to /login")))]
 pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
-    if !signed_in(&req).await? {
-        return Ok(see_other("/login").finish());
-    }
+    let me = match sales_ops(&req, &state, "/insights").await {
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => return Ok(see_other("/login?next=/insights").finish()),
+        other => other?,
+    };
     let now = state.clock.now();
     let (calls, promises, gaps) = tokio::try_join!(call_charts(&state, now), promise_chart(&state, now), gap_chart(&state))?;
     let visitor = Visitor::of(&req);
@@ -43,6 +45,7 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         "insights.html",
         minijinja::context! {
             signed_in => true,
+            me => me.person().map(|p| p.label()),
             csrf => visitor.csrf(&state, super::access::DASHBOARD_FORMS),
             order_to_call => safe(calls.0),
             per_rep => safe(calls.1),

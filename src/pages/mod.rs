@@ -1,8 +1,9 @@
 //! Pages for people, rendered on the server: the call page a rep reaches from the signed link
 //! in an email (the recap, the due time in the rep's timezone, the emails sent so far, and the
-//! form to mark the call done), the dashboard sales ops log in to with an API token (calls
-//! with overdue ones on top, dead jobs and failed emails to retry, the schedule preview), and
-//! the login form.
+//! form to mark the call done), the home page of a person signed in with a link from their
+//! email (their calls and promises, and their team's), the dashboard of sales ops (calls with
+//! overdue ones on top, dead jobs and failed emails to retry, the schedule preview), and the
+//! sign-in pages.
 //!
 //! Templates are compiled in and escape every value for HTML; pages load no external assets
 //! and run no scripts. A GET never changes anything; every form posts with a CSRF token bound
@@ -16,6 +17,7 @@ pub mod dashboard;
 mod data;
 mod error;
 mod forms;
+pub mod home;
 pub mod insights;
 pub mod login;
 mod render;
@@ -37,6 +39,7 @@ const CSP: &str =
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let form = || web::FormConfig::default().limit(FORM_LIMIT_BYTES).error_handler(error::form_error);
     cfg.service(web::resource("/").route(web::get().to(dashboard::show)))
+        .service(web::resource("/home").route(web::get().to(home::show)))
         .service(web::resource("/insights").route(web::get().to(insights::show)))
         .service(web::resource("/absences").app_data(form()).route(web::get().to(absences::show)).route(web::post().to(absences::record)))
         .service(web::resource("/absences/{id}/remove").app_data(form()).route(web::post().to(absences::remove)))
@@ -49,6 +52,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/calls/{id}/cancel").app_data(form()).route(web::post().to(call::cancel)))
         .service(web::resource("/calls/{id}/promises/{promise}").app_data(form()).route(web::post().to(call::mark_promise)))
         .service(web::resource("/login").app_data(form()).route(web::get().to(login::show)).route(web::post().to(login::submit)))
+        .service(web::resource("/login/email").app_data(form()).route(web::post().to(login::ask_link)))
+        .service(
+            web::resource("/login/link").app_data(form()).route(web::get().to(login::show_link)).route(web::post().to(login::use_link)),
+        )
         .service(web::resource("/logout").app_data(form()).route(web::post().to(login::logout)))
         .service(web::resource("/dashboard/jobs/{id}/retry").app_data(form()).route(web::post().to(dashboard::retry_job)))
         .service(web::resource("/dashboard/emails/{id}/retry").app_data(form()).route(web::post().to(dashboard::retry_email)))

@@ -18,6 +18,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("dashboard.html", include_str!("templates/dashboard.html")),
     ("insights.html", include_str!("templates/insights.html")),
     ("absences.html", include_str!("templates/absences.html")),
+    ("home.html", include_str!("templates/home.html")),
+    ("sign_in.html", include_str!("templates/sign_in.html")),
 ];
 
 static PAGES: LazyLock<Result<Environment<'static>, minijinja::Error>> = LazyLock::new(environment);

@@ -20,6 +20,7 @@ pub mod queries;
 pub mod recipients;
 pub mod reconcile;
 pub mod replan;
+pub mod sign_in;
 pub mod steps;
 pub mod timing;
 pub mod write_back;

@@ -323,7 +323,8 @@ async fn every_entity_round_trips() {
     assert_eq!(kv_store::Entity::find_by_id("k".to_string()).one(db).await.unwrap().unwrap(), kv);
     let session = sessions::ActiveModel {
         id: Set("ab".repeat(32)),
-        token_prefix: Set("0123456789abcdef".into()),
+        token_prefix: Set(String::new()),
+        person: Set(Some("ana@seller.example".into())),
         created_at: Set(now),
         expires_at: Set(now + chrono::TimeDelta::hours(12)),
     }
@@ -331,6 +332,19 @@ async fn every_entity_round_trips() {
     .await
     .unwrap();
     assert_eq!(sessions::Entity::find_by_id("ab".repeat(32)).one(db).await.unwrap().unwrap(), session);
+    let link = sign_in_links::ActiveModel {
+        id: Set("cd".repeat(32)),
+        email: Set("ana@seller.example".into()),
+        client: Set("127.0.0.1".into()),
+        sent: Set(true),
+        created_at: Set(now),
+        expires_at: Set(now + chrono::TimeDelta::minutes(15)),
+        used_at: Set(Some(now)),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    assert_eq!(sign_in_links::Entity::find_by_id("cd".repeat(32)).one(db).await.unwrap().unwrap(), link);
     app.stop().await;
 }
 

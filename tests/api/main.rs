@@ -21,4 +21,5 @@ mod promises;
 mod recipients;
 mod retention;
 mod security;
+mod sign_in;
 mod workflow;

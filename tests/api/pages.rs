@@ -18,12 +18,12 @@ pub(crate) struct Page {
 }
 
 impl Page {
-    async fn of(r: reqwest::Response) -> Page {
+    pub(crate) async fn of(r: reqwest::Response) -> Page {
         Page { status: r.status(), headers: r.headers().clone(), html: r.text().await.unwrap() }
     }
 
     /// The page's text as a reader sees it (entities decoded).
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.html
             .replace("&lt;", "<")
             .replace("&gt;", ">")
@@ -39,7 +39,13 @@ impl Page {
         self.html[at..].chars().take_while(|c| *c != '"').collect()
     }
 
-    fn header(&self, name: &str) -> &str {
+    /// The CSRF token of the form that posts to `action`.
+    pub(crate) fn csrf_of(&self, action: &str) -> String {
+        let form = self.html.find(&format!("action=\"{action}\"")).unwrap_or_else(|| panic!("no form to {action} in\n{}", self.html));
+        Page { status: self.status, headers: HeaderMap::new(), html: self.html[form..].to_string() }.csrf()
+    }
+
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
     }
 }
@@ -277,16 +283,19 @@ async fn the_dashboard_needs_a_login_and_logout_ends_it() {
 }
 
 #[tokio::test]
-async fn without_an_api_token_the_login_page_says_what_to_set_instead_of_a_form() {
+async fn without_an_api_token_the_login_page_says_what_to_set_instead_of_a_token_form() {
     let app = TestApp::spawn_with(Options { overrides: vec![("api.tokens", json!([]))], ..Options::default() }).await;
     let page = get(&app, "/login").await;
     assert_eq!(page.status, 200);
     let text = page.text();
     assert!(
-        text.contains("Nobody can log in yet") && text.contains("FIRSTCALL__API__TOKENS") && text.contains("openssl rand -hex 32"),
+        text.contains("No API token is configured, so nobody can log in with one")
+            && text.contains("FIRSTCALL__API__TOKENS")
+            && text.contains("openssl rand -hex 32"),
         "{text}"
     );
-    assert!(!text.contains("id=\"login-form\"") && !text.contains("name=\"token\""), "no form that can never succeed: {text}");
+    assert!(!text.contains("id=\"login-form\"") && !text.contains("name=\"token\""), "no token form that can never succeed: {text}");
+    assert!(text.contains("id=\"email-form\""), "people still sign in with a link by email: {text}");
     assert_eq!(
         (get(&app, "/").await.status, get(&app, "/").await.header("location").to_string()),
         (StatusCode::SEE_OTHER, "/login".into())
@@ -296,7 +305,7 @@ async fn without_an_api_token_the_login_page_says_what_to_set_instead_of_a_form(
     // With a token configured, the form is there and the explanation is not.
     let app = TestApp::spawn().await;
     let page = get(&app, "/login").await;
-    assert!(page.text().contains("id=\"login-form\"") && !page.text().contains("Nobody can log in yet"));
+    assert!(page.text().contains("id=\"login-form\"") && !page.text().contains("No API token is configured"));
     app.stop().await;
 }
 
@@ -914,7 +923,7 @@ async fn the_dashboard_lists_open_promises_overdue_first_and_the_deals_at_risk_a
     // The charts page: behind the login, one figure per question, with the numbers.
     let anonymous = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let r = anonymous.get(app.url("/insights")).send().await.unwrap();
-    assert_eq!((r.status(), r.headers()["location"].to_str().unwrap()), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!((r.status(), r.headers()["location"].to_str().unwrap()), (StatusCode::SEE_OTHER, "/login?next=/insights"));
     let page = get(&app, "/insights").await;
     assert_eq!(page.status, 200);
     assert_eq!(page.html.matches("<figure class=\"chart\"").count(), 5, "five charts");

@@ -476,3 +476,69 @@ async fn on_a_phone_the_call_page_marks_what_changed_since_the_rep_last_opened_i
     })
     .await;
 }
+
+#[tokio::test]
+async fn on_a_phone_a_rep_signs_in_with_the_link_from_their_email_and_sees_their_calls_only() {
+    let app = TestApp::spawn().await;
+    let zed = "zed@seller.example";
+    let (own, _) = call_from_email(&app, "Ana Ávila", proposal(REP), "Acme Corp").await;
+    assert_eq!(app.put_rep(zed, &json!({"name": "Zed Else", "timezone": "UTC"})).await.status(), 200);
+    app.put_proposal("generic", "D-2", &proposal(zed)).await;
+    assert_eq!(app.post_generic(&order_created("e2", "D-2", zed, app.now())).await.status(), 200);
+    app.settle().await;
+    let other = app.calls().await.into_iter().find(|c| c["deal_id"] == "D-2").unwrap()["id"].as_i64().unwrap();
+    with_browser(|client| async move {
+        let (width, height) = (375u32, 812u32);
+        set_viewport(&client, width, height).await;
+        open(&client, &app, "/home").await;
+        type_into(&client, "email", REP).await;
+        submit(&client, "send-link").await;
+        assert!(text_of(&client, "link-sent").await.starts_with("Check your email."));
+        app.deliver().await;
+        let mail = app.mails_to(REP).into_iter().last().unwrap();
+        let text = mail.text.unwrap();
+        let link = text
+            .lines()
+            .find(|l| l.starts_with("http://firstcall.test/login/link?"))
+            .unwrap()
+            .trim_start_matches("http://firstcall.test")
+            .to_string();
+        assert!(link.contains("next=%2Fhome"), "back to where she started: {link}");
+
+        open(&client, &app, &link).await;
+        assert_eq!(text_of(&client, "sign-in-link").await.lines().next().unwrap(), format!("Sign in as {REP}"));
+        submit(&client, "use-link").await;
+        let home = text_of(&client, "my-calls").await;
+        assert!(home.contains("Acme Corp"), "{home}");
+        assert_eq!(text_of(&client, "me").await, "Ana Ávila (rep)");
+        let shot = client.screenshot().await.unwrap();
+        std::fs::write(artifacts().join("home-phone.png"), &shot).unwrap();
+        let scroll = client.execute("return document.documentElement.scrollWidth", vec![]).await.unwrap().as_u64().unwrap();
+        assert!(scroll <= width as u64, "the home page scrolls sideways on a phone ({scroll} px in {width} px)");
+        client.find(Locator::LinkText("Acme Corp")).await.unwrap().click().await.unwrap();
+        text_of(&client, "recap").await;
+        assert!(client.current_url().await.unwrap().path().ends_with(&format!("/calls/{own}")));
+
+        // Another team's call: refused, saying why, with the way home.
+        open(&client, &app, &format!("/calls/{other}")).await;
+        assert_eq!(text_of(&client, "error").await.lines().next().unwrap(), "Not your call");
+        click(&client, "error-home").await;
+        text_of(&client, "my-calls").await;
+
+        // The link again: used, and the page says so.
+        open(&client, &app, &link).await;
+        let used = text_of(&client, "error").await;
+        assert!(used.starts_with("This sign-in link was already used"), "{used}");
+        let shot = client.find(Locator::Id("error")).await.unwrap().screenshot().await.unwrap();
+        assert!(png_size(&shot).0 <= width);
+        std::fs::write(artifacts().join("sign-in-used-phone.png"), &shot).unwrap();
+
+        // Logging out ends it.
+        open(&client, &app, "/home").await;
+        submit(&client, "logout").await;
+        open(&client, &app, "/home").await;
+        text_of(&client, "email-form").await;
+        app.stop().await;
+    })
+    .await;
+}

@@ -459,7 +459,7 @@ async fn development_credentials_and_demo_refuse_a_public_address_and_postgresql
         assert!(log.contains("every webhook answers 401"), "{log}");
         assert!(!cwd.path().join("data/dev-credentials.json").exists(), "{names}: nothing generated");
         let login = tokio::task::block_in_place(|| reqwest::blocking::get(server.url("/login")).unwrap().text().unwrap());
-        assert!(login.contains("Nobody can log in yet"), "{login}");
+        assert!(login.contains("No API token is configured, so nobody can log in with one"), "{login}");
 
         let (out, _, stderr) = tokio::task::block_in_place(|| {
             let mut c = firstcall(&["demo"]);
