@@ -145,6 +145,12 @@ pub struct MailSettings {
     pub smtp: SmtpSettings,
 }
 
+/// Email addresses written as a TOML array or as one comma-separated string (an environment
+/// variable).
+fn addresses_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<EmailAddress>, D::Error> {
+    list_or_commas(d)?.iter().map(|a| EmailAddress::parse(a).map_err(serde::de::Error::custom)).collect()
+}
+
 /// A list of strings written as a TOML array or as one comma-separated string.
 fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
@@ -446,6 +452,7 @@ impl RecapChangeSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct SignInSettings {
     /// Sales ops: they see every call, retry jobs and emails, and preview schedule edits.
+    #[serde(deserialize_with = "addresses_or_commas")]
     pub sales_ops: Vec<EmailAddress>,
     /// How long a link works (it works once).
     pub link_minutes: u32,

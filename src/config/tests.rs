@@ -283,4 +283,6 @@ fn who_may_sign_in_and_for_how_long_is_checked_naming_the_key() {
     assert!(e.to_string().contains("sign_in.sales_ops") && e.to_string().contains("not a valid email address"), "{e}");
     let ops = load(&[("sign_in.sales_ops", json!(["Ops@Seller.example"]))]).unwrap().settings.sign_in;
     assert!(ops.is_sales_ops("ops@seller.example"), "compared in lower case");
+    let from_env = load(&[("sign_in.sales_ops", json!("ops@seller.example, lead@seller.example"))]).unwrap().settings.sign_in;
+    assert_eq!(from_env.sales_ops.len(), 2, "one comma-separated string, as an environment variable gives");
 }

@@ -55,13 +55,6 @@ impl Viewer {
         }
     }
 
-    pub fn may_see(&self, rep: &str, covered_by: Option<&str>) -> bool {
-        match self {
-            Viewer::Admin => true,
-            Viewer::Person(p) => p.may_see(rep, covered_by),
-        }
-    }
-
     /// May hand `rep`'s calls to someone else, or cancel them.
     pub fn leads(&self, rep: &str) -> bool {
         match self {
@@ -156,38 +149,62 @@ impl Access {
     }
 }
 
-/// May this visitor see call `id`? A valid link token for it, or someone signed in whose role
-/// covers the call's rep (else 403 saying whose call it is not). A bad link with nobody signed in
-/// is refused with the link's reason (expired: 410, otherwise 403).
+/// May this visitor see call `id`? Someone signed in whose role covers the call (so what they do
+/// is recorded under their name), else a valid link token for it. Someone signed in whom the
+/// call is not for, without a link, gets 403 saying so; a bad link with nobody signed in is
+/// refused with the link's reason (expired: 410, otherwise 403).
 pub async fn call_access(req: &HttpRequest, state: &AppState, id: i64, token: Option<&str>) -> Result<Access, PageError> {
+    let mut refused = None;
+    if let Some(v) = viewer(req, state).await? {
+        match sees_call(state, &v, id).await? {
+            Some(true) => return Ok(Access::Signed(v)),
+            Some(false) => {
+                refused = Some(
+                    PageError::new(
+                        StatusCode::FORBIDDEN,
+                        "Not your call",
+                        format!(
+                            "You are signed in as {}. This call belongs to a rep outside your team, so it is not shown. Ask sales ops if it should be yours.",
+                            v.label()
+                        ),
+                    )
+                    .with_home(),
+                )
+            }
+            None => return Err(PageError::not_found("There is no call with this number.")),
+        }
+    }
     let token = token.map(str::trim).filter(|t| !t.is_empty());
     let verdict = token.map(|t| state.security.links.verify(t, id, state.clock.now()));
     if let (Some(t), Some(Ok(()))) = (token, &verdict) {
         return Ok(Access::Link(t.to_string()));
     }
-    if let Some(v) = viewer(req, state).await? {
-        if v.sees_all() {
-            return Ok(Access::Signed(v));
-        }
-        let call = entity::calls::Entity::find_by_id(id).one(&state.db).await?;
-        return match call {
-            Some(c) if v.may_see(&c.rep_email, c.covered_by.as_deref()) => Ok(Access::Signed(v)),
-            Some(_) => Err(PageError::new(
-                StatusCode::FORBIDDEN,
-                "Not your call",
-                format!(
-                    "You are signed in as {}. This call belongs to a rep outside your team, so it is not shown. Ask sales ops if it should be yours.",
-                    v.label()
-                ),
-            )
-            .with_home()),
-            None => Err(PageError::not_found("There is no call with this number.")),
-        };
+    match (refused, verdict) {
+        (Some(e), _) => Err(e),
+        (None, Some(Err(e))) => Err(PageError::link(&e, id)),
+        (None, _) => Err(PageError::needs_link(id)),
     }
-    match verdict {
-        Some(Err(e)) => Err(PageError::link(&e, id)),
-        _ => Err(PageError::needs_link(id)),
-    }
+}
+
+/// Whether `viewer` may see call `id` (`None`: there is no such call): sales ops any; a person
+/// the calls of their own and their team's reps, those they cover, and those with a promise
+/// they or their team owe.
+async fn sees_call(state: &AppState, viewer: &Viewer, id: i64) -> Result<Option<bool>, PageError> {
+    use entity::promises;
+    use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
+    let Some(call) = entity::calls::Entity::find_by_id(id).one(&state.db).await? else { return Ok(None) };
+    let person = match viewer {
+        Viewer::Admin => return Ok(Some(true)),
+        Viewer::Person(p) if p.sees_all() || p.may_see(&call.rep_email, call.covered_by.as_deref()) => return Ok(Some(true)),
+        Viewer::Person(p) => p,
+    };
+    let owners: Vec<String> = person.team.iter().cloned().chain([person.email.to_string()]).collect();
+    let owed = promises::Entity::find()
+        .filter(promises::Column::CallId.eq(id))
+        .filter(promises::Column::OwnerEmail.is_in(owners))
+        .count(&state.db)
+        .await?;
+    Ok(Some(owed > 0))
 }
 
 /// The visitor's form cookie: the one they sent, or a new random one to set with this page.

@@ -94,6 +94,7 @@ async fn secrets_never_appear_in_the_logs() {
         .env("FIRSTCALL__MAIL__SMTP__PASSWORD", SMTP_PASSWORD)
         .env("FIRSTCALL__MAIL__FROM", "firstcall <firstcall@seller.example>")
         .env("FIRSTCALL__API__TOKENS", API_TOKEN)
+        .env("FIRSTCALL__SIGN_IN__SALES_OPS", "ops@seller.example")
         .env("FIRSTCALL__LINKS__SIGNING_KEYS", LINK_KEY)
         .env("FIRSTCALL__WEBHOOKS__GENERIC__SECRETS", GENERIC_SECRET)
         .env("FIRSTCALL__WEBHOOKS__HUBSPOT__CLIENT_SECRETS", HUBSPOT_SECRET)
@@ -227,6 +228,47 @@ async fn secrets_never_appear_in_the_logs() {
     let last = changed.pop().unwrap();
     changed.push(if last == 'A' { 'B' } else { 'A' });
     outcomes.push(("call link, changed", page(changed).await.unwrap().status().as_u16(), String::new()));
+    // A person signs in with a one-time link sent by email.
+    let person = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap();
+    let csrf_in = |html: &str| -> String {
+        let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+        html[at..].chars().take_while(|c| *c != '"').collect()
+    };
+    let form = person.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
+    let r = person
+        .post(format!("{base}/login/email"))
+        .form(&[("csrf", csrf_in(&form).as_str()), ("email", "ops@seller.example")])
+        .send()
+        .await
+        .unwrap();
+    outcomes.push(("sign-in link, asked", r.status().as_u16(), String::new()));
+    let mut sign_in = None;
+    for n in mails.len() + 1.. {
+        let sent = smtp.wait_for(n, Duration::from_secs(30)).await;
+        assert!(sent.len() >= n, "no sign-in email within 30 s");
+        sign_in = sent.iter().map(|m| m.parse()).find(|m| m.subject.as_deref() == Some("Your firstcall sign-in link"));
+        if sign_in.is_some() {
+            break;
+        }
+    }
+    let sign_in = sign_in.expect("the sign-in email");
+    let text = sign_in.text.unwrap_or_default();
+    let sign_in_secret: String =
+        text.split("/login/link?t=").nth(1).expect("a link").chars().take_while(|c| !c.is_whitespace() && *c != '&').collect();
+    let shown = person.get(format!("{base}/login/link?t={sign_in_secret}")).send().await.unwrap().text().await.unwrap();
+    let form = [("csrf", csrf_in(&shown)), ("t", sign_in_secret.clone())];
+    let r = person.post(format!("{base}/login/link")).form(&form).send().await.unwrap();
+    let person_session = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|c| c.to_str().ok())
+        .find_map(|c| c.strip_prefix("firstcall_session="))
+        .map(|c| c.split(';').next().unwrap().to_string())
+        .unwrap_or_default();
+    outcomes.push(("sign-in link, used", r.status().as_u16(), String::new()));
+    let again = person.post(format!("{base}/login/link")).form(&form).send().await.unwrap();
+    outcomes.push(("sign-in link, used again", again.status().as_u16(), String::new()));
     // The HubSpot connector read the won deals with its token.
     let reads = hubspot.server.requests();
     assert!(
@@ -251,6 +293,9 @@ async fn secrets_never_appear_in_the_logs() {
         ("dashboard, session cookie", 200, ""),
         ("call link, as signed", 200, ""),
         ("call link, changed", 403, ""),
+        ("sign-in link, asked", 200, ""),
+        ("sign-in link, used", 303, ""),
+        ("sign-in link, used again", 410, ""),
     ]
     .into_iter()
     .map(|(w, s, c)| (w, s, c.to_string()))
@@ -266,9 +311,11 @@ async fn secrets_never_appear_in_the_logs() {
     use base64::Engine;
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let pipedrive_password = PIPEDRIVE_AUTH.split(':').nth(1).unwrap();
-    assert!(!session.is_empty() && !link_token.is_empty());
+    assert!(!session.is_empty() && !link_token.is_empty() && !person_session.is_empty() && !sign_in_secret.is_empty());
     for secret in [
         session.clone(),
+        person_session.clone(),
+        sign_in_secret.clone(),
         link_token.clone(),
         HUBSPOT_CRM_TOKEN.to_string(),
         PIPEDRIVE_CRM_TOKEN.to_string(),

@@ -38,7 +38,12 @@ fn with_ops() -> Options {
 
 /// A call for `rep`'s deal; its id.
 async fn call_for(app: &TestApp, deal: &str, rep: &str) -> i64 {
-    app.put_proposal("generic", deal, &proposal(rep)).await;
+    call_with(app, deal, rep, &proposal(rep)).await
+}
+
+/// A call for `rep`'s deal with this proposal; its id.
+async fn call_with(app: &TestApp, deal: &str, rep: &str, proposal: &Value) -> i64 {
+    app.put_proposal("generic", deal, proposal).await;
     app.post_generic(&order_created(&format!("e-{deal}"), deal, rep, app.now())).await;
     app.settle().await;
     app.calls().await.into_iter().find(|c| c["deal_id"] == deal).unwrap()["id"].as_i64().unwrap()
@@ -96,13 +101,20 @@ async fn a_rep_signs_in_with_a_one_time_link_and_sees_only_their_own_calls_and_p
     let zed_call = call_for(&app, "D-ZED", ZED).await;
     // A deal of Ana's already called: its commitments are promises she owes.
     let done_call = call_for(&app, "D-DONE", ANA).await;
-    let r = app
-        .api(reqwest::Method::POST, &format!("/api/v1/calls/{done_call}/complete"))
-        .json(&json!({"outcome": "aligned"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    // And a deal of Zed's on which Ana owes the SSO set-up.
+    let mut owed = proposal(ZED);
+    owed["commitments"][0]["owner"] = json!(ANA);
+    owed["commitments"][0]["text"] = json!("Okta set-up for Zed's customer");
+    let owed_call = call_with(&app, "D-OWED", ZED, &owed).await;
+    for id in [done_call, owed_call] {
+        let r = app
+            .api(reqwest::Method::POST, &format!("/api/v1/calls/{id}/complete"))
+            .json(&json!({"outcome": "aligned"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
     app.settle().await;
 
     let client = browser();
@@ -149,10 +161,17 @@ async fn a_rep_signs_in_with_a_one_time_link_and_sees_only_their_own_calls_and_p
     assert!(!text.contains(&format!("data-call=\"{done_call}\"")), "a done call is not open: {text}");
     assert!(text.contains("SAML SSO configured with Okta") && text.contains("by Thu 10 Dec 2026"), "her promises: {text}");
     assert!(!text.contains("id=\"team-calls\""), "a rep has no team section");
+    assert!(
+        text.contains("Okta set-up for Zed&#x27;s customer") || text.contains("Okta set-up for Zed's customer"),
+        "a promise she owes on Zed's deal: {text}"
+    );
 
     // Her call opens; Zed's is refused, saying why; the dashboard sends her home; sales ops'
     // pages and forms refuse her; the API is for machines.
     assert_eq!(open(&client, &app, &format!("/calls/{ana_call}")).await.status, StatusCode::OK);
+    let owed_page = open(&client, &app, &format!("/calls/{owed_call}")).await;
+    assert_eq!(owed_page.status, StatusCode::OK, "the call of a promise she owes opens");
+    assert!(owed_page.text().contains("Okta set-up for Zed's customer"));
     let other = open(&client, &app, &format!("/calls/{zed_call}")).await;
     assert_eq!(other.status, StatusCode::FORBIDDEN);
     assert!(other.text().contains("Not your call") && other.text().contains("Ana Ávila (rep)"), "{}", other.html);

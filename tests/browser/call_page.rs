@@ -478,10 +478,14 @@ async fn on_a_phone_the_call_page_marks_what_changed_since_the_rep_last_opened_i
 }
 
 #[tokio::test]
-async fn on_a_phone_a_rep_signs_in_with_the_link_from_their_email_and_sees_their_calls_only() {
+async fn on_a_phone_a_rep_and_their_manager_sign_in_with_the_link_from_their_email_and_see_their_calls_only() {
+    const MO: &str = "mo@seller.example";
     let app = TestApp::spawn().await;
     let zed = "zed@seller.example";
     let (own, _) = call_from_email(&app, "Ana Ávila", proposal(REP), "Acme Corp").await;
+    assert_eq!(app.put_rep(MO, &json!({"name": "Mo Manager", "timezone": "UTC"})).await.status(), 200);
+    let ana = json!({"name": "Ana Ávila", "timezone": "Europe/Berlin", "manager_email": MO});
+    assert_eq!(app.put_rep(REP, &ana).await.status(), 200);
     assert_eq!(app.put_rep(zed, &json!({"name": "Zed Else", "timezone": "UTC"})).await.status(), 200);
     app.put_proposal("generic", "D-2", &proposal(zed)).await;
     assert_eq!(app.post_generic(&order_created("e2", "D-2", zed, app.now())).await.status(), 200);
@@ -538,6 +542,37 @@ async fn on_a_phone_a_rep_signs_in_with_the_link_from_their_email_and_sees_their
         submit(&client, "logout").await;
         open(&client, &app, "/home").await;
         text_of(&client, "email-form").await;
+
+        // Mo, Ana's manager, lets his first link expire, then signs in with a new one and sees
+        // Ana's call as his team's.
+        let link_for = |app: &TestApp| {
+            let text = app.mails_to(MO).into_iter().last().unwrap().text.unwrap();
+            text.lines()
+                .find(|l| l.starts_with("http://firstcall.test/login/link?"))
+                .unwrap()
+                .trim_start_matches("http://firstcall.test")
+                .to_string()
+        };
+        type_into(&client, "email", MO).await;
+        submit(&client, "send-link").await;
+        app.deliver().await;
+        let first = link_for(&app);
+        app.advance(TimeDelta::minutes(16));
+        open(&client, &app, &first).await;
+        let expired = text_of(&client, "error").await;
+        assert!(expired.starts_with("This sign-in link has expired"), "{expired}");
+        click(&client, "error-sign-in").await;
+        type_into(&client, "email", MO).await;
+        submit(&client, "send-link").await;
+        app.deliver().await;
+        open(&client, &app, &link_for(&app)).await;
+        submit(&client, "use-link").await;
+        let team = text_of(&client, "team-calls").await;
+        assert!(team.contains("Acme Corp") && team.contains("Ana Ávila"), "{team}");
+        client.find(Locator::LinkText("Acme Corp")).await.unwrap().click().await.unwrap();
+        assert_eq!(text_of(&client, "ops").await.lines().next().unwrap(), "Manager");
+        let scroll = client.execute("return document.documentElement.scrollWidth", vec![]).await.unwrap().as_u64().unwrap();
+        assert!(scroll <= width as u64, "the call page scrolls sideways on a phone ({scroll} px in {width} px)");
         app.stop().await;
     })
     .await;
