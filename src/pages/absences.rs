@@ -29,6 +29,8 @@ struct Row {
     reason: Option<String>,
     /// Under way today (on the rep's calendar).
     now: bool,
+    /// Whether the visitor may remove it (not when they only cover).
+    removable: bool,
 }
 
 /// The form as sent, and why it was refused.
@@ -81,6 +83,7 @@ async fn page(req: &HttpRequest, state: &AppState, me: &Viewer, status: StatusCo
                 },
                 reason: a.reason.clone(),
                 now: a.includes(today),
+                removable: me.speaks_for(a.rep_email.as_str()),
             })
         })
         .collect();

@@ -144,15 +144,20 @@ pub async fn show_link(req: HttpRequest, state: web::Data<AppState>) -> Result<H
     let query = Fields::query(&req)?;
     let next = next_path(query.get("next"));
     let secret = query.get("t").unwrap_or_default();
-    let LinkState::Valid { email, expires_at } = crate::people::links::peek(&state.db, secret, state.clock.now()).await? else {
-        return Err(link_refused(crate::people::links::peek(&state.db, secret, state.clock.now()).await?));
+    let (email, expires_at) = match crate::people::links::peek(&state.db, secret, state.clock.now()).await? {
+        LinkState::Valid { email, expires_at } => (email, expires_at),
+        other => return Err(link_refused(other)),
+    };
+    let tz = match EmailAddress::parse(&email) {
+        Ok(address) => crate::reps::recipient(&state.db, &address, state.config.settings.defaults.timezone).await?.timezone,
+        Err(_) => state.config.settings.defaults.timezone,
     };
     let visitor = Visitor::of(&req);
     let body = render(
         "sign_in.html",
         minijinja::context! {
             email, secret, next, csrf => visitor.csrf(&state, LOGIN_FORM),
-            until => crate::mail::templates::local_time(expires_at, chrono_tz::UTC),
+            until => crate::mail::templates::local_time(expires_at, tz.0),
         },
     )?;
     Ok(form_page(StatusCode::OK, &visitor, &state, body))
@@ -186,14 +191,15 @@ pub async fn use_link(
         return Err(link_refused(link));
     };
     let settings = &state.config.settings.sign_in;
-    if crate::people::resolve(&state.db, &email, settings).await?.is_none() {
+    let Some(person) = crate::people::resolve(&state.db, &email, settings).await? else {
         return Err(PageError::new(
             StatusCode::FORBIDDEN,
             "You may no longer sign in",
             format!("{email} is neither in the rep directory nor a sales-ops address any more. Ask sales ops."),
         ));
-    }
-    let to = if next == "/" { "/home".to_string() } else { next };
+    };
+    // Sales ops land on the dashboard, everyone else on their home page.
+    let to = if next == "/" && !person.sees_all() { "/home".to_string() } else { next };
     open_session(&state, Opener::Person(&email), i64::from(settings.session_hours), &to).await
 }
 
