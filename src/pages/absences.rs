@@ -166,7 +166,9 @@ pub async fn record(
     };
     let asked =
         EmailAddress::parse(&sent.rep).map_err(|e| crate::http::ApiError::invalid("rep", e.0)).and_then(|rep| parse_absence(rep, &body));
-    if let Some(why) = not_theirs(&me, &sent.rep.to_lowercase()) {
+    if let Ok(ask) = &asked
+        && let Some(why) = not_theirs(&me, ask.rep.as_str())
+    {
         sent.error = Some(why);
         return page(&req, &state, &me, StatusCode::FORBIDDEN, sent).await;
     }

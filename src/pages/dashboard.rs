@@ -37,7 +37,7 @@ const PREVIEW_REMINDERS: usize = 5;
 /// by default, a page at a time (the "Next page" link carries the cursor). Needs a dashboard
 /// login (or an API bearer token); without one, the login form.
 #[utoipa::path(get, path = "/", tag = "pages", params(("state" = Option<String>, Query, description = "open (default), closed, all, or states"), ("rep" = Option<String>, Query), ("cursor" = Option<String>, Query, description = "where the page starts (the Next page link)"), ("at" = Option<String>, Query), ("tz" = Option<String>, Query)),
-    responses((status = 200, description = "The dashboard", content_type = "text/html"), (status = 303, description = "Not logged in: to /login"), (status = 400, description = "Bad filter", content_type = "text/html")))]
+    responses((status = 200, description = "The dashboard", content_type = "text/html"), (status = 303, description = "Not signed in: to /login; a rep or manager: to their home page"), (status = 400, description = "Bad filter", content_type = "text/html")))]
 pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let me = match viewer(&req, &state).await? {
         None => return Ok(see_other("/login").finish()),

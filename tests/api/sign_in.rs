@@ -305,6 +305,11 @@ async fn a_manager_sees_and_hands_over_their_teams_calls_down_the_chain_and_no_o
         ("delegate", MAX.into()),
     ];
     let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut mistyped = form.clone();
+    mistyped[1].1 = "ana at seller";
+    let refused = post_form(&ana, &app, "/absences", &mistyped).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "a mistyped address is a mistake, not someone else's");
+    assert!(refused.text().contains("Rep: 'ana at seller' is not a valid email address"), "{}", refused.html);
     assert_eq!(post_form(&ana, &app, "/absences", &form).await.status, StatusCode::SEE_OTHER);
     let recorded = app.column("SELECT created_by || ' ' || rep_email FROM rep_absences ORDER BY id").await;
     assert_eq!(recorded, vec![format!("{MIA} {ANA}"), format!("{ANA} {ANA}")]);
