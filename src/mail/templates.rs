@@ -400,6 +400,8 @@ pub fn sample_contexts() -> Vec<EmailContext> {
         ),
         // Ana Lima is out of office: the reminder goes to Jordan Park, who covers.
         EmailContext { covering: Some(sample_cover()), ..EmailContext::reminder(sample_recap(), url, 1, None) },
+        // Ana Lima owes the promise and is out of office: its reminder goes to Jordan Park.
+        EmailContext { covering: Some(sample_cover()), ..EmailContext::promise_reminder(sample_recap(), url, 1, sample_promise(None)) },
     ]
 }
 

@@ -126,11 +126,7 @@ async fn recap_and_addressee(
             .filter(|c| recipients::may_email(&fc.config, &c.delegate));
         match cover {
             Some(c) => {
-                let covering = CoverInfo {
-                    rep_name: rep.name.clone().unwrap_or_else(|| rep.email.to_string()),
-                    delegate_name: c.delegate.name.clone().unwrap_or_else(|| c.delegate.email.to_string()),
-                    until: local_date(c.absence.last_day),
-                };
+                let covering = cover_info(&rep, &c);
                 Addressee {
                     email: c.delegate.email.to_string(),
                     name: c.delegate.name.clone(),
@@ -159,6 +155,15 @@ async fn recap_and_addressee(
         }
     };
     Ok((recap, addressee))
+}
+
+/// What an email to who covers says of it: for whom, until when.
+fn cover_info(away: &Recipient, c: &crate::reps::Cover) -> CoverInfo {
+    CoverInfo {
+        rep_name: away.name.clone().unwrap_or_else(|| away.email.to_string()),
+        delegate_name: c.delegate.name.clone().unwrap_or_else(|| c.delegate.email.to_string()),
+        until: local_date(c.absence.last_day),
+    }
 }
 
 /// Who an email about a call goes to, and why it is sales ops or a delegate when it is.
@@ -542,11 +547,23 @@ pub async fn promise_reminder(
 ) -> Result<NewEmail, StepError> {
     let recap = recap_for_call(db, fc, call).await?;
     let (info, owner) = promise_info(db, fc, call, promise, &recap, now).await?;
-    let (to, fallback_reason) = recipients::route(&fc.config, &owner, Named::PromiseOwner);
+    let (mut to, fallback_reason) = recipients::route(&fc.config, &owner, Named::PromiseOwner);
     let url = fc.composer.call_url(call.id, now);
     let mut ctx = EmailContext::promise_reminder(recap, url, n.max(1) as u32, info);
     ctx.overdue_by = ctx.promise.as_ref().and_then(|p| p.overdue_by.clone());
     ctx.fallback_reason = fallback_reason;
+    // An owner out of office: who covers for them gets it, the owner in copy.
+    let mut to_name = if to == owner.email { owner.name.clone() } else { None };
+    let mut cc = None;
+    if to == owner.email
+        && let Some(c) = crate::reps::absences::cover(db, &owner, now, fc.config.settings.defaults.timezone)
+            .await?
+            .filter(|c| recipients::may_email(&fc.config, &c.delegate))
+    {
+        ctx.covering = Some(cover_info(&owner, &c));
+        cc = Some((owner.email.to_string(), owner.name.clone()));
+        (to, to_name) = (c.delegate.email, c.delegate.name);
+    }
     let r = render(fc, &ctx)?;
     Ok(NewEmail {
         call_id: Some(call.id),
@@ -554,9 +571,9 @@ pub async fn promise_reminder(
         kind: EmailKind::PromiseReminder,
         email: OutgoingEmail {
             message_id: promise_message_id(fc, promise, "reminder", n),
-            to_name: if to == owner.email { owner.name } else { None },
-            cc_addr: None,
-            cc_name: None,
+            to_name,
+            cc_addr: cc.as_ref().map(|(a, _)| a.clone()),
+            cc_name: cc.and_then(|(_, n)| n),
             to_addr: to.to_string(),
             subject: r.subject,
             body_text: r.text,

@@ -147,6 +147,45 @@ async fn an_absence_recorded_later_moves_the_calls_due_during_it_and_sends_the_i
 }
 
 #[tokio::test]
+async fn a_promise_reminder_due_while_its_owner_is_away_goes_to_who_covers_with_the_owner_in_copy() {
+    let app = TestApp::spawn().await;
+    directory(&app).await;
+    app.put_proposal("generic", "D-1", &proposal(REP)).await;
+    app.post_generic(&order_created("e1", "D-1", REP, app.now())).await;
+    app.settle().await;
+    let id = app.calls().await[0]["id"].as_i64().unwrap();
+    let (status, _) = send(&app, reqwest::Method::POST, &format!("/api/v1/calls/{id}/complete"), Some(json!({"outcome": "aligned"}))).await;
+    assert_eq!(status, 200);
+    app.settle().await;
+    // Ana owes the SSO set-up for Thursday 10 December: reminded five business days before
+    // (Thursday 3 December) and the day before, at 09:00 UTC. She is away 2 to 4 December.
+    let body = json!({"first_day": "2026-12-02", "last_day": "2026-12-04", "delegate": DELEGATE, "reason": "Conference"});
+    assert_eq!(send(&app, reqwest::Method::POST, &format!("/api/v1/reps/{REP}/absences"), Some(body)).await.0, 201);
+    let promise_mails = |to: &str| -> Vec<testkit::mail::ParsedMail> {
+        app.mails_to(to).into_iter().filter(|m| m.message_id.as_deref().is_some_and(|id| id.starts_with("promise-"))).collect()
+    };
+    app.advance(utc("2026-12-03T09:30:00Z") - app.now());
+    app.settle().await;
+    let to_ben = promise_mails(DELEGATE);
+    assert_eq!(to_ben.len(), 1, "the reminder goes to who covers");
+    assert_eq!(to_ben[0].to[0].address, DELEGATE);
+    assert_eq!(to_ben[0].cc.iter().map(|c| c.address.as_str()).collect::<Vec<_>>(), vec![REP], "Ana in copy");
+    let text = to_ben[0].text.as_deref().unwrap();
+    assert!(text.starts_with("Hi Ben Brooks,"), "{text}");
+    assert!(text.contains("Ana Ávila is out of office until Fri 4 Dec 2026, and you are covering for them"), "{text}");
+    assert!(text.contains("SAML SSO configured with Okta"), "{text}");
+    // Back on Wednesday 9 December: the day-before reminder is Ana's alone.
+    app.advance(utc("2026-12-09T09:30:00Z") - app.now());
+    app.settle().await;
+    assert_eq!(promise_mails(DELEGATE).len(), 1, "nothing more to Ben");
+    let last = promise_mails(REP).into_iter().last().unwrap();
+    assert_eq!(last.to[0].address, REP);
+    assert!(last.cc.is_empty());
+    assert!(last.text.as_deref().unwrap().starts_with("Hi Ana Ávila,"));
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_bad_absence_is_refused_naming_the_field_and_changes_nothing() {
     let app = TestApp::spawn().await;
     directory(&app).await;

@@ -135,6 +135,7 @@ fn emails_match_the_golden_files() {
         "check_in",
         "recap_changed",
         "reminder_covering",
+        "promise_reminder_covering",
     ];
     let contexts = sample_contexts();
     assert_eq!(contexts.len(), names.len());

@@ -268,8 +268,18 @@ fn an_email_to_who_covers_greets_them_and_says_for_whom_until_when() {
     let t = builtin();
     let recap = recap::build(&sample_input());
     let covering = CoverInfo { rep_name: "Ana Lima".into(), delegate_name: "Ben <b>Brooks</b>".into(), until: "Fri 27 Nov 2026".into() };
-    let to_the_rep = [EmailKind::FirstCall, EmailKind::Reminder, EmailKind::Cancellation, EmailKind::ContextUpdate, EmailKind::CheckIn];
-    for ctx in contexts_for(&recap).into_iter().filter(|c| to_the_rep.contains(&c.kind)) {
+    let to_the_rep = [
+        EmailKind::FirstCall,
+        EmailKind::Reminder,
+        EmailKind::Cancellation,
+        EmailKind::ContextUpdate,
+        EmailKind::CheckIn,
+        EmailKind::PromiseReminder,
+    ];
+    let promise = EmailContext::promise_reminder(recap.clone(), "https://firstcall.example/calls/42", 1, super::sample_promise(None));
+    let contexts: Vec<EmailContext> = contexts_for(&recap).into_iter().chain([promise]).collect();
+    assert!(contexts.iter().any(|c| c.kind == EmailKind::PromiseReminder));
+    for ctx in contexts.into_iter().filter(|c| to_the_rep.contains(&c.kind)) {
         let kind = ctx.kind;
         let plain = t.render(&ctx).unwrap();
         assert!(!plain.text.contains("out of office"), "{kind:?}: nothing said while the rep is in");
