@@ -157,6 +157,12 @@ impl EmailKind {
     pub fn needs_open_promise(&self) -> bool {
         matches!(self, EmailKind::PromiseReminder | EmailKind::PromiseEscalation)
     }
+
+    /// Emails whose body carries a secret (a sign-in link): the outbox removes their text and
+    /// HTML once they went, or failed for good.
+    pub fn carries_secret(&self) -> bool {
+        matches!(self, EmailKind::SignIn)
+    }
 }
 
 impl std::fmt::Display for EmailKind {

@@ -179,7 +179,7 @@ impl Mailer {
             }
         };
         let now = self.clock.now();
-        let ours = outbox::record(&self.db, e.id, &e.lease_token, &outcome, now).await?;
+        let ours = outbox::record(&self.db, e.id, &e.lease_token, e.kind, &outcome, now).await?;
         if !ours {
             tracing::warn!(message_id = %e.email.message_id, "lease lost while sending; another mailer owns this email now");
         }

@@ -183,26 +183,31 @@ impl Recorded {
     }
 }
 
-/// A sign-in email carries a link that signs someone in: once it went (or failed for good), its
-/// text and HTML are removed, so the outbox never keeps a usable link.
-fn without_secret(now: DateTime<Utc>) -> Vec<(&'static str, sea_orm::Value)> {
-    // `EmailKind::SignIn`, written out; the sign-in tests read the sent row back.
-    vec![
-        ("body_text = CASE WHEN kind = 'sign_in' THEN {} ELSE body_text END", "".into()),
-        ("body_html = CASE WHEN kind = 'sign_in' THEN {} ELSE body_html END", "".into()),
-        ("body_removed_at = CASE WHEN kind = 'sign_in' THEN {} ELSE body_removed_at END", now.into()),
-    ]
+/// What an email whose body carries a secret ([`EmailKind::carries_secret`]) keeps once it went
+/// or failed for good: its subject, recipient and outcome, not its text and HTML.
+fn without_body(kind: EmailKind, now: DateTime<Utc>) -> Vec<(&'static str, sea_orm::Value)> {
+    if !kind.carries_secret() {
+        return vec![];
+    }
+    vec![("body_text = {}", "".into()), ("body_html = {}", "".into()), ("body_removed_at = {}", now.into())]
 }
 
 /// Records the outcome, if the lease is still ours. Returns false when another mailer took the
 /// email over meanwhile (its outcome wins).
-pub async fn record(db: &impl ConnectionTrait, id: i64, token: &str, outcome: &Recorded, now: DateTime<Utc>) -> Result<bool, DbErr> {
+pub async fn record(
+    db: &impl ConnectionTrait,
+    id: i64,
+    token: &str,
+    kind: EmailKind,
+    outcome: &Recorded,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
     let finish = match outcome {
         Recorded::Sent => Finish {
             state: EmailState::Sent.as_str(),
             due: now,
             error: None,
-            set: [vec![("sent_at = {}", now.into())], without_secret(now)].concat(),
+            set: [vec![("sent_at = {}", now.into())], without_body(kind, now)].concat(),
         },
         Recorded::Skipped(why) => Finish { state: EmailState::Skipped.as_str(), due: now, error: Some(why.clone()), set: vec![] },
         Recorded::Retry { error, at, unknown } => Finish {
@@ -215,7 +220,7 @@ pub async fn record(db: &impl ConnectionTrait, id: i64, token: &str, outcome: &R
             state: EmailState::Failed.as_str(),
             due: now,
             error: Some(error.clone()),
-            set: [vec![("unknown_outcomes = unknown_outcomes + {}", i32::from(*unknown).into())], without_secret(now)].concat(),
+            set: [vec![("unknown_outcomes = unknown_outcomes + {}", i32::from(*unknown).into())], without_body(kind, now)].concat(),
         },
     };
     QUEUE.finish(db, id, Some(token), finish, now).await

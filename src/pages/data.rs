@@ -750,8 +750,10 @@ pub async fn home(state: &AppState, person: &crate::people::Person, now: DateTim
         .limit(HOME_LISTED)
         .all(&state.db)
         .await?;
-    let (mine, team): (Vec<_>, Vec<_>) =
-        open_calls.into_iter().partition(|c| c.rep_email == me || c.covered_by.as_deref() == Some(me.as_str()));
+    let mine: std::collections::HashSet<i64> =
+        open_calls.iter().filter(|c| c.rep_email == me || c.covered_by.as_deref() == Some(me.as_str())).map(|c| c.id).collect();
+    let (my_calls, team_calls): (Vec<CallRow>, Vec<CallRow>) =
+        call_rows(state, open_calls, now).await?.into_iter().partition(|c| mine.contains(&c.id));
     let open_promises = promises::Entity::find()
         .filter(promises::Column::State.is_in(PromiseState::OPEN))
         .filter(promises::Column::OwnerEmail.is_in(people))
@@ -770,12 +772,7 @@ pub async fn home(state: &AppState, person: &crate::people::Person, now: DateTim
             PromiseRow::of(p, account, today)
         })
         .partition(|p| p.owner == me);
-    Ok(Home {
-        calls: call_rows(state, mine, now).await?,
-        promises: my_promises,
-        team_calls: call_rows(state, team, now).await?,
-        team_promises,
-    })
+    Ok(Home { calls: my_calls, promises: my_promises, team_calls, team_promises })
 }
 
 /// Pending events counted at most, so a large backlog costs the page no more than this.

@@ -102,24 +102,21 @@ pub async fn peek(db: &impl ConnectionTrait, secret: &str, now: DateTime<Utc>) -
     Ok(state_of(links::Entity::find_by_id(id).one(db).await?, now))
 }
 
-/// Uses the link: `Valid` once, for the first caller only; what it is otherwise.
+/// Uses the link: `Valid` once, for the first caller only (a conditional UPDATE decides); what
+/// it is otherwise.
 pub async fn redeem(db: &impl ConnectionTrait, secret: &str, now: DateTime<Utc>) -> Result<LinkState, DbErr> {
     let Some(id) = row_id(secret.trim()) else { return Ok(LinkState::Unknown) };
-    let before = links::Entity::find_by_id(id.clone()).one(db).await?;
-    let state = state_of(before, now);
-    if !matches!(state, LinkState::Valid { .. }) {
-        return Ok(state);
-    }
     let taken = links::Entity::update_many()
         .col_expr(links::Column::UsedAt, sea_orm::sea_query::Expr::value(crate::clock::truncate(now)))
         .filter(links::Column::Id.eq(id.clone()))
+        .filter(links::Column::Sent.eq(true))
         .filter(links::Column::UsedAt.is_null())
         .filter(links::Column::ExpiresAt.gt(now))
         .exec(db)
         .await?;
-    if taken.rows_affected == 1 {
-        return Ok(state);
-    }
-    // Another request used it in between.
-    Ok(state_of(links::Entity::find_by_id(id).one(db).await?, now))
+    let row = links::Entity::find_by_id(id).one(db).await?;
+    Ok(match row {
+        Some(r) if taken.rows_affected == 1 => LinkState::Valid { email: r.email, expires_at: r.expires_at },
+        other => state_of(other, now),
+    })
 }

@@ -27,10 +27,12 @@ pub async fn ask(
 ) -> Result<Asked, DbErr> {
     let settings = &fc.config.settings.sign_in;
     let txn = crate::db::begin_write(db).await?;
-    let person = crate::people::resolve(&txn, email.as_str(), settings).await?;
-    let asked = links::ask(&txn, email.as_str(), client, person.is_some(), settings, now).await?;
-    if let (Asked::Issued { secret, expires_at }, Some(person)) = (&asked, &person) {
-        let tz = crate::reps::recipient(&txn, email, fc.config.settings.defaults.timezone).await?.timezone;
+    // Who may sign in: the directory (which also gives the name and timezone) or sales ops.
+    let person = crate::reps::recipient(&txn, email, fc.config.settings.defaults.timezone).await?;
+    let allowed = person.known || settings.is_sales_ops(email.as_str());
+    let asked = links::ask(&txn, email.as_str(), client, allowed, settings, now).await?;
+    if let Asked::Issued { secret, expires_at } = &asked {
+        let tz = person.timezone;
         let mut url = url::Url::parse(&format!("{}/login/link", fc.composer.public_url.trim_end_matches('/')))
             .map_err(|e| DbErr::Custom(format!("http.public_url: {e}")))?;
         url.query_pairs_mut().append_pair("t", secret);
@@ -57,7 +59,7 @@ pub async fn ask(
         let email = OutgoingEmail {
             message_id,
             to_addr: email.to_string(),
-            to_name: person.name.clone(),
+            to_name: person.name,
             subject: "Your firstcall sign-in link".into(),
             body_text,
             body_html,
